@@ -1,0 +1,28 @@
+# Funnel — make targets. `make demo` and `make test` work on a fresh Debian machine:
+# `deps` installs the system libraries the package links against when they are missing.
+SWIFT ?= swift
+FUNNEL := .build/release/funnel
+DEMO_DIR := demo-out
+
+.PHONY: deps build release test demo bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) test
+
+demo: release
+	@scripts/demo.sh $(FUNNEL) $(DEMO_DIR)
+
+bench: release
+	@scripts/bench.sh $(FUNNEL)
+
+clean:
+	rm -rf .build $(DEMO_DIR) bench-out

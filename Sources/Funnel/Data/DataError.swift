@@ -1,0 +1,29 @@
+/// An input problem, located: `FILE:LINE: column 'NAME': what is wrong`.
+public struct DataError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int?
+    public let column: String?
+    public let message: String
+
+    public init(file: String, line: Int? = nil, column: String? = nil, _ message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String {
+        var s = file
+        if let line { s += ":\(line)" }
+        s += ": "
+        if let column { s += "column '\(column)': " }
+        return s + message
+    }
+}
+
+/// A problem that is not tied to an input row (bad flags, bad model directory, …).
+public struct FunnelError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,52 @@
+/// File → model-ready rows, the one path every command uses, so training and every later
+/// read apply the same layout, vocabularies and normalisation.
+public enum DatasetLoader {
+    /// Reads a training file: infers the layout, fits the schema, encodes.
+    public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int)
+        throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
+    {
+        guard minCount >= 1 else { throw FunnelError("--min-count must be at least 1") }
+        let csv = try CSVFile(path: path, delimiter: options.delimiter)
+        let layout = try TableReader.inferLayout(csv, options: options)
+        let raw = try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
+        let schema = FeatureSchema.fit(raw, minCount: minCount)
+        return (schema, schema.encode(raw), raw.report)
+    }
+
+    /// Reads a file against a trained model's schema.
+    public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool)
+        throws -> (data: EncodedDataset, report: ReadReport)
+    {
+        let csv = try CSVFile(path: path, delimiter: options.delimiter)
+        let raw = try TableReader.read(csv, layout: schema.layout, options: options, requireLabels: requireLabels)
+        return (schema.encode(raw), raw.report)
+    }
+
+    /// Reads the simulator's truth file (`p_ctr,p_cvr,conversion_if_clicked`) and returns the
+    /// counterfactual conversion of each row of `data`, aligned through `data.sourceRows`.
+    public static func loadCounterfactual(_ path: String, for data: EncodedDataset, dataLines: Int) throws -> [Float] {
+        let csv = try CSVFile(path: path)
+        guard let col = csv.header.firstIndex(of: "conversion_if_clicked") else {
+            throw DataError(file: path, line: 1, column: "conversion_if_clicked", "column is missing (is this a truth file from `funnel simulate`?)")
+        }
+        var values: [Float] = []
+        values.reserveCapacity(dataLines)
+        let width = csv.header.count
+        try csv.forEachRow { line, bytes, cells in
+            guard cells.count == width else {
+                throw DataError(file: path, line: line, "expected \(width) columns, found \(cells.count)")
+            }
+            let c = cells[col]
+            guard c.count == 1, bytes[c.start] == 48 || bytes[c.start] == 49 else {
+                throw DataError(file: path, line: line, column: "conversion_if_clicked",
+                                "must be 0 or 1, got '\(CSVFile.text(bytes, c))'")
+            }
+            values.append(bytes[c.start] == 49 ? 1 : 0)
+            return true
+        }
+        guard values.count == dataLines else {
+            throw DataError(file: path, "has \(values.count) rows but the data file has \(dataLines); truth and data must be row-aligned")
+        }
+        return data.sourceRows.map { values[Int($0)] }
+    }
+}

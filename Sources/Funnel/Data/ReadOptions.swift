@@ -1,0 +1,91 @@
+/// What to do with rows that say conversion = 1 but click = 0 (impossible in a post-click funnel).
+public enum InconsistentPolicy: String, CaseIterable, Codable, Sendable {
+    case drop, keep, error
+}
+
+/// How to read a table: label columns, column-role overrides and error policy.
+public struct ReadOptions: Sendable {
+    /// Default conversion-label candidates, first present wins.
+    public static let conversionCandidates = ["purchase", "conversion", "buy", "is_installed"]
+
+    public var delimiter: UInt8? = nil
+    public var clickColumn: String? = nil
+    public var conversionColumn: String? = nil
+    /// Column-name patterns (`*` matches any run of characters) forcing a role.
+    public var categorical: [String] = []
+    public var dense: [String] = []
+    public var ignore: [String] = []
+    public var inconsistent: InconsistentPolicy = .drop
+    /// Skip malformed rows (counted per kind and reported) instead of stopping at the first.
+    public var skipBadRows = false
+
+    public init() {}
+
+    public static func matches(_ name: String, _ patterns: [String]) -> Bool {
+        patterns.contains { glob($0, name) }
+    }
+
+    /// Minimal glob: `*` matches any (possibly empty) run of characters; everything else is literal.
+    static func glob(_ pattern: String, _ s: String) -> Bool {
+        let p = Array(pattern.utf8), t = Array(s.utf8)
+        var pi = 0, ti = 0, star = -1, mark = 0
+        while ti < t.count {
+            if pi < p.count && p[pi] == UInt8(ascii: "*") { star = pi; pi += 1; mark = ti }
+            else if pi < p.count && p[pi] == t[ti] { pi += 1; ti += 1 }
+            else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
+            else { return false }
+        }
+        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
+        return pi == p.count
+    }
+}
+
+/// Which columns of a table are labels, categorical fields and dense features.
+/// Inferred from the training file, then stored with the model and applied to every later file.
+public struct TableLayout: Codable, Equatable, Sendable {
+    public var clickColumn: String
+    public var conversionColumn: String
+    public var categorical: [String]
+    public var dense: [String]
+    public var ignored: [String]
+
+    public init(clickColumn: String, conversionColumn: String, categorical: [String], dense: [String], ignored: [String]) {
+        self.clickColumn = clickColumn
+        self.conversionColumn = conversionColumn
+        self.categorical = categorical
+        self.dense = dense
+        self.ignored = ignored
+    }
+}
+
+/// Counts of what reading a file kept, dropped and skipped.
+public struct ReadReport: Codable, Equatable, Sendable {
+    public var file: String
+    public var dataLines = 0
+    public var rowsKept = 0
+    public var inconsistentDropped = 0
+    public var inconsistentKept = 0
+    /// Skipped malformed rows per kind (only with `skipBadRows`).
+    public var skipped: [String: Int] = [:]
+    /// The first error message of each skipped kind, so a user can find the bad line.
+    public var firstSkipped: [String: String] = [:]
+
+    public init(file: String) { self.file = file }
+
+    public var skippedTotal: Int { skipped.values.reduce(0, +) }
+
+    /// Human-readable notes for anything that was not a clean read; empty when clean.
+    public var notes: [String] {
+        var out: [String] = []
+        if inconsistentDropped > 0 {
+            out.append("\(file): dropped \(inconsistentDropped) row(s) with conversion=1 and click=0 (--inconsistent drop)")
+        }
+        if inconsistentKept > 0 {
+            out.append("\(file): kept \(inconsistentKept) row(s) with conversion=1 and click=0 (--inconsistent keep)")
+        }
+        for kind in skipped.keys.sorted() {
+            out.append("\(file): skipped \(skipped[kind]!) row(s): \(kind) (first: \(firstSkipped[kind] ?? "?"))")
+        }
+        return out
+    }
+}

@@ -1,0 +1,177 @@
+/// Reads delimited files into `RawTable`s: infers a `TableLayout` from a training file, and
+/// reads any file against a known layout with located errors or counted skips.
+public enum TableReader {
+    /// Resolves the label columns and infers every other column's role from its values:
+    /// integers → categorical, decimals → dense, text → categorical; overrides win.
+    public static func inferLayout(_ csv: CSVFile, options: ReadOptions) throws -> TableLayout {
+        let header = csv.header
+        let click = options.clickColumn ?? "click"
+        guard header.contains(click) else {
+            throw DataError(file: csv.path, line: 1, column: click, "click label column is missing")
+        }
+        let conversion: String
+        if let c = options.conversionColumn {
+            guard header.contains(c) else {
+                throw DataError(file: csv.path, line: 1, column: c, "conversion label column is missing")
+            }
+            conversion = c
+        } else if let c = ReadOptions.conversionCandidates.first(where: header.contains) {
+            conversion = c
+        } else {
+            throw DataError(file: csv.path, line: 1,
+                            "no conversion label column (looked for \(ReadOptions.conversionCandidates.joined(separator: ", ")); use --conversion-column")
+        }
+        for name in options.categorical + options.dense + options.ignore where !name.contains("*") {
+            if !header.contains(name) {
+                throw DataError(file: csv.path, line: 1, column: name, "named in a column option but not in the header")
+            }
+        }
+        var kinds = [TokenKind](repeating: .empty, count: header.count)
+        var undecided = Set<Int>()
+        for (i, name) in header.enumerated() where name != click && name != conversion {
+            if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
+                || ReadOptions.matches(name, options.dense) { continue }
+            undecided.insert(i)
+        }
+        let columns = Array(undecided).sorted()
+        var dataRows = 0
+        try csv.forEachRow { _, bytes, cells in
+            dataRows += 1
+            guard cells.count == header.count else { return true }  // reported by the read pass
+            for i in columns where kinds[i] != .text {
+                let k = NumberParsing.classify(bytes + cells[i].start, cells[i].count)
+                if k > kinds[i] { kinds[i] = k }
+            }
+            return true
+        }
+        if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
+        var categorical: [String] = [], dense: [String] = [], ignored: [String] = []
+        for (i, name) in header.enumerated() where name != click && name != conversion {
+            if ReadOptions.matches(name, options.ignore) { ignored.append(name) }
+            else if ReadOptions.matches(name, options.categorical) { categorical.append(name) }
+            else if ReadOptions.matches(name, options.dense) { dense.append(name) }
+            else {
+                switch kinds[i] {
+                case .integer, .text: categorical.append(name)
+                case .decimal, .empty: dense.append(name)
+                }
+            }
+        }
+        return TableLayout(clickColumn: click, conversionColumn: conversion,
+                           categorical: categorical, dense: dense, ignored: ignored)
+    }
+
+    /// Reads `csv` against `layout`. Labels are required when `requireLabels`; otherwise they are
+    /// read when both label columns are present.
+    public static func read(_ csv: CSVFile, layout: TableLayout, options: ReadOptions,
+                            requireLabels: Bool) throws -> RawTable {
+        let header = csv.header
+        var index: [String: Int] = [:]
+        for (i, n) in header.enumerated() { index[n] = i }
+        func column(_ name: String) throws -> Int {
+            guard let i = index[name] else {
+                throw DataError(file: csv.path, line: 1, column: name, "column is missing (the model was trained with it)")
+            }
+            return i
+        }
+        let catIdx = try layout.categorical.map(column)
+        let denseIdx = try layout.dense.map(column)
+        var clickIdx = index[layout.clickColumn], convIdx = index[layout.conversionColumn]
+        if requireLabels {
+            clickIdx = try column(layout.clickColumn)
+            convIdx = try column(layout.conversionColumn)
+        } else if clickIdx == nil || convIdx == nil {
+            clickIdx = nil; convIdx = nil
+        }
+        let hasLabels = clickIdx != nil
+        var table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
+        let expected = header.count
+        let path = csv.path
+        var dataRow = -1
+        var denseRow = [Float](repeating: 0, count: denseIdx.count)
+        var keyRow = [Int64](repeating: 0, count: catIdx.count)
+
+        try csv.forEachRow { line, bytes, cells in
+            dataRow += 1
+            table.report.dataLines += 1
+            do {
+                guard cells.count == expected else {
+                    throw RowProblem(kind: "wrong column count",
+                                     error: DataError(file: path, line: line, "expected \(expected) columns, found \(cells.count)"))
+                }
+                var clickValue: Float = 0, convValue: Float = 0
+                if let ci = clickIdx, let vi = convIdx {
+                    clickValue = try label(bytes, cells[ci], name: layout.clickColumn, path: path, line: line)
+                    convValue = try label(bytes, cells[vi], name: layout.conversionColumn, path: path, line: line)
+                }
+                for (k, ci) in denseIdx.enumerated() {
+                    let cell = cells[ci]
+                    if cell.count == 0 { denseRow[k] = .nan; continue }
+                    guard let v = NumberParsing.parseDouble(bytes + cell.start, cell.count) else {
+                        throw RowProblem(kind: "non-numeric value", error: DataError(
+                            file: path, line: line, column: layout.dense[k],
+                            "expected a number, got '\(CSVFile.text(bytes, cell))'"))
+                    }
+                    guard v.isFinite, abs(v) <= Double(Float.greatestFiniteMagnitude) else {
+                        throw RowProblem(kind: "non-finite value", error: DataError(
+                            file: path, line: line, column: layout.dense[k],
+                            "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
+                    }
+                    denseRow[k] = Float(v)
+                }
+                for (k, ci) in catIdx.enumerated() {
+                    let cell = cells[ci]
+                    let key = CategoryKey.of(bytes + cell.start, cell.count)
+                    if key < 0 && table.textTokens[key] == nil {
+                        table.textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
+                    }
+                    keyRow[k] = key
+                }
+                if hasLabels && convValue == 1 && clickValue == 0 {
+                    switch options.inconsistent {
+                    case .drop: table.report.inconsistentDropped += 1; return true
+                    case .keep: table.report.inconsistentKept += 1
+                    case .error:
+                        throw DataError(file: path, line: line, column: layout.conversionColumn,
+                                        "conversion=1 with click=0 (use --inconsistent drop|keep)")
+                    }
+                }
+                if hasLabels { table.click.append(clickValue); table.conversion.append(convValue) }
+                for k in 0..<denseRow.count { table.dense[k].append(denseRow[k]) }
+                for k in 0..<keyRow.count { table.keys[k].append(keyRow[k]) }
+                table.sourceRows.append(Int32(dataRow))
+                table.rowCount += 1
+            } catch let problem as RowProblem {
+                guard options.skipBadRows else { throw problem.error }
+                table.report.skipped[problem.kind, default: 0] += 1
+                if table.report.firstSkipped[problem.kind] == nil {
+                    table.report.firstSkipped[problem.kind] = problem.error.description
+                }
+            }
+            return true
+        }
+        if table.report.dataLines == 0 { throw DataError(file: path, "no data rows after the header") }
+        if table.rowCount == 0 {
+            throw DataError(file: path, "no usable rows (\(table.report.dataLines) read, all dropped or skipped)")
+        }
+        table.report.rowsKept = table.rowCount
+        return table
+    }
+
+    private struct RowProblem: Error {
+        let kind: String
+        let error: DataError
+    }
+
+    @inline(__always)
+    private static func label(_ bytes: UnsafePointer<UInt8>, _ cell: CSVFile.Cell, name: String,
+                              path: String, line: Int) throws -> Float {
+        if cell.count == 1 {
+            if bytes[cell.start] == 48 { return 0 }
+            if bytes[cell.start] == 49 { return 1 }
+        }
+        if let v = NumberParsing.parseDouble(bytes + cell.start, cell.count), v == 0 || v == 1 { return Float(v) }
+        throw RowProblem(kind: "label not 0/1", error: DataError(
+            file: path, line: line, column: name, "label must be 0 or 1, got '\(CSVFile.text(bytes, cell))'"))
+    }
+}

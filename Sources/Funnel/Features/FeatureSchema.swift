@@ -1,0 +1,118 @@
+import Foundation
+
+/// The vocabulary of one categorical field. Id 0 is the field's out-of-vocabulary id (rare,
+/// unseen and missing values); kept values get ids 1…n in ascending key order, so the ids do
+/// not depend on row order.
+public struct FieldVocabulary: Codable, Sendable {
+    public let name: String
+    /// Value text by id − 1.
+    public let values: [String]
+    private var lookup: [Int64: Int32] = [:]
+
+    enum CodingKeys: String, CodingKey { case name, values }
+
+    public init(name: String, values: [String]) {
+        self.name = name
+        self.values = values
+        buildLookup()
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        values = try c.decode([String].self, forKey: .values)
+        buildLookup()
+    }
+
+    private mutating func buildLookup() {
+        lookup.reserveCapacity(values.count)
+        for (i, v) in values.enumerated() { lookup[CategoryKey.of(v)] = Int32(i + 1) }
+    }
+
+    /// Rows in the embedding table: the values plus the OOV row.
+    public var size: Int { values.count + 1 }
+
+    @inline(__always)
+    public func id(of key: Int64) -> Int32 { lookup[key] ?? 0 }
+}
+
+/// Training mean and standard deviation of one dense column.
+public struct DenseStatistics: Codable, Sendable {
+    public let name: String
+    public let mean: Double
+    public let std: Double
+}
+
+/// Everything needed to turn a raw row into model input exactly as in training: the column
+/// layout, per-field vocabularies and the dense normalisation. Saved in `model.json`.
+public struct FeatureSchema: Codable, Sendable {
+    public let layout: TableLayout
+    public let minCount: Int
+    public let fields: [FieldVocabulary]
+    public let dense: [DenseStatistics]
+
+    /// First global embedding row of each field; the fields share one table.
+    public var fieldOffsets: [Int] {
+        var out: [Int] = [], acc = 0
+        for f in fields { out.append(acc); acc += f.size }
+        return out
+    }
+
+    public var embeddingRows: Int { fields.reduce(0) { $0 + $1.size } }
+
+    /// Fits vocabularies (values seen at least `minCount` times) and dense mean/std on `raw`.
+    public static func fit(_ raw: RawTable, minCount: Int) -> FeatureSchema {
+        var fields: [FieldVocabulary] = []
+        for (k, name) in raw.layout.categorical.enumerated() {
+            var counts: [Int64: Int] = [:]
+            for key in raw.keys[k] { counts[key, default: 0] += 1 }
+            let kept = counts.filter { $0.value >= max(minCount, 1) }.keys.sorted()
+            fields.append(FieldVocabulary(name: name, values: kept.map { raw.textTokens[$0] ?? String($0) }))
+        }
+        var dense: [DenseStatistics] = []
+        for (k, name) in raw.layout.dense.enumerated() {
+            var n = 0.0, mean = 0.0, m2 = 0.0
+            for v in raw.dense[k] where !v.isNaN {
+                n += 1
+                let d = Double(v) - mean
+                mean += d / n
+                m2 += d * (Double(v) - mean)
+            }
+            let std = n > 1 ? (m2 / n).squareRoot() : 0
+            dense.append(DenseStatistics(name: name, mean: mean, std: std > 1e-12 ? std : 1))
+        }
+        return FeatureSchema(layout: raw.layout, minCount: minCount, fields: fields, dense: dense)
+    }
+
+    /// Encodes a raw table: ids offset into the shared table, dense standardised, empty → 0
+    /// (the training mean).
+    public func encode(_ raw: RawTable) -> EncodedDataset {
+        let n = raw.rowCount, f = fields.count, d = dense.count
+        var ids = [Int32](repeating: 0, count: n * f)
+        let offsets = fieldOffsets
+        ids.withUnsafeMutableBufferPointer { out in
+            for k in 0..<f {
+                let vocab = fields[k], off = Int32(offsets[k])
+                raw.keys[k].withUnsafeBufferPointer { keys in
+                    for r in 0..<n { out[r * f + k] = off + vocab.id(of: keys[r]) }
+                }
+            }
+        }
+        var values = [Float](repeating: 0, count: n * d)
+        values.withUnsafeMutableBufferPointer { out in
+            for k in 0..<d {
+                let mean = dense[k].mean, inv = 1 / dense[k].std
+                raw.dense[k].withUnsafeBufferPointer { col in
+                    for r in 0..<n {
+                        let v = col[r]
+                        out[r * d + k] = v.isNaN ? 0 : Float((Double(v) - mean) * inv)
+                    }
+                }
+            }
+        }
+        return EncodedDataset(rowCount: n, fields: f, denseCount: d, ids: ids, dense: values,
+                              click: raw.hasLabels ? raw.click : nil,
+                              conversion: raw.hasLabels ? raw.conversion : nil,
+                              sourceRows: raw.sourceRows)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+/// What training leaves in `model.json` besides the config and schema.
+public struct TrainingSummary: Codable, Sendable {
+    public var rows: Int
+    public var clicks: Int
+    public var conversions: Int
+    public var epochs: Int
+    public var threads: Int
+    public var seconds: Double
+    public var trainSamplesPerSecond: Double
+    /// Mean training loss of the last epoch, per stage.
+    public var finalLoss: [String: Double]
+    public var readNotes: [String]
+
+    public init(rows: Int, clicks: Int, conversions: Int, epochs: Int, threads: Int, seconds: Double,
+                trainSamplesPerSecond: Double, finalLoss: [String: Double], readNotes: [String]) {
+        self.rows = rows; self.clicks = clicks; self.conversions = conversions; self.epochs = epochs
+        self.threads = threads; self.seconds = seconds; self.trainSamplesPerSecond = trainSamplesPerSecond
+        self.finalLoss = finalLoss; self.readNotes = readNotes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case rows, clicks, conversions, epochs, threads, seconds
+        case trainSamplesPerSecond = "train_samples_per_second"
+        case finalLoss = "final_loss"
+        case readNotes = "read_notes"
+    }
+}
+
+/// `model.json` as stored.
+public struct ModelManifest: Codable, Sendable {
+    public static let formatName = "funnel-model"
+    public static let currentVersion = 1
+
+    public var format = formatName
+    public var formatVersion = currentVersion
+    public var config: ModelConfig
+    public var schema: FeatureSchema
+    public var training: TrainingSummary?
+    public var weightsFile = "weights.safetensors"
+    /// FNV-1a 64 of the weights file, hex: catches a weights file from another model.
+    public var weightsChecksum: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, config, schema, training
+        case formatVersion = "format_version"
+        case weightsFile = "weights_file"
+        case weightsChecksum = "weights_checksum"
+    }
+}
+
+/// A trained model: manifest plus network, saved as a directory with `model.json` and
+/// `weights.safetensors`.
+public struct TrainedModel {
+    public var manifest: ModelManifest
+    public let network: FunnelNetwork
+
+    public var schema: FeatureSchema { manifest.schema }
+    public var config: ModelConfig { manifest.config }
+
+    public init(config: ModelConfig, schema: FeatureSchema, network: FunnelNetwork, training: TrainingSummary?) {
+        manifest = ModelManifest(config: config, schema: schema, training: training, weightsChecksum: "")
+        self.network = network
+    }
+
+    public func weightTensors() -> [SafeTensors.Tensor] {
+        network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
+    }
+
+    /// Writes weights first, then `model.json` (which names the weights' checksum), each atomically.
+    public func save(to dir: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw FunnelError("\(dir): cannot create model directory: \(error.localizedDescription)")
+        }
+        let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
+        var m = manifest
+        m.weightsChecksum = Checksum.fnv64Hex(weights)
+        try AtomicFile.write(weights, to: dir + "/" + m.weightsFile)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json")
+    }
+
+    public static func load(from dir: String, maxBatch: Int? = nil) throws -> TrainedModel {
+        let manifestPath = dir + "/model.json"
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
+        }
+        let m: ModelManifest
+        do {
+            if let probe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                guard probe["format"] as? String == ModelManifest.formatName else {
+                    throw FunnelError("\(manifestPath): not a Funnel model (format is \(probe["format"].map { "\($0)" } ?? "missing"))")
+                }
+                if let v = probe["format_version"] as? Int, v > ModelManifest.currentVersion {
+                    throw FunnelError("\(manifestPath): format version \(v) is newer than this funnel reads (\(ModelManifest.currentVersion)); upgrade funnel")
+                }
+            }
+            m = try JSONDecoder().decode(ModelManifest.self, from: data)
+        } catch let e as FunnelError {
+            throw e
+        } catch {
+            throw FunnelError("\(manifestPath): cannot read model manifest: \(describe(error))")
+        }
+        try m.config.validate()
+        let weightsPath = dir + "/" + m.weightsFile
+        guard let wdata = FileManager.default.contents(atPath: weightsPath) else {
+            throw FunnelError("\(weightsPath): not found")
+        }
+        let sum = Checksum.fnv64Hex(wdata)
+        guard sum == m.weightsChecksum else {
+            throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
+        }
+        let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
+        let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
+                                denseCount: m.schema.dense.count, maxBatch: maxBatch)
+        for p in net.parameters {
+            guard let t = tensors[p.name] else { throw FunnelError("\(weightsPath): tensor '\(p.name)' is missing") }
+            guard t.shape == p.shape else {
+                throw FunnelError("\(weightsPath): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")
+            }
+            t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: t.values.count) }
+        }
+        var model = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
+        model.manifest = m
+        return model
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let ctx):
+            return "missing key '\(key.stringValue)' at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
+            return "\(ctx.debugDescription) at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+public enum Checksum {
+    public static func fnv64Hex(_ data: Data) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { raw in
+            for b in raw.bindMemory(to: UInt8.self) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        }
+        return String(format: "%016llx", h)
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Weighted binary cross-entropy on a logit: ℓ = w·(softplus(z) − y·z), the stable form of
+/// −w·[y log σ(z) + (1−y) log(1−σ(z))]. The sum is divided by `normalizer` (the batch size,
+/// as PyTorch's `BCEWithLogitsLoss(reduction: mean)` does, also with weights).
+public enum LogitCrossEntropy {
+    /// Returns the normalised loss and writes (or adds, with `accumulate`) dℓ/dz into `dLogits`.
+    @discardableResult
+    public static func forwardBackward(
+        logits z: UnsafePointer<Float>, labels y: UnsafePointer<Float>, weights w: UnsafePointer<Float>?,
+        count: Int, normalizer: Double, dLogits: UnsafeMutablePointer<Float>, accumulate: Bool = false
+    ) -> Double {
+        var total = 0.0
+        let scale = 1 / normalizer
+        for i in 0..<count {
+            let zi = Double(z[i]), yi = Double(y[i])
+            let wi = w.map { Double($0[i]) } ?? 1
+            let softplus = zi > 0 ? zi + log1p(exp(-zi)) : log1p(exp(zi))
+            total += wi * (softplus - yi * zi)
+            let g = Float(wi * (Sigmoid.value(zi) - yi) * scale)
+            dLogits[i] = accumulate ? dLogits[i] + g : g
+        }
+        return total * scale
+    }
+}
+
+/// Cross-entropy of a product of two sigmoids, ESMM's CTCVR loss: p = σ(a)·σ(b) (pCTR × pCVR),
+/// ℓ = −w·[y log p + (1−y) log(1−p)]. Gradients reach both logits:
+/// dℓ/da = w(p − y)(1 − σ(a))/(1 − p), dℓ/db = w(p − y)(1 − σ(b))/(1 − p).
+/// 1 − p is floored at 1e-7 so the gradient stays finite when both towers saturate.
+public enum ProductCrossEntropy {
+    @discardableResult
+    public static func forwardBackward(
+        logitsA a: UnsafePointer<Float>, logitsB b: UnsafePointer<Float>, labels y: UnsafePointer<Float>,
+        weights w: UnsafePointer<Float>?, count: Int, normalizer: Double,
+        dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>, accumulate: Bool = false
+    ) -> Double {
+        var total = 0.0
+        let scale = 1 / normalizer
+        for i in 0..<count {
+            let za = Double(a[i]), zb = Double(b[i]), yi = Double(y[i])
+            let wi = w.map { Double($0[i]) } ?? 1
+            let sa = Sigmoid.value(za), sb = Sigmoid.value(zb)
+            let p = sa * sb
+            let oneMinusP = max(1 - p, 1e-7)
+            let logP = Sigmoid.logValue(za) + Sigmoid.logValue(zb)
+            total += -wi * (yi * logP + (1 - yi) * log(oneMinusP))
+            let common = wi * (p - yi) / oneMinusP * scale
+            let ga = Float(common * (1 - sa)), gb = Float(common * (1 - sb))
+            if accumulate { dA[i] += ga; dB[i] += gb } else { dA[i] = ga; dB[i] = gb }
+        }
+        return total * scale
+    }
+}

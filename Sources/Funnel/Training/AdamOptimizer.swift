@@ -1,0 +1,67 @@
+import Foundation
+
+/// Adam (Kingma & Ba) with coupled L2 (g ← g + λ·w, as PyTorch's `weight_decay`).
+///
+/// Dense parameters update every element. Sparse (embedding) parameters are updated lazily:
+/// only the rows touched by the batch get their moments and values updated, with the bias
+/// correction of the global step — the semantics of PyTorch's `SparseAdam` and TF's `LazyAdam`.
+public final class AdamOptimizer {
+    public var learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    public let l2: Float
+    public private(set) var step: Int = 0
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8, l2: Float = 0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.l2 = l2
+    }
+
+    /// Applies one update to `parameters` from their current gradients.
+    public func apply(_ parameters: [Parameter]) {
+        step += 1
+        let t = Double(step)
+        let c1 = Float(1 - pow(Double(beta1), t))
+        let c2 = Float(1 - pow(Double(beta2), t))
+        // Folding the bias corrections into the step size: w −= lr·√c2/c1 · m / (√v + ε·√c2).
+        let stepSize = learningRate * c2.squareRoot() / c1
+        let epsHat = epsilon * c2.squareRoot()
+        for p in parameters {
+            if p.moment1 == nil {
+                p.moment1 = FloatBuffer(count: p.count)
+                p.moment2 = FloatBuffer(count: p.count)
+            }
+            let m = p.moment1!.base, v = p.moment2!.base, w = p.value.base
+            if p.isSparse {
+                let width = p.rowWidth
+                let g = p.rowGradients.base
+                for (slot, row) in p.touchedRows.enumerated() {
+                    let off = Int(row) * width
+                    update(w + off, g + slot * width, m + off, v + off, width, stepSize, epsHat)
+                }
+            } else {
+                update(w, p.grad.base, m, v, p.count, stepSize, epsHat)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func update(_ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+                        _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+                        _ n: Int, _ stepSize: Float, _ epsHat: Float) {
+        let b1 = beta1, b2 = beta2, lambda = l2
+        for i in 0..<n {
+            let gi = g[i] + lambda * w[i]
+            let mi = b1 * m[i] + (1 - b1) * gi
+            let vi = b2 * v[i] + (1 - b2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            w[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
+        }
+    }
+}

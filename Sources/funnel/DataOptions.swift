@@ -1,0 +1,56 @@
+import Foundation
+import ArgumentParser
+import Funnel
+
+/// Options shared by every command that reads a table.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Field delimiter (default: detected from the header among , tab ; |). Use 'tab' for a tab.")
+    var delimiter: String?
+
+    @Option(help: "Click label column (default: click).")
+    var clickColumn: String?
+
+    @Option(help: "Conversion label column (default: first of purchase, conversion, buy, is_installed).")
+    var conversionColumn: String?
+
+    @Option(help: "Comma-separated columns (or * patterns) to treat as categorical.")
+    var categorical: String?
+
+    @Option(help: "Comma-separated columns (or * patterns) to treat as dense.")
+    var dense: String?
+
+    @Option(help: "Comma-separated columns (or * patterns) to ignore.")
+    var ignore: String?
+
+    @Option(help: "Rows with conversion=1 and click=0: drop, keep or error.")
+    var inconsistent: InconsistentPolicy = .drop
+
+    @Flag(help: "Skip malformed rows (counted and reported per kind) instead of stopping at the first.")
+    var skipBadRows = false
+
+    func readOptions() throws -> ReadOptions {
+        var o = ReadOptions()
+        if let d = delimiter {
+            switch d {
+            case "tab", "\\t", "\t": o.delimiter = 9
+            default:
+                guard d.utf8.count == 1 else { throw FunnelError("--delimiter must be one character or 'tab', got '\(d)'") }
+                o.delimiter = d.utf8.first
+            }
+        }
+        o.clickColumn = clickColumn
+        o.conversionColumn = conversionColumn
+        func list(_ s: String?) -> [String] {
+            (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        o.categorical = list(categorical)
+        o.dense = list(dense)
+        o.ignore = list(ignore)
+        o.inconsistent = inconsistent
+        o.skipBadRows = skipBadRows
+        return o
+    }
+}
+
+extension InconsistentPolicy: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {}

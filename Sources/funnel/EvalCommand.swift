@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate one or more models: AUC and log loss on CTR (all impressions), CVR (clicked) and CTCVR (all).")
+
+    @Option(name: .customLong("model"), help: "Model directory (repeat to compare models on the same data).")
+    var models: [String]
+    @Option(help: "Labelled CSV/TSV to evaluate on.") var data: String
+    @Option(help: "Simulator truth file aligned with --data; adds CVR AUC/log loss over the entire space.")
+    var truth: String?
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var dataOptions: DataOptions
+    @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
+
+    func run() throws {
+        try guarded {
+            guard !models.isEmpty else { throw FunnelError("give at least one --model") }
+            BLAS.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let options = try dataOptions.readOptions()
+            var results: [(String, EvaluationReport)] = []
+            for dir in models {
+                let model = try TrainedModel.load(from: dir, maxBatch: 4096)
+                let (encoded, report) = try DatasetLoader.load(data, schema: model.schema, options: options, requireLabels: true)
+                if !json { for n in report.notes { Terminal.note(n) } }
+                let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: encoded, dataLines: report.dataLines) }
+                let r = EvaluationReport.evaluate(model.network.predict(encoded), on: encoded, counterfactual: cf)
+                results.append((dir, r))
+            }
+            if json {
+                let objects = results.map { NamedReport(model: $0.0, kind: nil, report: $0.1) }
+                if objects.count == 1 { Terminal.printJSON(objects[0]) } else { Terminal.printJSON(objects) }
+            } else {
+                print(MetricsTable.render(results, data: data))
+            }
+        }
+    }
+}
+
+/// A report with the model it belongs to, flattened into one JSON object.
+struct NamedReport: Encodable {
+    var model: String
+    var kind: String?
+    var report: EvaluationReport
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(model, forKey: Key(stringValue: "model")!)
+    }
+    struct Key: CodingKey {
+        var stringValue: String
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// The terminal table: one row per model, one column group per sample space.
+enum MetricsTable {
+    static func render(_ results: [(String, EvaluationReport)], data: String) -> String {
+        let hasTruth = results.contains { $0.1.aucCVREntireSpace != nil }
+        var header = ["model", "AUC CTR", "AUC CVR", "AUC CTCVR", "LL CTR", "LL CVR", "LL CTCVR"]
+        if hasTruth { header += ["AUC CVR-ES", "LL CVR-ES"] }
+        var rows: [[String]] = [header]
+        for (name, r) in results {
+            var row = [name, f(r.aucCTR), f(r.aucCVR), f(r.aucCTCVR), f(r.loglossCTR), f(r.loglossCVR), f(r.loglossCTCVR)]
+            if hasTruth { row += [f(r.aucCVREntireSpace), f(r.loglossCVREntireSpace)] }
+            rows.append(row)
+        }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
+        var lines = rows.map { row in
+            row.enumerated().map { c, s in c == 0 ? s.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[c] - s.count) + s }.joined(separator: "  ")
+        }
+        lines.insert(String(repeating: "-", count: lines[0].count), at: 1)
+        let r0 = results[0].1
+        lines.insert("\(data): \(r0.rows) impressions, \(r0.clicks) clicks, \(r0.conversions) conversions", at: 0)
+        lines.append("CTR and CTCVR on all impressions; CVR on clicked impressions"
+                     + (hasTruth ? "; CVR-ES: CVR on all impressions against the simulator's counterfactual conversions." : "."))
+        return lines.joined(separator: "\n")
+    }
+
+    static func f(_ v: Double?) -> String { EvaluationReport.format(v) }
+}

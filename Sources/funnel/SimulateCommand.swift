@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a synthetic funnel (train/test CSV in the Ali-CCP layout plus ground-truth files).")
+
+    @Option(help: "Total impressions (train + test).") var rows = 500_000
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "Target click-through rate.") var ctr = 0.04
+    @Option(help: "Target post-click conversion rate.") var cvr = 0.05
+    @Option(help: "0 = click and conversion share drivers, 0.5 = independent, 1 = opposed.") var selectionBias = 0.5
+    @Option(help: "Multiply the id vocabularies (50 ≈ Ali-CCP's millions of ids).") var vocabScale = 1.0
+    @Option(help: "Share of rows written to test.csv.") var testFraction = 0.2
+    @Option(help: "Output directory.") var out: String
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        try guarded {
+            var c = SimulatorConfig()
+            c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr
+            c.selectionBias = selectionBias; c.vocabScale = vocabScale; c.testFraction = testFraction
+            try c.validate()
+            let start = Date()
+            let summary = try FunnelSimulator(config: c).write(to: out)
+            if json {
+                Terminal.printJSON(summary)
+            } else {
+                print("wrote \(summary.trainRows) train + \(summary.testRows) test rows to \(out) "
+                      + "(\(summary.clicks) clicks, \(summary.conversions) conversions, \(summary.idSpace) ids) "
+                      + "in \(Terminal.duration(Date().timeIntervalSince(start)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+enum FunnelVersion {
+    static let string = "0.1.0"
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct FunnelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "funnel",
+        abstract: "Learn the impression → click → conversion funnel; predict pCTR, pCVR and pCTCVR.",
+        version: FunnelVersion.string,
+        subcommands: [Simulate.self, Train.self, Eval.self, Predict.self])
+}
+
+/// Runs a command body and turns Funnel's errors into one clean line and exit code 1.
+func guarded(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as DataError {
+        Terminal.error(e.description)
+        throw ExitCode(1)
+    } catch let e as FunnelError {
+        Terminal.error(e.description)
+        throw ExitCode(1)
+    }
+}
+
+FunnelCommand.main()

@@ -1,0 +1,197 @@
+import XCTest
+@testable import Funnel
+
+/// Finite-difference checks of every layer's backward pass and of the full BASE and ESMM losses.
+final class GradientCheckTests: XCTestCase {
+    override func setUp() { BLAS.setThreads(1) }
+
+    private func randomBuffer(_ n: Int, _ rng: inout RandomSource, scale: Double = 1) -> FloatBuffer {
+        let b = FloatBuffer(count: n)
+        for i in 0..<n { b[i] = Float(rng.normal() * scale) }
+        return b
+    }
+
+    private func weightedSum(_ y: UnsafePointer<Float>, _ c: FloatBuffer) -> Double {
+        var s = 0.0
+        for i in 0..<c.count { s += Double(y[i]) * Double(c[i]) }
+        return s
+    }
+
+    func testDenseLayer() {
+        var rng = RandomSource(seed: 1)
+        let batch = 5, inF = 7, outF = 4
+        let layer = DenseLayer(name: "d", inFeatures: inF, outFeatures: outF, rng: &rng)
+        let x = randomBuffer(batch * inF, &rng)
+        let c = randomBuffer(batch * outF, &rng)
+        let y = FloatBuffer(count: batch * outF)
+        let dx = FloatBuffer(count: batch * inF)
+        func loss() -> Double { layer.forward(x.base, batch: batch, into: y.base); return weightedSum(y.base, c) }
+        _ = loss()
+        layer.backward(x.base, dy: c.base, batch: batch, dx: dx.base)
+        checkGradient(name: "W", values: layer.weight.value.base, count: layer.weight.count, analytic: { layer.weight.grad[$0] }, loss: loss)
+        checkGradient(name: "b", values: layer.bias.value.base, count: layer.bias.count, analytic: { layer.bias.grad[$0] }, loss: loss)
+        checkGradient(name: "x", values: x.base, count: x.count, analytic: { dx[$0] }, loss: loss)
+    }
+
+    func testDenseLayerAccumulatesInputGradient() {
+        var rng = RandomSource(seed: 2)
+        let layer = DenseLayer(name: "d", inFeatures: 3, outFeatures: 2, rng: &rng)
+        let x = randomBuffer(6, &rng), dy = randomBuffer(4, &rng)
+        let once = FloatBuffer(count: 6), twice = FloatBuffer(count: 6)
+        layer.backward(x.base, dy: dy.base, batch: 2, dx: once.base)
+        layer.backward(x.base, dy: dy.base, batch: 2, dx: twice.base)
+        layer.backward(x.base, dy: dy.base, batch: 2, dx: twice.base, accumulateInputGradient: true)
+        for i in 0..<6 { XCTAssertEqual(twice[i], 2 * once[i], accuracy: 1e-6) }
+    }
+
+    func testMLPWithReLU() {
+        var rng = RandomSource(seed: 3)
+        let batch = 6, inF = 5
+        let mlp = MLP(name: "t", inputWidth: inF, hidden: [8, 4], maxBatch: batch, rng: &rng)
+        let x = randomBuffer(batch * inF, &rng)
+        let c = randomBuffer(batch, &rng)
+        let dx = FloatBuffer(count: batch * inF)
+        func loss() -> Double { weightedSum(mlp.forward(x.base, batch: batch), c) }
+        _ = loss()
+        mlp.backward(x.base, dLogits: c.base, batch: batch, dx: dx.base, accumulateInputGradient: false)
+        for p in mlp.parameters {
+            checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { p.grad[$0] }, loss: loss)
+        }
+        checkGradient(name: "x", values: x.base, count: x.count, analytic: { dx[$0] }, loss: loss)
+    }
+
+    func testReLUAndSigmoidPairs() {
+        var rng = RandomSource(seed: 4)
+        let n = 12
+        let z = randomBuffer(n, &rng), c = randomBuffer(n, &rng)
+        let y = FloatBuffer(count: n)
+        // ReLU: d/dz Σ c·relu(z) = c·1[z > 0]
+        func reluLoss() -> Double {
+            y.base.update(from: z.base, count: n); ReLU.forward(y.base, count: n); return weightedSum(y.base, c)
+        }
+        _ = reluLoss()
+        let dRelu = FloatBuffer(c.array)
+        ReLU.backward(output: y.base, gradient: dRelu.base, count: n)
+        checkGradient(name: "relu", values: z.base, count: n, analytic: { dRelu[$0] }, loss: reluLoss)
+        // Sigmoid
+        func sigLoss() -> Double { Sigmoid.forward(z.base, count: n, into: y.base); return weightedSum(y.base, c) }
+        _ = sigLoss()
+        let dz = FloatBuffer(count: n)
+        Sigmoid.backward(output: y.base, dp: c.base, count: n, into: dz.base)
+        checkGradient(name: "sigmoid", values: z.base, count: n, analytic: { dz[$0] }, loss: sigLoss)
+    }
+
+    func testEmbeddingSparseBackward() {
+        var rng = RandomSource(seed: 5)
+        let fields = 3, dim = 4, dense = 2, batch = 5, rows = 30
+        let emb = EmbeddingLayer(name: "e", rows: rows, fields: fields, dim: dim, denseCount: dense, maxBatch: batch, rng: &rng)
+        // Row 7 repeats across rows and fields, so accumulation is exercised.
+        var ids: [Int32] = [7, 12, 21, 3, 7, 25, 7, 14, 29, 0, 12, 7, 5, 19, 7]
+        let denseIn = randomBuffer(batch * dense, &rng)
+        let out = FloatBuffer(count: batch * emb.outputWidth)
+        let c = randomBuffer(batch * emb.outputWidth, &rng)
+        func loss() -> Double {
+            ids.withUnsafeBufferPointer { emb.forward(ids: $0.baseAddress!, dense: denseIn.base, batch: batch, into: out.base) }
+            return weightedSum(out.base, c)
+        }
+        _ = loss()
+        ids.withUnsafeMutableBufferPointer { emb.backward(ids: $0.baseAddress!, dOut: c.base, batch: batch) }
+        let touched = emb.table.touchedRows
+        XCTAssertEqual(Set(touched).count, touched.count, "each touched row appears once")
+        XCTAssertEqual(Set(touched), Set(ids))
+        func analytic(_ i: Int) -> Float {
+            guard let slot = touched.firstIndex(of: Int32(i / dim)) else { return 0 }
+            return emb.table.rowGradients[slot * dim + i % dim]
+        }
+        checkGradient(name: "table", values: emb.table.value.base, count: emb.table.count, analytic: analytic,
+                      samples: rows * dim, loss: loss)
+    }
+
+    func testLogitCrossEntropyWithWeights() {
+        var rng = RandomSource(seed: 6)
+        let n = 10
+        let z = randomBuffer(n, &rng, scale: 2)
+        let y = FloatBuffer((0..<n).map { Float($0 % 3 == 0 ? 1 : 0) })
+        let w = FloatBuffer((0..<n).map { Float(0.5 + Double($0) / 4) })
+        let dz = FloatBuffer(count: n)
+        func loss() -> Double {
+            LogitCrossEntropy.forwardBackward(logits: z.base, labels: y.base, weights: w.base, count: n, normalizer: Double(n), dLogits: dz.base)
+        }
+        // Value: −Σ w[y log σ(z) + (1−y) log(1−σ(z))]/n by the textbook formula.
+        var expected = 0.0
+        for i in 0..<n {
+            let p = 1 / (1 + exp(-Double(z[i])))
+            expected -= Double(w[i]) * (Double(y[i]) * log(p) + (1 - Double(y[i])) * log(1 - p))
+        }
+        XCTAssertEqual(loss(), expected / Double(n), accuracy: 1e-9)
+        let analytic = FloatBuffer(dz.array)
+        checkGradient(name: "dz", values: z.base, count: n, analytic: { analytic[$0] }, loss: loss)
+    }
+
+    func testProductCrossEntropy() {
+        var rng = RandomSource(seed: 7)
+        let n = 10
+        let a = randomBuffer(n, &rng, scale: 2), b = randomBuffer(n, &rng, scale: 2)
+        let y = FloatBuffer((0..<n).map { Float($0 % 4 == 0 ? 1 : 0) })
+        let w = FloatBuffer((0..<n).map { Float(1 + Double($0 % 3)) })
+        let da = FloatBuffer(count: n), db = FloatBuffer(count: n)
+        func loss() -> Double {
+            ProductCrossEntropy.forwardBackward(logitsA: a.base, logitsB: b.base, labels: y.base, weights: w.base,
+                                                count: n, normalizer: Double(n), dA: da.base, dB: db.base)
+        }
+        var expected = 0.0
+        for i in 0..<n {
+            let p = 1 / (1 + exp(-Double(a[i]))) / (1 + exp(-Double(b[i])))
+            expected -= Double(w[i]) * (Double(y[i]) * log(p) + (1 - Double(y[i])) * log(1 - p))
+        }
+        XCTAssertEqual(loss(), expected / Double(n), accuracy: 1e-7)
+        let ga = FloatBuffer(da.array), gb = FloatBuffer(db.array)
+        checkGradient(name: "da", values: a.base, count: n, analytic: { ga[$0] }, loss: loss)
+        checkGradient(name: "db", values: b.base, count: n, analytic: { gb[$0] }, loss: loss)
+    }
+
+    /// The whole network: every parameter of the stage, through embedding, towers and loss.
+    private func checkNetwork(kind: ModelKind, objective: Objective, clickedOnly: Bool) {
+        var config = ModelConfig(kind: kind)
+        config.embeddingDim = 3
+        config.hidden = [6, 4]
+        config.batchSize = 8
+        config.seed = 11
+        let data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)
+        let net = FunnelNetwork(config: config, embeddingRows: 15, fields: 3, denseCount: 2)
+        let batch = Batch(capacity: 8, fields: 3, denseCount: 2)
+        let rows: [Int32] = [0, 3, 5, 9, 14, 22, 30, 39]
+        rows.withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+        let reported = net.computeGradients(batch, objective: objective)
+        XCTAssertEqual(reported, net.loss(batch, objective: objective), accuracy: 1e-5)
+        for p in net.parameters(for: objective) {
+            if p.isSparse {
+                let touched = p.touchedRows, dim = p.rowWidth
+                checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { i in
+                    guard let s = touched.firstIndex(of: Int32(i / dim)) else { return 0 }
+                    return p.rowGradients[s * dim + i % dim]
+                }, samples: p.count, loss: { net.loss(batch, objective: objective) })
+            } else {
+                checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { p.grad[$0] },
+                              loss: { net.loss(batch, objective: objective) })
+            }
+        }
+    }
+
+    func testESMMLossGradient() { checkNetwork(kind: .esmm, objective: .entireSpace, clickedOnly: false) }
+    func testBaseCTRLossGradient() { checkNetwork(kind: .base, objective: .clickOnly, clickedOnly: false) }
+    func testBaseCVRLossGradient() { checkNetwork(kind: .base, objective: .conversionOnly, clickedOnly: true) }
+
+    func testBaseStagesTouchOnlyTheirOwnNetwork() {
+        var config = ModelConfig(kind: .base)
+        config.hidden = [4]
+        let net = FunnelNetwork(config: config, embeddingRows: 10, fields: 2, denseCount: 0)
+        let ctr = Set(net.parameters(for: .clickOnly).map(\.name))
+        let cvr = Set(net.parameters(for: .conversionOnly).map(\.name))
+        XCTAssertTrue(ctr.isDisjoint(with: cvr))
+        XCTAssertTrue(ctr.allSatisfy { $0.hasPrefix("ctr.") })
+        XCTAssertTrue(cvr.allSatisfy { $0.hasPrefix("cvr.") })
+        let esmm = FunnelNetwork(config: ModelConfig(kind: .esmm), embeddingRows: 10, fields: 2, denseCount: 0)
+        XCTAssertEqual(esmm.embeddings.count, 1, "ESMM shares one embedding dictionary")
+    }
+}
