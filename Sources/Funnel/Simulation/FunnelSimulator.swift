@@ -37,7 +37,8 @@ public struct SimulatorConfig: Codable, Sendable {
 /// are fixed functions of the user, item fields (category, shop, brand, intention) of the item.
 /// Each field value has a click effect and a conversion effect; the conversion effect is
 /// ρ·(click effect) + √(1−ρ²)·(fresh noise) with ρ = 1 − 2·selectionBias. Users and items also
-/// carry latent vectors whose dot product adds a personalised term to each logit. Biases are
+/// carry latent vectors whose dot product adds a personalised term to each logit, mixed the
+/// same way (ρ·click interaction + √(1−ρ²)·an independent one). Biases are
 /// solved so the rates hit `ctr` and `cvr`. Then conversion_if_clicked ~ Bernoulli(pCVR),
 /// click ~ Bernoulli(pCTR), purchase = click · conversion_if_clicked.
 public struct FunnelSimulator {
@@ -137,7 +138,6 @@ public struct FunnelSimulator {
 
     private func draw(_ rng: inout RandomSource) -> (values: [Int], dense: [Double], zc: Double, zv: Double) {
         let user = FunnelSimulator.sample(userCDF, rng.uniform())
-        // Shuffle Zipf ranks to ids so popular ids are spread over the id range.
         let item = FunnelSimulator.sample(itemCDF, rng.uniform())
         let context = rng.below(3)
         var values = [Int](repeating: 0, count: fields.count)
@@ -160,7 +160,7 @@ public struct FunnelSimulator {
             let pu = gaussian(UInt64(user), 10 + UInt64(k), 3), qi = gaussian(UInt64(item), 20 + UInt64(k), 4)
             let pu2 = gaussian(UInt64(user), 30 + UInt64(k), 5), qi2 = gaussian(UInt64(item), 40 + UInt64(k), 6)
             dc += pu * qi
-            dv += (rho * pu + (1 - rho * rho).squareRoot() * pu2) * (rho * qi + (1 - rho * rho).squareRoot() * qi2)
+            dv += rho * pu * qi + (1 - rho * rho).squareRoot() * pu2 * qi2
         }
         let scale = FunnelSimulator.interactionScale / Double(FunnelSimulator.latentDim).squareRoot()
         zc += scale * dc

@@ -1,0 +1,121 @@
+import XCTest
+@testable import Funnel
+
+final class ModelDirectoryTests: XCTestCase {
+    private var dir = ""
+    override func setUp() { dir = makeTempDirectory(); BLAS.setThreads(1) }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func testSafeTensorsLayoutAndRoundTrip() throws {
+        let tensors = [SafeTensors.Tensor(name: "b", shape: [2, 3], values: [1, 2, 3, 4, 5, 6]),
+                       SafeTensors.Tensor(name: "a", shape: [1], values: [-0.5])]
+        let data = SafeTensors.encode(tensors, metadata: ["format": "pt"])
+        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        XCTAssertEqual((8 + headerLength) % 8, 0, "data section is 8-byte aligned")
+        XCTAssertEqual(data.count, 8 + headerLength + 7 * 4)
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        let b = header["b"] as! [String: Any]
+        XCTAssertEqual(b["dtype"] as? String, "F32")
+        XCTAssertEqual(b["shape"] as? [Int], [2, 3])
+        XCTAssertEqual(b["data_offsets"] as? [Int], [0, 24])
+        let (decoded, meta) = try SafeTensors.decode(data, path: "x")
+        XCTAssertEqual(decoded["b"], tensors[0])
+        XCTAssertEqual(decoded["a"], tensors[1])
+        XCTAssertEqual(meta["format"], "pt")
+    }
+
+    func testSafeTensorsRejectsDamagedFiles() {
+        let good = SafeTensors.encode([SafeTensors.Tensor(name: "w", shape: [4], values: [1, 2, 3, 4])])
+        let cases: [(Data, String)] = [
+            (Data([1, 2, 3]), "only 3 bytes"),
+            (good.prefix(good.count - 4), "lies outside the data"),
+            (Data(repeating: 0xFF, count: 64), "does not fit the file"),
+            ({ var d = good; d[8] = UInt8(ascii: "["); return d }(), "header is not a JSON object"),
+            (Data("garbage garbage garbage".utf8), "does not fit the file"),
+        ]
+        for (data, expected) in cases {
+            XCTAssertThrowsError(try SafeTensors.decode(data, path: "w.safetensors")) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(e)")
+                XCTAssertTrue("\(e)".hasPrefix("w.safetensors: not a valid safetensors file"), "\(e)")
+            }
+        }
+    }
+
+    private func smallModel(kind: ModelKind, seed: UInt64 = 3) throws -> (TrainedModel, EncodedDataset) {
+        let sim = dir + "/sim"
+        var c = SimulatorConfig()
+        c.rows = 3000; c.seed = 5; c.vocabScale = 0.02
+        if !FileManager.default.fileExists(atPath: sim + "/train.csv") { _ = try FunnelSimulator(config: c).write(to: sim) }
+        let (schema, data, _) = try DatasetLoader.loadForTraining(sim + "/train.csv", options: ReadOptions(), minCount: 1)
+        var config = ModelConfig(kind: kind)
+        config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256; config.seed = seed
+        let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
+        let result = try Trainer(config: config, threads: 1).train(net, on: data)
+        let summary = TrainingSummary(rows: data.rowCount, clicks: data.clickCount, conversions: data.conversionCount, epochs: 1,
+                                      threads: 1, seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond,
+                                      finalLoss: result.finalLoss, readNotes: [])
+        return (TrainedModel(config: config, schema: schema, network: net, training: summary), data)
+    }
+
+    func testModelRoundTripPredictsTheSame() throws {
+        for kind in ModelKind.allCases {
+            let (model, data) = try smallModel(kind: kind)
+            let out = dir + "/\(kind.rawValue)"
+            try model.save(to: out)
+            let loaded = try TrainedModel.load(from: out)
+            XCTAssertEqual(loaded.config, model.config)
+            let a = model.network.predict(data), b = loaded.network.predict(data)
+            XCTAssertEqual(a.ctr, b.ctr); XCTAssertEqual(a.cvr, b.cvr); XCTAssertEqual(a.ctcvr, b.ctcvr)
+            for i in 0..<data.rowCount { XCTAssertEqual(a.ctcvr[i], a.ctr[i] * a.cvr[i]) }
+            let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+            XCTAssertEqual(files, ["model.json", "weights.safetensors"], "no temporary files left behind")
+        }
+    }
+
+    func testSameSeedGivesByteIdenticalWeights() throws {
+        let (m1, _) = try smallModel(kind: .esmm, seed: 9)
+        let (m2, _) = try smallModel(kind: .esmm, seed: 9)
+        let (m3, _) = try smallModel(kind: .esmm, seed: 10)
+        try m1.save(to: dir + "/a"); try m2.save(to: dir + "/b"); try m3.save(to: dir + "/c")
+        let a = FileManager.default.contents(atPath: dir + "/a/weights.safetensors")!
+        let b = FileManager.default.contents(atPath: dir + "/b/weights.safetensors")!
+        let c = FileManager.default.contents(atPath: dir + "/c/weights.safetensors")!
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, c)
+    }
+
+    func testLoadRejectsWrongAndDamagedModels() throws {
+        let (model, _) = try smallModel(kind: .esmm)
+        let out = dir + "/m"
+        try model.save(to: out)
+        XCTAssertThrowsError(try TrainedModel.load(from: dir + "/nothing")) { XCTAssertTrue("\($0)".contains("not found"), "\($0)") }
+        // Truncated weights: checksum mismatch, named.
+        let wpath = out + "/weights.safetensors"
+        let weights = FileManager.default.contents(atPath: wpath)!
+        try weights.prefix(100).write(to: URL(fileURLWithPath: wpath))
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("checksum"), "\($0)") }
+        try weights.write(to: URL(fileURLWithPath: wpath))
+        XCTAssertNoThrow(try TrainedModel.load(from: out))
+        // A manifest from the future, a foreign JSON file, and a model.json that is not JSON.
+        let mpath = out + "/model.json"
+        let manifest = String(data: FileManager.default.contents(atPath: mpath)!, encoding: .utf8)!
+        try manifest.replacingOccurrences(of: "\"format_version\" : 1", with: "\"format_version\" : 99")
+            .write(toFile: mpath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("newer than this funnel reads"), "\($0)") }
+        try "{\"hello\": 1}".write(toFile: mpath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("not a Funnel model"), "\($0)") }
+        try "not json".write(toFile: mpath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("cannot read model manifest"), "\($0)") }
+        // A shape that does not match the schema: re-save with a different hidden size under the same manifest.
+        try manifest.write(toFile: mpath, atomically: true, encoding: .utf8)
+        var other = model.config
+        other.hidden = [5, 8]
+        let net = FunnelNetwork(config: other, embeddingRows: model.schema.embeddingRows, fields: model.schema.fields.count,
+                                denseCount: model.schema.dense.count)
+        let foreign = SafeTensors.encode(net.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) })
+        try foreign.write(to: URL(fileURLWithPath: wpath))
+        let fixed = manifest.replacingOccurrences(of: Checksum.fnv64Hex(weights), with: Checksum.fnv64Hex(foreign))
+        try fixed.write(toFile: mpath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("has shape [5,"), "\($0)") }
+    }
+}
