@@ -178,6 +178,27 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Gradients are a function of the batch alone: nothing leaks from the previous step.
+    func testGradientsDoNotCarryOverBetweenSteps() {
+        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .clickOnly), (.base, .conversionOnly)] {
+            var config = ModelConfig(kind: kind)
+            config.embeddingDim = 3; config.hidden = [5]; config.batchSize = 6
+            let data = randomDataset(rows: 12, fields: 2, vocab: 4, dense: 1, seed: 2, clickRate: 0.7)
+            let net = FunnelNetwork(config: config, embeddingRows: 8, fields: 2, denseCount: 1)
+            let batch = Batch(capacity: 6, fields: 2, denseCount: 1)
+            func grads() -> [[Float]] {
+                net.computeGradients(batch, objective: objective)
+                return net.parameters(for: objective).map { $0.isSparse ? Array($0.rowGradients.array.prefix($0.touchedRows.count * $0.rowWidth)) : $0.grad.array }
+            }
+            [Int32](0..<6).withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+            let first = grads()
+            [Int32](6..<12).withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+            _ = grads()
+            [Int32](0..<6).withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+            XCTAssertEqual(grads(), first, "\(kind) \(objective)")
+        }
+    }
+
     func testESMMLossGradient() { checkNetwork(kind: .esmm, objective: .entireSpace, clickedOnly: false) }
     func testBaseCTRLossGradient() { checkNetwork(kind: .base, objective: .clickOnly, clickedOnly: false) }
     func testBaseCVRLossGradient() { checkNetwork(kind: .base, objective: .conversionOnly, clickedOnly: true) }

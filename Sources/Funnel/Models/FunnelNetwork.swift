@@ -96,12 +96,13 @@ public final class FunnelNetwork {
             let x = UnsafePointer(inputs[e].base)
             ctrLogits.base.update(from: ctrTower.forward(x, batch: n), count: n)
             let lv = cvrTower.forward(x, batch: n)
-            var loss = LogitCrossEntropy.forwardBackward(
-                logits: ctrLogits.base, labels: batch.click.base, weights: nil, count: n,
-                normalizer: norm, dLogits: dCtr.base)
-            loss += ProductCrossEntropy.forwardBackward(
+            // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
+            var loss = ProductCrossEntropy.forwardBackward(
                 logitsA: ctrLogits.base, logitsB: lv, labels: batch.clickAndConversion.base, weights: nil,
-                count: n, normalizer: norm, dA: dCtr.base, dB: dCvr.base, accumulate: true)
+                count: n, normalizer: norm, dA: dCtr.base, dB: dCvr.base)
+            loss += LogitCrossEntropy.forwardBackward(
+                logits: ctrLogits.base, labels: batch.click.base, weights: nil, count: n,
+                normalizer: norm, dLogits: dCtr.base, accumulate: true)
             ctrTower.backward(x, dLogits: dCtr.base, batch: n, dx: inputGradients[e].base, accumulateInputGradient: false)
             cvrTower.backward(x, dLogits: dCvr.base, batch: n, dx: inputGradients[e].base, accumulateInputGradient: true)
             embedBackward(e, batch)
