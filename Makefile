@@ -22,7 +22,7 @@ demo: release
 	@scripts/demo.sh $(FUNNEL) $(DEMO_DIR)
 
 bench: release
-	@scripts/bench.sh $(FUNNEL)
+	@bench/run.sh $(FUNNEL) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(DEMO_DIR) bench-out

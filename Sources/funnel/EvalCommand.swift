@@ -18,11 +18,12 @@ struct Eval: ParsableCommand {
     func run() throws {
         try guarded {
             guard !models.isEmpty else { throw FunnelError("give at least one --model") }
-            BLAS.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let workers = try resolveThreads(threads)
+            BLAS.setThreads(1)
             let options = try dataOptions.readOptions()
             var results: [(String, EvaluationReport)] = []
             for dir in models {
-                let model = try TrainedModel.load(from: dir, maxBatch: 4096)
+                let model = try TrainedModel.load(from: dir, maxBatch: 4096, workers: workers)
                 let (encoded, report) = try DatasetLoader.load(data, schema: model.schema, options: options, requireLabels: true)
                 if !json { for n in report.notes { Terminal.note(n) } }
                 let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: encoded, dataLines: report.dataLines) }

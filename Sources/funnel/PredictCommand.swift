@@ -15,10 +15,11 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try guarded {
-            BLAS.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let workers = try resolveThreads(threads)
+            BLAS.setThreads(1)
             var options = try dataOptions.readOptions()
             options.inconsistent = .keep  // prediction never drops a row for its labels
-            let trained = try TrainedModel.load(from: model, maxBatch: 4096)
+            let trained = try TrainedModel.load(from: model, maxBatch: 4096, workers: workers)
             let (encoded, report) = try DatasetLoader.load(data, schema: trained.schema, options: options, requireLabels: false)
             for n in report.notes { Terminal.note(n) }
             let start = Date()
@@ -35,7 +36,8 @@ struct Predict: ParsableCommand {
             let rate = seconds > 0 ? Double(encoded.rowCount) / seconds : 0
             if json {
                 Terminal.printJSON(["rows": Double(encoded.rowCount), "predict_rows_per_second": rate,
-                                    "skipped_rows": Double(report.skippedTotal)])
+                                    "skipped_rows": Double(report.skippedTotal),
+                                    "peak_rss_mb": ResourceUsage.peakRSSMegabytes])
             } else {
                 print("wrote \(encoded.rowCount) predictions to \(out) (\(Terminal.rate(rate)) rows/s)")
             }

@@ -36,8 +36,7 @@ struct Train: ParsableCommand {
             }
             config.hidden = sizes.map { $0! }
             try config.validate()
-            let nThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-            guard nThreads >= 1 else { throw FunnelError("--threads must be at least 1") }
+            let nThreads = try resolveThreads(threads)
 
             let options = try data.readOptions()
             let loadStart = Date()
@@ -56,8 +55,8 @@ struct Train: ParsableCommand {
             }
 
             let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows,
-                                        fields: schema.fields.count, denseCount: schema.dense.count)
-            let trainer = Trainer(config: config, threads: nThreads)
+                                        fields: schema.fields.count, denseCount: schema.dense.count, workers: nThreads)
+            let trainer = Trainer(config: config)
             var validReports: [EvaluationReport] = []
             let result = try trainer.train(network, on: trainData, progress: { p in
                 let line = "[\(config.kind.rawValue) \(p.stage.rawValue)] epoch \(p.epoch)/\(p.epochs)  "
@@ -100,6 +99,7 @@ struct TrainOutput: Encodable {
         case trainSamplesPerSecond = "train_samples_per_second"
         case finalLoss = "final_loss"
         case readNotes = "read_notes"
+        case peakRSS = "peak_rss_mb"
     }
 
     func encode(to encoder: Encoder) throws {
@@ -116,5 +116,6 @@ struct TrainOutput: Encodable {
         try c.encode(summary.trainSamplesPerSecond, forKey: .trainSamplesPerSecond)
         try c.encode(summary.finalLoss, forKey: .finalLoss)
         try c.encode(summary.readNotes, forKey: .readNotes)
+        try c.encode(ResourceUsage.peakRSSMegabytes, forKey: .peakRSS)
     }
 }

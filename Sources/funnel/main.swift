@@ -23,4 +23,11 @@ func guarded(_ body: () throws -> Void) throws {
     }
 }
 
+/// `--threads`, defaulting to every core.
+func resolveThreads(_ requested: Int?) throws -> Int {
+    let n = requested ?? ProcessInfo.processInfo.activeProcessorCount
+    guard n >= 1, n <= 1024 else { throw FunnelError("--threads must be between 1 and 1024") }
+    return n
+}
+
 FunnelCommand.main()

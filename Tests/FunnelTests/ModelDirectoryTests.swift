@@ -50,7 +50,7 @@ final class ModelDirectoryTests: XCTestCase {
         var config = ModelConfig(kind: kind)
         config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256; config.seed = seed
         let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
-        let result = try Trainer(config: config, threads: 1).train(net, on: data)
+        let result = try Trainer(config: config).train(net, on: data)
         let summary = TrainingSummary(rows: data.rowCount, clicks: data.clickCount, conversions: data.conversionCount, epochs: 1,
                                       threads: 1, seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond,
                                       finalLoss: result.finalLoss, readNotes: [])

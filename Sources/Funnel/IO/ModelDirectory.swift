@@ -84,7 +84,7 @@ public struct TrainedModel {
         try AtomicFile.write(try enc.encode(m), to: dir + "/model.json")
     }
 
-    public static func load(from dir: String, maxBatch: Int? = nil) throws -> TrainedModel {
+    public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let manifestPath = dir + "/model.json"
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
             throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
@@ -116,7 +116,7 @@ public struct TrainedModel {
         }
         let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
         let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
-                                denseCount: m.schema.dense.count, maxBatch: maxBatch)
+                                denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers)
         for p in net.parameters {
             guard let t = tensors[p.name] else { throw FunnelError("\(weightsPath): tensor '\(p.name)' is missing") }
             guard t.shape == p.shape else {

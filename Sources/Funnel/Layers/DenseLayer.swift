@@ -6,11 +6,11 @@ public final class DenseLayer {
     public let weight: Parameter
     public let bias: Parameter
 
-    public init(name: String, inFeatures: Int, outFeatures: Int, rng: inout RandomSource) {
+    public init(name: String, inFeatures: Int, outFeatures: Int, workers: Int = 1, rng: inout RandomSource) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        weight = Parameter(name: name + ".weight", shape: [outFeatures, inFeatures])
-        bias = Parameter(name: name + ".bias", shape: [outFeatures])
+        weight = Parameter(name: name + ".weight", shape: [outFeatures, inFeatures], workers: workers)
+        bias = Parameter(name: name + ".bias", shape: [outFeatures], workers: workers)
         // PyTorch's default nn.Linear initialisation: U(−1/√in, 1/√in) for weight and bias.
         let bound = 1 / Double(inFeatures).squareRoot()
         for i in 0..<weight.count { weight.value[i] = Float((rng.uniform() * 2 - 1) * bound) }
@@ -30,15 +30,16 @@ public final class DenseLayer {
                   beta: 1, c: y, ldc: outFeatures)
     }
 
-    /// Sets dW = dyᵀ·x and db = Σ dy, and writes (or, with `accumulate`, adds) dx = dy·W.
+    /// Sets this worker's dW = dyᵀ·x and db = Σ dy, and writes (or, with `accumulate`, adds)
+    /// dx = dy·W.
     public func backward(
         _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, batch: Int,
-        dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool = false
+        dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool = false, worker: Int = 0
     ) {
         BLAS.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: batch,
                   alpha: 1, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
-                  beta: 0, c: weight.grad.base, ldc: inFeatures)
-        let db = bias.grad.base
+                  beta: 0, c: weight.gradients[worker].dense.base, ldc: inFeatures)
+        let db = bias.gradients[worker].dense.base
         db.update(repeating: 0, count: outFeatures)
         for r in 0..<batch {
             let row = dy + r * outFeatures

@@ -13,18 +13,19 @@ public final class EmbeddingLayer {
     public let table: Parameter
     public var outputWidth: Int { fields * dim + denseCount }
 
-    /// Row → slot in `table.rowGradients` for the current batch, −1 when untouched.
-    private var slotOfRow: [Int32]
+    /// Per worker: row → slot in that worker's `rowGradients`, −1 when untouched. Always all −1
+    /// between calls.
+    private var slotOfRow: [[Int32]]
 
-    public init(name: String, rows: Int, fields: Int, dim: Int, denseCount: Int, maxBatch: Int,
+    public init(name: String, rows: Int, fields: Int, dim: Int, denseCount: Int, maxBatch: Int, workers: Int = 1,
                 rng: inout RandomSource) {
         self.fields = fields
         self.dim = dim
         self.denseCount = denseCount
         self.rows = rows
         table = Parameter(name: name, shape: [rows, dim], sparse: true,
-                          maxTouchedRows: min(rows, maxBatch * fields))
-        slotOfRow = [Int32](repeating: -1, count: rows)
+                          maxTouchedRows: min(rows, maxBatch * fields), workers: workers)
+        slotOfRow = Array(repeating: [Int32](repeating: -1, count: rows), count: max(1, workers))
         // Small normal initialisation: keeps the first layer's pre-activations O(1) for any field count.
         for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
     }
@@ -45,23 +46,24 @@ public final class EmbeddingLayer {
         }
     }
 
-    /// Collects the sparse gradient of the table from `dOut [B × outputWidth]`.
-    public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int) {
-        table.touchedRows.removeAll(keepingCapacity: true)
-        let g = table.rowGradients.base
+    /// Collects this worker's sparse gradient of the table from `dOut [B × outputWidth]`.
+    public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int, worker: Int = 0) {
+        let grad = table.gradients[worker]
+        grad.touchedRows.removeAll(keepingCapacity: true)
+        let g = grad.rowGradients.base
         let width = outputWidth
-        slotOfRow.withUnsafeMutableBufferPointer { slots in
+        let dim = dim, fields = fields
+        slotOfRow[worker].withUnsafeMutableBufferPointer { slots in
             for b in 0..<batch {
                 let src = dOut + b * width
                 let rid = ids + b * fields
                 for f in 0..<fields {
                     let r = Int(rid[f])
-                    var s = slots[r]
+                    let s = slots[r]
                     if s < 0 {
-                        s = Int32(table.touchedRows.count)
-                        slots[r] = s
-                        table.touchedRows.append(Int32(r))
-                        (g + Int(s) * dim).update(from: src + f * dim, count: dim)
+                        slots[r] = Int32(grad.touchedRows.count)
+                        (g + grad.touchedRows.count * dim).update(from: src + f * dim, count: dim)
+                        grad.touchedRows.append(Int32(r))
                     } else {
                         let dst = g + Int(s) * dim
                         let from = src + f * dim
@@ -69,7 +71,34 @@ public final class EmbeddingLayer {
                     }
                 }
             }
-            for r in table.touchedRows { slots[Int(r)] = -1 }
+            for r in grad.touchedRows { slots[Int(r)] = -1 }
+        }
+    }
+
+    /// Sums workers 1..<workers' sparse gradients into worker 0's (the reduce step).
+    public func reduceGradients(workers: Int) {
+        guard workers > 1 else { return }
+        let g0 = table.gradients[0]
+        let dst = g0.rowGradients.base
+        let dim = dim
+        slotOfRow[0].withUnsafeMutableBufferPointer { slots in
+            for (s, r) in g0.touchedRows.enumerated() { slots[Int(r)] = Int32(s) }
+            for w in 1..<workers {
+                let gw = table.gradients[w]
+                let src = gw.rowGradients.base
+                for (k, r) in gw.touchedRows.enumerated() {
+                    let s = slots[Int(r)]
+                    if s < 0 {
+                        slots[Int(r)] = Int32(g0.touchedRows.count)
+                        (dst + g0.touchedRows.count * dim).update(from: src + k * dim, count: dim)
+                        g0.touchedRows.append(r)
+                    } else {
+                        let d = dst + Int(s) * dim, from = src + k * dim
+                        for j in 0..<dim { d[j] += from[j] }
+                    }
+                }
+            }
+            for r in g0.touchedRows { slots[Int(r)] = -1 }
         }
     }
 }

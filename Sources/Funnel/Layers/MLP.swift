@@ -1,54 +1,59 @@
 /// A tower: Dense → ReLU → … → Dense(1), producing one logit per row.
-/// Keeps every layer's output for the backward pass; buffers are sized once for `maxBatch`.
+/// Keeps every layer's output for the backward pass, per worker; buffers are sized once for
+/// `maxBatch` rows per worker.
 public final class MLP {
     public let layers: [DenseLayer]
     public let inputWidth: Int
-    private let outputs: [FloatBuffer]
-    private let gradients: [FloatBuffer]
+    /// [worker][layer] outputs and output gradients.
+    private let outputs: [[FloatBuffer]]
+    private let gradients: [[FloatBuffer]]
 
-    /// `widths` are the hidden sizes; a final 1-unit layer is appended.
-    public init(name: String, inputWidth: Int, hidden: [Int], maxBatch: Int, rng: inout RandomSource) {
+    /// `hidden` are the hidden sizes; a final 1-unit layer is appended.
+    public init(name: String, inputWidth: Int, hidden: [Int], maxBatch: Int, workers: Int = 1, rng: inout RandomSource) {
         self.inputWidth = inputWidth
         var sizes = [inputWidth] + hidden + [1]
         var layers: [DenseLayer] = []
         for i in 0..<(sizes.count - 1) {
-            layers.append(DenseLayer(name: "\(name).\(i)", inFeatures: sizes[i], outFeatures: sizes[i + 1], rng: &rng))
+            layers.append(DenseLayer(name: "\(name).\(i)", inFeatures: sizes[i], outFeatures: sizes[i + 1],
+                                     workers: workers, rng: &rng))
         }
         self.layers = layers
         sizes.removeFirst()
-        outputs = sizes.map { FloatBuffer(count: $0 * maxBatch) }
-        gradients = sizes.map { FloatBuffer(count: $0 * maxBatch) }
+        outputs = (0..<workers).map { _ in sizes.map { FloatBuffer(count: $0 * maxBatch) } }
+        gradients = (0..<workers).map { _ in sizes.map { FloatBuffer(count: $0 * maxBatch) } }
     }
 
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
 
-    /// Returns a pointer to the `[batch]` logits, valid until the next forward.
+    /// Returns a pointer to the `[batch]` logits, valid until this worker's next forward.
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) -> UnsafeMutablePointer<Float> {
         var input = x
+        let out = outputs[worker]
         for (i, layer) in layers.enumerated() {
-            let y = outputs[i].base
+            let y = out[i].base
             layer.forward(input, batch: batch, into: y)
             if i < layers.count - 1 { ReLU.forward(y, count: batch * layer.outFeatures) }
             input = UnsafePointer(y)
         }
-        return outputs[layers.count - 1].base
+        return out[layers.count - 1].base
     }
 
     /// Back-propagates `dLogits [batch]`; writes or accumulates the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int,
-                         dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool) {
+                         dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool, worker: Int = 0) {
+        let out = outputs[worker], grads = gradients[worker]
         var dy = UnsafeMutablePointer(mutating: dLogits)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[i]
             if i < layers.count - 1 {
-                ReLU.backward(output: outputs[i].base, gradient: dy, count: batch * layer.outFeatures)
+                ReLU.backward(output: out[i].base, gradient: dy, count: batch * layer.outFeatures)
             }
-            let input = i == 0 ? x : UnsafePointer(outputs[i - 1].base)
-            let dInput: UnsafeMutablePointer<Float>? = i == 0 ? dx : gradients[i - 1].base
+            let input = i == 0 ? x : UnsafePointer(out[i - 1].base)
+            let dInput: UnsafeMutablePointer<Float>? = i == 0 ? dx : grads[i - 1].base
             layer.backward(input, dy: dy, batch: batch, dx: dInput,
-                           accumulateInputGradient: i == 0 ? accumulateInputGradient : false)
-            if i > 0 { dy = gradients[i - 1].base }
+                           accumulateInputGradient: i == 0 ? accumulateInputGradient : false, worker: worker)
+            if i > 0 { dy = grads[i - 1].base }
         }
     }
 }

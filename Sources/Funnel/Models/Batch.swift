@@ -24,35 +24,44 @@ public final class Batch {
 
     /// Copies `rows` of `data` (at most `capacity`) into the batch.
     public func fill(from data: EncodedDataset, rows: UnsafeBufferPointer<Int32>) {
-        precondition(rows.count <= capacity && data.fields == fields && data.denseCount == denseCount)
-        count = rows.count
+        fill(from: data, count: rows.count) { Int(rows[$0]) }
+    }
+
+    /// Fills the batch with the contiguous rows `start..<start+n` (prediction order).
+    public func fill(from data: EncodedDataset, start: Int, count n: Int) {
+        fill(from: data, count: n) { start + $0 }
+    }
+
+    @inline(__always)
+    private func fill(from data: EncodedDataset, count n: Int, row: (Int) -> Int) {
+        precondition(n <= capacity && data.fields == fields && data.denseCount == denseCount)
+        count = n
         let f = fields, d = denseCount
         ids.withUnsafeMutableBufferPointer { dst in
             data.ids.withUnsafeBufferPointer { src in
-                for (k, r) in rows.enumerated() {
-                    (dst.baseAddress! + k * f).update(from: src.baseAddress! + Int(r) * f, count: f)
+                for k in 0..<n {
+                    (dst.baseAddress! + k * f).update(from: src.baseAddress! + row(k) * f, count: f)
                 }
             }
         }
         if d > 0 {
             data.dense.withUnsafeBufferPointer { src in
-                for (k, r) in rows.enumerated() {
-                    (dense.base + k * d).update(from: src.baseAddress! + Int(r) * d, count: d)
+                for k in 0..<n {
+                    (dense.base + k * d).update(from: src.baseAddress! + row(k) * d, count: d)
                 }
             }
         }
         if let c = data.click, let v = data.conversion {
-            for (k, r) in rows.enumerated() {
-                click[k] = c[Int(r)]
-                conversion[k] = v[Int(r)]
-                clickAndConversion[k] = c[Int(r)] * v[Int(r)]
+            c.withUnsafeBufferPointer { c in
+                v.withUnsafeBufferPointer { v in
+                    for k in 0..<n {
+                        let r = row(k)
+                        click[k] = c[r]
+                        conversion[k] = v[r]
+                        clickAndConversion[k] = c[r] * v[r]
+                    }
+                }
             }
         }
-    }
-
-    /// Fills the batch with the contiguous rows `start..<start+n` (prediction order).
-    public func fill(from data: EncodedDataset, start: Int, count n: Int) {
-        let rows = (start..<(start + n)).map { Int32($0) }
-        rows.withUnsafeBufferPointer { fill(from: data, rows: $0) }
     }
 }

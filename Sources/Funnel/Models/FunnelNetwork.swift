@@ -10,26 +10,36 @@ public final class FunnelNetwork {
     public let fields: Int
     public let denseCount: Int
     public let embeddingRows: Int
+    /// Rows one worker handles per call.
     public let maxBatch: Int
+    /// Gradient workers: each computes the gradient of its shard of a batch concurrently.
+    public let workers: Int
 
     /// `[shared]` or `[ctr, cvr]`.
     public let embeddings: [EmbeddingLayer]
     public let ctrTower: MLP
     public let cvrTower: MLP
 
-    private let inputs: [FloatBuffer]
-    private let inputGradients: [FloatBuffer]
-    private let ctrLogits: FloatBuffer
-    private let dCtr: FloatBuffer
-    private let dCvr: FloatBuffer
+    /// Per-worker scratch: [worker][embedding] inputs and their gradients, and logit buffers.
+    private let inputs: [[FloatBuffer]]
+    private let inputGradients: [[FloatBuffer]]
+    private let ctrLogits: [FloatBuffer]
+    private let dCtr: [FloatBuffer]
+    private let dCvr: [FloatBuffer]
 
-    public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil) {
+    /// - Parameters:
+    ///   - maxBatch: rows per worker call (default: the config's batch size split over workers).
+    ///   - workers: concurrent gradient workers (the training thread count).
+    public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil,
+                workers: Int = 1) {
         self.config = config
         architecture = config.architecture
         self.fields = fields
         self.denseCount = denseCount
         self.embeddingRows = embeddingRows
-        let cap = maxBatch ?? config.batchSize
+        let w = max(1, workers)
+        self.workers = w
+        let cap = maxBatch ?? (config.batchSize + w - 1) / w
         self.maxBatch = cap
         // Every parameter tensor draws from its own stream so adding one never shifts another's init.
         var stream: UInt64 = 0
@@ -38,17 +48,18 @@ public final class FunnelNetwork {
         embeddings = names.map { name in
             var r = rng()
             return EmbeddingLayer(name: name, rows: embeddingRows, fields: fields, dim: config.embeddingDim,
-                                  denseCount: denseCount, maxBatch: cap, rng: &r)
+                                  denseCount: denseCount, maxBatch: cap, workers: w, rng: &r)
         }
         let width = embeddings[0].outputWidth
         var r1 = rng(), r2 = rng()
-        ctrTower = MLP(name: "ctr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, rng: &r1)
-        cvrTower = MLP(name: "cvr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, rng: &r2)
-        inputs = embeddings.map { _ in FloatBuffer(count: cap * width) }
-        inputGradients = embeddings.map { _ in FloatBuffer(count: cap * width) }
-        ctrLogits = FloatBuffer(count: cap)
-        dCtr = FloatBuffer(count: cap)
-        dCvr = FloatBuffer(count: cap)
+        ctrTower = MLP(name: "ctr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r1)
+        cvrTower = MLP(name: "cvr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r2)
+        let embeddingCount = embeddings.count
+        inputs = (0..<w).map { _ in (0..<embeddingCount).map { _ in FloatBuffer(count: cap * width) } }
+        inputGradients = (0..<w).map { _ in (0..<embeddingCount).map { _ in FloatBuffer(count: cap * width) } }
+        ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
+        dCtr = (0..<w).map { _ in FloatBuffer(count: cap) }
+        dCvr = (0..<w).map { _ in FloatBuffer(count: cap) }
     }
 
     private var ctrEmbedding: Int { 0 }
@@ -71,56 +82,78 @@ public final class FunnelNetwork {
         }
     }
 
-    private func embed(_ e: Int, _ batch: Batch) {
+    private func embed(_ e: Int, _ batch: Batch, worker: Int) {
         batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[e].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: inputs[e].base)
+            embeddings[e].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count,
+                                  into: inputs[worker][e].base)
         }
     }
 
-    private func embedBackward(_ e: Int, _ batch: Batch) {
+    private func embedBackward(_ e: Int, _ batch: Batch, worker: Int) {
         batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[e].backward(ids: ids.baseAddress!, dOut: inputGradients[e].base, batch: batch.count)
+            embeddings[e].backward(ids: ids.baseAddress!, dOut: inputGradients[worker][e].base, batch: batch.count,
+                                   worker: worker)
         }
     }
 
-    /// Forward and backward for one objective; leaves gradients in the parameters and returns the
-    /// batch-mean loss.
+    /// Forward and backward for one objective on `worker`'s shard; leaves the gradients in that
+    /// worker's slots and returns the shard's loss divided by `normalizer` (default: the shard
+    /// size). Shards of one batch pass the batch size, so their gradients simply add up.
     @discardableResult
-    public func computeGradients(_ batch: Batch, objective: Objective) -> Double {
+    public func computeGradients(_ batch: Batch, objective: Objective, worker: Int = 0, normalizer: Int? = nil) -> Double {
         let n = batch.count
-        let norm = Double(n)
+        let norm = Double(normalizer ?? n)
+        let x: UnsafePointer<Float>
         switch objective {
         case .entireSpace:
             let e = ctrEmbedding
-            embed(e, batch)
-            let x = UnsafePointer(inputs[e].base)
-            ctrLogits.base.update(from: ctrTower.forward(x, batch: n), count: n)
-            let lv = cvrTower.forward(x, batch: n)
+            embed(e, batch, worker: worker)
+            x = UnsafePointer(inputs[worker][e].base)
+            let lc = ctrLogits[worker].base, dc = dCtr[worker].base, dv = dCvr[worker].base
+            lc.update(from: ctrTower.forward(x, batch: n, worker: worker), count: n)
+            let lv = cvrTower.forward(x, batch: n, worker: worker)
             // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
             var loss = ProductCrossEntropy.forwardBackward(
-                logitsA: ctrLogits.base, logitsB: lv, labels: batch.clickAndConversion.base, weights: nil,
-                count: n, normalizer: norm, dA: dCtr.base, dB: dCvr.base)
+                logitsA: lc, logitsB: lv, labels: batch.clickAndConversion.base, weights: nil,
+                count: n, normalizer: norm, dA: dc, dB: dv)
             loss += LogitCrossEntropy.forwardBackward(
-                logits: ctrLogits.base, labels: batch.click.base, weights: nil, count: n,
-                normalizer: norm, dLogits: dCtr.base, accumulate: true)
-            ctrTower.backward(x, dLogits: dCtr.base, batch: n, dx: inputGradients[e].base, accumulateInputGradient: false)
-            cvrTower.backward(x, dLogits: dCvr.base, batch: n, dx: inputGradients[e].base, accumulateInputGradient: true)
-            embedBackward(e, batch)
+                logits: lc, labels: batch.click.base, weights: nil, count: n,
+                normalizer: norm, dLogits: dc, accumulate: true)
+            let dx = inputGradients[worker][e].base
+            ctrTower.backward(x, dLogits: dc, batch: n, dx: dx, accumulateInputGradient: false, worker: worker)
+            cvrTower.backward(x, dLogits: dv, batch: n, dx: dx, accumulateInputGradient: true, worker: worker)
+            embedBackward(e, batch, worker: worker)
             return loss
         case .clickOnly, .conversionOnly:
             let isCTR = objective == .clickOnly
             let e = isCTR ? ctrEmbedding : cvrEmbedding
             let tower = isCTR ? ctrTower : cvrTower
             let labels = isCTR ? batch.click : batch.conversion
-            let d = isCTR ? dCtr : dCvr
-            embed(e, batch)
-            let x = UnsafePointer(inputs[e].base)
-            let logits = tower.forward(x, batch: n)
+            let d = (isCTR ? dCtr : dCvr)[worker].base
+            embed(e, batch, worker: worker)
+            x = UnsafePointer(inputs[worker][e].base)
+            let logits = tower.forward(x, batch: n, worker: worker)
             let loss = LogitCrossEntropy.forwardBackward(
-                logits: logits, labels: labels.base, weights: nil, count: n, normalizer: norm, dLogits: d.base)
-            tower.backward(x, dLogits: d.base, batch: n, dx: inputGradients[e].base, accumulateInputGradient: false)
-            embedBackward(e, batch)
+                logits: logits, labels: labels.base, weights: nil, count: n, normalizer: norm, dLogits: d)
+            tower.backward(x, dLogits: d, batch: n, dx: inputGradients[worker][e].base,
+                           accumulateInputGradient: false, worker: worker)
+            embedBackward(e, batch, worker: worker)
             return loss
+        }
+    }
+
+    /// The reduce step: sums the gradients of workers 1..<`active` into worker 0's slots, in
+    /// worker order (so a fixed worker count gives bitwise-identical sums).
+    public func reduceGradients(for objective: Objective, active: Int) {
+        guard active > 1 else { return }
+        let tables = Set(parameters(for: objective).filter(\.isSparse).map(\.name))
+        for e in embeddings where tables.contains(e.table.name) { e.reduceGradients(workers: active) }
+        for p in parameters(for: objective) where !p.isSparse {
+            let dst = p.gradients[0].dense.base
+            for w in 1..<active {
+                let src = p.gradients[w].dense.base
+                for i in 0..<p.count { dst[i] += src[i] }
+            }
         }
     }
 
@@ -146,37 +179,56 @@ public final class FunnelNetwork {
         return total / Double(n)
     }
 
-    /// CTR and CVR logits for a batch.
-    public func logits(_ batch: Batch) -> ([Float], [Float]) {
+    /// CTR and CVR logits for a batch (worker 0's buffers).
+    public func logits(_ batch: Batch, worker: Int = 0) -> ([Float], [Float]) {
         let n = batch.count
-        embed(ctrEmbedding, batch)
-        let lc = Array(UnsafeBufferPointer(start: ctrTower.forward(inputs[ctrEmbedding].base, batch: n), count: n))
-        if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch) }
-        let lv = Array(UnsafeBufferPointer(start: cvrTower.forward(inputs[cvrEmbedding].base, batch: n), count: n))
+        embed(ctrEmbedding, batch, worker: worker)
+        let lc = Array(UnsafeBufferPointer(start: ctrTower.forward(inputs[worker][ctrEmbedding].base, batch: n, worker: worker), count: n))
+        if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch, worker: worker) }
+        let lv = Array(UnsafeBufferPointer(start: cvrTower.forward(inputs[worker][cvrEmbedding].base, batch: n, worker: worker), count: n))
         return (lc, lv)
     }
 
-    /// pCTR, pCVR and pCTCVR = pCTR·pCVR for every row of `data`, in order.
+    /// pCTR, pCVR and pCTCVR = pCTR·pCVR for every row of `data`, in order. Rows are split into
+    /// contiguous chunks, one per worker, predicted concurrently.
     public func predict(_ data: EncodedDataset) -> Predictions {
         var out = Predictions(count: data.rowCount)
+        let n = data.rowCount
+        let chunk = (n + workers - 1) / max(workers, 1)
+        out.ctr.withUnsafeMutableBufferPointer { ctr in
+            out.cvr.withUnsafeMutableBufferPointer { cvr in
+                out.ctcvr.withUnsafeMutableBufferPointer { ctcvr in
+                    let pc = ctr.baseAddress!, pv = cvr.baseAddress!, pcv = ctcvr.baseAddress!
+                    Parallel.forEach(workers) { w in
+                        let lo = min(n, w * chunk), hi = min(n, lo + chunk)
+                        self.predict(data, rows: lo..<hi, worker: w, ctr: pc, cvr: pv, ctcvr: pcv)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private func predict(_ data: EncodedDataset, rows: Range<Int>, worker: Int,
+                         ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty else { return }
         let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
-        var start = 0
-        while start < data.rowCount {
-            let n = min(maxBatch, data.rowCount - start)
+        var start = rows.lowerBound
+        while start < rows.upperBound {
+            let n = min(maxBatch, rows.upperBound - start)
             batch.fill(from: data, start: start, count: n)
-            embed(ctrEmbedding, batch)
-            let lc = ctrTower.forward(inputs[ctrEmbedding].base, batch: n)
-            for i in 0..<n { out.ctr[start + i] = Sigmoid.value(lc[i]) }
-            if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch) }
-            let lv = cvrTower.forward(inputs[cvrEmbedding].base, batch: n)
+            embed(ctrEmbedding, batch, worker: worker)
+            let lc = ctrTower.forward(inputs[worker][ctrEmbedding].base, batch: n, worker: worker)
+            for i in 0..<n { ctr[start + i] = Sigmoid.value(lc[i]) }
+            if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch, worker: worker) }
+            let lv = cvrTower.forward(inputs[worker][cvrEmbedding].base, batch: n, worker: worker)
             for i in 0..<n {
                 let v = Sigmoid.value(lv[i])
-                out.cvr[start + i] = v
-                out.ctcvr[start + i] = out.ctr[start + i] * v
+                cvr[start + i] = v
+                ctcvr[start + i] = ctr[start + i] * v
             }
             start += n
         }
-        return out
     }
 }
 

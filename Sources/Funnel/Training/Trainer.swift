@@ -20,11 +20,10 @@ public struct TrainingProgress: Sendable {
 /// apply Adam. Deterministic for a fixed seed and thread count.
 public final class Trainer {
     public let config: ModelConfig
-    public let threads: Int
 
-    public init(config: ModelConfig, threads: Int) {
+    /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
+    public init(config: ModelConfig) {
         self.config = config
-        self.threads = threads
     }
 
     public struct Result: Sendable {
@@ -40,13 +39,18 @@ public final class Trainer {
         afterEpoch: ((_ stage: Objective, _ epoch: Int) -> Void)? = nil
     ) throws -> Result {
         guard data.hasLabels else { throw FunnelError("training data has no labels") }
-        BLAS.setThreads(threads)
+        // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
+        BLAS.setThreads(1)
+        let workers = network.workers
         let stages = network.architecture.stages
         let allRows = (0..<data.rowCount).map { Int32($0) }
         let clicked = data.clickedRows
         let stageRows = stages.map { $0.space == .allImpressions ? allRows : clicked }
         let totalWork = Double(stageRows.reduce(0) { $0 + $1.count } * config.epochs)
-        let batch = Batch(capacity: config.batchSize, fields: data.fields, denseCount: data.denseCount)
+        let batches = (0..<workers).map { _ in
+            Batch(capacity: network.maxBatch, fields: data.fields, denseCount: data.denseCount)
+        }
+        var shardLoss = [Double](repeating: 0, count: workers)
         var finalLoss: [String: Double] = [:]
         var samples = 0
         let start = Date()
@@ -69,12 +73,22 @@ public final class Trainer {
                 var offset = 0
                 while offset < rows.count {
                     let n = min(config.batchSize, rows.count - offset)
+                    // Compute gradients: each worker takes a contiguous shard of the batch.
+                    let shard = (n + workers - 1) / workers
+                    let active = (n + shard - 1) / shard
                     rows.withUnsafeBufferPointer { b in
-                        batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[offset..<(offset + n)]))
+                        let base = offset
+                        Parallel.forEach(active) { w in
+                            let lo = base + w * shard, hi = min(base + n, lo + shard)
+                            let batch = batches[w]
+                            batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]))
+                            shardLoss[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
+                        }
                     }
-                    let loss = network.computeGradients(batch, objective: objective)
-                    // (A data-parallel run reduces the gradients across workers here.)
+                    // Reduce (across threads here; across processes in a data-parallel run), then apply.
+                    network.reduceGradients(for: objective, active: active)
                     optimizer.apply(params)
+                    let loss = shardLoss[0..<active].reduce(0, +)
                     guard loss.isFinite else {
                         throw FunnelError("training diverged: loss is \(loss) at stage '\(objective.rawValue)', epoch \(epoch), row \(offset); try a smaller --lr")
                     }

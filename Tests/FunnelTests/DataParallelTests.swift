@@ -1,0 +1,62 @@
+import XCTest
+@testable import Funnel
+
+/// Splitting a batch over workers and reducing must give the whole batch's gradient.
+final class DataParallelTests: XCTestCase {
+    override func setUp() { BLAS.setThreads(1) }
+
+    func testReducedShardGradientsEqualWholeBatchGradient() {
+        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .clickOnly), (.base, .conversionOnly)] {
+            var config = ModelConfig(kind: kind)
+            config.embeddingDim = 3; config.hidden = [6, 4]; config.batchSize = 10; config.seed = 4
+            let data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)
+            let single = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 1)
+            let multi = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 3)
+            let whole = Batch(capacity: 10, fields: 3, denseCount: 2)
+            [Int32](0..<10).withUnsafeBufferPointer { whole.fill(from: data, rows: $0) }
+            let wholeLoss = single.computeGradients(whole, objective: objective)
+            var shardLoss = 0.0
+            for (w, range) in [(0, 0..<4), (1, 4..<8), (2, 8..<10)] {
+                let b = Batch(capacity: 4, fields: 3, denseCount: 2)
+                [Int32](range.map { Int32($0) }).withUnsafeBufferPointer { b.fill(from: data, rows: $0) }
+                shardLoss += multi.computeGradients(b, objective: objective, worker: w, normalizer: 10)
+            }
+            multi.reduceGradients(for: objective, active: 3)
+            XCTAssertEqual(shardLoss, wholeLoss, accuracy: 1e-6)
+            for (p, q) in zip(single.parameters(for: objective), multi.parameters(for: objective)) {
+                if p.isSparse {
+                    XCTAssertEqual(Set(p.touchedRows), Set(q.touchedRows), p.name)
+                    for (s, r) in p.touchedRows.enumerated() {
+                        let t = q.touchedRows.firstIndex(of: r)!
+                        for d in 0..<p.rowWidth {
+                            XCTAssertEqual(p.rowGradients[s * p.rowWidth + d], q.rowGradients[t * p.rowWidth + d], accuracy: 1e-6)
+                        }
+                    }
+                } else {
+                    for i in 0..<p.count { XCTAssertEqual(p.grad[i], q.grad[i], accuracy: 1e-6, "\(p.name)[\(i)]") }
+                }
+            }
+        }
+    }
+
+    func testTwoWorkersAreDeterministicAndPredictLikeOne() throws {
+        let data = randomDataset(rows: 900, fields: 4, vocab: 30, dense: 3, seed: 1, clickRate: 0.3)
+        var config = ModelConfig(kind: .esmm)
+        config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 128
+        func train() throws -> FunnelNetwork {
+            let net = FunnelNetwork(config: config, embeddingRows: 120, fields: 4, denseCount: 3, workers: 2)
+            _ = try Trainer(config: config).train(net, on: data)
+            return net
+        }
+        let a = try train(), b = try train()
+        for (p, q) in zip(a.parameters, b.parameters) { XCTAssertEqual(p.value.array, q.value.array, p.name) }
+        // Prediction splits rows over workers; it must match a one-worker copy of the same weights.
+        let one = FunnelNetwork(config: config, embeddingRows: 120, fields: 4, denseCount: 3, maxBatch: 64, workers: 1)
+        for (p, q) in zip(a.parameters, one.parameters) { q.value.base.update(from: p.value.base, count: p.count) }
+        let pa = a.predict(data), po = one.predict(data)
+        for i in 0..<data.rowCount {
+            XCTAssertEqual(pa.ctr[i], po.ctr[i], accuracy: 1e-6)
+            XCTAssertEqual(pa.cvr[i], po.cvr[i], accuracy: 1e-6)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Side-by-side ESMM benchmark: Funnel vs PyTorch (dense Adam and SparseAdam), same data,
+same shapes and hyperparameters, same thread count, in one run. Prints training samples/s,
+predict rows/s, peak RSS and test AUCs (mean over --runs seeds) and the ratios."""
+import argparse, json, os, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--funnel", default=".build/release/funnel")
+    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--vocab-scale", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--peers", default="sparse-adam,adam")
+    a = ap.parse_args()
+    data = os.path.join(a.out, f"data-{a.rows}-{a.vocab_scale:g}")
+    if not os.path.exists(os.path.join(data, "test_truth.csv")):
+        subprocess.run([a.funnel, "simulate", "--rows", str(a.rows), "--seed", "7",
+                        "--vocab-scale", str(a.vocab_scale), "--out", data], check=True)
+    train, test, truth = (os.path.join(data, f) for f in ("train.csv", "test.csv", "test_truth.csv"))
+    keys = ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space"]
+    results = {}
+
+    rows = []
+    for seed in range(1, a.runs + 1):
+        model = os.path.join(a.out, f"esmm-{seed}")
+        t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model,
+                      "--threads", str(a.threads), "--seed", str(seed), "--json"])
+        p = run_json([a.funnel, "predict", "--model", model, "--data", test, "--out",
+                      os.path.join(a.out, "pred.csv"), "--threads", str(a.threads), "--json"])
+        e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", truth,
+                      "--threads", str(a.threads), "--json"])
+        rows.append({"train": t["train_samples_per_second"], "predict": p["predict_rows_per_second"],
+                     "rss": t["peak_rss_mb"], **{k: e.get(k) for k in keys}})
+        print(f"funnel seed {seed}: {t['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
+    results["funnel"] = rows
+
+    for peer in [p for p in a.peers.split(",") if p]:
+        rows = []
+        for seed in range(1, a.runs + 1):
+            r = run_json([sys.executable, os.path.join(HERE, "torch_esmm.py"), "--train", train, "--test", test,
+                          "--truth", truth, "--optimizer", peer, "--threads", str(a.threads), "--seed", str(seed)])
+            rows.append({"train": r["train_samples_per_second"], "predict": r["predict_rows_per_second"],
+                         "rss": r["peak_rss_mb"], **{k: r.get(k) for k in keys}})
+            print(f"pytorch-{peer} seed {seed}: {r['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
+        results["pytorch-" + peer] = rows
+
+    summary = {name: {k: mean([r[k] for r in rs]) for k in ["train", "predict", "rss"] + keys}
+               for name, rs in results.items()}
+    peers = [n for n in summary if n != "funnel"]
+    best_train = max(peers, key=lambda n: summary[n]["train"]) if peers else None
+    best_predict = max(peers, key=lambda n: summary[n]["predict"]) if peers else None
+    print(f"\nESMM, {a.rows} simulated rows (vocab scale {a.vocab_scale:g}), {a.threads} threads, "
+          f"mean of {a.runs} seeds; AUCs on the test split (CVR-ES: entire space vs. counterfactual truth)")
+    head = f"{'':22}{'train/s':>10}{'predict/s':>11}{'RSS MB':>8}" + "".join(f"{k.replace('auc_', 'AUC ').replace('_entire_space', '-ES'):>12}" for k in keys)
+    print(head)
+    print("-" * len(head))
+    for name, s in summary.items():
+        print(f"{name:22}{s['train']:>10.0f}{s['predict']:>11.0f}{s['rss']:>8.0f}"
+              + "".join(f"{s[k]:>12.4f}" if s[k] is not None else f"{'undefined':>12}" for k in keys))
+    if best_train:
+        f = summary["funnel"]
+        print(f"\ntraining ratio funnel / {best_train}: {f['train'] / summary[best_train]['train']:.2f}x")
+        print(f"predict ratio  funnel / {best_predict}: {f['predict'] / summary[best_predict]['predict']:.2f}x")
+        gaps = {k: f[k] - summary[best_train][k] for k in keys if f[k] is not None and summary[best_train][k] is not None}
+        print("AUC gaps vs " + best_train + ": " + ", ".join(f"{k} {v:+.4f}" for k, v in gaps.items()))
+    with open(os.path.join(a.out, "bench.json"), "w") as fh:
+        json.dump({"config": vars(a), "runs": results, "summary": summary}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
