@@ -13,7 +13,7 @@ BCE(click*conversion, pCTR*pCVR) averaged over the batch, Adam(lr, 0.9, 0.999, 1
 
 Prints one JSON object.
 """
-import argparse, json, resource, time
+import argparse, json, os, resource, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--embedding-dim", type=int, default=18)
     ap.add_argument("--hidden", default="200,80")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init-from", help="Funnel model directory whose weights initialise the network (parity checks)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -134,6 +135,15 @@ def main():
     hidden = [int(h) for h in a.hidden.split(",")]
     sparse = a.optimizer == "sparse-adam"
     model = ESMM(total, len(cat), len(den), a.embedding_dim, hidden, sparse)
+    if a.init_from:
+        from safetensors.numpy import load_file
+        w = load_file(os.path.join(a.init_from, "weights.safetensors"))
+        sd = {"embedding.weight": w["embedding"]}
+        for t in ("ctr", "cvr"):
+            for i in range(len(hidden) + 1):
+                sd[f"{t}.{2 * i}.weight"] = w[f"{t}.tower.{i}.weight"]
+                sd[f"{t}.{2 * i}.bias"] = w[f"{t}.tower.{i}.bias"]
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
     if sparse:
         opts = [torch.optim.SparseAdam([model.embedding.weight], lr=a.lr),
                 torch.optim.Adam(list(model.ctr.parameters()) + list(model.cvr.parameters()), lr=a.lr)]
@@ -144,7 +154,9 @@ def main():
     n = len(train)
     start = time.perf_counter()
     samples = 0
+    loss_sum = 0.0
     for _ in range(a.epochs):
+        loss_sum = 0.0
         perm = torch.from_numpy(rng.permutation(n))
         for s in range(0, n, a.batch_size):
             idx = perm[s:s + a.batch_size]
@@ -158,6 +170,7 @@ def main():
             for o in opts:
                 o.step()
             samples += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
     train_seconds = time.perf_counter() - start
 
     model.eval()
@@ -181,6 +194,7 @@ def main():
         "logloss_ctcvr": logloss(pctcvr, c * v),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "embedding_rows": total,
+        "final_loss": loss_sum / n,
     }
     if a.truth:
         cf = np.loadtxt(a.truth, delimiter=",", skiprows=1, usecols=2)

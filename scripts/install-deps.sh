@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Installs the system libraries Funnel links against, only when missing (Debian/Ubuntu).
+# Installs what Funnel's build and tests need, only when missing (Debian/Ubuntu):
+#   libopenblas-dev + pkg-config  (linked by the COpenBLAS system-library target)
+#   python3 safetensors + numpy   (a test proves weights.safetensors opens in Python)
 set -euo pipefail
 need=()
-pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! python3 -c "import safetensors.numpy, numpy" 2>/dev/null; then
+  echo "installing: python safetensors numpy" >&2
+  python3 -m pip install --quiet safetensors numpy 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages safetensors numpy
 fi

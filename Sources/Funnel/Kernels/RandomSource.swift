@@ -37,10 +37,11 @@ public struct RandomSource: RandomNumberGenerator {
         Double(next() >> 11) * 0x1.0p-53
     }
 
-    /// Uniform integer in 0..<n (n > 0), by Lemire's multiply-shift; bias below 2^-32 for our sizes.
+    /// Uniform integer in 0..<n (0 < n < 2^32), by Lemire's multiply-shift; bias below n/2^32.
     @inline(__always)
     public mutating func below(_ n: Int) -> Int {
-        Int((next() >> 32) &* UInt64(n) >> 32)
+        // Parenthesised on purpose: in Swift `>>` binds tighter than `&*`.
+        Int(((next() >> 32) &* UInt64(n)) >> 32)
     }
 
     /// Standard normal by Box–Muller (one value per call; the pair's twin is dropped for simplicity).
