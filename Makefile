@@ -16,7 +16,7 @@ release: deps
 	$(SWIFT) build -c release
 
 test: deps
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 demo: release
 	@scripts/demo.sh $(FUNNEL) $(DEMO_DIR)

@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--rows", type=int, default=500_000)
     ap.add_argument("--vocab-scale", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--peers", default="sparse-adam,adam")
     a = ap.parse_args()
@@ -59,6 +59,20 @@ def main():
             print(f"pytorch-{peer} seed {seed}: {r['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
         results["pytorch-" + peer] = rows
 
+    # Parity: both start from the same (untrained) Funnel weights and read rows in file order, so
+    # the only differences left are floating-point summation orders.
+    init = os.path.join(a.out, "init")
+    run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", init, "--lr", "1e-30",
+              "--threads", str(a.threads), "--seed", "1", "--no-shuffle", "--json"])
+    same = os.path.join(a.out, "esmm-parity")
+    run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", same, "--init-from", init,
+              "--threads", str(a.threads), "--no-shuffle", "--json"])
+    fe = run_json([a.funnel, "eval", "--model", same, "--data", test, "--truth", truth, "--json"])
+    te = run_json([sys.executable, os.path.join(HERE, "torch_esmm.py"), "--train", train, "--test", test,
+                   "--truth", truth, "--optimizer", "sparse-adam", "--threads", str(a.threads),
+                   "--init-from", init, "--no-shuffle"])
+    parity = {k: (fe.get(k), te.get(k)) for k in keys}
+
     summary = {name: {k: mean([r[k] for r in rs]) for k in ["train", "predict", "rss"] + keys}
                for name, rs in results.items()}
     peers = [n for n in summary if n != "funnel"]
@@ -78,8 +92,10 @@ def main():
         print(f"predict ratio  funnel / {best_predict}: {f['predict'] / summary[best_predict]['predict']:.2f}x")
         gaps = {k: f[k] - summary[best_train][k] for k in keys if f[k] is not None and summary[best_train][k] is not None}
         print("AUC gaps vs " + best_train + ": " + ", ".join(f"{k} {v:+.4f}" for k, v in gaps.items()))
+    print("\nparity, same initial weights and row order (funnel vs pytorch-sparse-adam): "
+          + ", ".join(f"{k} {f:.4f} vs {t:.4f} ({f - t:+.4f})" for k, (f, t) in parity.items() if f is not None and t is not None))
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
-        json.dump({"config": vars(a), "runs": results, "summary": summary}, fh, indent=1)
+        json.dump({"config": vars(a), "runs": results, "summary": summary, "parity": parity}, fh, indent=1)
 
 
 if __name__ == "__main__":

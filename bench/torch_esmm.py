@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--embedding-dim", type=int, default=18)
     ap.add_argument("--hidden", default="200,80")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-shuffle", action="store_true")
     ap.add_argument("--init-from", help="Funnel model directory whose weights initialise the network (parity checks)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -157,7 +158,7 @@ def main():
     loss_sum = 0.0
     for _ in range(a.epochs):
         loss_sum = 0.0
-        perm = torch.from_numpy(rng.permutation(n))
+        perm = torch.arange(n) if a.no_shuffle else torch.from_numpy(rng.permutation(n))
         for s in range(0, n, a.batch_size):
             idx = perm[s:s + a.batch_size]
             lc, lv = model(tr_ids[idx], tr_dense[idx])

@@ -21,6 +21,8 @@ struct Train: ParsableCommand {
     @Option(help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(help: "Random seed (initialisation and shuffling).") var seed: UInt64 = 42
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
+    @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
 
@@ -29,7 +31,7 @@ struct Train: ParsableCommand {
             var config = ModelConfig(kind: model)
             config.epochs = epochs; config.batchSize = batchSize; config.learningRate = lr
             config.beta1 = beta1; config.beta2 = beta2; config.epsilon = adamEpsilon; config.l2 = l2
-            config.embeddingDim = embeddingDim; config.seed = seed
+            config.embeddingDim = embeddingDim; config.seed = seed; config.shuffle = !noShuffle
             let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else {
                 throw FunnelError("--hidden must be comma-separated integers, e.g. 200,80; got '\(hidden)'")
@@ -56,6 +58,7 @@ struct Train: ParsableCommand {
 
             let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows,
                                         fields: schema.fields.count, denseCount: schema.dense.count, workers: nThreads)
+            if let initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
             let trainer = Trainer(config: config)
             var validReports: [EvaluationReport] = []
             let result = try trainer.train(network, on: trainData, progress: { p in

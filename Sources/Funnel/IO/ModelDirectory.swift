@@ -117,16 +117,38 @@ public struct TrainedModel {
         let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
         let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
                                 denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers)
-        for p in net.parameters {
-            guard let t = tensors[p.name] else { throw FunnelError("\(weightsPath): tensor '\(p.name)' is missing") }
-            guard t.shape == p.shape else {
-                throw FunnelError("\(weightsPath): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")
-            }
-            t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: t.values.count) }
-        }
+        try copy(tensors, into: net, path: weightsPath)
         var model = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         model.manifest = m
         return model
+    }
+
+    /// Copies named tensors into a network, checking that every parameter is present with its shape.
+    public static func copy(_ tensors: [String: SafeTensors.Tensor], into net: FunnelNetwork, path: String) throws {
+        for p in net.parameters {
+            guard let t = tensors[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
+            guard t.shape == p.shape else {
+                throw FunnelError("\(path): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")
+            }
+            t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: t.values.count) }
+        }
+    }
+
+    /// Starts `net` from a saved model's weights (warm start). The saved model must have the same
+    /// architecture and the same schema (vocabularies), or the ids would mean different things.
+    public static func warmStart(_ net: FunnelNetwork, schema: FeatureSchema, from dir: String) throws {
+        let saved = try load(from: dir)
+        guard saved.config.architecture == net.config.architecture else {
+            throw FunnelError("--init-from \(dir): model '\(saved.config.kind.rawValue)' cannot initialise '\(net.config.kind.rawValue)'")
+        }
+        guard saved.schema.layout == schema.layout,
+              saved.schema.fields.map(\.values) == schema.fields.map(\.values) else {
+            throw FunnelError("--init-from \(dir): its feature schema (columns or vocabularies) differs from this training file's")
+        }
+        let tensors = Dictionary(uniqueKeysWithValues: saved.network.parameters.map {
+            ($0.name, SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array))
+        })
+        try copy(tensors, into: net, path: dir + "/" + saved.manifest.weightsFile)
     }
 
     private static func describe(_ error: Error) -> String {

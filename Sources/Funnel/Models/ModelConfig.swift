@@ -55,8 +55,33 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var batchSize = 2000
     public var epochs = 1
     public var seed: UInt64 = 42
+    /// Shuffle rows every epoch (off: file order, e.g. for time-ordered logs or parity checks).
+    public var shuffle = true
 
     public init(kind: ModelKind) { self.kind = kind }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, hidden, l2, epochs, seed, shuffle, beta1, beta2, epsilon
+        case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
+    }
+
+    /// Keys added in later versions fall back to their defaults, so older model files still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(ModelKind.self, forKey: .kind)
+        let d = ModelConfig(kind: kind)
+        embeddingDim = try c.decodeIfPresent(Int.self, forKey: .embeddingDim) ?? d.embeddingDim
+        hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
+        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
+        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
+        epsilon = try c.decodeIfPresent(Double.self, forKey: .epsilon) ?? d.epsilon
+        l2 = try c.decodeIfPresent(Double.self, forKey: .l2) ?? d.l2
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
+    }
 
     public var architecture: Architecture { Architecture.of(kind) }
 

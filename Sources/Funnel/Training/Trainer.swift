@@ -67,8 +67,10 @@ public final class Trainer {
                 epsilon: Float(config.epsilon), l2: Float(config.l2))
             let params = network.parameters(for: objective)
             for epoch in 1...config.epochs {
-                var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch))
-                rng.shuffle(&rows)
+                if config.shuffle {
+                    var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch))
+                    rng.shuffle(&rows)
+                }
                 var lossSum = 0.0, lossRows = 0
                 var offset = 0
                 while offset < rows.count {
