@@ -7,47 +7,30 @@ struct Train: ParsableCommand {
 
     @Option(help: "Training CSV/TSV with a header.") var train: String
     @Option(help: "Optional validation file, evaluated after each epoch.") var valid: String?
-    @Option(help: "Model: base or esmm.") var model: ModelKind
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ModelKind
     @Option(help: "Output model directory.") var out: String
-    @Option(help: "Epochs over each stage's sample space.") var epochs = 1
-    @Option(help: "Mini-batch size.") var batchSize = 2000
-    @Option(help: "Adam learning rate.") var lr = 1e-3
-    @Option(help: "Adam beta1.") var beta1 = 0.9
-    @Option(help: "Adam beta2.") var beta2 = 0.999
-    @Option(help: "Adam epsilon.") var adamEpsilon = 1e-8
-    @Option(help: "L2 penalty on all weights (coupled, as PyTorch's weight_decay).") var l2 = 0.0
-    @Option(help: "Embedding dimension per field.") var embeddingDim = 18
-    @Option(help: "Hidden layer sizes of each tower, comma-separated.") var hidden = "200,80"
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(help: "Random seed (initialisation and shuffling).") var seed: UInt64 = 42
     @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
     @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
 
     func run() throws {
         try guarded {
-            var config = ModelConfig(kind: model)
-            config.epochs = epochs; config.batchSize = batchSize; config.learningRate = lr
-            config.beta1 = beta1; config.beta2 = beta2; config.epsilon = adamEpsilon; config.l2 = l2
-            config.embeddingDim = embeddingDim; config.seed = seed; config.shuffle = !noShuffle
-            let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else {
-                throw FunnelError("--hidden must be comma-separated integers, e.g. 200,80; got '\(hidden)'")
-            }
-            config.hidden = sizes.map { $0! }
-            try config.validate()
+            let config = try modelOptions.config(kind: model, seed: seed)
             let nThreads = try resolveThreads(threads)
 
             let options = try data.readOptions()
             let loadStart = Date()
-            let (schema, trainData, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
+            let (schema, fullTrain, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
+            let trainData = fullTrain.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed)
             var notes = report.notes
             var validData: EncodedDataset?
             if let valid {
                 let (v, vr) = try DatasetLoader.load(valid, schema: schema, options: options, requireLabels: true)
-                validData = v
+                validData = v.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
                 notes += vr.notes
             }
             if !json { for n in notes { Terminal.note(n) } }
@@ -67,7 +50,7 @@ struct Train: ParsableCommand {
                     + String(format: "loss %.5f", p.meanLoss) + "  ETA \(Terminal.duration(p.secondsLeft))"
                 if !json { Terminal.progress(line, final: p.epochFinished) }
             }, afterEpoch: { stage, epoch in
-                guard let v = validData, stage == network.architecture.stages.last else { return }
+                guard let v = validData, stage == network.architecture.stages.last?.objective else { return }
                 let r = EvaluationReport.evaluate(network.predict(v), on: v)
                 validReports.append(r)
                 if !json {

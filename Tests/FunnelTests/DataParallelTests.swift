@@ -6,7 +6,7 @@ final class DataParallelTests: XCTestCase {
     override func setUp() { BLAS.setThreads(1) }
 
     func testReducedShardGradientsEqualWholeBatchGradient() {
-        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .clickOnly), (.base, .conversionOnly)] {
+        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .ctr), (.base, .cvr)] {
             var config = ModelConfig(kind: kind)
             config.embeddingDim = 3; config.hidden = [6, 4]; config.batchSize = 10; config.seed = 4
             let data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)

@@ -150,37 +150,74 @@ final class GradientCheckTests: XCTestCase {
         checkGradient(name: "db", values: b.base, count: n, analytic: { gb[$0] }, loss: loss)
     }
 
-    /// The whole network: every parameter of the stage, through embedding, towers and loss.
-    private func checkNetwork(kind: ModelKind, objective: Objective, clickedOnly: Bool) {
+    /// The whole network: every parameter of the stage, through embedding, (bottom,) towers and
+    /// loss, with non-uniform sample weights.
+    private func checkNetwork(kind: ModelKind, objective: Objective, trunk: TrunkKind = .esmm, clickedOnly: Bool = false,
+                              file: StaticString = #filePath, line: UInt = #line) {
         var config = ModelConfig(kind: kind)
         config.embeddingDim = 3
-        config.hidden = [6, 4]
+        config.trunk = trunk
+        config.hidden = trunk == .esmm ? [6, 4] : [4]
+        config.bottom = trunk == .esmm ? [] : [6, 5]
         config.batchSize = 8
         config.seed = 11
         let data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)
         let net = FunnelNetwork(config: config, embeddingRows: 15, fields: 3, denseCount: 2)
         let batch = Batch(capacity: 8, fields: 3, denseCount: 2)
         let rows: [Int32] = [0, 3, 5, 9, 14, 22, 30, 39]
-        rows.withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+        var weights = [Float](repeating: 1, count: 40)
+        for (k, r) in rows.enumerated() { weights[Int(r)] = 0.5 + Float(k % 3) }
+        rows.withUnsafeBufferPointer { batch.fill(from: data, rows: $0, rowWeights: weights) }
         let reported = net.computeGradients(batch, objective: objective)
-        XCTAssertEqual(reported, net.loss(batch, objective: objective), accuracy: 1e-5)
-        for p in net.parameters(for: objective) {
+        XCTAssertEqual(reported, net.loss(batch, objective: objective), accuracy: 1e-5, file: file, line: line)
+        let params = net.parameters(for: objective)
+        XCTAssertFalse(params.isEmpty)
+        for p in params {
             if p.isSparse {
                 let touched = p.touchedRows, dim = p.rowWidth
-                checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { i in
+                checkGradient(name: "\(kind.rawValue)/\(objective.rawValue)/\(p.name)", values: p.value.base, count: p.count, analytic: { i in
                     guard let s = touched.firstIndex(of: Int32(i / dim)) else { return 0 }
                     return p.rowGradients[s * dim + i % dim]
-                }, samples: p.count, loss: { net.loss(batch, objective: objective) })
+                }, samples: p.count, loss: { net.loss(batch, objective: objective) }, file: file, line: line)
             } else {
-                checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { p.grad[$0] },
-                              loss: { net.loss(batch, objective: objective) })
+                checkGradient(name: "\(kind.rawValue)/\(objective.rawValue)/\(p.name)", values: p.value.base, count: p.count,
+                              analytic: { p.grad[$0] }, loss: { net.loss(batch, objective: objective) }, file: file, line: line)
             }
+        }
+    }
+
+    func testESMMLossGradient() { checkNetwork(kind: .esmm, objective: .entireSpace) }
+    func testBaseCTRLossGradient() { checkNetwork(kind: .base, objective: .ctr) }
+    func testBaseCVRLossGradient() { checkNetwork(kind: .base, objective: .cvr, clickedOnly: true) }
+
+    /// Every stage of every model of the family, on both trunks.
+    func testEveryModelStageGradient() {
+        for kind in ModelKind.allCases {
+            for stage in Architecture.of(kind).stages {
+                for trunk in TrunkKind.allCases {
+                    checkNetwork(kind: kind, objective: stage.objective, trunk: trunk, clickedOnly: stage.space != .all)
+                }
+            }
+        }
+    }
+
+    func testAblationSwitchesMatchTheTable() {
+        // esmm-ablation Table 1: shared parameters, entire space, weighted CVR.
+        let expected: [ModelKind: (Bool, Bool, Bool)] = [
+            .ip: (false, false, false), .esmm: (true, true, true), .esmmNS: (false, true, true),
+            .esspSplit: (true, true, false), .ipsp: (true, false, false), .esp: (false, true, false),
+        ]
+        for (kind, (shared, entire, weighted)) in expected {
+            let a = Architecture.of(kind)
+            XCTAssertEqual(a.sharedParameters, shared, kind.rawValue)
+            XCTAssertEqual(a.entireSpace, entire, kind.rawValue)
+            XCTAssertEqual(a.weightedCVR, weighted, kind.rawValue)
         }
     }
 
     /// Gradients are a function of the batch alone: nothing leaks from the previous step.
     func testGradientsDoNotCarryOverBetweenSteps() {
-        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .clickOnly), (.base, .conversionOnly)] {
+        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .ctr), (.base, .cvr)] {
             var config = ModelConfig(kind: kind)
             config.embeddingDim = 3; config.hidden = [5]; config.batchSize = 6
             let data = randomDataset(rows: 12, fields: 2, vocab: 4, dense: 1, seed: 2, clickRate: 0.7)
@@ -199,16 +236,13 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
-    func testESMMLossGradient() { checkNetwork(kind: .esmm, objective: .entireSpace, clickedOnly: false) }
-    func testBaseCTRLossGradient() { checkNetwork(kind: .base, objective: .clickOnly, clickedOnly: false) }
-    func testBaseCVRLossGradient() { checkNetwork(kind: .base, objective: .conversionOnly, clickedOnly: true) }
 
     func testBaseStagesTouchOnlyTheirOwnNetwork() {
         var config = ModelConfig(kind: .base)
         config.hidden = [4]
         let net = FunnelNetwork(config: config, embeddingRows: 10, fields: 2, denseCount: 0)
-        let ctr = Set(net.parameters(for: .clickOnly).map(\.name))
-        let cvr = Set(net.parameters(for: .conversionOnly).map(\.name))
+        let ctr = Set(net.parameters(for: .ctr).map(\.name))
+        let cvr = Set(net.parameters(for: .cvr).map(\.name))
         XCTAssertTrue(ctr.isDisjoint(with: cvr))
         XCTAssertTrue(ctr.allSatisfy { $0.hasPrefix("ctr.") })
         XCTAssertTrue(cvr.allSatisfy { $0.hasPrefix("cvr.") })

@@ -41,7 +41,7 @@ final class ModelDirectoryTests: XCTestCase {
         }
     }
 
-    private func smallModel(kind: ModelKind, seed: UInt64 = 3) throws -> (TrainedModel, EncodedDataset) {
+    private func smallModel(kind: ModelKind, seed: UInt64 = 3, trunk: TrunkKind = .esmm) throws -> (TrainedModel, EncodedDataset) {
         let sim = dir + "/sim"
         var c = SimulatorConfig()
         c.rows = 3000; c.seed = 5; c.vocabScale = 0.02
@@ -49,6 +49,8 @@ final class ModelDirectoryTests: XCTestCase {
         let (schema, data, _) = try DatasetLoader.loadForTraining(sim + "/train.csv", options: ReadOptions(), minCount: 1)
         var config = ModelConfig(kind: kind)
         config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256; config.seed = seed
+        config.trunk = trunk
+        if trunk == .sharedBottom { config.bottom = [12]; config.hidden = [6] }
         let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
         let result = try Trainer(config: config).train(net, on: data)
         let summary = TrainingSummary(rows: data.rowCount, clicks: data.clickCount, conversions: data.conversionCount, epochs: 1,
@@ -59,16 +61,30 @@ final class ModelDirectoryTests: XCTestCase {
 
     func testModelRoundTripPredictsTheSame() throws {
         for kind in ModelKind.allCases {
-            let (model, data) = try smallModel(kind: kind)
-            let out = dir + "/\(kind.rawValue)"
+            for trunk in TrunkKind.allCases {
+            let (model, data) = try smallModel(kind: kind, trunk: trunk)
+            let out = dir + "/\(kind.rawValue)-\(trunk.rawValue)"
             try model.save(to: out)
             let loaded = try TrainedModel.load(from: out)
             XCTAssertEqual(loaded.config, model.config)
             let a = model.network.predict(data), b = loaded.network.predict(data)
-            XCTAssertEqual(a.ctr, b.ctr); XCTAssertEqual(a.cvr, b.cvr); XCTAssertEqual(a.ctcvr, b.ctcvr)
-            for i in 0..<data.rowCount { XCTAssertEqual(a.ctcvr[i], a.ctr[i] * a.cvr[i]) }
+            func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
+            XCTAssertEqual(bits(a.ctr), bits(b.ctr), kind.rawValue)
+            XCTAssertEqual(bits(a.cvr), bits(b.cvr), kind.rawValue)
+            XCTAssertEqual(bits(a.ctcvr), bits(b.ctcvr), kind.rawValue)
+            let arch = model.config.architecture
+            for i in 0..<data.rowCount {
+                XCTAssertFalse(a.ctcvr[i].isNaN, kind.rawValue)
+                XCTAssertEqual(a.ctr[i].isNaN, !arch.ctrHead, kind.rawValue)
+                if arch.secondHead == .cvr {
+                    XCTAssertEqual(a.ctcvr[i], a.ctr[i] * a.cvr[i], kind.rawValue)
+                } else if arch.ctrHead {
+                    XCTAssertEqual(a.cvr[i], min(a.ctcvr[i] / a.ctr[i], 1), accuracy: 1e-6, kind.rawValue)
+                }
+            }
             let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
             XCTAssertEqual(files, ["model.json", "weights.safetensors"], "no temporary files left behind")
+            }
         }
     }
 

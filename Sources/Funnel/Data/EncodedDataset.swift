@@ -10,9 +10,11 @@ public final class EncodedDataset {
     public let click: [Float]?
     public let conversion: [Float]?
     public let sourceRows: [Int32]
+    /// Per-row sample weights (nil: all 1), e.g. from negative downsampling.
+    public let weights: [Float]?
 
     public init(rowCount: Int, fields: Int, denseCount: Int, ids: [Int32], dense: [Float],
-                click: [Float]?, conversion: [Float]?, sourceRows: [Int32]) {
+                click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil) {
         precondition(ids.count == rowCount * fields && dense.count == rowCount * denseCount)
         self.rowCount = rowCount
         self.fields = fields
@@ -22,7 +24,44 @@ public final class EncodedDataset {
         self.click = click
         self.conversion = conversion
         self.sourceRows = sourceRows
+        self.weights = weights
     }
+
+    /// A subset of rows, in the given order, keeping labels, weights and source positions.
+    public func subset(_ rows: [Int32], weights newWeights: [Float]? = nil) -> EncodedDataset {
+        var ids = [Int32](), dense = [Float](), click = [Float](), conv = [Float](), src = [Int32](), w = [Float]()
+        ids.reserveCapacity(rows.count * fields); dense.reserveCapacity(rows.count * denseCount)
+        for (k, r32) in rows.enumerated() {
+            let r = Int(r32)
+            ids.append(contentsOf: self.ids[(r * fields)..<((r + 1) * fields)])
+            dense.append(contentsOf: self.dense[(r * denseCount)..<((r + 1) * denseCount)])
+            if let c = self.click, let v = self.conversion { click.append(c[r]); conv.append(v[r]) }
+            src.append(sourceRows[r])
+            w.append((newWeights?[k] ?? 1) * (self.weights?[r] ?? 1))
+        }
+        let anyWeights = newWeights != nil || self.weights != nil
+        return EncodedDataset(rowCount: rows.count, fields: fields, denseCount: denseCount, ids: ids, dense: dense,
+                              click: hasLabels ? click : nil, conversion: hasLabels ? conv : nil, sourceRows: src,
+                              weights: anyWeights ? w : nil)
+    }
+
+    /// Negative downsampling with re-weighting (esmm-ablation §2.1.1): keeps every clicked row
+    /// and each unclicked row with probability 1/`factor`, weighting the kept unclicked rows by
+    /// `factor`, so weighted sums (losses, AUC masses) stay unbiased for the full data.
+    public func downsamplingNegatives(factor: Double, seed: UInt64) -> EncodedDataset {
+        guard factor > 1, let click else { return self }
+        var rng = RandomSource(seed: seed, stream: 77)
+        var rows: [Int32] = [], w: [Float] = []
+        let keep = 1 / factor
+        for i in 0..<rowCount {
+            if click[i] == 1 { rows.append(Int32(i)); w.append(1) }
+            else if rng.uniform() < keep { rows.append(Int32(i)); w.append(Float(factor)) }
+        }
+        return subset(rows, weights: w)
+    }
+
+    /// Row weights (1 where none are set).
+    public func weight(_ i: Int) -> Float { weights?[i] ?? 1 }
 
     public var hasLabels: Bool { click != nil }
 

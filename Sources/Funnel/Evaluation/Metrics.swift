@@ -47,4 +47,108 @@ public enum Metrics {
         }
         return mass > 0 ? total / mass : nil
     }
+
+    /// Area under the precision–recall curve as average precision: Σ over score thresholds
+    /// (ties form one threshold) of recall gained × precision there, weighted. nil without positives.
+    public static func prAUC(scores: [Float], labels: [Float], weights: [Float]? = nil) -> Double? {
+        let n = scores.count
+        var order = Array(0..<n)
+        order.sort { scores[$0] > scores[$1] }
+        var totalPos = 0.0
+        for i in 0..<n where labels[i] > 0.5 { totalPos += Double(weights?[i] ?? 1) }
+        guard totalPos > 0 else { return nil }
+        var tp = 0.0, fp = 0.0, ap = 0.0
+        var i = 0
+        while i < n {
+            var j = i, gainPos = 0.0, gainNeg = 0.0
+            let s = scores[order[i]]
+            while j < n && scores[order[j]] == s {
+                let w = Double(weights?[order[j]] ?? 1)
+                if labels[order[j]] > 0.5 { gainPos += w } else { gainNeg += w }
+                j += 1
+            }
+            tp += gainPos; fp += gainNeg
+            if gainPos > 0 { ap += gainPos / totalPos * tp / (tp + fp) }
+            i = j
+        }
+        return ap
+    }
+
+    /// Mean prediction over mean label (weighted): 1 is calibrated on average, above 1 over-predicts.
+    public static func calibrationRatio(predictions: [Float], labels: [Float], weights: [Float]? = nil) -> Double? {
+        var p = 0.0, y = 0.0
+        for i in 0..<predictions.count {
+            let w = Double(weights?[i] ?? 1)
+            p += w * Double(predictions[i]); y += w * Double(labels[i])
+        }
+        return y > 0 ? p / y : nil
+    }
+
+    /// One bin of a reliability diagram.
+    public struct ReliabilityBin: Codable, Sendable {
+        public var meanPrediction: Double
+        public var observedRate: Double
+        public var weight: Double
+        enum CodingKeys: String, CodingKey { case meanPrediction = "mean_prediction", observedRate = "observed_rate", weight }
+    }
+
+    /// Reliability bins of equal weight by predicted value. Equal-mass bins, not equal-width:
+    /// funnel probabilities are small (CTCVR ≈ 0.1%), so equal-width bins would put almost
+    /// every row in the first one.
+    public static func reliability(predictions: [Float], labels: [Float], weights: [Float]? = nil, bins: Int = 10) -> [ReliabilityBin] {
+        let n = predictions.count
+        guard n > 0 else { return [] }
+        var order = Array(0..<n)
+        order.sort { predictions[$0] < predictions[$1] }
+        var total = 0.0
+        for i in 0..<n { total += Double(weights?[i] ?? 1) }
+        var out: [ReliabilityBin] = []
+        var acc = 0.0, wp = 0.0, wy = 0.0, w = 0.0
+        var next = total / Double(bins)
+        for (k, r) in order.enumerated() {
+            let wi = Double(weights?[r] ?? 1)
+            acc += wi; w += wi; wp += wi * Double(predictions[r]); wy += wi * Double(labels[r])
+            if acc >= next - 1e-9 || k == n - 1 {
+                if w > 0 { out.append(ReliabilityBin(meanPrediction: wp / w, observedRate: wy / w, weight: w)) }
+                wp = 0; wy = 0; w = 0
+                next += total / Double(bins)
+            }
+        }
+        return out
+    }
+
+    /// Expected calibration error over equal-mass bins: Σ_b (W_b / W)·|mean p_b − rate_b|.
+    public static func expectedCalibrationError(predictions: [Float], labels: [Float], weights: [Float]? = nil, bins: Int = 10) -> Double? {
+        let r = reliability(predictions: predictions, labels: labels, weights: weights, bins: bins)
+        let total = r.reduce(0) { $0 + $1.weight }
+        guard total > 0 else { return nil }
+        return r.reduce(0) { $0 + $1.weight / total * abs($1.meanPrediction - $1.observedRate) }
+    }
+
+    /// ROC curve points (false-positive rate, true-positive rate), thinned to about `points`.
+    public static func rocCurve(scores: [Float], labels: [Float], weights: [Float]? = nil, points: Int = 200) -> [[Double]] {
+        let n = scores.count
+        var order = Array(0..<n)
+        order.sort { scores[$0] > scores[$1] }
+        var pos = 0.0, neg = 0.0
+        for i in 0..<n { if labels[i] > 0.5 { pos += Double(weights?[i] ?? 1) } else { neg += Double(weights?[i] ?? 1) } }
+        guard pos > 0, neg > 0 else { return [] }
+        var curve: [[Double]] = [[0, 0]]
+        var tp = 0.0, fp = 0.0, i = 0
+        let step = max(1, n / points)
+        var sinceLast = 0
+        while i < n {
+            var j = i
+            let s = scores[order[i]]
+            while j < n && scores[order[j]] == s {
+                let w = Double(weights?[order[j]] ?? 1)
+                if labels[order[j]] > 0.5 { tp += w } else { fp += w }
+                j += 1
+            }
+            sinceLast += j - i
+            if sinceLast >= step || j == n { curve.append([fp / neg, tp / pos]); sinceLast = 0 }
+            i = j
+        }
+        return curve
+    }
 }

@@ -1,17 +1,23 @@
-/// A tower: Dense → ReLU → … → Dense(1), producing one logit per row.
-/// Keeps every layer's output for the backward pass, per worker; buffers are sized once for
-/// `maxBatch` rows per worker.
+/// A stack of dense layers with ReLU between them. As a tower (`logitOutput`), it ends in a
+/// 1-unit layer with no activation and produces one logit per row; as a shared bottom it ends
+/// in a ReLU and feeds the towers. Keeps every layer's output for the backward pass, per
+/// worker; buffers are sized once for `maxBatch` rows per worker.
 public final class MLP {
     public let layers: [DenseLayer]
     public let inputWidth: Int
+    /// Whether the last layer is followed by a ReLU (a bottom) or not (a logit tower).
+    public let activatesLast: Bool
+    public var outputWidth: Int { layers.last?.outFeatures ?? inputWidth }
     /// [worker][layer] outputs and output gradients.
     private let outputs: [[FloatBuffer]]
     private let gradients: [[FloatBuffer]]
 
-    /// `hidden` are the hidden sizes; a final 1-unit layer is appended.
-    public init(name: String, inputWidth: Int, hidden: [Int], maxBatch: Int, workers: Int = 1, rng: inout RandomSource) {
+    /// `hidden` are the hidden sizes; with `logitOutput` a final 1-unit layer is appended.
+    public init(name: String, inputWidth: Int, hidden: [Int], logitOutput: Bool = true, maxBatch: Int, workers: Int = 1,
+                rng: inout RandomSource) {
         self.inputWidth = inputWidth
-        var sizes = [inputWidth] + hidden + [1]
+        activatesLast = !logitOutput
+        var sizes = [inputWidth] + hidden + (logitOutput ? [1] : [])
         var layers: [DenseLayer] = []
         for i in 0..<(sizes.count - 1) {
             layers.append(DenseLayer(name: "\(name).\(i)", inFeatures: sizes[i], outFeatures: sizes[i + 1],
@@ -33,20 +39,21 @@ public final class MLP {
         for (i, layer) in layers.enumerated() {
             let y = out[i].base
             layer.forward(input, batch: batch, into: y)
-            if i < layers.count - 1 { ReLU.forward(y, count: batch * layer.outFeatures) }
+            if i < layers.count - 1 || activatesLast { ReLU.forward(y, count: batch * layer.outFeatures) }
             input = UnsafePointer(y)
         }
         return out[layers.count - 1].base
     }
 
-    /// Back-propagates `dLogits [batch]`; writes or accumulates the input gradient into `dx`.
+    /// Back-propagates the output gradient `dLogits [batch × outputWidth]` (clobbered when the
+    /// last layer is activated); writes or accumulates the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int,
                          dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool, worker: Int = 0) {
         let out = outputs[worker], grads = gradients[worker]
         var dy = UnsafeMutablePointer(mutating: dLogits)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[i]
-            if i < layers.count - 1 {
+            if i < layers.count - 1 || activatesLast {
                 ReLU.backward(output: out[i].base, gradient: dy, count: batch * layer.outFeatures)
             }
             let input = i == 0 ? x : UnsafePointer(out[i - 1].base)

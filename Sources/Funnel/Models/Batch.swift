@@ -10,6 +10,8 @@ public final class Batch {
     public let conversion: FloatBuffer
     /// click · conversion: the CTCVR label.
     public let clickAndConversion: FloatBuffer
+    /// Per-row loss weight: the data's own (negative downsampling) times the stage's (UNBIAS).
+    public let weight: FloatBuffer
 
     public init(capacity: Int, fields: Int, denseCount: Int) {
         self.capacity = capacity
@@ -20,20 +22,22 @@ public final class Batch {
         click = FloatBuffer(count: capacity)
         conversion = FloatBuffer(count: capacity)
         clickAndConversion = FloatBuffer(count: capacity)
+        weight = FloatBuffer(count: capacity, value: 1)
     }
 
-    /// Copies `rows` of `data` (at most `capacity`) into the batch.
-    public func fill(from data: EncodedDataset, rows: UnsafeBufferPointer<Int32>) {
-        fill(from: data, count: rows.count) { Int(rows[$0]) }
+    /// Copies `rows` of `data` (at most `capacity`) into the batch; `rowWeights`, indexed by
+    /// data row, multiply the data's own weights.
+    public func fill(from data: EncodedDataset, rows: UnsafeBufferPointer<Int32>, rowWeights: [Float]? = nil) {
+        fill(from: data, count: rows.count, rowWeights: rowWeights) { Int(rows[$0]) }
     }
 
     /// Fills the batch with the contiguous rows `start..<start+n` (prediction order).
     public func fill(from data: EncodedDataset, start: Int, count n: Int) {
-        fill(from: data, count: n) { start + $0 }
+        fill(from: data, count: n, rowWeights: nil) { start + $0 }
     }
 
     @inline(__always)
-    private func fill(from data: EncodedDataset, count n: Int, row: (Int) -> Int) {
+    private func fill(from data: EncodedDataset, count n: Int, rowWeights: [Float]?, row: (Int) -> Int) {
         precondition(n <= capacity && data.fields == fields && data.denseCount == denseCount)
         count = n
         let f = fields, d = denseCount
@@ -61,6 +65,14 @@ public final class Batch {
                         clickAndConversion[k] = c[r] * v[r]
                     }
                 }
+            }
+        }
+        if data.weights == nil && rowWeights == nil {
+            weight.base.update(repeating: 1, count: n)
+        } else {
+            for k in 0..<n {
+                let r = row(k)
+                weight[k] = (data.weights?[r] ?? 1) * (rowWeights?[r] ?? 1)
             }
         }
     }

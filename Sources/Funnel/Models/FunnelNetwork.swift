@@ -1,9 +1,12 @@
-/// The network of every model in the family: one or two embedding tables, a CTR tower and a
-/// CVR tower. What differs between models is data (`Architecture`): whether the towers share
-/// the embedding, and which objectives train them.
+/// The network of every model in the family: one or two *trunks* (an embedding table, and with
+/// `--arch shared-bottom` shared hidden layers) under a CTR head and a second head that
+/// predicts pCVR or pCTCVR. What differs between models is data (`Architecture`): whether the
+/// heads share a trunk, which heads exist, what the second one means and which objectives
+/// train them on which rows.
 ///
-/// A training step is split as *compute gradients → (reduce) → apply* so data-parallel
-/// training can reduce gradients between the two halves.
+/// A training step is split as *compute gradients → reduce → apply*: workers compute the
+/// gradients of their shard of a batch concurrently, `reduceGradients` sums them, and the
+/// optimizer applies the sum. A data-parallel run reduces across processes at the same point.
 public final class FunnelNetwork {
     public let config: ModelConfig
     public let architecture: Architecture
@@ -15,17 +18,25 @@ public final class FunnelNetwork {
     /// Gradient workers: each computes the gradient of its shard of a batch concurrently.
     public let workers: Int
 
-    /// `[shared]` or `[ctr, cvr]`.
+    /// One embedding table per trunk.
     public let embeddings: [EmbeddingLayer]
-    public let ctrTower: MLP
-    public let cvrTower: MLP
+    /// One shared bottom per trunk (`--arch shared-bottom`), else empty.
+    public let bottoms: [MLP]
+    public let ctrTower: MLP?
+    /// Predicts pCVR or pCTCVR (`architecture.secondHead`).
+    public let secondTower: MLP
 
-    /// Per-worker scratch: [worker][embedding] inputs and their gradients, and logit buffers.
-    private let inputs: [[FloatBuffer]]
-    private let inputGradients: [[FloatBuffer]]
+    private enum Head { case ctr, second }
+
+    // Per-worker scratch, [worker][trunk] or [worker].
+    private let embeddingOutputs: [[FloatBuffer]]
+    private let embeddingGradients: [[FloatBuffer]]
+    private let bottomGradients: [[FloatBuffer]]
     private let ctrLogits: [FloatBuffer]
-    private let dCtr: [FloatBuffer]
-    private let dCvr: [FloatBuffer]
+    private let secondLogits: [FloatBuffer]
+    private let dCTR: [FloatBuffer]
+    private let dSecond: [FloatBuffer]
+    private let maskedWeights: [FloatBuffer]
 
     /// - Parameters:
     ///   - maxBatch: rows per worker call (default: the config's batch size split over workers).
@@ -33,7 +44,8 @@ public final class FunnelNetwork {
     public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil,
                 workers: Int = 1) {
         self.config = config
-        architecture = config.architecture
+        let arch = config.architecture
+        architecture = arch
         self.fields = fields
         self.denseCount = denseCount
         self.embeddingRows = embeddingRows
@@ -44,111 +56,166 @@ public final class FunnelNetwork {
         // Every parameter tensor draws from its own stream so adding one never shifts another's init.
         var stream: UInt64 = 0
         func rng() -> RandomSource { stream += 1; return RandomSource(seed: config.seed, stream: stream) }
-        let names = architecture.sharedEmbedding ? ["embedding"] : ["ctr.embedding", "cvr.embedding"]
-        embeddings = names.map { name in
+        let second = arch.secondHead.rawValue
+        let trunkNames = arch.trunkCount == 1 ? [""] : ["ctr.", second + "."]
+        embeddings = trunkNames.map { prefix in
             var r = rng()
-            return EmbeddingLayer(name: name, rows: embeddingRows, fields: fields, dim: config.embeddingDim,
+            return EmbeddingLayer(name: prefix + "embedding", rows: embeddingRows, fields: fields, dim: config.embeddingDim,
                                   denseCount: denseCount, maxBatch: cap, workers: w, rng: &r)
         }
-        let width = embeddings[0].outputWidth
-        var r1 = rng(), r2 = rng()
-        ctrTower = MLP(name: "ctr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r1)
-        cvrTower = MLP(name: "cvr.tower", inputWidth: width, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r2)
-        let embeddingCount = embeddings.count
-        inputs = (0..<w).map { _ in (0..<embeddingCount).map { _ in FloatBuffer(count: cap * width) } }
-        inputGradients = (0..<w).map { _ in (0..<embeddingCount).map { _ in FloatBuffer(count: cap * width) } }
+        let embeddingWidth = embeddings[0].outputWidth
+        if config.trunk == .sharedBottom {
+            bottoms = trunkNames.map { prefix in
+                var r = rng()
+                return MLP(name: prefix + "bottom", inputWidth: embeddingWidth, hidden: config.bottom, logitOutput: false,
+                           maxBatch: cap, workers: w, rng: &r)
+            }
+        } else {
+            bottoms = []
+        }
+        let headInput = bottoms.first?.outputWidth ?? embeddingWidth
+        if arch.ctrHead {
+            var r = rng()
+            ctrTower = MLP(name: "ctr.tower", inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r)
+        } else {
+            ctrTower = nil
+        }
+        var r2 = rng()
+        secondTower = MLP(name: second + ".tower", inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r2)
+        let trunks = embeddings.count
+        embeddingOutputs = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
+        embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
+        bottomGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: config.trunk == .sharedBottom ? cap * headInput : 1) } }
         ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
-        dCtr = (0..<w).map { _ in FloatBuffer(count: cap) }
-        dCvr = (0..<w).map { _ in FloatBuffer(count: cap) }
+        secondLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
+        dCTR = (0..<w).map { _ in FloatBuffer(count: cap) }
+        dSecond = (0..<w).map { _ in FloatBuffer(count: cap) }
+        maskedWeights = (0..<w).map { _ in FloatBuffer(count: cap) }
     }
 
-    private var ctrEmbedding: Int { 0 }
-    private var cvrEmbedding: Int { architecture.sharedEmbedding ? 0 : 1 }
+    private func trunk(of head: Head) -> Int { head == .ctr || embeddings.count == 1 ? 0 : 1 }
+    private func tower(_ head: Head) -> MLP { head == .ctr ? ctrTower! : secondTower }
+
+    private func trunkParameters(_ t: Int) -> [Parameter] {
+        [embeddings[t].table] + (bottoms.isEmpty ? [] : bottoms[t].parameters)
+    }
 
     /// All parameters in a fixed order (the order of the weights file).
     public var parameters: [Parameter] {
-        embeddings.map(\.table) + ctrTower.parameters + cvrTower.parameters
+        (0..<embeddings.count).flatMap(trunkParameters) + (ctrTower?.parameters ?? []) + secondTower.parameters
     }
 
-    /// The parameters a stage trains.
+    private func heads(for objective: Objective) -> [Head] {
+        (objective.usesCTRHead ? [Head.ctr] : []) + (objective.usesSecondHead ? [Head.second] : [])
+    }
+
+    /// The parameters a stage trains: its heads and the trunks under them.
     public func parameters(for objective: Objective) -> [Parameter] {
+        let hs = heads(for: objective)
+        let trunks = Set(hs.map(trunk(of:))).sorted()
+        return trunks.flatMap(trunkParameters) + hs.flatMap { tower($0).parameters }
+    }
+
+    /// Runs trunk `t` forward; returns the heads' input.
+    private func forwardTrunk(_ t: Int, _ batch: Batch, worker: Int) -> UnsafePointer<Float> {
+        let out = embeddingOutputs[worker][t].base
+        batch.ids.withUnsafeBufferPointer { ids in
+            embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out)
+        }
+        if bottoms.isEmpty { return UnsafePointer(out) }
+        return UnsafePointer(bottoms[t].forward(out, batch: batch.count, worker: worker))
+    }
+
+    /// Where the heads of trunk `t` write their input gradient.
+    private func trunkOutputGradient(_ t: Int, worker: Int) -> UnsafeMutablePointer<Float> {
+        bottoms.isEmpty ? embeddingGradients[worker][t].base : bottomGradients[worker][t].base
+    }
+
+    private func backwardTrunk(_ t: Int, _ batch: Batch, worker: Int) {
+        let dEmbedding = embeddingGradients[worker][t].base
+        if !bottoms.isEmpty {
+            bottoms[t].backward(embeddingOutputs[worker][t].base, dLogits: bottomGradients[worker][t].base, batch: batch.count,
+                                dx: dEmbedding, accumulateInputGradient: false, worker: worker)
+        }
+        batch.ids.withUnsafeBufferPointer { ids in
+            embeddings[t].backward(ids: ids.baseAddress!, dOut: dEmbedding, batch: batch.count, worker: worker)
+        }
+    }
+
+    /// Forward of the heads an objective needs; logits land in this worker's buffers.
+    private func forward(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
+        var inputs: [Int: UnsafePointer<Float>] = [:]
+        let n = batch.count
+        for h in hs {
+            let t = trunk(of: h)
+            if inputs[t] == nil { inputs[t] = forwardTrunk(t, batch, worker: worker) }
+            let dst = (h == .ctr ? ctrLogits : secondLogits)[worker].base
+            dst.update(from: tower(h).forward(inputs[t]!, batch: n, worker: worker), count: n)
+        }
+        return inputs
+    }
+
+    /// The objective's loss and the gradients of its logits (into this worker's buffers).
+    private func lossAndLogitGradients(_ objective: Objective, _ batch: Batch, worker: Int, normalizer: Double) -> Double {
+        let n = batch.count
+        let lc = ctrLogits[worker].base, ls = secondLogits[worker].base
+        let dc = dCTR[worker].base, ds = dSecond[worker].base
+        let w = UnsafePointer(batch.weight.base)
+        let y = batch.click.base, yz = batch.clickAndConversion.base
+        func ce(_ z: UnsafePointer<Float>, _ labels: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                _ d: UnsafeMutablePointer<Float>, accumulate: Bool = false) -> Double {
+            LogitCrossEntropy.forwardBackward(logits: z, labels: labels, weights: weights, count: n,
+                                              normalizer: normalizer, dLogits: d, accumulate: accumulate)
+        }
         switch objective {
+        case .ctr:
+            return ce(lc, y, w, dc)
+        case .cvr, .ctcvr:
+            // y·z: equal to z on clicked rows, and 0 on the unclicked negatives AMAN adds.
+            return ce(ls, yz, w, ds)
         case .entireSpace:
-            return parameters
-        case .clickOnly:
-            return [embeddings[ctrEmbedding].table] + ctrTower.parameters
-        case .conversionOnly:
-            return [embeddings[cvrEmbedding].table] + cvrTower.parameters
-        }
-    }
-
-    private func embed(_ e: Int, _ batch: Batch, worker: Int) {
-        batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[e].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count,
-                                  into: inputs[worker][e].base)
-        }
-    }
-
-    private func embedBackward(_ e: Int, _ batch: Batch, worker: Int) {
-        batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[e].backward(ids: ids.baseAddress!, dOut: inputGradients[worker][e].base, batch: batch.count,
-                                   worker: worker)
+            // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
+            let ctcvr = ProductCrossEntropy.forwardBackward(
+                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
+            return ctcvr + ce(lc, y, w, dc, accumulate: true)
+        case .splitHeads:
+            return ce(lc, y, w, dc) + ce(ls, yz, w, ds)
+        case .clickMaskedCVR:
+            let masked = maskedWeights[worker].base
+            for i in 0..<n { masked[i] = w[i] * y[i] }
+            return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, masked, ds)
         }
     }
 
     /// Forward and backward for one objective on `worker`'s shard; leaves the gradients in that
-    /// worker's slots and returns the shard's loss divided by `normalizer` (default: the shard
-    /// size). Shards of one batch pass the batch size, so their gradients simply add up.
+    /// worker's slots and returns the shard's weighted loss divided by `normalizer` (default:
+    /// the shard size). Shards of one batch pass the batch size, so their gradients simply add.
     @discardableResult
     public func computeGradients(_ batch: Batch, objective: Objective, worker: Int = 0, normalizer: Int? = nil) -> Double {
         let n = batch.count
-        let norm = Double(normalizer ?? n)
-        let x: UnsafePointer<Float>
-        switch objective {
-        case .entireSpace:
-            let e = ctrEmbedding
-            embed(e, batch, worker: worker)
-            x = UnsafePointer(inputs[worker][e].base)
-            let lc = ctrLogits[worker].base, dc = dCtr[worker].base, dv = dCvr[worker].base
-            lc.update(from: ctrTower.forward(x, batch: n, worker: worker), count: n)
-            let lv = cvrTower.forward(x, batch: n, worker: worker)
-            // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
-            var loss = ProductCrossEntropy.forwardBackward(
-                logitsA: lc, logitsB: lv, labels: batch.clickAndConversion.base, weights: nil,
-                count: n, normalizer: norm, dA: dc, dB: dv)
-            loss += LogitCrossEntropy.forwardBackward(
-                logits: lc, labels: batch.click.base, weights: nil, count: n,
-                normalizer: norm, dLogits: dc, accumulate: true)
-            let dx = inputGradients[worker][e].base
-            ctrTower.backward(x, dLogits: dc, batch: n, dx: dx, accumulateInputGradient: false, worker: worker)
-            cvrTower.backward(x, dLogits: dv, batch: n, dx: dx, accumulateInputGradient: true, worker: worker)
-            embedBackward(e, batch, worker: worker)
-            return loss
-        case .clickOnly, .conversionOnly:
-            let isCTR = objective == .clickOnly
-            let e = isCTR ? ctrEmbedding : cvrEmbedding
-            let tower = isCTR ? ctrTower : cvrTower
-            let labels = isCTR ? batch.click : batch.conversion
-            let d = (isCTR ? dCtr : dCvr)[worker].base
-            embed(e, batch, worker: worker)
-            x = UnsafePointer(inputs[worker][e].base)
-            let logits = tower.forward(x, batch: n, worker: worker)
-            let loss = LogitCrossEntropy.forwardBackward(
-                logits: logits, labels: labels.base, weights: nil, count: n, normalizer: norm, dLogits: d)
-            tower.backward(x, dLogits: d, batch: n, dx: inputGradients[worker][e].base,
-                           accumulateInputGradient: false, worker: worker)
-            embedBackward(e, batch, worker: worker)
-            return loss
+        let hs = heads(for: objective)
+        let inputs = forward(batch, heads: hs, worker: worker)
+        let loss = lossAndLogitGradients(objective, batch, worker: worker, normalizer: Double(normalizer ?? n))
+        var started = Set<Int>()
+        for h in hs {
+            let t = trunk(of: h)
+            let d = (h == .ctr ? dCTR : dSecond)[worker].base
+            tower(h).backward(inputs[t]!, dLogits: d, batch: n, dx: trunkOutputGradient(t, worker: worker),
+                              accumulateInputGradient: started.contains(t), worker: worker)
+            started.insert(t)
         }
+        for t in started.sorted() { backwardTrunk(t, batch, worker: worker) }
+        return loss
     }
 
     /// The reduce step: sums the gradients of workers 1..<`active` into worker 0's slots, in
     /// worker order (so a fixed worker count gives bitwise-identical sums).
     public func reduceGradients(for objective: Objective, active: Int) {
         guard active > 1 else { return }
-        let tables = Set(parameters(for: objective).filter(\.isSparse).map(\.name))
+        let params = parameters(for: objective)
+        let tables = Set(params.filter(\.isSparse).map(\.name))
         for e in embeddings where tables.contains(e.table.name) { e.reduceGradients(workers: active) }
-        for p in parameters(for: objective) where !p.isSparse {
+        for p in params where !p.isSparse {
             let dst = p.gradients[0].dense.base
             for w in 1..<active {
                 let src = p.gradients[w].dense.base
@@ -157,40 +224,31 @@ public final class FunnelNetwork {
         }
     }
 
-    /// Loss only (no gradients), for gradient checks and validation.
+    /// The objective's loss without gradients (worker 0), for gradient checks.
     public func loss(_ batch: Batch, objective: Objective) -> Double {
-        let (lc, lv) = logits(batch)
-        let n = batch.count
-        var total = 0.0
-        for i in 0..<n {
-            let y = Double(batch.click[i]), v = Double(batch.conversion[i]), yv = Double(batch.clickAndConversion[i])
-            let a = Double(lc[i]), b = Double(lv[i])
-            switch objective {
-            case .entireSpace:
-                total -= y * Sigmoid.logValue(a) + (1 - y) * Sigmoid.logValue(-a)
-                let p = Sigmoid.value(a) * Sigmoid.value(b)
-                total -= yv * (Sigmoid.logValue(a) + Sigmoid.logValue(b)) + (1 - yv) * _log(max(1 - p, 1e-7))
-            case .clickOnly:
-                total -= y * Sigmoid.logValue(a) + (1 - y) * Sigmoid.logValue(-a)
-            case .conversionOnly:
-                total -= v * Sigmoid.logValue(b) + (1 - v) * Sigmoid.logValue(-b)
-            }
+        _ = forward(batch, heads: heads(for: objective), worker: 0)
+        return lossAndLogitGradients(objective, batch, worker: 0, normalizer: Double(batch.count))
+    }
+
+    /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.
+    public func predictCTR(_ data: EncodedDataset, rows: [Int32]) -> [Float] {
+        guard ctrTower != nil else { return [] }
+        var out = [Float](repeating: 0, count: rows.count)
+        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        var start = 0
+        while start < rows.count {
+            let n = min(maxBatch, rows.count - start)
+            rows.withUnsafeBufferPointer { batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: $0[start..<(start + n)])) }
+            _ = forward(batch, heads: [.ctr], worker: 0)
+            for i in 0..<n { out[start + i] = Sigmoid.value(ctrLogits[0][i]) }
+            start += n
         }
-        return total / Double(n)
+        return out
     }
 
-    /// CTR and CVR logits for a batch (worker 0's buffers).
-    public func logits(_ batch: Batch, worker: Int = 0) -> ([Float], [Float]) {
-        let n = batch.count
-        embed(ctrEmbedding, batch, worker: worker)
-        let lc = Array(UnsafeBufferPointer(start: ctrTower.forward(inputs[worker][ctrEmbedding].base, batch: n, worker: worker), count: n))
-        if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch, worker: worker) }
-        let lv = Array(UnsafeBufferPointer(start: cvrTower.forward(inputs[worker][cvrEmbedding].base, batch: n, worker: worker), count: n))
-        return (lc, lv)
-    }
-
-    /// pCTR, pCVR and pCTCVR = pCTR·pCVR for every row of `data`, in order. Rows are split into
-    /// contiguous chunks, one per worker, predicted concurrently.
+    /// pCTR, pCVR and pCTCVR for every row of `data`, in order; NaN where the model has no
+    /// such output (ESP has no CTR head). Rows are split into contiguous chunks, one per
+    /// worker, predicted concurrently.
     public func predict(_ data: EncodedDataset) -> Predictions {
         var out = Predictions(count: data.rowCount)
         let n = data.rowCount
@@ -213,26 +271,33 @@ public final class FunnelNetwork {
                          ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let hs: [Head] = architecture.ctrHead ? [.ctr, .second] : [.second]
+        let lc = ctrLogits[worker].base, ls = secondLogits[worker].base
         var start = rows.lowerBound
         while start < rows.upperBound {
             let n = min(maxBatch, rows.upperBound - start)
             batch.fill(from: data, start: start, count: n)
-            embed(ctrEmbedding, batch, worker: worker)
-            let lc = ctrTower.forward(inputs[worker][ctrEmbedding].base, batch: n, worker: worker)
-            for i in 0..<n { ctr[start + i] = Sigmoid.value(lc[i]) }
-            if cvrEmbedding != ctrEmbedding { embed(cvrEmbedding, batch, worker: worker) }
-            let lv = cvrTower.forward(inputs[worker][cvrEmbedding].base, batch: n, worker: worker)
+            _ = forward(batch, heads: hs, worker: worker)
             for i in 0..<n {
-                let v = Sigmoid.value(lv[i])
-                cvr[start + i] = v
-                ctcvr[start + i] = ctr[start + i] * v
+                let r = start + i
+                let pCTR: Float = architecture.ctrHead ? Sigmoid.value(lc[i]) : .nan
+                let second = Sigmoid.value(ls[i])
+                ctr[r] = pCTR
+                switch architecture.secondHead {
+                case .cvr:
+                    cvr[r] = second
+                    ctcvr[r] = pCTR * second
+                case .ctcvr:
+                    ctcvr[r] = second
+                    cvr[r] = architecture.ctrHead ? min(max(second / max(pCTR, .leastNormalMagnitude), 0), 1) : .nan
+                }
             }
             start += n
         }
     }
 }
 
-/// The three probabilities for each row.
+/// The three probabilities for each row (NaN where a model does not predict one).
 public struct Predictions: Sendable {
     public var ctr: [Float]
     public var cvr: [Float]

@@ -1,52 +1,158 @@
-/// The models of the ESMM family Funnel trains, each one point in a small space of switches
-/// (see `Architecture`), never a separate class.
+/// The models Funnel trains. Every one is a point in one small space of switches
+/// (`Architecture`), never a class of its own.
 public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// esmm-sigir2018 §2.2: an Embedding&MLP CVR network trained on clicked impressions only,
     /// plus (per §3.1's CTCVR protocol) an independent CTR network trained on all impressions.
     case base
-    /// esmm-sigir2018 §2.3: shared embedding, CTR and CVR towers, pCTCVR = pCTR × pCVR,
-    /// loss CE(click, pCTR) + CE(click∧conversion, pCTCVR) over all impressions.
+    /// BASE whose CVR network also sees unclicked impressions as negatives, sampled at `negativeRate`.
+    case aman
+    /// BASE with converted clicks replicated `oversample` times in the CVR training set.
+    case oversampling
+    /// BASE with clicked samples importance-weighted by 1/pCTR of its CTR network (clipped, normalised).
+    case unbias
+    /// Independent CTR and CTCVR networks on all impressions; pCVR = pCTCVR / pCTR clipped to [0, 1].
+    case division
+    /// ESMM without shared parameters (esmm-sigir2018 §3.1; esmm-ablation "ESMM-NS").
+    case esmmNS = "esmm-ns"
+    /// esmm-sigir2018 §2.3: shared embedding, pCTCVR = pCTR × pCVR, loss on CTR and CTCVR over all impressions.
     case esmm
+    /// esmm-ablation "Independent Predictions": disjoint CTR (all impressions) and CVR (clicked) networks.
+    case ip
+    /// esmm-ablation "IP, Shared Parameters": one trunk, CVR head weighted 0 on unclicked rows.
+    case ipsp
+    /// esmm-ablation: shared parameters, independent pCTR and pCTCVR heads (no product).
+    case esspSplit = "essp-split"
+    /// esmm-ablation "Entire Space Prediction": one network predicting pCTCVR only.
+    case esp
 }
 
-/// Which rows a training stage sees.
-public enum SampleSpace: String, Codable, Sendable {
-    case allImpressions = "all"
-    case clickedImpressions = "clicked"
+/// The trunk under the heads: embeddings only (esmm-sigir2018) or embeddings followed by shared
+/// hidden layers (esmm-ablation §2.3).
+public enum TrunkKind: String, Codable, CaseIterable, Sendable {
+    case esmm
+    case sharedBottom = "shared-bottom"
 }
 
-/// One training stage: which towers it updates, over which rows, with which loss.
+/// What the second head (the one beside the CTR head) predicts.
+public enum SecondHead: String, Codable, Sendable {
+    /// Post-click pCVR; pCTCVR = pCTR × pCVR.
+    case cvr
+    /// pCTCVR directly; pCVR = pCTCVR / pCTR clipped to [0, 1] where a CTR head exists.
+    case ctcvr
+}
+
+/// A loss over one batch. Labels: y = click, z = conversion.
 public enum Objective: String, Codable, Sendable {
-    /// ESMM: CE(click, σ(ctr)) + CE(click·conversion, σ(ctr)·σ(cvr)), both towers.
+    /// CE(y, pCTR).
+    case ctr
+    /// CE(z, pCVR) — on clicked rows this is the post-click CVR loss.
+    case cvr
+    /// CE(y·z, pCTCVR) from the second head alone.
+    case ctcvr
+    /// ESMM: CE(y, pCTR) + CE(y·z, pCTR·pCVR).
     case entireSpace = "entire_space"
-    /// CTR tower alone: CE(click, σ(ctr)).
-    case clickOnly = "ctr"
-    /// CVR tower alone: CE(conversion, σ(cvr)).
-    case conversionOnly = "cvr"
+    /// ESSP-Split: CE(y, pCTR) + CE(y·z, pCTCVR) from two unconstrained heads.
+    case splitHeads = "split_heads"
+    /// IPSP: CE(y, pCTR) + y·CE(z, pCVR) (CVR weighted 0 on unclicked rows).
+    case clickMaskedCVR = "click_masked_cvr"
 
-    public var space: SampleSpace { self == .conversionOnly ? .clickedImpressions : .allImpressions }
+    /// Whether the objective trains the CTR head and the second head.
+    var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
+    var usesSecondHead: Bool { self != .ctr }
 }
 
-/// The switches that define a model of the family.
+/// Which rows a training stage iterates over.
+public enum SampleSpace: String, Codable, Sendable {
+    case all
+    case clicked
+    /// Clicked rows plus unclicked rows sampled at the config's `negativeRate` (AMAN).
+    case clickedWithSampledNegatives = "clicked_with_sampled_negatives"
+    /// Clicked rows with converted ones repeated `oversample` times (OVERSAMPLING).
+    case clickedWithOversampledConversions = "clicked_with_oversampled_conversions"
+}
+
+/// Per-row loss weights a stage adds on top of the data's own weights.
+public enum StageWeighting: String, Codable, Sendable {
+    case none
+    /// 1 / max(pCTR, clip) from the CTR head trained in an earlier stage, normalised to mean 1 (UNBIAS).
+    case inverseCTR = "inverse_ctr"
+}
+
+/// One training stage: an objective over a sample space, with optional extra weights.
+public struct Stage: Codable, Equatable, Sendable {
+    public var objective: Objective
+    public var space: SampleSpace
+    public var weighting: StageWeighting
+
+    public init(_ objective: Objective, on space: SampleSpace, weighting: StageWeighting = .none) {
+        self.objective = objective
+        self.space = space
+        self.weighting = weighting
+    }
+}
+
+/// The switches that define a model of the family. The ablation's three characteristics
+/// (esmm-ablation Table 1) are read off them: shared parameters, entire space, weighted CVR.
 public struct Architecture: Codable, Equatable, Sendable {
-    /// One embedding table for both towers (ESMM) or one each (BASE's independent networks).
-    public var sharedEmbedding: Bool
-    /// Trained in order; each stage runs `epochs` epochs over its sample space.
-    public var stages: [Objective]
+    /// One trunk feeds both heads (shared parameters) or each head has its own.
+    public var sharedParameters: Bool
+    public var ctrHead: Bool
+    public var secondHead: SecondHead
+    /// Trained in order; each stage runs `epochs` epochs.
+    public var stages: [Stage]
 
     public static func of(_ kind: ModelKind) -> Architecture {
+        let independentCTR = Stage(.ctr, on: .all)
         switch kind {
-        case .esmm: return Architecture(sharedEmbedding: true, stages: [.entireSpace])
-        case .base: return Architecture(sharedEmbedding: false, stages: [.clickOnly, .conversionOnly])
+        case .base, .ip:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr,
+                                stages: [independentCTR, Stage(.cvr, on: .clicked)])
+        case .aman:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr,
+                                stages: [independentCTR, Stage(.cvr, on: .clickedWithSampledNegatives)])
+        case .oversampling:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr,
+                                stages: [independentCTR, Stage(.cvr, on: .clickedWithOversampledConversions)])
+        case .unbias:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr,
+                                stages: [independentCTR, Stage(.cvr, on: .clicked, weighting: .inverseCTR)])
+        case .division:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .ctcvr,
+                                stages: [independentCTR, Stage(.ctcvr, on: .all)])
+        case .esmmNS:
+            return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
+        case .esmm:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
+        case .ipsp:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.clickMaskedCVR, on: .all)])
+        case .esspSplit:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
+        case .esp:
+            return Architecture(sharedParameters: false, ctrHead: false, secondHead: .ctcvr, stages: [Stage(.ctcvr, on: .all)])
         }
     }
+
+    /// The CVR-side loss sees unclicked impressions.
+    public var entireSpace: Bool {
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr].contains($0.objective) }
+    }
+
+    /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
+    public var weightedCVR: Bool { stages.contains { $0.objective == .entireSpace } }
+
+    /// Trunks in the network: one when shared or when there is a single head.
+    public var trunkCount: Int { sharedParameters || !ctrHead ? 1 : 2 }
 }
 
 /// Hyperparameters; defaults are esmm-sigir2018 §3.1's.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var kind: ModelKind
+    public var trunk = TrunkKind.esmm
     public var embeddingDim = 18
+    /// Hidden layers of each head (tower), before its 1-unit output layer.
     public var hidden = [200, 80]
+    /// Hidden layers of the shared bottom (`trunk == .sharedBottom` only).
+    public var bottom: [Int] = []
     public var learningRate = 1e-3
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -57,12 +163,23 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 42
     /// Shuffle rows every epoch (off: file order, e.g. for time-ordered logs or parity checks).
     public var shuffle = true
+    /// AMAN: share of unclicked impressions sampled as CVR negatives (esmm-sigir2018 searched 0.1, 0.2, 0.5, 1.0).
+    public var negativeRate = 0.2
+    /// OVERSAMPLING: copies of each converted click in the CVR training set (searched 2, 3, 5, 10).
+    public var oversample = 3
+    /// UNBIAS: pCTR floor before inverting, so no weight exceeds 1/clip.
+    public var unbiasClip = 0.01
+    /// Unclicked training rows kept with probability 1/f and weighted f (esmm-ablation §2.1.1); 1 = off.
+    public var downsampleNegatives = 1.0
 
     public init(kind: ModelKind) { self.kind = kind }
 
+    public var architecture: Architecture { Architecture.of(kind) }
+
     enum CodingKeys: String, CodingKey {
-        case kind, hidden, l2, epochs, seed, shuffle, beta1, beta2, epsilon
+        case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
+        case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
     }
 
     /// Keys added in later versions fall back to their defaults, so older model files still load.
@@ -70,8 +187,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(ModelKind.self, forKey: .kind)
         let d = ModelConfig(kind: kind)
+        trunk = try c.decodeIfPresent(TrunkKind.self, forKey: .trunk) ?? d.trunk
         embeddingDim = try c.decodeIfPresent(Int.self, forKey: .embeddingDim) ?? d.embeddingDim
         hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
+        bottom = try c.decodeIfPresent([Int].self, forKey: .bottom) ?? d.bottom
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
         beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
         beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
@@ -81,17 +200,27 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
+        negativeRate = try c.decodeIfPresent(Double.self, forKey: .negativeRate) ?? d.negativeRate
+        oversample = try c.decodeIfPresent(Int.self, forKey: .oversample) ?? d.oversample
+        unbiasClip = try c.decodeIfPresent(Double.self, forKey: .unbiasClip) ?? d.unbiasClip
+        downsampleNegatives = try c.decodeIfPresent(Double.self, forKey: .downsampleNegatives) ?? d.downsampleNegatives
     }
-
-    public var architecture: Architecture { Architecture.of(kind) }
 
     public func validate() throws {
         guard embeddingDim >= 1 else { throw FunnelError("--embedding-dim must be at least 1") }
-        guard !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("--hidden must list positive layer sizes, e.g. 200,80") }
+        guard hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("--hidden must list positive layer sizes, e.g. 200,80") }
+        guard trunk == .esmm || (!bottom.isEmpty && bottom.allSatisfy { $0 >= 1 }) else {
+            throw FunnelError("--arch shared-bottom needs positive --bottom layer sizes, e.g. 200,80")
+        }
+        guard trunk == .sharedBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw FunnelError("--lr must be a positive number") }
         guard l2 >= 0, l2.isFinite else { throw FunnelError("--l2 must be ≥ 0") }
         guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else { throw FunnelError("Adam betas must be in [0, 1) and epsilon > 0") }
+        guard negativeRate > 0, negativeRate <= 1 else { throw FunnelError("--negative-rate must be in (0, 1]") }
+        guard oversample >= 1 else { throw FunnelError("--oversample must be at least 1") }
+        guard unbiasClip > 0, unbiasClip <= 1 else { throw FunnelError("--unbias-clip must be in (0, 1]") }
+        guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("--downsample-negatives must be ≥ 1") }
     }
 }

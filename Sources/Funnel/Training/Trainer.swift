@@ -43,9 +43,7 @@ public final class Trainer {
         BLAS.setThreads(1)
         let workers = network.workers
         let stages = network.architecture.stages
-        let allRows = (0..<data.rowCount).map { Int32($0) }
-        let clicked = data.clickedRows
-        let stageRows = stages.map { $0.space == .allImpressions ? allRows : clicked }
+        let stageRows = stages.enumerated().map { Trainer.rows(of: $0.element.space, in: data, config: config, stage: $0.offset) }
         let totalWork = Double(stageRows.reduce(0) { $0 + $1.count } * config.epochs)
         let batches = (0..<workers).map { _ in
             Batch(capacity: network.maxBatch, fields: data.fields, denseCount: data.denseCount)
@@ -57,11 +55,14 @@ public final class Trainer {
         var workDone = 0.0
         var lastReport = Date.distantPast
 
-        for (s, objective) in stages.enumerated() {
+        for (s, stage) in stages.enumerated() {
+            let objective = stage.objective
             var rows = stageRows[s]
             guard !rows.isEmpty else {
                 throw FunnelError("stage '\(objective.rawValue)' has no training rows (no clicked impressions in the training data)")
             }
+            let rowWeights: [Float]? = stage.weighting == .inverseCTR
+                ? Trainer.inverseCTRWeights(network, data: data, rows: rows, clip: config.unbiasClip) : nil
             let optimizer = AdamOptimizer(
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
                 epsilon: Float(config.epsilon), l2: Float(config.l2))
@@ -83,7 +84,7 @@ public final class Trainer {
                         Parallel.forEach(active) { w in
                             let lo = base + w * shard, hi = min(base + n, lo + shard)
                             let batch = batches[w]
-                            batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]))
+                            batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]), rowWeights: rowWeights)
                             shardLoss[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
                         }
                     }
@@ -117,5 +118,46 @@ public final class Trainer {
             }
         }
         return Result(seconds: Date().timeIntervalSince(start), samples: samples, finalLoss: finalLoss)
+    }
+
+    /// The rows a stage iterates over, in data order (shuffled per epoch later).
+    static func rows(of space: SampleSpace, in data: EncodedDataset, config: ModelConfig, stage: Int) -> [Int32] {
+        guard let click = data.click, let conversion = data.conversion else { return [] }
+        switch space {
+        case .all:
+            return (0..<data.rowCount).map { Int32($0) }
+        case .clicked:
+            return data.clickedRows
+        case .clickedWithSampledNegatives:
+            // AMAN: each unclicked impression joins as a CVR negative with probability negativeRate.
+            var rng = RandomSource(seed: config.seed, stream: 20_000 + UInt64(stage))
+            var out: [Int32] = []
+            for i in 0..<data.rowCount where click[i] == 1 || rng.uniform() < config.negativeRate { out.append(Int32(i)) }
+            return out
+        case .clickedWithOversampledConversions:
+            // OVERSAMPLING: every converted click appears `oversample` times in total.
+            var out = data.clickedRows
+            for _ in 1..<max(config.oversample, 1) {
+                for i in 0..<data.rowCount where click[i] == 1 && conversion[i] == 1 { out.append(Int32(i)) }
+            }
+            return out
+        }
+    }
+
+    /// UNBIAS: importance weights 1/max(pCTR, clip) from the already-trained CTR head, normalised
+    /// to mean 1 over the stage's rows so the effective learning rate stays that of BASE.
+    /// Clipping bounds the variance that a few tiny pCTRs would otherwise add. Indexed by data row.
+    static func inverseCTRWeights(_ network: FunnelNetwork, data: EncodedDataset, rows: [Int32], clip: Double) -> [Float] {
+        let pctr = network.predictCTR(data, rows: rows)
+        var w = [Float](repeating: 1, count: data.rowCount)
+        var sum = 0.0
+        for (k, r) in rows.enumerated() {
+            let v = 1 / max(Double(pctr[k]), clip)
+            w[Int(r)] = Float(v)
+            sum += v
+        }
+        let scale = Float(Double(rows.count) / max(sum, 1e-12))
+        for r in rows { w[Int(r)] *= scale }
+        return w
     }
 }

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+/// Model hyperparameters shared by `train` and `experiment`.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Trunk: esmm (shared embedding, separate towers) or shared-bottom (embedding + shared hidden layers).")
+    var arch: TrunkKind = .esmm
+    @Option(help: "Epochs over each stage's sample space.") var epochs = 1
+    @Option(help: "Mini-batch size.") var batchSize = 2000
+    @Option(help: "Adam learning rate.") var lr = 1e-3
+    @Option(help: "Adam beta1.") var beta1 = 0.9
+    @Option(help: "Adam beta2.") var beta2 = 0.999
+    @Option(help: "Adam epsilon.") var adamEpsilon = 1e-8
+    @Option(help: "L2 penalty on all weights (coupled, as PyTorch's weight_decay).") var l2 = 0.0
+    @Option(help: "Embedding dimension per field.") var embeddingDim = 18
+    @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom).")
+    var hidden: String?
+    @Option(help: "Shared hidden layers of --arch shared-bottom (default 200,80).") var bottom: String?
+    @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
+    @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
+    @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
+    @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
+    var downsampleNegatives = 1.0
+    @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
+
+    static func sizes(_ text: String, flag: String) throws -> [Int] {
+        let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else {
+            throw FunnelError("\(flag) must be comma-separated integers, e.g. 200,80; got '\(text)'")
+        }
+        return parts.map { $0! }
+    }
+
+    func config(kind: ModelKind, seed: UInt64) throws -> ModelConfig {
+        var c = ModelConfig(kind: kind)
+        c.trunk = arch
+        c.epochs = epochs; c.batchSize = batchSize; c.learningRate = lr
+        c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon; c.l2 = l2
+        c.embeddingDim = embeddingDim; c.seed = seed; c.shuffle = !noShuffle
+        c.hidden = try ModelOptions.sizes(hidden ?? (arch == .sharedBottom ? "80" : "200,80"), flag: "--hidden")
+        if arch == .sharedBottom {
+            c.bottom = try ModelOptions.sizes(bottom ?? "200,80", flag: "--bottom")
+        } else if bottom != nil {
+            throw FunnelError("--bottom needs --arch shared-bottom")
+        }
+        c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
+        c.downsampleNegatives = downsampleNegatives
+        try c.validate()
+        return c
+    }
+}
+
+extension TrunkKind: ExpressibleByArgument {}
