@@ -36,14 +36,17 @@ public final class Trainer {
     public func train(
         _ network: FunnelNetwork, on data: EncodedDataset,
         progress: ((TrainingProgress) -> Void)? = nil,
-        afterEpoch: ((_ stage: Objective, _ epoch: Int) -> Void)? = nil
+        afterEpoch: ((_ stage: Objective, _ epoch: Int) -> Void)? = nil,
+        onlyStages: Set<Int>? = nil
     ) throws -> Result {
         guard data.hasLabels else { throw FunnelError("training data has no labels") }
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
         let workers = network.workers
         let stages = network.architecture.stages
-        let stageRows = stages.enumerated().map { Trainer.rows(of: $0.element.space, in: data, config: config, stage: $0.offset) }
+        let stageRows = stages.enumerated().map { s in
+            onlyStages?.contains(s.offset) == false ? [] : Trainer.rows(of: s.element.space, in: data, config: config, stage: s.offset)
+        }
         let totalWork = Double(stageRows.reduce(0) { $0 + $1.count } * config.epochs)
         let batches = (0..<workers).map { _ in
             Batch(capacity: network.maxBatch, fields: data.fields, denseCount: data.denseCount)
@@ -55,7 +58,7 @@ public final class Trainer {
         var workDone = 0.0
         var lastReport = Date.distantPast
 
-        for (s, stage) in stages.enumerated() {
+        for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {
             let objective = stage.objective
             var rows = stageRows[s]
             guard !rows.isEmpty else {

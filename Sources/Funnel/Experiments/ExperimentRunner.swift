@@ -1,0 +1,223 @@
+import Foundation
+
+/// How a model's pCTCVR is formed for the CTCVR metrics.
+public enum CTCVRProtocol: String, Codable, CaseIterable, Sendable {
+    /// Each model's own pCTCVR.
+    case own
+    /// esmm-sigir2018 §3.1: pCTCVR = pCTR of one independently trained CTR network (per run)
+    /// × the model's pCVR; models without a pCVR (ESP) keep their own pCTCVR.
+    case sharedCTR = "shared-ctr"
+}
+
+/// Curves kept per run for the report.
+public struct RunCurves: Codable, Sendable {
+    public var rocCTCVR: [[Double]]
+    public var reliabilityCTR: [Metrics.ReliabilityBin]
+    public var reliabilityCVR: [Metrics.ReliabilityBin]
+    public var reliabilityCTCVR: [Metrics.ReliabilityBin]
+}
+
+/// One trained-and-evaluated model.
+public struct RunResult: Codable, Sendable {
+    public var model: String
+    public var run: Int
+    public var seed: UInt64
+    public var trainSeconds: Double
+    public var trainSamplesPerSecond: Double
+    public var report: EvaluationReport
+    /// The same model evaluated on later days (`--decay-days`), keyed by day.
+    public var decay: [String: EvaluationReport]?
+    public var curves: RunCurves
+}
+
+/// What an experiment trains and how it evaluates.
+public struct ExperimentPlan: Sendable {
+    public var models: [ModelKind]
+    public var runs: Int
+    public var baseSeed: UInt64
+    public var ctcvrProtocol: CTCVRProtocol
+    /// Concurrent runs; each trains single-threaded, so runs (not batches) use the cores.
+    public var concurrency: Int
+    /// The configuration of one model at one seed.
+    public var config: @Sendable (ModelKind, UInt64) -> ModelConfig
+
+    public init(models: [ModelKind], runs: Int, baseSeed: UInt64, ctcvrProtocol: CTCVRProtocol, concurrency: Int,
+                config: @escaping @Sendable (ModelKind, UInt64) -> ModelConfig) {
+        self.models = models; self.runs = runs; self.baseSeed = baseSeed
+        self.ctcvrProtocol = ctcvrProtocol; self.concurrency = concurrency; self.config = config
+    }
+
+    func seed(run: Int) -> UInt64 { baseSeed &+ UInt64(run) }
+}
+
+/// Data an experiment runs on, already encoded with the training schema.
+public struct ExperimentData: @unchecked Sendable {
+    public var schema: FeatureSchema
+    public var train: EncodedDataset
+    public var test: EncodedDataset
+    public var counterfactual: [Float]?
+    /// Later days for decay evaluation: (day, data, counterfactual).
+    public var decay: [(day: Int, data: EncodedDataset, counterfactual: [Float]?)]
+
+    public init(schema: FeatureSchema, train: EncodedDataset, test: EncodedDataset, counterfactual: [Float]?,
+                decay: [(day: Int, data: EncodedDataset, counterfactual: [Float]?)] = []) {
+        self.schema = schema; self.train = train; self.test = test
+        self.counterfactual = counterfactual; self.decay = decay
+    }
+}
+
+/// Trains every model `runs` times, evaluating each on the same test data, several runs at once.
+/// With an output directory each finished run is saved (atomically) as it completes, and a
+/// restarted experiment loads those instead of training them again.
+public final class ExperimentRunner {
+    public let plan: ExperimentPlan
+    public let data: ExperimentData
+    public let directory: String?
+
+    public init(plan: ExperimentPlan, data: ExperimentData, directory: String?) {
+        self.plan = plan
+        self.data = data
+        self.directory = directory
+    }
+
+    private var runsDirectory: String? { directory.map { $0 + "/runs" } }
+
+    private func path(model: String, run: Int) -> String? { runsDirectory.map { "\($0)/\(model)-\(run).json" } }
+
+    /// Loads a saved run if it exists and matches the plan's configuration for it.
+    private func saved(_ kind: ModelKind, run: Int) -> RunResult? {
+        guard let p = path(model: kind.rawValue, run: run), let d = FileManager.default.contents(atPath: p),
+              let r = try? JSONDecoder().decode(RunResult.self, from: d) else { return nil }
+        return r.seed == plan.seed(run: run) ? r : nil
+    }
+
+    /// Runs everything not already saved. `progress` receives one line per finished run.
+    public func run(progress: @escaping @Sendable (String) -> Void) throws -> [RunResult] {
+        BLAS.setThreads(1)
+        if let rd = runsDirectory { try FileManager.default.createDirectory(atPath: rd, withIntermediateDirectories: true) }
+        var jobs: [(ModelKind, Int)] = []
+        var results: [RunResult] = []
+        for run in 1...plan.runs {
+            for kind in plan.models {
+                if let r = saved(kind, run: run) { results.append(r) } else { jobs.append((kind, run)) }
+            }
+        }
+        if !results.isEmpty { progress("resuming: \(results.count) run(s) already done, \(jobs.count) to go") }
+        let total = results.count + jobs.count
+        let sharedCTR = try sharedCTRPredictions(runs: Set(jobs.map(\.1)), progress: progress)
+        let lock = NSLock()
+        var next = 0
+        var failure: Error?
+        var done = results.count
+        let started = Date()
+        Parallel.forEach(max(1, min(plan.concurrency, jobs.count))) { _ in
+            while true {
+                lock.lock()
+                guard failure == nil, next < jobs.count else { lock.unlock(); return }
+                let (kind, run) = jobs[next]
+                next += 1
+                lock.unlock()
+                do {
+                    let r = try self.runOne(kind, run: run, sharedCTR: sharedCTR[run])
+                    if let p = self.path(model: kind.rawValue, run: run) {
+                        let enc = JSONEncoder()
+                        enc.outputFormatting = [.sortedKeys]
+                        try AtomicFile.write(try enc.encode(r), to: p)
+                    }
+                    lock.lock()
+                    results.append(r)
+                    done += 1
+                    let elapsed = Date().timeIntervalSince(started)
+                    let line = String(format: "[%d/%d] %@ run %d: %.1fs, %.0f samples/s; AUC ctr %@ cvr %@ ctcvr %@%@",
+                                      done, total, kind.rawValue, run, r.trainSeconds, r.trainSamplesPerSecond,
+                                      EvaluationReport.format(r.report.aucCTR), EvaluationReport.format(r.report.aucCVR),
+                                      EvaluationReport.format(r.report.aucCTCVR),
+                                      r.report.aucCVREntireSpace.map { String(format: " cvr-es %.4f", $0) } ?? "")
+                    let left = jobs.count - (done - (total - jobs.count))
+                    let eta = done > total - jobs.count ? elapsed / Double(done - (total - jobs.count)) * Double(left) : 0
+                    lock.unlock()
+                    progress(line + (left > 0 ? "  (ETA \(Int(eta))s)" : ""))
+                } catch {
+                    lock.lock(); failure = error; lock.unlock()
+                }
+            }
+        }
+        if let failure { throw failure }
+        return results.sorted { ($0.run, plan.models.firstIndex(of: ModelKind(rawValue: $0.model)!)!) < ($1.run, plan.models.firstIndex(of: ModelKind(rawValue: $1.model)!)!) }
+    }
+
+    private func network(_ config: ModelConfig) -> FunnelNetwork {
+        FunnelNetwork(config: config, embeddingRows: data.schema.embeddingRows, fields: data.schema.fields.count,
+                      denseCount: data.schema.dense.count, workers: 1)
+    }
+
+    private func trainingData(_ config: ModelConfig) -> EncodedDataset {
+        data.train.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed)
+    }
+
+    /// Per run, the pCTR of one independently trained CTR network on every test (and decay) row.
+    private func sharedCTRPredictions(runs: Set<Int>, progress: @Sendable (String) -> Void) throws -> [Int: [[Float]]] {
+        guard plan.ctcvrProtocol == .sharedCTR, !runs.isEmpty else { return [:] }
+        var out: [Int: [[Float]]] = [:]
+        let lock = NSLock()
+        let list = runs.sorted()
+        var failure: Error?
+        Parallel.forEach(min(plan.concurrency, list.count)) { w in
+            var k = w
+            while k < list.count {
+                let run = list[k]
+                do {
+                    let config = self.plan.config(.ip, self.plan.seed(run: run))
+                    let net = self.network(config)
+                    _ = try Trainer(config: config).train(net, on: self.trainingData(config), onlyStages: [0])
+                    let p = [net.predict(self.data.test).ctr] + self.data.decay.map { net.predict($0.data).ctr }
+                    lock.lock(); out[run] = p; lock.unlock()
+                    progress("shared CTR network for run \(run) trained")
+                } catch {
+                    lock.lock(); failure = error; lock.unlock()
+                }
+                k += self.plan.concurrency
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    private func apply(_ p: inout Predictions, sharedCTR: [Float]?, config: ModelConfig) {
+        guard let ctr = sharedCTR else { return }
+        for i in 0..<p.ctcvr.count where !p.cvr[i].isNaN { p.ctcvr[i] = ctr[i] * p.cvr[i] }
+    }
+
+    private func runOne(_ kind: ModelKind, run: Int, sharedCTR: [[Float]]?) throws -> RunResult {
+        let seed = plan.seed(run: run)
+        let config = plan.config(kind, seed)
+        let net = network(config)
+        let result = try Trainer(config: config).train(net, on: trainingData(config))
+        let test = data.test.downsamplingNegatives(factor: config.downsampleNegatives, seed: seed &+ 1)
+        let cf = data.counterfactual.map { cf in test.sourceRows.map { cf[Int($0)] } }
+        var p = net.predict(test)
+        let shared = sharedCTR.map { s in test.sourceRows.map { s[0][Int($0)] } }
+        apply(&p, sharedCTR: shared, config: config)
+        let report = EvaluationReport.evaluate(p, on: test, counterfactual: cf)
+        var decay: [String: EvaluationReport]?
+        if !data.decay.isEmpty {
+            decay = [:]
+            for (k, d) in data.decay.enumerated() {
+                var pd = net.predict(d.data)
+                apply(&pd, sharedCTR: sharedCTR?[k + 1], config: config)
+                decay![String(d.day)] = EvaluationReport.evaluate(pd, on: d.data, counterfactual: d.counterfactual)
+            }
+        }
+        let ctcvrLabels = zip(test.click!, test.conversion!).map { $0 * $1 }
+        var clickedP: [Float] = [], clickedY: [Float] = []
+        for i in 0..<test.rowCount where test.click![i] == 1 { clickedP.append(p.cvr[i]); clickedY.append(test.conversion![i]) }
+        let hasCTR = !p.ctr.contains(where: \.isNaN), hasCVR = !clickedP.contains(where: \.isNaN)
+        let curves = RunCurves(
+            rocCTCVR: Metrics.rocCurve(scores: p.ctcvr, labels: ctcvrLabels, weights: test.weights),
+            reliabilityCTR: hasCTR ? Metrics.reliability(predictions: p.ctr, labels: test.click!, weights: test.weights) : [],
+            reliabilityCVR: hasCVR ? Metrics.reliability(predictions: clickedP, labels: clickedY) : [],
+            reliabilityCTCVR: Metrics.reliability(predictions: p.ctcvr, labels: ctcvrLabels, weights: test.weights))
+        return RunResult(model: kind.rawValue, run: run, seed: seed, trainSeconds: result.seconds,
+                         trainSamplesPerSecond: result.samplesPerSecond, report: report, decay: decay, curves: curves)
+    }
+}

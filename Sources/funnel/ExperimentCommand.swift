@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct Experiment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train several models several times on the same data and compare them with the papers' statistics.",
+        discussion: """
+            Every model is trained --runs times (seeds --seed+1 …) and evaluated on --test. The table gives mean ± std \
+            (and standard error) per metric, the primary metric relative to --baseline (esmm-ablation Fig. 3) and which \
+            models each beats by a two-sided Welch t-test at p < 0.01. With --out, finished runs are saved as they \
+            complete; running the same command again resumes. --out also gets results.md, results.json and report.html.
+            """)
+
+    @Option(help: "Training file.") var train: String
+    @Option(help: "Test file.") var test: String
+    @Option(help: "Simulator truth file aligned with --test (adds entire-space CVR metrics).") var truth: String?
+    @Option(help: "Comma-separated models, or 'all'.") var models: String
+    @Option(help: "Runs (seeds) per model.") var runs = 5
+    @Option(help: "Baseline model for relative cross-entropy (default: ip if listed, else the first).") var baseline: String?
+    @Option(help: "Metric for the relative column and the t-tests.") var primary = "logloss_ctcvr"
+    @Option(help: "pCTCVR for the CTCVR metrics: own, or shared-ctr (esmm-sigir2018 §3.1).") var ctcvrProtocol: CTCVRProtocol = .own
+    @Option(help: "Output directory (resumable).") var out: String?
+    @Option(help: "Base seed; run r uses seed + r.") var seed: UInt64 = 0
+    @Option(help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
+    @Option(help: "Concurrent runs (default: all cores; each run trains on one thread).") var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var data: DataOptions
+    @Flag(help: "Print the summary as JSON instead of a table.") var json = false
+
+    func run() throws {
+        try guarded {
+            let kinds: [ModelKind] = models == "all" ? ModelKind.allCases : try models.split(separator: ",").map {
+                let name = $0.trimmingCharacters(in: .whitespaces)
+                guard let k = ModelKind(rawValue: name) else {
+                    throw FunnelError("unknown model '\(name)'; models: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return k
+            }
+            guard !kinds.isEmpty, Set(kinds).count == kinds.count else { throw FunnelError("--models must list distinct models") }
+            guard runs >= 1 else { throw FunnelError("--runs must be at least 1") }
+            let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
+            guard kinds.map(\.rawValue).contains(base) else { throw FunnelError("--baseline \(base) is not among --models") }
+            guard ExperimentSummary.displayMetrics.contains(primary) || primary.hasPrefix("logloss") || primary.hasPrefix("auc") else {
+                throw FunnelError("--primary must be a metric key such as logloss_ctcvr or auc_cvr_entire_space")
+            }
+            let options = try data.readOptions()
+            let template = try modelOptions.config(kind: .esmm, seed: 0)
+            let (schema, trainData, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
+            let (testData, testReport) = try DatasetLoader.load(test, schema: schema, options: options, requireLabels: true)
+            let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: testData, dataLines: testReport.dataLines) }
+            if !json { for n in report.notes + testReport.notes { Terminal.note(n) } }
+            let concurrency = try resolveThreads(threads)
+            let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
+                                      concurrency: concurrency) { kind, seed in
+                var c = template
+                c.kind = kind
+                c.seed = seed
+                return c
+            }
+            if let out { try checkResumable(out, kinds: kinds, template: template) }
+            let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: trainData, test: testData,
+                                                                           counterfactual: cf), directory: out)
+            let results = try runner.run { line in Terminal.note(line) }
+            let summary = ExperimentSummary(results: results, models: kinds.map(\.rawValue), baseline: base, primaryMetric: primary)
+            let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
+                         + "test \(test): \(testData.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
+                         + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"]
+            if let out {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try AtomicFile.write(try enc.encode(ExperimentOutput(summary: summary, runs: results)), to: out + "/results.json")
+                try AtomicFile.write(Data(("# Funnel experiment\n\n" + notes.map { "- \($0)\n" }.joined() + "\n" + summary.markdown()).utf8),
+                                     to: out + "/results.md")
+                try AtomicFile.write(Data(ExperimentReport.html(summary: summary, results: results, title: "Funnel experiment",
+                                                                notes: notes).utf8), to: out + "/report.html")
+            }
+            if json {
+                Terminal.printJSON(summary)
+            } else {
+                print(notes.joined(separator: "\n"))
+                print(summary.terminalTable())
+                if let out { print("wrote \(out)/results.md, results.json, report.html") }
+            }
+        }
+    }
+
+    /// A resumed experiment must be the same experiment: same files, models and hyperparameters.
+    private func checkResumable(_ out: String, kinds: [ModelKind], template: ModelConfig) throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var t = template
+        t.seed = 0
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let fingerprint = String(decoding: try enc.encode(t), as: UTF8.self)
+            + "|\(train)|\(test)|\(truth ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
+        let path = out + "/experiment.fingerprint"
+        if let old = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }), old != fingerprint {
+            throw FunnelError("\(out) holds runs of a different experiment (other files or hyperparameters); use another --out")
+        }
+        try AtomicFile.write(Data(fingerprint.utf8), to: path)
+    }
+}
+
+struct ExperimentOutput: Encodable {
+    var summary: ExperimentSummary
+    var runs: [RunResult]
+}
+
+extension CTCVRProtocol: ExpressibleByArgument {}
