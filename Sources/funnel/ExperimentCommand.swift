@@ -12,9 +12,15 @@ struct Experiment: ParsableCommand {
             complete; running the same command again resumes. --out also gets results.md, results.json and report.html.
             """)
 
-    @Option(help: "Training file.") var train: String
-    @Option(help: "Test file.") var test: String
-    @Option(help: "Simulator truth file aligned with --test (adds entire-space CVR metrics).") var truth: String?
+    @Option(help: "Training file (with --train-days: the one day-stamped file everything is split from).") var train: String
+    @Option(help: "Test file (not with --train-days).") var test: String?
+    @Option(help: "Simulator truth file aligned with --test (with --train-days: with --train); adds entire-space CVR metrics.")
+    var truth: String?
+    @Option(help: "Train on these days of --train, e.g. 1-14 (esmm-ablation: past vs. future evaluation).") var trainDays: String?
+    @Option(help: "Test day (default: the day after --train-days).") var testDay: Int?
+    @Option(help: "Also evaluate on these days after the last training day, e.g. 2-6 (esmm-ablation appendix C).")
+    var decayDays: String?
+    @Option(help: "The day column of --train.") var dayColumn = "day"
     @Option(help: "Comma-separated models, or 'all'.") var models: String
     @Option(help: "Runs (seeds) per model.") var runs = 5
     @Option(help: "Baseline model for relative cross-entropy (default: ip if listed, else the first).") var baseline: String?
@@ -44,12 +50,37 @@ struct Experiment: ParsableCommand {
             guard ExperimentSummary.displayMetrics.contains(primary) || primary.hasPrefix("logloss") || primary.hasPrefix("auc") else {
                 throw FunnelError("--primary must be a metric key such as logloss_ctcvr or auc_cvr_entire_space")
             }
-            let options = try data.readOptions()
+            var options = try data.readOptions()
             let template = try modelOptions.config(kind: .esmm, seed: 0)
-            let (schema, trainData, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
-            let (testData, testReport) = try DatasetLoader.load(test, schema: schema, options: options, requireLabels: true)
-            let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: testData, dataLines: testReport.dataLines) }
-            if !json { for n in report.notes + testReport.notes { Terminal.note(n) } }
+            let schema: FeatureSchema, trainData: EncodedDataset, testData: EncodedDataset
+            var truthColumn: [Float]?
+            var decay: [(day: Int, data: EncodedDataset)] = []
+            var readNotes: [String]
+            var testName: String
+            if let trainDays {
+                guard test == nil else { throw FunnelError("--train-days splits --train by day; leave out --test") }
+                let range = try Experiment.dayRange(trainDays, flag: "--train-days")
+                let day = testDay ?? range.upperBound + 1
+                let decayOffsets = try decayDays.map { Array(try Experiment.dayRange($0, flag: "--decay-days")) } ?? []
+                options.dayColumn = dayColumn
+                let loaded = try DatasetLoader.loadByDay(train, options: options, minCount: minCount, trainDays: range,
+                                                         evaluationDays: [day] + decayOffsets.map { range.upperBound + $0 })
+                (schema, trainData, testData) = (loaded.schema, loaded.train, loaded.days[day]!)
+                truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: loaded.report.dataLines) }
+                decay = decayOffsets.map { o in (range.upperBound + o, loaded.days[range.upperBound + o]!) }
+                readNotes = loaded.report.notes
+                testName = "\(train) day \(day)"
+            } else {
+                guard let test else { throw FunnelError("give --test, or --train-days to split --train by day") }
+                guard testDay == nil, decayDays == nil else { throw FunnelError("--test-day and --decay-days need --train-days") }
+                let (s, t, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
+                let (td, testReport) = try DatasetLoader.load(test, schema: s, options: options, requireLabels: true)
+                (schema, trainData, testData) = (s, t, td)
+                truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: testReport.dataLines) }
+                readNotes = report.notes + testReport.notes
+                testName = test
+            }
+            if !json { for n in readNotes { Terminal.note(n) } }
             let concurrency = try resolveThreads(threads)
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
                                       concurrency: concurrency) { kind, seed in
@@ -60,11 +91,11 @@ struct Experiment: ParsableCommand {
             }
             if let out { try checkResumable(out, kinds: kinds, template: template) }
             let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: trainData, test: testData,
-                                                                           counterfactual: cf), directory: out)
+                                                                           truth: truthColumn, decay: decay), directory: out)
             let results = try runner.run { line in Terminal.note(line) }
             let summary = ExperimentSummary(results: results, models: kinds.map(\.rawValue), baseline: base, primaryMetric: primary)
             let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
-                         + "test \(test): \(testData.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
+                         + "test \(testName): \(testData.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
                          + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"]
             if let out {
                 let enc = JSONEncoder()
@@ -85,6 +116,15 @@ struct Experiment: ParsableCommand {
         }
     }
 
+    /// Parses "A-B" (or "A") into a day range.
+    static func dayRange(_ text: String, flag: String) throws -> ClosedRange<Int> {
+        let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }), parts.first!! <= parts.last!! else {
+            throw FunnelError("\(flag) must be a day or a range like 2-6, got '\(text)'")
+        }
+        return parts.first!!...parts.last!!
+    }
+
     /// A resumed experiment must be the same experiment: same files, models and hyperparameters.
     private func checkResumable(_ out: String, kinds: [ModelKind], template: ModelConfig) throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -93,7 +133,7 @@ struct Experiment: ParsableCommand {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let fingerprint = String(decoding: try enc.encode(t), as: UTF8.self)
-            + "|\(train)|\(test)|\(truth ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
+            + "|\(train)|\(test ?? "")|\(truth ?? "")|\(trainDays ?? "")|\(testDay ?? 0)|\(decayDays ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
         let path = out + "/experiment.fingerprint"
         if let old = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }), old != fingerprint {
             throw FunnelError("\(out) holds runs of a different experiment (other files or hyperparameters); use another --out")

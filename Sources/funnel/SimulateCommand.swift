@@ -13,6 +13,8 @@ struct Simulate: ParsableCommand {
     @Option(help: "0 = click and conversion share drivers, 0.5 = independent, 1 = opposed.") var selectionBias = 0.5
     @Option(help: "Multiply the id vocabularies (50 ≈ Ali-CCP's millions of ids).") var vocabScale = 1.0
     @Option(help: "Share of rows written to test.csv.") var testFraction = 0.2
+    @Option(help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
+    @Option(help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
@@ -21,13 +23,15 @@ struct Simulate: ParsableCommand {
             var c = SimulatorConfig()
             c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr
             c.selectionBias = selectionBias; c.vocabScale = vocabScale; c.testFraction = testFraction
+            c.days = days; c.drift = drift
             try c.validate()
             let start = Date()
             let summary = try FunnelSimulator(config: c).write(to: out)
             if json {
                 Terminal.printJSON(summary)
             } else {
-                print("wrote \(summary.trainRows) train + \(summary.testRows) test rows to \(out) "
+                let what = days > 1 ? "\(summary.trainRows) rows over \(days) days" : "\(summary.trainRows) train + \(summary.testRows) test rows"
+                print("wrote \(what) to \(out) "
                       + "(\(summary.clicks) clicks, \(summary.conversions) conversions, \(summary.idSpace) ids) "
                       + "in \(Terminal.duration(Date().timeIntervalSince(start)))")
             }

@@ -15,7 +15,7 @@ final class ExperimentTests: XCTestCase {
             c.hidden = [8]; c.embeddingDim = 3; c.batchSize = 200; c.seed = seed
             return c
         }
-        let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: train, test: test, counterfactual: cf),
+        let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: train, test: test, truth: cf),
                                       directory: directory)
         let lines = LineSink()
         let results = try runner.run { lines.append($0) }

@@ -55,3 +55,36 @@ final class SimulatorTests: XCTestCase {
         XCTAssertLessThan(correlation(1), -0.5)
     }
 }
+
+final class DaySplitTests: XCTestCase {
+    func testDaysDriftAndSplitByDay() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = SimulatorConfig()
+        c.rows = 6000; c.seed = 4; c.days = 6; c.drift = 0.3
+        _ = try FunnelSimulator(config: c).write(to: dir)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/data_truth.csv"))
+        var o = ReadOptions()
+        o.dayColumn = "day"
+        let loaded = try DatasetLoader.loadByDay(dir + "/data.csv", options: o, minCount: 1, trainDays: 1...4, evaluationDays: [5, 6])
+        XCTAssertFalse(loaded.schema.layout.categorical.contains("day"), "the day is a split key, not a feature")
+        XCTAssertTrue(loaded.schema.layout.ignored.contains("day"))
+        XCTAssertEqual(loaded.train.rowCount, 4000)
+        XCTAssertEqual(loaded.days[5]!.rowCount, 1000)
+        XCTAssertEqual(loaded.days[6]!.sourceRows.first, 5000, "rows keep their file positions for truth alignment")
+        // Drift: the same impression drawn on day 0 and on a later day has different true rates.
+        let sim = FunnelSimulator(config: c)
+        var a = RandomSource(seed: 1), b = RandomSource(seed: 1)
+        let early = sim.impression(&a, day: 0), late = sim.impression(&b, day: 5)
+        XCTAssertEqual(early.values, late.values)
+        XCTAssertNotEqual(early.pCTR, late.pCTR)
+        var missing = ReadOptions()
+        missing.dayColumn = "when"
+        XCTAssertThrowsError(try DatasetLoader.loadByDay(dir + "/data.csv", options: missing, minCount: 1, trainDays: 1...2, evaluationDays: [3])) {
+            XCTAssertTrue("\($0)".contains("column 'when': day column is missing"), "\($0)")
+        }
+        XCTAssertThrowsError(try DatasetLoader.loadByDay(dir + "/data.csv", options: o, minCount: 1, trainDays: 1...2, evaluationDays: [9])) {
+            XCTAssertTrue("\($0)".contains("no rows on day 9"), "\($0)")
+        }
+    }
+}

@@ -13,6 +13,30 @@ public enum DatasetLoader {
         return (schema, schema.encode(raw), raw.report)
     }
 
+    /// Reads one day-stamped file and splits it by day: the schema is fitted on `trainDays` only,
+    /// then the train rows and each of `evaluationDays` are encoded with it.
+    public static func loadByDay(_ path: String, options: ReadOptions, minCount: Int, trainDays: ClosedRange<Int>,
+                                 evaluationDays: [Int]) throws
+        -> (schema: FeatureSchema, train: EncodedDataset, days: [Int: EncodedDataset], report: ReadReport)
+    {
+        guard let dayColumn = options.dayColumn else { throw FunnelError("splitting by day needs a day column") }
+        let csv = try CSVFile(path: path, delimiter: options.delimiter)
+        let layout = try TableReader.inferLayout(csv, options: options)
+        let raw = try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
+        let trainRaw = raw.filter { trainDays.contains($0) }
+        guard trainRaw.rowCount > 0 else {
+            throw DataError(file: path, column: dayColumn, "no rows on training days \(trainDays.lowerBound)-\(trainDays.upperBound)")
+        }
+        let schema = FeatureSchema.fit(trainRaw, minCount: minCount)
+        var days: [Int: EncodedDataset] = [:]
+        for d in evaluationDays {
+            let part = raw.filter { $0 == d }
+            guard part.rowCount > 0 else { throw DataError(file: path, column: dayColumn, "no rows on day \(d)") }
+            days[d] = schema.encode(part)
+        }
+        return (schema, schema.encode(trainRaw), days, raw.report)
+    }
+
     /// Reads a file against a trained model's schema.
     public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool)
         throws -> (data: EncodedDataset, report: ReadReport)
@@ -24,7 +48,8 @@ public enum DatasetLoader {
 
     /// Reads the simulator's truth file (`p_ctr,p_cvr,conversion_if_clicked`) and returns the
     /// counterfactual conversion of each row of `data`, aligned through `data.sourceRows`.
-    public static func loadCounterfactual(_ path: String, for data: EncodedDataset, dataLines: Int) throws -> [Float] {
+    /// With `data` nil, returns the whole column in file order.
+    public static func loadCounterfactual(_ path: String, for data: EncodedDataset?, dataLines: Int) throws -> [Float] {
         let csv = try CSVFile(path: path)
         guard let col = csv.header.firstIndex(of: "conversion_if_clicked") else {
             throw DataError(file: path, line: 1, column: "conversion_if_clicked", "column is missing (is this a truth file from `funnel simulate`?)")
@@ -47,6 +72,6 @@ public enum DatasetLoader {
         guard values.count == dataLines else {
             throw DataError(file: path, "has \(values.count) rows but the data file has \(dataLines); truth and data must be row-aligned")
         }
-        return data.sourceRows.map { values[Int($0)] }
+        return data.map { $0.sourceRows.map { values[Int($0)] } } ?? values
     }
 }

@@ -10,6 +10,8 @@ public struct RawTable {
     public var hasLabels: Bool
     /// 0-based index of each kept row among the file's data rows, to align side files (truth).
     public var sourceRows: [Int32] = []
+    /// Values of `ReadOptions.dayColumn`, when one was named.
+    public var days: [Int] = []
     /// Original text of non-integer categorical values, by key (integer keys are their own text).
     public var textTokens: [Int64: String] = [:]
     public var report: ReadReport
@@ -20,5 +22,22 @@ public struct RawTable {
         keys = Array(repeating: [], count: layout.categorical.count)
         dense = Array(repeating: [], count: layout.dense.count)
         report = ReadReport(file: file)
+    }
+
+    /// The rows whose day satisfies `keep` (all rows' days must have been read).
+    public func filter(days keep: (Int) -> Bool) -> RawTable {
+        var out = RawTable(layout: layout, hasLabels: hasLabels, file: report.file)
+        out.textTokens = textTokens
+        out.report = report
+        for i in 0..<rowCount where keep(days[i]) {
+            for k in 0..<keys.count { out.keys[k].append(keys[k][i]) }
+            for k in 0..<dense.count { out.dense[k].append(dense[k][i]) }
+            if hasLabels { out.click.append(click[i]); out.conversion.append(conversion[i]) }
+            out.sourceRows.append(sourceRows[i])
+            out.days.append(days[i])
+            out.rowCount += 1
+        }
+        out.report.rowsKept = out.rowCount
+        return out
     }
 }

@@ -18,6 +18,8 @@ public struct ReadOptions: Sendable {
     public var inconsistent: InconsistentPolicy = .drop
     /// Skip malformed rows (counted per kind and reported) instead of stopping at the first.
     public var skipBadRows = false
+    /// An integer time column (e.g. `day`) read into `RawTable.days` for splitting, never a feature.
+    public var dayColumn: String? = nil
 
     public init() {}
 

@@ -21,6 +21,9 @@ public enum TableReader {
             throw DataError(file: csv.path, line: 1,
                             "no conversion label column (looked for \(ReadOptions.conversionCandidates.joined(separator: ", ")); use --conversion-column")
         }
+        if let day = options.dayColumn, !header.contains(day) {
+            throw DataError(file: csv.path, line: 1, column: day, "day column is missing")
+        }
         for name in options.categorical + options.dense + options.ignore where !name.contains("*") {
             if !header.contains(name) {
                 throw DataError(file: csv.path, line: 1, column: name, "named in a column option but not in the header")
@@ -28,7 +31,7 @@ public enum TableReader {
         }
         var kinds = [TokenKind](repeating: .empty, count: header.count)
         var undecided = Set<Int>()
-        for (i, name) in header.enumerated() where name != click && name != conversion {
+        for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn {
             if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
                 || ReadOptions.matches(name, options.dense) { continue }
             undecided.insert(i)
@@ -47,7 +50,7 @@ public enum TableReader {
         if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
         var categorical: [String] = [], dense: [String] = [], ignored: [String] = []
         for (i, name) in header.enumerated() where name != click && name != conversion {
-            if ReadOptions.matches(name, options.ignore) { ignored.append(name) }
+            if ReadOptions.matches(name, options.ignore) || name == options.dayColumn { ignored.append(name) }
             else if ReadOptions.matches(name, options.categorical) { categorical.append(name) }
             else if ReadOptions.matches(name, options.dense) { dense.append(name) }
             else {
@@ -84,6 +87,8 @@ public enum TableReader {
             clickIdx = nil; convIdx = nil
         }
         let hasLabels = clickIdx != nil
+        var dayIdx: Int?
+        if let day = options.dayColumn { dayIdx = try column(day) }
         var table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
         let expected = header.count
         let path = csv.path
@@ -98,6 +103,14 @@ public enum TableReader {
                 guard cells.count == expected else {
                     throw RowProblem(kind: "wrong column count",
                                      error: DataError(file: path, line: line, "expected \(expected) columns, found \(cells.count)"))
+                }
+                var dayValue = 0
+                if let di = dayIdx {
+                    guard let v = NumberParsing.parseInteger(bytes + cells[di].start, cells[di].count) else {
+                        throw RowProblem(kind: "non-numeric value", error: DataError(
+                            file: path, line: line, column: options.dayColumn, "day must be an integer, got '\(CSVFile.text(bytes, cells[di]))'"))
+                    }
+                    dayValue = Int(v)
                 }
                 var clickValue: Float = 0, convValue: Float = 0
                 if let ci = clickIdx, let vi = convIdx {
@@ -140,6 +153,7 @@ public enum TableReader {
                 for k in 0..<denseRow.count { table.dense[k].append(denseRow[k]) }
                 for k in 0..<keyRow.count { table.keys[k].append(keyRow[k]) }
                 table.sourceRows.append(Int32(dataRow))
+                if dayIdx != nil { table.days.append(dayValue) }
                 table.rowCount += 1
             } catch let problem as RowProblem {
                 guard options.skipBadRows else { throw problem.error }

@@ -19,7 +19,7 @@ public enum ExperimentReport {
         var body = "<h1>\(esc(title))</h1>\n"
         for n in notes { body += "<p class=\"note\">\(esc(n))</p>\n" }
         body += table(summary)
-        body += "<h2>Metrics (mean over runs, bars: ±1 standard error)</h2>\n<div class=\"grid\">\n"
+        body += "<h2>Metrics (mean over runs, whiskers: ±1 standard error; value axes truncated)</h2>\n<div class=\"grid\">\n"
         for m in ExperimentSummary.displayMetrics where summary.rows.contains(where: { $0.metrics[m] != nil }) {
             body += bars(metric: m, summary: summary)
         }
@@ -49,7 +49,7 @@ public enum ExperimentReport {
 
     static func table(_ s: ExperimentSummary) -> String {
         let metrics = ExperimentSummary.displayMetrics.filter { m in s.rows.contains { $0.metrics[m] != nil } }
-        var out = "<table>\n<tr><th>model</th><th>runs</th>" + metrics.map { "<th>\(esc($0))</th>" }.joined()
+        var out = "<div style=\"overflow-x:auto\"><table>\n<tr><th>model</th><th>runs</th>" + metrics.map { "<th>\(esc($0))</th>" }.joined()
             + "<th>\(esc(s.primaryMetric)) rel. to \(esc(s.baseline))</th><th>better than (p&lt;\(s.significance))</th></tr>\n"
         for r in s.rows {
             out += "<tr><td>\(esc(r.model))</td><td>\(r.runs)</td>"
@@ -59,7 +59,7 @@ public enum ExperimentReport {
             out += "<td>" + (r.relativeToBaseline.map { "\(f($0.mean)) ± \(f($0.se))" } ?? "") + "</td>"
             out += "<td>\(esc(r.betterThan.joined(separator: ", ")))</td></tr>\n"
         }
-        return out + "</table>\n"
+        return out + "</table></div>\n"
     }
 
     static func bars(metric: String, summary: ExperimentSummary) -> String {
@@ -69,7 +69,8 @@ public enum ExperimentReport {
         let lo0 = rows.map { $0.metrics[metric]!.mean - $0.metrics[metric]!.se }.min()!
         let hi0 = rows.map { $0.metrics[metric]!.mean + $0.metrics[metric]!.se }.max()!
         let pad = max((hi0 - lo0) * 0.15, abs(hi0) * 0.002, 1e-6)
-        let lo = lo0 - pad, hi = hi0 + pad
+        // Axes are truncated to the data (AUC differences are small); never below zero for ≥ 0 metrics.
+        let lo = lo0 >= 0 ? max(0, lo0 - pad) : lo0 - pad, hi = hi0 + pad
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (v - lo) / (hi - lo)) }
         let slot = (w - left - 10) / Double(rows.count)
         var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"\(esc(metric))\">"

@@ -55,15 +55,19 @@ public struct ExperimentData: @unchecked Sendable {
     public var schema: FeatureSchema
     public var train: EncodedDataset
     public var test: EncodedDataset
-    public var counterfactual: [Float]?
-    /// Later days for decay evaluation: (day, data, counterfactual).
-    public var decay: [(day: Int, data: EncodedDataset, counterfactual: [Float]?)]
+    /// The simulator's counterfactual conversions in *file* order; rows find theirs through
+    /// `EncodedDataset.sourceRows`, so subsets and day splits stay aligned.
+    public var truth: [Float]?
+    /// Later days for decay evaluation.
+    public var decay: [(day: Int, data: EncodedDataset)]
 
-    public init(schema: FeatureSchema, train: EncodedDataset, test: EncodedDataset, counterfactual: [Float]?,
-                decay: [(day: Int, data: EncodedDataset, counterfactual: [Float]?)] = []) {
+    public init(schema: FeatureSchema, train: EncodedDataset, test: EncodedDataset, truth: [Float]?,
+                decay: [(day: Int, data: EncodedDataset)] = []) {
         self.schema = schema; self.train = train; self.test = test
-        self.counterfactual = counterfactual; self.decay = decay
+        self.truth = truth; self.decay = decay
     }
+
+    func counterfactual(for d: EncodedDataset) -> [Float]? { truth.map { t in d.sourceRows.map { t[Int($0)] } } }
 }
 
 /// Trains every model `runs` times, evaluating each on the same test data, several runs at once.
@@ -155,6 +159,12 @@ public final class ExperimentRunner {
         data.train.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed)
     }
 
+    /// The test rows of one run: downsampled like training (same factor, the run's seed), the same
+    /// for every model of the run.
+    private func evaluationSet(_ config: ModelConfig) -> EncodedDataset {
+        data.test.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
+    }
+
     /// Per run, the pCTR of one independently trained CTR network on every test (and decay) row.
     private func sharedCTRPredictions(runs: Set<Int>, progress: @Sendable (String) -> Void) throws -> [Int: [[Float]]] {
         guard plan.ctcvrProtocol == .sharedCTR, !runs.isEmpty else { return [:] }
@@ -170,7 +180,7 @@ public final class ExperimentRunner {
                     let config = self.plan.config(.ip, self.plan.seed(run: run))
                     let net = self.network(config)
                     _ = try Trainer(config: config).train(net, on: self.trainingData(config), onlyStages: [0])
-                    let p = [net.predict(self.data.test).ctr] + self.data.decay.map { net.predict($0.data).ctr }
+                    let p = [net.predict(self.evaluationSet(config)).ctr] + self.data.decay.map { net.predict($0.data).ctr }
                     lock.lock(); out[run] = p; lock.unlock()
                     progress("shared CTR network for run \(run) trained")
                 } catch {
@@ -193,11 +203,10 @@ public final class ExperimentRunner {
         let config = plan.config(kind, seed)
         let net = network(config)
         let result = try Trainer(config: config).train(net, on: trainingData(config))
-        let test = data.test.downsamplingNegatives(factor: config.downsampleNegatives, seed: seed &+ 1)
-        let cf = data.counterfactual.map { cf in test.sourceRows.map { cf[Int($0)] } }
+        let test = evaluationSet(config)
+        let cf = data.counterfactual(for: test)
         var p = net.predict(test)
-        let shared = sharedCTR.map { s in test.sourceRows.map { s[0][Int($0)] } }
-        apply(&p, sharedCTR: shared, config: config)
+        apply(&p, sharedCTR: sharedCTR?[0], config: config)
         let report = EvaluationReport.evaluate(p, on: test, counterfactual: cf)
         var decay: [String: EvaluationReport]?
         if !data.decay.isEmpty {
@@ -205,7 +214,7 @@ public final class ExperimentRunner {
             for (k, d) in data.decay.enumerated() {
                 var pd = net.predict(d.data)
                 apply(&pd, sharedCTR: sharedCTR?[k + 1], config: config)
-                decay![String(d.day)] = EvaluationReport.evaluate(pd, on: d.data, counterfactual: d.counterfactual)
+                decay![String(d.day)] = EvaluationReport.evaluate(pd, on: d.data, counterfactual: data.counterfactual(for: d.data))
             }
         }
         let ctcvrLabels = zip(test.click!, test.conversion!).map { $0 * $1 }

@@ -110,6 +110,16 @@ public struct ExperimentSummary: Codable, Sendable {
             out += "| \(r.model) | \(r.runs) | " + shown.map { ExperimentSummary.cell(r.metrics[$0], se: true) }.joined(separator: " | ")
                 + " | \(ExperimentSummary.cell(r.relativeToBaseline, se: true)) | \(r.betterThan.joined(separator: ", ")) |\n"
         }
+        let days = Set(rows.flatMap { $0.decay?.keys.map { $0 } ?? [] }).sorted { Int($0)! < Int($1)! }
+        if !days.isEmpty {
+            out += "\n### Decay: \(primaryMetric) on later days (mean ± se)\n\n| model | " + days.map { "day \($0)" }.joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: "---|", count: days.count + 1) + "\n"
+            for r in rows {
+                out += "| \(r.model) | " + days.map { d in
+                    r.decay?[d]?[primaryMetric].map { String(format: "%.4f ± %.4f", $0.mean, $0.se) } ?? "undefined"
+                }.joined(separator: " | ") + " |\n"
+            }
+        }
         out += "\nCTR and CTCVR on all impressions; CVR on clicked impressions; `*_entire_space`: CVR on all impressions against the simulator's counterfactual conversions. "
         out += "Relative \(primaryMetric): \(ExperimentSummary.lowerIsBetter(primaryMetric) ? "baseline mean / model" : "model / baseline mean") per run (> 1 is better).\n"
         return out

@@ -16,6 +16,11 @@ public struct SimulatorConfig: Codable, Sendable {
     /// Multiplies the id vocabularies (users, items, shops, brands, intentions).
     public var vocabScale = 1.0
     public var testFraction = 0.2
+    /// Days of traffic (1: no time, train/test files). With more, rows are spread evenly over
+    /// days 1…D in time order, effects drift slowly, and one file with a `day` column is written.
+    public var days = 1
+    /// Radians per day by which every effect rotates towards an independent one (slow drift).
+    public var drift = 0.05
 
     public init() {}
 
@@ -26,6 +31,8 @@ public struct SimulatorConfig: Codable, Sendable {
         guard (0...1).contains(selectionBias) else { throw FunnelError("--selection-bias must be in [0, 1]") }
         guard vocabScale > 0 && vocabScale <= 1000 else { throw FunnelError("--vocab-scale must be in (0, 1000]") }
         guard testFraction > 0 && testFraction < 1 else { throw FunnelError("--test-fraction must be in (0, 1)") }
+        guard days >= 1 && days <= 10_000 else { throw FunnelError("--days must be between 1 and 10000") }
+        guard drift >= 0 && drift.isFinite else { throw FunnelError("--drift must be ≥ 0") }
     }
 }
 
@@ -136,7 +143,11 @@ public struct FunnelSimulator {
         public var pCVR: Double
     }
 
-    private func draw(_ rng: inout RandomSource) -> (values: [Int], dense: [Double], zc: Double, zv: Double) {
+    private func draw(_ rng: inout RandomSource, day: Int = 0) -> (values: [Int], dense: [Double], zc: Double, zv: Double) {
+        // Drift: each effect is cos θ·(its day-0 value) + sin θ·(an independent one), θ = drift·day,
+        // so effects wander slowly while their variance, and hence the base rates, stay put.
+        let theta = config.drift * Double(day)
+        let (cosT, sinT) = (cos(theta), sin(theta))
         let user = FunnelSimulator.sample(userCDF, rng.uniform())
         let item = FunnelSimulator.sample(itemCDF, rng.uniform())
         let context = rng.below(3)
@@ -150,8 +161,12 @@ public struct FunnelSimulator {
             case .context: v = context
             }
             values[f] = v + 1  // id 0 is reserved for "missing" as in processed Ali-CCP
-            let ec = gaussian(UInt64(f), UInt64(v), 1) * field.effectScale
-            let noise = gaussian(UInt64(f), UInt64(v), 2) * field.effectScale
+            var ec = gaussian(UInt64(f), UInt64(v), 1) * field.effectScale
+            var noise = gaussian(UInt64(f), UInt64(v), 2) * field.effectScale
+            if day > 0 {
+                ec = cosT * ec + sinT * gaussian(UInt64(f), UInt64(v), 7) * field.effectScale
+                noise = cosT * noise + sinT * gaussian(UInt64(f), UInt64(v), 8) * field.effectScale
+            }
             zc += ec
             zv += rho * ec + (1 - rho * rho).squareRoot() * noise
         }
@@ -195,8 +210,8 @@ public struct FunnelSimulator {
         }
     }
 
-    public func impression(_ rng: inout RandomSource) -> Impression {
-        let d = draw(&rng)
+    public func impression(_ rng: inout RandomSource, day: Int = 0) -> Impression {
+        let d = draw(&rng, day: day)
         return Impression(values: d.values, dense: d.dense,
                           pCTR: Sigmoid.value(ctrBias + d.zc), pCVR: Sigmoid.value(cvrBias + d.zv))
     }
@@ -212,24 +227,28 @@ public struct FunnelSimulator {
         public var files: [String]
     }
 
-    /// Writes `train.csv`, `test.csv`, `train_truth.csv`, `test_truth.csv` into `dir`.
+    /// Writes `train.csv`, `test.csv`, `train_truth.csv`, `test_truth.csv` into `dir`; with
+    /// `days` > 1, `data.csv` and `data_truth.csv` with a `day` column instead.
     public func write(to dir: String) throws -> Summary {
         try config.validate()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let testRows = max(1, Int((Double(config.rows) * config.testFraction).rounded()))
+        let timed = config.days > 1
+        let testRows = timed ? 0 : max(1, Int((Double(config.rows) * config.testFraction).rounded()))
         let trainRows = config.rows - testRows
         var rng = RandomSource(seed: config.seed, stream: 1)
         var clicks = 0, conversions = 0
-        let header = (["click", "purchase"] + fields.map(\.name) + denseNames).joined(separator: ",") + "\n"
+        let header = (["click", "purchase"] + (timed ? ["day"] : []) + fields.map(\.name) + denseNames).joined(separator: ",") + "\n"
         let truthHeader = "p_ctr,p_cvr,conversion_if_clicked\n"
         var files: [String] = []
-        for (name, count) in [("train", trainRows), ("test", testRows)] {
+        let parts = timed ? [("data", config.rows)] : [("train", trainRows), ("test", testRows)]
+        for (name, count) in parts {
             var data = CSVWriter()
             var truth = CSVWriter()
             data.append(header)
             truth.append(truthHeader)
-            for _ in 0..<count {
-                let imp = impression(&rng)
+            for i in 0..<count {
+                let day = timed ? 1 + i * config.days / count : 0
+                let imp = impression(&rng, day: day)
                 let click = rng.uniform() < imp.pCTR ? 1 : 0
                 let converts = rng.uniform() < imp.pCVR ? 1 : 0
                 let purchase = click * converts
@@ -237,6 +256,7 @@ public struct FunnelSimulator {
                 conversions += purchase
                 data.appendInt(click); data.comma()
                 data.appendInt(purchase)
+                if timed { data.comma(); data.appendInt(day) }
                 for v in imp.values { data.comma(); data.appendInt(v) }
                 for v in imp.dense { data.comma(); data.appendFixed(v, decimals: 4) }
                 data.newline()
