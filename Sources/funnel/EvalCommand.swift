@@ -12,6 +12,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Simulator truth file aligned with --data; adds CVR AUC/log loss over the entire space.")
     var truth: String?
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Keep 1/f of the unclicked rows, weighted f (evaluate as a downsampled model was trained).")
+    var downsampleNegatives = 1.0
+    @Option(help: "Seed of the downsampling draw.") var seed: UInt64 = 1
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
 
@@ -24,9 +27,14 @@ struct Eval: ParsableCommand {
             var results: [(String, EvaluationReport)] = []
             for dir in models {
                 let model = try TrainedModel.load(from: dir, maxBatch: 4096, workers: workers)
-                let (encoded, report) = try DatasetLoader.load(data, schema: model.schema, options: options, requireLabels: true)
+                guard downsampleNegatives >= 1 else { throw FunnelError("--downsample-negatives must be ≥ 1") }
+                let (full, report) = try DatasetLoader.load(data, schema: model.schema, options: options, requireLabels: true)
+                let encoded = full.downsamplingNegatives(factor: downsampleNegatives, seed: seed)
                 if !json { for n in report.notes { Terminal.note(n) } }
                 let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: encoded, dataLines: report.dataLines) }
+                if !json, encoded.weights != nil {
+                    Terminal.note("evaluating \(encoded.rowCount) of \(full.rowCount) rows (unclicked kept 1 in \(downsampleNegatives), weighted)")
+                }
                 let r = EvaluationReport.evaluate(model.network.predict(encoded), on: encoded, counterfactual: cf)
                 results.append((dir, r))
             }

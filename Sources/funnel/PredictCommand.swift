@@ -27,10 +27,12 @@ struct Predict: ParsableCommand {
             let seconds = Date().timeIntervalSince(start)
             var w = CSVWriter()
             w.append("pctr,pcvr,pctcvr\n")
+            // A quantity the model does not predict (ESP has no pCTR) is an empty cell.
+            func cell(_ v: Float) { if !v.isNaN { w.appendFloat(v) } }
             for i in 0..<encoded.rowCount {
-                w.appendFloat(p.ctr[i]); w.comma()
-                w.appendFloat(p.cvr[i]); w.comma()
-                w.appendFloat(p.ctcvr[i]); w.newline()
+                cell(p.ctr[i]); w.comma()
+                cell(p.cvr[i]); w.comma()
+                cell(p.ctcvr[i]); w.newline()
             }
             try AtomicFile.write(w.data, to: out)
             let rate = seconds > 0 ? Double(encoded.rowCount) / seconds : 0

@@ -65,19 +65,19 @@ public enum ExperimentReport {
     static func bars(metric: String, summary: ExperimentSummary) -> String {
         let rows = summary.rows.filter { $0.metrics[metric] != nil }
         guard !rows.isEmpty else { return "" }
-        let w = 420.0, h = 240.0, left = 56.0, bottom = 70.0, top = 24.0
+        let w = 440.0, h = 250.0, left = 56.0, right = 50.0, bottom = 80.0, top = 24.0
         let lo0 = rows.map { $0.metrics[metric]!.mean - $0.metrics[metric]!.se }.min()!
         let hi0 = rows.map { $0.metrics[metric]!.mean + $0.metrics[metric]!.se }.max()!
         let pad = max((hi0 - lo0) * 0.15, abs(hi0) * 0.002, 1e-6)
         // Axes are truncated to the data (AUC differences are small); never below zero for ≥ 0 metrics.
         let lo = lo0 >= 0 ? max(0, lo0 - pad) : lo0 - pad, hi = hi0 + pad
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (1 - (v - lo) / (hi - lo)) }
-        let slot = (w - left - 10) / Double(rows.count)
+        let slot = (w - left - right) / Double(rows.count)
         var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"\(esc(metric))\">"
         svg += "<text x=\"\(left)\" y=\"14\" font-weight=\"bold\">\(esc(metric))</text>"
         for k in 0...4 {
             let v = lo + (hi - lo) * Double(k) / 4
-            svg += "<line x1=\"\(left)\" x2=\"\(w - 10)\" y1=\"\(f(y(v), 1))\" y2=\"\(f(y(v), 1))\" stroke=\"#eee\"/>"
+            svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(f(y(v), 1))\" y2=\"\(f(y(v), 1))\" stroke=\"#eee\"/>"
             svg += "<text x=\"\(left - 4)\" y=\"\(f(y(v) + 4, 1))\" text-anchor=\"end\">\(f(v))</text>"
         }
         for (i, r) in rows.enumerated() {
