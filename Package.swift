@@ -3,13 +3,15 @@ import PackageDescription
 
 let package = Package(
     name: "Funnel",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v14)],
     products: [
         .library(name: "Funnel", targets: ["Funnel"]),
         .executable(name: "funnel", targets: ["funnel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // OpenBLAS through pkg-config; `make deps` installs libopenblas-dev when it is missing.
@@ -24,10 +26,20 @@ let package = Package(
             dependencies: ["COpenBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The HTTP prediction service, beside the engine: it only reads model directories.
+        .target(
+            name: "FunnelServe",
+            dependencies: [
+                "Funnel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "funnel",
             dependencies: [
                 "Funnel",
+                "FunnelServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -35,6 +47,10 @@ let package = Package(
             name: "FunnelTests",
             dependencies: ["Funnel"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "FunnelServeTests",
+            dependencies: ["Funnel", "FunnelServe"]
         ),
     ]
 )

@@ -84,6 +84,13 @@ public struct FeatureSchema: Codable, Sendable {
         return FeatureSchema(layout: raw.layout, minCount: minCount, fields: fields, dense: dense)
     }
 
+    /// A raw dense value as the model sees it: standardised with the training mean and std;
+    /// NaN (an empty cell) becomes 0, the training mean. Every input path goes through here.
+    @inline(__always)
+    public func standardized(_ v: Float, dense k: Int) -> Float {
+        v.isNaN ? 0 : Float((Double(v) - dense[k].mean) * (1 / dense[k].std))
+    }
+
     /// Encodes a raw table: ids offset into the shared table, dense standardised, empty → 0
     /// (the training mean).
     public func encode(_ raw: RawTable) -> EncodedDataset {
@@ -101,12 +108,8 @@ public struct FeatureSchema: Codable, Sendable {
         var values = [Float](repeating: 0, count: n * d)
         values.withUnsafeMutableBufferPointer { out in
             for k in 0..<d {
-                let mean = dense[k].mean, inv = 1 / dense[k].std
                 raw.dense[k].withUnsafeBufferPointer { col in
-                    for r in 0..<n {
-                        let v = col[r]
-                        out[r * d + k] = v.isNaN ? 0 : Float((Double(v) - mean) * inv)
-                    }
+                    for r in 0..<n { out[r * d + k] = standardized(col[r], dense: k) }
                 }
             }
         }

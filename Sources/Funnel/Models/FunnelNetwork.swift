@@ -251,6 +251,7 @@ public final class FunnelNetwork {
     /// worker, predicted concurrently.
     public func predict(_ data: EncodedDataset) -> Predictions {
         var out = Predictions(count: data.rowCount)
+        guard data.rowCount > 0 else { return out }
         let n = data.rowCount
         let chunk = (n + workers - 1) / max(workers, 1)
         out.ctr.withUnsafeMutableBufferPointer { ctr in
@@ -261,6 +262,22 @@ public final class FunnelNetwork {
                         let lo = min(n, w * chunk), hi = min(n, lo + chunk)
                         self.predict(data, rows: lo..<hi, worker: w, ctr: pc, cvr: pv, ctcvr: pcv)
                     }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Predicts every row of `data` with one worker's buffers only, so callers holding distinct
+    /// workers (concurrent server requests) can predict at the same time.
+    public func predict(_ data: EncodedDataset, worker: Int) -> Predictions {
+        var out = Predictions(count: data.rowCount)
+        guard data.rowCount > 0 else { return out }
+        out.ctr.withUnsafeMutableBufferPointer { ctr in
+            out.cvr.withUnsafeMutableBufferPointer { cvr in
+                out.ctcvr.withUnsafeMutableBufferPointer { ctcvr in
+                    predict(data, rows: 0..<data.rowCount, worker: worker,
+                            ctr: ctr.baseAddress!, cvr: cvr.baseAddress!, ctcvr: ctcvr.baseAddress!)
                 }
             }
         }

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import Funnel
 
-struct FunnelCommand: ParsableCommand {
+@main
+struct FunnelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "funnel",
         abstract: "Learn the impression → click → conversion funnel; predict pCTR, pCVR and pCTCVR.",
         version: FunnelVersion.string,
-        subcommands: [Simulate.self, Train.self, Eval.self, Predict.self, Experiment.self])
+        subcommands: [Simulate.self, Train.self, Eval.self, Predict.self, Experiment.self, Serve.self])
 }
 
 /// Runs a command body and turns Funnel's errors into one clean line and exit code 1.
@@ -30,4 +31,3 @@ func resolveThreads(_ requested: Int?) throws -> Int {
     return n
 }
 
-FunnelCommand.main()
