@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // OpenBLAS through pkg-config; `make deps` installs libopenblas-dev when it is missing.
@@ -33,6 +34,7 @@ let package = Package(
                 "Funnel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -50,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FunnelServeTests",
-            dependencies: ["Funnel", "FunnelServe"]
+            dependencies: ["Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")]
         ),
     ]
 )

@@ -1,0 +1,168 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import XCTest
+@testable import Funnel
+@testable import FunnelServe
+
+/// Starts the real server on an ephemeral loopback port and talks to it over HTTP.
+final class ServeTests: XCTestCase {
+    static var dir = ""
+    static var modelDir = ""
+    static var otherModelDir = ""
+    static var csv = ""
+
+    override class func setUp() {
+        dir = NSTemporaryDirectory() + "funnel-serve-\(UUID().uuidString)"
+        var c = SimulatorConfig()
+        c.rows = 3000; c.seed = 9; c.vocabScale = 0.02
+        _ = try! FunnelSimulator(config: c).write(to: dir)
+        csv = dir + "/test.csv"
+        modelDir = dir + "/esmm"
+        otherModelDir = dir + "/ipsp"
+        for (kind, out) in [(ModelKind.esmm, modelDir), (.ipsp, otherModelDir)] {
+            let (schema, data, _) = try! DatasetLoader.loadForTraining(dir + "/train.csv", options: ReadOptions(), minCount: 1)
+            var config = ModelConfig(kind: kind)
+            config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256
+            let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
+                                    denseCount: schema.dense.count)
+            _ = try! Trainer(config: config).train(net, on: data)
+            try! TrainedModel(config: config, schema: schema, network: net, training: nil).save(to: out)
+        }
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    private var server: FunnelServer!
+    private var task: Task<Void, Error>!
+    private var base = ""
+
+    override func setUp() async throws {
+        var c = ServeConfiguration(modelPath: ServeTests.modelDir)
+        c.port = 0
+        c.maxRowsPerRequest = 500
+        c.maxBodyBytes = 200_000
+        c.workers = 2
+        var logger = Logger(label: "funnel.serve.test")
+        logger.logLevel = .critical  // cancellation at tearDown makes the server log shutdown noise
+        server = try FunnelServer(configuration: c, logger: logger)
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let s = server!
+        task = Task { try await s.run { continuation.yield($0) } }
+        var iterator = stream.makeAsyncIterator()
+        let port = await iterator.next()!
+        base = "http://127.0.0.1:\(port)"
+    }
+
+    override func tearDown() async throws {
+        task.cancel()
+        _ = await task.result
+    }
+
+    private func call(_ path: String, method: String = "GET", body: Data? = nil) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = method
+        request.httpBody = body
+        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    private func json(_ d: Data) -> [String: Any] { (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] ?? [:] }
+
+    /// The CSV's rows as JSON objects of raw values (integers stay integers, decimals numbers).
+    private func csvRows(limit: Int) -> [[String: Any]] {
+        let lines = try! String(contentsOfFile: ServeTests.csv, encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",").map(String.init)
+        return lines[1...limit].map { line in
+            var row: [String: Any] = [:]
+            for (k, v) in zip(header, line.split(separator: ",", omittingEmptySubsequences: false)) {
+                row[k] = Int(v) ?? Double(v)!
+            }
+            return row
+        }
+    }
+
+    func testPredictionsEqualFunnelPredict() async throws {
+        let rows = csvRows(limit: 250)
+        let (status, data) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": rows]))
+        XCTAssertEqual(status, 200, String(decoding: data, as: UTF8.self))
+        let predictions = json(data)["predictions"] as! [[String: Double]]
+        XCTAssertEqual(predictions.count, 250)
+        // What `funnel predict` computes for the same rows of the CSV.
+        let model = try TrainedModel.load(from: ServeTests.modelDir)
+        let (encoded, _) = try DatasetLoader.load(ServeTests.csv, schema: model.schema, options: ReadOptions(), requireLabels: false)
+        let expected = model.network.predict(encoded)
+        for i in 0..<250 {
+            XCTAssertEqual(predictions[i]["pctr"]!, Double(expected.ctr[i]), accuracy: 1e-6)
+            XCTAssertEqual(predictions[i]["pcvr"]!, Double(expected.cvr[i]), accuracy: 1e-6)
+            XCTAssertEqual(predictions[i]["pctcvr"]!, Double(expected.ctcvr[i]), accuracy: 1e-6)
+        }
+    }
+
+    func testBadInputGetsLocated400s() async throws {
+        var rows = csvRows(limit: 3)
+        rows[1]["205"] = ["nested": 1]
+        var (status, data) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": rows]))
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual(json(data)["row"] as? Int, 1)
+        XCTAssertEqual(json(data)["field"] as? String, "205")
+        XCTAssertTrue((json(data)["error"] as? String ?? "").contains("expected an integer or a string"))
+
+        rows = csvRows(limit: 3)
+        rows[2]["D109_14"] = "high"
+        (status, data) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": rows]))
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual(json(data)["row"] as? Int, 2)
+        XCTAssertEqual(json(data)["field"] as? String, "D109_14")
+
+        rows = csvRows(limit: 2)
+        rows[0].removeValue(forKey: "301")
+        (status, data) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": rows]))
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual(json(data)["error"] as? String, "missing required field")
+        XCTAssertEqual(json(data)["field"] as? String, "301")
+
+        // Unknown fields are ignored by default; unseen categories map to the OOV id.
+        rows = csvRows(limit: 2)
+        rows[0]["not_a_feature"] = 1
+        rows[1]["205"] = 987_654_321
+        (status, _) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": rows]))
+        XCTAssertEqual(status, 200)
+
+        (status, data) = try await call("/v1/predict", method: "POST", body: Data("{\"rows\": [".utf8))
+        XCTAssertEqual(status, 400)
+        (status, _) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": csvRows(limit: 501)]))
+        XCTAssertEqual(status, 413, "more rows than --max-rows")
+        (status, _) = try await call("/v1/predict", method: "POST", body: Data(repeating: 32, count: 300_000))
+        XCTAssertEqual(status, 413, "body over --max-body-bytes")
+        // Still healthy after all of it.
+        (status, _) = try await call("/healthz")
+        XCTAssertEqual(status, 200)
+    }
+
+    func testReloadRefusesBrokenModelAndSwapsGoodOne() async throws {
+        let broken = ServeTests.dir + "/broken"
+        try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: true)
+        try "{\"format\": \"something-else\"}".write(toFile: broken + "/model.json", atomically: true, encoding: .utf8)
+        var (status, data) = try await call("/v1/reload", method: "POST", body: Data("{\"model\": \"\(broken)\"}".utf8))
+        XCTAssertEqual(status, 422)
+        XCTAssertEqual(json(data)["serving"] as? String, ServeTests.modelDir)
+        (status, data) = try await call("/v1/model")
+        XCTAssertEqual(json(data)["kind"] as? String, "esmm", "the old model keeps serving")
+
+        (status, data) = try await call("/v1/reload", method: "POST", body: Data("{\"model\": \"\(ServeTests.otherModelDir)\"}".utf8))
+        XCTAssertEqual(status, 200, String(decoding: data, as: UTF8.self))
+        (status, data) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": csvRows(limit: 1)]))
+        XCTAssertEqual((json(data)["model"] as? [String: Any])?["kind"] as? String, "ipsp")
+
+        (status, data) = try await call("/metrics")
+        let text = String(decoding: data, as: UTF8.self)
+        for name in ["funnel_requests_total", "funnel_request_duration_seconds_bucket", "funnel_rows_per_request", "funnel_model_reloads_total"] {
+            XCTAssertTrue(text.contains(name), name)
+        }
+        XCTAssertTrue(text.contains("result=\"refused\""))
+    }
+}
