@@ -4,7 +4,7 @@ SWIFT ?= swift
 FUNNEL := .build/release/funnel
 DEMO_DIR := demo-out
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench loadtest clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,9 @@ demo: release
 
 bench: release
 	@bench/run.sh $(FUNNEL) $(BENCH_ARGS)
+
+loadtest: release
+	@bench/serve/loadtest.sh
 
 clean:
 	rm -rf .build $(DEMO_DIR) bench-out

@@ -28,6 +28,8 @@ public final class ServedModel: @unchecked Sendable {
     public let decoder: RowDecoder
     public let loadedAt: Date
     let pool: WorkerPool
+    /// `{"path", "kind", "weights_checksum"}`, attached to every prediction response.
+    let summaryJSON: String
 
     /// Loads and fully validates `path` (manifest, checksum, every tensor shape).
     public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool) throws {
@@ -36,6 +38,8 @@ public final class ServedModel: @unchecked Sendable {
         decoder = RowDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields)
         loadedAt = Date()
         pool = WorkerPool(workers: workers)
+        let summary: [String: Any] = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]
+        summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
     /// The same batched forward pass as `funnel predict`, on one worker slot.

@@ -166,3 +166,27 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(text.contains("result=\"refused\""))
     }
 }
+
+final class RequestParserTests: XCTestCase {
+    private func parse(_ s: String) throws -> [[String: JSONValue]] { try RequestParser.rows(Array(s.utf8)) }
+
+    func testValuesOfEveryKind() throws {
+        let rows = try parse(#" { "meta": {"a": [1, {"b": null}]}, "rows": [ {"i": 12, "n": -1.5e-3, "s": "x\"y\u00e9", "t": true, "z": null, "o": [1,2]}, {} ] } "#)
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows[0]["i"], .integer(12))
+        XCTAssertEqual(rows[0]["n"], .number(-0.0015))
+        XCTAssertEqual(rows[0]["s"], .string("x\"yé"))
+        XCTAssertEqual(rows[0]["t"], .bool(true))
+        XCTAssertEqual(rows[0]["z"], .null)
+        XCTAssertEqual(rows[0]["o"], .other)
+        XCTAssertEqual(rows[1], [:])
+        XCTAssertEqual(try parse(#"{"rows": []}"#).count, 0)
+    }
+
+    func testMalformedBodies() {
+        for body in ["", "[]", #"{"rows": [}"#, #"{"rows": [{"a": 1,}]}"#, #"{"rows": [{"a": 01x}]}"#,
+                     #"{"rows": [{"a": "open}]}"#, #"{"rows": []} extra"#, #"{"other": 1}"#, #"{"rows": [{"a": tru}]}"#] {
+            XCTAssertThrowsError(try parse(body), body)
+        }
+    }
+}

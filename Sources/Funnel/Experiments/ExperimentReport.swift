@@ -54,7 +54,7 @@ public enum ExperimentReport {
         for r in s.rows {
             out += "<tr><td>\(esc(r.model))</td><td>\(r.runs)</td>"
             for m in metrics {
-                if let v = r.metrics[m] { out += "<td>\(f(v.mean)) ± \(f(v.std))</td>" } else { out += "<td>undefined</td>" }
+                out += "<td>\(esc(ExperimentSummary.cell(r.metrics[m], se: false)))</td>"
             }
             out += "<td>" + (r.relativeToBaseline.map { "\(f($0.mean)) ± \(f($0.se))" } ?? "") + "</td>"
             out += "<td>\(esc(r.betterThan.joined(separator: ", ")))</td></tr>\n"

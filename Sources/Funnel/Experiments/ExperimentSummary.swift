@@ -82,9 +82,14 @@ public struct ExperimentSummary: Codable, Sendable {
         }
     }
 
-    private static func cell(_ s: Statistics.Summary?, se: Bool) -> String {
+    /// Enough decimals for rare-event cross-entropies (CTCVR log loss ≈ 0.01) to show differences.
+    static func decimals(_ v: Double) -> Int { abs(v) < 0.01 ? 6 : abs(v) < 0.1 ? 5 : 4 }
+
+    static func cell(_ s: Statistics.Summary?, se: Bool) -> String {
         guard let s else { return "undefined" }
-        return se ? String(format: "%.4f ± %.4f (se %.4f)", s.mean, s.std, s.se) : String(format: "%.4f ± %.4f", s.mean, s.std)
+        let d = decimals(s.mean)
+        return se ? String(format: "%.\(d)f ± %.\(d)f (se %.\(d)f)", s.mean, s.std, s.se)
+            : String(format: "%.\(d)f ± %.\(d)f", s.mean, s.std)
     }
 
     /// A plain-text table for the terminal.
