@@ -81,6 +81,36 @@ final class GradientCheckTests: XCTestCase {
         checkGradient(name: "sigmoid", values: z.base, count: n, analytic: { dz[$0] }, loss: sigLoss)
     }
 
+    func testMixtureOfExpertsAndSoftmax() {
+        var rng = RandomSource(seed: 21)
+        let batch = 5, inF = 6
+        let moe = MixtureOfExperts(name: "m", inputWidth: inF, experts: 3, expertHidden: [4], gates: 2, maxBatch: batch,
+                                   workers: 1, rng: &rng)
+        let x = randomBuffer(batch * inF, &rng)
+        let c0 = randomBuffer(batch * 4, &rng), c1 = randomBuffer(batch * 4, &rng)
+        let dx = FloatBuffer(count: batch * inF)
+        for useSecondGate in [true, false] {
+            func loss() -> Double {
+                moe.forward(x.base, batch: batch)
+                return weightedSum(moe.output(gate: 0), c0) + (useSecondGate ? weightedSum(moe.output(gate: 1), c1) : 0)
+            }
+            _ = loss()
+            moe.backward(x.base, dOutputs: [UnsafePointer(c0.base), useSecondGate ? UnsafePointer(c1.base) : nil], batch: batch,
+                         dx: dx.base, accumulateInputGradient: false)
+            for p in moe.parameters {
+                checkGradient(name: "\(p.name) (second gate \(useSecondGate))", values: p.value.base, count: p.count,
+                              analytic: { p.grad[$0] }, loss: loss)
+            }
+            checkGradient(name: "x", values: x.base, count: x.count, analytic: { dx[$0] }, loss: loss)
+        }
+        // Gate weights are a distribution over the experts.
+        moe.forward(x.base, batch: batch)
+        for b in 0..<batch {
+            let w = moe.gateWeights(gate: 1) + b * 3
+            XCTAssertEqual(Double(w[0] + w[1] + w[2]), 1, accuracy: 1e-6)
+        }
+    }
+
     func testEmbeddingSparseBackward() {
         var rng = RandomSource(seed: 5)
         let fields = 3, dim = 4, dense = 2, batch = 5, rows = 30

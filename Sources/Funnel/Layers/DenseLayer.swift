@@ -51,4 +51,10 @@ public final class DenseLayer {
                       beta: accumulateInputGradient ? 1 : 0, c: dx, ldc: inFeatures)
         }
     }
+
+    /// Zeroes this worker's gradients (a layer that took no part in a step).
+    public func zeroGradients(worker: Int = 0) {
+        weight.gradients[worker].dense.zero()
+        bias.gradients[worker].dense.zero()
+    }
 }

@@ -1,0 +1,125 @@
+import Foundation
+
+/// Multi-gate mixture of experts (Ma et al., KDD 2018): K expert MLPs read the same input; each
+/// of G gates is a softmax over the experts computed from the input, and gate g's output is
+/// Σ_k softmax(W_g x + b_g)_k · expert_k(x). Every head (task) that reads the trunk owns a gate.
+///
+/// Backward, for gate g with output gradient dy_g:
+///   d expert_k += g_k · dy_g,    d g_k = ⟨dy_g, expert_k⟩,    d z = g ⊙ (d g − ⟨d g, g⟩)
+/// and the input gradient sums the experts' and the gates' contributions.
+public final class MixtureOfExperts {
+    public let experts: [MLP]
+    public let gates: [DenseLayer]
+    public let inputWidth: Int
+    public var outputWidth: Int { experts[0].outputWidth }
+    public var expertCount: Int { experts.count }
+
+    // Per worker.
+    private let gateProbabilities: [[FloatBuffer]]  // [worker][gate] B×K
+    private let outputs: [[FloatBuffer]]  // [worker][gate] B×H
+    private let expertGradients: [[FloatBuffer]]  // [worker][expert] B×H
+    private let gateGradients: [FloatBuffer]  // [worker] B×K scratch
+    private var expertOutputs: [[UnsafeMutablePointer<Float>]]  // [worker][expert], set by forward
+
+    public init(name: String, inputWidth: Int, experts count: Int, expertHidden: [Int], gates gateCount: Int,
+                maxBatch: Int, workers: Int, rng: inout RandomSource) {
+        self.inputWidth = inputWidth
+        experts = (0..<count).map { k in
+            MLP(name: "\(name).expert.\(k)", inputWidth: inputWidth, hidden: expertHidden, logitOutput: false,
+                maxBatch: maxBatch, workers: workers, rng: &rng)
+        }
+        gates = (0..<gateCount).map { g in
+            DenseLayer(name: "\(name).gate.\(g)", inFeatures: inputWidth, outFeatures: count, workers: workers, rng: &rng)
+        }
+        let h = expertHidden.last!
+        gateProbabilities = (0..<workers).map { _ in (0..<gateCount).map { _ in FloatBuffer(count: maxBatch * count) } }
+        outputs = (0..<workers).map { _ in (0..<gateCount).map { _ in FloatBuffer(count: maxBatch * h) } }
+        expertGradients = (0..<workers).map { _ in (0..<count).map { _ in FloatBuffer(count: maxBatch * h) } }
+        gateGradients = (0..<workers).map { _ in FloatBuffer(count: maxBatch * count) }
+        expertOutputs = Array(repeating: [], count: workers)
+    }
+
+    public var parameters: [Parameter] { experts.flatMap(\.parameters) + gates.flatMap(\.parameters) }
+
+    /// Runs every expert and every gate; `output(gate:)` then holds each gate's mixture.
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) {
+        let k = expertCount, h = outputWidth
+        expertOutputs[worker] = experts.map { $0.forward(x, batch: batch, worker: worker) }
+        let e = expertOutputs[worker]
+        for (g, gate) in gates.enumerated() {
+            let p = gateProbabilities[worker][g].base
+            gate.forward(x, batch: batch, into: p)
+            for b in 0..<batch { Softmax.forward(p + b * k, count: k) }
+            let out = outputs[worker][g].base
+            out.update(repeating: 0, count: batch * h)
+            for b in 0..<batch {
+                let o = out + b * h
+                for j in 0..<k {
+                    let w = p[b * k + j], src = e[j] + b * h
+                    for d in 0..<h { o[d] += w * src[d] }
+                }
+            }
+        }
+    }
+
+    public func output(gate g: Int, worker: Int = 0) -> UnsafePointer<Float> { UnsafePointer(outputs[worker][g].base) }
+
+    /// Gate probabilities `[batch × experts]` of the last forward, for introspection.
+    public func gateWeights(gate g: Int, worker: Int = 0) -> UnsafePointer<Float> { UnsafePointer(gateProbabilities[worker][g].base) }
+
+    /// Back-propagates the gradients of the gates that were used (nil: gate unused this step)
+    /// and writes or adds the input gradient into `dx`.
+    public func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
+                         accumulateInputGradient: Bool, worker: Int = 0) {
+        let k = expertCount, h = outputWidth
+        let e = expertOutputs[worker]
+        let de = expertGradients[worker].map(\.base)
+        for j in 0..<k { de[j].update(repeating: 0, count: batch * h) }
+        var accumulate = accumulateInputGradient
+        for (g, gate) in gates.enumerated() {
+            guard let dy = dOutputs[g] else {
+                gate.zeroGradients(worker: worker)
+                continue
+            }
+            let p = gateProbabilities[worker][g].base
+            let dz = gateGradients[worker].base
+            for b in 0..<batch {
+                let row = dy + b * h
+                for j in 0..<k {
+                    let w = p[b * k + j], src = e[j] + b * h, dst = de[j] + b * h
+                    var dot: Float = 0
+                    for d in 0..<h { dst[d] += w * row[d]; dot += row[d] * src[d] }
+                    dz[b * k + j] = dot
+                }
+                Softmax.backward(probabilities: p + b * k, gradient: dz + b * k, count: k)
+            }
+            gate.backward(x, dy: dz, batch: batch, dx: dx, accumulateInputGradient: accumulate, worker: worker)
+            accumulate = true
+        }
+        for (j, expert) in experts.enumerated() {
+            expert.backward(x, dLogits: de[j], batch: batch, dx: dx, accumulateInputGradient: accumulate, worker: worker)
+            accumulate = true
+        }
+    }
+}
+
+/// Row-wise softmax as a forward/backward pair.
+public enum Softmax {
+    /// In place over `count` values, max-shifted for stability.
+    @inline(__always)
+    public static func forward(_ z: UnsafeMutablePointer<Float>, count: Int) {
+        var m = -Float.infinity
+        for i in 0..<count { m = max(m, z[i]) }
+        var s: Float = 0
+        for i in 0..<count { z[i] = expf(z[i] - m); s += z[i] }
+        for i in 0..<count { z[i] /= s }
+    }
+
+    /// Given p = softmax(z) and dL/dp in `gradient`, writes dL/dz = p ⊙ (dL/dp − ⟨dL/dp, p⟩) in place.
+    @inline(__always)
+    public static func backward(probabilities p: UnsafePointer<Float>, gradient g: UnsafeMutablePointer<Float>, count: Int) {
+        var dot: Float = 0
+        for i in 0..<count { dot += g[i] * p[i] }
+        for i in 0..<count { g[i] = p[i] * (g[i] - dot) }
+    }
+}
