@@ -84,8 +84,7 @@ struct Experiment: ParsableCommand {
             let concurrency = try resolveThreads(threads)
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
                                       concurrency: concurrency) { kind, seed in
-                var c = template
-                c.kind = kind
+                var c = template.adapted(to: kind)
                 c.seed = seed
                 return c
             }

@@ -17,6 +17,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom).")
     var hidden: String?
     @Option(help: "Shared hidden layers of --arch shared-bottom (default 200,80).") var bottom: String?
+    @Option(help: "Experts of --arch mmoe.") var experts = 3
+    @Option(help: "Layer sizes of each expert of --arch mmoe.") var expertHidden = "64"
     @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
@@ -34,6 +36,10 @@ struct ModelOptions: ParsableArguments {
 
     func config(kind: ModelKind, seed: UInt64) throws -> ModelConfig {
         var c = ModelConfig(kind: kind)
+        if let required = kind.requiredTrunk, arch != .esmm, arch != required {
+            throw FunnelError("model \(kind.rawValue) is defined by --arch \(required.rawValue)")
+        }
+        let arch = kind.requiredTrunk ?? self.arch
         c.trunk = arch
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = lr
         c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon; c.l2 = l2
@@ -44,6 +50,8 @@ struct ModelOptions: ParsableArguments {
         } else if bottom != nil {
             throw FunnelError("--bottom needs --arch shared-bottom")
         }
+        c.experts = experts
+        c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives
         try c.validate()

@@ -188,7 +188,9 @@ final class GradientCheckTests: XCTestCase {
         config.embeddingDim = 3
         config.trunk = trunk
         config.hidden = trunk == .esmm ? [6, 4] : [4]
-        config.bottom = trunk == .esmm ? [] : [6, 5]
+        config.bottom = trunk == .sharedBottom ? [6, 5] : []
+        config.experts = 2
+        config.expertHidden = [5]
         config.batchSize = 8
         config.seed = 11
         let data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)

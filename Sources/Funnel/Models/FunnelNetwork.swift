@@ -22,6 +22,8 @@ public final class FunnelNetwork {
     public let embeddings: [EmbeddingLayer]
     /// One shared bottom per trunk (`--arch shared-bottom`), else empty.
     public let bottoms: [MLP]
+    /// One mixture of experts per trunk (`--arch mmoe`), a gate per head it feeds, else empty.
+    public let mixtures: [MixtureOfExperts]
     public let ctrTower: MLP?
     /// Predicts pCVR or pCTCVR (`architecture.secondHead`).
     public let secondTower: MLP
@@ -32,6 +34,8 @@ public final class FunnelNetwork {
     private let embeddingOutputs: [[FloatBuffer]]
     private let embeddingGradients: [[FloatBuffer]]
     private let bottomGradients: [[FloatBuffer]]
+    /// [worker][head] input gradients of each head when heads read different (gated) inputs.
+    private let headInputGradients: [[FloatBuffer]]
     private let ctrLogits: [FloatBuffer]
     private let secondLogits: [FloatBuffer]
     private let dCTR: [FloatBuffer]
@@ -73,7 +77,17 @@ public final class FunnelNetwork {
         } else {
             bottoms = []
         }
-        let headInput = bottoms.first?.outputWidth ?? embeddingWidth
+        let headsPerTrunk = arch.trunkCount == 1 && arch.ctrHead ? 2 : 1
+        if config.trunk == .mmoe {
+            mixtures = trunkNames.map { prefix in
+                var r = rng()
+                return MixtureOfExperts(name: prefix + "mmoe", inputWidth: embeddingWidth, experts: config.experts,
+                                        expertHidden: config.expertHidden, gates: headsPerTrunk, maxBatch: cap, workers: w, rng: &r)
+            }
+        } else {
+            mixtures = []
+        }
+        let headInput = bottoms.first?.outputWidth ?? mixtures.first?.outputWidth ?? embeddingWidth
         if arch.ctrHead {
             var r = rng()
             ctrTower = MLP(name: "ctr.tower", inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r)
@@ -86,6 +100,7 @@ public final class FunnelNetwork {
         embeddingOutputs = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         bottomGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: config.trunk == .sharedBottom ? cap * headInput : 1) } }
+        headInputGradients = (0..<w).map { _ in (0..<2).map { _ in FloatBuffer(count: config.trunk == .mmoe ? cap * headInput : 1) } }
         ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         secondLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         dCTR = (0..<w).map { _ in FloatBuffer(count: cap) }
@@ -94,10 +109,12 @@ public final class FunnelNetwork {
     }
 
     private func trunk(of head: Head) -> Int { head == .ctr || embeddings.count == 1 ? 0 : 1 }
+    /// The gate of a head within its trunk's mixture.
+    private func gate(of head: Head) -> Int { head == .second && embeddings.count == 1 && architecture.ctrHead ? 1 : 0 }
     private func tower(_ head: Head) -> MLP { head == .ctr ? ctrTower! : secondTower }
 
     private func trunkParameters(_ t: Int) -> [Parameter] {
-        [embeddings[t].table] + (bottoms.isEmpty ? [] : bottoms[t].parameters)
+        [embeddings[t].table] + (bottoms.isEmpty ? [] : bottoms[t].parameters) + (mixtures.isEmpty ? [] : mixtures[t].parameters)
     }
 
     /// All parameters in a fixed order (the order of the weights file).
@@ -122,18 +139,36 @@ public final class FunnelNetwork {
         batch.ids.withUnsafeBufferPointer { ids in
             embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out)
         }
+        if !mixtures.isEmpty {
+            mixtures[t].forward(out, batch: batch.count, worker: worker)
+            return UnsafePointer(out)  // heads read their gate's mixture, see `headInput`
+        }
         if bottoms.isEmpty { return UnsafePointer(out) }
         return UnsafePointer(bottoms[t].forward(out, batch: batch.count, worker: worker))
     }
 
-    /// Where the heads of trunk `t` write their input gradient.
-    private func trunkOutputGradient(_ t: Int, worker: Int) -> UnsafeMutablePointer<Float> {
-        bottoms.isEmpty ? embeddingGradients[worker][t].base : bottomGradients[worker][t].base
+    /// What head `h` reads once its trunk ran: the trunk output, or its own gate's mixture.
+    private func headInput(_ h: Head, trunkOutput: UnsafePointer<Float>, worker: Int) -> UnsafePointer<Float> {
+        mixtures.isEmpty ? trunkOutput : mixtures[trunk(of: h)].output(gate: gate(of: h), worker: worker)
     }
 
-    private func backwardTrunk(_ t: Int, _ batch: Batch, worker: Int) {
+    /// Where head `h` writes its input gradient: its own buffer under a mixture, else the
+    /// trunk's shared one (heads on one trunk then accumulate).
+    private func headInputGradient(_ h: Head, worker: Int) -> UnsafeMutablePointer<Float> {
+        if !mixtures.isEmpty { return headInputGradients[worker][h == .ctr ? 0 : 1].base }
+        let t = trunk(of: h)
+        return bottoms.isEmpty ? embeddingGradients[worker][t].base : bottomGradients[worker][t].base
+    }
+
+    private func backwardTrunk(_ t: Int, _ batch: Batch, heads hs: [Head], worker: Int) {
         let dEmbedding = embeddingGradients[worker][t].base
-        if !bottoms.isEmpty {
+        if !mixtures.isEmpty {
+            let mixture = mixtures[t]
+            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: mixture.gates.count)
+            for h in hs where trunk(of: h) == t { dOutputs[gate(of: h)] = UnsafePointer(headInputGradient(h, worker: worker)) }
+            mixture.backward(embeddingOutputs[worker][t].base, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
+                             accumulateInputGradient: false, worker: worker)
+        } else if !bottoms.isEmpty {
             bottoms[t].backward(embeddingOutputs[worker][t].base, dLogits: bottomGradients[worker][t].base, batch: batch.count,
                                 dx: dEmbedding, accumulateInputGradient: false, worker: worker)
         }
@@ -150,7 +185,8 @@ public final class FunnelNetwork {
             let t = trunk(of: h)
             if inputs[t] == nil { inputs[t] = forwardTrunk(t, batch, worker: worker) }
             let dst = (h == .ctr ? ctrLogits : secondLogits)[worker].base
-            dst.update(from: tower(h).forward(inputs[t]!, batch: n, worker: worker), count: n)
+            let x = headInput(h, trunkOutput: inputs[t]!, worker: worker)
+            dst.update(from: tower(h).forward(x, batch: n, worker: worker), count: n)
         }
         return inputs
     }
@@ -200,11 +236,12 @@ public final class FunnelNetwork {
         for h in hs {
             let t = trunk(of: h)
             let d = (h == .ctr ? dCTR : dSecond)[worker].base
-            tower(h).backward(inputs[t]!, dLogits: d, batch: n, dx: trunkOutputGradient(t, worker: worker),
-                              accumulateInputGradient: started.contains(t), worker: worker)
+            tower(h).backward(headInput(h, trunkOutput: inputs[t]!, worker: worker), dLogits: d, batch: n,
+                              dx: headInputGradient(h, worker: worker),
+                              accumulateInputGradient: mixtures.isEmpty && started.contains(t), worker: worker)
             started.insert(t)
         }
-        for t in started.sorted() { backwardTrunk(t, batch, worker: worker) }
+        for t in started.sorted() { backwardTrunk(t, batch, heads: hs, worker: worker) }
         return loss
     }
 
@@ -228,6 +265,29 @@ public final class FunnelNetwork {
     public func loss(_ batch: Batch, objective: Objective) -> Double {
         _ = forward(batch, heads: heads(for: objective), worker: 0)
         return lossAndLogitGradients(objective, batch, worker: 0, normalizer: Double(batch.count))
+    }
+
+    /// Mean gate weight on each expert, per head ("ctr", and "cvr" or "ctcvr"), over `data`
+    /// (taml-www2023 Fig. 4's view of what the gates learned). Empty without a mixture trunk.
+    public func gateSummary(_ data: EncodedDataset) -> [(head: String, weights: [Double])] {
+        guard !mixtures.isEmpty, data.rowCount > 0 else { return [] }
+        let hs: [Head] = architecture.ctrHead ? [.ctr, .second] : [.second]
+        var sums = hs.map { _ in [Double](repeating: 0, count: config.experts) }
+        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        var start = 0
+        while start < data.rowCount {
+            let n = min(maxBatch, data.rowCount - start)
+            batch.fill(from: data, start: start, count: n)
+            for (k, h) in hs.enumerated() {
+                _ = forwardTrunk(trunk(of: h), batch, worker: 0)
+                let w = mixtures[trunk(of: h)].gateWeights(gate: gate(of: h))
+                for r in 0..<n { for e in 0..<config.experts { sums[k][e] += Double(w[r * config.experts + e]) } }
+            }
+            start += n
+        }
+        return hs.enumerated().map { k, h in
+            (h == .ctr ? "ctr" : architecture.secondHead.rawValue, sums[k].map { $0 / Double(data.rowCount) })
+        }
     }
 
     /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.

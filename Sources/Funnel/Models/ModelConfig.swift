@@ -24,6 +24,22 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case esspSplit = "essp-split"
     /// esmm-ablation "Entire Space Prediction": one network predicting pCTCVR only.
     case esp
+    /// taml-www2023's MLP baseline: separate per-task MLPs (the switches of IP).
+    case mlp
+    /// A shared bottom under CTR and CVR towers, CVR on clicked rows (IPSP's losses on `--arch shared-bottom`).
+    case sharedbottom
+    /// Multi-gate mixture of experts (Ma et al., KDD 2018): shared experts, a softmax gate per task,
+    /// CTR on all rows and CVR on clicked rows (IPSP's losses on `--arch mmoe`).
+    case mmoe
+
+    /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
+    public var requiredTrunk: TrunkKind? {
+        switch self {
+        case .sharedbottom: return .sharedBottom
+        case .mmoe: return .mmoe
+        default: return nil
+        }
+    }
 }
 
 /// The trunk under the heads: embeddings only (esmm-sigir2018) or embeddings followed by shared
@@ -31,6 +47,8 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
 public enum TrunkKind: String, Codable, CaseIterable, Sendable {
     case esmm
     case sharedBottom = "shared-bottom"
+    /// Shared experts with one softmax gate per head (MMoE, Ma et al. KDD 2018).
+    case mmoe
 }
 
 /// What the second head (the one beside the CTR head) predicts.
@@ -104,7 +122,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public static func of(_ kind: ModelKind) -> Architecture {
         let independentCTR = Stage(.ctr, on: .all)
         switch kind {
-        case .base, .ip:
+        case .base, .ip, .mlp:
             return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr,
                                 stages: [independentCTR, Stage(.cvr, on: .clicked)])
         case .aman:
@@ -123,7 +141,7 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
         case .esmm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
-        case .ipsp:
+        case .ipsp, .sharedbottom, .mmoe:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.clickMaskedCVR, on: .all)])
         case .esspSplit:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
@@ -153,6 +171,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var hidden = [200, 80]
     /// Hidden layers of the shared bottom (`trunk == .sharedBottom` only).
     public var bottom: [Int] = []
+    /// MMoE trunk: experts and each expert's layers (taml-www2023 §3.2: 3 experts of one 64-unit layer).
+    public var experts = 3
+    public var expertHidden = [64]
     public var learningRate = 1e-3
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -172,12 +193,30 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Unclicked training rows kept with probability 1/f and weighted f (esmm-ablation §2.1.1); 1 = off.
     public var downsampleNegatives = 1.0
 
-    public init(kind: ModelKind) { self.kind = kind }
+    public init(kind: ModelKind) {
+        self.kind = kind
+        if let t = kind.requiredTrunk { trunk = t }
+        if trunk == .sharedBottom { bottom = [200, 80]; hidden = [80] }
+    }
+
+    /// This configuration for another model kind: same hyperparameters, and the trunk that kind
+    /// requires (MMoE, shared bottom), else this one's.
+    public func adapted(to kind: ModelKind) -> ModelConfig {
+        var c = self
+        c.kind = kind
+        if let t = kind.requiredTrunk, t != trunk {
+            c.trunk = t
+            if t == .sharedBottom && c.bottom.isEmpty { c.bottom = [200, 80]; c.hidden = [80] }
+            if t != .sharedBottom { c.bottom = [] }
+        }
+        return c
+    }
 
     public var architecture: Architecture { Architecture.of(kind) }
 
     enum CodingKeys: String, CodingKey {
-        case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample
+        case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample, experts
+        case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
     }
@@ -191,6 +230,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         embeddingDim = try c.decodeIfPresent(Int.self, forKey: .embeddingDim) ?? d.embeddingDim
         hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
         bottom = try c.decodeIfPresent([Int].self, forKey: .bottom) ?? d.bottom
+        experts = try c.decodeIfPresent(Int.self, forKey: .experts) ?? d.experts
+        expertHidden = try c.decodeIfPresent([Int].self, forKey: .expertHidden) ?? d.expertHidden
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
         beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
         beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
@@ -209,10 +250,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         guard embeddingDim >= 1 else { throw FunnelError("--embedding-dim must be at least 1") }
         guard hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("--hidden must list positive layer sizes, e.g. 200,80") }
-        guard trunk == .esmm || (!bottom.isEmpty && bottom.allSatisfy { $0 >= 1 }) else {
+        guard trunk != .sharedBottom || (!bottom.isEmpty && bottom.allSatisfy { $0 >= 1 }) else {
             throw FunnelError("--arch shared-bottom needs positive --bottom layer sizes, e.g. 200,80")
         }
         guard trunk == .sharedBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
+        guard trunk != .mmoe || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
+            throw FunnelError("--arch mmoe needs --experts ≥ 1 and positive --expert-hidden sizes")
+        }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw FunnelError("--lr must be a positive number") }

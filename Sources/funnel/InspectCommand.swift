@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a gated model's gates learned: the mean gate weight on each expert, per task.")
+
+    @Option(help: "Model directory (a model with a mixture-of-experts trunk, e.g. mmoe).") var model: String
+    @Option(help: "Rows to average the gates over.") var data: String
+    @OptionGroup var dataOptions: DataOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try guarded {
+            BLAS.setThreads(1)
+            let trained = try TrainedModel.load(from: model, maxBatch: 4096)
+            guard !trained.network.mixtures.isEmpty else {
+                throw FunnelError("\(model): model '\(trained.config.kind.rawValue)' (arch \(trained.config.trunk.rawValue)) has no gates to inspect")
+            }
+            let (encoded, report) = try DatasetLoader.load(data, schema: trained.schema, options: try dataOptions.readOptions(),
+                                                           requireLabels: false)
+            if !json { for n in report.notes { Terminal.note(n) } }
+            let summary = trained.network.gateSummary(encoded)
+            if json {
+                struct Output: Encodable { var model: String; var rows: Int; var experts: Int; var gates: [String: [Double]] }
+                Terminal.printJSON(Output(model: model, rows: encoded.rowCount, experts: trained.config.experts,
+                                          gates: Dictionary(uniqueKeysWithValues: summary.map { ($0.head, $0.weights) })))
+            } else {
+                print("mean gate weight per expert over \(encoded.rowCount) rows of \(data)")
+                print("task    " + (0..<trained.config.experts).map { String(format: "expert %-3d", $0) }.joined(separator: " "))
+                for (head, w) in summary {
+                    print(head.padding(toLength: 8, withPad: " ", startingAt: 0) + w.map { String(format: "%-10.4f", $0) }.joined(separator: " "))
+                }
+            }
+        }
+    }
+}
