@@ -43,22 +43,14 @@ public final class MixtureOfExperts {
 
     /// Runs every expert and every gate; `output(gate:)` then holds each gate's mixture.
     public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) {
-        let k = expertCount, h = outputWidth
+        let h = outputWidth
         expertOutputs[worker] = experts.map { $0.forward(x, batch: batch, worker: worker) }
         let e = expertOutputs[worker]
+        let experts = e.map { UnsafePointer($0) }
         for (g, gate) in gates.enumerated() {
             let p = gateProbabilities[worker][g].base
             gate.forward(x, batch: batch, into: p)
-            for b in 0..<batch { Softmax.forward(p + b * k, count: k) }
-            let out = outputs[worker][g].base
-            out.update(repeating: 0, count: batch * h)
-            for b in 0..<batch {
-                let o = out + b * h
-                for j in 0..<k {
-                    let w = p[b * k + j], src = e[j] + b * h
-                    for d in 0..<h { o[d] += w * src[d] }
-                }
-            }
+            GatedSum.forward(experts: experts, probabilities: p, batch: batch, width: h, into: outputs[worker][g].base)
         }
     }
 
@@ -71,34 +63,61 @@ public final class MixtureOfExperts {
     /// and writes or adds the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
                          accumulateInputGradient: Bool, worker: Int = 0) {
-        let k = expertCount, h = outputWidth
+        let h = outputWidth
         let e = expertOutputs[worker]
         let de = expertGradients[worker].map(\.base)
-        for j in 0..<k { de[j].update(repeating: 0, count: batch * h) }
+        for j in 0..<expertCount { de[j].update(repeating: 0, count: batch * h) }
         var accumulate = accumulateInputGradient
         for (g, gate) in gates.enumerated() {
             guard let dy = dOutputs[g] else {
                 gate.zeroGradients(worker: worker)
                 continue
             }
-            let p = gateProbabilities[worker][g].base
             let dz = gateGradients[worker].base
-            for b in 0..<batch {
-                let row = dy + b * h
-                for j in 0..<k {
-                    let w = p[b * k + j], src = e[j] + b * h, dst = de[j] + b * h
-                    var dot: Float = 0
-                    for d in 0..<h { dst[d] += w * row[d]; dot += row[d] * src[d] }
-                    dz[b * k + j] = dot
-                }
-                Softmax.backward(probabilities: p + b * k, gradient: dz + b * k, count: k)
-            }
+            GatedSum.backward(experts: e.map { UnsafePointer($0) }, probabilities: gateProbabilities[worker][g].base, dy: dy,
+                              batch: batch, width: h, expertGradients: de, dLogits: dz)
             gate.backward(x, dy: dz, batch: batch, dx: dx, accumulateInputGradient: accumulate, worker: worker)
             accumulate = true
         }
         for (j, expert) in experts.enumerated() {
             expert.backward(x, dLogits: de[j], batch: batch, dx: dx, accumulateInputGradient: accumulate, worker: worker)
             accumulate = true
+        }
+    }
+}
+
+/// The mixing step shared by MMoE and PLE gates: y = Σ_k p_k · e_k per row, with p a softmax
+/// over gate logits.
+public enum GatedSum {
+    /// `probabilities` holds the gate logits on entry and the softmax on exit.
+    public static func forward(experts e: [UnsafePointer<Float>], probabilities p: UnsafeMutablePointer<Float>,
+                               batch: Int, width h: Int, into out: UnsafeMutablePointer<Float>) {
+        let k = e.count
+        out.update(repeating: 0, count: batch * h)
+        for b in 0..<batch {
+            Softmax.forward(p + b * k, count: k)
+            let o = out + b * h
+            for j in 0..<k {
+                let w = p[b * k + j], src = e[j] + b * h
+                for d in 0..<h { o[d] += w * src[d] }
+            }
+        }
+    }
+
+    /// Adds g_k · dy to each expert's gradient and writes the gate-logit gradient into `dLogits`.
+    public static func backward(experts e: [UnsafePointer<Float>], probabilities p: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                batch: Int, width h: Int, expertGradients de: [UnsafeMutablePointer<Float>],
+                                dLogits dz: UnsafeMutablePointer<Float>) {
+        let k = e.count
+        for b in 0..<batch {
+            let row = dy + b * h
+            for j in 0..<k {
+                let w = p[b * k + j], src = e[j] + b * h, dst = de[j] + b * h
+                var dot: Float = 0
+                for d in 0..<h { dst[d] += w * row[d]; dot += row[d] * src[d] }
+                dz[b * k + j] = dot
+            }
+            Softmax.backward(probabilities: p + b * k, gradient: dz + b * k, count: k)
         }
     }
 }
