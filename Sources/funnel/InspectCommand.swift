@@ -23,14 +23,17 @@ struct Inspect: ParsableCommand {
             if !json { for n in report.notes { Terminal.note(n) } }
             let summary = trained.network.gateSummary(encoded)
             if json {
-                struct Output: Encodable { var model: String; var rows: Int; var experts: Int; var gates: [String: [Double]] }
-                Terminal.printJSON(Output(model: model, rows: encoded.rowCount, experts: trained.config.experts,
+                struct Output: Encodable { var model: String; var rows: Int; var experts: [String]; var gates: [String: [Double]] }
+                Terminal.printJSON(Output(model: model, rows: encoded.rowCount, experts: trained.network.mixtures[0].gateLabels,
                                           gates: Dictionary(uniqueKeysWithValues: summary.map { ($0.head, $0.weights) })))
             } else {
                 print("mean gate weight per expert over \(encoded.rowCount) rows of \(data)")
-                print("task    " + (0..<trained.config.experts).map { String(format: "expert %-3d", $0) }.joined(separator: " "))
+                let labels = trained.network.mixtures[0].gateLabels
+                let width = max(10, labels.map(\.count).max()! + 2)
+                print("task    " + labels.map { $0.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
                 for (head, w) in summary {
-                    print(head.padding(toLength: 8, withPad: " ", startingAt: 0) + w.map { String(format: "%-10.4f", $0) }.joined(separator: " "))
+                    print(head.padding(toLength: 8, withPad: " ", startingAt: 0)
+                          + w.map { String(format: "%.4f", $0).padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
                 }
             }
         }

@@ -17,8 +17,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom).")
     var hidden: String?
     @Option(help: "Shared hidden layers of --arch shared-bottom (default 200,80).") var bottom: String?
-    @Option(help: "Experts of --arch mmoe.") var experts = 3
+    @Option(help: "Experts per group of --arch mmoe/ple (PLE: per task and shared).") var experts = 3
     @Option(help: "Layer sizes of each expert of --arch mmoe.") var expertHidden = "64"
+    @Option(help: "Extraction levels of --arch ple.") var levels = 2
     @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
@@ -51,6 +52,7 @@ struct ModelOptions: ParsableArguments {
             throw FunnelError("--bottom needs --arch shared-bottom")
         }
         c.experts = experts
+        c.levels = levels
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives

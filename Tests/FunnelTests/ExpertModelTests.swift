@@ -9,7 +9,7 @@ final class ExpertModelTests: XCTestCase {
         config.experts = 3; config.expertHidden = [8]; config.hidden = [8]; config.embeddingDim = 4; config.batchSize = 200
         let net = FunnelNetwork(config: config, embeddingRows: 30, fields: 3, denseCount: 2)
         _ = try Trainer(config: config).train(net, on: data)
-        let moe = net.mixtures[0]
+        let moe = net.mixtures[0] as! MixtureOfExperts
         XCTAssertEqual(moe.gates.count, 2, "one gate per task (CTR, CVR)")
         // Symmetry is broken at initialisation, so experts compute different functions after training.
         let batch = Batch(capacity: 200, fields: 3, denseCount: 2)
@@ -21,5 +21,18 @@ final class ExpertModelTests: XCTestCase {
         let summary = net.gateSummary(data)
         XCTAssertEqual(summary.count, 2)
         for (_, weights) in summary { XCTAssertEqual(weights.reduce(0, +), 1, accuracy: 1e-4) }
+    }
+
+    func testPLEGatesWeighOwnAndSharedExperts() throws {
+        BLAS.setThreads(1)
+        let data = randomDataset(rows: 1000, fields: 3, vocab: 10, dense: 2, seed: 6, clickRate: 0.4)
+        var config = ModelConfig(kind: .ple)
+        config.experts = 2; config.expertHidden = [6]; config.hidden = [6]; config.embeddingDim = 4; config.batchSize = 200; config.levels = 2
+        let net = FunnelNetwork(config: config, embeddingRows: 30, fields: 3, denseCount: 2)
+        _ = try Trainer(config: config).train(net, on: data)
+        XCTAssertEqual(net.mixtures[0].gateLabels, ["task expert 0", "task expert 1", "shared expert 0", "shared expert 1"])
+        let summary = net.gateSummary(data)
+        XCTAssertEqual(summary.map(\.head), ["ctr", "cvr"])
+        for (_, w) in summary { XCTAssertEqual(w.count, 4); XCTAssertEqual(w.reduce(0, +), 1, accuracy: 1e-4) }
     }
 }

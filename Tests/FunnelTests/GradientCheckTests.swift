@@ -111,6 +111,30 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    func testProgressiveLayeredExtraction() {
+        var rng = RandomSource(seed: 22)
+        let batch = 4, inF = 5
+        let ple = ProgressiveLayeredExtraction(name: "p", inputWidth: inF, tasks: 2, levels: 2, expertsPerTask: 2, sharedExperts: 1,
+                                               expertHidden: [3], maxBatch: batch, workers: 1, rng: &rng)
+        let x = randomBuffer(batch * inF, &rng)
+        let c0 = randomBuffer(batch * 3, &rng), c1 = randomBuffer(batch * 3, &rng)
+        let dx = FloatBuffer(count: batch * inF)
+        for useSecond in [true, false] {
+            func loss() -> Double {
+                ple.forward(x.base, batch: batch)
+                return weightedSum(ple.output(gate: 0), c0) + (useSecond ? weightedSum(ple.output(gate: 1), c1) : 0)
+            }
+            _ = loss()
+            ple.backward(x.base, dOutputs: [UnsafePointer(c0.base), useSecond ? UnsafePointer(c1.base) : nil], batch: batch, dx: dx.base,
+                         accumulateInputGradient: false)
+            for p in ple.parameters {
+                checkGradient(name: "\(p.name) (second task \(useSecond))", values: p.value.base, count: p.count,
+                              analytic: { p.grad[$0] }, loss: loss)
+            }
+            checkGradient(name: "x", values: x.base, count: x.count, analytic: { dx[$0] }, loss: loss)
+        }
+    }
+
     func testEmbeddingSparseBackward() {
         var rng = RandomSource(seed: 5)
         let fields = 3, dim = 4, dense = 2, batch = 5, rows = 30

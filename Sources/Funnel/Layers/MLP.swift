@@ -45,6 +45,9 @@ public final class MLP {
         return out[layers.count - 1].base
     }
 
+    /// The last forward's output for this worker.
+    public func forwardOutput(worker: Int = 0) -> UnsafeMutablePointer<Float> { outputs[worker][layers.count - 1].base }
+
     /// Back-propagates the output gradient `dLogits [batch × outputWidth]` (clobbered when the
     /// last layer is activated); writes or accumulates the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int,

@@ -1,5 +1,19 @@
 import Foundation
 
+/// A trunk of experts under several gates, one per head that reads it (MMoE, PLE). Each gate's
+/// output feeds one head; backward takes each used gate's output gradient (nil when unused).
+public protocol GatedTrunk: AnyObject {
+    var outputWidth: Int { get }
+    var parameters: [Parameter] { get }
+    /// Experts a top-level gate weighs, with their names for introspection.
+    var gateLabels: [String] { get }
+    func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int)
+    func output(gate g: Int, worker: Int) -> UnsafePointer<Float>
+    func gateWeights(gate g: Int, worker: Int) -> UnsafePointer<Float>
+    func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
+                  accumulateInputGradient: Bool, worker: Int)
+}
+
 /// Multi-gate mixture of experts (Ma et al., KDD 2018): K expert MLPs read the same input; each
 /// of G gates is a softmax over the experts computed from the input, and gate g's output is
 /// Σ_k softmax(W_g x + b_g)_k · expert_k(x). Every head (task) that reads the trunk owns a gate.
@@ -7,12 +21,13 @@ import Foundation
 /// Backward, for gate g with output gradient dy_g:
 ///   d expert_k += g_k · dy_g,    d g_k = ⟨dy_g, expert_k⟩,    d z = g ⊙ (d g − ⟨d g, g⟩)
 /// and the input gradient sums the experts' and the gates' contributions.
-public final class MixtureOfExperts {
+public final class MixtureOfExperts: GatedTrunk {
     public let experts: [MLP]
     public let gates: [DenseLayer]
     public let inputWidth: Int
     public var outputWidth: Int { experts[0].outputWidth }
     public var expertCount: Int { experts.count }
+    public var gateLabels: [String] { (0..<experts.count).map { "expert \($0)" } }
 
     // Per worker.
     private let gateProbabilities: [[FloatBuffer]]  // [worker][gate] B×K

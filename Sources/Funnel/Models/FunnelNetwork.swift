@@ -22,8 +22,8 @@ public final class FunnelNetwork {
     public let embeddings: [EmbeddingLayer]
     /// One shared bottom per trunk (`--arch shared-bottom`), else empty.
     public let bottoms: [MLP]
-    /// One mixture of experts per trunk (`--arch mmoe`), a gate per head it feeds, else empty.
-    public let mixtures: [MixtureOfExperts]
+    /// One gated trunk per trunk (`--arch mmoe` or `ple`), a gate per head it feeds, else empty.
+    public let mixtures: [any GatedTrunk]
     public let ctrTower: MLP?
     /// Predicts pCVR or pCTCVR (`architecture.secondHead`).
     public let secondTower: MLP
@@ -84,6 +84,14 @@ public final class FunnelNetwork {
                 return MixtureOfExperts(name: prefix + "mmoe", inputWidth: embeddingWidth, experts: config.experts,
                                         expertHidden: config.expertHidden, gates: headsPerTrunk, maxBatch: cap, workers: w, rng: &r)
             }
+        } else if config.trunk == .ple {
+            mixtures = trunkNames.map { prefix in
+                var r = rng()
+                return ProgressiveLayeredExtraction(
+                    name: prefix + "ple", inputWidth: embeddingWidth, tasks: headsPerTrunk, levels: config.levels,
+                    expertsPerTask: config.experts, sharedExperts: config.experts, expertHidden: config.expertHidden,
+                    maxBatch: cap, workers: w, rng: &r)
+            }
         } else {
             mixtures = []
         }
@@ -100,7 +108,7 @@ public final class FunnelNetwork {
         embeddingOutputs = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         bottomGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: config.trunk == .sharedBottom ? cap * headInput : 1) } }
-        headInputGradients = (0..<w).map { _ in (0..<2).map { _ in FloatBuffer(count: config.trunk == .mmoe ? cap * headInput : 1) } }
+        headInputGradients = (0..<w).map { _ in (0..<2).map { _ in FloatBuffer(count: config.trunk == .mmoe || config.trunk == .ple ? cap * headInput : 1) } }
         ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         secondLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         dCTR = (0..<w).map { _ in FloatBuffer(count: cap) }
@@ -164,7 +172,7 @@ public final class FunnelNetwork {
         let dEmbedding = embeddingGradients[worker][t].base
         if !mixtures.isEmpty {
             let mixture = mixtures[t]
-            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: mixture.gates.count)
+            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: embeddings.count == 1 && architecture.ctrHead ? 2 : 1)
             for h in hs where trunk(of: h) == t { dOutputs[gate(of: h)] = UnsafePointer(headInputGradient(h, worker: worker)) }
             mixture.backward(embeddingOutputs[worker][t].base, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
                              accumulateInputGradient: false, worker: worker)
@@ -272,7 +280,8 @@ public final class FunnelNetwork {
     public func gateSummary(_ data: EncodedDataset) -> [(head: String, weights: [Double])] {
         guard !mixtures.isEmpty, data.rowCount > 0 else { return [] }
         let hs: [Head] = architecture.ctrHead ? [.ctr, .second] : [.second]
-        var sums = hs.map { _ in [Double](repeating: 0, count: config.experts) }
+        let width = mixtures[0].gateLabels.count
+        var sums = hs.map { _ in [Double](repeating: 0, count: width) }
         let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
         var start = 0
         while start < data.rowCount {
@@ -280,8 +289,8 @@ public final class FunnelNetwork {
             batch.fill(from: data, start: start, count: n)
             for (k, h) in hs.enumerated() {
                 _ = forwardTrunk(trunk(of: h), batch, worker: 0)
-                let w = mixtures[trunk(of: h)].gateWeights(gate: gate(of: h))
-                for r in 0..<n { for e in 0..<config.experts { sums[k][e] += Double(w[r * config.experts + e]) } }
+                let w = mixtures[trunk(of: h)].gateWeights(gate: gate(of: h), worker: 0)
+                for r in 0..<n { for e in 0..<width { sums[k][e] += Double(w[r * width + e]) } }
             }
             start += n
         }

@@ -31,12 +31,15 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// Multi-gate mixture of experts (Ma et al., KDD 2018): shared experts, a softmax gate per task,
     /// CTR on all rows and CVR on clicked rows (IPSP's losses on `--arch mmoe`).
     case mmoe
+    /// Progressive layered extraction (Tang et al., RecSys 2020) with IPSP's losses (`--arch ple`).
+    case ple
 
     /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
     public var requiredTrunk: TrunkKind? {
         switch self {
         case .sharedbottom: return .sharedBottom
         case .mmoe: return .mmoe
+        case .ple: return .ple
         default: return nil
         }
     }
@@ -49,6 +52,8 @@ public enum TrunkKind: String, Codable, CaseIterable, Sendable {
     case sharedBottom = "shared-bottom"
     /// Shared experts with one softmax gate per head (MMoE, Ma et al. KDD 2018).
     case mmoe
+    /// Progressive layered extraction: task-specific and shared experts over `levels` levels (Tang et al. 2020).
+    case ple
 }
 
 /// What the second head (the one beside the CTR head) predicts.
@@ -141,7 +146,7 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: false, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
         case .esmm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpace, on: .all)])
-        case .ipsp, .sharedbottom, .mmoe:
+        case .ipsp, .sharedbottom, .mmoe, .ple:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.clickMaskedCVR, on: .all)])
         case .esspSplit:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
@@ -171,9 +176,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var hidden = [200, 80]
     /// Hidden layers of the shared bottom (`trunk == .sharedBottom` only).
     public var bottom: [Int] = []
-    /// MMoE trunk: experts and each expert's layers (taml-www2023 §3.2: 3 experts of one 64-unit layer).
+    /// MMoE and PLE trunks: experts per group and each expert's layers (taml-www2023 §3.2: 3
+    /// experts per group, each one 64-unit layer); PLE's extraction levels.
     public var experts = 3
     public var expertHidden = [64]
+    public var levels = 2
     public var learningRate = 1e-3
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -216,6 +223,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample, experts
+        case levels
         case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
@@ -232,6 +240,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         bottom = try c.decodeIfPresent([Int].self, forKey: .bottom) ?? d.bottom
         experts = try c.decodeIfPresent(Int.self, forKey: .experts) ?? d.experts
         expertHidden = try c.decodeIfPresent([Int].self, forKey: .expertHidden) ?? d.expertHidden
+        levels = try c.decodeIfPresent(Int.self, forKey: .levels) ?? d.levels
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
         beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
         beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
@@ -254,9 +263,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw FunnelError("--arch shared-bottom needs positive --bottom layer sizes, e.g. 200,80")
         }
         guard trunk == .sharedBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
-        guard trunk != .mmoe || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
-            throw FunnelError("--arch mmoe needs --experts ≥ 1 and positive --expert-hidden sizes")
+        guard (trunk != .mmoe && trunk != .ple) || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
+            throw FunnelError("--arch \(trunk.rawValue) needs --experts ≥ 1 and positive --expert-hidden sizes")
         }
+        guard trunk != .ple || (1...8).contains(levels) else { throw FunnelError("--levels must be between 1 and 8") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw FunnelError("--lr must be a positive number") }
