@@ -20,6 +20,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Experts per group of --arch mmoe/ple (PLE: per task and shared).") var experts = 3
     @Option(help: "Layer sizes of each expert of --arch mmoe.") var expertHidden = "64"
     @Option(help: "Extraction levels of --arch ple.") var levels = 2
+    @Option(help: "AITM: weight of the label constraint max(pCTCVR − pCTR, 0).") var aitmAlpha = 0.6
     @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
@@ -53,6 +54,7 @@ struct ModelOptions: ParsableArguments {
         }
         c.experts = experts
         c.levels = levels
+        c.aitmAlpha = aitmAlpha
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives

@@ -135,6 +135,44 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    func testLabelConstraint() {
+        let n = 6
+        let a = FloatBuffer([0.5, -1, 2, 0.1, -0.3, 1]), b = FloatBuffer([1.5, -2, 2.5, 0.3, 0.4, -1])
+        let w = FloatBuffer([1, 2, 1, 1, 3, 1])
+        let da = FloatBuffer(count: n), db = FloatBuffer(count: n)
+        func loss() -> Double {
+            da.zero(); db.zero()
+            return LabelConstraint.forwardBackward(upper: a.base, lower: b.base, weights: w.base, count: n, alpha: 0.6,
+                                                   normalizer: Double(n), dUpper: da.base, dLower: db.base)
+        }
+        var expected = 0.0
+        for i in 0..<n {
+            let pa = 1 / (1 + exp(-Double(a[i]))), pb = 1 / (1 + exp(-Double(b[i])))
+            expected += Double(w[i]) * max(pb - pa, 0)
+        }
+        XCTAssertEqual(loss(), 0.6 * expected / Double(n), accuracy: 1e-9)
+        let ga = FloatBuffer(da.array), gb = FloatBuffer(db.array)
+        XCTAssertEqual(ga[1], 0, "no penalty where pCTCVR ≤ pCTR")
+        checkGradient(name: "upper", values: a.base, count: n, analytic: { ga[$0] }, loss: loss)
+        checkGradient(name: "lower", values: b.base, count: n, analytic: { gb[$0] }, loss: loss)
+    }
+
+    func testAdaptiveInformationTransfer() {
+        var rng = RandomSource(seed: 23)
+        let batch = 4, k = 5
+        let ait = AdaptiveInformationTransfer(name: "ait", width: k, maxBatch: batch, workers: 1, rng: &rng)
+        let q1 = randomBuffer(batch * k, &rng), q2 = randomBuffer(batch * k, &rng), c = randomBuffer(batch * k, &rng)
+        let d1 = FloatBuffer(count: batch * k), d2 = FloatBuffer(count: batch * k)
+        func loss() -> Double { weightedSum(ait.forward(previous: q1.base, current: q2.base, batch: batch, worker: 0), c) }
+        _ = loss()
+        ait.backward(dz: c.base, batch: batch, dPrevious: d1.base, dCurrent: d2.base, worker: 0)
+        for p in ait.parameters {
+            checkGradient(name: p.name, values: p.value.base, count: p.count, analytic: { p.grad[$0] }, loss: loss)
+        }
+        checkGradient(name: "q1", values: q1.base, count: q1.count, analytic: { d1[$0] }, loss: loss)
+        checkGradient(name: "q2", values: q2.base, count: q2.count, analytic: { d2[$0] }, loss: loss)
+    }
+
     func testEmbeddingSparseBackward() {
         var rng = RandomSource(seed: 5)
         let fields = 3, dim = 4, dense = 2, batch = 5, rows = 30

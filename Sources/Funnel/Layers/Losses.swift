@@ -52,3 +52,25 @@ public enum ProductCrossEntropy {
         return total * scale
     }
 }
+
+/// AITM's behavioural expectation calibrator: α·w·max(σ(lower) − σ(upper), 0), penalising a
+/// conversion probability above the click probability it must not exceed.
+public enum LabelConstraint {
+    @discardableResult
+    public static func forwardBackward(
+        upper a: UnsafePointer<Float>, lower b: UnsafePointer<Float>, weights w: UnsafePointer<Float>?, count: Int,
+        alpha: Double, normalizer: Double, dUpper: UnsafeMutablePointer<Float>, dLower: UnsafeMutablePointer<Float>
+    ) -> Double {
+        var total = 0.0
+        let scale = alpha / normalizer
+        for i in 0..<count {
+            let pa = Sigmoid.value(Double(a[i])), pb = Sigmoid.value(Double(b[i]))
+            guard pb > pa else { continue }
+            let wi = w.map { Double($0[i]) } ?? 1
+            total += wi * (pb - pa)
+            dLower[i] += Float(scale * wi * pb * (1 - pb))
+            dUpper[i] -= Float(scale * wi * pa * (1 - pa))
+        }
+        return total * scale
+    }
+}

@@ -27,6 +27,12 @@ public final class FunnelNetwork {
     public let ctrTower: MLP?
     /// Predicts pCVR or pCTCVR (`architecture.secondHead`).
     public let secondTower: MLP
+    /// AITM: the towers end in representations, the CTR one is transferred into the second head
+    /// through `transfer`, and `towerOutputs` ([ctr, second]) turn them into logits.
+    public let transfer: AdaptiveInformationTransfer?
+    private let towerOutputs: [DenseLayer]
+    /// [worker]: dq_ctr, dq_second, dz, each `[maxBatch × tower width]`.
+    private let transferScratch: [[FloatBuffer]]
 
     private enum Head { case ctr, second }
 
@@ -96,14 +102,28 @@ public final class FunnelNetwork {
             mixtures = []
         }
         let headInput = bottoms.first?.outputWidth ?? mixtures.first?.outputWidth ?? embeddingWidth
+        let transferring = arch.transfer
         if arch.ctrHead {
             var r = rng()
-            ctrTower = MLP(name: "ctr.tower", inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r)
+            ctrTower = MLP(name: "ctr.tower", inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
+                           maxBatch: cap, workers: w, rng: &r)
         } else {
             ctrTower = nil
         }
         var r2 = rng()
-        secondTower = MLP(name: second + ".tower", inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r2)
+        secondTower = MLP(name: second + ".tower", inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
+                          maxBatch: cap, workers: w, rng: &r2)
+        if transferring {
+            let k = config.hidden.last!
+            var r3 = rng()
+            transfer = AdaptiveInformationTransfer(name: "ait", width: k, maxBatch: cap, workers: w, rng: &r3)
+            towerOutputs = ["ctr", second].map { DenseLayer(name: "\($0).output", inFeatures: k, outFeatures: 1, workers: w, rng: &r3) }
+            transferScratch = (0..<w).map { _ in (0..<3).map { _ in FloatBuffer(count: cap * k) } }
+        } else {
+            transfer = nil
+            towerOutputs = []
+            transferScratch = []
+        }
         let trunks = embeddings.count
         embeddingOutputs = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
@@ -128,6 +148,7 @@ public final class FunnelNetwork {
     /// All parameters in a fixed order (the order of the weights file).
     public var parameters: [Parameter] {
         (0..<embeddings.count).flatMap(trunkParameters) + (ctrTower?.parameters ?? []) + secondTower.parameters
+            + (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters)
     }
 
     private func heads(for objective: Objective) -> [Head] {
@@ -139,6 +160,7 @@ public final class FunnelNetwork {
         let hs = heads(for: objective)
         let trunks = Set(hs.map(trunk(of:))).sorted()
         return trunks.flatMap(trunkParameters) + hs.flatMap { tower($0).parameters }
+            + (hs.count == 2 ? (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters) : [])
     }
 
     /// Runs trunk `t` forward; returns the heads' input.
@@ -189,6 +211,16 @@ public final class FunnelNetwork {
     private func forward(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
         var inputs: [Int: UnsafePointer<Float>] = [:]
         let n = batch.count
+        if let transfer {
+            // AITM: both towers run; the second head reads the transfer of the CTR representation.
+            for h in [Head.ctr, .second] where inputs[trunk(of: h)] == nil { inputs[trunk(of: h)] = forwardTrunk(trunk(of: h), batch, worker: worker) }
+            let qc = ctrTower!.forward(headInput(.ctr, trunkOutput: inputs[trunk(of: .ctr)]!, worker: worker), batch: n, worker: worker)
+            let qs = secondTower.forward(headInput(.second, trunkOutput: inputs[trunk(of: .second)]!, worker: worker), batch: n, worker: worker)
+            towerOutputs[0].forward(qc, batch: n, into: ctrLogits[worker].base)
+            let z = transfer.forward(previous: qc, current: qs, batch: n, worker: worker)
+            towerOutputs[1].forward(z, batch: n, into: secondLogits[worker].base)
+            return inputs
+        }
         for h in hs {
             let t = trunk(of: h)
             if inputs[t] == nil { inputs[t] = forwardTrunk(t, batch, worker: worker) }
@@ -228,6 +260,10 @@ public final class FunnelNetwork {
             let masked = maskedWeights[worker].base
             for i in 0..<n { masked[i] = w[i] * y[i] }
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, masked, ds)
+        case .transferWithConstraint:
+            let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
+            return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
+                                                          normalizer: normalizer, dUpper: dc, dLower: ds)
         }
     }
 
@@ -241,9 +277,17 @@ public final class FunnelNetwork {
         let inputs = forward(batch, heads: hs, worker: worker)
         let loss = lossAndLogitGradients(objective, batch, worker: worker, normalizer: Double(normalizer ?? n))
         var started = Set<Int>()
+        if let transfer {
+            // Output layers first; the transfer then adds its share to the CTR representation's gradient.
+            let scratch = transferScratch[worker]
+            let dqc = scratch[0].base, dqs = scratch[1].base, dz = scratch[2].base
+            towerOutputs[0].backward(ctrTower!.forwardOutput(worker: worker), dy: dCTR[worker].base, batch: n, dx: dqc, worker: worker)
+            towerOutputs[1].backward(transfer.output(worker: worker), dy: dSecond[worker].base, batch: n, dx: dz, worker: worker)
+            transfer.backward(dz: dz, batch: n, dPrevious: dqc, dCurrent: dqs, worker: worker)
+        }
         for h in hs {
             let t = trunk(of: h)
-            let d = (h == .ctr ? dCTR : dSecond)[worker].base
+            let d = transfer == nil ? (h == .ctr ? dCTR : dSecond)[worker].base : transferScratch[worker][h == .ctr ? 0 : 1].base
             tower(h).backward(headInput(h, trunkOutput: inputs[t]!, worker: worker), dLogits: d, batch: n,
                               dx: headInputGradient(h, worker: worker),
                               accumulateInputGradient: mixtures.isEmpty && started.contains(t), worker: worker)

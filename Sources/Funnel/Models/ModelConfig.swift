@@ -33,6 +33,9 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case mmoe
     /// Progressive layered extraction (Tang et al., RecSys 2020) with IPSP's losses (`--arch ple`).
     case ple
+    /// AITM (Xi et al., KDD 2021): the CTR tower's representation is transferred into the CTCVR
+    /// tower by attention; CE on CTR and CTCVR over all rows plus α·max(pCTCVR − pCTR, 0).
+    case aitm
 
     /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
     public var requiredTrunk: TrunkKind? {
@@ -78,6 +81,8 @@ public enum Objective: String, Codable, Sendable {
     case splitHeads = "split_heads"
     /// IPSP: CE(y, pCTR) + y·CE(z, pCVR) (CVR weighted 0 on unclicked rows).
     case clickMaskedCVR = "click_masked_cvr"
+    /// AITM: CE(y, pCTR) + CE(y·z, pCTCVR) + α·max(pCTCVR − pCTR, 0).
+    case transferWithConstraint = "transfer_with_constraint"
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
@@ -123,6 +128,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var secondHead: SecondHead
     /// Trained in order; each stage runs `epochs` epochs.
     public var stages: [Stage]
+    /// AITM: the second head also reads the CTR tower's transferred representation.
+    public var transfer = false
 
     public static func of(_ kind: ModelKind) -> Architecture {
         let independentCTR = Stage(.ctr, on: .all)
@@ -152,12 +159,15 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
         case .esp:
             return Architecture(sharedParameters: false, ctrHead: false, secondHead: .ctcvr, stages: [Stage(.ctcvr, on: .all)])
+        case .aitm:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr,
+                                stages: [Stage(.transferWithConstraint, on: .all)], transfer: true)
         }
     }
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint].contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
@@ -181,6 +191,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var experts = 3
     public var expertHidden = [64]
     public var levels = 2
+    /// AITM's label-constraint weight α (the AITM paper's 0.6).
+    public var aitmAlpha = 0.6
     public var learningRate = 1e-3
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -224,6 +236,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample, experts
         case levels
+        case aitmAlpha = "aitm_alpha"
         case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
@@ -241,6 +254,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         experts = try c.decodeIfPresent(Int.self, forKey: .experts) ?? d.experts
         expertHidden = try c.decodeIfPresent([Int].self, forKey: .expertHidden) ?? d.expertHidden
         levels = try c.decodeIfPresent(Int.self, forKey: .levels) ?? d.levels
+        aitmAlpha = try c.decodeIfPresent(Double.self, forKey: .aitmAlpha) ?? d.aitmAlpha
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
         beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
         beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
@@ -266,6 +280,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard (trunk != .mmoe && trunk != .ple) || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
             throw FunnelError("--arch \(trunk.rawValue) needs --experts ≥ 1 and positive --expert-hidden sizes")
         }
+        guard aitmAlpha >= 0, aitmAlpha.isFinite else { throw FunnelError("--aitm-alpha must be ≥ 0") }
         guard trunk != .ple || (1...8).contains(levels) else { throw FunnelError("--levels must be between 1 and 8") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
