@@ -21,6 +21,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Layer sizes of each expert of --arch mmoe.") var expertHidden = "64"
     @Option(help: "Extraction levels of --arch ple.") var levels = 2
     @Option(help: "AITM: weight of the label constraint max(pCTCVR − pCTR, 0).") var aitmAlpha = 0.6
+    @Option(help: "Learners per task (default 1; taml: 2); a head's logit is its learners' mean.") var learners: Int?
+    @Option(help: "TAML: self-distillation weight α of the CTR learners.") var distillationCtr = 0.1
+    @Option(help: "TAML: self-distillation weight β of the CVR learners.") var distillationCvr = 0.1
     @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
@@ -46,7 +49,7 @@ struct ModelOptions: ParsableArguments {
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = lr
         c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon; c.l2 = l2
         c.embeddingDim = embeddingDim; c.seed = seed; c.shuffle = !noShuffle
-        c.hidden = try ModelOptions.sizes(hidden ?? (arch == .sharedBottom ? "80" : "200,80"), flag: "--hidden")
+        c.hidden = try ModelOptions.sizes(hidden ?? (arch == .sharedBottom ? "80" : kind == .taml ? "64,32" : "200,80"), flag: "--hidden")
         if arch == .sharedBottom {
             c.bottom = try ModelOptions.sizes(bottom ?? "200,80", flag: "--bottom")
         } else if bottom != nil {
@@ -55,6 +58,8 @@ struct ModelOptions: ParsableArguments {
         c.experts = experts
         c.levels = levels
         c.aitmAlpha = aitmAlpha
+        if let learners { c.learners = learners }
+        c.distillationCTR = distillationCtr; c.distillationCVR = distillationCvr
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives

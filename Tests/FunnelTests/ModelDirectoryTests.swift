@@ -52,7 +52,7 @@ final class ModelDirectoryTests: XCTestCase {
         config.trunk = trunk
         config.bottom = []
         if trunk == .sharedBottom { config.bottom = [12]; config.hidden = [6] }
-        if trunk == .mmoe || trunk == .ple { config.experts = 2; config.expertHidden = [8]; config.hidden = [6]; config.levels = 2 }
+        if trunk == .mmoe || trunk == .ple || trunk == .taml { config.experts = 2; config.expertHidden = [8]; config.hidden = [6]; config.levels = 2 }
         let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
         let result = try Trainer(config: config).train(net, on: data)
         let summary = TrainingSummary(rows: data.rowCount, clicks: data.clickCount, conversions: data.conversionCount, epochs: 1,

@@ -15,8 +15,10 @@ public protocol GatedTrunk: AnyObject {
 }
 
 /// Multi-gate mixture of experts (Ma et al., KDD 2018): K expert MLPs read the same input; each
-/// of G gates is a softmax over the experts computed from the input, and gate g's output is
+/// of G gates is a softmax over its experts computed from the input, and gate g's output is
 /// Σ_k softmax(W_g x + b_g)_k · expert_k(x). Every head (task) that reads the trunk owns a gate.
+/// A gate may see a subset of the experts (`gateExperts`): TAML's learner gates each weigh the
+/// general experts, their task's experts and their own learner's experts.
 ///
 /// Backward, for gate g with output gradient dy_g:
 ///   d expert_k += g_k · dy_g,    d g_k = ⟨dy_g, expert_k⟩,    d z = g ⊙ (d g − ⟨d g, g⟩)
@@ -24,10 +26,13 @@ public protocol GatedTrunk: AnyObject {
 public final class MixtureOfExperts: GatedTrunk {
     public let experts: [MLP]
     public let gates: [DenseLayer]
+    /// Expert indices each gate mixes, in gate-output order.
+    public let gateExperts: [[Int]]
+    private let expertNames: [String]
     public let inputWidth: Int
     public var outputWidth: Int { experts[0].outputWidth }
     public var expertCount: Int { experts.count }
-    public var gateLabels: [String] { (0..<experts.count).map { "expert \($0)" } }
+    public var gateLabels: [String] { gateExperts[0].map { expertNames[$0] } }
 
     // Per worker.
     private let gateProbabilities: [[FloatBuffer]]  // [worker][gate] B×K
@@ -36,21 +41,29 @@ public final class MixtureOfExperts: GatedTrunk {
     private let gateGradients: [FloatBuffer]  // [worker] B×K scratch
     private var expertOutputs: [[UnsafeMutablePointer<Float>]]  // [worker][expert], set by forward
 
+    /// - Parameters:
+    ///   - expertNames: one name per expert (its parameters are `name.<expert name>`); by default `expert.k`.
+    ///   - gateExperts: the experts each gate mixes; by default every gate mixes all of them.
     public init(name: String, inputWidth: Int, experts count: Int, expertHidden: [Int], gates gateCount: Int,
-                maxBatch: Int, workers: Int, rng: inout RandomSource) {
+                maxBatch: Int, workers: Int, rng: inout RandomSource, expertNames names: [String]? = nil,
+                gateExperts subsets: [[Int]]? = nil) {
         self.inputWidth = inputWidth
+        let names = names ?? (0..<count).map { "expert.\($0)" }
+        expertNames = names.map { $0.replacingOccurrences(of: ".", with: " ") }
+        let subsets = subsets ?? Array(repeating: Array(0..<count), count: gateCount)
+        gateExperts = subsets
         experts = (0..<count).map { k in
-            MLP(name: "\(name).expert.\(k)", inputWidth: inputWidth, hidden: expertHidden, logitOutput: false,
+            MLP(name: "\(name).\(names[k])", inputWidth: inputWidth, hidden: expertHidden, logitOutput: false,
                 maxBatch: maxBatch, workers: workers, rng: &rng)
         }
         gates = (0..<gateCount).map { g in
-            DenseLayer(name: "\(name).gate.\(g)", inFeatures: inputWidth, outFeatures: count, workers: workers, rng: &rng)
+            DenseLayer(name: "\(name).gate.\(g)", inFeatures: inputWidth, outFeatures: subsets[g].count, workers: workers, rng: &rng)
         }
         let h = expertHidden.last!
-        gateProbabilities = (0..<workers).map { _ in (0..<gateCount).map { _ in FloatBuffer(count: maxBatch * count) } }
+        gateProbabilities = (0..<workers).map { _ in (0..<gateCount).map { FloatBuffer(count: maxBatch * subsets[$0].count) } }
         outputs = (0..<workers).map { _ in (0..<gateCount).map { _ in FloatBuffer(count: maxBatch * h) } }
         expertGradients = (0..<workers).map { _ in (0..<count).map { _ in FloatBuffer(count: maxBatch * h) } }
-        gateGradients = (0..<workers).map { _ in FloatBuffer(count: maxBatch * count) }
+        gateGradients = (0..<workers).map { _ in FloatBuffer(count: maxBatch * (subsets.map(\.count).max() ?? count)) }
         expertOutputs = Array(repeating: [], count: workers)
     }
 
@@ -61,11 +74,11 @@ public final class MixtureOfExperts: GatedTrunk {
         let h = outputWidth
         expertOutputs[worker] = experts.map { $0.forward(x, batch: batch, worker: worker) }
         let e = expertOutputs[worker]
-        let experts = e.map { UnsafePointer($0) }
         for (g, gate) in gates.enumerated() {
             let p = gateProbabilities[worker][g].base
             gate.forward(x, batch: batch, into: p)
-            GatedSum.forward(experts: experts, probabilities: p, batch: batch, width: h, into: outputs[worker][g].base)
+            GatedSum.forward(experts: gateExperts[g].map { UnsafePointer(e[$0]) }, probabilities: p, batch: batch, width: h,
+                             into: outputs[worker][g].base)
         }
     }
 
@@ -89,8 +102,8 @@ public final class MixtureOfExperts: GatedTrunk {
                 continue
             }
             let dz = gateGradients[worker].base
-            GatedSum.backward(experts: e.map { UnsafePointer($0) }, probabilities: gateProbabilities[worker][g].base, dy: dy,
-                              batch: batch, width: h, expertGradients: de, dLogits: dz)
+            GatedSum.backward(experts: gateExperts[g].map { UnsafePointer(e[$0]) }, probabilities: gateProbabilities[worker][g].base,
+                              dy: dy, batch: batch, width: h, expertGradients: gateExperts[g].map { de[$0] }, dLogits: dz)
             gate.backward(x, dy: dz, batch: batch, dx: dx, accumulateInputGradient: accumulate, worker: worker)
             accumulate = true
         }

@@ -24,9 +24,13 @@ public final class FunnelNetwork {
     public let bottoms: [MLP]
     /// One gated trunk per trunk (`--arch mmoe` or `ple`), a gate per head it feeds, else empty.
     public let mixtures: [any GatedTrunk]
-    public let ctrTower: MLP?
+    /// Each head's learners (towers): one, or `config.learners` for TAML, whose mean logit is
+    /// the head's logit.
+    public let ctrLearners: [MLP]
     /// Predicts pCVR or pCTCVR (`architecture.secondHead`).
-    public let secondTower: MLP
+    public let secondLearners: [MLP]
+    public var ctrTower: MLP? { ctrLearners.first }
+    public var secondTower: MLP { secondLearners[0] }
     /// AITM: the towers end in representations, the CTR one is transferred into the second head
     /// through `transfer`, and `towerOutputs` ([ctr, second]) turn them into logits.
     public let transfer: AdaptiveInformationTransfer?
@@ -47,6 +51,10 @@ public final class FunnelNetwork {
     private let dCTR: [FloatBuffer]
     private let dSecond: [FloatBuffer]
     private let maskedWeights: [FloatBuffer]
+    /// [worker][head][learner] logits and their gradients when a head has several learners.
+    private let learnerLogits: [[[FloatBuffer]]]
+    private let learnerGradients: [[[FloatBuffer]]]
+    private let teacher: [FloatBuffer]
 
     /// - Parameters:
     ///   - maxBatch: rows per worker call (default: the config's batch size split over workers).
@@ -83,12 +91,35 @@ public final class FunnelNetwork {
         } else {
             bottoms = []
         }
-        let headsPerTrunk = arch.trunkCount == 1 && arch.ctrHead ? 2 : 1
+        let learners = max(1, config.learners)
+        let headsPerTrunk = (arch.trunkCount == 1 && arch.ctrHead ? 2 : 1) * learners
         if config.trunk == .mmoe {
             mixtures = trunkNames.map { prefix in
                 var r = rng()
                 return MixtureOfExperts(name: prefix + "mmoe", inputWidth: embeddingWidth, experts: config.experts,
                                         expertHidden: config.expertHidden, gates: headsPerTrunk, maxBatch: cap, workers: w, rng: &r)
+            }
+        } else if config.trunk == .taml {
+            // HTAKR (taml-www2023 §2.2): general experts shared by all; task experts per task;
+            // learner experts per learner; each learner's gate mixes general ∪ its task's ∪ its own.
+            let m = config.experts
+            mixtures = trunkNames.map { prefix in
+                let tasks = headsPerTrunk / learners
+                var names = (0..<m).map { "general.\($0)" }
+                for t in 0..<tasks { names += (0..<m).map { "task\(t).\($0)" } }
+                for t in 0..<tasks { for l in 0..<learners { names += (0..<m).map { "task\(t).learner\(l).\($0)" } } }
+                var subsets: [[Int]] = []
+                for t in 0..<tasks {
+                    for l in 0..<learners {
+                        let general = Array(0..<m), task = (0..<m).map { m + t * m + $0 }
+                        let own = (0..<m).map { m + tasks * m + (t * learners + l) * m + $0 }
+                        subsets.append(general + task + own)
+                    }
+                }
+                var r = rng()
+                return MixtureOfExperts(name: prefix + "taml", inputWidth: embeddingWidth, experts: names.count,
+                                        expertHidden: config.expertHidden, gates: headsPerTrunk, maxBatch: cap, workers: w,
+                                        rng: &r, expertNames: names, gateExperts: subsets)
             }
         } else if config.trunk == .ple {
             mixtures = trunkNames.map { prefix in
@@ -103,16 +134,22 @@ public final class FunnelNetwork {
         }
         let headInput = bottoms.first?.outputWidth ?? mixtures.first?.outputWidth ?? embeddingWidth
         let transferring = arch.transfer
+        // One learner keeps the historical names ("ctr.tower"); several are "ctr.learner.<l>".
+        func learnerName(_ head: String, _ l: Int) -> String { learners == 1 ? head + ".tower" : "\(head).learner.\(l)" }
         if arch.ctrHead {
             var r = rng()
-            ctrTower = MLP(name: "ctr.tower", inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
-                           maxBatch: cap, workers: w, rng: &r)
+            ctrLearners = (0..<learners).map {
+                MLP(name: learnerName("ctr", $0), inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
+                    maxBatch: cap, workers: w, rng: &r)
+            }
         } else {
-            ctrTower = nil
+            ctrLearners = []
         }
         var r2 = rng()
-        secondTower = MLP(name: second + ".tower", inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
-                          maxBatch: cap, workers: w, rng: &r2)
+        secondLearners = (0..<learners).map {
+            MLP(name: learnerName(second, $0), inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
+                maxBatch: cap, workers: w, rng: &r2)
+        }
         if transferring {
             let k = config.hidden.last!
             var r3 = rng()
@@ -128,7 +165,11 @@ public final class FunnelNetwork {
         embeddingOutputs = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         bottomGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: config.trunk == .sharedBottom ? cap * headInput : 1) } }
-        headInputGradients = (0..<w).map { _ in (0..<2).map { _ in FloatBuffer(count: config.trunk == .mmoe || config.trunk == .ple ? cap * headInput : 1) } }
+        let gated = config.trunk == .mmoe || config.trunk == .ple || config.trunk == .taml
+        headInputGradients = (0..<w).map { _ in (0..<(2 * learners)).map { _ in FloatBuffer(count: gated ? cap * headInput : 1) } }
+        learnerLogits = (0..<w).map { _ in (0..<2).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
+        learnerGradients = (0..<w).map { _ in (0..<2).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
+        teacher = (0..<w).map { _ in FloatBuffer(count: cap) }
         ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         secondLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         dCTR = (0..<w).map { _ in FloatBuffer(count: cap) }
@@ -137,9 +178,12 @@ public final class FunnelNetwork {
     }
 
     private func trunk(of head: Head) -> Int { head == .ctr || embeddings.count == 1 ? 0 : 1 }
-    /// The gate of a head within its trunk's mixture.
-    private func gate(of head: Head) -> Int { head == .second && embeddings.count == 1 && architecture.ctrHead ? 1 : 0 }
-    private func tower(_ head: Head) -> MLP { head == .ctr ? ctrTower! : secondTower }
+    private var learnerCount: Int { secondLearners.count }
+    /// The gate of a head's learner within its trunk's mixture.
+    private func gate(of head: Head, learner l: Int = 0) -> Int {
+        (head == .second && embeddings.count == 1 && architecture.ctrHead ? 1 : 0) * learnerCount + l
+    }
+    private func learners(_ head: Head) -> [MLP] { head == .ctr ? ctrLearners : secondLearners }
 
     private func trunkParameters(_ t: Int) -> [Parameter] {
         [embeddings[t].table] + (bottoms.isEmpty ? [] : bottoms[t].parameters) + (mixtures.isEmpty ? [] : mixtures[t].parameters)
@@ -147,7 +191,7 @@ public final class FunnelNetwork {
 
     /// All parameters in a fixed order (the order of the weights file).
     public var parameters: [Parameter] {
-        (0..<embeddings.count).flatMap(trunkParameters) + (ctrTower?.parameters ?? []) + secondTower.parameters
+        (0..<embeddings.count).flatMap(trunkParameters) + ctrLearners.flatMap(\.parameters) + secondLearners.flatMap(\.parameters)
             + (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters)
     }
 
@@ -159,7 +203,7 @@ public final class FunnelNetwork {
     public func parameters(for objective: Objective) -> [Parameter] {
         let hs = heads(for: objective)
         let trunks = Set(hs.map(trunk(of:))).sorted()
-        return trunks.flatMap(trunkParameters) + hs.flatMap { tower($0).parameters }
+        return trunks.flatMap(trunkParameters) + hs.flatMap { learners($0).flatMap(\.parameters) }
             + (hs.count == 2 ? (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters) : [])
     }
 
@@ -178,14 +222,14 @@ public final class FunnelNetwork {
     }
 
     /// What head `h` reads once its trunk ran: the trunk output, or its own gate's mixture.
-    private func headInput(_ h: Head, trunkOutput: UnsafePointer<Float>, worker: Int) -> UnsafePointer<Float> {
-        mixtures.isEmpty ? trunkOutput : mixtures[trunk(of: h)].output(gate: gate(of: h), worker: worker)
+    private func headInput(_ h: Head, learner l: Int = 0, trunkOutput: UnsafePointer<Float>, worker: Int) -> UnsafePointer<Float> {
+        mixtures.isEmpty ? trunkOutput : mixtures[trunk(of: h)].output(gate: gate(of: h, learner: l), worker: worker)
     }
 
     /// Where head `h` writes its input gradient: its own buffer under a mixture, else the
     /// trunk's shared one (heads on one trunk then accumulate).
-    private func headInputGradient(_ h: Head, worker: Int) -> UnsafeMutablePointer<Float> {
-        if !mixtures.isEmpty { return headInputGradients[worker][h == .ctr ? 0 : 1].base }
+    private func headInputGradient(_ h: Head, learner l: Int = 0, worker: Int) -> UnsafeMutablePointer<Float> {
+        if !mixtures.isEmpty { return headInputGradients[worker][(h == .ctr ? 0 : 1) * learnerCount + l].base }
         let t = trunk(of: h)
         return bottoms.isEmpty ? embeddingGradients[worker][t].base : bottomGradients[worker][t].base
     }
@@ -194,8 +238,10 @@ public final class FunnelNetwork {
         let dEmbedding = embeddingGradients[worker][t].base
         if !mixtures.isEmpty {
             let mixture = mixtures[t]
-            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: embeddings.count == 1 && architecture.ctrHead ? 2 : 1)
-            for h in hs where trunk(of: h) == t { dOutputs[gate(of: h)] = UnsafePointer(headInputGradient(h, worker: worker)) }
+            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: (embeddings.count == 1 && architecture.ctrHead ? 2 : 1) * learnerCount)
+            for h in hs where trunk(of: h) == t {
+                for l in 0..<learnerCount { dOutputs[gate(of: h, learner: l)] = UnsafePointer(headInputGradient(h, learner: l, worker: worker)) }
+            }
             mixture.backward(embeddingOutputs[worker][t].base, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
                              accumulateInputGradient: false, worker: worker)
         } else if !bottoms.isEmpty {
@@ -225,14 +271,59 @@ public final class FunnelNetwork {
             let t = trunk(of: h)
             if inputs[t] == nil { inputs[t] = forwardTrunk(t, batch, worker: worker) }
             let dst = (h == .ctr ? ctrLogits : secondLogits)[worker].base
-            let x = headInput(h, trunkOutput: inputs[t]!, worker: worker)
-            dst.update(from: tower(h).forward(x, batch: n, worker: worker), count: n)
+            let ls = learners(h)
+            if ls.count == 1 {
+                dst.update(from: ls[0].forward(headInput(h, trunkOutput: inputs[t]!, worker: worker), batch: n, worker: worker), count: n)
+                continue
+            }
+            // Several learners: keep each logit (for distillation) and average them into the head's.
+            dst.update(repeating: 0, count: n)
+            let scale = 1 / Float(ls.count)
+            for (l, learner) in ls.enumerated() {
+                let z = learner.forward(headInput(h, learner: l, trunkOutput: inputs[t]!, worker: worker), batch: n, worker: worker)
+                learnerLogits[worker][h == .ctr ? 0 : 1][l].base.update(from: z, count: n)
+                for i in 0..<n { dst[i] += scale * z[i] }
+            }
         }
         return inputs
     }
 
-    /// The objective's loss and the gradients of its logits (into this worker's buffers).
+    /// The objective's loss and the gradients of its logits (into this worker's buffers); with
+    /// several learners per head, also each learner's logit gradient: its share of the head's
+    /// (the head logit is their mean) plus, for TAML, its self-distillation term.
     private func lossAndLogitGradients(_ objective: Objective, _ batch: Batch, worker: Int, normalizer: Double) -> Double {
+        var loss = headLossAndGradients(objective, batch, worker: worker, normalizer: normalizer)
+        guard learnerCount > 1 else { return loss }
+        let n = batch.count
+        let scale = 1 / Float(learnerCount)
+        for h in heads(for: objective) {
+            let k = h == .ctr ? 0 : 1
+            let dHead = (h == .ctr ? dCTR : dSecond)[worker].base
+            let headLogit = (h == .ctr ? ctrLogits : secondLogits)[worker].base
+            // Self-distillation (taml-www2023 Eq. 2–3, with log(1 − p̂) where Eq. 2 prints (1 − log p̂)):
+            // the fused prediction is the teacher, held constant, each learner the student.
+            let weight = objective == .multiLearner ? (h == .ctr ? config.distillationCTR : config.distillationCVR) : 0
+            let soft = teacher[worker].base
+            for i in 0..<n { soft[i] = Sigmoid.value(headLogit[i]) }
+            for l in 0..<learnerCount {
+                let d = learnerGradients[worker][k][l].base
+                for i in 0..<n { d[i] = dHead[i] * scale }
+                if weight > 0 {
+                    let w = UnsafePointer(batch.weight.base)
+                    let kd = learnerGradients[worker][k][l].base
+                    let scratch = maskedWeights[worker].base
+                    let distill = LogitCrossEntropy.forwardBackward(
+                        logits: learnerLogits[worker][k][l].base, labels: soft, weights: w, count: n,
+                        normalizer: normalizer, dLogits: scratch)
+                    for i in 0..<n { kd[i] += Float(weight) * scratch[i] }
+                    loss += weight * distill
+                }
+            }
+        }
+        return loss
+    }
+
+    private func headLossAndGradients(_ objective: Objective, _ batch: Batch, worker: Int, normalizer: Double) -> Double {
         let n = batch.count
         let lc = ctrLogits[worker].base, ls = secondLogits[worker].base
         let dc = dCTR[worker].base, ds = dSecond[worker].base
@@ -249,7 +340,7 @@ public final class FunnelNetwork {
         case .cvr, .ctcvr:
             // y·z: equal to z on clicked rows, and 0 on the unclicked negatives AMAN adds.
             return ce(ls, yz, w, ds)
-        case .entireSpace:
+        case .entireSpace, .multiLearner:
             // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
             let ctcvr = ProductCrossEntropy.forwardBackward(
                 logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
@@ -287,11 +378,21 @@ public final class FunnelNetwork {
         }
         for h in hs {
             let t = trunk(of: h)
-            let d = transfer == nil ? (h == .ctr ? dCTR : dSecond)[worker].base : transferScratch[worker][h == .ctr ? 0 : 1].base
-            tower(h).backward(headInput(h, trunkOutput: inputs[t]!, worker: worker), dLogits: d, batch: n,
-                              dx: headInputGradient(h, worker: worker),
-                              accumulateInputGradient: mixtures.isEmpty && started.contains(t), worker: worker)
-            started.insert(t)
+            let ls = learners(h)
+            for (l, learner) in ls.enumerated() {
+                let d: UnsafePointer<Float>
+                if transfer != nil {
+                    d = UnsafePointer(transferScratch[worker][h == .ctr ? 0 : 1].base)
+                } else if ls.count == 1 {
+                    d = UnsafePointer((h == .ctr ? dCTR : dSecond)[worker].base)
+                } else {
+                    d = UnsafePointer(learnerGradients[worker][h == .ctr ? 0 : 1][l].base)  // set by the loss
+                }
+                learner.backward(headInput(h, learner: l, trunkOutput: inputs[t]!, worker: worker), dLogits: d, batch: n,
+                                 dx: headInputGradient(h, learner: l, worker: worker),
+                                 accumulateInputGradient: mixtures.isEmpty && started.contains(t), worker: worker)
+                started.insert(t)
+            }
         }
         for t in started.sorted() { backwardTrunk(t, batch, heads: hs, worker: worker) }
         return loss

@@ -36,6 +36,9 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// AITM (Xi et al., KDD 2021): the CTR tower's representation is transferred into the CTCVR
     /// tower by attention; CE on CTR and CTCVR over all rows plus α·max(pCTCVR − pCTR, 0).
     case aitm
+    /// TAML (taml-www2023 §2): HTAKR experts and gates, `learners` learners per task whose mean
+    /// logit is the task's, self-distillation from the fused prediction, pCTCVR = pCTR × pCVR (Eq. 6).
+    case taml
 
     /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
     public var requiredTrunk: TrunkKind? {
@@ -43,6 +46,7 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
         case .sharedbottom: return .sharedBottom
         case .mmoe: return .mmoe
         case .ple: return .ple
+        case .taml: return .taml
         default: return nil
         }
     }
@@ -57,6 +61,9 @@ public enum TrunkKind: String, Codable, CaseIterable, Sendable {
     case mmoe
     /// Progressive layered extraction: task-specific and shared experts over `levels` levels (Tang et al. 2020).
     case ple
+    /// TAML's hierarchical task-adaptive knowledge representation: general, task and learner
+    /// experts with one adaptive gate per learner (taml-www2023 §2.2).
+    case taml
 }
 
 /// What the second head (the one beside the CTR head) predicts.
@@ -83,6 +90,8 @@ public enum Objective: String, Codable, Sendable {
     case clickMaskedCVR = "click_masked_cvr"
     /// AITM: CE(y, pCTR) + CE(y·z, pCTCVR) + α·max(pCTCVR − pCTR, 0).
     case transferWithConstraint = "transfer_with_constraint"
+    /// TAML: ESMM's loss on the fused heads + α·KD(CTR learners) + β·KD(CVR learners).
+    case multiLearner = "multi_learner"
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
@@ -159,6 +168,8 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
         case .esp:
             return Architecture(sharedParameters: false, ctrHead: false, secondHead: .ctcvr, stages: [Stage(.ctcvr, on: .all)])
+        case .taml:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.multiLearner, on: .all)])
         case .aitm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr,
                                 stages: [Stage(.transferWithConstraint, on: .all)], transfer: true)
@@ -167,11 +178,11 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner].contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
-    public var weightedCVR: Bool { stages.contains { $0.objective == .entireSpace } }
+    public var weightedCVR: Bool { stages.contains { $0.objective == .entireSpace || $0.objective == .multiLearner } }
 
     /// Trunks in the network: one when shared or when there is a single head.
     public var trunkCount: Int { sharedParameters || !ctrHead ? 1 : 2 }
@@ -193,6 +204,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var levels = 2
     /// AITM's label-constraint weight α (the AITM paper's 0.6).
     public var aitmAlpha = 0.6
+    /// Learners per task (TAML: 2) and the self-distillation weights α (CTR) and β (CVR), taml-www2023 §3.2.
+    public var learners = 1
+    public var distillationCTR = 0.1
+    public var distillationCVR = 0.1
     public var learningRate = 1e-3
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -216,6 +231,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.kind = kind
         if let t = kind.requiredTrunk { trunk = t }
         if trunk == .sharedBottom { bottom = [200, 80]; hidden = [80] }
+        // taml-www2023 §3.2: two learners per task, each [64, 32, 1].
+        if kind == .taml { learners = 2; hidden = [64, 32] }
     }
 
     /// This configuration for another model kind: same hyperparameters, and the trunk that kind
@@ -228,6 +245,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             if t == .sharedBottom && c.bottom.isEmpty { c.bottom = [200, 80]; c.hidden = [80] }
             if t != .sharedBottom { c.bottom = [] }
         }
+        if kind == .taml { c.learners = max(c.learners, 2) } else if kind != self.kind && self.kind == .taml { c.learners = 1 }
         return c
     }
 
@@ -237,6 +255,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample, experts
         case levels
         case aitmAlpha = "aitm_alpha"
+        case learners
+        case distillationCTR = "distillation_ctr", distillationCVR = "distillation_cvr"
         case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
@@ -255,6 +275,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         expertHidden = try c.decodeIfPresent([Int].self, forKey: .expertHidden) ?? d.expertHidden
         levels = try c.decodeIfPresent(Int.self, forKey: .levels) ?? d.levels
         aitmAlpha = try c.decodeIfPresent(Double.self, forKey: .aitmAlpha) ?? d.aitmAlpha
+        learners = try c.decodeIfPresent(Int.self, forKey: .learners) ?? d.learners
+        distillationCTR = try c.decodeIfPresent(Double.self, forKey: .distillationCTR) ?? d.distillationCTR
+        distillationCVR = try c.decodeIfPresent(Double.self, forKey: .distillationCVR) ?? d.distillationCVR
         learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
         beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
         beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
@@ -277,10 +300,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw FunnelError("--arch shared-bottom needs positive --bottom layer sizes, e.g. 200,80")
         }
         guard trunk == .sharedBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
-        guard (trunk != .mmoe && trunk != .ple) || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
+        guard (trunk != .mmoe && trunk != .ple && trunk != .taml) || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
             throw FunnelError("--arch \(trunk.rawValue) needs --experts ≥ 1 and positive --expert-hidden sizes")
         }
         guard aitmAlpha >= 0, aitmAlpha.isFinite else { throw FunnelError("--aitm-alpha must be ≥ 0") }
+        guard (1...16).contains(learners) else { throw FunnelError("--learners must be between 1 and 16") }
+        guard learners == 1 || !architecture.transfer else { throw FunnelError("aitm has one learner per task") }
+        guard distillationCTR >= 0, distillationCVR >= 0 else { throw FunnelError("distillation weights must be ≥ 0") }
         guard trunk != .ple || (1...8).contains(levels) else { throw FunnelError("--levels must be between 1 and 8") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
