@@ -36,3 +36,39 @@ final class ExpertModelTests: XCTestCase {
         for (_, w) in summary { XCTAssertEqual(w.count, 4); XCTAssertEqual(w.reduce(0, +), 1, accuracy: 1e-4) }
     }
 }
+
+final class TAMLTests: XCTestCase {
+    func testLearnersFuseByMeanAndDistillationChangesTheirGradients() throws {
+        BLAS.setThreads(1)
+        let data = randomDataset(rows: 64, fields: 3, vocab: 10, dense: 2, seed: 7, clickRate: 0.5)
+        var config = ModelConfig(kind: .taml)
+        XCTAssertEqual(config.learners, 2)
+        XCTAssertEqual(config.hidden, [64, 32], "taml-www2023 §3.2 learners")
+        config.experts = 2; config.expertHidden = [6]; config.hidden = [5]; config.embeddingDim = 3; config.batchSize = 64
+        let net = FunnelNetwork(config: config, embeddingRows: 30, fields: 3, denseCount: 2)
+        XCTAssertEqual(net.ctrLearners.count, 2)
+        XCTAssertEqual(net.mixtures[0].gateLabels.count, 6, "general, task and own learner experts")
+        let batch = Batch(capacity: 64, fields: 3, denseCount: 2)
+        batch.fill(from: data, start: 0, count: 64)
+        // pCTR is σ(mean of the CTR learners' logits).
+        let p = net.predict(data)
+        let x = FloatBuffer(count: 64 * net.embeddings[0].outputWidth)
+        batch.ids.withUnsafeBufferPointer { net.embeddings[0].forward(ids: $0.baseAddress!, dense: batch.dense.base, batch: 64, into: x.base) }
+        net.mixtures[0].forward(x.base, batch: 64, worker: 0)
+        let z0 = Array(UnsafeBufferPointer(start: net.ctrLearners[0].forward(net.mixtures[0].output(gate: 0, worker: 0), batch: 64), count: 64))
+        let z1 = Array(UnsafeBufferPointer(start: net.ctrLearners[1].forward(net.mixtures[0].output(gate: 1, worker: 0), batch: 64), count: 64))
+        for i in 0..<64 { XCTAssertEqual(p.ctr[i], Sigmoid.value((z0[i] + z1[i]) / 2), accuracy: 1e-6) }
+        XCTAssertNotEqual(z0, z1, "learners differ")
+        // Distillation adds a term: the learners' gradients change with its weight, the loss grows.
+        func gradients(_ alpha: Double) -> ([Float], Double) {
+            var c = config
+            c.distillationCTR = alpha; c.distillationCVR = alpha
+            let n = FunnelNetwork(config: c, embeddingRows: 30, fields: 3, denseCount: 2)
+            let loss = n.computeGradients(batch, objective: .multiLearner)
+            return (n.ctrLearners[0].parameters[0].grad.array, loss)
+        }
+        let (g0, l0) = gradients(0), (g1, l1) = gradients(0.5)
+        XCTAssertNotEqual(g0, g1)
+        XCTAssertGreaterThan(l1, l0)
+    }
+}
