@@ -30,10 +30,21 @@ struct Inspect: ParsableCommand {
                 print("mean gate weight per expert over \(encoded.rowCount) rows of \(data)")
                 let labels = trained.network.mixtures[0].gateLabels
                 let width = max(10, labels.map(\.count).max()! + 2)
-                print("task    " + labels.map { $0.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
-                for (head, w) in summary {
-                    print(head.padding(toLength: 8, withPad: " ", startingAt: 0)
-                          + w.map { String(format: "%.4f", $0).padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
+                let first = max(8, summary.map(\.head.count).max()! + 2)
+                func row(_ name: String, _ cells: [String]) -> String {
+                    name.padding(toLength: first, withPad: " ", startingAt: 0) + cells.map { $0.padding(toLength: width, withPad: " ", startingAt: 0) }.joined()
+                }
+                print(row("task", labels))
+                for (head, w) in summary { print(row(head, w.map { String(format: "%.4f", $0) })) }
+                // Grouped experts (TAML: general / task / learner; PLE: task / shared): each group's total weight.
+                let groups = labels.map { $0.components(separatedBy: " expert")[0] }
+                let names = groups.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                if names.count > 1 && names.count < labels.count {
+                    print("\nper group")
+                    print(row("task", names))
+                    for (head, w) in summary {
+                        print(row(head, names.map { g in String(format: "%.4f", zip(groups, w).filter { $0.0 == g }.reduce(0) { $0 + $1.1 }) }))
+                    }
                 }
             }
         }

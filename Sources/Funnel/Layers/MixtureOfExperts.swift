@@ -32,7 +32,9 @@ public final class MixtureOfExperts: GatedTrunk {
     public let inputWidth: Int
     public var outputWidth: Int { experts[0].outputWidth }
     public var expertCount: Int { experts.count }
-    public var gateLabels: [String] { gateExperts[0].map { expertNames[$0] } }
+    public var gateLabels: [String] { labels ?? gateExperts[0].map { expertNames[$0] } }
+    /// Names of a gate's inputs by position, when positions mean the same for every gate (TAML).
+    private let labels: [String]?
 
     // Per worker.
     private let gateProbabilities: [[FloatBuffer]]  // [worker][gate] B×K
@@ -46,8 +48,9 @@ public final class MixtureOfExperts: GatedTrunk {
     ///   - gateExperts: the experts each gate mixes; by default every gate mixes all of them.
     public init(name: String, inputWidth: Int, experts count: Int, expertHidden: [Int], gates gateCount: Int,
                 maxBatch: Int, workers: Int, rng: inout RandomSource, expertNames names: [String]? = nil,
-                gateExperts subsets: [[Int]]? = nil) {
+                gateExperts subsets: [[Int]]? = nil, gateLabels: [String]? = nil) {
         self.inputWidth = inputWidth
+        labels = gateLabels
         let names = names ?? (0..<count).map { "expert.\($0)" }
         expertNames = names.map { $0.replacingOccurrences(of: ".", with: " ") }
         let subsets = subsets ?? Array(repeating: Array(0..<count), count: gateCount)

@@ -117,9 +117,10 @@ public final class FunnelNetwork {
                     }
                 }
                 var r = rng()
+                let labels = ["general", "task", "learner"].flatMap { group in (0..<m).map { "\(group) expert \($0)" } }
                 return MixtureOfExperts(name: prefix + "taml", inputWidth: embeddingWidth, experts: names.count,
                                         expertHidden: config.expertHidden, gates: headsPerTrunk, maxBatch: cap, workers: w,
-                                        rng: &r, expertNames: names, gateExperts: subsets)
+                                        rng: &r, expertNames: names, gateExperts: subsets, gateLabels: labels)
             }
         } else if config.trunk == .ple {
             mixtures = trunkNames.map { prefix in
@@ -424,24 +425,27 @@ public final class FunnelNetwork {
     /// (taml-www2023 Fig. 4's view of what the gates learned). Empty without a mixture trunk.
     public func gateSummary(_ data: EncodedDataset) -> [(head: String, weights: [Double])] {
         guard !mixtures.isEmpty, data.rowCount > 0 else { return [] }
-        let hs: [Head] = architecture.ctrHead ? [.ctr, .second] : [.second]
+        // One row per gate: per head, or per head and learner when heads have several learners.
+        var gates: [(name: String, head: Head, learner: Int)] = []
+        for h in architecture.ctrHead ? [Head.ctr, .second] : [.second] {
+            let name = h == .ctr ? "ctr" : architecture.secondHead.rawValue
+            for l in 0..<learnerCount { gates.append((learnerCount == 1 ? name : "\(name) learner \(l)", h, l)) }
+        }
         let width = mixtures[0].gateLabels.count
-        var sums = hs.map { _ in [Double](repeating: 0, count: width) }
+        var sums = gates.map { _ in [Double](repeating: 0, count: width) }
         let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
         var start = 0
         while start < data.rowCount {
             let n = min(maxBatch, data.rowCount - start)
             batch.fill(from: data, start: start, count: n)
-            for (k, h) in hs.enumerated() {
-                _ = forwardTrunk(trunk(of: h), batch, worker: 0)
-                let w = mixtures[trunk(of: h)].gateWeights(gate: gate(of: h), worker: 0)
+            for t in 0..<embeddings.count { _ = forwardTrunk(t, batch, worker: 0) }
+            for (k, g) in gates.enumerated() {
+                let w = mixtures[trunk(of: g.head)].gateWeights(gate: gate(of: g.head, learner: g.learner), worker: 0)
                 for r in 0..<n { for e in 0..<width { sums[k][e] += Double(w[r * width + e]) } }
             }
             start += n
         }
-        return hs.enumerated().map { k, h in
-            (h == .ctr ? "ctr" : architecture.secondHead.rawValue, sums[k].map { $0 / Double(data.rowCount) })
-        }
+        return gates.enumerated().map { k, g in (g.name, sums[k].map { $0 / Double(data.rowCount) }) }
     }
 
     /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.
