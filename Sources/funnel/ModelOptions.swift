@@ -12,9 +12,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Adam beta1.") var beta1 = 0.9
     @Option(help: "Adam beta2.") var beta2 = 0.999
     @Option(help: "Adam epsilon.") var adamEpsilon = 1e-8
-    @Option(help: "L2 penalty on all weights (coupled, as PyTorch's weight_decay).") var l2 = 0.0
+    @Option(help: "L2 penalty on all weights, coupled as PyTorch's weight_decay (default 0; 1e-6 for the TAML comparison models).")
+    var l2: Double?
     @Option(help: "Embedding dimension per field.") var embeddingDim = 18
-    @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom).")
+    @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom; 192,64,32 for mlp, sharedbottom, mmoe, ple, aitm; 64,32 for taml's learners).")
     var hidden: String?
     @Option(help: "Shared hidden layers of --arch shared-bottom (default 200,80).") var bottom: String?
     @Option(help: "Experts per group of --arch mmoe/ple (PLE: per task and shared).") var experts = 3
@@ -45,13 +46,18 @@ struct ModelOptions: ParsableArguments {
             throw FunnelError("model \(kind.rawValue) is defined by --arch \(required.rawValue)")
         }
         let arch = kind.requiredTrunk ?? self.arch
-        c.trunk = arch
+        if c.trunk != arch {
+            // --arch shared-bottom on a model that is not defined by it: the ablation's layout.
+            c.trunk = arch
+            if arch == .sharedBottom { c.bottom = [200, 80]; c.hidden = [80] }
+        }
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = lr
-        c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon; c.l2 = l2
+        c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon
+        if let l2 { c.l2 = l2 }
         c.embeddingDim = embeddingDim; c.seed = seed; c.shuffle = !noShuffle
-        c.hidden = try ModelOptions.sizes(hidden ?? (arch == .sharedBottom ? "80" : kind == .taml ? "64,32" : "200,80"), flag: "--hidden")
+        if let hidden { c.hidden = try ModelOptions.sizes(hidden, flag: "--hidden") }
         if arch == .sharedBottom {
-            c.bottom = try ModelOptions.sizes(bottom ?? "200,80", flag: "--bottom")
+            if let bottom { c.bottom = try ModelOptions.sizes(bottom, flag: "--bottom") }
         } else if bottom != nil {
             throw FunnelError("--bottom needs --arch shared-bottom")
         }

@@ -40,6 +40,9 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// logit is the task's, self-distillation from the fused prediction, pCTCVR = pCTR × pCVR (Eq. 6).
     case taml
 
+    /// The models of taml-www2023's comparison (Table 2), whose defaults follow its §3.2.
+    public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml].contains(self) }
+
     /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
     public var requiredTrunk: TrunkKind? {
         switch self {
@@ -230,8 +233,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public init(kind: ModelKind) {
         self.kind = kind
         if let t = kind.requiredTrunk { trunk = t }
-        if trunk == .sharedBottom { bottom = [200, 80]; hidden = [80] }
-        // taml-www2023 §3.2: two learners per task, each [64, 32, 1].
+        if kind.isTAMLComparison {
+            // taml-www2023 §3.2: towers [192, 64, 32, 1], L2 1e-6; TAML's learners [64, 32, 1], two per task.
+            hidden = [192, 64, 32]
+            l2 = 1e-6
+        }
+        if trunk == .sharedBottom { bottom = [200, 80]; hidden = kind.isTAMLComparison ? [64, 32] : [80] }
         if kind == .taml { learners = 2; hidden = [64, 32] }
     }
 
