@@ -78,9 +78,9 @@ final class ModelDirectoryTests: XCTestCase {
             for i in 0..<data.rowCount {
                 XCTAssertFalse(a.ctcvr[i].isNaN, kind.rawValue)
                 XCTAssertEqual(a.ctr[i].isNaN, !arch.ctrHead, kind.rawValue)
-                if arch.secondHead == .cvr {
+                if arch.secondHead == .cvr && !arch.ctcvrHead {
                     XCTAssertEqual(a.ctcvr[i], a.ctr[i] * a.cvr[i], kind.rawValue)
-                } else if arch.ctrHead {
+                } else if arch.secondHead == .ctcvr && arch.ctrHead {
                     XCTAssertEqual(a.cvr[i], min(a.ctcvr[i] / a.ctr[i], 1), accuracy: 1e-6, kind.rawValue)
                 }
             }

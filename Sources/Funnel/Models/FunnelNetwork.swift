@@ -31,6 +31,8 @@ public final class FunnelNetwork {
     public let secondLearners: [MLP]
     public var ctrTower: MLP? { ctrLearners.first }
     public var secondTower: MLP { secondLearners[0] }
+    /// MTDM's CTCVR head beside the CTR and CVR heads (empty otherwise).
+    public let ctcvrLearners: [MLP]
     /// AITM: the towers end in representations, the CTR one is transferred into the second head
     /// through `transfer`, and `towerOutputs` ([ctr, second]) turn them into logits.
     public let transfer: AdaptiveInformationTransfer?
@@ -38,7 +40,7 @@ public final class FunnelNetwork {
     /// [worker]: dq_ctr, dq_second, dz, each `[maxBatch × tower width]`.
     private let transferScratch: [[FloatBuffer]]
 
-    private enum Head { case ctr, second }
+    private enum Head: Int { case ctr = 0, second = 1, ctcvr = 2 }
 
     // Per-worker scratch, [worker][trunk] or [worker].
     private let embeddingOutputs: [[FloatBuffer]]
@@ -48,8 +50,10 @@ public final class FunnelNetwork {
     private let headInputGradients: [[FloatBuffer]]
     private let ctrLogits: [FloatBuffer]
     private let secondLogits: [FloatBuffer]
+    private let ctcvrLogits: [FloatBuffer]
     private let dCTR: [FloatBuffer]
     private let dSecond: [FloatBuffer]
+    private let dCTCVR: [FloatBuffer]
     private let maskedWeights: [FloatBuffer]
     /// [worker][head][learner] logits and their gradients when a head has several learners.
     private let learnerLogits: [[[FloatBuffer]]]
@@ -92,7 +96,7 @@ public final class FunnelNetwork {
             bottoms = []
         }
         let learners = max(1, config.learners)
-        let headsPerTrunk = (arch.trunkCount == 1 && arch.ctrHead ? 2 : 1) * learners
+        let headsPerTrunk = ((arch.trunkCount == 1 && arch.ctrHead ? 2 : 1) + (arch.ctcvrHead ? 1 : 0)) * learners
         if config.trunk == .mmoe {
             mixtures = trunkNames.map { prefix in
                 var r = rng()
@@ -151,6 +155,14 @@ public final class FunnelNetwork {
             MLP(name: learnerName(second, $0), inputWidth: headInput, hidden: config.hidden, logitOutput: !transferring,
                 maxBatch: cap, workers: w, rng: &r2)
         }
+        if arch.ctcvrHead {
+            var r = rng()
+            ctcvrLearners = (0..<learners).map {
+                MLP(name: learnerName("ctcvr", $0), inputWidth: headInput, hidden: config.hidden, maxBatch: cap, workers: w, rng: &r)
+            }
+        } else {
+            ctcvrLearners = []
+        }
         if transferring {
             let k = config.hidden.last!
             var r3 = rng()
@@ -167,14 +179,16 @@ public final class FunnelNetwork {
         embeddingGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: cap * embeddingWidth) } }
         bottomGradients = (0..<w).map { _ in (0..<trunks).map { _ in FloatBuffer(count: config.trunk == .sharedBottom ? cap * headInput : 1) } }
         let gated = config.trunk == .mmoe || config.trunk == .ple || config.trunk == .taml
-        headInputGradients = (0..<w).map { _ in (0..<(2 * learners)).map { _ in FloatBuffer(count: gated ? cap * headInput : 1) } }
-        learnerLogits = (0..<w).map { _ in (0..<2).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
-        learnerGradients = (0..<w).map { _ in (0..<2).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
+        headInputGradients = (0..<w).map { _ in (0..<(3 * learners)).map { _ in FloatBuffer(count: gated ? cap * headInput : 1) } }
+        learnerLogits = (0..<w).map { _ in (0..<3).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
+        learnerGradients = (0..<w).map { _ in (0..<3).map { _ in (0..<learners).map { _ in FloatBuffer(count: cap) } } }
         teacher = (0..<w).map { _ in FloatBuffer(count: cap) }
         ctrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         secondLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
+        ctcvrLogits = (0..<w).map { _ in FloatBuffer(count: cap) }
         dCTR = (0..<w).map { _ in FloatBuffer(count: cap) }
         dSecond = (0..<w).map { _ in FloatBuffer(count: cap) }
+        dCTCVR = (0..<w).map { _ in FloatBuffer(count: cap) }
         maskedWeights = (0..<w).map { _ in FloatBuffer(count: cap) }
     }
 
@@ -182,9 +196,24 @@ public final class FunnelNetwork {
     private var learnerCount: Int { secondLearners.count }
     /// The gate of a head's learner within its trunk's mixture.
     private func gate(of head: Head, learner l: Int = 0) -> Int {
-        (head == .second && embeddings.count == 1 && architecture.ctrHead ? 1 : 0) * learnerCount + l
+        let position: Int
+        switch head {
+        case .ctr: position = 0
+        case .second: position = embeddings.count == 1 && architecture.ctrHead ? 1 : 0
+        case .ctcvr: position = 2  // MTDM: one shared trunk under all three heads
+        }
+        return position * learnerCount + l
     }
-    private func learners(_ head: Head) -> [MLP] { head == .ctr ? ctrLearners : secondLearners }
+    private var gatesPerTrunk: Int { ((embeddings.count == 1 && architecture.ctrHead ? 2 : 1) + (architecture.ctcvrHead ? 1 : 0)) * learnerCount }
+    private func learners(_ head: Head) -> [MLP] {
+        switch head {
+        case .ctr: return ctrLearners
+        case .second: return secondLearners
+        case .ctcvr: return ctcvrLearners
+        }
+    }
+    private func logits(_ h: Head) -> [FloatBuffer] { h == .ctr ? ctrLogits : h == .second ? secondLogits : ctcvrLogits }
+    private func logitGradients(_ h: Head) -> [FloatBuffer] { h == .ctr ? dCTR : h == .second ? dSecond : dCTCVR }
 
     private func trunkParameters(_ t: Int) -> [Parameter] {
         [embeddings[t].table] + (bottoms.isEmpty ? [] : bottoms[t].parameters) + (mixtures.isEmpty ? [] : mixtures[t].parameters)
@@ -193,11 +222,13 @@ public final class FunnelNetwork {
     /// All parameters in a fixed order (the order of the weights file).
     public var parameters: [Parameter] {
         (0..<embeddings.count).flatMap(trunkParameters) + ctrLearners.flatMap(\.parameters) + secondLearners.flatMap(\.parameters)
+            + ctcvrLearners.flatMap(\.parameters)
             + (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters)
     }
 
     private func heads(for objective: Objective) -> [Head] {
         (objective.usesCTRHead ? [Head.ctr] : []) + (objective.usesSecondHead ? [Head.second] : [])
+            + (objective == .parallelHeads ? [Head.ctcvr] : [])
     }
 
     /// The parameters a stage trains: its heads and the trunks under them.
@@ -230,7 +261,7 @@ public final class FunnelNetwork {
     /// Where head `h` writes its input gradient: its own buffer under a mixture, else the
     /// trunk's shared one (heads on one trunk then accumulate).
     private func headInputGradient(_ h: Head, learner l: Int = 0, worker: Int) -> UnsafeMutablePointer<Float> {
-        if !mixtures.isEmpty { return headInputGradients[worker][(h == .ctr ? 0 : 1) * learnerCount + l].base }
+        if !mixtures.isEmpty { return headInputGradients[worker][h.rawValue * learnerCount + l].base }
         let t = trunk(of: h)
         return bottoms.isEmpty ? embeddingGradients[worker][t].base : bottomGradients[worker][t].base
     }
@@ -239,7 +270,7 @@ public final class FunnelNetwork {
         let dEmbedding = embeddingGradients[worker][t].base
         if !mixtures.isEmpty {
             let mixture = mixtures[t]
-            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: (embeddings.count == 1 && architecture.ctrHead ? 2 : 1) * learnerCount)
+            var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: gatesPerTrunk)
             for h in hs where trunk(of: h) == t {
                 for l in 0..<learnerCount { dOutputs[gate(of: h, learner: l)] = UnsafePointer(headInputGradient(h, learner: l, worker: worker)) }
             }
@@ -271,7 +302,7 @@ public final class FunnelNetwork {
         for h in hs {
             let t = trunk(of: h)
             if inputs[t] == nil { inputs[t] = forwardTrunk(t, batch, worker: worker) }
-            let dst = (h == .ctr ? ctrLogits : secondLogits)[worker].base
+            let dst = logits(h)[worker].base
             let ls = learners(h)
             if ls.count == 1 {
                 dst.update(from: ls[0].forward(headInput(h, trunkOutput: inputs[t]!, worker: worker), batch: n, worker: worker), count: n)
@@ -282,7 +313,7 @@ public final class FunnelNetwork {
             let scale = 1 / Float(ls.count)
             for (l, learner) in ls.enumerated() {
                 let z = learner.forward(headInput(h, learner: l, trunkOutput: inputs[t]!, worker: worker), batch: n, worker: worker)
-                learnerLogits[worker][h == .ctr ? 0 : 1][l].base.update(from: z, count: n)
+                learnerLogits[worker][h.rawValue][l].base.update(from: z, count: n)
                 for i in 0..<n { dst[i] += scale * z[i] }
             }
         }
@@ -298,12 +329,12 @@ public final class FunnelNetwork {
         let n = batch.count
         let scale = 1 / Float(learnerCount)
         for h in heads(for: objective) {
-            let k = h == .ctr ? 0 : 1
-            let dHead = (h == .ctr ? dCTR : dSecond)[worker].base
-            let headLogit = (h == .ctr ? ctrLogits : secondLogits)[worker].base
+            let k = h.rawValue
+            let dHead = logitGradients(h)[worker].base
+            let headLogit = logits(h)[worker].base
             // Self-distillation (taml-www2023 Eq. 2–3, with log(1 − p̂) where Eq. 2 prints (1 − log p̂)):
             // the fused prediction is the teacher, held constant, each learner the student.
-            let weight = objective == .multiLearner ? (h == .ctr ? config.distillationCTR : config.distillationCVR) : 0
+            let weight = objective == .multiLearner && h != .ctcvr ? (h == .ctr ? config.distillationCTR : config.distillationCVR) : 0
             let soft = teacher[worker].base
             for i in 0..<n { soft[i] = Sigmoid.value(headLogit[i]) }
             for l in 0..<learnerCount {
@@ -352,6 +383,11 @@ public final class FunnelNetwork {
             let masked = maskedWeights[worker].base
             for i in 0..<n { masked[i] = w[i] * y[i] }
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, masked, ds)
+        case .parallelHeads:
+            // MTDM: CTR and CTCVR on every row, CVR on clicked rows, three heads in parallel.
+            let masked = maskedWeights[worker].base
+            for i in 0..<n { masked[i] = w[i] * y[i] }
+            return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, masked, ds) + ce(ctcvrLogits[worker].base, yz, w, dCTCVR[worker].base)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
@@ -385,9 +421,9 @@ public final class FunnelNetwork {
                 if transfer != nil {
                     d = UnsafePointer(transferScratch[worker][h == .ctr ? 0 : 1].base)
                 } else if ls.count == 1 {
-                    d = UnsafePointer((h == .ctr ? dCTR : dSecond)[worker].base)
+                    d = UnsafePointer(logitGradients(h)[worker].base)
                 } else {
-                    d = UnsafePointer(learnerGradients[worker][h == .ctr ? 0 : 1][l].base)  // set by the loss
+                    d = UnsafePointer(learnerGradients[worker][h.rawValue][l].base)  // set by the loss
                 }
                 learner.backward(headInput(h, learner: l, trunkOutput: inputs[t]!, worker: worker), dLogits: d, batch: n,
                                  dx: headInputGradient(h, learner: l, worker: worker),
@@ -427,8 +463,8 @@ public final class FunnelNetwork {
         guard !mixtures.isEmpty, data.rowCount > 0 else { return [] }
         // One row per gate: per head, or per head and learner when heads have several learners.
         var gates: [(name: String, head: Head, learner: Int)] = []
-        for h in architecture.ctrHead ? [Head.ctr, .second] : [.second] {
-            let name = h == .ctr ? "ctr" : architecture.secondHead.rawValue
+        for h in (architecture.ctrHead ? [Head.ctr, .second] : [.second]) + (architecture.ctcvrHead ? [.ctcvr] : []) {
+            let name = h == .ctr ? "ctr" : h == .ctcvr ? "ctcvr" : architecture.secondHead.rawValue
             for l in 0..<learnerCount { gates.append((learnerCount == 1 ? name : "\(name) learner \(l)", h, l)) }
         }
         let width = mixtures[0].gateLabels.count
@@ -506,8 +542,8 @@ public final class FunnelNetwork {
                          ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
-        let hs: [Head] = architecture.ctrHead ? [.ctr, .second] : [.second]
-        let lc = ctrLogits[worker].base, ls = secondLogits[worker].base
+        let hs: [Head] = (architecture.ctrHead ? [.ctr, .second] : [.second]) + (architecture.ctcvrHead ? [.ctcvr] : [])
+        let lc = ctrLogits[worker].base, ls = secondLogits[worker].base, lt = ctcvrLogits[worker].base
         var start = rows.lowerBound
         while start < rows.upperBound {
             let n = min(maxBatch, rows.upperBound - start)
@@ -521,7 +557,8 @@ public final class FunnelNetwork {
                 switch architecture.secondHead {
                 case .cvr:
                     cvr[r] = second
-                    ctcvr[r] = pCTR * second
+                    // MTDM predicts pCTCVR with its own head; otherwise it is pCTR × pCVR.
+                    ctcvr[r] = architecture.ctcvrHead ? Sigmoid.value(lt[i]) : pCTR * second
                 case .ctcvr:
                     ctcvr[r] = second
                     cvr[r] = architecture.ctrHead ? min(max(second / max(pCTR, .leastNormalMagnitude), 0), 1) : .nan

@@ -39,9 +39,12 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// TAML (taml-www2023 §2): HTAKR experts and gates, `learners` learners per task whose mean
     /// logit is the task's, self-distillation from the fused prediction, pCTCVR = pCTR × pCVR (Eq. 6).
     case taml
+    /// The RecSys Challenge 2023 multi-task deep model (lightgbm-two-stage appendix A): MMoE with
+    /// CTR, CVR and CTCVR heads in parallel; CVR loss on clicked rows, CTR and CTCVR on all rows.
+    case mtdm
 
     /// The models of taml-www2023's comparison (Table 2), whose defaults follow its §3.2.
-    public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml].contains(self) }
+    public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml, .mtdm].contains(self) }
 
     /// The trunk a model is defined by, if any (otherwise `--arch` chooses).
     public var requiredTrunk: TrunkKind? {
@@ -50,6 +53,7 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
         case .mmoe: return .mmoe
         case .ple: return .ple
         case .taml: return .taml
+        case .mtdm: return .mmoe
         default: return nil
         }
     }
@@ -95,6 +99,8 @@ public enum Objective: String, Codable, Sendable {
     case transferWithConstraint = "transfer_with_constraint"
     /// TAML: ESMM's loss on the fused heads + α·KD(CTR learners) + β·KD(CVR learners).
     case multiLearner = "multi_learner"
+    /// MTDM: CE(y, pCTR) + y·CE(z, pCVR) + CE(y·z, pCTCVR) with pCTCVR from its own head.
+    case parallelHeads = "parallel_heads"
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
@@ -142,6 +148,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var stages: [Stage]
     /// AITM: the second head also reads the CTR tower's transferred representation.
     public var transfer = false
+    /// MTDM: a third head predicting pCTCVR directly, beside the CTR and CVR heads.
+    public var ctcvrHead = false
 
     public static func of(_ kind: ModelKind) -> Architecture {
         let independentCTR = Stage(.ctr, on: .all)
@@ -171,6 +179,9 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr, stages: [Stage(.splitHeads, on: .all)])
         case .esp:
             return Architecture(sharedParameters: false, ctrHead: false, secondHead: .ctcvr, stages: [Stage(.ctcvr, on: .all)])
+        case .mtdm:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.parallelHeads, on: .all)],
+                                ctcvrHead: true)
         case .taml:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.multiLearner, on: .all)])
         case .aitm:
@@ -181,7 +192,7 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads].contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
