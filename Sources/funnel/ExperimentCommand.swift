@@ -52,6 +52,8 @@ struct Experiment: ParsableCommand {
             }
             var options = try data.readOptions()
             let template = try modelOptions.config(kind: .esmm, seed: 0)
+            // Each model's own defaults (e.g. the TAML comparison's towers), with the flags given applied.
+            let configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
             let schema: FeatureSchema, trainData: EncodedDataset, testData: EncodedDataset
             var truthColumn: [Float]?
             var decay: [(day: Int, data: EncodedDataset)] = []
@@ -84,11 +86,11 @@ struct Experiment: ParsableCommand {
             let concurrency = try resolveThreads(threads)
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
                                       concurrency: concurrency) { kind, seed in
-                var c = template.adapted(to: kind)
+                var c = configs[kind]!
                 c.seed = seed
                 return c
             }
-            if let out { try checkResumable(out, kinds: kinds, template: template) }
+            if let out { try checkResumable(out) }
             let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: trainData, test: testData,
                                                                            truth: truthColumn, decay: decay), directory: out)
             let results = try runner.run { line in Terminal.note(line) }
@@ -124,18 +126,14 @@ struct Experiment: ParsableCommand {
         return parts.first!!...parts.last!!
     }
 
-    /// A resumed experiment must be the same experiment: same files, models and hyperparameters.
-    private func checkResumable(_ out: String, kinds: [ModelKind], template: ModelConfig) throws {
+    /// A resumed experiment must be the same experiment: same files and evaluation protocol here;
+    /// each saved run also carries its model's configuration, which the runner checks.
+    private func checkResumable(_ out: String) throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var t = template
-        t.seed = 0
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let fingerprint = String(decoding: try enc.encode(t), as: UTF8.self)
-            + "|\(train)|\(test ?? "")|\(truth ?? "")|\(trainDays ?? "")|\(testDay ?? 0)|\(decayDays ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
+        let fingerprint = "\(train)|\(test ?? "")|\(truth ?? "")|\(trainDays ?? "")|\(testDay ?? 0)|\(decayDays ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
         let path = out + "/experiment.fingerprint"
         if let old = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }), old != fingerprint {
-            throw FunnelError("\(out) holds runs of a different experiment (other files or hyperparameters); use another --out")
+            throw FunnelError("\(out) holds runs of a different experiment (other files, days or protocol); use another --out")
         }
         try AtomicFile.write(Data(fingerprint.utf8), to: path)
     }

@@ -45,6 +45,12 @@ final class ExperimentTests: XCTestCase {
         XCTAssertTrue(thirdLines.contains("resuming: 5 run(s) already done, 1 to go"), "\(thirdLines)")
         XCTAssertEqual(third.first { $0.model == "esmm" && $0.run == 2 }?.report.aucCTCVR,
                        results.first { $0.model == "esmm" && $0.run == 2 }?.report.aucCTCVR, "same seed, same result")
+        // A saved run made with other hyperparameters is refused, not mixed in.
+        let path = dir + "/runs/ip-1.json"
+        var json = String(decoding: FileManager.default.contents(atPath: path)!, as: UTF8.self)
+        json = json.replacingOccurrences(of: "\"embedding_dim\":3", with: "\"embedding_dim\":4")
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try smallExperiment(directory: dir)) { XCTAssertTrue("\($0)".contains("other hyperparameters"), "\($0)") }
 
         let summary = ExperimentSummary(results: results, models: ["esmm", "ip", "esp"], baseline: "ip", primaryMetric: "logloss_ctcvr")
         let ip = summary.rows.first { $0.model == "ip" }!

@@ -22,6 +22,8 @@ public struct RunResult: Codable, Sendable {
     public var model: String
     public var run: Int
     public var seed: UInt64
+    /// The configuration the run trained with; a resumed experiment reuses the run only if it matches.
+    public var config: ModelConfig?
     public var trainSeconds: Double
     public var trainSamplesPerSecond: Double
     public var report: EvaluationReport
@@ -88,11 +90,16 @@ public final class ExperimentRunner {
 
     private func path(model: String, run: Int) -> String? { runsDirectory.map { "\($0)/\(model)-\(run).json" } }
 
-    /// Loads a saved run if it exists and matches the plan's configuration for it.
-    private func saved(_ kind: ModelKind, run: Int) -> RunResult? {
+    /// Loads a saved run if it exists; one made with other hyperparameters is an error rather
+    /// than a silent mix of two experiments in one table.
+    private func saved(_ kind: ModelKind, run: Int) throws -> RunResult? {
         guard let p = path(model: kind.rawValue, run: run), let d = FileManager.default.contents(atPath: p),
               let r = try? JSONDecoder().decode(RunResult.self, from: d) else { return nil }
-        return r.seed == plan.seed(run: run) ? r : nil
+        let expected = plan.config(kind, plan.seed(run: run))
+        guard r.seed == expected.seed, r.config == nil || r.config == expected else {
+            throw FunnelError("\(p) was trained with other hyperparameters than this experiment's; use another --out or delete it")
+        }
+        return r
     }
 
     /// Runs everything not already saved. `progress` receives one line per finished run.
@@ -103,7 +110,7 @@ public final class ExperimentRunner {
         var results: [RunResult] = []
         for run in 1...plan.runs {
             for kind in plan.models {
-                if let r = saved(kind, run: run) { results.append(r) } else { jobs.append((kind, run)) }
+                if let r = try saved(kind, run: run) { results.append(r) } else { jobs.append((kind, run)) }
             }
         }
         if !results.isEmpty { progress("resuming: \(results.count) run(s) already done, \(jobs.count) to go") }
@@ -226,7 +233,7 @@ public final class ExperimentRunner {
             reliabilityCTR: hasCTR ? Metrics.reliability(predictions: p.ctr, labels: test.click!, weights: test.weights) : [],
             reliabilityCVR: hasCVR ? Metrics.reliability(predictions: clickedP, labels: clickedY) : [],
             reliabilityCTCVR: Metrics.reliability(predictions: p.ctcvr, labels: ctcvrLabels, weights: test.weights))
-        return RunResult(model: kind.rawValue, run: run, seed: seed, trainSeconds: result.seconds,
+        return RunResult(model: kind.rawValue, run: run, seed: seed, config: config, trainSeconds: result.seconds,
                          trainSamplesPerSecond: result.samplesPerSecond, report: report, decay: decay, curves: curves)
     }
 }
