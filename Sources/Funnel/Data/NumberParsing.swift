@@ -115,6 +115,7 @@ public enum CategoryKey {
 
     public static func of(_ s: String) -> Int64 {
         var s = s
+        // An empty string may have no storage; with a count of 0 the pointer is never read.
         return s.withUTF8 { b in of(b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count) }
     }
 }
