@@ -7,6 +7,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Trunk: esmm (shared embedding, separate towers) or shared-bottom (embedding + shared hidden layers).")
     var arch: TrunkKind = .esmm
     @Option(help: "Epochs over each stage's sample space.") var epochs = 1
+    @Option(help: "Epochs of stages over clicked impressions only (BASE-style CVR networks); default: --epochs.")
+    var clickedEpochs: Int?
     @Option(help: "Mini-batch size.") var batchSize = 2000
     @Option(help: "Adam learning rate.") var lr = 1e-3
     @Option(help: "Adam beta1.") var beta1 = 0.9
@@ -51,7 +53,7 @@ struct ModelOptions: ParsableArguments {
             c.trunk = arch
             if arch == .sharedBottom { c.bottom = [200, 80]; c.hidden = [80] }
         }
-        c.epochs = epochs; c.batchSize = batchSize; c.learningRate = lr
+        c.epochs = epochs; c.clickedEpochs = clickedEpochs; c.batchSize = batchSize; c.learningRate = lr
         c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon
         if let l2 { c.l2 = l2 }
         c.embeddingDim = embeddingDim; c.seed = seed; c.shuffle = !noShuffle

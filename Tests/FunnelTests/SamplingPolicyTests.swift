@@ -53,6 +53,17 @@ final class SamplingPolicyTests: XCTestCase {
         XCTAssertEqual(w[0] == 1 || data.click![0] == 1, true, "rows outside the stage keep weight 1")
     }
 
+    func testClickedEpochsRepeatOnlyTheClickedStages() throws {
+        var config = ModelConfig(kind: .base)
+        config.hidden = [4]; config.embeddingDim = 2; config.batchSize = 1000; config.clickedEpochs = 3
+        let net = FunnelNetwork(config: config, embeddingRows: 20, fields: 2, denseCount: 1)
+        var finished: [String: Int] = [:]
+        _ = try Trainer(config: config).train(net, on: data, progress: { p in
+            if p.epochFinished { finished[p.stage.rawValue, default: 0] += 1 }
+        })
+        XCTAssertEqual(finished, ["ctr": 1, "cvr": 3])
+    }
+
     func testPRAUCCalibrationAndECEByHand() {
         // Descending: 0.9 (pos) 0.8 (neg) 0.7 (pos) 0.1 (neg): AP = ½·1 + ½·(2/3).
         XCTAssertEqual(Metrics.prAUC(scores: [0.1, 0.9, 0.7, 0.8], labels: [0, 1, 1, 0])!, 0.5 + 1.0 / 3, accuracy: 1e-12)

@@ -229,6 +229,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var l2 = 0.0
     public var batchSize = 2000
     public var epochs = 1
+    /// Epochs of stages over clicked-impression spaces (BASE's, AMAN's, … CVR networks); nil:
+    /// `epochs`. Those spaces are ~25× smaller, so equal epochs mean far fewer optimizer steps.
+    public var clickedEpochs: Int? = nil
     public var seed: UInt64 = 42
     /// Shuffle rows every epoch (off: file order, e.g. for time-ordered logs or parity checks).
     public var shuffle = true
@@ -269,6 +272,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public var architecture: Architecture { Architecture.of(kind) }
 
+    /// Epochs of a stage over `space`.
+    public func epochs(for space: SampleSpace) -> Int { space == .all ? epochs : clickedEpochs ?? epochs }
+
     enum CodingKeys: String, CodingKey {
         case kind, trunk, hidden, bottom, l2, epochs, seed, shuffle, beta1, beta2, epsilon, oversample, experts
         case levels
@@ -277,6 +283,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case distillationCTR = "distillation_ctr", distillationCVR = "distillation_cvr"
         case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
+        case clickedEpochs = "clicked_epochs"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
     }
 
@@ -303,6 +310,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         l2 = try c.decodeIfPresent(Double.self, forKey: .l2) ?? d.l2
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        clickedEpochs = try c.decodeIfPresent(Int.self, forKey: .clickedEpochs)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
         negativeRate = try c.decodeIfPresent(Double.self, forKey: .negativeRate) ?? d.negativeRate
@@ -328,6 +336,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard trunk != .ple || (1...8).contains(levels) else { throw FunnelError("--levels must be between 1 and 8") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
+        guard (clickedEpochs ?? 1) >= 1 else { throw FunnelError("--clicked-epochs must be at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw FunnelError("--lr must be a positive number") }
         guard l2 >= 0, l2.isFinite else { throw FunnelError("--l2 must be ≥ 0") }
         guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else { throw FunnelError("Adam betas must be in [0, 1) and epsilon > 0") }

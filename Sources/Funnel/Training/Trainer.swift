@@ -47,7 +47,7 @@ public final class Trainer {
         let stageRows = stages.enumerated().map { s in
             onlyStages?.contains(s.offset) == false ? [] : Trainer.rows(of: s.element.space, in: data, config: config, stage: s.offset)
         }
-        let totalWork = Double(stageRows.reduce(0) { $0 + $1.count } * config.epochs)
+        let totalWork = Double(zip(stages, stageRows).reduce(0) { $0 + $1.1.count * config.epochs(for: $1.0.space) })
         let batches = (0..<workers).map { _ in
             Batch(capacity: network.maxBatch, fields: data.fields, denseCount: data.denseCount)
         }
@@ -70,7 +70,8 @@ public final class Trainer {
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
                 epsilon: Float(config.epsilon), l2: Float(config.l2))
             let params = network.parameters(for: objective)
-            for epoch in 1...config.epochs {
+            let epochs = config.epochs(for: stage.space)
+            for epoch in 1...epochs {
                 if config.shuffle {
                     var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch))
                     rng.shuffle(&rows)
@@ -110,7 +111,7 @@ public final class Trainer {
                         let rate = elapsed > 0 ? workDone / elapsed : 0
                         progress(TrainingProgress(
                             stage: objective, stageIndex: s, stageCount: stages.count, epoch: epoch,
-                            epochs: config.epochs, rowsDone: offset, rowsInEpoch: rows.count,
+                            epochs: epochs, rowsDone: offset, rowsInEpoch: rows.count,
                             meanLoss: lossSum / Double(lossRows), rowsPerSecond: rate,
                             secondsLeft: rate > 0 ? (totalWork - workDone) / rate : 0,
                             epochFinished: offset == rows.count))
