@@ -84,9 +84,7 @@ public final class AdaptiveInformationTransfer {
         let dSource = [dP[worker].base, dCurrent]
         let w = weights[worker].base
         let scale = 1 / Float(k).squareRoot()
-        // Each layer's parameter gradient sums over u: first u writes, second adds.
-        let paramGradients = [value, query, key].map { ($0.weight.gradients[worker].dense, $0.bias.gradients[worker].dense) }
-        var saved: [(FloatBuffer, FloatBuffer)] = []
+        // Each layer's parameter gradient sums over u: the first source writes it, the second adds.
         for u in 0..<2 {
             let d1 = dH1[worker].base, d2 = dH2[worker].base, d3 = dH3[worker].base
             for b in 0..<batch {
@@ -107,17 +105,13 @@ public final class AdaptiveInformationTransfer {
                 }
             }
             let dst = dSource[u]
-            value.backward(sources[u], dy: d1, batch: batch, dx: dst, accumulateInputGradient: false, worker: worker)
-            query.backward(sources[u], dy: d2, batch: batch, dx: dst, accumulateInputGradient: true, worker: worker)
-            key.backward(sources[u], dy: d3, batch: batch, dx: dst, accumulateInputGradient: true, worker: worker)
-            if u == 0 {
-                saved = paramGradients.map { (FloatBuffer($0.0.array), FloatBuffer($0.1.array)) }
-            } else {
-                for (i, g) in paramGradients.enumerated() {
-                    for j in 0..<g.0.count { g.0[j] += saved[i].0[j] }
-                    for j in 0..<g.1.count { g.1[j] += saved[i].1[j] }
-                }
-            }
+            let add = u == 1
+            value.backward(sources[u], dy: d1, batch: batch, dx: dst, accumulateInputGradient: false, worker: worker,
+                           accumulateParameterGradients: add)
+            query.backward(sources[u], dy: d2, batch: batch, dx: dst, accumulateInputGradient: true, worker: worker,
+                           accumulateParameterGradients: add)
+            key.backward(sources[u], dy: d3, batch: batch, dx: dst, accumulateInputGradient: true, worker: worker,
+                         accumulateParameterGradients: add)
         }
         // Through p = ReLU(g(q₁)).
         let dp = dP[worker].base

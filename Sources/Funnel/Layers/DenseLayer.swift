@@ -30,17 +30,18 @@ public final class DenseLayer {
                   beta: 1, c: y, ldc: outFeatures)
     }
 
-    /// Sets this worker's dW = dyᵀ·x and db = Σ dy, and writes (or, with `accumulate`, adds)
-    /// dx = dy·W.
+    /// Sets (or, with `accumulateParameterGradients`, adds) this worker's dW = dyᵀ·x and
+    /// db = Σ dy, and writes (or, with `accumulateInputGradient`, adds) dx = dy·W.
     public func backward(
         _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, batch: Int,
-        dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool = false, worker: Int = 0
+        dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool = false, worker: Int = 0,
+        accumulateParameterGradients: Bool = false
     ) {
         BLAS.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: batch,
                   alpha: 1, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
-                  beta: 0, c: weight.gradients[worker].dense.base, ldc: inFeatures)
+                  beta: accumulateParameterGradients ? 1 : 0, c: weight.gradients[worker].dense.base, ldc: inFeatures)
         let db = bias.gradients[worker].dense.base
-        db.update(repeating: 0, count: outFeatures)
+        if !accumulateParameterGradients { db.update(repeating: 0, count: outFeatures) }
         for r in 0..<batch {
             let row = dy + r * outFeatures
             for j in 0..<outFeatures { db[j] += row[j] }
