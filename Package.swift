@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // OpenBLAS through pkg-config; `make deps` installs libopenblas-dev when it is missing.
@@ -24,7 +25,7 @@ let package = Package(
         ),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // The HTTP prediction service, beside the engine: it only reads model directories.

@@ -15,11 +15,18 @@ struct Simulate: ParsableCommand {
     @Option(help: "Share of rows written to test.csv.") var testFraction = 0.2
     @Option(help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
     @Option(help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
+    @Option(help: "ali-ccp (train/test CSV + truth) or recsys2023 (train.tsv days 45–66, test.tsv day 67).")
+    var layout: SimulatedLayout = .aliCCP
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
+    enum SimulatedLayout: String, ExpressibleByArgument {
+        case aliCCP = "ali-ccp", recsys2023
+    }
+
     func run() throws {
         try guarded {
+            if layout == .recsys2023 { return try runRecSys() }
             var c = SimulatorConfig()
             c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr
             c.selectionBias = selectionBias; c.vocabScale = vocabScale; c.testFraction = testFraction
@@ -35,6 +42,24 @@ struct Simulate: ParsableCommand {
                       + "(\(summary.clicks) clicks, \(summary.conversions) conversions, \(summary.idSpace) ids) "
                       + "in \(Terminal.duration(Date().timeIntervalSince(start)))")
             }
+        }
+    }
+
+    /// The RecSys 2023 layout; `--rows`, `--seed` and `--ctr` apply (the Ali-CCP knobs do not).
+    private func runRecSys() throws {
+        var c = RecSysSimulatorConfig()
+        c.rows = rows; c.seed = seed
+        if ctr != 0.04 { c.clickRate = ctr }
+        try c.validate()
+        let start = Date()
+        let summary = try RecSysSimulator(config: c).write(to: out)
+        if json {
+            Terminal.printJSON(summary)
+        } else {
+            print("wrote \(summary.trainRows) rows (days \(c.firstDay)-\(c.lastDay - 1)) to \(out)/train.tsv and "
+                  + "\(summary.testRows) rows (day \(c.lastDay)) to \(out)/test.tsv (\(summary.clicks) clicks, "
+                  + "\(summary.installs) installs, \(summary.installsWithoutClick) without a click) "
+                  + "in \(Terminal.duration(Date().timeIntervalSince(start)))")
         }
     }
 }

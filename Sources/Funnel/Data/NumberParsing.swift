@@ -105,6 +105,9 @@ public enum NumberParsing {
 /// 64-bit FNV-1a hash of its bytes with the top bit set, so text categories never collide with
 /// the (non-negative) integer ids that processed data sets use.
 public enum CategoryKey {
+    /// The key of an empty cell.
+    public static let empty = of("")
+
     @inline(__always)
     public static func of(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int64 {
         if let v = NumberParsing.parseInteger(p, n) { return v }

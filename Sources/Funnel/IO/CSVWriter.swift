@@ -12,6 +12,7 @@ public struct CSVWriter {
     public mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
     @inline(__always) public mutating func comma() { bytes.append(44) }
     @inline(__always) public mutating func newline() { bytes.append(10) }
+    @inline(__always) public mutating func tab() { bytes.append(9) }
 
     public mutating func appendInt(_ v: Int) {
         if v < 0 { bytes.append(45); appendInt(-v); return }

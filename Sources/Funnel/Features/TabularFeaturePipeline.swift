@@ -1,0 +1,284 @@
+import Foundation
+
+/// Categories of one column in frequency-rank order: code 1 = most frequent, 0 = unseen or empty.
+public struct LabelEncoder: Codable, Equatable, Sendable {
+    public private(set) var keys: [Int64]
+    private var lookup: [Int64: Int32] = [:]
+
+    enum CodingKeys: String, CodingKey { case keys }
+
+    /// Ranks the keys of `values` by count (ties by key, so the order is deterministic); the empty
+    /// cell is never a category of its own.
+    public init(fitting values: [Int64]) {
+        var counts: [Int64: Int] = [:]
+        for v in values where v != CategoryKey.empty { counts[v, default: 0] += 1 }
+        keys = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+        buildLookup()
+    }
+
+    public init(from decoder: Decoder) throws {
+        keys = try decoder.container(keyedBy: CodingKeys.self).decode([Int64].self, forKey: .keys)
+        buildLookup()
+    }
+
+    private mutating func buildLookup() {
+        lookup = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, Int32($0 + 1)) })
+    }
+
+    /// The code of `key`, or nil when unseen in training (or empty).
+    public func code(_ key: Int64) -> Int32? { lookup[key] }
+
+    public static func == (a: LabelEncoder, b: LabelEncoder) -> Bool { a.keys == b.keys }
+}
+
+/// Per value of a categorical column, statistics of a numeric column over the training rows.
+public struct GroupStatisticTable: Codable, Equatable, Sendable {
+    public var spec: GroupStatisticSpec
+    public private(set) var keys: [Int64]
+    /// `values[s][i]`: statistic `spec.statistics[s]` of group `keys[i]`.
+    public private(set) var values: [[Float]]
+    private var lookup: [Int64: Int] = [:]
+
+    enum CodingKeys: String, CodingKey { case spec, keys, values }
+
+    public init(spec: GroupStatisticSpec, groups: [Int64], numbers: [Float]) {
+        self.spec = spec
+        var members: [Int64: [Float]] = [:]
+        for (g, x) in zip(groups, numbers) where !x.isNaN { members[g, default: []].append(x) }
+        keys = members.keys.sorted()
+        values = spec.statistics.map { _ in [] }
+        for k in keys {
+            let xs = members[k]!.sorted()
+            let n = Double(xs.count)
+            let mean = xs.reduce(0.0) { $0 + Double($1) } / n
+            let variance = xs.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
+            let median = xs.count % 2 == 1 ? Double(xs[xs.count / 2]) : (Double(xs[xs.count / 2 - 1]) + Double(xs[xs.count / 2])) / 2
+            for (s, stat) in spec.statistics.enumerated() {
+                switch stat {
+                case .mean: values[s].append(Float(mean))
+                case .variance: values[s].append(Float(variance))
+                case .median: values[s].append(Float(median))
+                }
+            }
+        }
+        buildLookup()
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        spec = try c.decode(GroupStatisticSpec.self, forKey: .spec)
+        keys = try c.decode([Int64].self, forKey: .keys)
+        values = try c.decode([[Float]].self, forKey: .values)
+        guard values.count == spec.statistics.count, values.allSatisfy({ $0.count == keys.count }) else {
+            throw DecodingError.dataCorruptedError(forKey: .values, in: c, debugDescription: "group statistics do not match their keys")
+        }
+        buildLookup()
+    }
+
+    private mutating func buildLookup() {
+        lookup = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, $0) })
+    }
+
+    public func index(of key: Int64) -> Int? { lookup[key] }
+
+    public static func == (a: GroupStatisticTable, b: GroupStatisticTable) -> Bool {
+        a.spec == b.spec && a.keys == b.keys && a.values == b.values
+    }
+}
+
+/// One fitted Beta target encoder: which categorical source, against which target.
+public struct TargetEncoderEntry: Codable, Equatable, Sendable {
+    public var source: String
+    public var target: FunnelTarget
+    public var encoder: BetaTargetEncoder
+}
+
+/// The fitted feature transform of the GBDT path: a raw table in, LightGBM's feature matrix out.
+///
+/// Column order: kept numeric columns, categorical codes, day of week, cross codes, target
+/// encodings (source × target × statistic), group statistics. Everything is fitted on the
+/// training rows only; training rows get out-of-fold target encodings (no row sees its own label),
+/// every later row the encoders fitted on all training rows.
+public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
+    public static let crossSeparator = "*"
+
+    public var config: TabularFeatureConfig
+    public var layout: TableLayout
+    public var hasDay: Bool
+    public var numeric: [String]
+    public var categorical: [String]
+    public var labelEncoders: [String: LabelEncoder]
+    public var targetEncoders: [TargetEncoderEntry]
+    public var groupTables: [GroupStatisticTable]
+    public var featureNames: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case config, layout, numeric, categorical, hasDay = "has_day", labelEncoders = "label_encoders"
+        case targetEncoders = "target_encoders", groupTables = "group_statistics", featureNames = "feature_names"
+    }
+
+    public var crossNames: [String] { config.crosses.map { $0.joined(separator: Self.crossSeparator) } }
+
+    /// Fits on a labelled training table and returns the training matrix (out-of-fold encodings).
+    public static func fit(_ table: RawTable, config: TabularFeatureConfig, seed: UInt64) throws
+        -> (pipeline: TabularFeaturePipeline, matrix: FeatureMatrix)
+    {
+        guard table.hasLabels else { throw DataError(file: table.report.file, "training rows need both label columns") }
+        let file = table.report.file
+        let layout = table.layout
+        let known = Set(layout.categorical + layout.dense + layout.ignored)
+        for name in config.drop where !known.contains(name) {
+            throw DataError(file: file, column: name, "named in features.drop but not a column of the table")
+        }
+        let dropped = Set(config.drop)
+        let categorical = layout.categorical.filter { !dropped.contains($0) }
+        let numeric = layout.dense.filter { !dropped.contains($0) }
+        for pair in config.crosses {
+            guard pair.count == 2 else {
+                throw FunnelError("features.crosses: each cross names two categorical columns, got \(pair)")
+            }
+            for name in pair where !categorical.contains(name) {
+                throw DataError(file: file, column: name, "named in features.crosses but not a kept categorical column")
+            }
+        }
+        for spec in config.groupStatistics {
+            guard categorical.contains(spec.by) else {
+                throw DataError(file: file, column: spec.by, "group_statistics.by must be a kept categorical column")
+            }
+            guard numeric.contains(spec.of) else {
+                throw DataError(file: file, column: spec.of, "group_statistics.of must be a kept numeric column")
+            }
+        }
+        let te = config.targetEncoding
+        if te.enabled {
+            guard te.folds >= 2 else { throw FunnelError("target_encoding.folds must be at least 2 (out-of-fold encoding)") }
+        }
+        var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: !table.days.isEmpty, numeric: numeric,
+                                       categorical: categorical, labelEncoders: [:], targetEncoders: [],
+                                       groupTables: [], featureNames: [])
+        let sources = categorical + p.crossNames
+        let teSources = te.enabled ? (te.columns ?? sources) : []
+        for name in teSources where !sources.contains(name) {
+            throw DataError(file: file, column: name, "named in target_encoding.columns but not a kept categorical column or cross")
+        }
+        if config.labelEncode {
+            for name in sources { p.labelEncoders[name] = LabelEncoder(fitting: p.keys(of: name, in: table)) }
+        } else {
+            for name in p.crossNames { p.labelEncoders[name] = LabelEncoder(fitting: p.keys(of: name, in: table)) }
+        }
+        for spec in config.groupStatistics {
+            p.groupTables.append(GroupStatisticTable(spec: spec, groups: p.keys(of: spec.by, in: table),
+                                                     numbers: table.dense[layout.dense.firstIndex(of: spec.of)!]))
+        }
+        // Out-of-fold target encodings of the training rows, fitted encoders kept for later rows.
+        var folds = [Int32](repeating: 0, count: table.rowCount)
+        if te.enabled {
+            var order = (0..<Int32(table.rowCount)).map { $0 }
+            var rng = RandomSource(seed: seed, stream: 0x7E)
+            rng.shuffle(&order)
+            for (i, r) in order.enumerated() { folds[Int(r)] = Int32(i % te.folds) }
+        }
+        var oof: [[[Float]]] = []
+        for target in te.enabled ? te.targets : [] {
+            let labels = target.values(of: table)
+            for name in teSources {
+                var enc = try BetaTargetEncoder(priorStrength: te.priorStrength, minCount: te.minCount,
+                                                statistics: te.statistics, formulas: te.formulas)
+                var out = te.statistics.map { _ in [Float](repeating: 0, count: table.rowCount) }
+                enc.fitOutOfFold(keys: p.keys(of: name, in: table), labels: labels, fold: folds, folds: te.folds, into: &out)
+                p.targetEncoders.append(TargetEncoderEntry(source: name, target: target, encoder: enc))
+                oof.append(out)
+            }
+        }
+        p.featureNames = p.namesInOrder()
+        return (p, p.matrix(table, targetEncodings: oof))
+    }
+
+    /// The feature matrix of any later table (validation, test, serving).
+    public func transform(_ table: RawTable) throws -> FeatureMatrix {
+        guard table.layout.categorical == layout.categorical, table.layout.dense == layout.dense else {
+            throw DataError(file: table.report.file, "columns differ from the training file's")
+        }
+        if hasDay && table.days.isEmpty && config.dayOfWeek {
+            throw DataError(file: table.report.file, "the model uses day of week but the rows have no day column")
+        }
+        return matrix(table, targetEncodings: nil)
+    }
+
+    private func namesInOrder() -> [String] {
+        var names = numeric
+        if config.labelEncode { names += categorical }
+        if config.dayOfWeek && hasDay { names.append("day_of_week") }
+        names += crossNames
+        for e in targetEncoders {
+            names += e.encoder.statistics.map { "te_\(e.target.rawValue)_\($0.rawValue)(\(e.source))" }
+        }
+        for g in groupTables {
+            names += g.spec.statistics.map { "\($0.rawValue)(\(g.spec.of)|\(g.spec.by))" }
+        }
+        return names
+    }
+
+    /// Category keys of a column or a cross (`a*b`) for every row.
+    func keys(of source: String, in table: RawTable) -> [Int64] {
+        if let k = layout.categorical.firstIndex(of: source) { return table.keys[k] }
+        let parts = source.components(separatedBy: Self.crossSeparator)
+        let a = table.keys[layout.categorical.firstIndex(of: parts[0])!]
+        let b = table.keys[layout.categorical.firstIndex(of: parts[1])!]
+        return zip(a, b).map { Self.crossKey($0, $1) }
+    }
+
+    /// A stable key for a pair of categories (FNV-1a over both keys' bytes).
+    static func crossKey(_ a: Int64, _ b: Int64) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for v in [UInt64(bitPattern: a), UInt64(bitPattern: b)] {
+            for s in stride(from: 0, to: 64, by: 8) { h = (h ^ ((v >> UInt64(s)) & 0xFF)) &* 0x0000_0100_0000_01B3 }
+        }
+        return Int64(bitPattern: h)
+    }
+
+    private func matrix(_ table: RawTable, targetEncodings oof: [[[Float]]]?) -> FeatureMatrix {
+        let n = table.rowCount, d = featureNames.count
+        let missing = config.missingValue ?? .nan
+        var values = [Float](repeating: 0, count: n * d)
+        var j = 0
+        values.withUnsafeMutableBufferPointer { m in
+            func put(_ column: (Int) -> Float) {
+                for r in 0..<n { m[r * d + j] = column(r) }
+                j += 1
+            }
+            for name in numeric {
+                let col = table.dense[layout.dense.firstIndex(of: name)!]
+                put { col[$0].isNaN ? missing : col[$0] }
+            }
+            if config.labelEncode {
+                for name in categorical {
+                    let enc = labelEncoders[name]!, keys = self.keys(of: name, in: table)
+                    put { enc.code(keys[$0]).map(Float.init) ?? missing }
+                }
+            }
+            if config.dayOfWeek && hasDay { put { Float(table.days[$0] % 7) } }
+            for name in crossNames {
+                let enc = labelEncoders[name]!, keys = self.keys(of: name, in: table)
+                put { enc.code(keys[$0]).map(Float.init) ?? missing }
+            }
+            for (e, entry) in targetEncoders.enumerated() {
+                var out: [[Float]]
+                if let oof { out = oof[e] } else {
+                    out = entry.encoder.statistics.map { _ in [Float](repeating: 0, count: n) }
+                    entry.encoder.encode(keys: keys(of: entry.source, in: table), into: &out)
+                }
+                for s in 0..<out.count { let col = out[s]; put { col[$0] } }
+            }
+            for g in groupTables {
+                let keys = self.keys(of: g.spec.by, in: table)
+                let idx = keys.map { g.index(of: $0) }
+                for s in 0..<g.spec.statistics.count {
+                    let col = g.values[s]
+                    put { idx[$0].map { col[$0] } ?? missing }
+                }
+            }
+        }
+        return FeatureMatrix(rows: n, names: featureNames, values: values)
+    }
+}

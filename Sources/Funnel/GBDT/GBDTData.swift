@@ -1,0 +1,77 @@
+import Foundation
+
+/// Which table layout a GBDT model reads.
+public enum TableLayoutPreset: String, Codable, CaseIterable, Sendable {
+    /// RecSys 2023 when the header has its columns, generic otherwise.
+    case auto
+    case recsys2023
+    /// Any CSV/TSV of the foundation layout: label columns named by options, roles inferred.
+    case generic
+}
+
+/// How a GBDT model reads files: fixed at training, stored in the model directory, applied to
+/// every later file so validation, test and serving rows are read exactly like the training rows.
+public struct GBDTReadSettings: Codable, Equatable, Sendable {
+    public var preset: TableLayoutPreset
+    public var delimiter: UInt8?
+    public var dayColumn: String?
+
+    enum CodingKeys: String, CodingKey { case preset, delimiter, dayColumn = "day_column" }
+
+    /// Read options for a later file (labels named by the stored layout; installs without a click kept).
+    public func readOptions(skipBadRows: Bool) -> ReadOptions {
+        var o = preset == .recsys2023 ? RecSys2023Layout.readOptions() : ReadOptions()
+        o.delimiter = delimiter ?? o.delimiter
+        o.dayColumn = dayColumn
+        o.inconsistent = .keep
+        o.skipBadRows = skipBadRows
+        return o
+    }
+}
+
+/// File → `RawTable` for the GBDT path.
+public enum GBDTData {
+    /// Reads a training file: picks the layout, infers column roles, reads with labels. Rows with
+    /// an install but no click are kept (the two-step model's `is_like` counts them).
+    public static func readTraining(_ path: String, preset: TableLayoutPreset, options: ReadOptions) throws
+        -> (table: RawTable, settings: GBDTReadSettings)
+    {
+        let probe = try CSVFile(path: path, delimiter: options.delimiter)
+        let resolved: TableLayoutPreset = preset == .auto ? (RecSys2023Layout.matches(probe.header) ? .recsys2023 : .generic) : preset
+        var o = options
+        if resolved == .recsys2023 {
+            guard RecSys2023Layout.matches(probe.header) else {
+                throw DataError(file: path, line: 1, "not the RecSys 2023 layout (needs f_0, f_1, f_2 … f_79, is_clicked, is_installed)")
+            }
+            o = RecSys2023Layout.readOptions(base: options)
+        }
+        o.inconsistent = .keep
+        let csv = o.delimiter == probe.delimiter ? probe : try CSVFile(path: path, delimiter: o.delimiter)
+        let layout = try TableReader.inferLayout(csv, options: o)
+        let table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
+        return (table, GBDTReadSettings(preset: resolved, delimiter: options.delimiter ?? (resolved == .recsys2023 ? 9 : nil),
+                                        dayColumn: o.dayColumn))
+    }
+
+    /// Reads a later file against a trained model's layout.
+    public static func read(_ path: String, layout: TableLayout, settings: GBDTReadSettings, requireLabels: Bool,
+                            skipBadRows: Bool = false) throws -> RawTable {
+        let o = settings.readOptions(skipBadRows: skipBadRows)
+        let csv = try CSVFile(path: path, delimiter: o.delimiter)
+        return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
+    }
+
+    /// Splits one day-stamped table by the temporal protocol (train days / validation day).
+    public static func split(_ table: RawTable, by split: TemporalSplit) throws -> (train: RawTable, valid: RawTable) {
+        guard !table.days.isEmpty else {
+            throw DataError(file: table.report.file, "no day column to split by: give --valid FILE or --day-column")
+        }
+        let train = table.filter { split.trainRange.contains($0) }
+        let valid = table.filter { $0 == split.validDay }
+        guard train.rowCount > 0 else {
+            throw DataError(file: table.report.file, "no rows on training days \(split.trainDays[0])-\(split.trainDays[1])")
+        }
+        guard valid.rowCount > 0 else { throw DataError(file: table.report.file, "no rows on validation day \(split.validDay)") }
+        return (train, valid)
+    }
+}

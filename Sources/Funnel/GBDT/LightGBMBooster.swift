@@ -1,0 +1,222 @@
+import Foundation
+
+/// A dense row-major Float32 feature matrix with column names: what LightGBM trains and predicts on.
+public struct FeatureMatrix: Sendable {
+    public var rows: Int
+    public var names: [String]
+    public var values: [Float]
+    public var columns: Int { names.count }
+
+    public init(rows: Int, names: [String], values: [Float]) {
+        precondition(values.count == rows * names.count, "matrix values must be rows × columns")
+        self.rows = rows
+        self.names = names
+        self.values = values
+    }
+
+    /// The rows at `indices`, in that order.
+    public func subset(_ indices: [Int]) -> FeatureMatrix {
+        let d = columns
+        var out = [Float](repeating: 0, count: indices.count * d)
+        values.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for (r, i) in indices.enumerated() {
+                    (dst.baseAddress! + r * d).update(from: src.baseAddress! + i * d, count: d)
+                }
+            }
+        }
+        return FeatureMatrix(rows: indices.count, names: names, values: out)
+    }
+
+    public func column(_ j: Int) -> [Float] { (0..<rows).map { values[$0 * columns + j] } }
+}
+
+/// LightGBM parameters in the C API's `key=value key=value` form, kept in insertion order so the
+/// same configuration always produces the same string (and the same model bytes).
+public struct LightGBMParameters: Equatable, Sendable {
+    public private(set) var entries: [(key: String, value: String)] = []
+
+    public init(_ pairs: [(String, String)] = []) { for (k, v) in pairs { self[k] = v } }
+
+    public subscript(key: String) -> String? {
+        get { entries.first { $0.key == key }?.value }
+        set {
+            if let i = entries.firstIndex(where: { $0.key == key }) {
+                if let newValue { entries[i].value = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.append((key, newValue))
+            }
+        }
+    }
+
+    public func merging(_ other: LightGBMParameters) -> LightGBMParameters {
+        var out = self
+        for (k, v) in other.entries { out[k] = v }
+        return out
+    }
+
+    public var string: String { entries.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+
+    /// Refuses values the `key=value` string cannot carry.
+    public func validate() throws {
+        for (k, v) in entries {
+            guard !k.isEmpty, !k.contains(where: { $0 == " " || $0 == "=" }), !v.isEmpty, !v.contains(" ") else {
+                throw FunnelError("LightGBM parameter '\(k)=\(v)': keys and values must be non-empty and contain no spaces")
+            }
+        }
+    }
+
+    public static func == (a: LightGBMParameters, b: LightGBMParameters) -> Bool { a.string == b.string }
+}
+
+/// A LightGBM `Dataset` (binned features plus labels), freed with the object.
+public final class LightGBMDataset {
+    let library: LightGBMLibrary
+    let handle: LightGBMLibrary.Handle
+    public let rows: Int
+
+    /// Bins `matrix`; a validation set passes the training set as `reference` so it shares its bins.
+    public init(_ matrix: FeatureMatrix, labels: [Float], parameters: LightGBMParameters,
+                reference: LightGBMDataset? = nil) throws {
+        precondition(labels.count == matrix.rows)
+        guard matrix.rows > 0 else { throw FunnelError("LightGBM: cannot build a dataset with no rows") }
+        guard matrix.rows <= Int(Int32.max) else { throw FunnelError("LightGBM: more than 2^31 rows in one dataset") }
+        let lib = try LightGBMLibrary.shared()
+        library = lib
+        rows = matrix.rows
+        var out: LightGBMLibrary.Handle?
+        let code = matrix.values.withUnsafeBytes { raw in
+            parameters.string.withCString { p in
+                lib.datasetCreateFromMat(raw.baseAddress, LightGBMLibrary.dtypeFloat32, Int32(matrix.rows),
+                                             Int32(matrix.columns), 1, p, reference?.handle, &out)
+            }
+        }
+        try lib.check(code, "dataset construction")
+        guard let out else { throw FunnelError("LightGBM dataset construction returned no handle") }
+        handle = out
+        let h = out
+        let setLabel = labels.withUnsafeBytes {
+            lib.datasetSetField(h, "label", $0.baseAddress, Int32(labels.count), LightGBMLibrary.dtypeFloat32)
+        }
+        try library.check(setLabel, "setting labels")
+        let cNames = matrix.names.map { strdup($0) }
+        defer { cNames.forEach { free($0) } }
+        var constNames = cNames.map { UnsafePointer<CChar>($0) }
+        let setNames = constNames.withUnsafeMutableBufferPointer {
+            lib.datasetSetFeatureNames(h, $0.baseAddress, Int32(matrix.columns))
+        }
+        try library.check(setNames, "setting feature names")
+    }
+
+    deinit { _ = library.datasetFree(handle) }
+}
+
+/// A LightGBM booster: trained here one iteration at a time, or loaded from LightGBM's model text.
+public final class LightGBMBooster: @unchecked Sendable {
+    let library: LightGBMLibrary
+    let handle: LightGBMLibrary.Handle
+    /// Datasets must outlive the booster that references them.
+    private var datasets: [LightGBMDataset] = []
+
+    public init(train: LightGBMDataset, parameters: LightGBMParameters) throws {
+        let lib = train.library
+        library = lib
+        var out: LightGBMLibrary.Handle?
+        let code = parameters.string.withCString { lib.boosterCreate(train.handle, $0, &out) }
+        try library.check(code, "booster creation")
+        guard let out else { throw FunnelError("LightGBM booster creation returned no handle") }
+        handle = out
+        datasets = [train]
+    }
+
+    /// Loads LightGBM's own model text (what `modelText` returns and the model directory stores).
+    public init(modelText: String, source: String) throws {
+        let lib = try LightGBMLibrary.shared()
+        library = lib
+        var iterations: Int32 = 0
+        var out: LightGBMLibrary.Handle?
+        let code = modelText.withCString { lib.boosterLoadModelFromString($0, &iterations, &out) }
+        do { try lib.check(code, "loading \(source)") } catch let e as FunnelError {
+            throw FunnelError("\(source): not a LightGBM model (\(e.message))")
+        }
+        guard let out else { throw FunnelError("\(source): LightGBM returned no booster") }
+        handle = out
+    }
+
+    deinit { _ = library.boosterFree(handle) }
+
+    public func addValidation(_ data: LightGBMDataset) throws {
+        try library.check(library.boosterAddValidData(handle, data.handle), "adding validation data")
+        datasets.append(data)
+    }
+
+    /// One boosting iteration; true when no further split is possible (LightGBM's `is_finished`).
+    public func updateOneIteration() throws -> Bool {
+        var finished: Int32 = 0
+        try library.check(library.boosterUpdateOneIter(handle, &finished), "boosting iteration")
+        return finished != 0
+    }
+
+    /// The configured metrics on dataset `index` (0 = training, 1… = validation sets in order added).
+    public func evaluate(dataset index: Int) throws -> [Double] {
+        var count: Int32 = 0
+        try library.check(library.boosterGetEvalCounts(handle, &count), "metric count")
+        var out = [Double](repeating: .nan, count: Int(max(count, 1)))
+        var len: Int32 = 0
+        try library.check(library.boosterGetEval(handle, Int32(index), &len, &out), "evaluation")
+        return Array(out.prefix(Int(len)))
+    }
+
+    public var currentIteration: Int {
+        var it: Int32 = 0
+        _ = library.boosterGetCurrentIteration(handle, &it)
+        return Int(it)
+    }
+
+    public var featureCount: Int {
+        var n: Int32 = 0
+        _ = library.boosterGetNumFeature(handle, &n)
+        return Int(n)
+    }
+
+    /// LightGBM's model text for the first `iterations` iterations (nil = all).
+    public func modelText(iterations: Int? = nil) throws -> String {
+        let n = Int32(iterations ?? -1)
+        var needed: Int64 = 0
+        var buffer = [CChar](repeating: 0, count: 1 << 20)
+        try library.check(library.boosterSaveModelToString(handle, 0, n, 0, Int64(buffer.count), &needed, &buffer), "saving model")
+        if needed > Int64(buffer.count) {
+            buffer = [CChar](repeating: 0, count: Int(needed))
+            try library.check(library.boosterSaveModelToString(handle, 0, n, 0, Int64(buffer.count), &needed, &buffer), "saving model")
+        }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Split-gain importance per feature (LightGBM `importance_type=1`).
+    public func gainImportance(iterations: Int? = nil) throws -> [Double] {
+        var out = [Double](repeating: 0, count: featureCount)
+        try library.check(library.boosterFeatureImportance(handle, Int32(iterations ?? -1), 1, &out), "feature importance")
+        return out
+    }
+
+    /// Probabilities (binary objective) for every row of `matrix`.
+    public func predict(_ matrix: FeatureMatrix, iterations: Int? = nil, threads: Int? = nil) throws -> [Double] {
+        guard matrix.rows > 0 else { return [] }
+        guard matrix.columns == featureCount else {
+            throw FunnelError("LightGBM model expects \(featureCount) features, the data has \(matrix.columns)")
+        }
+        var out = [Double](repeating: .nan, count: matrix.rows)
+        var len: Int64 = 0
+        let parameter = threads.map { "num_threads=\($0)" } ?? ""
+        let code = matrix.values.withUnsafeBytes { raw in
+            parameter.withCString { p in
+                library.boosterPredictForMat(handle, raw.baseAddress, LightGBMLibrary.dtypeFloat32, Int32(matrix.rows),
+                                             Int32(matrix.columns), 1, LightGBMLibrary.predictNormal, 0,
+                                             Int32(iterations ?? -1), p, &len, &out)
+            }
+        }
+        try library.check(code, "prediction")
+        guard len == Int64(matrix.rows) else { throw FunnelError("LightGBM returned \(len) predictions for \(matrix.rows) rows") }
+        return out
+    }
+}

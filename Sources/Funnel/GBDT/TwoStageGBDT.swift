@@ -1,0 +1,261 @@
+import Foundation
+
+/// The predictions of every row of paper Table 5 for a set of rows.
+public struct GBDTPredictions: Sendable {
+    public var like: [Double]
+    public var installGivenLike: [Double]
+    /// Eq. 9: P(like) · P(install | like).
+    public var twoStep: [Double]
+    public var endToEnd: [Double]
+    public var twoStepCalibrated: [Double]
+    public var endToEndCalibrated: [Double]
+    /// The weighted ensemble of the two calibrated predictions: Funnel's `p_install`.
+    public var ensemble: [Double]
+
+    public var rows: Int { ensemble.count }
+
+    /// (name, predictions) in Table 5's order.
+    public var table5: [(String, [Double])] {
+        [("two-step", twoStep), ("end-to-end", endToEnd), ("two-step calibrated", twoStepCalibrated),
+         ("end-to-end calibrated", endToEndCalibrated), ("ensemble", ensemble)]
+    }
+}
+
+/// One row of the Table 5 report: a model's log loss and AUC of is_installed.
+public struct GBDTEvaluationRow: Codable, Sendable {
+    public var model: String
+    public var logLoss: Double?
+    public var auc: Double?
+    public var meanPrediction: Double
+
+    enum CodingKeys: String, CodingKey { case model, logLoss = "logloss", auc, meanPrediction = "mean_prediction" }
+}
+
+/// Table 5 on a labelled set of rows: every model's is_installed log loss and AUC (all rows), plus
+/// the like model's AUC on is_like.
+public struct GBDTEvaluation: Codable, Sendable {
+    public var rows: Int
+    public var installs: Int
+    public var installRate: Double
+    public var likeAUC: Double?
+    public var models: [GBDTEvaluationRow]
+
+    enum CodingKeys: String, CodingKey { case rows, installs, installRate = "install_rate", likeAUC = "auc_like", models }
+
+    public static func evaluate(_ p: GBDTPredictions, on table: RawTable) -> GBDTEvaluation {
+        let install = table.conversion
+        let like = FunnelTarget.like.values(of: table)
+        let installs = Int(install.reduce(0, +))
+        let rows = p.table5.map { name, values -> GBDTEvaluationRow in
+            let f = values.map { Float($0) }
+            return GBDTEvaluationRow(model: name, logLoss: Metrics.logLoss(predictions: f, labels: install),
+                                     auc: Metrics.auc(scores: f, labels: install),
+                                     meanPrediction: values.reduce(0, +) / Double(max(values.count, 1)))
+        }
+        return GBDTEvaluation(rows: table.rowCount, installs: installs,
+                              installRate: Double(installs) / Double(max(table.rowCount, 1)),
+                              likeAUC: Metrics.auc(scores: p.like.map { Float($0) }, labels: like), models: rows)
+    }
+}
+
+/// One search trial of one model.
+public struct SearchTrial: Codable, Sendable {
+    public var trial: Int
+    public var parameters: String
+    public var bestIteration: Int
+    public var validLogLoss: Double?
+
+    enum CodingKeys: String, CodingKey { case trial, parameters, bestIteration = "best_iteration", validLogLoss = "valid_logloss" }
+}
+
+/// What training one of the three LightGBM models left.
+public struct GBDTComponent: Codable, Sendable {
+    public var role: GBDTModelRole
+    public var file: String
+    public var checksum: String
+    public var trainRows: Int
+    public var trainPositives: Int
+    public var validRows: Int
+    public var parameters: String
+    public var bestIteration: Int
+    public var iterations: Int
+    public var bestValidLogLoss: Double?
+    public var stoppedEarly: Bool
+    public var seconds: Double
+    public var searchTrials: [SearchTrial]
+    /// The ten features with the highest split gain.
+    public var topFeatures: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case role, file, checksum, parameters, iterations, seconds
+        case trainRows = "train_rows", trainPositives = "train_positives", validRows = "valid_rows"
+        case bestIteration = "best_iteration", bestValidLogLoss = "best_valid_logloss", stoppedEarly = "stopped_early"
+        case searchTrials = "search_trials", topFeatures = "top_features"
+    }
+}
+
+/// Calibration factors ω = p_real / p_pred measured on the validation rows (paper §4.2).
+public struct GBDTCalibration: Codable, Equatable, Sendable {
+    public var twoStep: Double
+    public var endToEnd: Double
+
+    enum CodingKeys: String, CodingKey { case twoStep = "two_step", endToEnd = "end_to_end" }
+
+    /// p' = p / (p + (1 − p)/ω): multiplies the odds by ω.
+    public static func apply(_ p: Double, omega: Double) -> Double {
+        let denominator = p + (1 - p) / omega
+        return denominator > 0 ? p / denominator : 0
+    }
+
+    /// ω = mean label / mean prediction (1 when undefined).
+    public static func factor(predictions: [Double], labels: [Float]) -> Double {
+        let mp = predictions.reduce(0, +) / Double(max(predictions.count, 1))
+        let ml = labels.reduce(0.0) { $0 + Double($1) } / Double(max(labels.count, 1))
+        return mp > 0 && ml > 0 ? ml / mp : 1
+    }
+}
+
+/// `model.json` of a GBDT model directory.
+public struct GBDTManifest: Codable, Sendable {
+    public static let formatName = "funnel-gbdt"
+    public static let currentVersion = 1
+
+    public var format = formatName
+    public var formatVersion = currentVersion
+    public var config: GBDTConfig
+    public var read: GBDTReadSettings
+    public var featuresFile = "features.json"
+    public var featuresChecksum = ""
+    public var calibration: GBDTCalibration
+    public var components: [GBDTComponent]
+    /// Table 5 on the validation rows.
+    public var validation: GBDTEvaluation
+    public var trainRows: Int
+    public var validRows: Int
+    public var seconds: Double
+    public var readNotes: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case format, config, read, calibration, components, validation, seconds
+        case formatVersion = "format_version", featuresFile = "features_file", featuresChecksum = "features_checksum"
+        case trainRows = "train_rows", validRows = "valid_rows", readNotes = "read_notes"
+    }
+}
+
+/// The paper's whole pipeline: fitted features, the two-step and end-to-end LightGBM models,
+/// calibration and ensemble.
+public final class TwoStageGBDT: @unchecked Sendable {
+    public private(set) var manifest: GBDTManifest
+    public let pipeline: TabularFeaturePipeline
+    let boosters: [GBDTModelRole: LightGBMBooster]
+    let modelTexts: [GBDTModelRole: String]
+
+    init(manifest: GBDTManifest, pipeline: TabularFeaturePipeline, boosters: [GBDTModelRole: LightGBMBooster],
+         modelTexts: [GBDTModelRole: String]) {
+        self.manifest = manifest
+        self.pipeline = pipeline
+        self.boosters = boosters
+        self.modelTexts = modelTexts
+    }
+
+    /// Fits features on `train`, trains the three models with early stopping on `valid`, measures
+    /// calibration on `valid`.
+    public static func train(train: RawTable, valid: RawTable, config: GBDTConfig, read: GBDTReadSettings,
+                             threads: Int, notes: [String] = [],
+                             progress: ((BoostingProgress) -> Void)? = nil) throws -> TwoStageGBDT {
+        try config.validate()
+        guard valid.hasLabels, valid.rowCount > 0 else {
+            throw DataError(file: valid.report.file, "validation rows need both labels (early stopping and calibration use them)")
+        }
+        let start = Date()
+        let (pipeline, trainX) = try TabularFeaturePipeline.fit(train, config: config.features, seed: config.seed)
+        let validX = try pipeline.transform(valid)
+        let trainLike = FunnelTarget.like.values(of: train), validLike = FunnelTarget.like.values(of: valid)
+        var boosters: [GBDTModelRole: LightGBMBooster] = [:]
+        var texts: [GBDTModelRole: String] = [:]
+        var components: [GBDTComponent] = []
+        for role in GBDTModelRole.allCases {
+            var tx = trainX, vx = validX
+            var ty = role.target.values(of: train), vy = role.target.values(of: valid)
+            if role == .installGivenLike {
+                let tr = trainLike.indices.filter { trainLike[$0] == 1 }, vr = validLike.indices.filter { validLike[$0] == 1 }
+                guard !tr.isEmpty, !vr.isEmpty else {
+                    throw DataError(file: train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
+                }
+                tx = trainX.subset(tr); vx = validX.subset(vr)
+                ty = tr.map { ty[$0] }; vy = vr.map { vy[$0] }
+            }
+            let positives = Int(ty.reduce(0, +))
+            guard positives > 0, positives < ty.count else {
+                throw DataError(file: train.report.file, "\(role.target.rawValue) is constant on the \(role.rawValue) model's training rows")
+            }
+            var trials: [SearchTrial] = []
+            var best: (LightGBMBooster, BoostingResult, LightGBMParameters)?
+            let trialCount = max(1, config.search.trials + (config.search.trials > 0 ? 1 : 0))
+            for t in 0..<trialCount {
+                // Trial 0 is the configured parameters; trials 1… draw from the search space.
+                let extra = t == 0 ? LightGBMParameters() : config.search.draw(seed: config.seed, role: role, trial: t)
+                let params = config.parameters(for: role, threads: threads, extra: extra)
+                let name = trialCount > 1 ? "\(role.rawValue) trial \(t)/\(trialCount - 1)" : role.rawValue
+                let (booster, result) = try BoostingRun.train(model: name, train: tx, trainLabels: ty, valid: vx, validLabels: vy,
+                                                              parameters: params, iterations: config.numIterations,
+                                                              earlyStoppingRounds: config.earlyStoppingRounds, progress: progress)
+                trials.append(SearchTrial(trial: t, parameters: params.string, bestIteration: result.bestIteration,
+                                          validLogLoss: result.bestValidLoss))
+                if best == nil || (result.bestValidLoss ?? .infinity) < (best!.1.bestValidLoss ?? .infinity) {
+                    best = (booster, result, params)
+                }
+            }
+            let (booster, result, params) = best!
+            let gains = try booster.gainImportance()
+            let top = gains.indices.sorted { gains[$0] != gains[$1] ? gains[$0] > gains[$1] : $0 < $1 }.prefix(10)
+                .filter { gains[$0] > 0 }.map { trainX.names[$0] }
+            boosters[role] = booster
+            texts[role] = result.modelText
+            components.append(GBDTComponent(
+                role: role, file: role.file, checksum: Checksum.fnv64Hex(Data(result.modelText.utf8)), trainRows: ty.count,
+                trainPositives: positives, validRows: vy.count, parameters: params.string, bestIteration: result.bestIteration,
+                iterations: result.iterations, bestValidLogLoss: result.bestValidLoss, stoppedEarly: result.stoppedEarly,
+                seconds: result.seconds, searchTrials: trialCount > 1 ? trials : [], topFeatures: top))
+        }
+        let manifest = GBDTManifest(
+            config: config, read: read, calibration: GBDTCalibration(twoStep: 1, endToEnd: 1), components: components,
+            validation: GBDTEvaluation(rows: 0, installs: 0, installRate: 0, likeAUC: nil, models: []),
+            trainRows: train.rowCount, validRows: valid.rowCount, seconds: 0, readNotes: notes)
+        let model = TwoStageGBDT(manifest: manifest, pipeline: pipeline, boosters: boosters, modelTexts: texts)
+        // Calibration on the validation day, then the validation report with it applied.
+        let raw = try model.predict(matrix: validX, threads: threads)
+        let validInstall = valid.conversion
+        model.manifest.calibration = GBDTCalibration(
+            twoStep: GBDTCalibration.factor(predictions: raw.twoStep, labels: validInstall),
+            endToEnd: GBDTCalibration.factor(predictions: raw.endToEnd, labels: validInstall))
+        model.manifest.validation = GBDTEvaluation.evaluate(try model.predict(matrix: validX, threads: threads), on: valid)
+        model.manifest.seconds = Date().timeIntervalSince(start)
+        return model
+    }
+
+    /// Every Table 5 prediction for the rows of `table`.
+    public func predict(_ table: RawTable, threads: Int? = nil) throws -> GBDTPredictions {
+        try predict(matrix: try pipeline.transform(table), threads: threads)
+    }
+
+    func predict(matrix x: FeatureMatrix, threads: Int?) throws -> GBDTPredictions {
+        let like = try boosters[.like]!.predict(x, threads: threads)
+        let given = try boosters[.installGivenLike]!.predict(x, threads: threads)
+        let e2e = try boosters[.install]!.predict(x, threads: threads)
+        let two = zip(like, given).map { $0 * $1 }
+        let c = manifest.calibration
+        let twoCal = two.map { GBDTCalibration.apply($0, omega: c.twoStep) }
+        let e2eCal = e2e.map { GBDTCalibration.apply($0, omega: c.endToEnd) }
+        let w = manifest.config.ensemble
+        let a = w.twoStep / (w.twoStep + w.endToEnd), b = 1 - a
+        let ensemble = zip(twoCal, e2eCal).map { a * $0 + b * $1 }
+        return GBDTPredictions(like: like, installGivenLike: given, twoStep: two, endToEnd: e2e,
+                               twoStepCalibrated: twoCal, endToEndCalibrated: e2eCal, ensemble: ensemble)
+    }
+
+    /// Reads a later file the way the training file was read.
+    public func read(_ path: String, requireLabels: Bool, skipBadRows: Bool = false) throws -> RawTable {
+        try GBDTData.read(path, layout: pipeline.layout, settings: manifest.read, requireLabels: requireLabels, skipBadRows: skipBadRows)
+    }
+}

@@ -1,0 +1,215 @@
+import ArgumentParser
+import Foundation
+import Funnel
+
+struct GBDT: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gbdt",
+        abstract: "Two-stage LightGBM install prediction (RecSys Challenge 2023): two-step and end-to-end models, calibration, ensemble.",
+        discussion: "Needs LightGBM's C library from the `lightgbm` Python wheel (`make deps`, or FUNNEL_LIGHTGBM_LIB=path/lib_lightgbm.so).",
+        subcommands: [GBDTTrain.self, GBDTPredict.self, GBDTEval.self])
+}
+
+extension TableLayoutPreset: ExpressibleByArgument {}
+
+/// Options for reading tables in the GBDT commands.
+struct GBDTDataOptions: ParsableArguments {
+    @Option(help: "Table layout: auto (RecSys 2023 when the header has f_0…f_79), recsys2023 or generic.")
+    var layout: TableLayoutPreset = .auto
+    @Option(help: "Generic layout: an integer day column (enables day of week and the temporal split).")
+    var dayColumn: String?
+    @OptionGroup var data: DataOptions
+}
+
+struct GBDTTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fit features and train P(like), P(install | like) and P(install) with early stopping; calibrate on the validation rows.")
+
+    @Option(help: "Training file. Without --valid it is split by day (config split: train 45–65, validate 66).")
+    var train: String
+    @Option(help: "Validation file (early stopping and calibration).") var valid: String?
+    @Option(help: "Output model directory.") var out: String
+    @Option(help: "YAML or JSON config (features, LightGBM parameters, split, ensemble, search).") var config: String?
+    @Option(help: "LightGBM threads (default: the config's, else all cores).") var threads: Int?
+    @Option(help: "Random seed (overrides the config's).") var seed: UInt64?
+    @OptionGroup var options: GBDTDataOptions
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        try guarded {
+            var cfg = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
+            if let seed { cfg.seed = seed }
+            let nThreads = try resolveThreads(threads ?? cfg.threads)
+            var readOptions = try options.data.readOptions()
+            readOptions.dayColumn = options.dayColumn
+            let loadStart = Date()
+            let (full, settings) = try GBDTData.readTraining(train, preset: options.layout, options: readOptions)
+            var notes = full.report.notes
+            let trainTable: RawTable, validTable: RawTable
+            if let valid {
+                trainTable = full
+                validTable = try GBDTData.read(valid, layout: full.layout, settings: settings, requireLabels: true,
+                                               skipBadRows: readOptions.skipBadRows)
+                notes += validTable.report.notes
+            } else {
+                (trainTable, validTable) = try GBDTData.split(full, by: cfg.split)
+                notes.append("\(train): days \(cfg.split.trainDays[0])-\(cfg.split.trainDays[1]) train (\(trainTable.rowCount) rows), "
+                             + "day \(cfg.split.validDay) validates (\(validTable.rowCount) rows)")
+            }
+            if !json {
+                for n in notes { Terminal.note(n) }
+                Terminal.note("read \(trainTable.rowCount) training and \(validTable.rowCount) validation rows "
+                              + "(\(settings.preset.rawValue) layout) in \(Terminal.duration(Date().timeIntervalSince(loadStart)))")
+            }
+            let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: cfg, read: settings,
+                                               threads: nThreads, notes: notes) { p in
+                guard !json else { return }
+                var line = "[\(p.model)] iteration \(p.iteration)/\(p.maxIterations)"
+                if let l = p.validLoss { line += String(format: "  valid logloss %.5f", l) }
+                if let b = p.bestLoss { line += String(format: "  best %.5f @%d", b, p.bestIteration) }
+                line += String(format: "  %.1f it/s", p.iterationsPerSecond)
+                Terminal.progress(line)
+            }
+            if !json { Terminal.progress("", final: false) }
+            try model.save(to: out)
+            let m = model.manifest
+            if json {
+                Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
+                                                   peakRSS: ResourceUsage.peakRSSMegabytes))
+            } else {
+                for c in m.components {
+                    print("\(c.role.rawValue): \(c.trainRows) rows, best iteration \(c.bestIteration)/\(c.iterations)"
+                          + (c.bestValidLogLoss.map { String(format: ", valid logloss %.5f", $0) } ?? "")
+                          + String(format: ", %.1fs", c.seconds))
+                }
+                print(String(format: "calibration ω: two-step %.4f, end-to-end %.4f", m.calibration.twoStep, m.calibration.endToEnd))
+                print(GBDTReportTable.render(m.validation, title: "validation rows (\(m.validRows))"))
+                print("trained on \(m.trainRows) rows with \(model.pipeline.featureNames.count) features in "
+                      + "\(Terminal.duration(m.seconds)); saved to \(out)")
+            }
+        }
+    }
+}
+
+struct GBDTTrainOutput: Encodable {
+    var out: String
+    var manifest: GBDTManifest
+    var features: Int
+    var peakRSS: Double
+
+    enum CodingKeys: String, CodingKey {
+        case out, features, calibration, components, validation, seconds
+        case trainRows = "train_rows", validRows = "valid_rows", peakRSS = "peak_rss_mb", readNotes = "read_notes"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(out, forKey: .out)
+        try c.encode(features, forKey: .features)
+        try c.encode(manifest.calibration, forKey: .calibration)
+        try c.encode(manifest.components, forKey: .components)
+        try c.encode(manifest.validation, forKey: .validation)
+        try c.encode(manifest.seconds, forKey: .seconds)
+        try c.encode(manifest.trainRows, forKey: .trainRows)
+        try c.encode(manifest.validRows, forKey: .validRows)
+        try c.encode(manifest.readNotes, forKey: .readNotes)
+        try c.encode(peakRSS, forKey: .peakRSS)
+    }
+}
+
+/// Reads `--data`, optionally keeping one day.
+private func readRows(_ model: TwoStageGBDT, path: String, day: Int?, requireLabels: Bool, skipBadRows: Bool) throws -> RawTable {
+    let table = try model.read(path, requireLabels: requireLabels, skipBadRows: skipBadRows)
+    guard let day else { return table }
+    guard !table.days.isEmpty else { throw DataError(file: path, "--day needs a day column") }
+    let kept = table.filter { $0 == day }
+    guard kept.rowCount > 0 else { throw DataError(file: path, "no rows on day \(day)") }
+    return kept
+}
+
+struct GBDTPredict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Write p_install (the calibrated ensemble) and its parts for every input row, in input order.")
+
+    @Option(help: "GBDT model directory.") var model: String
+    @Option(help: "File in the training layout (labels may be absent).") var data: String
+    @Option(help: "Output CSV.") var out: String
+    @Option(help: "Only rows of this day.") var day: Int?
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
+    @Flag(help: "Print a JSON summary.") var json = false
+
+    func run() throws {
+        try guarded {
+            let nThreads = try resolveThreads(threads)
+            let m = try TwoStageGBDT.load(from: model)
+            let table = try readRows(m, path: data, day: day, requireLabels: false, skipBadRows: skipBadRows)
+            if !json { for n in table.report.notes { Terminal.note(n) } }
+            let start = Date()
+            let p = try m.predict(table, threads: nThreads)
+            let seconds = Date().timeIntervalSince(start)
+            var w = CSVWriter()
+            w.append("p_install,p_like,p_install_given_like,p_two_step,p_end_to_end\n")
+            for i in 0..<p.rows {
+                for (k, v) in [p.ensemble[i], p.like[i], p.installGivenLike[i], p.twoStep[i], p.endToEnd[i]].enumerated() {
+                    if k > 0 { w.comma() }
+                    w.append(String(v))
+                }
+                w.newline()
+            }
+            try AtomicFile.write(w.data, to: out)
+            let rate = seconds > 0 ? Double(p.rows) / seconds : 0
+            if json {
+                Terminal.printJSON(["rows": Double(p.rows), "predict_rows_per_second": rate,
+                                    "skipped_rows": Double(table.report.skippedTotal)])
+            } else {
+                print("wrote \(p.rows) predictions to \(out) (\(Terminal.rate(rate)) rows/s)")
+            }
+        }
+    }
+}
+
+struct GBDTEval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Log loss and AUC of is_installed for each row of the paper's Table 5 (all rows of --data).")
+
+    @Option(help: "GBDT model directory.") var model: String
+    @Option(help: "Labelled file in the training layout.") var data: String
+    @Option(help: "Only rows of this day (e.g. 67, the test day).") var day: Int?
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        try guarded {
+            let nThreads = try resolveThreads(threads)
+            let m = try TwoStageGBDT.load(from: model)
+            let table = try readRows(m, path: data, day: day, requireLabels: true, skipBadRows: skipBadRows)
+            if !json { for n in table.report.notes { Terminal.note(n) } }
+            let report = GBDTEvaluation.evaluate(try m.predict(table, threads: nThreads), on: table)
+            if json {
+                Terminal.printJSON(report)
+            } else {
+                print(GBDTReportTable.render(report, title: data + (day.map { " day \($0)" } ?? "")))
+            }
+        }
+    }
+}
+
+/// The Table 5 report as text.
+enum GBDTReportTable {
+    static func render(_ r: GBDTEvaluation, title: String) -> String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.5f", $0) } ?? "  n/a  " }
+        var s = "is_installed on \(title): \(r.rows) rows, \(r.installs) installs (rate \(String(format: "%.4f", r.installRate)))"
+        if let a = r.likeAUC { s += String(format: "; like model AUC on is_like %.5f", a) }
+        s += "\n" + "model".padding(toLength: 24, withPad: " ", startingAt: 0) + "logloss    AUC        mean p"
+        for row in r.models {
+            s += "\n" + row.model.padding(toLength: 24, withPad: " ", startingAt: 0)
+                + "\(f(row.logLoss))    \(f(row.auc))    \(String(format: "%.4f", row.meanPrediction))"
+        }
+        return s
+    }
+}
