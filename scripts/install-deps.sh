@@ -2,6 +2,7 @@
 # Installs what Funnel's build and tests need, only when missing (Debian/Ubuntu):
 #   libopenblas-dev + pkg-config  (linked by the COpenBLAS system-library target)
 #   python3 safetensors + numpy   (a test proves weights.safetensors opens in Python)
+#   python3 lightgbm==4.7.0       (lib_lightgbm.so for `funnel gbdt`, and the parity test)
 set -euo pipefail
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
@@ -18,4 +19,11 @@ if ! python3 -c "import safetensors.numpy, numpy" 2>/dev/null; then
   echo "installing: python safetensors numpy" >&2
   python3 -m pip install --quiet safetensors numpy 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages safetensors numpy
+fi
+# LightGBM's C library for `funnel gbdt` (loaded at run time; the neural part never needs it),
+# and the Python package the parity test compares against: one wheel gives both.
+if ! python3 -c "import lightgbm, numpy; assert lightgbm.__version__ == '4.7.0'" 2>/dev/null; then
+  echo "installing: python lightgbm==4.7.0" >&2
+  python3 -m pip install --quiet "lightgbm==4.7.0" numpy 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "lightgbm==4.7.0" numpy
 fi

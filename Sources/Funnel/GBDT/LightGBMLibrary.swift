@@ -116,13 +116,18 @@ public final class LightGBMLibrary: @unchecked Sendable {
         return try result.get()
     }
 
+    /// Opens one specific library file (what `FUNNEL_LIGHTGBM_LIB` names).
+    public static func open(path: String, origin: String = "") throws -> LightGBMLibrary {
+        guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let why = dlerror().map { String(cString: $0) } ?? "unknown reason"
+            throw FunnelError("LightGBM not found: \(origin)\(path) cannot be loaded (\(why)); \(installHint)")
+        }
+        return try LightGBMLibrary(path: path, handle: h)
+    }
+
     private static func load() throws -> LightGBMLibrary {
         if let explicit = ProcessInfo.processInfo.environment["FUNNEL_LIGHTGBM_LIB"], !explicit.isEmpty {
-            guard let h = dlopen(explicit, RTLD_NOW | RTLD_LOCAL) else {
-                let why = dlerror().map { String(cString: $0) } ?? "unknown reason"
-                throw FunnelError("LightGBM not found: FUNNEL_LIGHTGBM_LIB=\(explicit) cannot be loaded (\(why)); \(installHint)")
-            }
-            return try LightGBMLibrary(path: explicit, handle: h)
+            return try open(path: explicit, origin: "FUNNEL_LIGHTGBM_LIB=")
         }
         if let h = dlopen("lib_lightgbm.so", RTLD_NOW | RTLD_LOCAL) {
             return try LightGBMLibrary(path: "lib_lightgbm.so", handle: h)
