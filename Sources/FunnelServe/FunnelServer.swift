@@ -140,30 +140,19 @@ public final class FunnelServer: @unchecked Sendable {
             return (FunnelServer.error(RequestError("\(rows.count) rows exceed the limit of \(configuration.maxRowsPerRequest) per request",
                                                     status: 413)), rows.count)
         }
-        let data: EncodedDataset
-        do { data = try model.decoder.decode(rows) } catch let e as RequestError {
+        var w = CSVWriter()
+        w.append("{\"predictions\":")
+        let count: Int
+        do { count = try await model.predict(rows, into: &w) } catch let e as RequestError {
             return (FunnelServer.error(e), rows.count)
         } catch {
             return (FunnelServer.error(RequestError("\(error)")), rows.count)
         }
-        let p = await model.predict(data)
-        // Written by hand: the response is numbers in a fixed shape, and Foundation's encoder
-        // cost more than the forward pass.
-        var w = CSVWriter()
-        func value(_ v: Float) { if v.isNaN { w.append("null") } else { w.appendFloat(v) } }
-        w.append("{\"predictions\":[")
-        for r in 0..<data.rowCount {
-            if r > 0 { w.comma() }
-            w.append("{\"pctr\":"); value(p.ctr[r])
-            w.append(",\"pcvr\":"); value(p.cvr[r])
-            w.append(",\"pctcvr\":"); value(p.ctcvr[r])
-            w.append("}")
-        }
-        w.append("],\"model\":")
+        w.append(",\"model\":")
         w.append(model.summaryJSON)
         w.append("}")
         return (Response(status: .ok, headers: [.contentType: "application/json"],
-                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes))), data.rowCount)
+                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes))), count)
     }
 
     public func router() -> Router<BasicRequestContext> {

@@ -21,44 +21,101 @@ actor WorkerPool {
 }
 
 /// A loaded model ready to serve: immutable once built, so a reload swaps in a new one while
-/// requests that started on the old one finish on it.
+/// requests that started on the old one finish on it. Neural model directories answer
+/// pctr/pcvr/pctcvr; GBDT model directories answer p_install (and its parts).
 public final class ServedModel: @unchecked Sendable {
+    enum Backend {
+        case neural(TrainedModel, RowDecoder, WorkerPool)
+        case gbdt(TwoStageGBDT, GBDTRowDecoder)
+    }
+
     public let path: String
-    public let model: TrainedModel
-    public let decoder: RowDecoder
     public let loadedAt: Date
-    let pool: WorkerPool
-    /// `{"path", "kind", "weights_checksum"}`, attached to every prediction response.
+    let backend: Backend
+    /// `{"path", "kind", …checksum}`, attached to every prediction response.
     let summaryJSON: String
 
-    /// Loads and fully validates `path` (manifest, checksum, every tensor shape).
+    /// Loads and fully validates `path` (manifest, checksums, every tensor shape or model file).
     public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool) throws {
         self.path = path
-        model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
-        decoder = RowDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields)
         loadedAt = Date()
-        pool = WorkerPool(workers: workers)
-        let summary: [String: Any] = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]
+        let summary: [String: Any]
+        switch try ModelDirectoryKind.detect(path) {
+        case .neural:
+            let model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
+            backend = .neural(model, RowDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
+                              WorkerPool(workers: workers))
+            summary = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]
+        case .gbdt:
+            let model = try TwoStageGBDT.load(from: path)
+            backend = .gbdt(model, GBDTRowDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
+                                                  rejectUnknownFields: rejectUnknownFields))
+            summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
+        }
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// The same batched forward pass as `funnel predict`, on one worker slot.
-    func predict(_ data: EncodedDataset) async -> Predictions {
-        let w = await pool.acquire()
-        defer { Task { await pool.release(w) } }
-        return model.network.predict(data, worker: w)
+    /// Decodes `rows` with the model's stored schema and writes the `predictions` array into `w`,
+    /// through the same batched prediction as `funnel predict` / `funnel gbdt predict`.
+    /// Returns the number of rows predicted.
+    func predict(_ rows: [[String: JSONValue]], into w: inout CSVWriter) async throws -> Int {
+        switch backend {
+        case .neural(let model, let decoder, let pool):
+            let data = try decoder.decode(rows)
+            let slot = await pool.acquire()
+            let p = model.network.predict(data, worker: slot)
+            await pool.release(slot)
+            func value(_ v: Float) { if v.isNaN { w.append("null") } else { w.appendFloat(v) } }
+            w.append("[")
+            for r in 0..<data.rowCount {
+                if r > 0 { w.comma() }
+                w.append("{\"pctr\":"); value(p.ctr[r])
+                w.append(",\"pcvr\":"); value(p.cvr[r])
+                w.append(",\"pctcvr\":"); value(p.ctcvr[r])
+                w.append("}")
+            }
+            w.append("]")
+            return data.rowCount
+        case .gbdt(let model, let decoder):
+            let table = try decoder.decode(rows)
+            let p: GBDTPredictions
+            do { p = try model.predict(table, threads: 1) } catch { throw RequestError("\(error)", status: 422) }
+            w.append("[")
+            for r in 0..<p.rows {
+                if r > 0 { w.comma() }
+                w.append("{\"p_install\":\(p.ensemble[r]),\"p_like\":\(p.like[r]),\"p_install_given_like\":\(p.installGivenLike[r])")
+                w.append(",\"p_two_step\":\(p.twoStep[r]),\"p_end_to_end\":\(p.endToEnd[r])}")
+            }
+            w.append("]")
+            return p.rows
+        }
     }
 
     public var metadata: [String: Any] {
-        let c = model.config
-        var out: [String: Any] = [
-            "path": path, "kind": c.kind.rawValue, "arch": c.trunk.rawValue,
-            "loaded_at": ISO8601DateFormatter().string(from: loadedAt),
-            "weights_checksum": model.manifest.weightsChecksum, "format_version": model.manifest.formatVersion,
-            "categorical": model.schema.layout.categorical, "dense": model.schema.layout.dense,
-            "outputs": ["pctr", "pcvr", "pctcvr"],
-        ]
-        if let t = model.manifest.training { out["trained_rows"] = t.rows }
-        return out
+        switch backend {
+        case .neural(let model, _, _):
+            let c = model.config
+            var out: [String: Any] = [
+                "path": path, "kind": c.kind.rawValue, "arch": c.trunk.rawValue,
+                "loaded_at": ISO8601DateFormatter().string(from: loadedAt),
+                "weights_checksum": model.manifest.weightsChecksum, "format_version": model.manifest.formatVersion,
+                "categorical": model.schema.layout.categorical, "dense": model.schema.layout.dense,
+                "outputs": ["pctr", "pcvr", "pctcvr"],
+            ]
+            if let t = model.manifest.training { out["trained_rows"] = t.rows }
+            return out
+        case .gbdt(let model, _):
+            let m = model.manifest
+            var out: [String: Any] = [
+                "path": path, "kind": "gbdt-two-stage", "loaded_at": ISO8601DateFormatter().string(from: loadedAt),
+                "format_version": m.formatVersion, "features_checksum": m.featuresChecksum,
+                "categorical": model.pipeline.categorical, "dense": model.pipeline.numeric,
+                "outputs": ["p_install", "p_like", "p_install_given_like", "p_two_step", "p_end_to_end"],
+                "trained_rows": m.trainRows, "features": model.pipeline.featureNames.count,
+                "calibration": ["two_step": m.calibration.twoStep, "end_to_end": m.calibration.endToEnd],
+            ]
+            if let day = model.manifest.read.dayColumn, model.pipeline.hasDay { out["day_column"] = day }
+            return out
+        }
     }
 }

@@ -16,7 +16,7 @@ public struct RawTable {
     public var textTokens: [Int64: String] = [:]
     public var report: ReadReport
 
-    init(layout: TableLayout, hasLabels: Bool, file: String) {
+    public init(layout: TableLayout, hasLabels: Bool, file: String) {
         self.layout = layout
         self.hasLabels = hasLabels
         keys = Array(repeating: [], count: layout.categorical.count)

@@ -48,7 +48,8 @@ public enum GBDTData {
         o.inconsistent = .keep
         let csv = o.delimiter == probe.delimiter ? probe : try CSVFile(path: path, delimiter: o.delimiter)
         let layout = try TableReader.inferLayout(csv, options: o)
-        let table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
+        var table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
+        table.report.inconsistentKept = 0  // installs without a click are data here, not an inconsistency
         return (table, GBDTReadSettings(preset: resolved, delimiter: options.delimiter ?? (resolved == .recsys2023 ? 9 : nil),
                                         dayColumn: o.dayColumn))
     }
@@ -58,7 +59,9 @@ public enum GBDTData {
                             skipBadRows: Bool = false) throws -> RawTable {
         let o = settings.readOptions(skipBadRows: skipBadRows)
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
-        return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
+        var table = try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
+        table.report.inconsistentKept = 0
+        return table
     }
 
     /// Splits one day-stamped table by the temporal protocol (train days / validation day).
