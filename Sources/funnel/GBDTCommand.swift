@@ -203,7 +203,7 @@ struct GBDTEval: ParsableCommand {
 enum GBDTReportTable {
     static func render(_ r: GBDTEvaluation, title: String) -> String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.5f", $0) } ?? "  n/a  " }
-        var s = "is_installed on \(title): \(r.rows) rows, \(r.installs) installs (rate \(String(format: "%.4f", r.installRate)))"
+        var s = "\(r.target) on \(title): \(r.rows) rows, \(r.installs) positives (rate \(String(format: "%.4f", r.installRate)))"
         if let a = r.likeAUC { s += String(format: "; like model AUC on is_like %.5f", a) }
         s += "\n" + "model".padding(toLength: 24, withPad: " ", startingAt: 0) + "logloss    AUC        mean p"
         for row in r.models {

@@ -103,8 +103,11 @@ public final class CSVFile {
     }
 
     /// Calls `body` for every non-blank data line with its 1-based line number, the line's bytes
-    /// and its cells. Stops early when `body` returns false.
+    /// and its cells. Stops early when `body` returns false. With `releasePages`, the mapped pages
+    /// already scanned are handed back to the kernel every 64 MiB, so a single pass over a file of
+    /// any size keeps a bounded resident set (cells of earlier rows must not be touched again).
     public func forEachRow(
+        releasePages: Bool = false,
         _ body: (_ line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<Cell>) throws -> Bool
     ) throws {
         var cells: [Cell] = []
@@ -116,7 +119,15 @@ public final class CSVFile {
             let n = b.count
             var pos = bodyStart
             var line = 1
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let releaseEvery = 64 << 20
+            var released = 0
             while pos < n {
+                if releasePages && pos - released >= releaseEvery {
+                    let upTo = (pos / page) * page
+                    _ = madvise(UnsafeMutableRawPointer(mutating: base + released), upTo - released, MADV_DONTNEED)
+                    released = upTo
+                }
                 line += 1
                 let remaining = n - pos
                 let nl = memchr(base + pos, 10, remaining)

@@ -6,9 +6,7 @@ public enum DatasetLoader {
         throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
     {
         guard minCount >= 1 else { throw FunnelError("--min-count must be at least 1") }
-        let csv = try CSVFile(path: path, delimiter: options.delimiter)
-        let layout = try TableReader.inferLayout(csv, options: options)
-        let raw = try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
+        let raw = try TableSource.readTraining(path, options: options)
         let schema = FeatureSchema.fit(raw, minCount: minCount)
         return (schema, schema.encode(raw), raw.report)
     }
@@ -20,9 +18,7 @@ public enum DatasetLoader {
         -> (schema: FeatureSchema, train: EncodedDataset, days: [Int: EncodedDataset], report: ReadReport)
     {
         guard let dayColumn = options.dayColumn else { throw FunnelError("splitting by day needs a day column") }
-        let csv = try CSVFile(path: path, delimiter: options.delimiter)
-        let layout = try TableReader.inferLayout(csv, options: options)
-        let raw = try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
+        let raw = try TableSource.readTraining(path, options: options)
         let trainRaw = raw.filter { trainDays.contains($0) }
         guard trainRaw.rowCount > 0 else {
             throw DataError(file: path, column: dayColumn, "no rows on training days \(trainDays.lowerBound)-\(trainDays.upperBound)")
@@ -41,8 +37,7 @@ public enum DatasetLoader {
     public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool)
         throws -> (data: EncodedDataset, report: ReadReport)
     {
-        let csv = try CSVFile(path: path, delimiter: options.delimiter)
-        let raw = try TableReader.read(csv, layout: schema.layout, options: options, requireLabels: requireLabels)
+        let raw = try TableSource.read(path, layout: schema.layout, options: options, requireLabels: requireLabels)
         return (schema.encode(raw), raw.report)
     }
 

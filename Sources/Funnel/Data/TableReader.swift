@@ -3,7 +3,9 @@
 public enum TableReader {
     /// Resolves the label columns and infers every other column's role from its values:
     /// integers → categorical, decimals → dense, text → categorical; overrides win.
-    public static func inferLayout(_ csv: CSVFile, options: ReadOptions) throws -> TableLayout {
+    /// `sampleRows` limits inference to the first rows (a streaming `prepare` of a huge file);
+    /// nil scans them all.
+    public static func inferLayout(_ csv: CSVFile, options: ReadOptions, sampleRows: Int? = nil) throws -> TableLayout {
         let header = csv.header
         let click = options.clickColumn ?? "click"
         guard header.contains(click) else {
@@ -45,7 +47,7 @@ public enum TableReader {
                 let k = NumberParsing.classify(bytes + cells[i].start, cells[i].count)
                 if k > kinds[i] { kinds[i] = k }
             }
-            return true
+            return sampleRows.map { dataRows < $0 } ?? true
         }
         if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
         var categorical: [String] = [], dense: [String] = [], ignored: [String] = []
@@ -68,6 +70,17 @@ public enum TableReader {
     /// read when both label columns are present.
     public static func read(_ csv: CSVFile, layout: TableLayout, options: ReadOptions,
                             requireLabels: Bool) throws -> RawTable {
+        var table: RawTable?
+        _ = try readChunks(csv, layout: layout, options: options, requireLabels: requireLabels, chunkRows: .max) { table = $0 }
+        return table!
+    }
+
+    /// Streams `csv` against `layout` in tables of at most `chunkRows` kept rows, so a file of any
+    /// size is read in bounded memory (`funnel prepare`). Each chunk's `report` holds the counts so
+    /// far; the returned report is the whole file's. At least one chunk is delivered.
+    @discardableResult
+    public static func readChunks(_ csv: CSVFile, layout: TableLayout, options: ReadOptions, requireLabels: Bool,
+                                  chunkRows: Int, releasePages: Bool = false, sink: (RawTable) throws -> Void) throws -> ReadReport {
         let header = csv.header
         var index: [String: Int] = [:]
         for (i, n) in header.enumerated() { index[n] = i }
@@ -90,13 +103,15 @@ public enum TableReader {
         var dayIdx: Int?
         if let day = options.dayColumn { dayIdx = try column(day) }
         var table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
+        var keptTotal = 0, delivered = 0
+        var textTokens: [Int64: String] = [:]
         let expected = header.count
         let path = csv.path
         var dataRow = -1
         var denseRow = [Float](repeating: 0, count: denseIdx.count)
         var keyRow = [Int64](repeating: 0, count: catIdx.count)
 
-        try csv.forEachRow { line, bytes, cells in
+        try csv.forEachRow(releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
             table.report.dataLines += 1
             do {
@@ -135,8 +150,8 @@ public enum TableReader {
                 for (k, ci) in catIdx.enumerated() {
                     let cell = cells[ci]
                     let key = CategoryKey.of(bytes + cell.start, cell.count)
-                    if key < 0 && table.textTokens[key] == nil {
-                        table.textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
+                    if key < 0 && textTokens[key] == nil {
+                        textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
                     }
                     keyRow[k] = key
                 }
@@ -155,6 +170,16 @@ public enum TableReader {
                 table.sourceRows.append(Int32(dataRow))
                 if dayIdx != nil { table.days.append(dayValue) }
                 table.rowCount += 1
+                keptTotal += 1
+                if table.rowCount >= chunkRows {
+                    table.report.rowsKept = keptTotal
+                    table.textTokens = textTokens
+                    try sink(table)
+                    delivered += 1
+                    let report = table.report
+                    table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
+                    table.report = report
+                }
             } catch let problem as RowProblem {
                 guard options.skipBadRows else { throw problem.error }
                 table.report.skipped[problem.kind, default: 0] += 1
@@ -165,11 +190,13 @@ public enum TableReader {
             return true
         }
         if table.report.dataLines == 0 { throw DataError(file: path, "no data rows after the header") }
-        if table.rowCount == 0 {
+        if keptTotal == 0 {
             throw DataError(file: path, "no usable rows (\(table.report.dataLines) read, all dropped or skipped)")
         }
-        table.report.rowsKept = table.rowCount
-        return table
+        table.report.rowsKept = keptTotal
+        table.textTokens = textTokens
+        if table.rowCount > 0 || delivered == 0 { try sink(table) }
+        return table.report
     }
 
     private struct RowProblem: Error {

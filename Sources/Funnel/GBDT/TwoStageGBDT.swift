@@ -34,13 +34,15 @@ public struct GBDTEvaluationRow: Codable, Sendable {
 /// Table 5 on a labelled set of rows: every model's is_installed log loss and AUC (all rows), plus
 /// the like model's AUC on is_like.
 public struct GBDTEvaluation: Codable, Sendable {
+    /// The conversion label column (`is_installed` in the RecSys layout).
+    public var target: String
     public var rows: Int
     public var installs: Int
     public var installRate: Double
     public var likeAUC: Double?
     public var models: [GBDTEvaluationRow]
 
-    enum CodingKeys: String, CodingKey { case rows, installs, installRate = "install_rate", likeAUC = "auc_like", models }
+    enum CodingKeys: String, CodingKey { case target, rows, installs, installRate = "install_rate", likeAUC = "auc_like", models }
 
     public static func evaluate(_ p: GBDTPredictions, on table: RawTable) -> GBDTEvaluation {
         let install = table.conversion
@@ -52,7 +54,7 @@ public struct GBDTEvaluation: Codable, Sendable {
                                      auc: Metrics.auc(scores: f, labels: install),
                                      meanPrediction: values.reduce(0, +) / Double(max(values.count, 1)))
         }
-        return GBDTEvaluation(rows: table.rowCount, installs: installs,
+        return GBDTEvaluation(target: table.layout.conversionColumn, rows: table.rowCount, installs: installs,
                               installRate: Double(installs) / Double(max(table.rowCount, 1)),
                               likeAUC: Metrics.auc(scores: p.like.map { Float($0) }, labels: like), models: rows)
     }
@@ -220,7 +222,7 @@ public final class TwoStageGBDT: @unchecked Sendable {
         }
         let manifest = GBDTManifest(
             config: config, read: read, calibration: GBDTCalibration(twoStep: 1, endToEnd: 1), components: components,
-            validation: GBDTEvaluation(rows: 0, installs: 0, installRate: 0, likeAUC: nil, models: []),
+            validation: GBDTEvaluation(target: train.layout.conversionColumn, rows: 0, installs: 0, installRate: 0, likeAUC: nil, models: []),
             trainRows: train.rowCount, validRows: valid.rowCount, seconds: 0, readNotes: notes)
         let model = TwoStageGBDT(manifest: manifest, pipeline: pipeline, boosters: boosters, modelTexts: texts)
         // Calibration on the validation day, then the validation report with it applied.

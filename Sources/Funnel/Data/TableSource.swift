@@ -1,0 +1,73 @@
+/// Where a table comes from: a CSV/TSV file (parsed) or a `funnel prepare` cache (memory-mapped
+/// columns). Every command reads through here, so each accepts either.
+public enum TableSource {
+    /// Reads a training table: a CSV's layout is inferred with `options`; a cache brings the
+    /// layout it was prepared with (column-role options are then refused, not silently ignored).
+    public static func readTraining(_ path: String, options: ReadOptions) throws -> RawTable {
+        guard ColumnarCache.isCache(path) else {
+            let csv = try CSVFile(path: path, delimiter: options.delimiter)
+            let layout = try TableReader.inferLayout(csv, options: options)
+            return try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
+        }
+        if options.clickColumn != nil || options.conversionColumn != nil || !options.categorical.isEmpty
+            || !options.dense.isEmpty || !options.ignore.isEmpty {
+            throw DataError(file: path, "column roles of a cache are fixed by `funnel prepare`; give the column options there")
+        }
+        let cache = try ColumnarCache(path: path)
+        return try applyPolicy(cache.table(layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+    }
+
+    /// Reads a table against a known layout (a trained model's).
+    public static func read(_ path: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws -> RawTable {
+        guard ColumnarCache.isCache(path) else {
+            let csv = try CSVFile(path: path, delimiter: options.delimiter)
+            return try TableReader.read(csv, layout: layout, options: options, requireLabels: requireLabels)
+        }
+        let cache = try ColumnarCache(path: path)
+        return try applyPolicy(cache.table(layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn), options)
+    }
+
+    /// A cache keeps every row; the rows with conversion = 1 and click = 0 get the reading
+    /// command's `--inconsistent` policy here, as a CSV read would.
+    static func applyPolicy(_ table: RawTable, _ options: ReadOptions) throws -> RawTable {
+        guard table.hasLabels else { return table }
+        var t = table
+        t.report.inconsistentDropped = 0
+        t.report.inconsistentKept = 0
+        let bad = (0..<t.rowCount).filter { t.conversion[$0] == 1 && t.click[$0] == 0 }
+        guard !bad.isEmpty else { return t }
+        switch options.inconsistent {
+        case .keep:
+            t.report.inconsistentKept = bad.count
+            return t
+        case .error:
+            throw DataError(file: t.report.file, line: Int(t.sourceRows[bad[0]]) + 2, column: t.layout.conversionColumn,
+                            "conversion=1 with click=0 (use --inconsistent drop|keep)")
+        case .drop:
+            var keep = [Bool](repeating: true, count: t.rowCount)
+            for i in bad { keep[i] = false }
+            var out = t.filtered(keep)
+            out.report.inconsistentDropped = bad.count
+            out.report.rowsKept = out.rowCount
+            guard out.rowCount > 0 else { throw DataError(file: t.report.file, "no usable rows (all dropped)") }
+            return out
+        }
+    }
+}
+
+extension RawTable {
+    /// The rows whose `keep` flag is set.
+    func filtered(_ keep: [Bool]) -> RawTable {
+        var out = RawTable(layout: layout, hasLabels: hasLabels, file: report.file)
+        out.textTokens = textTokens
+        out.report = report
+        let idx = (0..<rowCount).filter { keep[$0] }
+        out.keys = keys.map { col in idx.map { col[$0] } }
+        out.dense = dense.map { col in idx.map { col[$0] } }
+        if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
+        if !days.isEmpty { out.days = idx.map { days[$0] } }
+        out.sourceRows = idx.map { sourceRows[$0] }
+        out.rowCount = idx.count
+        return out
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import XCTest
+@testable import Funnel
+
+/// `funnel prepare` caches read back exactly what the CSV reader produces, are refused when
+/// damaged, and feed every loader.
+final class ColumnarCacheTests: XCTestCase {
+    private var dir = ""
+    override func setUp() { dir = makeTempDirectory("funnel-cache") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    private let csvText = """
+        day,user,item,price,score,click,purchase
+        1,10,apple,1.5,,1,1
+        1,11,pear,2.5,0.25,0,0
+        2,10,,3.0,1e3,1,0
+        2,12,apple,,2,0,1
+        3,13,fig,4.25,-1,1,1
+        3,10,pear,5.0,0,0,0
+        4,11,apple,6.5,3,1,0
+
+        """
+
+    private func options() -> ReadOptions {
+        var o = ReadOptions()
+        o.dayColumn = "day"
+        return o
+    }
+
+    private func assertSame(_ a: RawTable, _ b: RawTable, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.rowCount, b.rowCount, file: file, line: line)
+        XCTAssertEqual(a.layout, b.layout, file: file, line: line)
+        XCTAssertEqual(a.keys, b.keys, file: file, line: line)
+        XCTAssertEqual(a.dense.map { $0.map(\.bitPattern) }, b.dense.map { $0.map(\.bitPattern) }, "NaN-exact", file: file, line: line)
+        XCTAssertEqual(a.click, b.click, file: file, line: line)
+        XCTAssertEqual(a.conversion, b.conversion, file: file, line: line)
+        XCTAssertEqual(a.days, b.days, file: file, line: line)
+        XCTAssertEqual(a.sourceRows, b.sourceRows, file: file, line: line)
+        XCTAssertEqual(a.textTokens, b.textTokens, file: file, line: line)
+    }
+
+    func testRoundTripEqualsTheCSVReaderAcrossRowGroups() throws {
+        let csvPath = writeFile(dir, "t.csv", csvText)
+        let cachePath = dir + "/t.fcache"
+        let summary = try ColumnarCache.prepare(source: csvPath, options: options(), to: cachePath, groupRows: 3)
+        XCTAssertEqual(summary.rows, 7)
+        XCTAssertEqual(summary.groups, 3)
+        XCTAssertTrue(ColumnarCache.isCache(cachePath))
+        XCTAssertFalse(ColumnarCache.isCache(csvPath))
+        for policy in InconsistentPolicy.allCases where policy != .error {
+            var o = options()
+            o.inconsistent = policy
+            let fromCSV = try TableSource.readTraining(csvPath, options: o)
+            let fromCache = try TableSource.readTraining(cachePath, options: o)
+            assertSame(fromCSV, fromCache)
+            XCTAssertEqual(fromCache.report.inconsistentDropped, fromCSV.report.inconsistentDropped)
+            XCTAssertEqual(fromCache.report.inconsistentKept, fromCSV.report.inconsistentKept)
+        }
+        var strict = options()
+        strict.inconsistent = .error
+        XCTAssertThrowsError(try TableSource.readTraining(cachePath, options: strict)) { e in
+            XCTAssertTrue("\(e)".contains(":5:"), "the line of the first conversion without a click: \(e)")
+        }
+        // Against a trained model's schema, through the encoded path every command uses.
+        let (schema, fromCSV, _) = try DatasetLoader.loadForTraining(csvPath, options: options(), minCount: 1)
+        let (fromCache, _) = try DatasetLoader.load(cachePath, schema: schema, options: options(), requireLabels: true)
+        XCTAssertEqual(fromCSV.ids, fromCache.ids)
+        XCTAssertEqual(fromCSV.dense, fromCache.dense)
+    }
+
+    func testColumnOptionsAreRefusedForACache() throws {
+        let cachePath = dir + "/t.fcache"
+        _ = try ColumnarCache.prepare(source: writeFile(dir, "t.csv", csvText), options: options(), to: cachePath)
+        var o = options()
+        o.categorical = ["price"]
+        XCTAssertThrowsError(try TableSource.readTraining(cachePath, options: o)) { e in
+            XCTAssertTrue("\(e)".contains("funnel prepare"), "\(e)")
+        }
+        var noDay = ReadOptions()
+        noDay.dayColumn = "week"
+        XCTAssertThrowsError(try TableSource.readTraining(cachePath, options: noDay))
+    }
+
+    func testDamagedCachesAreRefused() throws {
+        let cachePath = dir + "/t.fcache"
+        _ = try ColumnarCache.prepare(source: writeFile(dir, "t.csv", csvText), options: options(), to: cachePath, groupRows: 4)
+        let good = try Data(contentsOf: URL(fileURLWithPath: cachePath))
+        func expectError(_ bytes: Data, _ needle: String, _ what: String) throws {
+            let p = dir + "/bad.fcache"
+            try bytes.write(to: URL(fileURLWithPath: p))
+            XCTAssertThrowsError(try TableSource.readTraining(p, options: options()), what) { e in
+                XCTAssertTrue("\(e)".contains(needle), "\(what): \(e)")
+                XCTAssertTrue("\(e)".contains(p), "\(what): names the file: \(e)")
+            }
+        }
+        var flipped = good
+        flipped[20] ^= 0xFF  // inside the first row group
+        try expectError(flipped, "checksum", "flipped byte in a row group")
+        try expectError(good.prefix(good.count - 5), "truncated", "truncated file")
+        var version = good
+        version[7] = 9
+        try expectError(version, "version", "future version")
+        var footer = good
+        footer[good.count - 40] ^= 0x01  // inside the footer JSON
+        try expectError(footer, "footer", "damaged footer")
+        try expectError(Data("FUNNELC".utf8), "not a Funnel cache", "too short")
+    }
+
+    func testAtomicWriteLeavesNoTemporaryFile() throws {
+        let cachePath = dir + "/t.fcache"
+        _ = try ColumnarCache.prepare(source: writeFile(dir, "t.csv", csvText), options: options(), to: cachePath)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertFalse(names.contains { $0.contains(".tmp-") }, "\(names)")
+        // A bad source leaves no cache behind.
+        XCTAssertThrowsError(try ColumnarCache.prepare(source: writeFile(dir, "bad.csv", "a,click,purchase\n1,2,0\n"),
+                                                       options: ReadOptions(), to: dir + "/bad.fcache"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad.fcache"))
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir).contains { $0.contains(".tmp-") })
+    }
+}
