@@ -179,6 +179,7 @@ struct GBDTEval: ParsableCommand {
     @Option(help: "GBDT model directory.") var model: String
     @Option(help: "Labelled file in the training layout.") var data: String
     @Option(help: "Only rows of this day (e.g. 67, the test day).") var day: Int?
+    @Flag(help: "Only rows of the model's test day (its config's split.test_day, 67 by default).") var testDay = false
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -187,13 +188,15 @@ struct GBDTEval: ParsableCommand {
         try guarded {
             let nThreads = try resolveThreads(threads)
             let m = try TwoStageGBDT.load(from: model)
-            let table = try readRows(m, path: data, day: day, requireLabels: true, skipBadRows: skipBadRows)
+            guard !(testDay && day != nil) else { throw FunnelError("give --day or --test-day, not both") }
+            let only = testDay ? m.manifest.config.split.testDay : day
+            let table = try readRows(m, path: data, day: only, requireLabels: true, skipBadRows: skipBadRows)
             if !json { for n in table.report.notes { Terminal.note(n) } }
             let report = GBDTEvaluation.evaluate(try m.predict(table, threads: nThreads), on: table)
             if json {
                 Terminal.printJSON(report)
             } else {
-                print(GBDTReportTable.render(report, title: data + (day.map { " day \($0)" } ?? "")))
+                print(GBDTReportTable.render(report, title: data + (only.map { " day \($0)" } ?? "")))
             }
         }
     }
