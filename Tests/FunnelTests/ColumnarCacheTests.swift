@@ -118,3 +118,81 @@ final class ColumnarCacheTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir).contains { $0.contains(".tmp-") })
     }
 }
+
+/// Streaming training from a cache: the schema of one streaming pass equals the in-memory fit,
+/// every epoch visits every row once through bounded shuffle buffers, and the result is
+/// deterministic and as good as training in memory.
+final class StreamingTrainingTests: XCTestCase {
+    private static var dir = ""
+    private static var cache = ""
+
+    override class func setUp() {
+        dir = makeTempDirectory("funnel-stream")
+        var c = SimulatorConfig()
+        c.rows = 30_000; c.seed = 4; c.vocabScale = 0.02; c.ctr = 0.2; c.cvr = 0.2
+        _ = try! FunnelSimulator(config: c).write(to: dir)
+        cache = dir + "/train.fcache"
+        _ = try! ColumnarCache.prepare(source: dir + "/train.csv", options: ReadOptions(), to: cache, groupRows: 1_000)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func testStreamingSchemaEqualsInMemoryFit() throws {
+        let (schema, data, _) = try DatasetLoader.loadForTraining(Self.dir + "/train.csv", options: ReadOptions(), minCount: 2)
+        let fitted = try StreamingCacheChunks.fitSchema(try ColumnarCache(path: Self.cache), options: ReadOptions(), minCount: 2)
+        XCTAssertEqual(fitted.schema.fields.map(\.values), schema.fields.map(\.values))
+        XCTAssertEqual(fitted.schema.dense.map(\.mean), schema.dense.map(\.mean))
+        XCTAssertEqual(fitted.schema.dense.map(\.std), schema.dense.map(\.std))
+        XCTAssertEqual(fitted.rows, data.rowCount)
+        XCTAssertEqual(fitted.clicks, data.clickCount)
+        XCTAssertEqual(fitted.conversions, data.conversionCount)
+    }
+
+    func testEveryEpochVisitsEveryRowOnceInBoundedBuffers() throws {
+        let cache = try ColumnarCache(path: Self.cache)
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: ReadOptions(), minCount: 1)
+        let source = StreamingCacheChunks(cache: cache, schema: fitted.schema, options: ReadOptions(), bufferRows: 5_000,
+                                          rows: fitted.rows, clicks: fitted.clicks)
+        var orders: [[Int32]] = []
+        for epoch in 1...2 {
+            var seen: [Int32] = [], sizes: [Int] = []
+            try source.forEachChunk(epoch: epoch, stage: 0, seed: 1) { chunk in
+                sizes.append(chunk.rowCount)
+                seen += chunk.sourceRows
+            }
+            XCTAssertEqual(seen.count, fitted.rows)
+            XCTAssertEqual(Set(seen).count, fitted.rows, "each row once")
+            XCTAssertTrue(sizes.dropLast().allSatisfy { $0 >= 5_000 && $0 < 5_000 + 1_000 }, "\(sizes)")
+            orders.append(seen)
+        }
+        XCTAssertNotEqual(orders[0], orders[1], "group order is reshuffled per epoch")
+    }
+
+    func testStreamingTrainingIsDeterministicAndLearns() throws {
+        var config = ModelConfig(kind: .esmm)
+        config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256; config.seed = 3
+        config.epochs = 2; config.learningRate = 0.005
+        func streamed() throws -> FunnelNetwork {
+            let cache = try ColumnarCache(path: Self.cache)
+            let fitted = try StreamingCacheChunks.fitSchema(cache, options: ReadOptions(), minCount: 1)
+            let net = FunnelNetwork(config: config, embeddingRows: fitted.schema.embeddingRows, fields: fitted.schema.fields.count,
+                                    denseCount: fitted.schema.dense.count, workers: 2)
+            let source = StreamingCacheChunks(cache: cache, schema: fitted.schema, options: ReadOptions(), bufferRows: 4_000,
+                                              rows: fitted.rows, clicks: fitted.clicks)
+            _ = try Trainer(config: config).train(net, chunks: source)
+            return net
+        }
+        let a = try streamed(), b = try streamed()
+        XCTAssertEqual(a.parameters.map(\.value.array), b.parameters.map(\.value.array))
+
+        let (schema, data, _) = try DatasetLoader.loadForTraining(Self.dir + "/train.csv", options: ReadOptions(), minCount: 1)
+        let inMemory = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
+                                     denseCount: schema.dense.count, workers: 2)
+        _ = try Trainer(config: config).train(inMemory, on: data)
+        let (test, _) = try DatasetLoader.load(Self.dir + "/test.csv", schema: schema, options: ReadOptions(), requireLabels: true)
+        let streamedAUC = EvaluationReport.evaluate(a.predict(test), on: test).aucCTR!
+        let memoryAUC = EvaluationReport.evaluate(inMemory.predict(test), on: test).aucCTR!
+        XCTAssertEqual(streamedAUC, memoryAUC, accuracy: 0.02, "streamed \(streamedAUC) vs in memory \(memoryAUC)")
+        XCTAssertGreaterThan(streamedAUC, 0.55)
+    }
+}

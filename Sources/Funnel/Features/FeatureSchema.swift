@@ -62,26 +62,62 @@ public struct FeatureSchema: Codable, Sendable {
 
     /// Fits vocabularies (values seen at least `minCount` times) and dense mean/std on `raw`.
     public static func fit(_ raw: RawTable, minCount: Int) -> FeatureSchema {
-        var fields: [FieldVocabulary] = []
-        for (k, name) in raw.layout.categorical.enumerated() {
-            var counts: [Int64: Int] = [:]
-            for key in raw.keys[k] { counts[key, default: 0] += 1 }
-            let kept = counts.filter { $0.value >= max(minCount, 1) }.keys.sorted()
-            fields.append(FieldVocabulary(name: name, values: kept.map { raw.textTokens[$0] ?? String($0) }))
+        var acc = Accumulator(layout: raw.layout)
+        acc.add(raw)
+        return acc.schema(minCount: minCount)
+    }
+
+    /// Counts and running moments for fitting a schema over chunks of a table (a streamed cache);
+    /// chunks added in row order give exactly the schema of the whole table.
+    public struct Accumulator {
+        public let layout: TableLayout
+        var counts: [[Int64: Int]]
+        var moments: [(n: Double, mean: Double, m2: Double)]
+        var textTokens: [Int64: String] = [:]
+        public private(set) var rows = 0
+        public private(set) var clicks = 0
+        public private(set) var conversions = 0
+
+        public init(layout: TableLayout) {
+            self.layout = layout
+            counts = Array(repeating: [:], count: layout.categorical.count)
+            moments = Array(repeating: (0, 0, 0), count: layout.dense.count)
         }
-        var dense: [DenseStatistics] = []
-        for (k, name) in raw.layout.dense.enumerated() {
-            var n = 0.0, mean = 0.0, m2 = 0.0
-            for v in raw.dense[k] where !v.isNaN {
-                n += 1
-                let d = Double(v) - mean
-                mean += d / n
-                m2 += d * (Double(v) - mean)
+
+        public mutating func add(_ raw: RawTable) {
+            for k in 0..<layout.categorical.count {
+                for key in raw.keys[k] { counts[k][key, default: 0] += 1 }
             }
-            let std = n > 1 ? (m2 / n).squareRoot() : 0
-            dense.append(DenseStatistics(name: name, mean: mean, std: std > 1e-12 ? std : 1))
+            for k in 0..<layout.dense.count {
+                var (n, mean, m2) = moments[k]
+                for v in raw.dense[k] where !v.isNaN {
+                    n += 1
+                    let d = Double(v) - mean
+                    mean += d / n
+                    m2 += d * (Double(v) - mean)
+                }
+                moments[k] = (n, mean, m2)
+            }
+            textTokens.merge(raw.textTokens) { a, _ in a }
+            rows += raw.rowCount
+            clicks += Int(raw.click.reduce(0, +))
+            for i in 0..<min(raw.click.count, raw.conversion.count) where raw.click[i] == 1 && raw.conversion[i] == 1 { conversions += 1 }
         }
-        return FeatureSchema(layout: raw.layout, minCount: minCount, fields: fields, dense: dense)
+
+        public func schema(minCount: Int) -> FeatureSchema {
+            var fields: [FieldVocabulary] = []
+            for (k, name) in layout.categorical.enumerated() {
+                let kept = counts[k].filter { $0.value >= max(minCount, 1) }.keys.sorted()
+                fields.append(FieldVocabulary(name: name, values: kept.map { textTokens[$0] ?? String($0) }))
+            }
+            var dense: [DenseStatistics] = []
+            for (k, name) in layout.dense.enumerated() {
+                let (n, mean, m2) = moments[k]
+                let std = n > 1 ? (m2 / n).squareRoot() : 0
+                dense.append(DenseStatistics(name: name, mean: mean, std: std > 1e-12 ? std : 1))
+            }
+            return FeatureSchema(layout: layout, minCount: minCount, fields: fields, dense: dense)
+        }
     }
 
     /// A raw dense value as the model sees it: standardised with the training mean and std;

@@ -165,6 +165,19 @@ public final class ColumnarCache {
         return table
     }
 
+    /// Hands row group `g`'s mapped pages back to the kernel (a stream that has read the group
+    /// keeps its resident set bounded; the pages are read again from the file if needed).
+    public func release(group g: Int) {
+        let info = footer.groups[g]
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (info.offset + page - 1) / page * page
+        let end = (info.offset + Self.groupBytes(rows: info.rows, footer: footer)) / page * page
+        guard end > start else { return }
+        data.withUnsafeBytes { raw in
+            _ = madvise(UnsafeMutableRawPointer(mutating: raw.baseAddress! + start), end - start, MADV_DONTNEED)
+        }
+    }
+
     /// The whole cache as one table.
     public func table(layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws -> RawTable {
         var out = RawTable(layout: wanted, hasLabels: false, file: path)

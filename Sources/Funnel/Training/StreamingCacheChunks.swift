@@ -1,0 +1,97 @@
+import Foundation
+
+/// Training rows streamed from a `funnel prepare` cache through a shuffle buffer, so a data set
+/// of any size trains in bounded memory.
+///
+/// Each epoch visits the cache's row groups in a seeded random order, encodes them with the
+/// schema and collects `bufferRows` rows; the trainer then shuffles and trains on that buffer
+/// before the next is filled. Rows therefore mix across the groups of one buffer (and groups
+/// across the epoch), the usual block-plus-buffer shuffle of streaming trainers. The mapped pages
+/// of a group are released once it is encoded.
+public final class StreamingCacheChunks: TrainingChunks {
+    public let cache: ColumnarCache
+    public let schema: FeatureSchema
+    public let options: ReadOptions
+    public let bufferRows: Int
+    /// Rows and clicked rows after the read policy (counted by `fitSchema`).
+    public let rows: Int
+    public let clicks: Int
+
+    public init(cache: ColumnarCache, schema: FeatureSchema, options: ReadOptions, bufferRows: Int, rows: Int, clicks: Int) {
+        self.cache = cache
+        self.schema = schema
+        self.options = options
+        self.bufferRows = max(1, bufferRows)
+        self.rows = rows
+        self.clicks = clicks
+    }
+
+    /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
+    /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
+    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int) throws
+        -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport)
+    {
+        var acc = FeatureSchema.Accumulator(layout: cache.layout)
+        var report = cache.footer.report
+        report.inconsistentDropped = 0
+        report.inconsistentKept = 0
+        for g in 0..<cache.footer.groups.count {
+            let part = try TableSource.applyPolicy(
+                cache.group(g, layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+            report.inconsistentDropped += part.report.inconsistentDropped
+            report.inconsistentKept += part.report.inconsistentKept
+            acc.add(part)
+            cache.release(group: g)
+        }
+        guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
+        report.rowsKept = acc.rows
+        return (acc.schema(minCount: minCount), acc.rows, acc.clicks, acc.conversions, report)
+    }
+
+    public var fields: Int { schema.fields.count }
+    public var denseCount: Int { schema.dense.count }
+    public var isSingleChunk: Bool { false }
+
+    public func estimatedRows(of space: SampleSpace, config: ModelConfig) -> Int {
+        switch space {
+        case .all: return rows
+        case .clicked: return clicks
+        case .clickedWithSampledNegatives: return clicks + Int(Double(rows - clicks) * config.negativeRate)
+        case .clickedWithOversampledConversions: return clicks
+        }
+    }
+
+    public func forEachChunk(epoch: Int, stage: Int, seed: UInt64, _ body: (EncodedDataset) throws -> Void) throws {
+        var order = (0..<Int32(cache.footer.groups.count)).map { $0 }
+        var rng = RandomSource(seed: seed, stream: 30_000 + UInt64(stage) * 1_000 + UInt64(epoch))
+        rng.shuffle(&order)
+        let f = fields, d = denseCount
+        var ids: [Int32] = [], dense: [Float] = [], click: [Float] = [], conversion: [Float] = [], source: [Int32] = []
+        func reserve() {
+            ids.reserveCapacity(bufferRows * f); dense.reserveCapacity(bufferRows * d)
+            click.reserveCapacity(bufferRows); conversion.reserveCapacity(bufferRows); source.reserveCapacity(bufferRows)
+        }
+        func emit() throws {
+            guard !click.isEmpty else { return }
+            let chunk = EncodedDataset(rowCount: click.count, fields: f, denseCount: d, ids: ids, dense: dense,
+                                       click: click, conversion: conversion, sourceRows: source)
+            ids = []; dense = []; click = []; conversion = []; source = []
+            try body(chunk)
+            reserve()
+        }
+        reserve()
+        for g in order {
+            let raw = try TableSource.applyPolicy(
+                cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+            cache.release(group: Int(g))
+            let encoded = schema.encode(raw)
+            ids += encoded.ids
+            dense += encoded.dense
+            click += encoded.click!
+            conversion += encoded.conversion!
+            source += encoded.sourceRows
+            if click.count >= bufferRows { try emit() }
+        }
+        try emit()
+    }
+}
