@@ -249,7 +249,7 @@ public struct GBDTConfig: Codable, Equatable, Sendable {
         } catch let e as FunnelError {
             throw e
         } catch {
-            throw FunnelError("\(path): invalid config: \(Self.describe(error))")
+            throw FunnelError("\(path): invalid config: \(DecodingErrorText.describe(error))")
         }
         try config.validate()
         return config
@@ -274,17 +274,6 @@ public struct GBDTConfig: Codable, Equatable, Sendable {
                 throw FunnelError("\(path): unknown key '\(prefix.isEmpty ? k : prefix + "." + k)' (known: \(known.sorted().joined(separator: ", ")))")
             }
             for (k, v) in dict { try checkKeys(v, path: path, at: prefix.isEmpty ? k : prefix + "." + k) }
-        }
-    }
-
-    static func describe(_ error: Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let ctx):
-            return "missing key '\(key.stringValue)' at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
-            return "\(ctx.debugDescription) at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
-        default:
-            return "\(error)"
         }
     }
 }

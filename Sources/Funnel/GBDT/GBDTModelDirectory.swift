@@ -54,7 +54,7 @@ extension TwoStageGBDT {
         }
         let manifest: GBDTManifest
         do { manifest = try JSONDecoder().decode(GBDTManifest.self, from: data) } catch {
-            throw FunnelError("\(path): cannot read GBDT manifest: \(GBDTConfig.describe(error))")
+            throw FunnelError("\(path): cannot read GBDT manifest: \(DecodingErrorText.describe(error))")
         }
         let featuresPath = dir + "/" + manifest.featuresFile
         guard let features = FileManager.default.contents(atPath: featuresPath) else { throw FunnelError("\(featuresPath): not found") }
@@ -63,7 +63,7 @@ extension TwoStageGBDT {
         }
         let pipeline: TabularFeaturePipeline
         do { pipeline = try JSONDecoder().decode(TabularFeaturePipeline.self, from: features) } catch {
-            throw FunnelError("\(featuresPath): cannot read the fitted features: \(GBDTConfig.describe(error))")
+            throw FunnelError("\(featuresPath): cannot read the fitted features: \(DecodingErrorText.describe(error))")
         }
         var boosters: [GBDTModelRole: LightGBMBooster] = [:]
         var texts: [GBDTModelRole: String] = [:]

@@ -103,7 +103,7 @@ public struct TrainedModel {
         } catch let e as FunnelError {
             throw e
         } catch {
-            throw FunnelError("\(manifestPath): cannot read model manifest: \(describe(error))")
+            throw FunnelError("\(manifestPath): cannot read model manifest: \(DecodingErrorText.describe(error))")
         }
         try m.config.validate()
         let weightsPath = dir + "/" + m.weightsFile
@@ -149,17 +149,6 @@ public struct TrainedModel {
             ($0.name, SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array))
         })
         try copy(tensors, into: net, path: dir + "/" + saved.manifest.weightsFile)
-    }
-
-    private static func describe(_ error: Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let ctx):
-            return "missing key '\(key.stringValue)' at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
-            return "\(ctx.debugDescription) at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
-        default:
-            return "\(error)"
-        }
     }
 }
 
