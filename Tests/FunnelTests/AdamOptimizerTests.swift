@@ -32,4 +32,26 @@ final class AdamOptimizerTests: XCTestCase {
         XCTAssertEqual(p.value.array, [1, 1, 1, 1, 0.5, 1.5, 1, 1])
         XCTAssertEqual(p.moment1!.array[0..<4], [0, 0, 0, 0], "untouched rows keep zero moments")
     }
+
+    /// The update split across threads is element for element the single-threaded one.
+    func testSplittingAcrossWorkersChangesNothing() {
+        func parameters() -> [Parameter] {
+            var rng = RandomSource(seed: 4)
+            let dense = Parameter(name: "w", shape: [300, 200])
+            let embedding = Parameter(name: "e", shape: [5_000, 18], sparse: true, maxTouchedRows: 3_000)
+            for i in 0..<dense.count { dense.value[i] = Float(rng.normal()); dense.grad[i] = Float(rng.normal()) }
+            for i in 0..<embedding.count { embedding.value[i] = Float(rng.normal()) }
+            embedding.touchedRows = (0..<3_000).map { Int32(($0 * 7) % 5_000) }
+            for i in 0..<(3_000 * 18) { embedding.rowGradients[i] = Float(rng.normal()) }
+            return [dense, embedding]
+        }
+        let one = parameters(), two = parameters()
+        let a = AdamOptimizer(learningRate: 0.01, l2: 0.001), b = AdamOptimizer(learningRate: 0.01, l2: 0.001, workers: 2)
+        for _ in 0..<3 { a.apply(one); b.apply(two) }
+        for (x, y) in zip(one, two) {
+            XCTAssertEqual(x.value.array, y.value.array, x.name)
+            XCTAssertEqual(x.moment2!.array, y.moment2!.array, x.name)
+        }
+        XCTAssertNotEqual(one[0].value.array, parameters()[0].value.array, "the update did something")
+    }
 }

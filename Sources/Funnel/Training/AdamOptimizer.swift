@@ -12,14 +12,25 @@ public final class AdamOptimizer {
     public let epsilon: Float
     public let l2: Float
     public private(set) var step: Int = 0
+    /// Threads sharing an update. Every element's update is independent of every other's, so
+    /// splitting the work changes nothing in the result, only the time.
+    public let workers: Int
 
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
-                epsilon: Float = 1e-8, l2: Float = 0) {
+                epsilon: Float = 1e-8, l2: Float = 0, workers: Int = 1) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.l2 = l2
+        self.workers = max(1, workers)
+    }
+
+    /// A contiguous piece of one update: `count` elements of `w`/`g`/`m`/`v`.
+    private struct Span {
+        var w: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>
+        var m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+        var count: Int
     }
 
     /// Applies one update to `parameters` from their current gradients.
@@ -31,6 +42,10 @@ public final class AdamOptimizer {
         // Folding the bias corrections into the step size: w −= lr·√c2/c1 · m / (√v + ε·√c2).
         let stepSize = learningRate * c2.squareRoot() / c1
         let epsHat = epsilon * c2.squareRoot()
+        // Collect the contiguous spans to update (whole dense tensors, touched embedding rows),
+        // then share them out by element count.
+        var spans: [Span] = []
+        var total = 0
         for p in parameters {
             if p.moment1 == nil {
                 p.moment1 = FloatBuffer(count: p.count)
@@ -42,10 +57,30 @@ public final class AdamOptimizer {
                 let g = p.rowGradients.base
                 for (slot, row) in p.touchedRows.enumerated() {
                     let off = Int(row) * width
-                    update(w + off, g + slot * width, m + off, v + off, width, stepSize, epsHat)
+                    spans.append(Span(w: w + off, g: g + slot * width, m: m + off, v: v + off, count: width))
                 }
+                total += p.touchedRows.count * width
             } else {
-                update(w, p.grad.base, m, v, p.count, stepSize, epsHat)
+                spans.append(Span(w: w, g: p.grad.base, m: m, v: v, count: p.count))
+                total += p.count
+            }
+        }
+        let pieces = total >= 65_536 ? workers : 1
+        let share = (total + pieces - 1) / pieces
+        spans.withUnsafeBufferPointer { all in
+            Parallel.forEach(pieces) { k in
+                // Elements [k·share, (k+1)·share) of the concatenated spans.
+                let lo = k * share, hi = min(total, lo + share)
+                var at = 0
+                for s in all {
+                    let a = max(lo, at), b = min(hi, at + s.count)
+                    if a < b {
+                        let o = a - at
+                        update(s.w + o, s.g + o, s.m + o, s.v + o, b - a, stepSize, epsHat)
+                    }
+                    at += s.count
+                    if at >= hi { break }
+                }
             }
         }
     }

@@ -73,7 +73,7 @@ public final class Trainer {
             let objective = stage.objective
             let optimizer = AdamOptimizer(
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
-                epsilon: Float(config.epsilon), l2: Float(config.l2))
+                epsilon: Float(config.epsilon), l2: Float(config.l2), workers: workers)
             let params = network.parameters(for: objective)
             let epochs = config.epochs(for: stage.space)
             // Data held in memory is one chunk whose row order carries over from epoch to epoch.
