@@ -54,4 +54,26 @@ final class AdamOptimizerTests: XCTestCase {
         }
         XCTAssertNotEqual(one[0].value.array, parameters()[0].value.array, "the update did something")
     }
+
+    /// The sixteen-lane update equals the plain scalar formula bit for bit (lanes and tail).
+    func testVectorisedUpdateIsBitIdenticalToScalar() {
+        var rng = RandomSource(seed: 9)
+        let n = 37
+        let p = Parameter(name: "w", shape: [n])
+        var w = [Float](), g = [Float]()
+        for i in 0..<n {
+            p.value[i] = Float(rng.normal()); p.grad[i] = Float(rng.normal())
+            w.append(p.value[i]); g.append(p.grad[i])
+        }
+        let lr: Float = 0.01, l2: Float = 0.001, b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
+        AdamOptimizer(learningRate: lr, l2: l2).apply([p])
+        let c1 = Float(1 - pow(Double(b1), 1)), c2 = Float(1 - pow(Double(b2), 1))
+        let stepSize = lr * c2.squareRoot() / c1, epsHat = eps * c2.squareRoot()
+        for i in 0..<n {
+            let gi = g[i] + l2 * w[i]
+            let mi = b1 * 0 + (1 - b1) * gi
+            let vi = b2 * 0 + (1 - b2) * gi * gi
+            XCTAssertEqual(p.value[i].bitPattern, (w[i] - stepSize * mi / (vi.squareRoot() + epsHat)).bitPattern, "element \(i)")
+        }
+    }
 }
