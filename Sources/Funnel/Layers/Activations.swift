@@ -2,16 +2,34 @@ import Foundation
 
 /// Element-wise activations as forward/backward pairs over raw buffers.
 public enum ReLU {
-    /// In place: x ← max(x, 0).
+    // Sixteen lanes at a time: the scalar loops compile to compare-and-branch code (Swift's `max`
+    // keeps NaN, and two pointers may alias), which cost more than the GEMMs' epilogue deserves.
+    // Each lane computes exactly the scalar expression, so results are bit-identical.
+    private typealias V = SIMD16<Float>
+
+    /// In place: x ← max(x, 0) (Swift's `max(x, 0)`: `0 >= x ? 0 : x`, so −0 → +0 and NaN stays NaN).
     @inline(__always)
     public static func forward(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = max(x[i], 0) }
+        var i = 0
+        while i + 16 <= count {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: v.replacing(with: 0, where: v .<= 0), as: V.self)
+            i += 16
+        }
+        while i < count { x[i] = max(x[i], 0); i += 1 }
     }
 
     /// dx ← dy · 1[y > 0], in place on `dy`, given the forward output `y`.
     @inline(__always)
     public static func backward(output y: UnsafePointer<Float>, gradient dy: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { dy[i] = y[i] > 0 ? dy[i] : 0 }
+        var i = 0
+        while i + 16 <= count {
+            let g = UnsafeRawPointer(dy + i).loadUnaligned(as: V.self)
+            let out = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(dy + i).storeBytes(of: g.replacing(with: 0, where: .!(out .> 0)), as: V.self)
+            i += 16
+        }
+        while i < count { dy[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
     }
 }
 

@@ -38,10 +38,10 @@ public final class EmbeddingLayer {
             let row = out + b * width
             let rid = ids + b * fields
             for f in 0..<fields {
-                (row + f * dim).update(from: w + Int(rid[f]) * dim, count: dim)
+                copyShort(row + f * dim, w + Int(rid[f]) * dim, dim)
             }
             if denseCount > 0 {
-                (row + fields * dim).update(from: dense + b * denseCount, count: denseCount)
+                copyShort(row + fields * dim, dense + b * denseCount, denseCount)
             }
         }
     }
@@ -62,7 +62,7 @@ public final class EmbeddingLayer {
                     let s = slots[r]
                     if s < 0 {
                         slots[r] = Int32(grad.touchedRows.count)
-                        (g + grad.touchedRows.count * dim).update(from: src + f * dim, count: dim)
+                        copyShort(g + grad.touchedRows.count * dim, src + f * dim, dim)
                         grad.touchedRows.append(Int32(r))
                     } else {
                         let dst = g + Int(s) * dim
@@ -90,7 +90,7 @@ public final class EmbeddingLayer {
                     let s = slots[Int(r)]
                     if s < 0 {
                         slots[Int(r)] = Int32(g0.touchedRows.count)
-                        (dst + g0.touchedRows.count * dim).update(from: src + k * dim, count: dim)
+                        copyShort(dst + g0.touchedRows.count * dim, src + k * dim, dim)
                         g0.touchedRows.append(r)
                     } else {
                         let d = dst + Int(s) * dim, from = src + k * dim
