@@ -36,6 +36,16 @@ def main():
         json.dump({"config": vars(a), "scenarios": everything}, fh, indent=1)
 
 
+def gap_se(a_runs, b_runs, key):
+    """Standard error of the difference of two means (Welch)."""
+    def var(xs):
+        m = mean(xs)
+        return sum((x - m) ** 2 for x in xs) / max(len(xs) - 1, 1)
+    a = [r[key] for r in a_runs if r[key] is not None]
+    b = [r[key] for r in b_runs if r[key] is not None]
+    return (var(a) / len(a) + var(b) / len(b)) ** 0.5
+
+
 def flops_per_sample(model_dir):
     """Forward FLOPs of one ESMM sample's towers (2 per multiply-add), from the saved model."""
     m = json.load(open(os.path.join(model_dir, "model.json")))
@@ -111,6 +121,10 @@ def scenario(a, scale):
         print(f"predict ratio  funnel / {best_predict}: {f['predict'] / summary[best_predict]['predict']:.2f}x")
         gaps = {k: f[k] - summary[best_train][k] for k in keys if f[k] is not None and summary[best_train][k] is not None}
         print("AUC gaps vs " + best_train + ": " + ", ".join(f"{k} {v:+.4f}" for k, v in gaps.items()))
+        # Seed-to-seed spread: the CVR AUCs rest on a few hundred test conversions, so a gap is
+        # only meaningful against its standard error (Welch; ±1.96 SE ≈ 95%).
+        print("  ± 1.96 standard errors over seeds: " + ", ".join(
+            f"{k} {gaps[k]:+.4f} ± {1.96 * gap_se(results['funnel'], results[best_train], k):.4f}" for k in gaps))
     print("\nparity, same initial weights and row order (funnel vs pytorch-sparse-adam): "
           + ", ".join(f"{k} {f:.4f} vs {t:.4f} ({f - t:+.4f})" for k, (f, t) in parity.items() if f is not None and t is not None))
     # Achieved GEMM throughput: training ≈ 3 × the forward FLOPs (forward, input and weight gradients).
