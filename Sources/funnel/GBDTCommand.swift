@@ -38,6 +38,7 @@ struct GBDTTrain: ParsableCommand {
 
     func run() throws {
         try guarded {
+            _ = try LightGBMLibrary.shared()  // a missing library fails before any data is read
             var cfg = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
             if let seed { cfg.seed = seed }
             let nThreads = try resolveThreads(threads ?? cfg.threads)
