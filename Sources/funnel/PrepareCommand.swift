@@ -10,6 +10,8 @@ struct Prepare: ParsableCommand {
     @Option(help: "Source CSV/TSV with a header.") var data: String
     @Option(help: "Output cache file (written atomically).") var out: String
     @Option(help: "An integer day column to keep (for experiment --train-days and day splits).") var dayColumn: String?
+    @Option(help: "Table layout: auto (RecSys 2023 when the header has f_0…f_79), recsys2023 or generic.")
+    var layout: TableLayoutPreset = .auto
     @Option(help: "Rows per row group.") var groupRows = 65_536
     @Option(help: "Rows used to infer column roles.") var sampleRows = 1_000_000
     @OptionGroup var dataOptions: DataOptions
@@ -19,6 +21,14 @@ struct Prepare: ParsableCommand {
         try guarded {
             var options = try dataOptions.readOptions()
             options.dayColumn = dayColumn
+            let header = try CSVFile(path: data, delimiter: options.delimiter).header
+            if layout == .recsys2023 || (layout == .auto && RecSys2023Layout.matches(header)) {
+                guard RecSys2023Layout.matches(header) else {
+                    throw DataError(file: data, line: 1, "not the RecSys 2023 layout (needs f_0, f_1, f_2 … f_79, is_clicked, is_installed)")
+                }
+                options = RecSys2023Layout.readOptions(base: options)  // roles, labels, day f_1, installs without a click kept
+                if !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
+            }
             guard sampleRows >= 1 else { throw FunnelError("--sample-rows must be at least 1") }
             let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows)
             if json {

@@ -201,4 +201,21 @@ final class TwoStageGBDTTests: XCTestCase {
         _ = writeFile(dir, "model.json", #"{"format": "something"}"#)
         XCTAssertThrowsError(try TwoStageGBDT.load(from: dir)) { e in XCTAssertTrue("\(e)".contains("not a Funnel model"), "\(e)") }
     }
+
+    func testACacheTrainsTheSameModelAsTheTSV() throws {
+        var cfg = smallConfig()
+        cfg.numIterations = 8
+        let dir = makeTempDirectory("funnel-gbdt-cache")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cachePath = dir + "/train.fcache"
+        _ = try ColumnarCache.prepare(source: Self.dataDir + "/train.tsv", options: RecSys2023Layout.readOptions(), to: cachePath)
+        let (fromCache, settings) = try GBDTData.readTraining(cachePath, preset: .auto, options: ReadOptions())
+        XCTAssertEqual(settings.preset, .recsys2023)
+        XCTAssertEqual(settings.dayColumn, "f_1")
+        let (a, _) = try trainModel(cfg)
+        let (train, valid) = try GBDTData.split(fromCache, by: cfg.split)
+        let b = try TwoStageGBDT.train(train: train, valid: valid, config: cfg, read: settings, threads: 2)
+        XCTAssertEqual(a.manifest.components.map(\.checksum), b.manifest.components.map(\.checksum))
+        XCTAssertEqual(a.pipeline, b.pipeline)
+    }
 }

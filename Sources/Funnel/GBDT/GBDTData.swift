@@ -36,6 +36,7 @@ public enum GBDTData {
     public static func readTraining(_ path: String, preset: TableLayoutPreset, options: ReadOptions) throws
         -> (table: RawTable, settings: GBDTReadSettings)
     {
+        if ColumnarCache.isCache(path) { return try readTrainingCache(path, preset: preset) }
         let probe = try CSVFile(path: path, delimiter: options.delimiter)
         let resolved: TableLayoutPreset = preset == .auto ? (RecSys2023Layout.matches(probe.header) ? .recsys2023 : .generic) : preset
         var o = options
@@ -54,9 +55,34 @@ public enum GBDTData {
                                         dayColumn: o.dayColumn))
     }
 
-    /// Reads a later file against a trained model's layout.
+    /// A `funnel prepare` cache: its layout and day column were fixed when it was prepared
+    /// (`funnel prepare --layout recsys2023` for the challenge's files).
+    static func readTrainingCache(_ path: String, preset: TableLayoutPreset) throws -> (table: RawTable, settings: GBDTReadSettings) {
+        let cache = try ColumnarCache(path: path)
+        let isRecSys = cache.layout.clickColumn == RecSys2023Layout.click && cache.layout.categorical == RecSys2023Layout.categorical
+        if preset == .recsys2023 && !isRecSys {
+            throw DataError(file: path, "this cache was not prepared in the RecSys 2023 layout (funnel prepare --layout recsys2023)")
+        }
+        var keep = ReadOptions()
+        keep.inconsistent = .keep
+        var table = try TableSource.applyPolicy(
+            cache.table(layout: cache.layout, requireLabels: true, dayColumn: cache.footer.dayColumn), keep)
+        table.report.inconsistentKept = 0
+        return (table, GBDTReadSettings(preset: isRecSys && preset != .generic ? .recsys2023 : .generic, delimiter: nil,
+                                        dayColumn: cache.footer.dayColumn))
+    }
+
+    /// Reads a later file (CSV/TSV or cache) against a trained model's layout.
     public static func read(_ path: String, layout: TableLayout, settings: GBDTReadSettings, requireLabels: Bool,
                             skipBadRows: Bool = false) throws -> RawTable {
+        if ColumnarCache.isCache(path) {
+            var keep = ReadOptions()
+            keep.inconsistent = .keep
+            keep.dayColumn = settings.dayColumn
+            var table = try TableSource.read(path, layout: layout, options: keep, requireLabels: requireLabels)
+            table.report.inconsistentKept = 0
+            return table
+        }
         let o = settings.readOptions(skipBadRows: skipBadRows)
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
         var table = try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
