@@ -178,20 +178,24 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
             rng.shuffle(&order)
             for (i, r) in order.enumerated() { folds[Int(r)] = Int32(i % te.folds) }
         }
-        var oof: [[[Float]]] = []
+        // The encoders are declared first (they name the features), then fitted one at a time while
+        // the matrix is filled, so only one encoder's out-of-fold columns exist at once.
+        var labels: [FunnelTarget: [Float]] = [:]
         for target in te.enabled ? te.targets : [] {
-            let labels = target.values(of: table)
+            labels[target] = target.values(of: table)
             for name in teSources {
-                var enc = try BetaTargetEncoder(priorStrength: te.priorStrength, minCount: te.minCount,
-                                                statistics: te.statistics, formulas: te.formulas)
-                var out = te.statistics.map { _ in [Float](repeating: 0, count: table.rowCount) }
-                enc.fitOutOfFold(keys: p.keys(of: name, in: table), labels: labels, fold: folds, folds: te.folds, into: &out)
-                p.targetEncoders.append(TargetEncoderEntry(source: name, target: target, encoder: enc))
-                oof.append(out)
+                p.targetEncoders.append(TargetEncoderEntry(source: name, target: target, encoder: try BetaTargetEncoder(
+                    priorStrength: te.priorStrength, minCount: te.minCount, statistics: te.statistics, formulas: te.formulas)))
             }
         }
         p.featureNames = p.namesInOrder()
-        return (p, p.matrix(table, targetEncodings: oof))
+        var fitted = p.targetEncoders
+        let m = p.matrix(table) { e, out in
+            fitted[e].encoder.fitOutOfFold(keys: p.keys(of: fitted[e].source, in: table), labels: labels[fitted[e].target]!,
+                                           fold: folds, folds: te.folds, into: &out)
+        }
+        p.targetEncoders = fitted
+        return (p, m)
     }
 
     /// The feature matrix of any later table (validation, test, serving).
@@ -202,7 +206,7 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         if hasDay && table.days.isEmpty && config.dayOfWeek {
             throw DataError(file: table.report.file, "the model uses day of week but the rows have no day column")
         }
-        return matrix(table, targetEncodings: nil)
+        return matrix(table, outOfFold: nil)
     }
 
     private func namesInOrder() -> [String] {
@@ -237,7 +241,9 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         return Int64(bitPattern: h)
     }
 
-    private func matrix(_ table: RawTable, targetEncodings oof: [[[Float]]]?) -> FeatureMatrix {
+    /// Fills the feature matrix. `outOfFold` (training rows only) writes target encoding `e`'s
+    /// columns itself; otherwise the fitted encoders encode.
+    private func matrix(_ table: RawTable, outOfFold: ((Int, inout [[Float]]) -> Void)?) -> FeatureMatrix {
         let n = table.rowCount, d = featureNames.count
         let missing = config.missingValue ?? .nan
         var values = [Float](repeating: 0, count: n * d)
@@ -263,9 +269,8 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
                 put { enc.code(keys[$0]).map(Float.init) ?? missing }
             }
             for (e, entry) in targetEncoders.enumerated() {
-                var out: [[Float]]
-                if let oof { out = oof[e] } else {
-                    out = entry.encoder.statistics.map { _ in [Float](repeating: 0, count: n) }
+                var out = entry.encoder.statistics.map { _ in [Float](repeating: 0, count: n) }
+                if let outOfFold { outOfFold(e, &out) } else {
                     entry.encoder.encode(keys: keys(of: entry.source, in: table), into: &out)
                 }
                 for s in 0..<out.count { let col = out[s]; put { col[$0] } }
