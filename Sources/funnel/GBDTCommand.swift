@@ -70,6 +70,8 @@ struct GBDTTrain: ParsableCommand {
                 if let l = p.validLoss { line += String(format: "  valid logloss %.5f", l) }
                 if let b = p.bestLoss { line += String(format: "  best %.5f @%d", b, p.bestIteration) }
                 line += String(format: "  %.1f it/s", p.iterationsPerSecond)
+                // An upper bound: early stopping usually ends the model sooner.
+                line += "  ETA ≤ " + Terminal.duration(Double(p.maxIterations - p.iteration) / max(p.iterationsPerSecond, 1e-9))
                 Terminal.progress(line)
             }
             if !json { Terminal.progress("", final: false) }
