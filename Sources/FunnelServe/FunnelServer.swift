@@ -30,14 +30,21 @@ final class ServeMetrics: @unchecked Sendable {
 
     init() {
         latency = registry.makeDurationHistogram(
-            name: "funnel_request_duration_seconds",
+            descriptor: Self.descriptor("funnel_request_duration_seconds", help: "Latency of /v1/predict requests"),
             buckets: [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
                       .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-                      .milliseconds(500), .seconds(1), .seconds(5)],
-            help: "Latency of /v1/predict requests")
+                      .milliseconds(500), .seconds(1), .seconds(5)])
         rowsPerRequest = registry.makeValueHistogram(
-            name: "funnel_rows_per_request", buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000],
-            help: "Rows per /v1/predict request")
+            descriptor: Self.descriptor("funnel_rows_per_request", help: "Rows per /v1/predict request"),
+            buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000])
+    }
+
+    /// swift-prometheus names a metric from parts (`metricName_unitName`); the last underscore
+    /// separates them, so the exposed names stay exactly these strings.
+    static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {
+        let cut = name.lastIndex(of: "_")!
+        return MetricNameDescriptor(metricName: String(name[..<cut]), unitName: String(name[name.index(after: cut)...]),
+                                    helpText: help)
     }
 
     func count(_ name: String, _ labels: [(String, String)], help: String) {
@@ -45,7 +52,7 @@ final class ServeMetrics: @unchecked Sendable {
         lock.lock()
         let c: Counter
         if let existing = counters[key] { c = existing } else {
-            c = registry.makeCounter(name: name, labels: labels, help: help)
+            c = registry.makeCounter(descriptor: Self.descriptor(name, help: help), labels: labels)
             counters[key] = c
         }
         lock.unlock()
