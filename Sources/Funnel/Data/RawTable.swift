@@ -26,17 +26,21 @@ public struct RawTable {
 
     /// The rows whose day satisfies `keep` (all rows' days must have been read).
     public func filter(days keep: (Int) -> Bool) -> RawTable {
+        rows(where: days.map(keep))
+    }
+
+    /// The rows whose flag in `keep` is set, in order (every column, labels, days and source rows).
+    func rows(where keep: [Bool]) -> RawTable {
         var out = RawTable(layout: layout, hasLabels: hasLabels, file: report.file)
         out.textTokens = textTokens
         out.report = report
-        for i in 0..<rowCount where keep(days[i]) {
-            for k in 0..<keys.count { out.keys[k].append(keys[k][i]) }
-            for k in 0..<dense.count { out.dense[k].append(dense[k][i]) }
-            if hasLabels { out.click.append(click[i]); out.conversion.append(conversion[i]) }
-            out.sourceRows.append(sourceRows[i])
-            out.days.append(days[i])
-            out.rowCount += 1
-        }
+        let idx = (0..<rowCount).filter { keep[$0] }
+        out.keys = keys.map { col in idx.map { col[$0] } }
+        out.dense = dense.map { col in idx.map { col[$0] } }
+        if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
+        if !days.isEmpty { out.days = idx.map { days[$0] } }
+        out.sourceRows = idx.map { sourceRows[$0] }
+        out.rowCount = idx.count
         out.report.rowsKept = out.rowCount
         return out
     }

@@ -46,28 +46,10 @@ public enum TableSource {
         case .drop:
             var keep = [Bool](repeating: true, count: t.rowCount)
             for i in bad { keep[i] = false }
-            var out = t.filtered(keep)
+            var out = t.rows(where: keep)
             out.report.inconsistentDropped = bad.count
-            out.report.rowsKept = out.rowCount
             guard out.rowCount > 0 else { throw DataError(file: t.report.file, "no usable rows (all dropped)") }
             return out
         }
-    }
-}
-
-extension RawTable {
-    /// The rows whose `keep` flag is set.
-    func filtered(_ keep: [Bool]) -> RawTable {
-        var out = RawTable(layout: layout, hasLabels: hasLabels, file: report.file)
-        out.textTokens = textTokens
-        out.report = report
-        let idx = (0..<rowCount).filter { keep[$0] }
-        out.keys = keys.map { col in idx.map { col[$0] } }
-        out.dense = dense.map { col in idx.map { col[$0] } }
-        if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
-        if !days.isEmpty { out.days = idx.map { days[$0] } }
-        out.sourceRows = idx.map { sourceRows[$0] }
-        out.rowCount = idx.count
-        return out
     }
 }

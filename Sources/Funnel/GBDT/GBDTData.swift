@@ -63,10 +63,8 @@ public enum GBDTData {
         if preset == .recsys2023 && !isRecSys {
             throw DataError(file: path, "this cache was not prepared in the RecSys 2023 layout (funnel prepare --layout recsys2023)")
         }
-        var keep = ReadOptions()
-        keep.inconsistent = .keep
-        var table = try TableSource.applyPolicy(
-            cache.table(layout: cache.layout, requireLabels: true, dayColumn: cache.footer.dayColumn), keep)
+        // A cache keeps every row, installs without a click included, as this path wants.
+        var table = try cache.table(layout: cache.layout, requireLabels: true, dayColumn: cache.footer.dayColumn)
         table.report.inconsistentKept = 0
         return (table, GBDTReadSettings(preset: isRecSys && preset != .generic ? .recsys2023 : .generic, delimiter: nil,
                                         dayColumn: cache.footer.dayColumn))
@@ -76,10 +74,7 @@ public enum GBDTData {
     public static func read(_ path: String, layout: TableLayout, settings: GBDTReadSettings, requireLabels: Bool,
                             skipBadRows: Bool = false) throws -> RawTable {
         if ColumnarCache.isCache(path) {
-            var keep = ReadOptions()
-            keep.inconsistent = .keep
-            keep.dayColumn = settings.dayColumn
-            var table = try TableSource.read(path, layout: layout, options: keep, requireLabels: requireLabels)
+            var table = try ColumnarCache(path: path).table(layout: layout, requireLabels: requireLabels, dayColumn: settings.dayColumn)
             table.report.inconsistentKept = 0
             return table
         }

@@ -231,7 +231,9 @@ public final class TwoStageGBDT: @unchecked Sendable {
         model.manifest.calibration = GBDTCalibration(
             twoStep: GBDTCalibration.factor(predictions: raw.twoStep, labels: validInstall),
             endToEnd: GBDTCalibration.factor(predictions: raw.endToEnd, labels: validInstall))
-        model.manifest.validation = GBDTEvaluation.evaluate(try model.predict(matrix: validX, threads: threads), on: valid)
+        // Same model outputs, now with the measured calibration: no second pass through the trees.
+        let calibrated = model.combine(like: raw.like, given: raw.installGivenLike, e2e: raw.endToEnd)
+        model.manifest.validation = GBDTEvaluation.evaluate(calibrated, on: valid)
         model.manifest.seconds = Date().timeIntervalSince(start)
         return model
     }
@@ -242,9 +244,13 @@ public final class TwoStageGBDT: @unchecked Sendable {
     }
 
     func predict(matrix x: FeatureMatrix, threads: Int?) throws -> GBDTPredictions {
-        let like = try boosters[.like]!.predict(x, threads: threads)
-        let given = try boosters[.installGivenLike]!.predict(x, threads: threads)
-        let e2e = try boosters[.install]!.predict(x, threads: threads)
+        try combine(like: try boosters[.like]!.predict(x, threads: threads),
+                    given: try boosters[.installGivenLike]!.predict(x, threads: threads),
+                    e2e: try boosters[.install]!.predict(x, threads: threads))
+    }
+
+    /// The three models' outputs → Eq. 9's product, the calibrated predictions and the ensemble.
+    private func combine(like: [Double], given: [Double], e2e: [Double]) -> GBDTPredictions {
         let two = zip(like, given).map { $0 * $1 }
         let c = manifest.calibration
         let twoCal = two.map { GBDTCalibration.apply($0, omega: c.twoStep) }

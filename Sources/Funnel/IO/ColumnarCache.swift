@@ -256,8 +256,8 @@ public final class ColumnarCache {
             if options.dayColumn != nil { append(chunk.days.map { Int32(truncatingIfNeeded: $0) }) }
             append(chunk.sourceRows)
             while buffer.count % 8 != 0 { buffer.append(0) }
-            let sum = buffer.withUnsafeBytes { Checksum.fnv64Words($0) }
-            groups.append(Group(offset: written, rows: chunk.rowCount, checksum: String(format: "%016llx", sum)))
+            let sum = buffer.withUnsafeBytes { Checksum.fnv64Hex(words: $0) }
+            groups.append(Group(offset: written, rows: chunk.rowCount, checksum: sum))
             try buffer.withUnsafeBytes { try write($0) }
             tokens = chunk.textTokens
         }
@@ -305,5 +305,7 @@ extension Checksum {
 
     public static func fnv64Words(_ data: Data) -> UInt64 { data.withUnsafeBytes { fnv64Words($0) } }
 
-    public static func fnv64Hex(words data: Data) -> String { String(format: "%016llx", fnv64Words(data)) }
+    public static func fnv64Hex(words data: Data) -> String { data.withUnsafeBytes { fnv64Hex(words: $0) } }
+
+    public static func fnv64Hex(words bytes: UnsafeRawBufferPointer) -> String { String(format: "%016llx", fnv64Words(bytes)) }
 }
