@@ -59,20 +59,6 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     }
 }
 
-/// The trunk under the heads: embeddings only (esmm-sigir2018) or embeddings followed by shared
-/// hidden layers (esmm-ablation §2.3).
-public enum TrunkKind: String, Codable, CaseIterable, Sendable {
-    case esmm
-    case sharedBottom = "shared-bottom"
-    /// Shared experts with one softmax gate per head (MMoE, Ma et al. KDD 2018).
-    case mmoe
-    /// Progressive layered extraction: task-specific and shared experts over `levels` levels (Tang et al. 2020).
-    case ple
-    /// TAML's hierarchical task-adaptive knowledge representation: general, task and learner
-    /// experts with one adaptive gate per learner (taml-www2023 §2.2).
-    case taml
-}
-
 /// What the second head (the one beside the CTR head) predicts.
 public enum SecondHead: String, Codable, Sendable {
     /// Post-click pCVR; pCTCVR = pCTR × pCVR.
@@ -322,18 +308,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         guard embeddingDim >= 1 else { throw FunnelError("--embedding-dim must be at least 1") }
         guard hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("--hidden must list positive layer sizes, e.g. 200,80") }
-        guard trunk != .sharedBottom || (!bottom.isEmpty && bottom.allSatisfy { $0 >= 1 }) else {
-            throw FunnelError("--arch shared-bottom needs positive --bottom layer sizes, e.g. 200,80")
-        }
-        guard trunk == .sharedBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
-        guard (trunk != .mmoe && trunk != .ple && trunk != .taml) || (experts >= 1 && !expertHidden.isEmpty && expertHidden.allSatisfy { $0 >= 1 }) else {
-            throw FunnelError("--arch \(trunk.rawValue) needs --experts ≥ 1 and positive --expert-hidden sizes")
-        }
+        guard trunk.builder.usesBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
+        try trunk.builder.validate(self)
         guard aitmAlpha >= 0, aitmAlpha.isFinite else { throw FunnelError("--aitm-alpha must be ≥ 0") }
         guard (1...16).contains(learners) else { throw FunnelError("--learners must be between 1 and 16") }
         guard learners == 1 || !architecture.transfer else { throw FunnelError("aitm has one learner per task") }
         guard distillationCTR >= 0, distillationCVR >= 0 else { throw FunnelError("distillation weights must be ≥ 0") }
-        guard trunk != .ple || (1...8).contains(levels) else { throw FunnelError("--levels must be between 1 and 8") }
         guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
         guard (clickedEpochs ?? 1) >= 1 else { throw FunnelError("--clicked-epochs must be at least 1") }

@@ -1,0 +1,86 @@
+/// The objective → loss routing: which loss each `Objective` computes from which head logits,
+/// and the logit gradients it leaves in the worker's buffers for the backward pass. The losses
+/// themselves (and their forward/backward pairs) are in `Layers/Losses.swift`.
+extension FunnelNetwork {
+    /// The objective's loss and the gradients of its logits (into this worker's buffers); with
+    /// several learners per head, also each learner's logit gradient: its share of the head's
+    /// (the head logit is their mean) plus, for TAML, its self-distillation term.
+    func lossAndLogitGradients(_ objective: Objective, _ batch: Batch, worker: Int, normalizer: Double) -> Double {
+        let loss = headLossAndGradients(objective, batch, worker: worker, normalizer: normalizer)
+        guard learnerCount > 1 else { return loss }
+        return learnerGradientsAndDistillation(objective, batch, worker: worker, normalizer: normalizer, loss: loss)
+    }
+
+    /// Splits each head's logit gradient over its learners and adds TAML's self-distillation
+    /// (taml-www2023 Eq. 2–3, with log(1 − p̂) where Eq. 2 prints (1 − log p̂)): the fused
+    /// prediction is the teacher, held constant, each learner the student. Returns `loss` plus
+    /// the distillation terms, added in learner order.
+    private func learnerGradientsAndDistillation(_ objective: Objective, _ batch: Batch, worker: Int,
+                                                 normalizer: Double, loss: Double) -> Double {
+        let s = scratch.workers[worker]
+        let n = batch.count
+        let scale = 1 / Float(learnerCount)
+        var loss = loss
+        for h in heads(for: objective) {
+            let k = h.rawValue
+            let dHead = s.logitGradients[k], headLogit = s.logits[k]
+            let weight = objective == .multiLearner && h != .ctcvr ? (h == .ctr ? config.distillationCTR : config.distillationCVR) : 0
+            let soft = s.teacher
+            for i in 0..<n { soft[i] = Sigmoid.value(headLogit[i]) }
+            for l in 0..<learnerCount {
+                let d = s.learnerGradients[k][l]
+                for i in 0..<n { d[i] = dHead[i] * scale }
+                guard weight > 0 else { continue }
+                let distill = LogitCrossEntropy.forwardBackward(
+                    logits: s.learnerLogits[k][l], labels: soft, weights: UnsafePointer(batch.weight.base), count: n,
+                    normalizer: normalizer, dLogits: s.maskedWeights)
+                for i in 0..<n { d[i] += Float(weight) * s.maskedWeights[i] }
+                loss += weight * distill
+            }
+        }
+        return loss
+    }
+
+    private func headLossAndGradients(_ objective: Objective, _ batch: Batch, worker: Int, normalizer: Double) -> Double {
+        let s = scratch.workers[worker]
+        let n = batch.count
+        let lc = s.logits[Head.ctr.rawValue], ls = s.logits[Head.second.rawValue]
+        let dc = s.logitGradients[Head.ctr.rawValue], ds = s.logitGradients[Head.second.rawValue]
+        let w = UnsafePointer(batch.weight.base)
+        let y = batch.click.base, yz = batch.clickAndConversion.base
+        func ce(_ z: UnsafePointer<Float>, _ labels: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                _ d: UnsafeMutablePointer<Float>, accumulate: Bool = false) -> Double {
+            LogitCrossEntropy.forwardBackward(logits: z, labels: labels, weights: weights, count: n,
+                                              normalizer: normalizer, dLogits: d, accumulate: accumulate)
+        }
+        /// The data weights times the click: the CVR loss counted on clicked rows only.
+        func clickMasked() -> UnsafePointer<Float> {
+            for i in 0..<n { s.maskedWeights[i] = w[i] * y[i] }
+            return UnsafePointer(s.maskedWeights)
+        }
+        switch objective {
+        case .ctr:
+            return ce(lc, y, w, dc)
+        case .cvr, .ctcvr:
+            // y·z: equal to z on clicked rows, and 0 on the unclicked negatives AMAN adds.
+            return ce(ls, yz, w, ds)
+        case .entireSpace, .multiLearner:
+            // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
+            let ctcvr = ProductCrossEntropy.forwardBackward(
+                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
+            return ctcvr + ce(lc, y, w, dc, accumulate: true)
+        case .splitHeads:
+            return ce(lc, y, w, dc) + ce(ls, yz, w, ds)
+        case .clickMaskedCVR:
+            return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, clickMasked(), ds)
+        case .parallelHeads:
+            // MTDM: CTR and CTCVR on every row, CVR on clicked rows, three heads in parallel.
+            return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, clickMasked(), ds)
+                + ce(s.logits[Head.ctcvr.rawValue], yz, w, s.logitGradients[Head.ctcvr.rawValue])
+        case .transferWithConstraint:
+            let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
+            return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
+                                                          normalizer: normalizer, dUpper: dc, dLower: ds)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+/// Prediction (pCTR, pCVR, pCTCVR per row) and the gate summaries of gated trunks.
+extension FunnelNetwork {
+    /// Mean gate weight on each expert, per head ("ctr", and "cvr" or "ctcvr"), over `data`
+    /// (taml-www2023 Fig. 4's view of what the gates learned). Empty without a mixture trunk.
+    public func gateSummary(_ data: EncodedDataset) -> [(head: String, weights: [Double])] {
+        let mixtures = self.mixtures
+        guard !mixtures.isEmpty, data.rowCount > 0 else { return [] }
+        // One row per gate: per head, or per head and learner when heads have several learners.
+        var gates: [(name: String, head: Head, learner: Int)] = []
+        for h in predictedHeads {
+            let name = h == .ctr ? "ctr" : h == .ctcvr ? "ctcvr" : architecture.secondHead.rawValue
+            for l in 0..<learnerCount { gates.append((learnerCount == 1 ? name : "\(name) learner \(l)", h, l)) }
+        }
+        let width = mixtures[0].gateLabels.count
+        var sums = gates.map { _ in [Double](repeating: 0, count: width) }
+        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        var start = 0
+        while start < data.rowCount {
+            let n = min(maxBatch, data.rowCount - start)
+            batch.fill(from: data, start: start, count: n)
+            for t in 0..<embeddings.count { _ = forwardTrunk(t, batch, worker: 0) }
+            for (k, g) in gates.enumerated() {
+                let w = mixtures[trunk(of: g.head)].gateWeights(gate: gate(of: g.head, learner: g.learner), worker: 0)
+                for r in 0..<n { for e in 0..<width { sums[k][e] += Double(w[r * width + e]) } }
+            }
+            start += n
+        }
+        return gates.enumerated().map { k, g in (g.name, sums[k].map { $0 / Double(data.rowCount) }) }
+    }
+
+    /// The heads a prediction runs, in order.
+    var predictedHeads: [Head] { (architecture.ctrHead ? [.ctr, .second] : [.second]) + (architecture.ctcvrHead ? [.ctcvr] : []) }
+
+    /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.
+    public func predictCTR(_ data: EncodedDataset, rows: [Int32]) -> [Float] {
+        guard ctrTower != nil else { return [] }
+        var out = [Float](repeating: 0, count: rows.count)
+        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let logits = scratch.workers[0].logits[Head.ctr.rawValue]
+        var start = 0
+        while start < rows.count {
+            let n = min(maxBatch, rows.count - start)
+            rows.withUnsafeBufferPointer { batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: $0[start..<(start + n)])) }
+            _ = forward(batch, heads: [.ctr], worker: 0)
+            for i in 0..<n { out[start + i] = Sigmoid.value(logits[i]) }
+            start += n
+        }
+        return out
+    }
+
+    /// pCTR, pCVR and pCTCVR for every row of `data`, in order; NaN where the model has no
+    /// such output (ESP has no CTR head). Rows are split into contiguous chunks, one per
+    /// worker, predicted concurrently.
+    public func predict(_ data: EncodedDataset) -> Predictions {
+        var out = Predictions(count: data.rowCount)
+        guard data.rowCount > 0 else { return out }
+        let n = data.rowCount
+        let chunk = (n + workers - 1) / max(workers, 1)
+        out.withOutputs { pc, pv, pcv in
+            Parallel.forEach(workers) { w in
+                let lo = min(n, w * chunk), hi = min(n, lo + chunk)
+                self.predict(data, rows: lo..<hi, worker: w, ctr: pc, cvr: pv, ctcvr: pcv)
+            }
+        }
+        return out
+    }
+
+    /// Predicts every row of `data` with one worker's buffers only, so callers holding distinct
+    /// workers (concurrent server requests) can predict at the same time.
+    public func predict(_ data: EncodedDataset, worker: Int) -> Predictions {
+        var out = Predictions(count: data.rowCount)
+        guard data.rowCount > 0 else { return out }
+        out.withOutputs { pc, pv, pcv in predict(data, rows: 0..<data.rowCount, worker: worker, ctr: pc, cvr: pv, ctcvr: pcv) }
+        return out
+    }
+
+    private func predict(_ data: EncodedDataset, rows: Range<Int>, worker: Int,
+                         ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty else { return }
+        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let hs = predictedHeads
+        let s = scratch.workers[worker]
+        let lc = s.logits[Head.ctr.rawValue], ls = s.logits[Head.second.rawValue], lt = s.logits[Head.ctcvr.rawValue]
+        var start = rows.lowerBound
+        while start < rows.upperBound {
+            let n = min(maxBatch, rows.upperBound - start)
+            batch.fill(from: data, start: start, count: n)
+            _ = forward(batch, heads: hs, worker: worker)
+            for i in 0..<n {
+                let r = start + i
+                let pCTR: Float = architecture.ctrHead ? Sigmoid.value(lc[i]) : .nan
+                let second = Sigmoid.value(ls[i])
+                ctr[r] = pCTR
+                switch architecture.secondHead {
+                case .cvr:
+                    cvr[r] = second
+                    // MTDM predicts pCTCVR with its own head; otherwise it is pCTR × pCVR.
+                    ctcvr[r] = architecture.ctcvrHead ? Sigmoid.value(lt[i]) : pCTR * second
+                case .ctcvr:
+                    ctcvr[r] = second
+                    cvr[r] = architecture.ctrHead ? min(max(second / max(pCTR, .leastNormalMagnitude), 0), 1) : .nan
+                }
+            }
+            start += n
+        }
+    }
+}
+
+/// The three probabilities for each row (NaN where a model does not predict one).
+public struct Predictions: Sendable {
+    public var ctr: [Float]
+    public var cvr: [Float]
+    public var ctcvr: [Float]
+
+    public init(count: Int) {
+        ctr = [Float](repeating: 0, count: count)
+        cvr = ctr
+        ctcvr = ctr
+    }
+
+    /// The three output arrays as pointers, for writers that fill rows concurrently.
+    mutating func withOutputs(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        ctr.withUnsafeMutableBufferPointer { c in
+            cvr.withUnsafeMutableBufferPointer { v in
+                ctcvr.withUnsafeMutableBufferPointer { cv in body(c.baseAddress!, v.baseAddress!, cv.baseAddress!) }
+            }
+        }
+    }
+}

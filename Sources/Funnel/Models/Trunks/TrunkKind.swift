@@ -1,0 +1,29 @@
+/// The trunk under the heads: embeddings only (esmm-sigir2018), embeddings followed by shared
+/// hidden layers (esmm-ablation §2.3), or gated experts (MMoE, PLE, TAML).
+///
+/// Adding a trunk: a file with its `TrunkBuilder`, a case here and its line in `builder`.
+public enum TrunkKind: String, Codable, CaseIterable, Sendable {
+    case esmm
+    case sharedBottom = "shared-bottom"
+    /// Shared experts with one softmax gate per head (MMoE, Ma et al. KDD 2018).
+    case mmoe
+    /// Progressive layered extraction: task-specific and shared experts over `levels` levels (Tang et al. 2020).
+    case ple
+    /// TAML's hierarchical task-adaptive knowledge representation: general, task and learner
+    /// experts with one adaptive gate per learner (taml-www2023 §2.2).
+    case taml
+
+    /// The registry: how each kind builds its layers above the embedding table.
+    public var builder: any TrunkBuilder.Type {
+        switch self {
+        case .esmm: return EmbeddingOnlyTrunk.self
+        case .sharedBottom: return SharedBottomTrunk.self
+        case .mmoe: return MixtureOfExpertsTrunk.self
+        case .ple: return ProgressiveLayeredExtractionTrunk.self
+        case .taml: return TAMLTrunk.self
+        }
+    }
+
+    /// Whether the heads read their own gate's mixture (rather than one shared trunk output).
+    public var isGated: Bool { builder.isGated }
+}
