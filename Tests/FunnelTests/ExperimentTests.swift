@@ -52,10 +52,10 @@ final class ExperimentTests: XCTestCase {
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try smallExperiment(directory: dir)) { XCTAssertTrue("\($0)".contains("other hyperparameters"), "\($0)") }
 
-        let summary = ExperimentSummary(results: results, models: ["esmm", "ip", "esp"], baseline: "ip", primaryMetric: "logloss_ctcvr")
+        let summary = ExperimentSummary(results: results, models: ["esmm", "ip", "esp"], baseline: "ip", primaryMetric: .loglossCTCVR)
         let ip = summary.rows.first { $0.model == "ip" }!
         XCTAssertEqual(ip.relativeToBaseline!.mean, 1, accuracy: 0.05, "the baseline is ≈ 1 relative to itself")
-        XCTAssertNil(summary.rows.first { $0.model == "esp" }!.metrics["auc_ctr"], "ESP predicts no CTR")
+        XCTAssertNil(summary.rows.first { $0.model == "esp" }![.aucCTR], "ESP predicts no CTR")
         XCTAssertTrue(summary.markdown().contains("| esmm | 2 |"))
         let html = ExperimentReport.html(summary: summary, results: results, title: "t", notes: ["n"])
         XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))

@@ -9,82 +9,64 @@ public struct EvaluationReport: Codable, Sendable {
     public var rows: Int
     public var clicks: Int
     public var conversions: Int
-    public var aucCTR: Double?
-    public var aucCVR: Double?
-    public var aucCTCVR: Double?
-    public var loglossCTR: Double?
-    public var loglossCVR: Double?
-    public var loglossCTCVR: Double?
-    public var prAUCCTCVR: Double?
-    /// Mean prediction / observed rate per space.
-    public var calibrationCTR: Double?
-    public var calibrationCVR: Double?
-    public var calibrationCTCVR: Double?
-    /// Expected calibration error (10 equal-mass bins) per space.
-    public var eceCTR: Double?
-    public var eceCVR: Double?
-    public var eceCTCVR: Double?
-    public var aucCVREntireSpace: Double?
-    public var loglossCVREntireSpace: Double?
+    /// Each defined metric by key; an absent key is "undefined".
+    public var values: [MetricKey: Double] = [:]
 
-    public enum CodingKeys: String, CodingKey, CaseIterable {
-        case rows, clicks, conversions
-        case aucCTR = "auc_ctr", aucCVR = "auc_cvr", aucCTCVR = "auc_ctcvr"
-        case loglossCTR = "logloss_ctr", loglossCVR = "logloss_cvr", loglossCTCVR = "logloss_ctcvr"
-        case prAUCCTCVR = "pr_auc_ctcvr"
-        case calibrationCTR = "calibration_ctr", calibrationCVR = "calibration_cvr", calibrationCTCVR = "calibration_ctcvr"
-        case eceCTR = "ece_ctr", eceCVR = "ece_cvr", eceCTCVR = "ece_ctcvr"
-        case aucCVREntireSpace = "auc_cvr_entire_space", loglossCVREntireSpace = "logloss_cvr_entire_space"
+    public var aucCTR: Double? { get { values[.aucCTR] } set { values[.aucCTR] = newValue } }
+    public var aucCVR: Double? { get { values[.aucCVR] } set { values[.aucCVR] = newValue } }
+    public var aucCTCVR: Double? { get { values[.aucCTCVR] } set { values[.aucCTCVR] = newValue } }
+    public var loglossCTR: Double? { get { values[.loglossCTR] } set { values[.loglossCTR] = newValue } }
+    public var loglossCVR: Double? { get { values[.loglossCVR] } set { values[.loglossCVR] = newValue } }
+    public var loglossCTCVR: Double? { get { values[.loglossCTCVR] } set { values[.loglossCTCVR] = newValue } }
+    public var aucCVREntireSpace: Double? { get { values[.aucCVREntireSpace] } set { values[.aucCVREntireSpace] = newValue } }
+    public var loglossCVREntireSpace: Double? {
+        get { values[.loglossCVREntireSpace] } set { values[.loglossCVREntireSpace] = newValue }
+    }
+
+    private enum CountKeys: String, CodingKey { case rows, clicks, conversions }
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     public init(rows: Int, clicks: Int, conversions: Int) {
         self.rows = rows; self.clicks = clicks; self.conversions = conversions
     }
 
-    /// Encodes undefined metrics as JSON null rather than dropping the key.
+    /// Encodes undefined metrics as JSON null rather than dropping the key (the entire-space
+    /// ones only when the truth was given).
     public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
+        var c = encoder.container(keyedBy: CountKeys.self)
         try c.encode(rows, forKey: .rows)
         try c.encode(clicks, forKey: .clicks)
         try c.encode(conversions, forKey: .conversions)
-        for key in CodingKeys.allCases {
-            switch key {
-            case .rows, .clicks, .conversions: continue
-            case .aucCVREntireSpace, .loglossCVREntireSpace:
-                if aucCVREntireSpace == nil && loglossCVREntireSpace == nil { continue }
-            default: break
-            }
-            try c.encode(self[key], forKey: key)
+        var m = encoder.container(keyedBy: Key.self)
+        let truth = MetricKey.allCases.contains { $0.needsTruth && values[$0] != nil }
+        for key in MetricKey.allCases where truth || !key.needsTruth {
+            try m.encode(values[key], forKey: Key(key.rawValue))
         }
     }
 
-    /// The metric named by a JSON key (nil for counts and undefined metrics).
-    public subscript(key: CodingKeys) -> Double? {
-        switch key {
-        case .rows, .clicks, .conversions: return nil
-        case .aucCTR: return aucCTR
-        case .aucCVR: return aucCVR
-        case .aucCTCVR: return aucCTCVR
-        case .loglossCTR: return loglossCTR
-        case .loglossCVR: return loglossCVR
-        case .loglossCTCVR: return loglossCTCVR
-        case .prAUCCTCVR: return prAUCCTCVR
-        case .calibrationCTR: return calibrationCTR
-        case .calibrationCVR: return calibrationCVR
-        case .calibrationCTCVR: return calibrationCTCVR
-        case .eceCTR: return eceCTR
-        case .eceCVR: return eceCVR
-        case .eceCTCVR: return eceCTCVR
-        case .aucCVREntireSpace: return aucCVREntireSpace
-        case .loglossCVREntireSpace: return loglossCVREntireSpace
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CountKeys.self)
+        rows = try c.decode(Int.self, forKey: .rows)
+        clicks = try c.decode(Int.self, forKey: .clicks)
+        conversions = try c.decode(Int.self, forKey: .conversions)
+        let m = try decoder.container(keyedBy: Key.self)
+        for key in MetricKey.allCases {
+            if let v = try m.decodeIfPresent(Double.self, forKey: Key(key.rawValue)) { values[key] = v }
         }
     }
 
-    /// Every metric by its JSON key, for tables and statistics.
+    /// The metric of `key` (nil: undefined).
+    public subscript(key: MetricKey) -> Double? { values[key] }
+
+    /// Every defined metric by its JSON key, for tables and statistics.
     public var metrics: [String: Double] {
-        var out: [String: Double] = [:]
-        for key in CodingKeys.allCases { if let v = self[key] { out[key.rawValue] = v } }
-        return out
+        Dictionary(uniqueKeysWithValues: values.map { ($0.key.rawValue, $0.value) })
     }
 
     /// The metrics of one sample space.
@@ -116,16 +98,23 @@ public struct EvaluationReport: Codable, Sendable {
         var r = EvaluationReport(rows: data.rowCount, clicks: clickedLabels.count, conversions: Int(ctcvr.reduce(0, +)))
         let ctr = Space(p.ctr, click, w), cvr = Space(clickedCVR, clickedLabels, w == nil ? nil : clickedWeights)
         let all = Space(p.ctcvr, ctcvr, w)
-        (r.aucCTR, r.loglossCTR, r.calibrationCTR, r.eceCTR) = (ctr.auc, ctr.logloss, ctr.calibration, ctr.ece)
-        (r.aucCVR, r.loglossCVR, r.calibrationCVR, r.eceCVR) = (cvr.auc, cvr.logloss, cvr.calibration, cvr.ece)
-        (r.aucCTCVR, r.loglossCTCVR, r.calibrationCTCVR, r.eceCTCVR) = (all.auc, all.logloss, all.calibration, all.ece)
-        if !p.ctcvr.contains(where: \.isNaN) { r.prAUCCTCVR = Metrics.prAUC(scores: p.ctcvr, labels: ctcvr, weights: w) }
+        r.record(ctr, auc: .aucCTR, logloss: .loglossCTR, calibration: .calibrationCTR, ece: .eceCTR)
+        r.record(cvr, auc: .aucCVR, logloss: .loglossCVR, calibration: .calibrationCVR, ece: .eceCVR)
+        r.record(all, auc: .aucCTCVR, logloss: .loglossCTCVR, calibration: .calibrationCTCVR, ece: .eceCTCVR)
+        if !p.ctcvr.contains(where: \.isNaN) { r.values[.prAUCCTCVR] = Metrics.prAUC(scores: p.ctcvr, labels: ctcvr, weights: w) }
         if let cf = counterfactual {
             let es = Space(p.cvr, cf, w)
             r.aucCVREntireSpace = es.auc
             r.loglossCVREntireSpace = es.logloss
         }
         return r
+    }
+
+    private mutating func record(_ s: Space, auc: MetricKey, logloss: MetricKey, calibration: MetricKey, ece: MetricKey) {
+        values[auc] = s.auc
+        values[logloss] = s.logloss
+        values[calibration] = s.calibration
+        values[ece] = s.ece
     }
 
     /// A metric as table text: four decimals, or "undefined".

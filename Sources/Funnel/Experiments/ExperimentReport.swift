@@ -20,7 +20,7 @@ public enum ExperimentReport {
         for n in notes { body += "<p class=\"note\">\(esc(n))</p>\n" }
         body += table(summary)
         body += "<h2>Metrics (mean over runs, whiskers: ±1 standard error; value axes truncated)</h2>\n<div class=\"grid\">\n"
-        for m in ExperimentSummary.displayMetrics where summary.rows.contains(where: { $0.metrics[m] != nil }) {
+        for m in summary.shownMetrics() {
             body += bars(metric: m, summary: summary)
         }
         body += "</div>\n<h2>Reliability of pCTCVR (run 1; equal-mass bins, log axes)</h2>\n"
@@ -48,13 +48,13 @@ public enum ExperimentReport {
     }
 
     static func table(_ s: ExperimentSummary) -> String {
-        let metrics = ExperimentSummary.displayMetrics.filter { m in s.rows.contains { $0.metrics[m] != nil } }
-        var out = "<div style=\"overflow-x:auto\"><table>\n<tr><th>model</th><th>runs</th>" + metrics.map { "<th>\(esc($0))</th>" }.joined()
-            + "<th>\(esc(s.primaryMetric)) rel. to \(esc(s.baseline))</th><th>better than (p&lt;\(s.significance))</th></tr>\n"
+        let metrics = s.shownMetrics()
+        var out = "<div style=\"overflow-x:auto\"><table>\n<tr><th>model</th><th>runs</th>" + metrics.map { "<th>\(esc($0.rawValue))</th>" }.joined()
+            + "<th>\(esc(s.primaryMetric.rawValue)) rel. to \(esc(s.baseline))</th><th>better than (p&lt;\(s.significance))</th></tr>\n"
         for r in s.rows {
             out += "<tr><td>\(esc(r.model))</td><td>\(r.runs)</td>"
             for m in metrics {
-                out += "<td>\(esc(ExperimentSummary.cell(r.metrics[m], se: false)))</td>"
+                out += "<td>\(esc(ExperimentSummary.cell(r[m], se: false)))</td>"
             }
             out += "<td>" + (r.relativeToBaseline.map { "\(f($0.mean)) ± \(f($0.se))" } ?? "") + "</td>"
             out += "<td>\(esc(r.betterThan.joined(separator: ", ")))</td></tr>\n"
@@ -62,12 +62,13 @@ public enum ExperimentReport {
         return out + "</table></div>\n"
     }
 
-    static func bars(metric: String, summary: ExperimentSummary) -> String {
-        let rows = summary.rows.filter { $0.metrics[metric] != nil }
+    static func bars(metric key: MetricKey, summary: ExperimentSummary) -> String {
+        let metric = key.rawValue
+        let rows = summary.rows.filter { $0[key] != nil }
         guard !rows.isEmpty else { return "" }
         let w = 440.0, h = 250.0, left = 56.0, right = 50.0, bottom = 80.0, top = 24.0
-        let lo0 = rows.map { $0.metrics[metric]!.mean - $0.metrics[metric]!.se }.min()!
-        let hi0 = rows.map { $0.metrics[metric]!.mean + $0.metrics[metric]!.se }.max()!
+        let lo0 = rows.map { $0[key]!.mean - $0[key]!.se }.min()!
+        let hi0 = rows.map { $0[key]!.mean + $0[key]!.se }.max()!
         let pad = max((hi0 - lo0) * 0.15, abs(hi0) * 0.002, 1e-6)
         // Axes are truncated to the data (AUC differences are small); never below zero for ≥ 0 metrics.
         let lo = lo0 >= 0 ? max(0, lo0 - pad) : lo0 - pad, hi = hi0 + pad
@@ -81,7 +82,7 @@ public enum ExperimentReport {
             svg += "<text x=\"\(left - 4)\" y=\"\(f(y(v) + 4, 1))\" text-anchor=\"end\">\(f(v))</text>"
         }
         for (i, r) in rows.enumerated() {
-            let s = r.metrics[metric]!
+            let s = r[key]!
             let x = left + slot * Double(i) + slot * 0.15, bw = slot * 0.7
             let color = palette[(summary.rows.firstIndex { $0.model == r.model } ?? i) % palette.count]
             svg += "<rect x=\"\(f(x, 1))\" y=\"\(f(y(s.mean), 1))\" width=\"\(f(bw, 1))\" height=\"\(f(max(0, y(lo) - y(s.mean)), 1))\" fill=\"\(color)\" opacity=\"0.85\"><title>\(esc(r.model)): \(f(s.mean)) ± \(f(s.se)) (se)</title></rect>"

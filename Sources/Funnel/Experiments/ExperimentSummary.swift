@@ -7,6 +7,7 @@ public struct ExperimentSummary: Codable, Sendable {
     public struct ModelRow: Codable, Sendable {
         public var model: String
         public var runs: Int
+        /// By metric key's JSON name (`MetricKey.rawValue`); read through `self[metric]`.
         public var metrics: [String: Statistics.Summary]
         /// Baseline mean CE / this model's CE on the primary metric, per run summarised: > 1 is better.
         public var relativeToBaseline: Statistics.Summary?
@@ -14,45 +15,34 @@ public struct ExperimentSummary: Codable, Sendable {
         public var trainSamplesPerSecond: Double
         /// Decay days → metric → summary.
         public var decay: [String: [String: Statistics.Summary]]?
+
+        public subscript(metric: MetricKey) -> Statistics.Summary? { metrics[metric.rawValue] }
     }
 
-    public var primaryMetric: String
+    public var primaryMetric: MetricKey
     public var baseline: String
     public var significance: Double
     public var rows: [ModelRow]
 
-    /// Metrics where lower is better; for calibration ratios, closeness to 1 counts.
-    static func lowerIsBetter(_ metric: String) -> Bool { metric.hasPrefix("logloss") || metric.hasPrefix("ece") }
-
-    static func score(_ metric: String, _ v: Double) -> Double {
-        if metric.hasPrefix("calibration") { return -abs(v - 1) }
-        return lowerIsBetter(metric) ? -v : v
-    }
-
-    public static let displayMetrics = [
-        "auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space", "logloss_ctr", "logloss_cvr", "logloss_ctcvr",
-        "logloss_cvr_entire_space", "pr_auc_ctcvr", "calibration_ctcvr", "ece_ctcvr",
-    ]
-
-    public init(results: [RunResult], models: [String], baseline: String, primaryMetric: String, significance: Double = 0.01) {
+    public init(results: [RunResult], models: [String], baseline: String, primaryMetric: MetricKey, significance: Double = 0.01) {
         self.primaryMetric = primaryMetric
         self.baseline = baseline
         self.significance = significance
         var byModel: [String: [RunResult]] = [:]
         for r in results { byModel[r.model, default: []].append(r) }
-        func values(_ model: String, _ metric: String) -> [Double] {
-            (byModel[model] ?? []).sorted { $0.run < $1.run }.compactMap { $0.report.metrics[metric] }
+        func values(_ model: String, _ metric: MetricKey) -> [Double] {
+            (byModel[model] ?? []).sorted { $0.run < $1.run }.compactMap { $0.report[metric] }
         }
         let baselineMean = Statistics.summary(values(baseline, primaryMetric))?.mean
         rows = models.map { m in
             let runs = byModel[m] ?? []
             var metrics: [String: Statistics.Summary] = [:]
-            let keys = Set(runs.flatMap { $0.report.metrics.keys })
-            for k in keys { metrics[k] = Statistics.summary(values(m, k)) }
+            let keys = Set(runs.flatMap { $0.report.values.keys })
+            for k in keys { metrics[k.rawValue] = Statistics.summary(values(m, k)) }
             var relative: Statistics.Summary?
             if let b = baselineMean {
                 let mine = values(m, primaryMetric)
-                relative = Statistics.summary(mine.map { ExperimentSummary.lowerIsBetter(primaryMetric) ? b / $0 : $0 / b })
+                relative = Statistics.summary(mine.map { primaryMetric.lowerIsBetter ? b / $0 : $0 / b })
             }
             let mine = values(m, primaryMetric)
             var better: [String] = []
@@ -60,7 +50,7 @@ public struct ExperimentSummary: Codable, Sendable {
                 let theirs = values(other, primaryMetric)
                 guard let p = Statistics.welchTTest(mine, theirs), p < significance,
                       let a = Statistics.summary(mine), let b = Statistics.summary(theirs),
-                      ExperimentSummary.score(primaryMetric, a.mean) > ExperimentSummary.score(primaryMetric, b.mean) else { continue }
+                      primaryMetric.score(a.mean) > primaryMetric.score(b.mean) else { continue }
                 better.append(other)
             }
             var decay: [String: [String: Statistics.Summary]]?
@@ -70,8 +60,8 @@ public struct ExperimentSummary: Codable, Sendable {
                 for d in days {
                     var perMetric: [String: Statistics.Summary] = [:]
                     let reports = runs.compactMap { $0.decay?[d] }
-                    for k in Set(reports.flatMap { $0.metrics.keys }) {
-                        perMetric[k] = Statistics.summary(reports.compactMap { $0.metrics[k] })
+                    for k in Set(reports.flatMap { $0.values.keys }) {
+                        perMetric[k.rawValue] = Statistics.summary(reports.compactMap { $0[k] })
                     }
                     decay![d] = perMetric
                 }
@@ -80,6 +70,11 @@ public struct ExperimentSummary: Codable, Sendable {
             return ModelRow(model: m, runs: runs.count, metrics: metrics, relativeToBaseline: relative, betterThan: better,
                             trainSamplesPerSecond: speed, decay: decay)
         }
+    }
+
+    /// The metrics of `metrics` that at least one model has.
+    func shownMetrics(_ metrics: [MetricKey] = MetricKey.display) -> [MetricKey] {
+        metrics.filter { m in rows.contains { $0[m] != nil } }
     }
 
     /// Enough decimals for rare-event cross-entropies (CTCVR log loss ≈ 0.01) to show differences.
@@ -93,11 +88,11 @@ public struct ExperimentSummary: Codable, Sendable {
     }
 
     /// A plain-text table for the terminal.
-    public func terminalTable(metrics: [String] = ExperimentSummary.displayMetrics) -> String {
-        let shown = metrics.filter { m in rows.contains { $0.metrics[m] != nil } }
-        var table: [[String]] = [["model", "runs"] + shown + ["rel. \(primaryMetric)", "better than (p<\(significance))"]]
+    public func terminalTable(metrics: [MetricKey] = MetricKey.display) -> String {
+        let shown = shownMetrics(metrics)
+        var table: [[String]] = [["model", "runs"] + shown.map(\.rawValue) + ["rel. \(primaryMetric.rawValue)", "better than (p<\(significance))"]]
         for r in rows {
-            table.append([r.model, String(r.runs)] + shown.map { ExperimentSummary.cell(r.metrics[$0], se: false) }
+            table.append([r.model, String(r.runs)] + shown.map { ExperimentSummary.cell(r[$0], se: false) }
                          + [ExperimentSummary.cell(r.relativeToBaseline, se: false), r.betterThan.joined(separator: ",")])
         }
         let widths = (0..<table[0].count).map { c in table.map { $0[c].count }.max()! }
@@ -107,26 +102,26 @@ public struct ExperimentSummary: Codable, Sendable {
     }
 
     /// GitHub-flavoured Markdown: mean ± std (se) per metric.
-    public func markdown(metrics: [String] = ExperimentSummary.displayMetrics) -> String {
-        let shown = metrics.filter { m in rows.contains { $0.metrics[m] != nil } }
-        var out = "| model | runs | " + shown.joined(separator: " | ") + " | \(primaryMetric) relative to \(baseline) | better than (Welch t-test, p < \(significance)) |\n"
+    public func markdown(metrics: [MetricKey] = MetricKey.display) -> String {
+        let shown = shownMetrics(metrics)
+        var out = "| model | runs | " + shown.map(\.rawValue).joined(separator: " | ") + " | \(primaryMetric.rawValue) relative to \(baseline) | better than (Welch t-test, p < \(significance)) |\n"
         out += "|" + String(repeating: "---|", count: shown.count + 4) + "\n"
         for r in rows {
-            out += "| \(r.model) | \(r.runs) | " + shown.map { ExperimentSummary.cell(r.metrics[$0], se: true) }.joined(separator: " | ")
+            out += "| \(r.model) | \(r.runs) | " + shown.map { ExperimentSummary.cell(r[$0], se: true) }.joined(separator: " | ")
                 + " | \(ExperimentSummary.cell(r.relativeToBaseline, se: true)) | \(r.betterThan.joined(separator: ", ")) |\n"
         }
         let days = Set(rows.flatMap { $0.decay?.keys.map { $0 } ?? [] }).sorted { Int($0)! < Int($1)! }
         if !days.isEmpty {
-            out += "\n### Decay: \(primaryMetric) on later days (mean ± se)\n\n| model | " + days.map { "day \($0)" }.joined(separator: " | ") + " |\n"
+            out += "\n### Decay: \(primaryMetric.rawValue) on later days (mean ± se)\n\n| model | " + days.map { "day \($0)" }.joined(separator: " | ") + " |\n"
             out += "|" + String(repeating: "---|", count: days.count + 1) + "\n"
             for r in rows {
                 out += "| \(r.model) | " + days.map { d in
-                    r.decay?[d]?[primaryMetric].map { String(format: "%.4f ± %.4f", $0.mean, $0.se) } ?? "undefined"
+                    r.decay?[d]?[primaryMetric.rawValue].map { String(format: "%.4f ± %.4f", $0.mean, $0.se) } ?? "undefined"
                 }.joined(separator: " | ") + " |\n"
             }
         }
         out += "\nCTR and CTCVR on all impressions; CVR on clicked impressions; `*_entire_space`: CVR on all impressions against the simulator's counterfactual conversions. "
-        out += "Relative \(primaryMetric): \(ExperimentSummary.lowerIsBetter(primaryMetric) ? "baseline mean / model" : "model / baseline mean") per run (> 1 is better).\n"
+        out += "Relative \(primaryMetric.rawValue): \(primaryMetric.lowerIsBetter ? "baseline mean / model" : "model / baseline mean") per run (> 1 is better).\n"
         return out
     }
 }
