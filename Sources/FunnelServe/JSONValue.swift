@@ -2,7 +2,8 @@
 /// decoder can say exactly which type it got where another was needed.
 public enum JSONValue: Sendable, Equatable {
     case integer(Int64)
-    case number(Double)
+    /// A number that is not an integer, with its literal (what it would read as in a CSV cell).
+    case number(Double, literal: String)
     case string(String)
     case bool(Bool)
     case null

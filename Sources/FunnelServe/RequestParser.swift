@@ -87,7 +87,9 @@ struct RequestParser {
             return try bytes.withUnsafeBufferPointer { buf -> JSONValue in
                 let p = buf.baseAddress! + start, n = i - start
                 if let v = NumberParsing.parseInteger(p, n) { return .integer(v) }
-                if let d = NumberParsing.parseDouble(p, n), d.isFinite { return .number(d) }
+                if let d = NumberParsing.parseDouble(p, n), d.isFinite {
+                    return .number(d, literal: String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+                }
                 throw Malformed(offset: start, what: "malformed number")
             }
         }

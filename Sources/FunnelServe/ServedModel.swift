@@ -25,8 +25,8 @@ actor WorkerPool {
 /// pctr/pcvr/pctcvr; GBDT model directories answer p_install (and its parts).
 public final class ServedModel: @unchecked Sendable {
     enum Backend {
-        case neural(TrainedModel, RowDecoder, WorkerPool)
-        case gbdt(TwoStageGBDT, GBDTRowDecoder)
+        case neural(TrainedModel, RequestTableDecoder, WorkerPool)
+        case gbdt(TwoStageGBDT, RequestTableDecoder)
     }
 
     public let path: String
@@ -43,25 +43,26 @@ public final class ServedModel: @unchecked Sendable {
         switch try ModelDirectoryKind.detect(path) {
         case .neural:
             let model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
-            backend = .neural(model, RowDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
+            backend = .neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
                               WorkerPool(workers: workers))
             summary = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]
         case .gbdt:
             let model = try TwoStageGBDT.load(from: path)
-            backend = .gbdt(model, GBDTRowDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
+            backend = .gbdt(model, RequestTableDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
                                                   rejectUnknownFields: rejectUnknownFields))
             summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
         }
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// Decodes `rows` with the model's stored schema and writes the `predictions` array into `w`,
+    /// Decodes `rows` into the raw table a CSV with the same cells gives, transforms it as
+    /// `funnel predict` / `funnel gbdt predict` do (schema encode / fitted pipeline) and writes the `predictions` array into `w`,
     /// through the same batched prediction as `funnel predict` / `funnel gbdt predict`.
     /// Returns the number of rows predicted.
     func predict(_ rows: [[String: JSONValue]], into w: inout CSVWriter) async throws -> Int {
         switch backend {
         case .neural(let model, let decoder, let pool):
-            let data = try decoder.decode(rows)
+            let data = model.schema.encode(try decoder.decode(rows))
             let slot = await pool.acquire()
             let p = model.network.predict(data, worker: slot)
             await pool.release(slot)

@@ -24,6 +24,18 @@ public struct RawTable {
         report = ReadReport(file: file)
     }
 
+    /// Appends one decoded row (keys and dense values in layout order). Every reader — the
+    /// file reader and the server's request decoder — builds tables through here.
+    public mutating func appendRow(keys rowKeys: [Int64], dense rowDense: [Float], labels: (click: Float, conversion: Float)?,
+                                   day: Int?, sourceRow: Int32) {
+        if let labels { click.append(labels.click); conversion.append(labels.conversion) }
+        for k in 0..<rowDense.count { dense[k].append(rowDense[k]) }
+        for k in 0..<rowKeys.count { keys[k].append(rowKeys[k]) }
+        sourceRows.append(sourceRow)
+        if let day { days.append(day) }
+        rowCount += 1
+    }
+
     /// The rows whose day satisfies `keep` (all rows' days must have been read).
     public func filter(days keep: (Int) -> Bool) -> RawTable {
         rows(where: days.map(keep))

@@ -121,11 +121,10 @@ public enum TableReader {
                 }
                 var dayValue = 0
                 if let di = dayIdx {
-                    guard let v = NumberParsing.parseInteger(bytes + cells[di].start, cells[di].count) else {
+                    do { dayValue = try CellDecoding.day(bytes + cells[di].start, cells[di].count) } catch {
                         throw RowProblem(kind: "non-numeric value", error: DataError(
                             file: path, line: line, column: options.dayColumn, "day must be an integer, got '\(CSVFile.text(bytes, cells[di]))'"))
                     }
-                    dayValue = Int(v)
                 }
                 var clickValue: Float = 0, convValue: Float = 0
                 if let ci = clickIdx, let vi = convIdx {
@@ -134,22 +133,16 @@ public enum TableReader {
                 }
                 for (k, ci) in denseIdx.enumerated() {
                     let cell = cells[ci]
-                    if cell.count == 0 { denseRow[k] = .nan; continue }
-                    guard let v = NumberParsing.parseDouble(bytes + cell.start, cell.count) else {
-                        throw RowProblem(kind: "non-numeric value", error: DataError(
-                            file: path, line: line, column: layout.dense[k],
-                            "expected a number, got '\(CSVFile.text(bytes, cell))'"))
+                    do throws(CellDecoding.Problem) { denseRow[k] = try CellDecoding.dense(bytes + cell.start, cell.count) } catch {
+                        throw RowProblem(kind: error == .notANumber ? "non-numeric value" : "non-finite value", error: DataError(
+                            file: path, line: line, column: layout.dense[k], error == .notANumber
+                                ? "expected a number, got '\(CSVFile.text(bytes, cell))'"
+                                : "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
                     }
-                    guard v.isFinite, abs(v) <= Double(Float.greatestFiniteMagnitude) else {
-                        throw RowProblem(kind: "non-finite value", error: DataError(
-                            file: path, line: line, column: layout.dense[k],
-                            "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
-                    }
-                    denseRow[k] = Float(v)
                 }
                 for (k, ci) in catIdx.enumerated() {
                     let cell = cells[ci]
-                    let key = CategoryKey.of(bytes + cell.start, cell.count)
+                    let key = CellDecoding.categorical(bytes + cell.start, cell.count)
                     if key < 0 && textTokens[key] == nil {
                         textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
                     }
@@ -164,12 +157,8 @@ public enum TableReader {
                                         "conversion=1 with click=0 (use --inconsistent drop|keep)")
                     }
                 }
-                if hasLabels { table.click.append(clickValue); table.conversion.append(convValue) }
-                for k in 0..<denseRow.count { table.dense[k].append(denseRow[k]) }
-                for k in 0..<keyRow.count { table.keys[k].append(keyRow[k]) }
-                table.sourceRows.append(Int32(dataRow))
-                if dayIdx != nil { table.days.append(dayValue) }
-                table.rowCount += 1
+                table.appendRow(keys: keyRow, dense: denseRow, labels: hasLabels ? (clickValue, convValue) : nil,
+                                day: dayIdx != nil ? dayValue : nil, sourceRow: Int32(dataRow))
                 keptTotal += 1
                 if table.rowCount >= chunkRows {
                     table.report.rowsKept = keptTotal

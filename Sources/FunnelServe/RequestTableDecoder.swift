@@ -1,0 +1,113 @@
+import Funnel
+
+/// Turns JSON request rows into the `RawTable` the CSV reader produces from the same cells, so
+/// every model kind then transforms them exactly as a file: `FeatureSchema.encode` for a neural
+/// model, the fitted `TabularFeaturePipeline` for a GBDT model.
+///
+/// Each JSON scalar stands for the text it would have in a CSV cell and is decoded by
+/// `CellDecoding`, as the file reader decodes cells: an integer or a number by its literal, a
+/// string by its contents, `null` as the empty cell (a dense field's training mean, a
+/// categorical field's empty-value key — for every field kind and both model kinds). Booleans,
+/// arrays and objects have no cell text and are refused with the row and field.
+public struct RequestTableDecoder: Sendable {
+    public let layout: TableLayout
+    /// Columns a request must send (a GBDT model's dropped columns may be left out).
+    public let required: Set<String>
+    /// The day column, when the model reads one (GBDT day of week).
+    public let dayColumn: String?
+    public let rejectUnknownFields: Bool
+    private let known: Set<String>
+
+    public init(layout: TableLayout, required: Set<String>, dayColumn: String?, rejectUnknownFields: Bool) {
+        self.layout = layout
+        self.required = required
+        self.dayColumn = dayColumn
+        self.rejectUnknownFields = rejectUnknownFields
+        // Labels and ignored training columns may ride along; they are not features.
+        known = Set(layout.categorical + layout.dense + layout.ignored + [layout.clickColumn, layout.conversionColumn]
+                    + (dayColumn.map { [$0] } ?? []))
+    }
+
+    /// A neural model: every categorical and dense column of its schema is required.
+    public init(schema: FeatureSchema, rejectUnknownFields: Bool) {
+        self.init(layout: schema.layout, required: Set(schema.layout.categorical + schema.layout.dense), dayColumn: nil,
+                  rejectUnknownFields: rejectUnknownFields)
+    }
+
+    /// A GBDT model: the pipeline's columns are required (dropped ones optional), and the day
+    /// column when the pipeline uses the day of week.
+    public init(pipeline: TabularFeaturePipeline, dayColumn: String?, rejectUnknownFields: Bool) {
+        self.init(layout: pipeline.layout, required: Set(pipeline.categorical + pipeline.numeric),
+                  dayColumn: pipeline.hasDay ? dayColumn : nil, rejectUnknownFields: rejectUnknownFields)
+    }
+
+    public func decode(_ rows: [[String: JSONValue]]) throws -> RawTable {
+        var table = RawTable(layout: layout, hasLabels: false, file: "request")
+        var keys = [Int64](repeating: 0, count: layout.categorical.count)
+        var dense = [Float](repeating: 0, count: layout.dense.count)
+        for (r, row) in rows.enumerated() {
+            if rejectUnknownFields, let unknown = row.keys.sorted().first(where: { !known.contains($0) }) {
+                throw RequestError("unknown field (the server rejects unknown fields)", row: r, field: unknown)
+            }
+            for (k, name) in layout.categorical.enumerated() {
+                keys[k] = try categorical(row[name], row: r, field: name, textTokens: &table.textTokens)
+            }
+            for (k, name) in layout.dense.enumerated() {
+                dense[k] = try self.dense(row[name], row: r, field: name)
+            }
+            let day = try dayColumn.map { try self.day(row[$0], row: r, field: $0) }
+            table.appendRow(keys: keys, dense: dense, labels: nil, day: day, sourceRow: Int32(r))
+        }
+        table.report.dataLines = rows.count
+        table.report.rowsKept = rows.count
+        return table
+    }
+
+    /// The CSV cell text of a JSON scalar; nil for a value that has none.
+    private func cellText(_ v: JSONValue) -> String? {
+        switch v {
+        case .integer(let i): return String(i)
+        case .number(_, let literal): return literal
+        case .string(let s): return s
+        case .null: return ""
+        case .bool, .other: return nil
+        }
+    }
+
+    private func present(_ v: JSONValue?, row: Int, field: String) throws -> JSONValue {
+        if let v { return v }
+        // An optional column left out is an empty cell.
+        guard !required.contains(field) else { throw RequestError("missing required field", row: row, field: field) }
+        return .null
+    }
+
+    private func categorical(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> Int64 {
+        let value = try present(v, row: row, field: field)
+        if case .integer(let i) = value { return i }  // what CellDecoding.categorical gives its text
+        guard let text = cellText(value) else {
+            throw RequestError("expected an integer, a string or null for a categorical field, got \(value.kind)", row: row, field: field)
+        }
+        let key = CellDecoding.categorical(text)
+        if key < 0 && textTokens[key] == nil { textTokens[key] = text }
+        return key
+    }
+
+    private func dense(_ v: JSONValue?, row: Int, field: String) throws -> Float {
+        let value = try present(v, row: row, field: field)
+        guard let text = cellText(value) else {
+            throw RequestError("expected a number or null for a dense field, got \(value.kind)", row: row, field: field)
+        }
+        do throws(CellDecoding.Problem) { return try CellDecoding.dense(text) } catch {
+            throw RequestError(error == .notANumber ? "expected a number or null for a dense field, got \(value.kind)"
+                                                    : "value is not a finite 32-bit number", row: row, field: field)
+        }
+    }
+
+    private func day(_ v: JSONValue?, row: Int, field: String) throws -> Int {
+        guard let v else { throw RequestError("missing required field", row: row, field: field) }
+        guard let text = cellText(v), case let parsed? = try? CellDecoding.day(text) else {
+            throw RequestError("expected an integer day, got \(v.kind)", row: row, field: field)
+        }
+        return parsed
+    }
+}
