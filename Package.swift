@@ -51,6 +51,12 @@ let package = Package(
             dependencies: ["Funnel"],
             exclude: ["Fixtures"]
         ),
+        // Runs the built `funnel` executable end to end (every subcommand), and the CSV-vs-HTTP
+        // identity of the one row decoder.
+        .testTarget(
+            name: "FunnelCLITests",
+            dependencies: ["funnel", "Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "FunnelServeTests",
             dependencies: ["Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")]

@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+
+/// Runs the built `funnel` executable, as swift-argument-parser's own example tests do.
+enum CLI {
+    /// The directory holding the test bundle and the built products.
+    static var productsDirectory: URL {
+        #if os(macOS)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent()
+        }
+        fatalError("couldn't find the products directory")
+        #else
+        return Bundle.main.bundleURL
+        #endif
+    }
+
+    static var binary: URL { productsDirectory.appendingPathComponent("funnel") }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `funnel ARGS` to completion (stdin closed) and returns its exit status and output.
+    @discardableResult
+    static func run(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["COLUMNS"] = "200"
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Read both pipes concurrently so neither fills up and blocks the child.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let errData = errBox.data
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs and asserts success, returning stdout.
+    @discardableResult
+    static func ok(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try run(args)
+        XCTAssertEqual(r.status, 0, "funnel \(args.joined(separator: " ")) failed:\n\(r.stderr)", file: file, line: line)
+        return r.stdout
+    }
+
+    /// Runs and asserts a usage or input error: non-zero exit, nothing on stdout, `expected` in stderr.
+    static func fails(_ args: [String], saying expected: String, status: Int32? = nil,
+                      file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertNotEqual(r.status, 0, "funnel \(args.joined(separator: " ")) should fail", file: file, line: line)
+        if let status { XCTAssertEqual(r.status, status, r.stderr, file: file, line: line) }
+        XCTAssertTrue(r.stderr.contains(expected), "expected '\(expected)' in:\n\(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stdout, "", "errors go to stderr", file: file, line: line)
+    }
+
+    static func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    static func temporaryDirectory(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "funnel-cli-\(name)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}

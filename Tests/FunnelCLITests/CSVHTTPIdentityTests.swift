@@ -1,0 +1,138 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import XCTest
+@testable import Funnel
+@testable import FunnelServe
+
+/// The one-row-decoder contract: the same rows through a CSV + `funnel predict` (or
+/// `funnel gbdt predict`) and through HTTP give identical predictions, for a neural and a GBDT
+/// model directory — empty cells / null, unseen ids, strings and decimal literals in categorical
+/// fields included.
+final class CSVHTTPIdentityTests: XCTestCase {
+    static var dir = ""
+
+    override class func setUp() { dir = CLI.temporaryDirectory("identity") }
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Edits cells of a delimited file's data rows: (row, column) → new cell text.
+    private func edit(_ path: String, rows: Int, separator: Character, cells: [(Int, String, String)], to out: String) throws -> [String] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = lines[0].split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+        var body = lines[1...rows].map { $0.split(separator: separator, omittingEmptySubsequences: false).map(String.init) }
+        for (r, column, text) in cells { body[r][header.firstIndex(of: column)!] = text }
+        let text = ([header] + body).map { $0.joined(separator: String(separator)) }.joined(separator: "\n") + "\n"
+        try text.write(toFile: out, atomically: true, encoding: .utf8)
+        return [lines[0]] + body.map { $0.joined(separator: String(separator)) }
+    }
+
+    /// The rows as a JSON body whose scalars spell exactly the cells: an empty cell is null, an
+    /// integer an integer, a decimal its literal, anything else a string.
+    private func jsonBody(_ lines: [String], separator: Character) -> Data {
+        let header = lines[0].split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+        let rows = lines[1...].map { line -> String in
+            let cells = line.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+            let members = zip(header, cells).map { name, cell -> String in
+                let value: String
+                if cell.isEmpty { value = "null" } else if Int64(cell) != nil || (Double(cell) != nil && cell.contains(where: \.isNumber)
+                                                                                && !cell.contains("\"")) {
+                    value = cell
+                } else {
+                    value = "\"\(cell)\""
+                }
+                return "\"\(name)\":\(value)"
+            }
+            return "{" + members.joined(separator: ",") + "}"
+        }
+        return Data(("{\"rows\":[" + rows.joined(separator: ",") + "]}").utf8)
+    }
+
+    /// Each prediction object of the response as key → the literal text the server wrote
+    /// (compared as text: a JSON parser's own rounding must not hide or invent a difference).
+    private func serve(_ model: String, body: Data) async throws -> [[String: String]] {
+        var c = ServeConfiguration(modelPath: model)
+        c.port = 0
+        c.workers = 1
+        var logger = Logger(label: "funnel.serve.test")
+        logger.logLevel = .critical
+        let server = try FunnelServer(configuration: c, logger: logger)
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run { continuation.yield($0) } }
+        defer { task.cancel() }
+        var iterator = stream.makeAsyncIterator()
+        let port = await iterator.next()!
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/predict")!)
+        request.httpMethod = "POST"
+        request.httpBody = body
+        let (data, response) = try await URLSession.shared.data(for: request)
+        XCTAssertEqual((response as! HTTPURLResponse).statusCode, 200, String(decoding: data, as: UTF8.self))
+        let text = String(decoding: data, as: UTF8.self)
+        let predictions = text[text.range(of: "\"predictions\":[")!.upperBound...].prefix { $0 != "]" }
+        return predictions.split(separator: "}").map { object in
+            var row: [String: String] = [:]
+            for member in object.drop { $0 == "," || $0 == "{" }.split(separator: ",") {
+                let parts = member.split(separator: ":")
+                row[String(parts[0].filter { $0 != "\"" && $0 != "{" })] = String(parts[1])
+            }
+            return row
+        }
+    }
+
+    private func csvColumns(_ path: String) throws -> [[String]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    func testNeuralModelCSVAndHTTPAgree() async throws {
+        let d = Self.dir + "/neural"
+        try CLI.ok(["simulate", "--rows", "4000", "--seed", "5", "--vocab-scale", "0.02", "--out", d])
+        try CLI.ok(["train", "--train", d + "/train.csv", "--model", "esmm", "--out", d + "/esmm", "--embedding-dim", "4",
+                    "--hidden", "16,8", "--batch-size", "256", "--threads", "1"])
+        let lines = try edit(d + "/test.csv", rows: 40, separator: ",", cells: [
+            (0, "101", ""), (1, "D109_14", ""), (2, "121", "987654321"), (3, "122", "abc"), (4, "124", "1.50"),
+            (5, "D110_14", "2.5e-1"), (6, "205", "-7"), (7, "216", ""), (7, "D150_14", ""), (8, "301", "x y"),
+        ], to: d + "/rows.csv")
+        try CLI.ok(["predict", "--model", d + "/esmm", "--data", d + "/rows.csv", "--out", d + "/p.csv"])
+        let fromCSV = try csvColumns(d + "/p.csv")
+        let fromHTTP = try await serve(d + "/esmm", body: jsonBody(lines, separator: ","))
+        XCTAssertEqual(fromCSV.count, 40)
+        XCTAssertEqual(fromHTTP.count, 40)
+        for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
+            for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() {
+                // Both print Float's shortest round-trip text: equal text is the identical float.
+                XCTAssertEqual(csv[k], http[key], "row \(r) \(key)")
+            }
+        }
+        // The edits mattered: an empty categorical cell is not the same input as an unseen id.
+        XCTAssertNotEqual(fromCSV[0], fromCSV[2])
+    }
+
+    func testGBDTModelCSVAndHTTPAgree() async throws {
+        let d = Self.dir + "/gbdt"
+        try CLI.ok(["simulate", "--layout", "recsys2023", "--rows", "12000", "--seed", "3", "--out", d])
+        let config = """
+            num_iterations: 15
+            features:
+              target_encoding: {statistics: [mean, median]}
+            """
+        try config.write(toFile: d + "/config.yaml", atomically: true, encoding: .utf8)
+        try CLI.ok(["gbdt", "train", "--train", d + "/train.tsv", "--out", d + "/model", "--config", d + "/config.yaml",
+                    "--threads", "1"])
+        let lines = try edit(d + "/test.tsv", rows: 30, separator: "\t", cells: [
+            (0, "f_2", ""), (1, "f_44", ""), (2, "f_3", "987654321"), (3, "f_5", "abc"), (4, "f_6", "1.50"),
+            (5, "f_50", "2.5e-1"), (6, "f_10", ""),
+        ], to: d + "/rows.tsv")
+        try CLI.ok(["gbdt", "predict", "--model", d + "/model", "--data", d + "/rows.tsv", "--out", d + "/p.csv"])
+        let fromCSV = try csvColumns(d + "/p.csv")
+        let fromHTTP = try await serve(d + "/model", body: jsonBody(lines, separator: "\t"))
+        XCTAssertEqual(fromCSV.count, 30)
+        XCTAssertEqual(fromHTTP.count, 30)
+        for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
+            for (k, key) in ["p_install", "p_like", "p_install_given_like", "p_two_step", "p_end_to_end"].enumerated() {
+                XCTAssertEqual(csv[k], http[key], "row \(r) \(key)")
+            }
+        }
+    }
+}
