@@ -52,5 +52,11 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-extension InconsistentPolicy: ExpressibleByArgument {}
+extension InconsistentPolicy: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let p = InconsistentPolicy(rawValue: argument), InconsistentPolicy.userChoices.contains(p) else { return nil }
+        self = p
+    }
+    public static var allValueStrings: [String] { userChoices.map(\.rawValue) }
+}
 extension ModelKind: ExpressibleByArgument {}

@@ -22,13 +22,9 @@ struct Prepare: ParsableCommand {
             var options = try dataOptions.readOptions()
             options.dayColumn = dayColumn
             let header = try CSVFile(path: data, delimiter: options.delimiter).header
-            if layout == .recsys2023 || (layout == .auto && RecSys2023Layout.matches(header)) {
-                guard RecSys2023Layout.matches(header) else {
-                    throw DataError(file: data, line: 1, "not the RecSys 2023 layout (needs f_0, f_1, f_2 … f_79, is_clicked, is_installed)")
-                }
-                options = RecSys2023Layout.readOptions(base: options)  // roles, labels, day f_1, installs without a click kept
-                if !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
-            }
+            let resolved: TableLayoutPreset
+            (resolved, options) = try layout.resolve(header: header, file: data, options: options)
+            if resolved == .recsys2023 && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
             guard sampleRows >= 1 else { throw FunnelError("--sample-rows must be at least 1") }
             let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows)
             if json {

@@ -5,7 +5,7 @@ public enum DatasetLoader {
     public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int)
         throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
     {
-        guard minCount >= 1 else { throw FunnelError("--min-count must be at least 1") }
+        guard minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
         let raw = try TableSource.readTraining(path, options: options)
         let schema = FeatureSchema.fit(raw, minCount: minCount)
         return (schema, schema.encode(raw), raw.report)

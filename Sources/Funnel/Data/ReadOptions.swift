@@ -1,8 +1,3 @@
-/// What to do with rows that say conversion = 1 but click = 0 (impossible in a post-click funnel).
-public enum InconsistentPolicy: String, CaseIterable, Codable, Sendable {
-    case drop, keep, error
-}
-
 /// How to read a table: label columns, column-role overrides and error policy.
 public struct ReadOptions: Sendable {
     /// Default conversion-label candidates, first present wins.

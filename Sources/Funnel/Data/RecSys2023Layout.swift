@@ -32,7 +32,7 @@ public enum RecSys2023Layout {
         o.dense = binary + numerical
         o.ignore = [rowId]
         o.dayColumn = day
-        o.inconsistent = .keep
+        o.inconsistent = .data  // installs without a click are data in this layout
         return o
     }
 }

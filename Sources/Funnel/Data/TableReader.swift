@@ -148,14 +148,9 @@ public enum TableReader {
                     }
                     keyRow[k] = key
                 }
-                if hasLabels && convValue == 1 && clickValue == 0 {
-                    switch options.inconsistent {
-                    case .drop: table.report.inconsistentDropped += 1; return true
-                    case .keep: table.report.inconsistentKept += 1
-                    case .error:
-                        throw DataError(file: path, line: line, column: layout.conversionColumn,
-                                        "conversion=1 with click=0 (use --inconsistent drop|keep)")
-                    }
+                if hasLabels && convValue == 1 && clickValue == 0,
+                   try !options.inconsistent.admit(file: path, line: line, column: layout.conversionColumn, report: &table.report) {
+                    return true
                 }
                 table.appendRow(keys: keyRow, dense: denseRow, labels: hasLabels ? (clickValue, convValue) : nil,
                                 day: dayIdx != nil ? dayValue : nil, sourceRow: Int32(dataRow))

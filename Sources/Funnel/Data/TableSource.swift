@@ -27,29 +27,9 @@ public enum TableSource {
         return try applyPolicy(cache.table(layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn), options)
     }
 
-    /// A cache keeps every row; the rows with conversion = 1 and click = 0 get the reading
-    /// command's `--inconsistent` policy here, as a CSV read would.
+    /// A cache keeps every row; the reading command's inconsistent-row policy applies here, as
+    /// a CSV read would apply it.
     static func applyPolicy(_ table: RawTable, _ options: ReadOptions) throws -> RawTable {
-        guard table.hasLabels else { return table }
-        var t = table
-        t.report.inconsistentDropped = 0
-        t.report.inconsistentKept = 0
-        let bad = (0..<t.rowCount).filter { t.conversion[$0] == 1 && t.click[$0] == 0 }
-        guard !bad.isEmpty else { return t }
-        switch options.inconsistent {
-        case .keep:
-            t.report.inconsistentKept = bad.count
-            return t
-        case .error:
-            throw DataError(file: t.report.file, line: Int(t.sourceRows[bad[0]]) + 2, column: t.layout.conversionColumn,
-                            "conversion=1 with click=0 (use --inconsistent drop|keep)")
-        case .drop:
-            var keep = [Bool](repeating: true, count: t.rowCount)
-            for i in bad { keep[i] = false }
-            var out = t.rows(where: keep)
-            out.report.inconsistentDropped = bad.count
-            guard out.rowCount > 0 else { throw DataError(file: t.report.file, "no usable rows (all dropped)") }
-            return out
-        }
+        try options.inconsistent.apply(to: table)
     }
 }

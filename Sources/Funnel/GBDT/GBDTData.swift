@@ -1,14 +1,5 @@
 import Foundation
 
-/// Which table layout a GBDT model reads.
-public enum TableLayoutPreset: String, Codable, CaseIterable, Sendable {
-    /// RecSys 2023 when the header has its columns, generic otherwise.
-    case auto
-    case recsys2023
-    /// Any CSV/TSV of the foundation layout: label columns named by options, roles inferred.
-    case generic
-}
-
 /// How a GBDT model reads files: fixed at training, stored in the model directory, applied to
 /// every later file so validation, test and serving rows are read exactly like the training rows.
 public struct GBDTReadSettings: Codable, Equatable, Sendable {
@@ -23,7 +14,7 @@ public struct GBDTReadSettings: Codable, Equatable, Sendable {
         var o = preset == .recsys2023 ? RecSys2023Layout.readOptions() : ReadOptions()
         o.delimiter = delimiter ?? o.delimiter
         o.dayColumn = dayColumn
-        o.inconsistent = .keep
+        o.inconsistent = .data
         o.skipBadRows = skipBadRows
         return o
     }
@@ -38,19 +29,11 @@ public enum GBDTData {
     {
         if ColumnarCache.isCache(path) { return try readTrainingCache(path, preset: preset) }
         let probe = try CSVFile(path: path, delimiter: options.delimiter)
-        let resolved: TableLayoutPreset = preset == .auto ? (RecSys2023Layout.matches(probe.header) ? .recsys2023 : .generic) : preset
-        var o = options
-        if resolved == .recsys2023 {
-            guard RecSys2023Layout.matches(probe.header) else {
-                throw DataError(file: path, line: 1, "not the RecSys 2023 layout (needs f_0, f_1, f_2 … f_79, is_clicked, is_installed)")
-            }
-            o = RecSys2023Layout.readOptions(base: options)
-        }
-        o.inconsistent = .keep
+        var (resolved, o) = try preset.resolve(header: probe.header, file: path, options: options)
+        o.inconsistent = .data  // installs without a click are data here, not an inconsistency
         let csv = o.delimiter == probe.delimiter ? probe : try CSVFile(path: path, delimiter: o.delimiter)
         let layout = try TableReader.inferLayout(csv, options: o)
-        var table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
-        table.report.inconsistentKept = 0  // installs without a click are data here, not an inconsistency
+        let table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
         return (table, GBDTReadSettings(preset: resolved, delimiter: options.delimiter ?? (resolved == .recsys2023 ? 9 : nil),
                                         dayColumn: o.dayColumn))
     }
@@ -64,8 +47,8 @@ public enum GBDTData {
             throw DataError(file: path, "this cache was not prepared in the RecSys 2023 layout (funnel prepare --layout recsys2023)")
         }
         // A cache keeps every row, installs without a click included, as this path wants.
-        var table = try cache.table(layout: cache.layout, requireLabels: true, dayColumn: cache.footer.dayColumn)
-        table.report.inconsistentKept = 0
+        let table = try InconsistentPolicy.data.apply(
+            to: cache.table(layout: cache.layout, requireLabels: true, dayColumn: cache.footer.dayColumn))
         return (table, GBDTReadSettings(preset: isRecSys && preset != .generic ? .recsys2023 : .generic, delimiter: nil,
                                         dayColumn: cache.footer.dayColumn))
     }
@@ -74,15 +57,12 @@ public enum GBDTData {
     public static func read(_ path: String, layout: TableLayout, settings: GBDTReadSettings, requireLabels: Bool,
                             skipBadRows: Bool = false) throws -> RawTable {
         if ColumnarCache.isCache(path) {
-            var table = try ColumnarCache(path: path).table(layout: layout, requireLabels: requireLabels, dayColumn: settings.dayColumn)
-            table.report.inconsistentKept = 0
-            return table
+            return try InconsistentPolicy.data.apply(
+                to: ColumnarCache(path: path).table(layout: layout, requireLabels: requireLabels, dayColumn: settings.dayColumn))
         }
         let o = settings.readOptions(skipBadRows: skipBadRows)
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
-        var table = try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
-        table.report.inconsistentKept = 0
-        return table
+        return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
     }
 
     /// Splits one day-stamped table by the temporal protocol (train days / validation day).

@@ -139,25 +139,15 @@ public struct TrainedModel {
     public static func warmStart(_ net: FunnelNetwork, schema: FeatureSchema, from dir: String) throws {
         let saved = try load(from: dir)
         guard saved.config.architecture == net.config.architecture else {
-            throw FunnelError("--init-from \(dir): model '\(saved.config.kind.rawValue)' cannot initialise '\(net.config.kind.rawValue)'")
+            throw FunnelError("initial weights \(dir): model '\(saved.config.kind.rawValue)' cannot initialise '\(net.config.kind.rawValue)'")
         }
         guard saved.schema.layout == schema.layout,
               saved.schema.fields.map(\.values) == schema.fields.map(\.values) else {
-            throw FunnelError("--init-from \(dir): its feature schema (columns or vocabularies) differs from this training file's")
+            throw FunnelError("initial weights \(dir): its feature schema (columns or vocabularies) differs from this training file's")
         }
         let tensors = Dictionary(uniqueKeysWithValues: saved.network.parameters.map {
             ($0.name, SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array))
         })
         try copy(tensors, into: net, path: dir + "/" + saved.manifest.weightsFile)
-    }
-}
-
-public enum Checksum {
-    public static func fnv64Hex(_ data: Data) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { raw in
-            for b in raw.bindMemory(to: UInt8.self) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-        }
-        return String(format: "%016llx", h)
     }
 }

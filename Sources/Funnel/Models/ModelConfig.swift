@@ -306,23 +306,23 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     public func validate() throws {
-        guard embeddingDim >= 1 else { throw FunnelError("--embedding-dim must be at least 1") }
-        guard hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("--hidden must list positive layer sizes, e.g. 200,80") }
-        guard trunk.builder.usesBottom || bottom.isEmpty else { throw FunnelError("--bottom needs --arch shared-bottom") }
+        guard embeddingDim >= 1 else { throw FunnelError("the embedding dimension must be at least 1") }
+        guard hidden.allSatisfy({ $0 >= 1 }) else { throw FunnelError("tower layer sizes must be positive") }
+        guard trunk.builder.usesBottom || bottom.isEmpty else { throw FunnelError("bottom layers need a shared-bottom trunk") }
         try trunk.builder.validate(self)
-        guard aitmAlpha >= 0, aitmAlpha.isFinite else { throw FunnelError("--aitm-alpha must be ≥ 0") }
-        guard (1...16).contains(learners) else { throw FunnelError("--learners must be between 1 and 16") }
+        guard aitmAlpha >= 0, aitmAlpha.isFinite else { throw FunnelError("the AITM constraint weight must be ≥ 0") }
+        guard (1...16).contains(learners) else { throw FunnelError("learners per task must be between 1 and 16") }
         guard learners == 1 || !architecture.transfer else { throw FunnelError("aitm has one learner per task") }
         guard distillationCTR >= 0, distillationCVR >= 0 else { throw FunnelError("distillation weights must be ≥ 0") }
-        guard batchSize >= 1 else { throw FunnelError("--batch-size must be at least 1") }
-        guard epochs >= 1 else { throw FunnelError("--epochs must be at least 1") }
-        guard (clickedEpochs ?? 1) >= 1 else { throw FunnelError("--clicked-epochs must be at least 1") }
-        guard learningRate > 0, learningRate.isFinite else { throw FunnelError("--lr must be a positive number") }
-        guard l2 >= 0, l2.isFinite else { throw FunnelError("--l2 must be ≥ 0") }
+        guard batchSize >= 1 else { throw FunnelError("the batch size must be at least 1") }
+        guard epochs >= 1 else { throw FunnelError("epochs must be at least 1") }
+        guard (clickedEpochs ?? 1) >= 1 else { throw FunnelError("clicked-space epochs must be at least 1") }
+        guard learningRate > 0, learningRate.isFinite else { throw FunnelError("the learning rate must be a positive number") }
+        guard l2 >= 0, l2.isFinite else { throw FunnelError("the L2 penalty must be ≥ 0") }
         guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else { throw FunnelError("Adam betas must be in [0, 1) and epsilon > 0") }
-        guard negativeRate > 0, negativeRate <= 1 else { throw FunnelError("--negative-rate must be in (0, 1]") }
-        guard oversample >= 1 else { throw FunnelError("--oversample must be at least 1") }
-        guard unbiasClip > 0, unbiasClip <= 1 else { throw FunnelError("--unbias-clip must be in (0, 1]") }
-        guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("--downsample-negatives must be ≥ 1") }
+        guard negativeRate > 0, negativeRate <= 1 else { throw FunnelError("the AMAN negative rate must be in (0, 1]") }
+        guard oversample >= 1 else { throw FunnelError("oversampling copies must be at least 1") }
+        guard unbiasClip > 0, unbiasClip <= 1 else { throw FunnelError("the UNBIAS pCTR clip must be in (0, 1]") }
+        guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("the negative downsampling factor must be ≥ 1") }
     }
 }

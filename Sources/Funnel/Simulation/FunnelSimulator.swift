@@ -25,14 +25,14 @@ public struct SimulatorConfig: Codable, Sendable {
     public init() {}
 
     public func validate() throws {
-        guard rows >= 10 else { throw FunnelError("--rows must be at least 10") }
-        guard ctr > 0 && ctr < 1 else { throw FunnelError("--ctr must be in (0, 1)") }
-        guard cvr > 0 && cvr < 1 else { throw FunnelError("--cvr must be in (0, 1)") }
-        guard (0...1).contains(selectionBias) else { throw FunnelError("--selection-bias must be in [0, 1]") }
-        guard vocabScale > 0 && vocabScale <= 1000 else { throw FunnelError("--vocab-scale must be in (0, 1000]") }
-        guard testFraction > 0 && testFraction < 1 else { throw FunnelError("--test-fraction must be in (0, 1)") }
-        guard days >= 1 && days <= 10_000 else { throw FunnelError("--days must be between 1 and 10000") }
-        guard drift >= 0 && drift.isFinite else { throw FunnelError("--drift must be ≥ 0") }
+        guard rows >= 10 else { throw FunnelError("rows must be at least 10") }
+        guard ctr > 0 && ctr < 1 else { throw FunnelError("the click-through rate must be in (0, 1)") }
+        guard cvr > 0 && cvr < 1 else { throw FunnelError("the conversion rate must be in (0, 1)") }
+        guard (0...1).contains(selectionBias) else { throw FunnelError("the selection bias must be in [0, 1]") }
+        guard vocabScale > 0 && vocabScale <= 1000 else { throw FunnelError("the vocabulary scale must be in (0, 1000]") }
+        guard testFraction > 0 && testFraction < 1 else { throw FunnelError("the test fraction must be in (0, 1)") }
+        guard days >= 1 && days <= 10_000 else { throw FunnelError("days must be between 1 and 10000") }
+        guard drift >= 0 && drift.isFinite else { throw FunnelError("the drift must be ≥ 0") }
     }
 }
 

@@ -24,7 +24,7 @@ public struct RecSysSimulatorConfig: Codable, Sendable {
     public init() {}
 
     public func validate() throws {
-        guard rows >= 100 else { throw FunnelError("--rows must be at least 100") }
+        guard rows >= 100 else { throw FunnelError("rows must be at least 100") }
         guard firstDay >= 0, lastDay > firstDay + 1 else { throw FunnelError("need at least three days") }
         for (name, v) in [("click rate", clickRate), ("install rate given click", installRateGivenClick),
                           ("install rate without click", installRateWithoutClick)] where !(v > 0 && v < 1) {

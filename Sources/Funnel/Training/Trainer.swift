@@ -120,7 +120,7 @@ public final class Trainer {
                         optimizer.apply(params)
                         let loss = shardLoss[0..<active].reduce(0, +)
                         guard loss.isFinite else {
-                            throw FunnelError("training diverged: loss is \(loss) at stage '\(objective.rawValue)', epoch \(epoch), row \(epochRows + offset); try a smaller --lr")
+                            throw FunnelError("training diverged: loss is \(loss) at stage '\(objective.rawValue)', epoch \(epoch), row \(epochRows + offset); try a smaller learning rate")
                         }
                         lossSum += loss * Double(n)
                         lossRows += n
