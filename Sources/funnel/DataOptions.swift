@@ -28,6 +28,19 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Skip malformed rows (counted and reported per kind) instead of stopping at the first.")
     var skipBadRows = false
 
+    func validate() throws {
+        if let d = delimiter, !["tab", "\\t", "\t"].contains(d), d.utf8.count != 1 {
+            throw ValidationError("--delimiter must be one character or 'tab', got '\(d)'")
+        }
+        for (flag, value) in [("--categorical", categorical), ("--dense", dense), ("--ignore", ignore)] {
+            guard let value else { continue }
+            let parts = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !parts.contains(where: \.isEmpty) else {
+                throw ValidationError("\(flag) must be column names or * patterns separated by commas, got '\(value)'")
+            }
+        }
+    }
+
     func readOptions() throws -> ReadOptions {
         var o = ReadOptions()
         if let d = delimiter {

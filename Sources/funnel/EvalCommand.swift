@@ -18,31 +18,27 @@ struct Eval: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
 
+    func validate() throws {
+        guard !models.isEmpty else { throw ValidationError("give at least one --model") }
+        guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw ValidationError("--downsample-negatives must be ≥ 1") }
+        try validateThreads(threads)
+    }
+
     func run() throws {
         try guarded {
-            guard !models.isEmpty else { throw FunnelError("give at least one --model") }
-            let workers = try resolveThreads(threads)
-            BLAS.setThreads(1)
-            let options = try dataOptions.readOptions()
-            var results: [(String, EvaluationReport)] = []
-            for dir in models {
-                let model = try TrainedModel.load(from: dir, maxBatch: 4096, workers: workers)
-                guard downsampleNegatives >= 1 else { throw FunnelError("--downsample-negatives must be ≥ 1") }
-                let (full, report) = try DatasetLoader.load(data, schema: model.schema, options: options, requireLabels: true)
-                let encoded = full.downsamplingNegatives(factor: downsampleNegatives, seed: seed)
-                if !json { for n in report.notes { Terminal.note(n) } }
-                let cf = try truth.map { try DatasetLoader.loadCounterfactual($0, for: encoded, dataLines: report.dataLines) }
-                if !json, encoded.weights != nil {
-                    Terminal.note("evaluating \(encoded.rowCount) of \(full.rowCount) rows (unclicked kept 1 in \(downsampleNegatives), weighted)")
-                }
-                let r = EvaluationReport.evaluate(model.network.predict(encoded), on: encoded, counterfactual: cf)
-                results.append((dir, r))
-            }
+            var request = EvaluationRequest(models: models, data: data)
+            request.truth = truth
+            request.threads = try resolveThreads(threads)
+            request.downsampleNegatives = downsampleNegatives
+            request.seed = seed
+            request.read = try dataOptions.readOptions()
+            let json = self.json
+            let results = try EvaluationJob.run(request) { if !json { Terminal.note($0) } }
             if json {
-                let objects = results.map { NamedReport(model: $0.0, kind: nil, report: $0.1) }
+                let objects = results.map { NamedReport(model: $0.model, kind: nil, report: $0.report) }
                 if objects.count == 1 { Terminal.printJSON(objects[0]) } else { Terminal.printJSON(objects) }
             } else {
-                print(MetricsTable.render(results, data: data))
+                print(MetricsTable.render(results.map { ($0.model, $0.report) }, data: data))
             }
         }
     }

@@ -35,76 +35,69 @@ struct Experiment: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false
 
-    func run() throws {
-        try guarded {
-            let kinds: [ModelKind] = models == "all" ? ModelKind.allCases : try models.split(separator: ",").map {
+    /// The models of --models, in order.
+    private var kinds: [ModelKind] {
+        get throws {
+            if models == "all" { return ModelKind.allCases }
+            return try models.split(separator: ",", omittingEmptySubsequences: false).map {
                 let name = $0.trimmingCharacters(in: .whitespaces)
                 guard let k = ModelKind(rawValue: name) else {
-                    throw FunnelError("unknown model '\(name)'; models: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError("--models: unknown model '\(name)'; models: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return k
             }
-            guard !kinds.isEmpty, Set(kinds).count == kinds.count else { throw FunnelError("--models must list distinct models") }
-            guard runs >= 1 else { throw FunnelError("--runs must be at least 1") }
+        }
+    }
+
+    func validate() throws {
+        let kinds = try self.kinds
+        guard !kinds.isEmpty, Set(kinds).count == kinds.count else { throw ValidationError("--models must list distinct models") }
+        guard runs >= 1 else { throw ValidationError("--runs must be ≥ 1") }
+        guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
+        try validateThreads(threads)
+        if let baseline, !kinds.map(\.rawValue).contains(baseline) { throw ValidationError("--baseline \(baseline) is not among --models") }
+        if trainDays != nil {
+            guard test == nil else { throw ValidationError("--train-days splits --train by day; leave out --test") }
+            _ = try Experiment.dayRange(trainDays!, flag: "--train-days")
+            if let decayDays { _ = try Experiment.dayRange(decayDays, flag: "--decay-days") }
+        } else {
+            guard test != nil else { throw ValidationError("give --test, or --train-days to split --train by day") }
+            guard testDay == nil, decayDays == nil else { throw ValidationError("--test-day and --decay-days need --train-days") }
+        }
+    }
+
+    func run() throws {
+        try guarded {
+            let kinds = try self.kinds
             let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
-            guard kinds.map(\.rawValue).contains(base) else { throw FunnelError("--baseline \(base) is not among --models") }
-            var options = try data.readOptions()
             let template = try modelOptions.config(kind: .esmm, seed: 0)
             // Each model's own defaults (e.g. the TAML comparison's towers), with the flags given applied.
             let configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
-            let schema: FeatureSchema, trainData: EncodedDataset, testData: EncodedDataset
-            var truthColumn: [Float]?
-            var decay: [(day: Int, data: EncodedDataset)] = []
-            var readNotes: [String]
-            var testName: String
-            if let trainDays {
-                guard test == nil else { throw FunnelError("--train-days splits --train by day; leave out --test") }
-                let range = try Experiment.dayRange(trainDays, flag: "--train-days")
-                let day = testDay ?? range.upperBound + 1
-                let decayOffsets = try decayDays.map { Array(try Experiment.dayRange($0, flag: "--decay-days")) } ?? []
-                options.dayColumn = dayColumn
-                let loaded = try DatasetLoader.loadByDay(train, options: options, minCount: minCount, trainDays: range,
-                                                         evaluationDays: [day] + decayOffsets.map { range.upperBound + $0 })
-                (schema, trainData, testData) = (loaded.schema, loaded.train, loaded.days[day]!)
-                truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: loaded.report.dataLines) }
-                decay = decayOffsets.map { o in (range.upperBound + o, loaded.days[range.upperBound + o]!) }
-                readNotes = loaded.report.notes
-                testName = "\(train) day \(day)"
-            } else {
-                guard let test else { throw FunnelError("give --test, or --train-days to split --train by day") }
-                guard testDay == nil, decayDays == nil else { throw FunnelError("--test-day and --decay-days need --train-days") }
-                let (s, t, report) = try DatasetLoader.loadForTraining(train, options: options, minCount: minCount)
-                let (td, testReport) = try DatasetLoader.load(test, schema: s, options: options, requireLabels: true)
-                (schema, trainData, testData) = (s, t, td)
-                truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: testReport.dataLines) }
-                readNotes = report.notes + testReport.notes
-                testName = test
-            }
-            if !json { for n in readNotes { Terminal.note(n) } }
-            let concurrency = try resolveThreads(threads)
+            var inputs = ExperimentInputs(train: train)
+            inputs.test = test
+            inputs.truth = truth
+            inputs.trainDays = try trainDays.map { try Experiment.dayRange($0, flag: "--train-days") }
+            inputs.testDay = testDay
+            inputs.decayDays = try decayDays.map { try Experiment.dayRange($0, flag: "--decay-days") }
+            inputs.dayColumn = dayColumn
+            inputs.minCount = minCount
+            inputs.read = try data.readOptions()
+            let loaded = try inputs.load()
+            if !json { for n in loaded.notes { Terminal.note(n) } }
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
-                                      concurrency: concurrency) { kind, seed in
+                                      concurrency: try resolveThreads(threads)) { kind, seed in
                 var c = configs[kind]!
                 c.seed = seed
                 return c
             }
-            if let out { try checkResumable(out) }
-            let runner = ExperimentRunner(plan: plan, data: ExperimentData(schema: schema, train: trainData, test: testData,
-                                                                           truth: truthColumn, decay: decay), directory: out)
-            let results = try runner.run { line in Terminal.note(line) }
+            if let out { try inputs.claim(out, protocol: ctcvrProtocol, seed: seed) }
+            let results = try ExperimentRunner(plan: plan, data: loaded.data, directory: out).run { line in Terminal.note(line) }
             let summary = ExperimentSummary(results: results, models: kinds.map(\.rawValue), baseline: base, primaryMetric: primary)
+            let trainData = loaded.data.train
             let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
-                         + "test \(testName): \(testData.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
+                         + "test \(loaded.testName): \(loaded.data.test.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
                          + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"]
-            if let out {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFile.write(try enc.encode(ExperimentOutput(summary: summary, runs: results)), to: out + "/results.json")
-                try AtomicFile.write(Data(("# Funnel experiment\n\n" + notes.map { "- \($0)\n" }.joined() + "\n" + summary.markdown()).utf8),
-                                     to: out + "/results.md")
-                try AtomicFile.write(Data(ExperimentReport.html(summary: summary, results: results, title: "Funnel experiment",
-                                                                notes: notes).utf8), to: out + "/report.html")
-            }
+            if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
             if json {
                 Terminal.printJSON(summary)
             } else {
@@ -119,27 +112,10 @@ struct Experiment: ParsableCommand {
     static func dayRange(_ text: String, flag: String) throws -> ClosedRange<Int> {
         let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }), parts.first!! <= parts.last!! else {
-            throw FunnelError("\(flag) must be a day or a range like 2-6, got '\(text)'")
+            throw ValidationError("\(flag) must be a day or a range like 2-6, got '\(text)'")
         }
         return parts.first!!...parts.last!!
     }
-
-    /// A resumed experiment must be the same experiment: same files and evaluation protocol here;
-    /// each saved run also carries its model's configuration, which the runner checks.
-    private func checkResumable(_ out: String) throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let fingerprint = "\(train)|\(test ?? "")|\(truth ?? "")|\(trainDays ?? "")|\(testDay ?? 0)|\(decayDays ?? "")|\(ctcvrProtocol.rawValue)|\(minCount)|\(seed)"
-        let path = out + "/experiment.fingerprint"
-        if let old = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }), old != fingerprint {
-            throw FunnelError("\(out) holds runs of a different experiment (other files, days or protocol); use another --out")
-        }
-        try AtomicFile.write(Data(fingerprint.utf8), to: path)
-    }
-}
-
-struct ExperimentOutput: Encodable {
-    var summary: ExperimentSummary
-    var runs: [RunResult]
 }
 
 extension CTCVRProtocol: ExpressibleByArgument {}

@@ -24,10 +24,15 @@ func guarded(_ body: () throws -> Void) throws {
     }
 }
 
-/// `--threads`, defaulting to every core.
+/// `--threads`, defaulting to every core (checked in `validate()` by `validateThreads`).
 func resolveThreads(_ requested: Int?) throws -> Int {
     let n = requested ?? ProcessInfo.processInfo.activeProcessorCount
     guard n >= 1, n <= 1024 else { throw FunnelError("--threads must be between 1 and 1024") }
     return n
+}
+
+/// The `validate()` check of a `--threads` flag.
+func validateThreads(_ requested: Int?) throws {
+    if let n = requested, !(1...1024).contains(n) { throw ValidationError("--threads must be between 1 and 1024") }
 }
 

@@ -36,35 +36,20 @@ struct GBDTTrain: ParsableCommand {
     @OptionGroup var options: GBDTDataOptions
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
+    func validate() throws { try validateThreads(threads) }
+
     func run() throws {
         try guarded {
-            _ = try LightGBMLibrary.shared()  // a missing library fails before any data is read
-            var cfg = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
-            if let seed { cfg.seed = seed }
-            let nThreads = try resolveThreads(threads ?? cfg.threads)
-            var readOptions = try options.data.readOptions()
-            readOptions.dayColumn = options.dayColumn
-            let loadStart = Date()
-            let (full, settings) = try GBDTData.readTraining(train, preset: options.layout, options: readOptions)
-            var notes = full.report.notes
-            let trainTable: RawTable, validTable: RawTable
-            if let valid {
-                trainTable = full
-                validTable = try GBDTData.read(valid, layout: full.layout, settings: settings, requireLabels: true,
-                                               skipBadRows: readOptions.skipBadRows)
-                notes += validTable.report.notes
-            } else {
-                (trainTable, validTable) = try GBDTData.split(full, by: cfg.split)
-                notes.append("\(train): days \(cfg.split.trainDays[0])-\(cfg.split.trainDays[1]) train (\(trainTable.rowCount) rows), "
-                             + "day \(cfg.split.validDay) validates (\(validTable.rowCount) rows)")
-            }
-            if !json {
-                for n in notes { Terminal.note(n) }
-                Terminal.note("read \(trainTable.rowCount) training and \(validTable.rowCount) validation rows "
-                              + "(\(settings.preset.rawValue) layout) in \(Terminal.duration(Date().timeIntervalSince(loadStart)))")
-            }
-            let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: cfg, read: settings,
-                                               threads: nThreads, notes: notes) { p in
+            var request = GBDTTrainingRequest(train: train, out: out)
+            request.valid = valid
+            request.config = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
+            if let seed { request.config.seed = seed }
+            request.threads = threads
+            request.layout = options.layout
+            request.read = try options.data.readOptions()
+            request.read.dayColumn = options.dayColumn
+            let json = self.json
+            let model = try GBDTJobs.train(request, note: { if !json { Terminal.note($0) } }) { p in
                 guard !json else { return }
                 var line = "[\(p.model)] iteration \(p.iteration)/\(p.maxIterations)"
                 if let l = p.validLoss { line += String(format: "  valid logloss %.5f", l) }
@@ -75,7 +60,6 @@ struct GBDTTrain: ParsableCommand {
                 Terminal.progress(line)
             }
             if !json { Terminal.progress("", final: false) }
-            try model.save(to: out)
             let m = model.manifest
             if json {
                 Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
@@ -121,16 +105,6 @@ struct GBDTTrainOutput: Encodable {
     }
 }
 
-/// Reads `--data`, optionally keeping one day.
-private func readRows(_ model: TwoStageGBDT, path: String, day: Int?, requireLabels: Bool, skipBadRows: Bool) throws -> RawTable {
-    let table = try model.read(path, requireLabels: requireLabels, skipBadRows: skipBadRows)
-    guard let day else { return table }
-    guard !table.days.isEmpty else { throw DataError(file: path, "--day needs a day column") }
-    let kept = table.filter { $0 == day }
-    guard kept.rowCount > 0 else { throw DataError(file: path, "no rows on day \(day)") }
-    return kept
-}
-
 struct GBDTPredict: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
@@ -144,31 +118,18 @@ struct GBDTPredict: ParsableCommand {
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print a JSON summary.") var json = false
 
+    func validate() throws { try validateThreads(threads) }
+
     func run() throws {
         try guarded {
-            let nThreads = try resolveThreads(threads)
-            let m = try TwoStageGBDT.load(from: model)
-            let table = try readRows(m, path: data, day: day, requireLabels: false, skipBadRows: skipBadRows)
-            if !json { for n in table.report.notes { Terminal.note(n) } }
-            let start = Date()
-            let p = try m.predict(table, threads: nThreads)
-            let seconds = Date().timeIntervalSince(start)
-            var w = CSVWriter()
-            w.append("p_install,p_like,p_install_given_like,p_two_step,p_end_to_end\n")
-            for i in 0..<p.rows {
-                for (k, v) in [p.ensemble[i], p.like[i], p.installGivenLike[i], p.twoStep[i], p.endToEnd[i]].enumerated() {
-                    if k > 0 { w.comma() }
-                    w.append(String(v))
-                }
-                w.newline()
-            }
-            try AtomicFile.write(w.data, to: out)
-            let rate = seconds > 0 ? Double(p.rows) / seconds : 0
+            let o = try GBDTJobs.predict(model: model, data: data, out: out, day: day, threads: try resolveThreads(threads),
+                                         skipBadRows: skipBadRows)
             if json {
-                Terminal.printJSON(["rows": Double(p.rows), "predict_rows_per_second": rate,
-                                    "skipped_rows": Double(table.report.skippedTotal)])
+                Terminal.printJSON(["rows": Double(o.rows), "predict_rows_per_second": o.rowsPerSecond,
+                                    "skipped_rows": Double(o.skippedRows)])
             } else {
-                print("wrote \(p.rows) predictions to \(out) (\(Terminal.rate(rate)) rows/s)")
+                for n in o.notes { Terminal.note(n) }
+                print("wrote \(o.rows) predictions to \(out) (\(Terminal.rate(o.rowsPerSecond)) rows/s)")
             }
         }
     }
@@ -187,15 +148,18 @@ struct GBDTEval: ParsableCommand {
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        try validateThreads(threads)
+        guard !(testDay && day != nil) else { throw ValidationError("give --day or --test-day, not both") }
+    }
+
     func run() throws {
         try guarded {
-            let nThreads = try resolveThreads(threads)
-            let m = try TwoStageGBDT.load(from: model)
-            guard !(testDay && day != nil) else { throw FunnelError("give --day or --test-day, not both") }
-            let only = testDay ? m.manifest.config.split.testDay : day
-            let table = try readRows(m, path: data, day: only, requireLabels: true, skipBadRows: skipBadRows)
-            if !json { for n in table.report.notes { Terminal.note(n) } }
-            let report = GBDTEvaluation.evaluate(try m.predict(table, threads: nThreads), on: table)
+            let json = self.json
+            let (report, only) = try GBDTJobs.evaluate(model: model, data: data, day: day, testDay: testDay,
+                                                       threads: try resolveThreads(threads), skipBadRows: skipBadRows) {
+                if !json { Terminal.note($0) }
+            }
             if json {
                 Terminal.printJSON(report)
             } else {

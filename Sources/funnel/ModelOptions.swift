@@ -34,12 +34,40 @@ struct ModelOptions: ParsableArguments {
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
 
+    /// A list of layer sizes: positive integers separated by commas, none empty (`200,,80` is refused).
     static func sizes(_ text: String, flag: String) throws -> [Int] {
-        let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else {
-            throw FunnelError("\(flag) must be comma-separated integers, e.g. 200,80; got '\(text)'")
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("\(flag) must be positive integers separated by commas, e.g. 200,80; got '\(text)'")
         }
         return parts.map { $0! }
+    }
+
+    /// Each flag on its own, named in the message (the library checks the combined configuration again).
+    func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
+        try check(epochs >= 1, "--epochs must be ≥ 1")
+        try check((clickedEpochs ?? 1) >= 1, "--clicked-epochs must be ≥ 1")
+        try check(batchSize >= 1, "--batch-size must be ≥ 1")
+        try check(lr > 0 && lr.isFinite, "--lr must be a positive number")
+        try check((0..<1).contains(beta1), "--beta1 must be in [0, 1)")
+        try check((0..<1).contains(beta2), "--beta2 must be in [0, 1)")
+        try check(adamEpsilon > 0 && adamEpsilon.isFinite, "--adam-epsilon must be a positive number")
+        try check((l2 ?? 0) >= 0 && (l2 ?? 0).isFinite, "--l2 must be ≥ 0")
+        try check(embeddingDim >= 1, "--embedding-dim must be ≥ 1")
+        if let hidden { _ = try ModelOptions.sizes(hidden, flag: "--hidden") }
+        if let bottom { _ = try ModelOptions.sizes(bottom, flag: "--bottom") }
+        _ = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
+        try check(experts >= 1, "--experts must be ≥ 1")
+        try check((1...8).contains(levels), "--levels must be between 1 and 8")
+        try check(aitmAlpha >= 0 && aitmAlpha.isFinite, "--aitm-alpha must be ≥ 0")
+        try check((1...16).contains(learners ?? 1), "--learners must be between 1 and 16")
+        try check(distillationCtr >= 0 && distillationCtr.isFinite, "--distillation-ctr must be ≥ 0")
+        try check(distillationCvr >= 0 && distillationCvr.isFinite, "--distillation-cvr must be ≥ 0")
+        try check(negativeRate > 0 && negativeRate <= 1, "--negative-rate must be in (0, 1]")
+        try check(oversample >= 1, "--oversample must be ≥ 1")
+        try check(unbiasClip > 0 && unbiasClip <= 1, "--unbias-clip must be in (0, 1]")
+        try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
     }
 
     func config(kind: ModelKind, seed: UInt64) throws -> ModelConfig {

@@ -17,6 +17,11 @@ struct Prepare: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        guard groupRows >= 1 else { throw ValidationError("--group-rows must be ≥ 1") }
+        guard sampleRows >= 1 else { throw ValidationError("--sample-rows must be ≥ 1") }
+    }
+
     func run() throws {
         try guarded {
             var options = try dataOptions.readOptions()
@@ -25,7 +30,6 @@ struct Prepare: ParsableCommand {
             let resolved: TableLayoutPreset
             (resolved, options) = try layout.resolve(header: header, file: data, options: options)
             if resolved == .recsys2023 && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
-            guard sampleRows >= 1 else { throw FunnelError("--sample-rows must be at least 1") }
             let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows)
             if json {
                 Terminal.printJSON(s)

@@ -22,14 +22,18 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Reject rows with fields the model does not know (default: ignore them).") var rejectUnknownFields = false
     @Option(help: "Concurrent prediction slots (default: all cores).") var threads: Int?
 
+    func validate() throws {
+        guard maxRows >= 1 else { throw ValidationError("--max-rows must be ≥ 1") }
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be ≥ 1") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0…65535") }
+        try validateThreads(threads)
+    }
+
     func run() async throws {
         var c = ServeConfiguration(modelPath: model)
         c.host = host; c.port = port; c.maxBodyBytes = maxBodyBytes; c.maxRowsPerRequest = maxRows
         c.rejectUnknownFields = rejectUnknownFields
         c.workers = try resolveThreads(threads)
-        guard maxRows >= 1, maxBodyBytes >= 1, (0...65535).contains(port) else {
-            throw ValidationError("--max-rows and --max-body-bytes must be positive, --port in 0…65535")
-        }
         BLAS.setThreads(1)
         let server: FunnelServer
         do {

@@ -24,6 +24,18 @@ struct Simulate: ParsableCommand {
         case aliCCP = "ali-ccp", recsys2023
     }
 
+    func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
+        try check(rows >= (layout == .recsys2023 ? 100 : 10), "--rows must be ≥ \(layout == .recsys2023 ? 100 : 10)")
+        try check(ctr > 0 && ctr < 1, "--ctr must be in (0, 1)")
+        try check(cvr > 0 && cvr < 1, "--cvr must be in (0, 1)")
+        try check((0...1).contains(selectionBias), "--selection-bias must be in [0, 1]")
+        try check(vocabScale > 0 && vocabScale <= 1000, "--vocab-scale must be in (0, 1000]")
+        try check(testFraction > 0 && testFraction < 1, "--test-fraction must be in (0, 1)")
+        try check((1...10_000).contains(days), "--days must be between 1 and 10000")
+        try check(drift >= 0 && drift.isFinite, "--drift must be ≥ 0")
+    }
+
     func run() throws {
         try guarded {
             if layout == .recsys2023 { return try runRecSys() }

@@ -14,6 +14,18 @@ public enum ExperimentReport {
 
     static func f(_ v: Double, _ d: Int = 4) -> String { String(format: "%.\(d)f", v) }
 
+    /// Writes results.json (summary and every run), results.md and report.html into `dir`, each atomically.
+    public static func write(summary: ExperimentSummary, results: [RunResult], notes: [String], to dir: String) throws {
+        struct Output: Encodable { var summary: ExperimentSummary; var runs: [RunResult] }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(Output(summary: summary, runs: results)), to: dir + "/results.json")
+        try AtomicFile.write(Data(("# Funnel experiment\n\n" + notes.map { "- \($0)\n" }.joined() + "\n" + summary.markdown()).utf8),
+                             to: dir + "/results.md")
+        try AtomicFile.write(Data(html(summary: summary, results: results, title: "Funnel experiment", notes: notes).utf8),
+                             to: dir + "/report.html")
+    }
+
     public static func html(summary: ExperimentSummary, results: [RunResult], title: String, notes: [String]) -> String {
         let models = summary.rows.map(\.model)
         var body = "<h1>\(esc(title))</h1>\n"

@@ -26,6 +26,23 @@ public final class StreamingCacheChunks: TrainingChunks {
         self.clicks = clicks
     }
 
+    /// Rows of a shuffle buffer that keeps peak RSS under `budgetMiB`: what is resident now
+    /// (vocabularies, network, validation rows) plus Adam's two moments per parameter, then
+    /// every buffered row's ids, dense values and labels, counted twice (the buffer being filled
+    /// and the chunk being trained). At least 10,000 rows, else the budget is refused.
+    public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int) throws -> Int {
+        let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64
+        let perRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24)) / 1_048_576
+        let rows = Int((budget - fixed) / perRow)
+        guard rows >= 10_000 else {
+            throw FunnelError(String(format: "a memory budget of %.0f MiB is too small: the model, its optimizer state and the "
+                                     + "vocabularies need about %.0f MiB, and a useful shuffle buffer (10,000 rows) %.0f more",
+                                     budget, fixed, 10_000 * perRow))
+        }
+        return min(rows, totalRows)
+    }
+
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
     public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int) throws

@@ -1,0 +1,72 @@
+import Foundation
+
+/// The files and split of an experiment: a train file and a test file, or one day-stamped file
+/// split into training days, a test day and later decay days (esmm-ablation: past vs. future).
+public struct ExperimentInputs: Sendable {
+    public var train: String
+    public var test: String?
+    /// The simulator's truth file aligned with the test file (with days: with the train file).
+    public var truth: String?
+    public var trainDays: ClosedRange<Int>?
+    /// Default: the day after the training days.
+    public var testDay: Int?
+    /// Offsets after the last training day to also evaluate on.
+    public var decayDays: ClosedRange<Int>?
+    public var dayColumn = "day"
+    public var minCount = 1
+    public var read = ReadOptions()
+
+    public init(train: String) { self.train = train }
+
+    /// What `load` read, with notes for the user and a name for the test rows.
+    public struct Loaded {
+        public var data: ExperimentData
+        public var notes: [String]
+        public var testName: String
+    }
+
+    /// Reads and encodes the rows: the schema is fitted on the training rows only.
+    public func load() throws -> Loaded {
+        if let trainDays { return try loadByDay(trainDays) }
+        guard let test else { throw FunnelError("an experiment needs a test file, or training days to split the train file by") }
+        guard testDay == nil, decayDays == nil else { throw FunnelError("a test day and decay days need training days") }
+        let (schema, trainData, report) = try DatasetLoader.loadForTraining(train, options: read, minCount: minCount)
+        let (testData, testReport) = try DatasetLoader.load(test, schema: schema, options: read, requireLabels: true)
+        let truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: testReport.dataLines) }
+        return Loaded(data: ExperimentData(schema: schema, train: trainData, test: testData, truth: truthColumn),
+                      notes: report.notes + testReport.notes, testName: test)
+    }
+
+    private func loadByDay(_ range: ClosedRange<Int>) throws -> Loaded {
+        guard test == nil else { throw FunnelError("training days split the train file; a separate test file does not combine with them") }
+        let day = testDay ?? range.upperBound + 1
+        let decayOffsets = decayDays.map(Array.init) ?? []
+        var options = read
+        options.dayColumn = dayColumn
+        let loaded = try DatasetLoader.loadByDay(train, options: options, minCount: minCount, trainDays: range,
+                                                 evaluationDays: [day] + decayOffsets.map { range.upperBound + $0 })
+        let truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: loaded.report.dataLines) }
+        let decay = decayOffsets.map { o in (range.upperBound + o, loaded.days[range.upperBound + o]!) }
+        return Loaded(data: ExperimentData(schema: loaded.schema, train: loaded.train, test: loaded.days[day]!, truth: truthColumn,
+                                           decay: decay),
+                      notes: loaded.report.notes, testName: "\(train) day \(day)")
+    }
+
+    /// What identifies the experiment's data and protocol in a resumable output directory.
+    public func fingerprint(protocol ctcvr: CTCVRProtocol, seed: UInt64) -> String {
+        func days(_ r: ClosedRange<Int>?) -> String { r.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" } ?? "" }
+        return "\(train)|\(test ?? "")|\(truth ?? "")|\(days(trainDays))|\(testDay ?? 0)|\(days(decayDays))|\(ctcvr.rawValue)|\(minCount)|\(seed)"
+    }
+
+    /// Claims `directory` for this experiment: creates it, and refuses one that holds runs of a
+    /// different experiment (other files, days or protocol).
+    public func claim(_ directory: String, protocol ctcvr: CTCVRProtocol, seed: UInt64) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let fingerprint = fingerprint(protocol: ctcvr, seed: seed)
+        let path = directory + "/experiment.fingerprint"
+        if let old = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }), old != fingerprint {
+            throw FunnelError("\(directory) holds runs of a different experiment (other files, days or protocol); use another output directory")
+        }
+        try AtomicFile.write(Data(fingerprint.utf8), to: path)
+    }
+}

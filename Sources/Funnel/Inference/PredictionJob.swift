@@ -1,0 +1,59 @@
+import Foundation
+
+/// What `funnel predict` asks for.
+public struct PredictionRequest: Sendable {
+    public var model: String
+    public var data: String
+    public var out: String
+    public var threads = 1
+    public var read = ReadOptions()
+
+    public init(model: String, data: String, out: String) {
+        self.model = model
+        self.data = data
+        self.out = out
+    }
+}
+
+/// What a prediction run did.
+public struct PredictionOutcome: Sendable {
+    public var rows: Int
+    /// The forward passes only, after the data is read and encoded.
+    public var seconds: Double
+    public var skippedRows: Int
+    public var notes: [String]
+    public var rowsPerSecond: Double { seconds > 0 ? Double(rows) / seconds : 0 }
+}
+
+/// `funnel predict` as one library call: loads the model directory, reads the file with its
+/// schema (no row is dropped for its labels), predicts every row and writes
+/// `pctr,pcvr,pctcvr` in input order, atomically. A quantity the model does not predict (ESP
+/// has no pCTR) is an empty cell.
+public enum PredictionJob {
+    public static func run(_ r: PredictionRequest) throws -> PredictionOutcome {
+        BLAS.setThreads(1)
+        var options = r.read
+        options.inconsistent = .keep  // prediction never drops a row for its labels
+        let trained = try TrainedModel.load(from: r.model, maxBatch: 4096, workers: r.threads)
+        let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
+        let start = Date()
+        let p = trained.network.predict(encoded)
+        let seconds = Date().timeIntervalSince(start)
+        try AtomicFile.write(csv(p).data, to: r.out)
+        return PredictionOutcome(rows: encoded.rowCount, seconds: seconds, skippedRows: report.skippedTotal, notes: report.notes)
+    }
+
+    /// The predictions file: a header and one `pctr,pcvr,pctcvr` line per row (Float's shortest
+    /// round-trip text, as the server writes).
+    public static func csv(_ p: Predictions) -> CSVWriter {
+        var w = CSVWriter()
+        w.append("pctr,pcvr,pctcvr\n")
+        func cell(_ v: Float) { if !v.isNaN { w.appendFloat(v) } }
+        for i in 0..<p.ctr.count {
+            cell(p.ctr[i]); w.comma()
+            cell(p.cvr[i]); w.comma()
+            cell(p.ctcvr[i]); w.newline()
+        }
+        return w
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+
+/// What `funnel train` asks for: data, model configuration, and how to hold the data.
+public struct TrainingRequest: Sendable {
+    public var train: String
+    public var valid: String?
+    public var out: String
+    public var config: ModelConfig
+    public var minCount = 1
+    public var threads = 1
+    /// Start from this model directory's weights (same model and schema).
+    public var initFrom: String?
+    /// Stream a prepared cache through a shuffle buffer sized to keep peak RSS under this many
+    /// MiB; nil trains in memory.
+    public var memoryBudgetMiB: Double?
+    public var read = ReadOptions()
+
+    public init(train: String, out: String, config: ModelConfig) {
+        self.train = train
+        self.out = out
+        self.config = config
+    }
+}
+
+/// What a training run reports as it goes.
+public enum TrainingEvent: Sendable {
+    /// A note about the data read (dropped rows, inferred roles, the source chosen).
+    case note(String)
+    case progress(TrainingProgress)
+    /// The validation file's metrics after an epoch of the last stage.
+    case validated(epoch: Int, EvaluationReport)
+}
+
+/// What a training run produced (the model directory is written).
+public struct TrainingOutcome: Sendable {
+    public var summary: TrainingSummary
+    /// Validation metrics after each epoch of the last stage.
+    public var validation: [EvaluationReport]
+    /// Rows of the shuffle buffer when streaming.
+    public var bufferRows: Int?
+}
+
+/// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
+/// under a memory budget), fits the schema, builds the network, trains, evaluates the validation
+/// file after every epoch and saves the model directory atomically.
+public enum TrainingJob {
+    public static func run(_ request: TrainingRequest, events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
+        let config = request.config
+        try config.validate()
+        let loadStart = Date()
+        let data = try TrainingData.open(request)
+        var notes = data.notes
+        var validData: EncodedDataset?
+        if let valid = request.valid {
+            let (v, report) = try DatasetLoader.load(valid, schema: data.schema, options: request.read, requireLabels: true)
+            validData = v.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
+            notes += report.notes
+        }
+        for n in notes { events(.note(n)) }
+        let schema = data.schema
+        events(.note("read \(data.rows) rows (\(schema.fields.count) categorical fields, \(schema.dense.count) dense, "
+                     + "\(schema.embeddingRows) embedding rows) in \(formatDuration(Date().timeIntervalSince(loadStart)))"
+                     + (data.cache != nil ? " (streaming pass over the cache)" : "")))
+        let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
+                                    denseCount: schema.dense.count, workers: request.threads)
+        if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
+        let (source, bufferRows) = try data.chunks(for: network, request: request)
+        if let bufferRows, let budget = request.memoryBudgetMiB {
+            events(.note(String(format: "streaming with a shuffle buffer of %d rows (budget %.0f MiB)", bufferRows, budget)))
+        }
+        var validation: [EvaluationReport] = []
+        let result = try Trainer(config: config).train(network, chunks: source, progress: { events(.progress($0)) },
+                                                       afterEpoch: { stage, epoch in
+            guard let v = validData, stage == network.architecture.stages.last?.objective else { return }
+            let r = EvaluationReport.evaluate(network.predict(v), on: v)
+            validation.append(r)
+            events(.validated(epoch: epoch, r))
+        })
+        let summary = TrainingSummary(
+            rows: data.rows, clicks: data.clicks, conversions: data.conversions, epochs: config.epochs, threads: request.threads,
+            seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
+        try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out)
+        return TrainingOutcome(summary: summary, validation: validation, bufferRows: bufferRows)
+    }
+
+    static func formatDuration(_ s: Double) -> String { s < 60 ? String(format: "%.0fs", s) : String(format: "%.1f min", s / 60) }
+}
+
+/// The training rows, in memory or as a prepared cache to stream, with their fitted schema.
+struct TrainingData {
+    var schema: FeatureSchema
+    var notes: [String]
+    var rows: Int
+    var clicks: Int
+    var conversions: Int
+    /// In memory (downsampled as configured), or nil when streaming.
+    var inMemory: EncodedDataset?
+    /// The cache to stream under a memory budget.
+    var cache: ColumnarCache?
+
+    /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
+    /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
+    static func open(_ r: TrainingRequest) throws -> TrainingData {
+        guard let budget = r.memoryBudgetMiB else {
+            let (schema, full, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
+            let data = full.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
+            return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
+                                conversions: data.conversionCount, inMemory: data, cache: nil)
+        }
+        guard budget > 0, budget.isFinite else { throw FunnelError("the memory budget must be a positive number of MiB") }
+        guard ColumnarCache.isCache(r.train) else {
+            throw FunnelError("\(r.train): streaming under a memory budget reads a prepared cache; "
+                              + "run `funnel prepare --data \(r.train) --out CACHE` and train on CACHE")
+        }
+        guard r.config.downsampleNegatives <= 1 else { throw FunnelError("negative downsampling does not combine with streaming") }
+        let cache = try ColumnarCache(path: r.train)
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: r.read, minCount: r.minCount)
+        return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
+                            conversions: fitted.conversions, inMemory: nil, cache: cache)
+    }
+
+    /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
+    /// sized from the budget (`StreamingCacheChunks.bufferRows`).
+    func chunks(for network: FunnelNetwork, request: TrainingRequest) throws -> (TrainingChunks, bufferRows: Int?) {
+        if let inMemory { return (InMemoryChunks(inMemory), nil) }
+        let rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
+                                                       totalRows: self.rows)
+        return (StreamingCacheChunks(cache: cache!, schema: schema, options: request.read, bufferRows: rows, rows: self.rows,
+                                     clicks: clicks), rows)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import XCTest
+
+/// Every subcommand of the built `funnel`, end to end: exit codes, output files, `--json`
+/// keys, and one bad flag each (usage errors exit 64 with a message naming the flag; input
+/// errors exit 1 with one line).
+final class CommandTests: XCTestCase {
+    static var dir = ""
+    static var data: String { dir + "/data" }
+    static var esmm: String { dir + "/esmm" }
+    static var mmoe: String { dir + "/mmoe" }
+
+    override class func setUp() {
+        dir = CLI.temporaryDirectory("commands")
+        let tiny = ["--embedding-dim", "4", "--hidden", "16,8", "--batch-size", "256", "--threads", "1"]
+        for args in [["simulate", "--rows", "5000", "--seed", "4", "--vocab-scale", "0.02", "--out", data],
+                     ["train", "--train", data + "/train.csv", "--model", "esmm", "--out", esmm] + tiny,
+                     ["train", "--train", data + "/train.csv", "--model", "mmoe", "--out", mmoe, "--experts", "2",
+                      "--expert-hidden", "8"] + tiny] {
+            let r = try! CLI.run(args)
+            precondition(r.status == 0, "setup failed: funnel \(args.joined(separator: " "))\n\(r.stderr)")
+        }
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    private func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    func testSimulate() throws {
+        let out = Self.dir + "/sim"
+        let o = CLI.json(try CLI.ok(["simulate", "--rows", "500", "--out", out, "--json"]))
+        XCTAssertEqual(o["trainRows"] as? Int, 400, "\(o)")
+        for f in ["train.csv", "test.csv", "train_truth.csv", "test_truth.csv"] { XCTAssertTrue(exists(out + "/" + f), f) }
+        try CLI.fails(["simulate", "--rows", "0", "--out", out], saying: "--rows must be ≥ 10", status: 64)
+        try CLI.fails(["simulate", "--ctr", "2", "--out", out], saying: "--ctr must be in (0, 1)", status: 64)
+    }
+
+    func testPrepare() throws {
+        let cache = Self.dir + "/train.fcache"
+        let o = CLI.json(try CLI.ok(["prepare", "--data", Self.data + "/train.csv", "--out", cache, "--json"]))
+        XCTAssertEqual(o["rows"] as? Int, 4000, "\(o)")
+        XCTAssertTrue(exists(cache))
+        try CLI.fails(["prepare", "--data", Self.data + "/train.csv", "--out", cache, "--group-rows", "0"],
+                      saying: "--group-rows must be ≥ 1", status: 64)
+    }
+
+    func testTrain() throws {
+        let out = Self.dir + "/trained"
+        let o = CLI.json(try CLI.ok(["train", "--train", Self.data + "/train.csv", "--valid", Self.data + "/test.csv",
+                                     "--model", "ipsp", "--out", out, "--embedding-dim", "4", "--hidden", "8", "--json"]))
+        XCTAssertGreaterThan(o["train_samples_per_second"] as? Double ?? 0, 0, "\(o)")
+        XCTAssertNotNil((o["valid"] as? [String: Any])?["auc_ctcvr"], "validation metrics after the epoch")
+        XCTAssertTrue(exists(out + "/model.json") && exists(out + "/weights.safetensors"))
+        try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out, "--batch-size", "0"],
+                      saying: "--batch-size must be ≥ 1", status: 64)
+        try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out, "--hidden", "200,,80"],
+                      saying: "--hidden must be positive integers", status: 64)
+        try CLI.fails(["train", "--train", Self.dir + "/missing.csv", "--model", "esmm", "--out", out],
+                      saying: "missing.csv", status: 1)
+        try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out, "--memory-budget", "400"],
+                      saying: "funnel prepare", status: 1)
+    }
+
+    func testTrainStreamsACacheUnderAMemoryBudget() throws {
+        let cache = Self.dir + "/stream.fcache"
+        try CLI.ok(["prepare", "--data", Self.data + "/train.csv", "--out", cache])
+        let o = CLI.json(try CLI.ok(["train", "--train", cache, "--model", "esmm", "--out", Self.dir + "/streamed",
+                                     "--memory-budget", "400", "--embedding-dim", "4", "--hidden", "8", "--json"]))
+        XCTAssertEqual(o["memory_budget_mb"] as? Double, 400)
+        XCTAssertGreaterThan(o["shuffle_buffer_rows"] as? Int ?? 0, 0, "\(o)")
+        try CLI.fails(["train", "--train", cache, "--model", "esmm", "--out", Self.dir + "/x", "--memory-budget", "-5"],
+                      saying: "--memory-budget", status: 64)
+    }
+
+    func testEval() throws {
+        let o = CLI.json(try CLI.ok(["eval", "--model", Self.esmm, "--data", Self.data + "/test.csv",
+                                     "--truth", Self.data + "/test_truth.csv", "--json"]))
+        for key in ["auc_ctr", "auc_cvr", "auc_ctcvr", "logloss_ctcvr", "auc_cvr_entire_space", "rows", "model"] {
+            XCTAssertNotNil(o[key], "\(key) in \(o)")
+        }
+        let text = try CLI.ok(["eval", "--model", Self.esmm, "--model", Self.mmoe, "--data", Self.data + "/test.csv"])
+        XCTAssertTrue(text.contains("AUC CTCVR") && text.contains(Self.mmoe), text)
+        try CLI.fails(["eval", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--downsample-negatives", "0.5"],
+                      saying: "--downsample-negatives must be ≥ 1", status: 64)
+    }
+
+    func testPredict() throws {
+        let out = Self.dir + "/p.csv"
+        let o = CLI.json(try CLI.ok(["predict", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--out", out, "--json"]))
+        XCTAssertEqual(o["rows"] as? Double, 1000)
+        XCTAssertGreaterThan(o["predict_rows_per_second"] as? Double ?? 0, 0)
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 1001)
+        XCTAssertEqual(lines[0], "pctr,pcvr,pctcvr")
+        try CLI.fails(["predict", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--out", out, "--threads", "0"],
+                      saying: "--threads must be between 1 and 1024", status: 64)
+    }
+
+    func testExperiment() throws {
+        let out = Self.dir + "/experiment"
+        let args = ["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm,ip",
+                    "--runs", "2", "--embedding-dim", "4", "--hidden", "8", "--threads", "2", "--out", out]
+        let o = CLI.json(try CLI.ok(args + ["--json"]))
+        XCTAssertEqual(o["primary_metric"] as? String ?? o["primaryMetric"] as? String, "logloss_ctcvr", "\(o.keys)")
+        for f in ["results.json", "results.md", "report.html"] { XCTAssertTrue(exists(out + "/" + f), f) }
+        let again = try CLI.run(args)
+        XCTAssertEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("resuming: 4 run(s) already done"), again.stderr)
+        try CLI.fails(["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm,nope"],
+                      saying: "unknown model 'nope'", status: 64)
+        try CLI.fails(["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm",
+                       "--primary", "auc_nope"], saying: "--primary", status: 64)
+    }
+
+    func testInspect() throws {
+        let o = CLI.json(try CLI.ok(["inspect", "--model", Self.mmoe, "--data", Self.data + "/test.csv", "--json"]))
+        XCTAssertEqual((o["experts"] as? [String])?.count, 2)
+        XCTAssertEqual((o["gates"] as? [String: [Double]])?.keys.sorted(), ["ctr", "cvr"])
+        try CLI.fails(["inspect", "--model", Self.esmm, "--data", Self.data + "/test.csv"], saying: "has no gates", status: 1)
+        try CLI.fails(["inspect", "--model", Self.mmoe], saying: "--data", status: 64)
+    }
+
+    func testServe() throws {
+        try CLI.fails(["serve", "--model", Self.esmm, "--port", "70000"], saying: "--port must be in 0…65535", status: 64)
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.arguments = ["serve", "--model", Self.esmm, "--port", "0", "--threads", "1"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("serving"), Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let port = try XCTUnwrap(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, text)
+        let done = expectation(description: "healthz")
+        final class Status: @unchecked Sendable { var code = 0 }
+        let status = Status()
+        URLSession.shared.dataTask(with: URL(string: "http://127.0.0.1:\(port)/healthz")!) { _, response, _ in
+            status.code = (response as? HTTPURLResponse)?.statusCode ?? 0
+            done.fulfill()
+        }.resume()
+        wait(for: [done], timeout: 10)
+        XCTAssertEqual(status.code, 200)
+        p.terminate()
+        p.waitUntilExit()
+        XCTAssertFalse(p.isRunning)
+    }
+
+    func testGBDT() throws {
+        let d = Self.dir + "/recsys"
+        try CLI.ok(["simulate", "--layout", "recsys2023", "--rows", "12000", "--seed", "2", "--out", d])
+        try "num_iterations: 10\nfeatures:\n  target_encoding: {statistics: [mean]}\n".write(
+            toFile: d + "/config.yaml", atomically: true, encoding: .utf8)
+        let t = CLI.json(try CLI.ok(["gbdt", "train", "--train", d + "/train.tsv", "--out", d + "/model", "--config",
+                                     d + "/config.yaml", "--threads", "1", "--json"]))
+        XCTAssertNotNil(t["calibration"], "\(t)")
+        XCTAssertTrue(exists(d + "/model/model.json") && exists(d + "/model/install.txt"))
+        let p = CLI.json(try CLI.ok(["gbdt", "predict", "--model", d + "/model", "--data", d + "/test.tsv", "--out", d + "/p.csv", "--json"]))
+        XCTAssertGreaterThan(p["rows"] as? Double ?? 0, 0)
+        XCTAssertTrue(try String(contentsOfFile: d + "/p.csv", encoding: .utf8).hasPrefix("p_install,p_like,"))
+        let e = CLI.json(try CLI.ok(["gbdt", "eval", "--model", d + "/model", "--data", d + "/test.tsv", "--test-day", "--json"]))
+        XCTAssertNotNil(e["models"], "\(e)")
+        try CLI.fails(["gbdt", "eval", "--model", d + "/model", "--data", d + "/test.tsv", "--test-day", "--day", "67"],
+                      saying: "give --day or --test-day, not both", status: 64)
+        try CLI.fails(["gbdt", "train", "--train", d + "/train.tsv", "--out", d + "/m2", "--threads", "0"],
+                      saying: "--threads must be between 1 and 1024", status: 64)
+    }
+
+    func testVersionAndHelp() throws {
+        XCTAssertFalse(try CLI.ok(["--version"]).isEmpty)
+        for sub in ["simulate", "prepare", "train", "eval", "predict", "experiment", "serve", "inspect", "gbdt"] {
+            XCTAssertTrue(try CLI.ok([sub, "--help"]).contains("USAGE"), sub)
+        }
+        try CLI.fails(["nonsense"], saying: "Unexpected argument", status: 64)
+    }
+}
