@@ -17,6 +17,9 @@ run() {
 for m in base aman oversampling unbias division esmm-ns esmm ip ipsp essp-split esp mlp sharedbottom mmoe ple aitm taml mtdm; do
   run "$m" --model "$m"
 done
+run esmm-2-epochs --model esmm --epochs 2
+run unbias-2-epochs --model unbias --epochs 2 --clicked-epochs 3
+run taml-2-epochs --model taml --epochs 2
 run esmm-mmoe --model esmm --arch mmoe
 run ipsp-shared-bottom --model ipsp --arch shared-bottom
 run esmm-ple --model esmm --arch ple

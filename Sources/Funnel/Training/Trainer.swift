@@ -53,111 +53,20 @@ public final class Trainer {
     ) throws -> Result {
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
-        let workers = network.workers
-        let stages = network.architecture.stages
-        let stageWork = stages.enumerated().map { s in
-            onlyStages?.contains(s.offset) == false ? 0 : source.estimatedRows(of: s.element.space, config: config)
-        }
-        let totalWork = Double(zip(stages, stageWork).reduce(0) { $0 + $1.1 * config.epochs(for: $1.0.space) })
-        let batches = (0..<workers).map { _ in
-            Batch(capacity: network.maxBatch, fields: source.fields, denseCount: source.denseCount)
-        }
-        var shardLoss = [Double](repeating: 0, count: workers)
-        var finalLoss: [String: Double] = [:]
-        var samples = 0
-        let start = Date()
-        var workDone = 0.0
-        var lastReport = Date.distantPast
-
-        for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {
-            let objective = stage.objective
+        let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages)
+        for (s, stage) in network.architecture.stages.enumerated() where onlyStages?.contains(s) ?? true {
             let optimizer = AdamOptimizer(
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
-                epsilon: Float(config.epsilon), l2: Float(config.l2), workers: workers)
-            let params = network.parameters(for: objective)
-            let epochs = config.epochs(for: stage.space)
+                epsilon: Float(config.epsilon), l2: Float(config.l2), workers: network.workers)
+            let params = network.parameters(for: stage.objective)
             // Data held in memory is one chunk whose row order carries over from epoch to epoch.
             var kept: (rows: [Int32], weights: [Float]?)?
-            for epoch in 1...epochs {
-                var lossSum = 0.0, lossRows = 0, epochRows = 0
-                var chunkIndex = 0
-                try source.forEachChunk(epoch: epoch, stage: s, seed: config.seed) { data in
-                    guard data.hasLabels else { throw FunnelError("training data has no labels") }
-                    defer { chunkIndex += 1 }
-                    // Chunk 0 uses the streams an in-memory run always used.
-                    let chunkStream = UInt64(chunkIndex) &* 1_000_003
-                    var rows: [Int32], rowWeights: [Float]?
-                    if source.isSingleChunk, let k = kept {
-                        (rows, rowWeights) = k
-                    } else {
-                        rows = Trainer.rows(of: stage.space, in: data, config: config, stage: s, stream: chunkStream)
-                        rowWeights = stage.weighting == .inverseCTR && !rows.isEmpty
-                            ? Trainer.inverseCTRWeights(network, data: data, rows: rows, clip: config.unbiasClip) : nil
-                    }
-                    defer { if source.isSingleChunk { kept = (rows, rowWeights) } }
-                    guard !rows.isEmpty else { return }
-                    if config.shuffle {
-                        var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch) &+ chunkStream)
-                        rng.shuffle(&rows)
-                    }
-                    var offset = 0
-                    while offset < rows.count {
-                        let n = min(config.batchSize, rows.count - offset)
-                        // Compute gradients: each worker takes a contiguous shard of the batch.
-                        let shard = (n + workers - 1) / workers
-                        let active = (n + shard - 1) / shard
-                        rows.withUnsafeBufferPointer { b in
-                            let base = offset
-                            Parallel.forEach(active) { w in
-                                let lo = base + w * shard, hi = min(base + n, lo + shard)
-                                let batch = batches[w]
-                                batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]), rowWeights: rowWeights)
-                                shardLoss[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
-                            }
-                        }
-                        // Reduce (across threads here; across processes in a data-parallel run), then apply.
-                        network.reduceGradients(for: objective, active: active)
-                        optimizer.apply(params)
-                        let loss = shardLoss[0..<active].reduce(0, +)
-                        guard loss.isFinite else {
-                            throw FunnelError("training diverged: loss is \(loss) at stage '\(objective.rawValue)', epoch \(epoch), row \(epochRows + offset); try a smaller learning rate")
-                        }
-                        lossSum += loss * Double(n)
-                        lossRows += n
-                        offset += n
-                        samples += n
-                        workDone += Double(n)
-                        let now = Date()
-                        if let progress, now.timeIntervalSince(lastReport) >= 0.25 {
-                            lastReport = now
-                            let elapsed = now.timeIntervalSince(start)
-                            let rate = elapsed > 0 ? workDone / elapsed : 0
-                            progress(TrainingProgress(
-                                stage: objective, stageIndex: s, stageCount: stages.count, epoch: epoch,
-                                epochs: epochs, rowsDone: epochRows + offset, rowsInEpoch: max(stageWork[s], epochRows + offset),
-                                meanLoss: lossSum / Double(lossRows), rowsPerSecond: rate,
-                                secondsLeft: rate > 0 ? max(0, totalWork - workDone) / rate : 0,
-                                epochFinished: false))
-                        }
-                    }
-                    epochRows += rows.count
-                }
-                guard lossRows > 0 else {
-                    throw FunnelError("stage '\(objective.rawValue)' has no training rows (no clicked impressions in the training data)")
-                }
-                if let progress {
-                    let elapsed = Date().timeIntervalSince(start)
-                    let rate = elapsed > 0 ? workDone / elapsed : 0
-                    progress(TrainingProgress(
-                        stage: objective, stageIndex: s, stageCount: stages.count, epoch: epoch, epochs: epochs,
-                        rowsDone: epochRows, rowsInEpoch: epochRows, meanLoss: lossSum / Double(lossRows), rowsPerSecond: rate,
-                        secondsLeft: rate > 0 ? max(0, totalWork - workDone) / rate : 0, epochFinished: true))
-                }
-                finalLoss[objective.rawValue] = lossSum / Double(max(lossRows, 1))
-                afterEpoch?(objective, epoch)
+            for epoch in 1...config.epochs(for: stage.space) {
+                try run.epoch(epoch, of: s, stage, optimizer: optimizer, parameters: params, kept: &kept)
+                afterEpoch?(stage.objective, epoch)
             }
         }
-        return Result(seconds: Date().timeIntervalSince(start), samples: samples, finalLoss: finalLoss)
+        return Result(seconds: Date().timeIntervalSince(run.start), samples: run.samples, finalLoss: run.finalLoss)
     }
 
     /// The rows a stage iterates over, in data order (shuffled per epoch later).

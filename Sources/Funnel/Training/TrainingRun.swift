@@ -1,0 +1,144 @@
+import Foundation
+
+/// The state of one `Trainer.train` call: the workers' batches, counters for progress and the
+/// loss summary, and the epoch → chunk → step loop. Each step is *compute gradients* (workers
+/// on contiguous shards of the batch) → *reduce* → *apply* (Adam).
+final class TrainingRun {
+    let config: ModelConfig
+    let network: FunnelNetwork
+    let source: TrainingChunks
+    let progress: ((TrainingProgress) -> Void)?
+    let batches: [Batch]
+    /// Rows each stage visits per epoch (0 for stages not trained), for progress and the ETA.
+    let stageWork: [Int]
+    let totalWork: Double
+    let start = Date()
+    private(set) var samples = 0
+    private(set) var finalLoss: [String: Double] = [:]
+    private var shardLoss: [Double]
+    private var workDone = 0.0
+    private var lastReport = Date.distantPast
+
+    init(config: ModelConfig, network: FunnelNetwork, source: TrainingChunks, progress: ((TrainingProgress) -> Void)?,
+         onlyStages: Set<Int>?) {
+        self.config = config
+        self.network = network
+        self.source = source
+        self.progress = progress
+        let stages = network.architecture.stages
+        stageWork = stages.enumerated().map { s in
+            onlyStages?.contains(s.offset) == false ? 0 : source.estimatedRows(of: s.element.space, config: config)
+        }
+        totalWork = Double(zip(stages, stageWork).reduce(0) { $0 + $1.1 * config.epochs(for: $1.0.space) })
+        batches = (0..<network.workers).map { _ in Batch(capacity: network.maxBatch, fields: source.fields, denseCount: source.denseCount) }
+        shardLoss = [Double](repeating: 0, count: network.workers)
+    }
+
+    /// Loss totals of the epoch in progress.
+    private struct EpochLoss {
+        var sum = 0.0, rows = 0, epochRows = 0
+    }
+
+    /// One epoch of stage `s` over every chunk of the source.
+    func epoch(_ epoch: Int, of s: Int, _ stage: Stage, optimizer: AdamOptimizer, parameters: [Parameter],
+               kept: inout (rows: [Int32], weights: [Float]?)?) throws {
+        var loss = EpochLoss()
+        var chunkIndex = 0
+        var carried = kept
+        try source.forEachChunk(epoch: epoch, stage: s, seed: config.seed) { data in
+            guard data.hasLabels else { throw FunnelError("training data has no labels") }
+            defer { chunkIndex += 1 }
+            // Chunk 0 uses the streams an in-memory run always used.
+            let chunkStream = UInt64(chunkIndex) &* 1_000_003
+            var (rows, rowWeights) = source.isSingleChunk && carried != nil ? carried!
+                : stageRows(stage, s, in: data, stream: chunkStream)
+            // In memory the next epoch shuffles on from this epoch's order (the shuffled rows).
+            defer { if source.isSingleChunk { carried = (rows, rowWeights) } }
+            guard !rows.isEmpty else { return }
+            if config.shuffle {
+                var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch) &+ chunkStream)
+                rng.shuffle(&rows)
+            }
+            try steps(over: rows, weights: rowWeights, of: data, stage: stage, s: s, epoch: epoch, optimizer: optimizer,
+                      parameters: parameters, loss: &loss)
+            loss.epochRows += rows.count
+        }
+        kept = carried
+        guard loss.rows > 0 else {
+            throw FunnelError("stage '\(stage.objective.rawValue)' has no training rows (no clicked impressions in the training data)")
+        }
+        report(stage.objective, s, epoch, rowsDone: loss.epochRows, rowsInEpoch: loss.epochRows, meanLoss: loss.sum / Double(loss.rows),
+               finished: true)
+        finalLoss[stage.objective.rawValue] = loss.sum / Double(max(loss.rows, 1))
+    }
+
+    /// The rows of a stage's space in one chunk, with UNBIAS's weights where the stage has them.
+    private func stageRows(_ stage: Stage, _ s: Int, in data: EncodedDataset, stream: UInt64) -> ([Int32], [Float]?) {
+        let rows = Trainer.rows(of: stage.space, in: data, config: config, stage: s, stream: stream)
+        let weights = stage.weighting == .inverseCTR && !rows.isEmpty
+            ? Trainer.inverseCTRWeights(network, data: data, rows: rows, clip: config.unbiasClip) : nil
+        return (rows, weights)
+    }
+
+    /// The optimizer steps over one chunk's (shuffled) rows, a batch at a time.
+    private func steps(over rows: [Int32], weights rowWeights: [Float]?, of data: EncodedDataset, stage: Stage, s: Int,
+                       epoch: Int, optimizer: AdamOptimizer, parameters: [Parameter], loss: inout EpochLoss) throws {
+        let objective = stage.objective
+        var offset = 0
+        while offset < rows.count {
+            let n = min(config.batchSize, rows.count - offset)
+            let l = step(rows, offset: offset, count: n, weights: rowWeights, of: data, objective: objective,
+                         optimizer: optimizer, parameters: parameters)
+            guard l.isFinite else {
+                throw FunnelError("training diverged: loss is \(l) at stage '\(objective.rawValue)', epoch \(epoch), "
+                                  + "row \(loss.epochRows + offset); try a smaller learning rate")
+            }
+            loss.sum += l * Double(n)
+            loss.rows += n
+            offset += n
+            samples += n
+            workDone += Double(n)
+            if progress != nil, Date().timeIntervalSince(lastReport) >= 0.25 {
+                lastReport = Date()
+                report(objective, s, epoch, rowsDone: loss.epochRows + offset,
+                       rowsInEpoch: max(stageWork[s], loss.epochRows + offset), meanLoss: loss.sum / Double(loss.rows), finished: false)
+            }
+        }
+    }
+
+    /// One step on `rows[offset..<offset+n]`: compute gradients (each worker a contiguous shard),
+    /// reduce (across threads here; across processes in a data-parallel run), apply. Returns the
+    /// batch's mean loss.
+    private func step(_ rows: [Int32], offset: Int, count n: Int, weights rowWeights: [Float]?, of data: EncodedDataset,
+                      objective: Objective, optimizer: AdamOptimizer, parameters: [Parameter]) -> Double {
+        let shard = (n + network.workers - 1) / network.workers
+        let active = (n + shard - 1) / shard
+        let network = self.network, batches = self.batches
+        shardLoss.withUnsafeMutableBufferPointer { losses in
+            let lossesOut = losses.baseAddress!
+            rows.withUnsafeBufferPointer { b in
+                Parallel.forEach(active) { w in
+                    let lo = offset + w * shard, hi = min(offset + n, lo + shard)
+                    let batch = batches[w]
+                    batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]), rowWeights: rowWeights)
+                    lossesOut[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
+                }
+            }
+        }
+        network.reduceGradients(for: objective, active: active)
+        optimizer.apply(parameters)
+        return shardLoss[0..<active].reduce(0, +)
+    }
+
+    private func report(_ objective: Objective, _ s: Int, _ epoch: Int, rowsDone: Int, rowsInEpoch: Int, meanLoss: Double,
+                        finished: Bool) {
+        guard let progress else { return }
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = elapsed > 0 ? workDone / elapsed : 0
+        progress(TrainingProgress(
+            stage: objective, stageIndex: s, stageCount: network.architecture.stages.count, epoch: epoch,
+            epochs: config.epochs(for: network.architecture.stages[s].space), rowsDone: rowsDone, rowsInEpoch: rowsInEpoch,
+            meanLoss: meanLoss, rowsPerSecond: rate, secondsLeft: rate > 0 ? max(0, totalWork - workDone) / rate : 0,
+            epochFinished: finished))
+    }
+}
