@@ -62,6 +62,12 @@ public struct ReadReport: Codable, Equatable, Sendable {
     public var rowsKept = 0
     public var inconsistentDropped = 0
     public var inconsistentKept = 0
+
+    /// Counts one skipped row of `kind`, keeping the first example's message.
+    public mutating func countSkipped(_ kind: String, _ example: String) {
+        skipped[kind, default: 0] += 1
+        if firstSkipped[kind] == nil { firstSkipped[kind] = example }
+    }
     /// Skipped malformed rows per kind (only with `skipBadRows`).
     public var skipped: [String: Int] = [:]
     /// The first error message of each skipped kind, so a user can find the bad line.

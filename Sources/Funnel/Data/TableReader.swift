@@ -81,83 +81,22 @@ public enum TableReader {
     @discardableResult
     public static func readChunks(_ csv: CSVFile, layout: TableLayout, options: ReadOptions, requireLabels: Bool,
                                   chunkRows: Int, releasePages: Bool = false, sink: (RawTable) throws -> Void) throws -> ReadReport {
-        let header = csv.header
-        var index: [String: Int] = [:]
-        for (i, n) in header.enumerated() { index[n] = i }
-        func column(_ name: String) throws -> Int {
-            guard let i = index[name] else {
-                throw DataError(file: csv.path, line: 1, column: name, "column is missing (the model was trained with it)")
-            }
-            return i
-        }
-        let catIdx = try layout.categorical.map(column)
-        let denseIdx = try layout.dense.map(column)
-        var clickIdx = index[layout.clickColumn], convIdx = index[layout.conversionColumn]
-        if requireLabels {
-            clickIdx = try column(layout.clickColumn)
-            convIdx = try column(layout.conversionColumn)
-        } else if clickIdx == nil || convIdx == nil {
-            clickIdx = nil; convIdx = nil
-        }
-        let hasLabels = clickIdx != nil
-        var dayIdx: Int?
-        if let day = options.dayColumn { dayIdx = try column(day) }
+        var decoder = try CSVRowDecoder(csv, layout: layout, options: options, requireLabels: requireLabels)
+        let hasLabels = decoder.columns.click != nil
         var table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
         var keptTotal = 0, delivered = 0
-        var textTokens: [Int64: String] = [:]
-        let expected = header.count
-        let path = csv.path
         var dataRow = -1
-        var denseRow = [Float](repeating: 0, count: denseIdx.count)
-        var keyRow = [Int64](repeating: 0, count: catIdx.count)
-
         try csv.forEachRow(releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
             table.report.dataLines += 1
             do {
-                guard cells.count == expected else {
-                    throw RowProblem(kind: "wrong column count",
-                                     error: DataError(file: path, line: line, "expected \(expected) columns, found \(cells.count)"))
-                }
-                var dayValue = 0
-                if let di = dayIdx {
-                    do { dayValue = try CellDecoding.day(bytes + cells[di].start, cells[di].count) } catch {
-                        throw RowProblem(kind: "non-numeric value", error: DataError(
-                            file: path, line: line, column: options.dayColumn, "day must be an integer, got '\(CSVFile.text(bytes, cells[di]))'"))
-                    }
-                }
-                var clickValue: Float = 0, convValue: Float = 0
-                if let ci = clickIdx, let vi = convIdx {
-                    clickValue = try label(bytes, cells[ci], name: layout.clickColumn, path: path, line: line)
-                    convValue = try label(bytes, cells[vi], name: layout.conversionColumn, path: path, line: line)
-                }
-                for (k, ci) in denseIdx.enumerated() {
-                    let cell = cells[ci]
-                    do throws(CellDecoding.Problem) { denseRow[k] = try CellDecoding.dense(bytes + cell.start, cell.count) } catch {
-                        throw RowProblem(kind: error == .notANumber ? "non-numeric value" : "non-finite value", error: DataError(
-                            file: path, line: line, column: layout.dense[k], error == .notANumber
-                                ? "expected a number, got '\(CSVFile.text(bytes, cell))'"
-                                : "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
-                    }
-                }
-                for (k, ci) in catIdx.enumerated() {
-                    let cell = cells[ci]
-                    let key = CellDecoding.categorical(bytes + cell.start, cell.count)
-                    if key < 0 && textTokens[key] == nil {
-                        textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
-                    }
-                    keyRow[k] = key
-                }
-                if hasLabels && convValue == 1 && clickValue == 0,
-                   try !options.inconsistent.admit(file: path, line: line, column: layout.conversionColumn, report: &table.report) {
-                    return true
-                }
-                table.appendRow(keys: keyRow, dense: denseRow, labels: hasLabels ? (clickValue, convValue) : nil,
-                                day: dayIdx != nil ? dayValue : nil, sourceRow: Int32(dataRow))
+                guard try decoder.decode(line: line, bytes, cells, report: &table.report) else { return true }
+                table.appendRow(keys: decoder.keys, dense: decoder.dense, labels: hasLabels ? decoder.labels : nil,
+                                day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
                 keptTotal += 1
                 if table.rowCount >= chunkRows {
                     table.report.rowsKept = keptTotal
-                    table.textTokens = textTokens
+                    table.textTokens = decoder.textTokens
                     try sink(table)
                     delivered += 1
                     let report = table.report
@@ -166,21 +105,127 @@ public enum TableReader {
                 }
             } catch let problem as RowProblem {
                 guard options.skipBadRows else { throw problem.error }
-                table.report.skipped[problem.kind, default: 0] += 1
-                if table.report.firstSkipped[problem.kind] == nil {
-                    table.report.firstSkipped[problem.kind] = problem.error.description
-                }
+                table.report.countSkipped(problem.kind, problem.error.description)
             }
             return true
         }
-        if table.report.dataLines == 0 { throw DataError(file: path, "no data rows after the header") }
+        if table.report.dataLines == 0 { throw DataError(file: csv.path, "no data rows after the header") }
         if keptTotal == 0 {
-            throw DataError(file: path, "no usable rows (\(table.report.dataLines) read, all dropped or skipped)")
+            throw DataError(file: csv.path, "no usable rows (\(table.report.dataLines) read, all dropped or skipped)")
         }
         table.report.rowsKept = keptTotal
-        table.textTokens = textTokens
+        table.textTokens = decoder.textTokens
         if table.rowCount > 0 || delivered == 0 { try sink(table) }
         return table.report
+    }
+
+    /// Where each column the layout reads sits in the file's header.
+    struct ColumnPositions {
+        var categorical: [Int]
+        var dense: [Int]
+        /// Both label columns, or neither.
+        var click: Int?
+        var conversion: Int?
+        var day: Int?
+        var count: Int
+
+        init(header: [String], file: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws {
+            var index: [String: Int] = [:]
+            for (i, n) in header.enumerated() { index[n] = i }
+            func column(_ name: String) throws -> Int {
+                guard let i = index[name] else {
+                    throw DataError(file: file, line: 1, column: name, "column is missing (the model was trained with it)")
+                }
+                return i
+            }
+            categorical = try layout.categorical.map(column)
+            dense = try layout.dense.map(column)
+            click = index[layout.clickColumn]
+            conversion = index[layout.conversionColumn]
+            if requireLabels {
+                click = try column(layout.clickColumn)
+                conversion = try column(layout.conversionColumn)
+            } else if click == nil || conversion == nil {
+                click = nil; conversion = nil
+            }
+            day = try options.dayColumn.map(column)
+            count = header.count
+        }
+    }
+
+    /// Decodes one CSV row's cells (through `CellDecoding`, as the server decodes request rows)
+    /// into reusable buffers; a malformed cell is a `RowProblem` naming file, line and column.
+    struct CSVRowDecoder {
+        let columns: ColumnPositions
+        let layout: TableLayout
+        let options: ReadOptions
+        let path: String
+        private(set) var keys: [Int64]
+        private(set) var dense: [Float]
+        private(set) var labels: (click: Float, conversion: Float) = (0, 0)
+        private(set) var day = 0
+        /// Original text of non-integer categorical values, by key.
+        private(set) var textTokens: [Int64: String] = [:]
+
+        init(_ csv: CSVFile, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws {
+            columns = try ColumnPositions(header: csv.header, file: csv.path, layout: layout, options: options,
+                                          requireLabels: requireLabels)
+            self.layout = layout
+            self.options = options
+            path = csv.path
+            keys = [Int64](repeating: 0, count: columns.categorical.count)
+            dense = [Float](repeating: 0, count: columns.dense.count)
+        }
+
+        /// Decodes a row; false when the inconsistent-row policy drops it.
+        @inline(__always)
+        mutating func decode(line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>, report: inout ReadReport) throws -> Bool {
+            guard cells.count == columns.count else {
+                throw RowProblem(kind: "wrong column count",
+                                 error: DataError(file: path, line: line, "expected \(columns.count) columns, found \(cells.count)"))
+            }
+            if let di = columns.day {
+                do { day = try CellDecoding.day(bytes + cells[di].start, cells[di].count) } catch {
+                    throw RowProblem(kind: "non-numeric value", error: DataError(
+                        file: path, line: line, column: options.dayColumn, "day must be an integer, got '\(CSVFile.text(bytes, cells[di]))'"))
+                }
+            }
+            if let ci = columns.click, let vi = columns.conversion {
+                labels = (try label(bytes, cells[ci], name: layout.clickColumn, path: path, line: line),
+                          try label(bytes, cells[vi], name: layout.conversionColumn, path: path, line: line))
+            }
+            try decodeDense(line: line, bytes, cells)
+            decodeCategorical(bytes, cells)
+            if columns.click != nil && labels.conversion == 1 && labels.click == 0 {
+                return try options.inconsistent.admit(file: path, line: line, column: layout.conversionColumn, report: &report)
+            }
+            return true
+        }
+
+        @inline(__always)
+        private mutating func decodeDense(line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>) throws {
+            for (k, ci) in columns.dense.enumerated() {
+                let cell = cells[ci]
+                do throws(CellDecoding.Problem) { dense[k] = try CellDecoding.dense(bytes + cell.start, cell.count) } catch {
+                    throw RowProblem(kind: error == .notANumber ? "non-numeric value" : "non-finite value", error: DataError(
+                        file: path, line: line, column: layout.dense[k], error == .notANumber
+                            ? "expected a number, got '\(CSVFile.text(bytes, cell))'"
+                            : "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
+                }
+            }
+        }
+
+        @inline(__always)
+        private mutating func decodeCategorical(_ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>) {
+            for (k, ci) in columns.categorical.enumerated() {
+                let cell = cells[ci]
+                let key = CellDecoding.categorical(bytes + cell.start, cell.count)
+                if key < 0 && textTokens[key] == nil {
+                    textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
+                }
+                keys[k] = key
+            }
+        }
     }
 
     private struct RowProblem: Error {
