@@ -16,6 +16,18 @@ public struct ServeConfiguration: Sendable {
     public var rejectUnknownFields = false
     /// Concurrent prediction slots (default: cores).
     public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Predict requests that may read and parse a body at the same time; others wait their turn
+    /// (their bytes stay in the kernel's socket buffers). With the body and row limits this
+    /// bounds the memory requests can hold.
+    public var maxConcurrentRequests = 2 * ProcessInfo.processInfo.activeProcessorCount
+    /// Seconds a connection may take to deliver a complete request head (from opening, or from
+    /// its previous response), a request body (from its head), and stay idle between requests.
+    /// Before a head completes the shorter of the header and idle timeouts applies.
+    public var headerTimeout = 30.0
+    public var bodyTimeout = 30.0
+    public var idleTimeout = 60.0
+    /// Who may reload the model over HTTP (off by default).
+    public var reload = ReloadPolicy()
 
     public init(modelPath: String) { self.modelPath = modelPath }
 }
@@ -88,11 +100,14 @@ public final class FunnelServer: @unchecked Sendable {
     public let slot: ModelSlot
     let metrics = ServeMetrics()
     let logger: Logger
+    /// Bounds the predict requests reading or parsing a body at once, and so the memory they hold.
+    let gate: RequestGate
 
     /// Loads the model; a broken model directory fails here, before any port is bound.
     public init(configuration: ServeConfiguration, logger: Logger = Logger(label: "funnel.serve")) throws {
         self.configuration = configuration
         self.logger = logger
+        gate = RequestGate(limit: max(1, configuration.maxConcurrentRequests))
         slot = ModelSlot(try FunnelServer.load(configuration.modelPath, configuration))
     }
 
@@ -104,10 +119,11 @@ public final class FunnelServer: @unchecked Sendable {
     /// Loads `path` (default: the current model's) and swaps it in. On failure the old model keeps
     /// serving and the reason is logged and returned.
     @discardableResult
-    public func reload(path: String? = nil) -> Result<ServedModel, Error> {
+    public func reload(path: String? = nil, checked: Bool = false) -> Result<ServedModel, Error> {
         let target = path ?? slot.current.path
         do {
             let m = try FunnelServer.load(target, configuration)
+            if checked { try configuration.reload.check(m, against: slot.current) }
             slot.replace(with: m)
             metrics.count("funnel_model_reloads_total", [("result", "ok")], help: "Model reloads by result")
             logger.info("reloaded model", metadata: ["path": .string(target)])
@@ -136,16 +152,15 @@ public final class FunnelServer: @unchecked Sendable {
     func predict(body: ByteBuffer) async -> (Response, rows: Int) {
         let model = slot.current  // this request finishes on this model even if a reload lands meanwhile
         let rows: [[String: JSONValue]]
+        let limits = RequestParser.Limits(rows: configuration.maxRowsPerRequest, fieldsPerRow: model.maxFieldsPerRow)
         do {
-            rows = try RequestParser.rows(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [])
+            rows = try RequestParser.rows(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [], limits: limits)
+        } catch let e as RequestParser.TooManyRows {
+            return (FunnelServer.error(RequestError("more than \(e.limit) rows: the limit per request", status: 413)), 0)
         } catch let e as RequestParser.Malformed {
             return (FunnelServer.error(RequestError("body must be a JSON object {\"rows\": [{field: value, …}, …]}: \(e.what) at byte \(e.offset)")), 0)
         } catch {
             return (FunnelServer.error(RequestError("body must be a JSON object {\"rows\": [{field: value, …}, …]}")), 0)
-        }
-        guard rows.count <= configuration.maxRowsPerRequest else {
-            return (FunnelServer.error(RequestError("\(rows.count) rows exceed the limit of \(configuration.maxRowsPerRequest) per request",
-                                                    status: 413)), rows.count)
         }
         var w = CSVWriter()
         w.append("{\"predictions\":")
@@ -162,66 +177,144 @@ public final class FunnelServer: @unchecked Sendable {
                          body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes))), count)
     }
 
+    /// Reads a predict request's body within the limits and answers it. A declared body over
+    /// the limit is refused before any of it is read; a body that grows past it, or ends before
+    /// its declared length, or has malformed chunking, gets its own precise error. Errors that
+    /// leave unread bytes on the connection close it (`Connection: close`), so the client sees
+    /// the response and the socket is released.
+    func predict(request: Request) async -> (Response, rows: Int) {
+        let limit = configuration.maxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return (FunnelServer.closing(FunnelServer.error(RequestError(
+                "request body of \(declared) bytes exceeds the limit of \(limit) bytes", status: 413))), 0)
+        }
+        await gate.enter()
+        defer { Task { await gate.leave() } }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            return (FunnelServer.closing(FunnelServer.error(RequestError("request body exceeds the limit of \(limit) bytes", status: 413))), 0)
+        } catch {
+            return (FunnelServer.closing(FunnelServer.error(RequestError(
+                "request body incomplete or malformed (it ended before its declared length, or its chunked encoding is invalid)",
+                status: 400))), 0)
+        }
+        return await predict(body: body)
+    }
+
+    static func closing(_ response: Response) -> Response {
+        var r = response
+        r.headers[.connection] = "close"
+        return r
+    }
+
+    /// The routes and the methods each allows; any other method on them is a 405 with `Allow`,
+    /// and HEAD answers wherever GET does.
+    static let routes: [(path: String, methods: [HTTPRequest.Method])] = [
+        ("v1/predict", [.post]), ("healthz", [.get, .head]), ("v1/model", [.get, .head]), ("metrics", [.get, .head]),
+        ("v1/reload", [.post]),
+    ]
+
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         let metrics = self.metrics
-        let limit = configuration.maxBodyBytes
         router.post("v1/predict") { request, _ -> Response in
             let start = ContinuousClock.now
-            var request = request
-            let response: Response
-            var rows = 0
-            do {
-                let body = try await request.collectBody(upTo: limit)
-                (response, rows) = await self.predict(body: body)
-            } catch {
-                response = FunnelServer.error(RequestError("request body exceeds \(limit) bytes", status: 413))
-            }
+            let (response, rows) = await self.predict(request: request)
             metrics.latency.record(ContinuousClock.now - start)
             metrics.rowsPerRequest.record(Double(rows))
             metrics.request(path: "/v1/predict", status: Int(response.status.code))
             return response
         }
-        router.get("healthz") { _, _ -> Response in
+        let healthz: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             metrics.request(path: "/healthz", status: 200)
             return FunnelServer.json(["status": "ok"])
         }
-        router.get("v1/model") { _, _ -> Response in
+        let model: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             metrics.request(path: "/v1/model", status: 200)
             return FunnelServer.json(self.slot.current.metadata)
         }
-        router.get("metrics") { _, _ -> Response in
+        let exposition: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }
-        router.post("v1/reload") { request, _ -> Response in
-            var request = request
-            var path: String?
-            if let body = try? await request.collectBody(upTo: 64 << 10), body.readableBytes > 0 {
-                struct Body: Decodable { var model: String? }
-                guard let b = try? JSONDecoder().decode(Body.self, from: Data(buffer: body)) else {
-                    metrics.request(path: "/v1/reload", status: 400)
-                    return FunnelServer.error(RequestError("body must be empty or {\"model\": \"DIR\"}"))
-                }
-                path = b.model
+        for (path, handler) in [("healthz", healthz), ("v1/model", model), ("metrics", exposition)] {
+            router.get(RouterPath(path), use: handler)
+            router.head(RouterPath(path)) { request, context in
+                let full = try await handler(request, context)
+                return Response(status: full.status, headers: full.headers)
             }
-            switch self.reload(path: path) {
-            case .success(let m):
-                metrics.request(path: "/v1/reload", status: 200)
-                return FunnelServer.json(["reloaded": true, "model": m.metadata])
-            case .failure(let e):
-                metrics.request(path: "/v1/reload", status: 422)
-                return FunnelServer.json(["reloaded": false, "error": "\(e)", "serving": self.slot.current.path],
-                                         status: .unprocessableContent)
+        }
+        router.post("v1/reload") { request, _ -> Response in
+            let response = await self.reload(request: request)
+            metrics.request(path: "/v1/reload", status: Int(response.status.code))
+            return response
+        }
+        let all: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options]
+        for (path, allowed) in FunnelServer.routes {
+            let allow = allowed.map(\.rawValue).joined(separator: ", ")
+            for method in all where !allowed.contains(method) {
+                router.on(RouterPath(path), method: method) { _, _ -> Response in
+                    metrics.request(path: "/" + path, status: 405)
+                    var r = FunnelServer.error(RequestError("method not allowed; allowed: \(allow)", status: 405))
+                    r.headers[.allow] = allow
+                    return r
+                }
             }
         }
         return router
     }
 
+    /// POST /v1/reload: `{"model": "DIR"}` or an empty body (reload the current directory),
+    /// under `ServeConfiguration.reload`'s policy.
+    func reload(request: Request) async -> Response {
+        let policy = configuration.reload
+        do { try policy.authorize(request.headers[.authorization]) } catch let e as ReloadPolicy.Refusal {
+            return FunnelServer.error(RequestError(e.description, status: e.status))
+        } catch {
+            return FunnelServer.error(RequestError("\(error)", status: 403))
+        }
+        var request = request
+        var path: String?
+        do {
+            let body = try await request.collectBody(upTo: 64 << 10)
+            if body.readableBytes > 0 {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+                      Set(object.keys).isSubset(of: ["model"]), object["model"] == nil || object["model"] is String else {
+                    return FunnelServer.error(RequestError("body must be empty or {\"model\": \"DIR\"}"))
+                }
+                path = object["model"] as? String
+            }
+        } catch {
+            return FunnelServer.closing(FunnelServer.error(RequestError("reload body must be at most 64 KiB of JSON", status: 413)))
+        }
+        let target: String
+        do { target = try policy.resolve(path, current: slot.current.path) } catch let e as ReloadPolicy.Refusal {
+            return FunnelServer.error(RequestError(e.description, status: e.status))
+        } catch {
+            return FunnelServer.error(RequestError("\(error)", status: 403))
+        }
+        switch self.reload(path: target, checked: true) {
+        case .success(let m):
+            return FunnelServer.json(["reloaded": true, "model": m.metadata])
+        case .failure(let e as ReloadPolicy.Refusal):
+            return FunnelServer.json(["reloaded": false, "error": e.description, "serving": self.slot.current.path],
+                                     status: HTTPResponse.Status(code: e.status))
+        case .failure(let e):
+            return FunnelServer.json(["reloaded": false, "error": "\(e)", "serving": self.slot.current.path],
+                                     status: .unprocessableContent)
+        }
+    }
+
     /// Runs until cancelled (or SIGTERM/SIGINT); `onListening` receives the bound port.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let idle = TimeAmount.milliseconds(Int64(min(configuration.headerTimeout, configuration.idleTimeout) * 1000))
+        let body = TimeAmount.milliseconds(Int64(configuration.bodyTimeout * 1000))
         let app = Application(
             router: router(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [BodyTimeoutHandler(timeout: body)], idleTimeout: idle)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "funnel"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? -1) },
             logger: logger)

@@ -4,20 +4,43 @@ import Funnel
 /// of a 100-row request in dynamic casts and allocations; this reads the rows straight into
 /// `JSONValue`s, and numbers through the same parser the CSV reader uses, so a value means the
 /// same thing in a file and in a request.
+///
+/// Hostile bodies cost bounded work and memory: nesting deeper than `Limits.depth` is refused
+/// (the reader recurses at most that deep), and the row count and each row's member count are
+/// enforced while parsing, so a request holds at most what it is allowed to send.
 struct RequestParser {
     private let bytes: [UInt8]
     private var i = 0
+    private let limits: Limits
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// What one request may contain.
+    struct Limits: Sendable {
+        var rows = 10_000
+        var fieldsPerRow = 4_096
+        var depth = 64
+    }
+
+    init(_ bytes: [UInt8], limits: Limits) {
+        self.bytes = bytes
+        self.limits = limits
+    }
 
     struct Malformed: Error { let offset: Int; let what: String }
+    /// More rows than `Limits.rows` (HTTP 413).
+    struct TooManyRows: Error { let limit: Int }
 
-    /// Parses `{"rows": [{…}, …], …}`; other top-level keys are skipped.
-    static func rows(_ bytes: [UInt8]) throws -> [[String: JSONValue]] {
-        var p = RequestParser(bytes)
+    /// Parses `{"rows": [{…}, …], …}`; other top-level keys are skipped (within the depth limit).
+    static func rows(_ bytes: [UInt8], limits: Limits = Limits()) throws -> [[String: JSONValue]] {
+        var p = RequestParser(bytes, limits: limits)
         var rows: [[String: JSONValue]]?
-        try p.object { key, p in
-            if key == "rows" { rows = try p.array { p in try p.flatObject() } } else { try p.skipValue() }
+        try p.object(depth: 1) { key, p in
+            guard key == "rows" else { return try p.skipValue(depth: 2) }
+            var out: [[String: JSONValue]] = []
+            try p.array(depth: 2) { p in
+                guard out.count < p.limits.rows else { throw TooManyRows(limit: p.limits.rows) }
+                out.append(try p.flatObject(row: out.count))
+            }
+            rows = out
         }
         p.whitespace()
         guard p.i == p.bytes.count else { throw Malformed(offset: p.i, what: "trailing characters") }
@@ -37,7 +60,8 @@ struct RequestParser {
 
     private mutating func peek() -> UInt8? { whitespace(); return i < bytes.count ? bytes[i] : nil }
 
-    private mutating func object(_ member: (String, inout RequestParser) throws -> Void) throws {
+    private mutating func object(depth: Int, _ member: (String, inout RequestParser) throws -> Void) throws {
+        guard depth <= limits.depth else { throw Malformed(offset: i, what: "nesting deeper than \(limits.depth) levels") }
         try expect(123)  // {
         if peek() == 125 { i += 1; return }
         while true {
@@ -51,32 +75,40 @@ struct RequestParser {
         }
     }
 
-    private mutating func array<T>(_ element: (inout RequestParser) throws -> T) throws -> [T] {
+    private mutating func array(depth: Int, _ element: (inout RequestParser) throws -> Void) throws {
+        guard depth <= limits.depth else { throw Malformed(offset: i, what: "nesting deeper than \(limits.depth) levels") }
         try expect(91)  // [
-        var out: [T] = []
-        if peek() == 93 { i += 1; return out }
+        if peek() == 93 { i += 1; return }
         while true {
-            out.append(try element(&self))
+            try element(&self)
             guard let c = peek() else { throw Malformed(offset: i, what: "unterminated array") }
             i += 1
-            if c == 93 { return out }
+            if c == 93 { return }
             guard c == 44 else { throw Malformed(offset: i - 1, what: "expected ',' or ']'") }
         }
     }
 
-    /// A row: an object of scalars (nested values become `.other`, for a located error later).
-    private mutating func flatObject() throws -> [String: JSONValue] {
-        var row: [String: JSONValue] = [:]
-        row.reserveCapacity(32)
-        try object { key, p in row[key] = try p.scalar() }
-        return row
+    /// A row: an object of scalars (nested values become `.other`, for a located error later),
+    /// at most `Limits.fieldsPerRow` members.
+    private mutating func flatObject(row: Int) throws -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        values.reserveCapacity(32)
+        var members = 0
+        try object(depth: 3) { key, p in
+            members += 1
+            guard members <= p.limits.fieldsPerRow else {
+                throw Malformed(offset: p.i, what: "row \(row) has more than \(p.limits.fieldsPerRow) fields")
+            }
+            values[key] = try p.scalar(depth: 4)
+        }
+        return values
     }
 
-    private mutating func scalar() throws -> JSONValue {
+    private mutating func scalar(depth: Int) throws -> JSONValue {
         guard let c = peek() else { throw Malformed(offset: i, what: "missing value") }
         switch c {
         case 34: return .string(try string())
-        case 123, 91: try skipValue(); return .other
+        case 123, 91: try skipValue(depth: depth); return .other
         case 116: try literal("true"); return .bool(true)
         case 102: try literal("false"); return .bool(false)
         case 110: try literal("null"); return .null
@@ -133,12 +165,13 @@ struct RequestParser {
         throw Malformed(offset: i, what: "unterminated string")
     }
 
-    private mutating func skipValue() throws {
+    /// Skips a value, recursing at most `Limits.depth` levels deep.
+    private mutating func skipValue(depth: Int) throws {
         guard let c = peek() else { throw Malformed(offset: i, what: "missing value") }
         switch c {
-        case 123: try object { _, p in try p.skipValue() }
-        case 91: _ = try array { p in try p.skipValue() }
-        default: _ = try scalar()
+        case 123: try object(depth: depth) { _, p in try p.skipValue(depth: depth + 1) }
+        case 91: try array(depth: depth) { p in try p.skipValue(depth: depth + 1) }
+        default: _ = try scalar(depth: depth)
         }
     }
 }

@@ -17,6 +17,8 @@ public struct RequestTableDecoder: Sendable {
     public let dayColumn: String?
     public let rejectUnknownFields: Bool
     private let known: Set<String>
+    /// Columns a request row may name without being unknown.
+    public var knownFieldCount: Int { known.count }
 
     public init(layout: TableLayout, required: Set<String>, dayColumn: String?, rejectUnknownFields: Bool) {
         self.layout = layout

@@ -34,6 +34,9 @@ public final class ServedModel: @unchecked Sendable {
     let backend: Backend
     /// `{"path", "kind", …checksum}`, attached to every prediction response.
     let summaryJSON: String
+    /// Members a request row may have: the model's columns (features, labels, ignored, day) and
+    /// some room for fields the client adds; more is refused while parsing.
+    let maxFieldsPerRow: Int
 
     /// Loads and fully validates `path` (manifest, checksums, every tensor shape or model file).
     public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool) throws {
@@ -51,6 +54,10 @@ public final class ServedModel: @unchecked Sendable {
             backend = .gbdt(model, RequestTableDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
                                                   rejectUnknownFields: rejectUnknownFields))
             summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
+        }
+        switch backend {
+        case .neural(_, let decoder, _): maxFieldsPerRow = decoder.knownFieldCount + 64
+        case .gbdt(_, let decoder): maxFieldsPerRow = decoder.knownFieldCount + 64
         }
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
@@ -89,6 +96,20 @@ public final class ServedModel: @unchecked Sendable {
             }
             w.append("]")
             return p.rows
+        }
+    }
+
+    /// "neural" or "gbdt": what a response looks like.
+    var kindName: String {
+        if case .gbdt = backend { return "gbdt" }
+        return "neural"
+    }
+
+    /// The input columns a request carries (categorical then dense), as the model reads them.
+    var inputColumns: [String] {
+        switch backend {
+        case .neural(let model, _, _): return model.schema.layout.categorical + model.schema.layout.dense
+        case .gbdt(let model, _): return model.pipeline.categorical + model.pipeline.numeric
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Funnel
 import FunnelServe
 import Logging
+import NIOCore
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +22,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most rows per request.") var maxRows = 10_000
     @Flag(help: "Reject rows with fields the model does not know (default: ignore them).") var rejectUnknownFields = false
     @Option(help: "Concurrent prediction slots (default: all cores).") var threads: Int?
+    @Option(help: "Predict requests reading or parsing a body at once; more wait (default: 2 × cores).")
+    var maxConcurrentRequests: Int?
+    @Option(help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
+    @Option(help: "Seconds to deliver a request body after its head.") var bodyTimeout = 30.0
+    @Option(help: "Seconds a connection may stay idle between requests.") var idleTimeout = 60.0
+    @Flag(help: "Allow POST /v1/reload (SIGHUP always reloads the current directory).") var allowReload = false
+    @Option(help: "With --allow-reload: directories under this one may be loaded (default: only the current model directory).")
+    var modelRoot: String?
+    @Flag(help: "With --allow-reload: allow a model of another kind or other input columns.") var allowSchemaChange = false
+    @Option(help: "With --allow-reload: require 'Authorization: Bearer TOKEN' (prefer --admin-token-file).") var adminToken: String?
+    @Option(help: "With --allow-reload: read the admin token from this file.") var adminTokenFile: String?
 
     func validate() throws {
+        for (flag, v) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)] {
+            guard v > 0, v <= 86_400 else { throw ValidationError("\(flag) must be between 0 and 86400 seconds") }
+        }
+        if let m = maxConcurrentRequests { guard (1...4096).contains(m) else { throw ValidationError("--max-concurrent-requests must be between 1 and 4096") } }
+        guard allowReload || (modelRoot == nil && !allowSchemaChange && adminToken == nil && adminTokenFile == nil) else {
+            throw ValidationError("--model-root, --allow-schema-change and the admin token need --allow-reload")
+        }
+        guard adminToken == nil || adminTokenFile == nil else { throw ValidationError("give --admin-token or --admin-token-file, not both") }
         guard maxRows >= 1 else { throw ValidationError("--max-rows must be ≥ 1") }
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be ≥ 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0…65535") }
@@ -34,6 +54,20 @@ struct Serve: AsyncParsableCommand {
         c.host = host; c.port = port; c.maxBodyBytes = maxBodyBytes; c.maxRowsPerRequest = maxRows
         c.rejectUnknownFields = rejectUnknownFields
         c.workers = try resolveThreads(threads)
+        c.maxConcurrentRequests = maxConcurrentRequests ?? 2 * c.workers
+        (c.headerTimeout, c.bodyTimeout, c.idleTimeout) = (headerTimeout, bodyTimeout, idleTimeout)
+        c.reload.allowHTTP = allowReload
+        c.reload.modelRoot = modelRoot
+        c.reload.allowSchemaChange = allowSchemaChange
+        c.reload.adminToken = adminToken
+        if let file = adminTokenFile {
+            guard let text = FileManager.default.contents(atPath: file).map({ String(decoding: $0, as: UTF8.self) }),
+                  case let token = text.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+                Terminal.error("\(file): cannot read an admin token (a file with one non-empty line)")
+                throw ExitCode(1)
+            }
+            c.reload.adminToken = token
+        }
         BLAS.setThreads(1)
         let server: FunnelServer
         do {
@@ -47,9 +81,15 @@ struct Serve: AsyncParsableCommand {
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler { server.reload() }
         hup.resume()
-        let host = self.host
-        try await server.run { port in
-            Terminal.note("serving \(server.slot.current.path) on http://\(host):\(port)")
+        // An IPv6 literal goes in brackets in a URL.
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        do {
+            try await server.run { port in
+                Terminal.note("serving \(server.slot.current.path) on http://\(host):\(port)")
+            }
+        } catch let e as IOError {
+            Terminal.error("cannot listen on \(host):\(port): \(String(cString: strerror(e.errnoCode)).lowercased())")
+            throw ExitCode(1)
         }
         hup.cancel()
     }

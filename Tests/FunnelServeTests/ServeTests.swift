@@ -4,6 +4,9 @@ import FoundationNetworking
 #endif
 import Logging
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Funnel
 @testable import FunnelServe
 
@@ -45,6 +48,11 @@ final class ServeTests: XCTestCase {
         c.maxRowsPerRequest = 500
         c.maxBodyBytes = 200_000
         c.workers = 2
+        c.reload.allowHTTP = true
+        c.reload.modelRoot = ServeTests.dir
+        c.reload.allowSchemaChange = true
+        c.bodyTimeout = 2
+        c.headerTimeout = 2
         var logger = Logger(label: "funnel.serve.test")
         logger.logLevel = .critical  // cancellation at tearDown makes the server log shutdown noise
         server = try FunnelServer(configuration: c, logger: logger)
@@ -164,6 +172,119 @@ final class ServeTests: XCTestCase {
             XCTAssertTrue(text.contains(name), name)
         }
         XCTAssertTrue(text.contains("result=\"refused\""))
+    }
+
+    /// Deep nesting anywhere is a 400, never a crash (the parser recursed without bound).
+    func testDeepNestingIsRefused() async throws {
+        let deep = String(repeating: "[", count: 90_000) + String(repeating: "]", count: 90_000)
+        for body in ["{\"rows\":[{\"101\": \(deep)}]}", "{\"rows\":[{\"nope\": \(deep)}]}", "{\"meta\": \(deep), \"rows\": []}",
+                     "{\"rows\":[{\"101\": " + String(repeating: "[", count: 190_000) + "}]}"] {
+            let (status, data) = try await call("/v1/predict", method: "POST", body: Data(body.utf8))
+            XCTAssertEqual(status, 400)
+            XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("nesting deeper than 64"), String(decoding: data.prefix(200), as: UTF8.self))
+        }
+        let (status, _) = try await call("/healthz")
+        XCTAssertEqual(status, 200)
+    }
+
+    /// The row limit is enforced while parsing: a million empty rows are refused at row 501.
+    func testRowLimitAppliesWhileParsing() async throws {
+        let body = "{\"rows\":[" + Array(repeating: "{}", count: 60_000).joined(separator: ",") + "]}"
+        let (status, data) = try await call("/v1/predict", method: "POST", body: Data(body.utf8))
+        XCTAssertEqual(status, 413)
+        XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("more than 500 rows"))
+        let wide = "{\"rows\":[{" + (0..<200).map { "\"f\($0)\": 1" }.joined(separator: ",") + "}]}"
+        let (s2, d2) = try await call("/v1/predict", method: "POST", body: Data(wide.utf8))
+        XCTAssertEqual(s2, 400)
+        XCTAssertTrue(String(decoding: d2, as: UTF8.self).contains("more than"), String(decoding: d2, as: UTF8.self))
+    }
+
+    func testMethodsAndHead() async throws {
+        var request = URLRequest(url: URL(string: base + "/v1/predict")!)
+        request.httpMethod = "GET"
+        var (_, response) = try await URLSession.shared.data(for: request)
+        XCTAssertEqual((response as! HTTPURLResponse).statusCode, 405)
+        XCTAssertEqual((response as! HTTPURLResponse).value(forHTTPHeaderField: "Allow"), "POST")
+        request = URLRequest(url: URL(string: base + "/healthz")!)
+        request.httpMethod = "DELETE"
+        (_, response) = try await URLSession.shared.data(for: request)
+        XCTAssertEqual((response as! HTTPURLResponse).statusCode, 405)
+        XCTAssertEqual((response as! HTTPURLResponse).value(forHTTPHeaderField: "Allow"), "GET, HEAD")
+        request.httpMethod = "HEAD"
+        (_, response) = try await URLSession.shared.data(for: request)
+        XCTAssertEqual((response as! HTTPURLResponse).statusCode, 200)
+    }
+
+    /// Raw socket helpers for what URLSession will not send.
+    private func rawExchange(_ bytes: String, waitForClose: TimeInterval) throws -> (String, closed: Bool) {
+        let port = Int(base.split(separator: ":").last!)!
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        XCTAssertEqual(ok, 0)
+        _ = bytes.withCString { send(fd, $0, strlen($0), 0) }
+        var tv = timeval(tv_sec: Int(waitForClose), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var out = [UInt8](), buffer = [UInt8](repeating: 0, count: 65536), closed = false
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { closed = true; break }
+            if n < 0 { closed = errno == ECONNRESET; break }
+            out += buffer[0..<n]
+        }
+        return (String(decoding: out, as: UTF8.self), closed)
+    }
+
+    /// Stalled uploads and half-sent heads are closed by the server within their timeouts (2 s here).
+    func testSlowAndPartialRequestsAreClosed() throws {
+        let start = Date()
+        let (_, closedHead) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Le", waitForClose: 8)
+        XCTAssertTrue(closedHead, "a partial header is closed")
+        let (_, closedBody) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"rows\"", waitForClose: 8)
+        XCTAssertTrue(closedBody, "a stalled body is closed")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 12)
+    }
+
+    /// A body over the limit declared up front is refused without reading it, and the connection closes.
+    func testDeclaredOversizedBodyIs413AndCloses() throws {
+        let (text, closed) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n{", waitForClose: 5)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 413"), text)
+        XCTAssertTrue(text.contains("exceeds the limit of 200000 bytes"), text)
+        XCTAssertTrue(closed)
+        let (bad, _) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", waitForClose: 5)
+        XCTAssertFalse(bad.contains("413"), "bad chunking is not 'too large': \(bad)")
+    }
+
+    func testReloadPolicy() async throws {
+        // Outside the model root: refused, whatever the path spelling.
+        var (status, data) = try await call("/v1/reload", method: "POST", body: Data("{\"model\": \"\(ServeTests.dir)/../../etc\"}".utf8))
+        XCTAssertEqual(status, 403, String(decoding: data, as: UTF8.self))
+        (status, data) = try await call("/v1/reload", method: "POST", body: Data("{\"model\": [[1]]}".utf8))
+        XCTAssertEqual(status, 400)
+        (status, data) = try await call("/v1/reload", method: "POST", body: Data("{\"model\": \"x\", \"other\": 1}".utf8))
+        XCTAssertEqual(status, 400)
+        var policy = ReloadPolicy()
+        XCTAssertThrowsError(try policy.authorize(nil)) { XCTAssertTrue("\($0)".contains("disabled")) }
+        policy.allowHTTP = true
+        policy.adminToken = "s3cret"
+        XCTAssertThrowsError(try policy.authorize("Bearer nope"))
+        XCTAssertNoThrow(try policy.authorize("Bearer s3cret"))
+        XCTAssertThrowsError(try policy.resolve("/tmp/x", current: "/m"), "no root: only the current directory")
+        XCTAssertEqual(try policy.resolve(nil, current: "/m"), "/m")
+        let link = ServeTests.dir + "/escape"
+        try? FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc")
+        policy.modelRoot = ServeTests.dir
+        XCTAssertThrowsError(try policy.resolve(link, current: "/m"), "a symlink out of the root")
+        XCTAssertNoThrow(try policy.resolve(ServeTests.otherModelDir, current: "/m"))
+        // Another kind or other input columns: refused unless schema changes are allowed.
+        policy.allowSchemaChange = false
+        let current = try ServedModel(path: ServeTests.modelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
+        let same = try ServedModel(path: ServeTests.otherModelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
+        XCTAssertNoThrow(try policy.check(same, against: current), "ipsp on the same columns")
     }
 }
 

@@ -61,16 +61,6 @@ public enum GBDTJobs {
         return kept
     }
 
-    /// What `gbdt predict` did.
-    public struct PredictionOutcome: Sendable {
-        public var rows: Int
-        /// The model evaluation only, after the rows are read.
-        public var seconds: Double
-        public var skippedRows: Int
-        public var notes: [String]
-        public var rowsPerSecond: Double { seconds > 0 ? Double(rows) / seconds : 0 }
-    }
-
     /// Predicts every row of `data` (or of one day) and writes `p_install` (the calibrated
     /// ensemble) and its parts, in input order, atomically.
     public static func predict(model path: String, data: String, out: String, day: Int?, threads: Int,

@@ -115,6 +115,13 @@ public struct TrainedModel {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
         }
         let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
+        let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
+        do {
+            try NetworkSize.check(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
+                                  denseCount: m.schema.dense.count, maxBatch: batch, workers: max(1, workers))
+        } catch let e as FunnelError {
+            throw FunnelError("\(manifestPath): \(e.message)")
+        }
         let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
                                 denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers)
         try copy(tensors, into: net, path: weightsPath)
@@ -129,6 +136,9 @@ public struct TrainedModel {
             guard let t = tensors[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
             guard t.shape == p.shape else {
                 throw FunnelError("\(path): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")
+            }
+            if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
+                throw FunnelError("\(path): tensor '\(p.name)' holds a non-finite value (\(t.values[bad]) at index \(bad))")
             }
             t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: t.values.count) }
         }

@@ -15,10 +15,10 @@ public struct PredictionRequest: Sendable {
     }
 }
 
-/// What a prediction run did.
+/// What a prediction run did (`funnel predict`, `funnel gbdt predict`).
 public struct PredictionOutcome: Sendable {
     public var rows: Int
-    /// The forward passes only, after the data is read and encoded.
+    /// The model evaluation only (forward passes), after the data is read and encoded.
     public var seconds: Double
     public var skippedRows: Int
     public var notes: [String]

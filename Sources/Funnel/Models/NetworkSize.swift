@@ -1,0 +1,79 @@
+import Foundation
+
+/// What a network of a configuration will allocate, computed from the configuration and the
+/// schema's sizes alone — before anything is allocated — so a hostile or mistaken `model.json`
+/// or flag (a 2e9-wide layer, a 1e9-dimensional embedding, a million-row batch) is a clear
+/// error instead of an abort in the allocator.
+public struct NetworkSize: Sendable {
+    /// Parameters (weights and biases).
+    public var parameters: Double
+    /// Bytes: weights, per-worker gradients, Adam's two moments, per-worker activations.
+    public var bytes: Double
+
+    /// Hard limits on single quantities, whatever the machine.
+    public static let maxLayerWidth = 1 << 16
+    public static let maxEmbeddingDim = 4096
+    public static let maxBatch = 1 << 20
+    public static let maxExperts = 256
+
+    public init(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int) {
+        let arch = c.architecture
+        let trunks = Double(arch.trunkCount)
+        let embeddingWidth = Double(fields * c.embeddingDim + denseCount)
+        func mlp(_ input: Double, _ hidden: [Int], logit: Bool) -> (params: Double, width: Double) {
+            var p = 0.0, w = 0.0, last = input
+            for h in hidden.map(Double.init) + (logit ? [1] : []) { p += last * h + h; w += h; last = h }
+            return (p, w)
+        }
+        var params = Double(embeddingRows) * Double(c.embeddingDim) * trunks
+        var activations = embeddingWidth * 2 * trunks
+        var headInput = embeddingWidth
+        let learners = Double(max(1, c.learners))
+        let heads = Double(FunnelNetwork.headsPerTrunk(arch)) * learners
+        if c.trunk.builder.usesBottom {
+            let b = mlp(embeddingWidth, c.bottom, logit: false)
+            params += b.params * trunks
+            activations += b.width * 3 * trunks
+            headInput = Double(c.bottom.last ?? 1)
+        } else if c.trunk.isGated {
+            // TAML has general, task and learner experts: at most experts × (1 + heads + heads) of them.
+            let experts = Double(c.experts) * (c.trunk == .taml ? 1 + 2 * heads : c.trunk == .ple ? (heads + 1) * Double(c.levels) : 1)
+            let e = mlp(embeddingWidth, c.expertHidden, logit: false)
+            params += (e.params * experts + embeddingWidth * experts * heads) * trunks
+            activations += (e.width * experts * 3 + Double(c.expertHidden.last ?? 1) * heads * 3) * trunks
+            headInput = Double(c.expertHidden.last ?? 1)
+        }
+        let tower = mlp(headInput, c.hidden, logit: true)
+        let towers = (arch.ctrHead ? 1.0 : 0) + 1 + (arch.ctcvrHead ? 1 : 0)
+        params += tower.params * towers * learners
+        activations += (tower.width * 3 + headInput) * towers * learners
+        parameters = params
+        // Weights + Adam's two moments, a dense gradient per worker for the non-embedding part,
+        // and every worker's activations for `maxBatch` rows.
+        let embedding = Double(embeddingRows) * Double(c.embeddingDim) * trunks
+        bytes = 4 * (params * 3 + (params - embedding) * Double(workers) + activations * Double(maxBatch) * Double(workers))
+    }
+
+    /// Refuses a configuration whose single sizes are out of range or whose network would not
+    /// fit in `memoryFraction` of this machine's memory; the message names the quantity.
+    public static func check(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,
+                             memoryFraction: Double = 0.8) throws {
+        func limit(_ ok: Bool, _ what: String) throws { if !ok { throw FunnelError(what) } }
+        try limit(c.embeddingDim <= maxEmbeddingDim, "the embedding dimension \(c.embeddingDim) exceeds \(maxEmbeddingDim)")
+        for (name, sizes) in [("tower", c.hidden), ("bottom", c.bottom), ("expert", c.expertHidden)] {
+            try limit(sizes.allSatisfy { $0 <= maxLayerWidth }, "a \(name) layer of \(sizes.max() ?? 0) units exceeds \(maxLayerWidth)")
+            try limit(sizes.count <= 64, "\(sizes.count) \(name) layers exceed 64")
+        }
+        try limit(c.experts <= maxExperts, "\(c.experts) experts exceed \(maxExperts)")
+        try limit(c.batchSize <= NetworkSize.maxBatch, "the batch size \(c.batchSize) exceeds \(NetworkSize.maxBatch) rows")
+        try limit(embeddingRows >= 1 && embeddingRows <= Int(Int32.max), "\(embeddingRows) embedding rows are out of range")
+        let size = NetworkSize(config: c, embeddingRows: embeddingRows, fields: fields, denseCount: denseCount,
+                               maxBatch: maxBatch, workers: workers)
+        let available = Double(ProcessInfo.processInfo.physicalMemory) * memoryFraction
+        guard size.bytes <= available else {
+            throw FunnelError(String(format: "the network needs about %.1f GiB (%.0f million parameters, batch of %d rows × %d workers); "
+                                     + "this machine has %.1f GiB", size.bytes / 1_073_741_824, size.parameters / 1e6, maxBatch, workers,
+                                     Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824))
+        }
+    }
+}
