@@ -55,9 +55,14 @@ struct ModelOptions: ParsableArguments {
         try check(adamEpsilon > 0 && adamEpsilon.isFinite, "--adam-epsilon must be a positive number")
         try check((l2 ?? 0) >= 0 && (l2 ?? 0).isFinite, "--l2 must be ≥ 0")
         try check(embeddingDim >= 1, "--embedding-dim must be ≥ 1")
-        if let hidden { _ = try ModelOptions.sizes(hidden, flag: "--hidden") }
-        if let bottom { _ = try ModelOptions.sizes(bottom, flag: "--bottom") }
-        _ = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
+        try check(embeddingDim <= NetworkSize.maxEmbeddingDim, "--embedding-dim must be ≤ \(NetworkSize.maxEmbeddingDim)")
+        try check(batchSize <= NetworkSize.maxBatch, "--batch-size must be ≤ \(NetworkSize.maxBatch)")
+        for (flag, text) in [("--hidden", hidden), ("--bottom", bottom), ("--expert-hidden", expertHidden)] {
+            guard let text else { continue }
+            let sizes = try ModelOptions.sizes(text, flag: flag)
+            try check(sizes.allSatisfy { $0 <= NetworkSize.maxLayerWidth }, "\(flag) layer sizes must be ≤ \(NetworkSize.maxLayerWidth)")
+        }
+        try check(experts <= NetworkSize.maxExperts, "--experts must be ≤ \(NetworkSize.maxExperts)")
         try check(experts >= 1, "--experts must be ≥ 1")
         try check((1...8).contains(levels), "--levels must be between 1 and 8")
         try check(aitmAlpha >= 0 && aitmAlpha.isFinite, "--aitm-alpha must be ≥ 0")

@@ -34,7 +34,10 @@ public enum EvaluationJob {
             if encoded.weights != nil {
                 note("evaluating \(encoded.rowCount) of \(full.rowCount) rows (unclicked kept 1 in \(r.downsampleNegatives), weighted)")
             }
-            results.append((dir, EvaluationReport.evaluate(model.network.predict(encoded), on: encoded, counterfactual: cf)))
+            let p = model.network.predict(encoded)
+            let metrics = EvaluationReport.evaluate(p, on: encoded, counterfactual: cf)
+            for warning in metrics.undefinedReasons(p, model: model.config) { note("\(dir): \(warning)") }
+            results.append((dir, metrics))
         }
         return results
     }

@@ -117,6 +117,25 @@ public struct EvaluationReport: Codable, Sendable {
         values[ece] = s.ece
     }
 
+    /// Why metrics the model should have are undefined: non-finite predictions, or a space
+    /// with a single class (e.g. no conversion among the clicked rows). Empty when all are defined.
+    public func undefinedReasons(_ p: Predictions, model: ModelConfig) -> [String] {
+        var out: [String] = []
+        let arch = model.architecture
+        for (name, values, predicted) in [("pCTR", p.ctr, arch.ctrHead), ("pCVR", p.cvr, arch.ctrHead || arch.secondHead == .cvr),
+                                          ("pCTCVR", p.ctcvr, true)] where predicted {
+            let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            if bad > 0 { out.append("\(bad) of \(values.count) \(name) predictions are not finite; its metrics are undefined") }
+        }
+        guard out.isEmpty else { return out }
+        if arch.ctrHead && aucCTR == nil { out.append("auc_ctr undefined: every impression has the same click label") }
+        if (arch.ctrHead || arch.secondHead == .cvr) && aucCVR == nil {
+            out.append("auc_cvr undefined: the clicked impressions have a single conversion label (or none)")
+        }
+        if aucCTCVR == nil { out.append("auc_ctcvr undefined: every impression has the same click·conversion label") }
+        return out
+    }
+
     /// A metric as table text: four decimals, or "undefined".
     public static func format(_ v: Double?) -> String {
         guard let v else { return "undefined" }

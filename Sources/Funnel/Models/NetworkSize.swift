@@ -37,15 +37,19 @@ public struct NetworkSize: Sendable {
             headInput = Double(c.bottom.last ?? 1)
         } else if c.trunk.isGated {
             // TAML has general, task and learner experts: at most experts × (1 + heads + heads) of them.
+            // PLE's later levels read the previous level's output, so an expert's input is at most the wider of the two.
             let experts = Double(c.experts) * (c.trunk == .taml ? 1 + 2 * heads : c.trunk == .ple ? (heads + 1) * Double(c.levels) : 1)
-            let e = mlp(embeddingWidth, c.expertHidden, logit: false)
-            params += (e.params * experts + embeddingWidth * experts * heads) * trunks
+            let input = max(embeddingWidth, Double(c.expertHidden.last ?? 1))
+            let e = mlp(input, c.expertHidden, logit: false)
+            let gates = c.trunk == .ple ? (heads + 1) * Double(c.levels) : heads
+            params += (e.params * experts + (input + 1) * experts * gates) * trunks
             activations += (e.width * experts * 3 + Double(c.expertHidden.last ?? 1) * heads * 3) * trunks
             headInput = Double(c.expertHidden.last ?? 1)
         }
         let tower = mlp(headInput, c.hidden, logit: true)
         let towers = (arch.ctrHead ? 1.0 : 0) + 1 + (arch.ctcvrHead ? 1 : 0)
         params += tower.params * towers * learners
+        if arch.transfer, let k = c.hidden.last.map(Double.init) { params += 4 * (k * k + k) }  // AITM's attention and transfer
         activations += (tower.width * 3 + headInput) * towers * learners
         parameters = params
         // Weights + Adam's two moments, a dense gradient per worker for the non-embedding part,

@@ -61,8 +61,15 @@ public enum TrainingJob {
         events(.note("read \(data.rows) rows (\(schema.fields.count) categorical fields, \(schema.dense.count) dense, "
                      + "\(schema.embeddingRows) embedding rows) in \(formatDuration(Date().timeIntervalSince(loadStart)))"
                      + (data.cache != nil ? " (streaming pass over the cache)" : "")))
+        // A batch never holds more rows than a stage has (OVERSAMPLING repeats converted clicks):
+        // size the buffers for what can occur, not for an oversized --batch-size.
+        let workers = max(1, request.threads)
+        let repeats = config.architecture.stages.contains { $0.space == .clickedWithOversampledConversions } ? max(1, config.oversample) : 1
+        let maxBatch = (min(config.batchSize, max(data.rows * repeats, 1)) + workers - 1) / workers
+        try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
+                              denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers)
         let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
-                                    denseCount: schema.dense.count, workers: request.threads)
+                                    denseCount: schema.dense.count, maxBatch: maxBatch, workers: request.threads)
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {
