@@ -34,6 +34,7 @@ struct Experiment: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var data: DataOptions
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     /// The models of --models, in order.
     private var kinds: [ModelKind] {
@@ -68,6 +69,7 @@ struct Experiment: ParsableCommand {
 
     func run() throws {
         try guarded {
+            if let out { try OutputPath.checkDirectory(out, force: force) }  // before any work
             let kinds = try self.kinds
             let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
             let template = try modelOptions.config(kind: .esmm, seed: 0)

@@ -35,6 +35,7 @@ struct GBDTTrain: ParsableCommand {
     @Option(help: "Random seed (overrides the config's).") var seed: UInt64?
     @OptionGroup var options: GBDTDataOptions
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws { try validateThreads(threads) }
 
@@ -48,6 +49,7 @@ struct GBDTTrain: ParsableCommand {
             request.layout = options.layout
             request.read = try options.data.readOptions()
             request.read.dayColumn = options.dayColumn
+            request.force = force
             let json = self.json
             let model = try GBDTJobs.train(request, note: { if !json { Terminal.note($0) } }) { p in
                 guard !json else { return }
@@ -112,18 +114,22 @@ struct GBDTPredict: ParsableCommand {
 
     @Option(help: "GBDT model directory.") var model: String
     @Option(help: "File in the training layout (labels may be absent).") var data: String
-    @Option(help: "Output CSV.") var out: String
+    @Option(help: "Output CSV ('-': standard output).") var out: String
     @Option(help: "Only rows of this day.") var day: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print a JSON summary.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
-    func validate() throws { try validateThreads(threads) }
+    func validate() throws {
+        try validateThreads(threads)
+        guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
+    }
 
     func run() throws {
         try guarded {
             let o = try GBDTJobs.predict(model: model, data: data, out: out, day: day, threads: try resolveThreads(threads),
-                                         skipBadRows: skipBadRows)
+                                         skipBadRows: skipBadRows, force: force)
             if json {
                 Terminal.printJSON(["rows": Double(o.rows), "predict_rows_per_second": o.rowsPerSecond,
                                     "skipped_rows": Double(o.skippedRows)])

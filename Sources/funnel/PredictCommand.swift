@@ -8,22 +8,29 @@ struct Predict: ParsableCommand {
 
     @Option(help: "Model directory.") var model: String
     @Option(help: "CSV/TSV with the training columns.") var data: String
-    @Option(help: "Output CSV.") var out: String
+    @Option(help: "Output CSV ('-': standard output).") var out: String
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
-    func validate() throws { try validateThreads(threads) }
+    func validate() throws {
+        try validateThreads(threads)
+        guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
+    }
 
     func run() throws {
         try guarded {
             var request = PredictionRequest(model: model, data: data, out: out)
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
+            request.force = force
             let outcome = try PredictionJob.run(request)
             if json {
                 Terminal.printJSON(["rows": Double(outcome.rows), "predict_rows_per_second": outcome.rowsPerSecond,
                                     "skipped_rows": Double(outcome.skippedRows), "peak_rss_mb": ResourceUsage.peakRSSMegabytes])
+            } else if out == "-" {
+                for n in outcome.notes { Terminal.note(n) }
             } else {
                 for n in outcome.notes { Terminal.note(n) }
                 print("wrote \(outcome.rows) predictions to \(out) (\(Terminal.rate(outcome.rowsPerSecond)) rows/s)")

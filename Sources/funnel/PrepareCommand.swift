@@ -16,6 +16,7 @@ struct Prepare: ParsableCommand {
     @Option(help: "Rows used to infer column roles.") var sampleRows = 1_000_000
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
         guard groupRows >= 1 else { throw ValidationError("--group-rows must be ≥ 1") }
@@ -24,13 +25,15 @@ struct Prepare: ParsableCommand {
 
     func run() throws {
         try guarded {
+            try OutputPath.checkFile(out, force: force)
             var options = try dataOptions.readOptions()
             options.dayColumn = dayColumn
             let header = try CSVFile(path: data, delimiter: options.delimiter).header
             let resolved: TableLayoutPreset
             (resolved, options) = try layout.resolve(header: header, file: data, options: options)
             if resolved == .recsys2023 && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
-            let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows)
+            let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows,
+                                              force: force)
             if json {
                 Terminal.printJSON(s)
             } else {

@@ -19,6 +19,7 @@ struct Simulate: ParsableCommand {
     var layout: SimulatedLayout = .aliCCP
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     enum SimulatedLayout: String, ExpressibleByArgument {
         case aliCCP = "ali-ccp", recsys2023
@@ -38,6 +39,7 @@ struct Simulate: ParsableCommand {
 
     func run() throws {
         try guarded {
+            try OutputPath.checkDirectory(out, force: force)
             if layout == .recsys2023 { return try runRecSys() }
             var c = SimulatorConfig()
             c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr

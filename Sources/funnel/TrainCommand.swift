@@ -18,6 +18,7 @@ struct Train: ParsableCommand {
     var memoryBudget: Double?
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
+    @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
@@ -34,6 +35,7 @@ struct Train: ParsableCommand {
             request.initFrom = initFrom
             request.memoryBudgetMiB = memoryBudget
             request.read = try data.readOptions()
+            request.force = force
             let kind = model.rawValue, json = self.json
             let outcome = try TrainingJob.run(request) { event in
                 guard !json else { return }

@@ -3,6 +3,9 @@ import Foundation
 import FoundationNetworking
 #endif
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every subcommand of the built `funnel`, end to end: exit codes, output files, `--json`
 /// keys, and one bad flag each (usage errors exit 64 with a message naming the flag; input
@@ -181,5 +184,44 @@ final class CommandTests: XCTestCase {
             XCTAssertTrue(try CLI.ok([sub, "--help"]).contains("USAGE"), sub)
         }
         try CLI.fails(["nonsense"], saying: "Unexpected argument", status: 64)
+    }
+}
+
+/// Outputs replace only regular files, are checked before the work starts, and `--out -` streams.
+final class OutputPathTests: XCTestCase {
+    func testOutputsAreCheckedAndNeverClobberSpecialFiles() throws {
+        let dir = CLI.temporaryDirectory("outputs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CLI.ok(["simulate", "--rows", "2000", "--vocab-scale", "0.02", "--out", dir + "/data"])
+        try CLI.ok(["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", dir + "/m", "--embedding-dim", "3",
+                    "--hidden", "4"])
+        // A FIFO and a symbolic link at the output are refused, and stay what they were.
+        let fifo = dir + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try CLI.fails(["predict", "--model", dir + "/m", "--data", dir + "/data/test.csv", "--out", fifo], saying: "is a FIFO", status: 1)
+        var st = stat()
+        XCTAssertEqual(lstat(fifo, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFIFO, "the FIFO is untouched")
+        let target = dir + "/target.csv"
+        try "keep me\n".write(toFile: target, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.csv", withDestinationPath: target)
+        try CLI.fails(["predict", "--model", dir + "/m", "--data", dir + "/data/test.csv", "--out", dir + "/link.csv"],
+                      saying: "symbolic link", status: 1)
+        XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "keep me\n")
+        // --force replaces the link itself, never the file it points to.
+        try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/data/test.csv", "--out", dir + "/link.csv", "--force"])
+        XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "keep me\n")
+        XCTAssertTrue(try String(contentsOfFile: dir + "/link.csv", encoding: .utf8).hasPrefix("pctr,pcvr,pctcvr"))
+        // An output under a regular file fails at once, before training.
+        let start = Date()
+        try CLI.fails(["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", target + "/model"],
+                      saying: "not a directory", status: 1)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        // --out - streams the predictions.
+        let out = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/data/test.csv", "--out", "-"])
+        XCTAssertEqual(out.split(separator: "\n").count, 401)
+        XCTAssertTrue(out.hasPrefix("pctr,pcvr,pctcvr\n"))
+        try CLI.fails(["predict", "--model", dir + "/m", "--data", dir + "/data/test.csv", "--out", "-", "--json"],
+                      saying: "--json prints to standard output", status: 64)
     }
 }

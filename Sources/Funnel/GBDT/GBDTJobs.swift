@@ -11,6 +11,8 @@ public struct GBDTTrainingRequest: Sendable {
     public var threads: Int?
     public var layout = TableLayoutPreset.auto
     public var read = ReadOptions()
+    /// Write through a symbolic link or over a non-regular file at the output.
+    public var force = false
 
     public init(train: String, out: String) {
         self.train = train
@@ -25,6 +27,7 @@ public enum GBDTJobs {
     public static func train(_ r: GBDTTrainingRequest, note: (String) -> Void = { _ in },
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> TwoStageGBDT {
         _ = try LightGBMLibrary.shared()  // a missing library fails before any data is read
+        try OutputPath.checkDirectory(r.out, force: r.force)
         let threads = r.threads ?? r.config.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw FunnelError("LightGBM threads must be between 1 and 1024") }
         let loadStart = Date()
@@ -47,7 +50,7 @@ public enum GBDTJobs {
              + String(format: "in %.1fs", Date().timeIntervalSince(loadStart)))
         let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: r.config, read: settings,
                                            threads: threads, notes: notes, progress: progress)
-        try model.save(to: r.out)
+        try model.save(to: r.out, force: r.force)
         return model
     }
 
@@ -64,7 +67,8 @@ public enum GBDTJobs {
     /// Predicts every row of `data` (or of one day) and writes `p_install` (the calibrated
     /// ensemble) and its parts, in input order, atomically.
     public static func predict(model path: String, data: String, out: String, day: Int?, threads: Int,
-                               skipBadRows: Bool) throws -> PredictionOutcome {
+                               skipBadRows: Bool, force: Bool = false) throws -> PredictionOutcome {
+        if out != "-" { try OutputPath.checkFile(out, force: force) }
         let m = try TwoStageGBDT.load(from: path)
         let table = try rows(m, path: data, day: day, requireLabels: false, skipBadRows: skipBadRows)
         let start = Date()
@@ -79,7 +83,7 @@ public enum GBDTJobs {
             }
             w.newline()
         }
-        try AtomicFile.write(w.data, to: out)
+        if out == "-" { FileHandle.standardOutput.write(w.data) } else { try AtomicFile.write(w.data, to: out, force: force) }
         return PredictionOutcome(rows: p.rows, seconds: seconds, skippedRows: table.report.skippedTotal, notes: table.report.notes)
     }
 

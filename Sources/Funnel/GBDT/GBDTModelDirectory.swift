@@ -5,21 +5,22 @@ import Foundation
 extension TwoStageGBDT {
     /// Writes the model files and encoders first, the manifest (which names their checksums) last,
     /// each atomically: a reader never sees a manifest pointing at missing or stale files.
-    public func save(to dir: String) throws {
+    public func save(to dir: String, force: Bool = false) throws {
+        try OutputPath.checkDirectory(dir, force: force)
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw FunnelError("\(dir): cannot create model directory: \(error.localizedDescription)")
         }
         for role in GBDTModelRole.allCases {
-            try AtomicFile.write(Data(modelTexts[role]!.utf8), to: dir + "/" + role.file)
+            try AtomicFile.write(Data(modelTexts[role]!.utf8), to: dir + "/" + role.file, force: force)
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let features = try enc.encode(pipeline)
         var m = manifest
         m.featuresChecksum = Checksum.fnv64Hex(features)
-        try AtomicFile.write(features, to: dir + "/" + m.featuresFile)
+        try AtomicFile.write(features, to: dir + "/" + m.featuresFile, force: force)
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json")
+        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json", force: force)
     }
 
     public static func load(from dir: String) throws -> TwoStageGBDT {

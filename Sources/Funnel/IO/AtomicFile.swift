@@ -6,12 +6,18 @@ import Glibc
 /// Writes a file so that readers see either the old or the new content, never a torn one:
 /// write to a temporary file in the same directory, fsync it, rename over the target, fsync
 /// the directory.
+///
+/// Only a regular file (or nothing) at the target is replaced; anything else — a device, FIFO,
+/// directory or symbolic link — is refused unless `force` (`OutputPath`). The temporary file is
+/// created exclusively and never through a symbolic link.
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String, force: Bool = false) throws {
+        try OutputPath.checkFile(path, force: force)
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        unlink(tmp)  // a leftover of a killed run of this process id
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
         var ok = true
         var failure = ""

@@ -217,7 +217,7 @@ public final class ColumnarCache {
     /// Converts a CSV/TSV into a cache in one streaming pass (column roles inferred from the first
     /// `sampleRows` rows unless the options fix them), in row groups of `groupRows`.
     public static func prepare(source: String, options: ReadOptions, to out: String, groupRows: Int = 1 << 16,
-                               sampleRows: Int = 1_000_000) throws -> PrepareSummary {
+                               sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
         guard groupRows >= 1 else { throw FunnelError("row groups need at least one row") }
         let start = Date()
         let csv = try CSVFile(path: source, delimiter: options.delimiter)
@@ -225,7 +225,9 @@ public final class ColumnarCache {
         let hasLabels = csv.header.contains(layout.clickColumn) && csv.header.contains(layout.conversionColumn)
         let url = URL(fileURLWithPath: out)
         let tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try OutputPath.checkFile(out, force: force)
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
         var closed = false
         defer { if !closed { close(fd); unlink(tmp) } }

@@ -69,7 +69,8 @@ public struct TrainedModel {
     }
 
     /// Writes weights first, then `model.json` (which names the weights' checksum), each atomically.
-    public func save(to dir: String) throws {
+    public func save(to dir: String, force: Bool = false) throws {
+        try OutputPath.checkDirectory(dir, force: force)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
@@ -78,10 +79,10 @@ public struct TrainedModel {
         let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
         var m = manifest
         m.weightsChecksum = Checksum.fnv64Hex(weights)
-        try AtomicFile.write(weights, to: dir + "/" + m.weightsFile)
+        try AtomicFile.write(weights, to: dir + "/" + m.weightsFile, force: force)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json")
+        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json", force: force)
     }
 
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {

@@ -7,6 +7,8 @@ public struct PredictionRequest: Sendable {
     public var out: String
     public var threads = 1
     public var read = ReadOptions()
+    /// Replace a non-regular file at `out` (a device, FIFO or symbolic link).
+    public var force = false
 
     public init(model: String, data: String, out: String) {
         self.model = model
@@ -27,10 +29,11 @@ public struct PredictionOutcome: Sendable {
 
 /// `funnel predict` as one library call: loads the model directory, reads the file with its
 /// schema (no row is dropped for its labels), predicts every row and writes
-/// `pctr,pcvr,pctcvr` in input order, atomically. A quantity the model does not predict (ESP
-/// has no pCTR) is an empty cell.
+/// `pctr,pcvr,pctcvr` in input order, atomically — or to standard output when `out` is "-". A
+/// quantity the model does not predict (ESP has no pCTR) is an empty cell.
 public enum PredictionJob {
     public static func run(_ r: PredictionRequest) throws -> PredictionOutcome {
+        if r.out != "-" { try OutputPath.checkFile(r.out, force: r.force) }  // before any work
         BLAS.setThreads(1)
         var options = r.read
         options.inconsistent = .keep  // prediction never drops a row for its labels
@@ -39,7 +42,7 @@ public enum PredictionJob {
         let start = Date()
         let p = trained.network.predict(encoded)
         let seconds = Date().timeIntervalSince(start)
-        try AtomicFile.write(csv(p).data, to: r.out)
+        if r.out == "-" { FileHandle.standardOutput.write(csv(p).data) } else { try AtomicFile.write(csv(p).data, to: r.out, force: r.force) }
         return PredictionOutcome(rows: encoded.rowCount, seconds: seconds, skippedRows: report.skippedTotal, notes: report.notes)
     }
 

@@ -14,6 +14,8 @@ public struct TrainingRequest: Sendable {
     /// MiB; nil trains in memory.
     public var memoryBudgetMiB: Double?
     public var read = ReadOptions()
+    /// Write through a symbolic link or over a non-regular file at the output.
+    public var force = false
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -47,6 +49,8 @@ public enum TrainingJob {
     public static func run(_ request: TrainingRequest, events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
         let config = request.config
         try config.validate()
+        try OutputPath.checkDirectory(request.out, force: request.force)  // before any work
+        if let valid = request.valid { guard FileManager.default.fileExists(atPath: valid) else { throw FunnelError("\(valid): not found") } }
         let loadStart = Date()
         let data = try TrainingData.open(request)
         var notes = data.notes
@@ -86,7 +90,7 @@ public enum TrainingJob {
         let summary = TrainingSummary(
             rows: data.rows, clicks: data.clicks, conversions: data.conversions, epochs: config.epochs, threads: request.threads,
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
-        try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out)
+        try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
         return TrainingOutcome(summary: summary, validation: validation, bufferRows: bufferRows)
     }
 
