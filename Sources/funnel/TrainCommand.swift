@@ -54,7 +54,7 @@ struct Train: ParsableCommand {
             let summary = outcome.summary
             if json {
                 Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary, valid: outcome.validation.last,
-                                               memoryBudget: memoryBudget, bufferRows: outcome.bufferRows))
+                                               memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout))
             } else {
                 print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
                       + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)); saved to \(out)")
@@ -74,9 +74,11 @@ struct TrainOutput: Encodable {
     var valid: EvaluationReport?
     var memoryBudget: Double? = nil
     var bufferRows: Int? = nil
+    /// The inferred (or declared) column roles.
+    var columns: TableLayout? = nil
 
     enum CodingKeys: String, CodingKey {
-        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds
+        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
         case trainSamplesPerSecond = "train_samples_per_second"
         case finalLoss = "final_loss"
@@ -91,6 +93,7 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(valid, forKey: .valid)
         try c.encodeIfPresent(memoryBudget, forKey: .memoryBudget)
         try c.encodeIfPresent(bufferRows, forKey: .bufferRows)
+        try c.encodeIfPresent(columns, forKey: .columns)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

@@ -4,11 +4,31 @@ import Foundation
 public enum TokenKind: Int, Comparable {
     case empty = 0, integer, decimal, text
     public static func < (a: TokenKind, b: TokenKind) -> Bool { a.rawValue < b.rawValue }
+
+    /// A column's kind from its cells' counts (indexed by raw value): text when text cells are
+    /// at least as many as numbers, else decimal when any number is a decimal, else integer;
+    /// empty when every cell is.
+    static func majority(_ counts: [Int]) -> TokenKind {
+        let numbers = counts[TokenKind.integer.rawValue] + counts[TokenKind.decimal.rawValue]
+        if numbers == 0 { return counts[TokenKind.text.rawValue] > 0 ? .text : .empty }
+        if counts[TokenKind.text.rawValue] >= numbers { return .text }
+        return counts[TokenKind.decimal.rawValue] > 0 ? .decimal : .integer
+    }
 }
 
 /// Byte-level number parsing for CSV cells: no String is created per cell.
 public enum NumberParsing {
     @inline(__always) static func isDigit(_ c: UInt8) -> Bool { c &- 48 < 10 }
+
+    /// Like `classify`, but a digit string too long for Int64 is an integer (an id), not a decimal.
+    static func classifyForInference(_ p: UnsafePointer<UInt8>, _ n: Int) -> TokenKind {
+        let kind = classify(p, n)
+        guard kind == .decimal else { return kind }
+        var i = n > 0 && (p[0] == 45 || p[0] == 43) ? 1 : 0
+        guard i < n else { return kind }
+        while i < n { if !isDigit(p[i]) { return kind }; i += 1 }
+        return .integer
+    }
 
     public static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> TokenKind {
         if n == 0 { return .empty }

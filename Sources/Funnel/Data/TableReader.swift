@@ -2,7 +2,11 @@
 /// reads any file against a known layout with located errors or counted skips.
 public enum TableReader {
     /// Resolves the label columns and infers every other column's role from its values:
-    /// integers → categorical, decimals → dense, text → categorical; overrides win.
+    /// integers → categorical, decimals → dense, text → categorical; overrides win. A minority of
+    /// odd cells never flips a column: a column mostly of numbers stays numeric (its text cells
+    /// are then errors at their line, or counted skips), and digit strings too long for Int64
+    /// are still integer ids. Labels are never features, and a table with no feature left is
+    /// an error.
     /// `sampleRows` limits inference to the first rows (a streaming `prepare` of a huge file);
     /// nil scans them all.
     public static func inferLayout(_ csv: CSVFile, options: ReadOptions, sampleRows: Int? = nil) throws -> TableLayout {
@@ -26,12 +30,13 @@ public enum TableReader {
         if let day = options.dayColumn, !header.contains(day) {
             throw DataError(file: csv.path, line: 1, column: day, "day column is missing")
         }
+        try checkLabelRoles(click: click, conversion: conversion, options: options, file: csv.path)
         for name in options.categorical + options.dense + options.ignore where !name.contains("*") {
             if !header.contains(name) {
                 throw DataError(file: csv.path, line: 1, column: name, "named in a column option but not in the header")
             }
         }
-        var kinds = [TokenKind](repeating: .empty, count: header.count)
+        var counts = [[Int]](repeating: [0, 0, 0, 0], count: header.count)  // by TokenKind
         var undecided = Set<Int>()
         for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn {
             if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
@@ -43,12 +48,10 @@ public enum TableReader {
         try csv.forEachRow { _, bytes, cells in
             dataRows += 1
             guard cells.count == header.count else { return true }  // reported by the read pass
-            for i in columns where kinds[i] != .text {
-                let k = NumberParsing.classify(bytes + cells[i].start, cells[i].count)
-                if k > kinds[i] { kinds[i] = k }
-            }
+            for i in columns { counts[i][NumberParsing.classifyForInference(bytes + cells[i].start, cells[i].count).rawValue] += 1 }
             return sampleRows.map { dataRows < $0 } ?? true
         }
+        let kinds = counts.map(TokenKind.majority)
         if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
         var categorical: [String] = [], dense: [String] = [], ignored: [String] = []
         for (i, name) in header.enumerated() where name != click && name != conversion {
@@ -62,8 +65,28 @@ public enum TableReader {
                 }
             }
         }
+        guard !categorical.isEmpty || !dense.isEmpty else {
+            throw DataError(file: csv.path, line: 1, "no feature columns left: every column is a label, the day column or ignored")
+        }
         return TableLayout(clickColumn: click, conversionColumn: conversion,
                            categorical: categorical, dense: dense, ignored: ignored)
+    }
+
+    /// Label columns are labels only: the two must differ, and no column option or the day
+    /// column may name one (a `*` pattern simply never matches a label).
+    static func checkLabelRoles(click: String, conversion: String, options: ReadOptions, file: String) throws {
+        guard click != conversion else {
+            throw DataError(file: file, line: 1, column: click, "the click and conversion labels name the same column")
+        }
+        for label in [click, conversion] {
+            for (role, names) in [("ignored", options.ignore), ("categorical", options.categorical), ("dense", options.dense)]
+                where names.contains(label) {
+                throw DataError(file: file, line: 1, column: label, "is a label column; it cannot also be \(role)")
+            }
+            if options.dayColumn == label {
+                throw DataError(file: file, line: 1, column: label, "is a label column; it cannot also be the day column")
+            }
+        }
     }
 
     /// Reads `csv` against `layout`. Labels are required when `requireLabels`; otherwise they are

@@ -40,6 +40,8 @@ public struct TrainingOutcome: Sendable {
     public var validation: [EvaluationReport]
     /// Rows of the shuffle buffer when streaming.
     public var bufferRows: Int?
+    /// The column roles the model was trained with (inferred or as declared).
+    public var layout: TableLayout
 }
 
 /// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
@@ -62,6 +64,7 @@ public enum TrainingJob {
         }
         for n in notes { events(.note(n)) }
         let schema = data.schema
+        events(.note(Self.describe(schema.layout)))
         events(.note("read \(data.rows) rows (\(schema.fields.count) categorical fields, \(schema.dense.count) dense, "
                      + "\(schema.embeddingRows) embedding rows) in \(formatDuration(Date().timeIntervalSince(loadStart)))"
                      + (data.cache != nil ? " (streaming pass over the cache)" : "")))
@@ -91,7 +94,14 @@ public enum TrainingJob {
             rows: data.rows, clicks: data.clicks, conversions: data.conversions, epochs: config.epochs, threads: request.threads,
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
-        return TrainingOutcome(summary: summary, validation: validation, bufferRows: bufferRows)
+        return TrainingOutcome(summary: summary, validation: validation, bufferRows: bufferRows, layout: schema.layout)
+    }
+
+    /// The column roles in one line, so a user sees what type inference decided.
+    public static func describe(_ l: TableLayout) -> String {
+        func list(_ names: [String]) -> String { names.count <= 12 ? names.joined(separator: ", ") : names.prefix(12).joined(separator: ", ") + ", …" }
+        return "columns: labels \(l.clickColumn), \(l.conversionColumn); \(l.categorical.count) categorical (\(list(l.categorical))); "
+            + "\(l.dense.count) dense (\(list(l.dense)))" + (l.ignored.isEmpty ? "" : "; ignored \(list(l.ignored))")
     }
 
     static func formatDuration(_ s: Double) -> String { s < 60 ? String(format: "%.0fs", s) : String(format: "%.1f min", s / 60) }
