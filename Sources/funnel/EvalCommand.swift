@@ -11,10 +11,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Labelled CSV/TSV to evaluate on.") var data: String
     @Option(help: "Simulator truth file aligned with --data; adds CVR AUC/log loss over the entire space.")
     var truth: String?
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (evaluate as a downsampled model was trained).")
     var downsampleNegatives = 1.0
-    @Option(help: "Seed of the downsampling draw.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Seed of the downsampling draw (default: 1).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 1
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
 

@@ -17,20 +17,20 @@ struct Experiment: ParsableCommand {
     @Option(help: "Simulator truth file aligned with --test (with --train-days: with --train); adds entire-space CVR metrics.")
     var truth: String?
     @Option(help: "Train on these days of --train, e.g. 1-14 (esmm-ablation: past vs. future evaluation).") var trainDays: String?
-    @Option(help: "Test day (default: the day after --train-days).") var testDay: Int?
+    @Option(parsing: .unconditional, help: "Test day (default: the day after --train-days).") var testDay: Int?
     @Option(help: "Also evaluate on these days after the last training day, e.g. 2-6 (esmm-ablation appendix C).")
     var decayDays: String?
     @Option(help: "The day column of --train.") var dayColumn = "day"
     @Option(help: "Comma-separated models, or 'all'.") var models: String
-    @Option(help: "Runs (seeds) per model.") var runs = 5
+    @Option(parsing: .unconditional, help: "Runs (seeds) per model.") var runs = 5
     @Option(help: "Baseline model for relative cross-entropy (default: ip if listed, else the first).") var baseline: String?
     @Option(help: "Metric for the relative column and the t-tests (a metric key, e.g. logloss_ctcvr or auc_cvr_entire_space).")
     var primary: MetricKey = .loglossCTCVR
     @Option(help: "pCTCVR for the CTCVR metrics: own, or shared-ctr (esmm-sigir2018 §3.1).") var ctcvrProtocol: CTCVRProtocol = .own
     @Option(help: "Output directory (resumable).") var out: String?
-    @Option(help: "Base seed; run r uses seed + r.") var seed: UInt64 = 0
-    @Option(help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
-    @Option(help: "Concurrent runs (default: all cores; each run trains on one thread).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Base seed; run r uses seed + r (default: 0).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
+    @Option(parsing: .unconditional, help: "Concurrent runs (default: all cores; each run trains on one thread).") var threads: Int?
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var data: DataOptions
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false

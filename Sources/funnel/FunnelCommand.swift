@@ -36,3 +36,11 @@ func validateThreads(_ requested: Int?) throws {
     if let n = requested, !(1...1024).contains(n) { throw ValidationError("--threads must be between 1 and 1024") }
 }
 
+
+/// A seed flag's value: any integer in 0…2⁶⁴−1 (a negative one is named, not "missing").
+func seedValue(_ text: String, flag: String) throws -> UInt64 {
+    guard let v = UInt64(text) else {
+        throw ValidationError(Int64(text) != nil ? "\(flag) must be ≥ 0, got \(text)" : "\(flag) must be an integer ≥ 0, got '\(text)'")
+    }
+    return v
+}

@@ -31,8 +31,8 @@ struct GBDTTrain: ParsableCommand {
     @Option(help: "Validation file (early stopping and calibration).") var valid: String?
     @Option(help: "Output model directory.") var out: String
     @Option(help: "YAML or JSON config (features, LightGBM parameters, split, ensemble, search).") var config: String?
-    @Option(help: "LightGBM threads (default: the config's, else all cores).") var threads: Int?
-    @Option(help: "Random seed (overrides the config's).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "LightGBM threads (default: the config's, else all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Random seed (overrides the config's).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64?
     @OptionGroup var options: GBDTDataOptions
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
@@ -115,8 +115,8 @@ struct GBDTPredict: ParsableCommand {
     @Option(help: "GBDT model directory.") var model: String
     @Option(help: "File in the training layout (labels may be absent).") var data: String
     @Option(help: "Output CSV ('-': standard output).") var out: String
-    @Option(help: "Only rows of this day.") var day: Int?
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Only rows of this day.") var day: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
@@ -148,9 +148,9 @@ struct GBDTEval: ParsableCommand {
 
     @Option(help: "GBDT model directory.") var model: String
     @Option(help: "Labelled file in the training layout.") var data: String
-    @Option(help: "Only rows of this day (e.g. 67, the test day).") var day: Int?
+    @Option(parsing: .unconditional, help: "Only rows of this day (e.g. 67, the test day).") var day: Int?
     @Flag(help: "Only rows of the model's test day (its config's split.test_day, 67 by default).") var testDay = false
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Skip malformed rows (counted and reported) instead of stopping at the first.") var skipBadRows = false
     @Flag(help: "Print one JSON object.") var json = false
 

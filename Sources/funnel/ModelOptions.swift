@@ -6,30 +6,30 @@ import Funnel
 struct ModelOptions: ParsableArguments {
     @Option(help: "Trunk: esmm (shared embedding, separate towers) or shared-bottom (embedding + shared hidden layers).")
     var arch: TrunkKind = .esmm
-    @Option(help: "Epochs over each stage's sample space.") var epochs = 1
+    @Option(parsing: .unconditional, help: "Epochs over each stage's sample space.") var epochs = 1
     @Option(help: "Epochs of stages over clicked impressions only (BASE-style CVR networks); default: --epochs.")
     var clickedEpochs: Int?
-    @Option(help: "Mini-batch size.") var batchSize = 2000
-    @Option(help: "Adam learning rate.") var lr = 1e-3
-    @Option(help: "Adam beta1.") var beta1 = 0.9
-    @Option(help: "Adam beta2.") var beta2 = 0.999
-    @Option(help: "Adam epsilon.") var adamEpsilon = 1e-8
+    @Option(parsing: .unconditional, help: "Mini-batch size.") var batchSize = 2000
+    @Option(parsing: .unconditional, help: "Adam learning rate.") var lr = 1e-3
+    @Option(parsing: .unconditional, help: "Adam beta1.") var beta1 = 0.9
+    @Option(parsing: .unconditional, help: "Adam beta2.") var beta2 = 0.999
+    @Option(parsing: .unconditional, help: "Adam epsilon.") var adamEpsilon = 1e-8
     @Option(help: "L2 penalty on all weights, coupled as PyTorch's weight_decay (default 0; 1e-6 for the TAML comparison models).")
     var l2: Double?
-    @Option(help: "Embedding dimension per field.") var embeddingDim = 18
+    @Option(parsing: .unconditional, help: "Embedding dimension per field.") var embeddingDim = 18
     @Option(help: "Hidden layer sizes of each head, comma-separated (default 200,80; 80 with --arch shared-bottom; 192,64,32 for mlp, sharedbottom, mmoe, ple, aitm; 64,32 for taml's learners).")
     var hidden: String?
     @Option(help: "Shared hidden layers of --arch shared-bottom (default 200,80).") var bottom: String?
-    @Option(help: "Experts per group of --arch mmoe/ple (PLE: per task and shared).") var experts = 3
+    @Option(parsing: .unconditional, help: "Experts per group of --arch mmoe/ple (PLE: per task and shared).") var experts = 3
     @Option(help: "Layer sizes of each expert of --arch mmoe.") var expertHidden = "64"
-    @Option(help: "Extraction levels of --arch ple.") var levels = 2
-    @Option(help: "AITM: weight of the label constraint max(pCTCVR − pCTR, 0).") var aitmAlpha = 0.6
-    @Option(help: "Learners per task (default 1; taml: 2); a head's logit is its learners' mean.") var learners: Int?
-    @Option(help: "TAML: self-distillation weight α of the CTR learners.") var distillationCtr = 0.1
-    @Option(help: "TAML: self-distillation weight β of the CVR learners.") var distillationCvr = 0.1
-    @Option(help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
-    @Option(help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
-    @Option(help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
+    @Option(parsing: .unconditional, help: "Extraction levels of --arch ple.") var levels = 2
+    @Option(parsing: .unconditional, help: "AITM: weight of the label constraint max(pCTCVR − pCTR, 0).") var aitmAlpha = 0.6
+    @Option(parsing: .unconditional, help: "Learners per task (default 1; taml: 2); a head's logit is its learners' mean.") var learners: Int?
+    @Option(parsing: .unconditional, help: "TAML: self-distillation weight α of the CTR learners.") var distillationCtr = 0.1
+    @Option(parsing: .unconditional, help: "TAML: self-distillation weight β of the CVR learners.") var distillationCvr = 0.1
+    @Option(parsing: .unconditional, help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
+    @Option(parsing: .unconditional, help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
+    @Option(parsing: .unconditional, help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false

@@ -9,7 +9,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Model directory.") var model: String
     @Option(help: "CSV/TSV with the training columns.") var data: String
     @Option(help: "Output CSV ('-': standard output).") var out: String
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false

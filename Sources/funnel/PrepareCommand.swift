@@ -12,8 +12,8 @@ struct Prepare: ParsableCommand {
     @Option(help: "An integer day column to keep (for experiment --train-days and day splits).") var dayColumn: String?
     @Option(help: "Table layout: auto (RecSys 2023 when the header has f_0…f_79), recsys2023 or generic.")
     var layout: TableLayoutPreset = .auto
-    @Option(help: "Rows per row group.") var groupRows = 65_536
-    @Option(help: "Rows used to infer column roles.") var sampleRows = 1_000_000
+    @Option(parsing: .unconditional, help: "Rows per row group.") var groupRows = 65_536
+    @Option(parsing: .unconditional, help: "Rows used to infer column roles.") var sampleRows = 1_000_000
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false

@@ -17,16 +17,16 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Model directory.") var model: String
     @Option(help: "Address to bind (default loopback only).") var host = "127.0.0.1"
-    @Option(help: "Port (0: any free port).") var port = 8080
-    @Option(help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
-    @Option(help: "Most rows per request.") var maxRows = 10_000
+    @Option(parsing: .unconditional, help: "Port (0: any free port).") var port = 8080
+    @Option(parsing: .unconditional, help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
+    @Option(parsing: .unconditional, help: "Most rows per request.") var maxRows = 10_000
     @Flag(help: "Reject rows with fields the model does not know (default: ignore them).") var rejectUnknownFields = false
-    @Option(help: "Concurrent prediction slots (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Concurrent prediction slots (default: all cores).") var threads: Int?
     @Option(help: "Predict requests reading or parsing a body at once; more wait (default: 2 × cores).")
     var maxConcurrentRequests: Int?
-    @Option(help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
-    @Option(help: "Seconds to deliver a request body after its head.") var bodyTimeout = 30.0
-    @Option(help: "Seconds a connection may stay idle between requests.") var idleTimeout = 60.0
+    @Option(parsing: .unconditional, help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
+    @Option(parsing: .unconditional, help: "Seconds to deliver a request body after its head.") var bodyTimeout = 30.0
+    @Option(parsing: .unconditional, help: "Seconds a connection may stay idle between requests.") var idleTimeout = 60.0
     @Flag(help: "Allow POST /v1/reload (SIGHUP always reloads the current directory).") var allowReload = false
     @Option(help: "With --allow-reload: directories under this one may be loaded (default: only the current model directory).")
     var modelRoot: String?

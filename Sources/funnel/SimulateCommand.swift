@@ -6,15 +6,15 @@ struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a synthetic funnel (train/test CSV in the Ali-CCP layout plus ground-truth files).")
 
-    @Option(help: "Total impressions (train + test).") var rows = 500_000
-    @Option(help: "Random seed.") var seed: UInt64 = 1
-    @Option(help: "Target click-through rate.") var ctr = 0.04
-    @Option(help: "Target post-click conversion rate.") var cvr = 0.05
-    @Option(help: "0 = click and conversion share drivers, 0.5 = independent, 1 = opposed.") var selectionBias = 0.5
-    @Option(help: "Multiply the id vocabularies (50 ≈ Ali-CCP's millions of ids).") var vocabScale = 1.0
-    @Option(help: "Share of rows written to test.csv.") var testFraction = 0.2
-    @Option(help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
-    @Option(help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
+    @Option(parsing: .unconditional, help: "Total impressions (train + test).") var rows = 500_000
+    @Option(parsing: .unconditional, help: "Random seed (default: 1).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Target click-through rate.") var ctr = 0.04
+    @Option(parsing: .unconditional, help: "Target post-click conversion rate.") var cvr = 0.05
+    @Option(parsing: .unconditional, help: "0 = click and conversion share drivers, 0.5 = independent, 1 = opposed.") var selectionBias = 0.5
+    @Option(parsing: .unconditional, help: "Multiply the id vocabularies (50 ≈ Ali-CCP's millions of ids).") var vocabScale = 1.0
+    @Option(parsing: .unconditional, help: "Share of rows written to test.csv.") var testFraction = 0.2
+    @Option(parsing: .unconditional, help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
+    @Option(parsing: .unconditional, help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
     @Option(help: "ali-ccp (train/test CSV + truth) or recsys2023 (train.tsv days 45–66, test.tsv day 67).")
     var layout: SimulatedLayout = .aliCCP
     @Option(help: "Output directory.") var out: String

@@ -10,9 +10,9 @@ struct Train: ParsableCommand {
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ModelKind
     @Option(help: "Output model directory.") var out: String
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
-    @Option(help: "Random seed (initialisation and shuffling).") var seed: UInt64 = 42
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
+    @Option(parsing: .unconditional, help: "Random seed (initialisation and shuffling) (default: 42).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 42
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?

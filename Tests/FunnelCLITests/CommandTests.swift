@@ -225,3 +225,61 @@ final class OutputPathTests: XCTestCase {
                       saying: "--json prints to standard output", status: 64)
     }
 }
+
+/// Messages name the flag or the file and never echo control characters raw.
+final class MessageTests: XCTestCase {
+    func testNegativeNumbersAndFileErrorsInWords() throws {
+        let dir = CLI.temporaryDirectory("messages")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CLI.ok(["simulate", "--rows", "1000", "--vocab-scale", "0.02", "--out", dir + "/data"])
+        let train = ["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", dir + "/m"]
+        try CLI.fails(train + ["--lr", "-1"], saying: "--lr must be a positive number", status: 64)
+        try CLI.fails(train + ["--lr=-1"], saying: "--lr must be a positive number", status: 64)
+        try CLI.fails(train + ["--seed", "-1"], saying: "--seed must be ≥ 0, got -1", status: 64)
+        try CLI.fails(train + ["--epochs", "-3"], saying: "--epochs must be ≥ 1", status: 64)
+        try CLI.fails(["train", "--train", dir + "/data", "--model", "esmm", "--out", dir + "/m"],
+                      saying: "data: is a directory, not a file", status: 1)
+        // A raw carriage return and an escape character in a bad cell are printed escaped.
+        let bad = dir + "/bad.csv"
+        try "click,purchase,a,d\n0,0,1,0.5\n1,0,2,0.25\n0,0,3,x\r\u{1B}y\n1,0,1,0.75\n0,0,2,0.5\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["train", "--train", bad, "--model", "esmm", "--out", dir + "/m2"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("bad.csv:4: column 'd': expected a number, got 'x\\r\\u{1B}y'"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("\r") || r.stderr.contains("\u{1B}"))
+        // A quoted field with a line break inside is named as such.
+        let quoted = dir + "/quoted.csv"
+        try "click,purchase,a,d\n0,0,1,0.5\n1,0,\"two\nlines\",0.25\n0,0,3,0.5\n".write(toFile: quoted, atomically: true, encoding: .utf8)
+        try CLI.fails(["train", "--train", quoted, "--model", "esmm", "--out", dir + "/m3"],
+                      saying: "quoted.csv:3: a quoted field is not closed on this line", status: 1)
+        // A cache with bytes appended is not called truncated.
+        try CLI.ok(["prepare", "--data", dir + "/data/test.csv", "--out", dir + "/t.fcache"])
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/t.fcache"))
+        handle.seekToEndOfFile()
+        handle.write(Data("garbage".utf8))
+        try handle.close()
+        try CLI.fails(["eval", "--model", dir + "/m-none", "--data", dir + "/t.fcache"], saying: "model.json", status: 1)
+        try CLI.ok(["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", dir + "/m", "--embedding-dim", "2", "--hidden", "4"])
+        try CLI.fails(["eval", "--model", dir + "/m", "--data", dir + "/t.fcache"], saying: "7 bytes follow the cache's trailer", status: 1)
+    }
+
+    func testServeBindErrorIsReadable() throws {
+        let dir = CLI.temporaryDirectory("bind")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CLI.ok(["simulate", "--rows", "1000", "--vocab-scale", "0.02", "--out", dir + "/data"])
+        try CLI.ok(["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", dir + "/m", "--embedding-dim", "2", "--hidden", "4"])
+        // Hold a port, then ask the server for it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 1)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        try CLI.fails(["serve", "--model", dir + "/m", "--port", String(port)], saying: "cannot listen on 127.0.0.1:\(port): address already in use",
+                      status: 1)
+    }
+}

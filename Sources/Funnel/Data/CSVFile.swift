@@ -5,7 +5,13 @@ import Foundation
 /// Cells are handed out as byte ranges into the mapping; nothing is allocated per row.
 /// Double-quoted cells are supported (the quotes are stripped; `""` inside stays as is).
 public final class CSVFile {
-    public struct Cell { public var start: Int; public var count: Int }
+    public struct Cell {
+        public var start: Int
+        public var count: Int
+        /// A quoted cell whose closing quote is not on this line (line breaks inside quoted
+        /// fields are not supported): the reader reports that, not a column count.
+        public var unterminatedQuote = false
+    }
 
     public let path: String
     public let delimiter: UInt8
@@ -16,9 +22,7 @@ public final class CSVFile {
     /// Opens `path`; `delimiter` nil means auto-detect from the header line among `,` tab `;` `|`.
     public init(path: String, delimiter requested: UInt8? = nil) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw DataError(file: path, "no such file")
-        }
+        try InputFile.checkReadable(path)
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
@@ -85,7 +89,7 @@ public final class CSVFile {
                     if p[j] == 34 { if j + 1 < n && p[j + 1] == 34 { j += 2; continue } else { break } }
                     j += 1
                 }
-                cells.append(Cell(start: start, count: j - start))
+                cells.append(Cell(start: start, count: j - start, unterminatedQuote: j >= n))
                 i = j + 1
                 while i < n && p[i] != delimiter { i += 1 }
             } else {
@@ -149,5 +153,25 @@ public final class CSVFile {
     public static func text(_ bytes: UnsafePointer<UInt8>, _ cell: Cell) -> String {
         let s = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
         return s.count > 40 ? String(s.prefix(40)) + "…" : s
+    }
+
+    /// Text from a file or a request, safe to print in a one-line message: control characters
+    /// (a raw `\r`, an escape sequence) become visible escapes.
+    public static func printable(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) {
+                    out += String(format: "\\u{%02X}", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
     }
 }

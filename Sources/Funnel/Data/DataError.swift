@@ -12,12 +12,13 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
         self.message = message
     }
 
+    /// One line: control characters from the input (a raw `\r`, an escape sequence) are escaped.
     public var description: String {
         var s = file
         if let line { s += ":\(line)" }
         s += ": "
         if let column { s += "column '\(column)': " }
-        return s + message
+        return CSVFile.printable(s + message)
     }
 }
 
@@ -25,5 +26,5 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
 public struct FunnelError: Error, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public var description: String { CSVFile.printable(message) }
 }

@@ -203,6 +203,10 @@ public enum TableReader {
         /// Decodes a row; false when the inconsistent-row policy drops it.
         @inline(__always)
         mutating func decode(line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>, report: inout ReadReport) throws -> Bool {
+            if cells.last?.unterminatedQuote == true {
+                throw RowProblem(kind: "unterminated quote", error: DataError(
+                    file: path, line: line, "a quoted field is not closed on this line (line breaks inside quoted fields are not supported)"))
+            }
             guard cells.count == columns.count else {
                 throw RowProblem(kind: "wrong column count",
                                  error: DataError(file: path, line: line, "expected \(columns.count) columns, found \(cells.count)"))

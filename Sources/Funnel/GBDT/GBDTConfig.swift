@@ -235,7 +235,7 @@ public struct GBDTConfig: Codable, Equatable, Sendable {
 
     /// Reads a YAML (`.yaml`/`.yml`) or JSON config file; unknown keys are refused so typos surface.
     public static func load(path: String) throws -> GBDTConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw FunnelError("\(path): cannot read config file") }
+        let data = try InputFile.contents(path, limit: 16 << 20)
         let text = String(decoding: data, as: UTF8.self)
         let config: GBDTConfig
         do {

@@ -28,7 +28,7 @@ extension TwoStageGBDT {
         guard try ModelDirectoryKind.detect(dir) == .gbdt else {
             throw FunnelError("\(path): a neural model, not a GBDT model (use funnel predict / eval)")
         }
-        let data = FileManager.default.contents(atPath: path)!
+        let data = try InputFile.contents(path, limit: InputFile.manifestLimit)
         if let probe = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let v = probe["format_version"] as? Int, v > GBDTManifest.currentVersion {
             throw FunnelError("\(path): format version \(v) is newer than this funnel reads (\(GBDTManifest.currentVersion)); upgrade funnel")
@@ -38,7 +38,7 @@ extension TwoStageGBDT {
             throw FunnelError("\(path): cannot read GBDT manifest: \(DecodingErrorText.describe(error))")
         }
         let featuresPath = dir + "/" + manifest.featuresFile
-        guard let features = FileManager.default.contents(atPath: featuresPath) else { throw FunnelError("\(featuresPath): not found") }
+        let features = try InputFile.contents(featuresPath, limit: InputFile.manifestLimit)
         guard Checksum.fnv64Hex(features) == manifest.featuresChecksum else {
             throw FunnelError("\(featuresPath): checksum does not match model.json; the file is damaged or belongs to another model")
         }
@@ -53,7 +53,7 @@ extension TwoStageGBDT {
                 throw FunnelError("\(path): no '\(role.rawValue)' model listed")
             }
             let file = dir + "/" + component.file
-            guard let bytes = FileManager.default.contents(atPath: file) else { throw FunnelError("\(file): not found") }
+            let bytes = try InputFile.contents(file, limit: InputFile.manifestLimit)
             guard Checksum.fnv64Hex(bytes) == component.checksum else {
                 throw FunnelError("\(file): checksum does not match model.json; the file is damaged or belongs to another model")
             }

@@ -76,6 +76,10 @@ public final class ColumnarCache {
             throw DataError(file: path, "cache format version \(bytes[7]) is not the one this funnel reads (\(Self.currentVersion)); run `funnel prepare` again")
         }
         guard Array(bytes.suffix(8)) == Self.trailerMagic else {
+            // A trailer followed by other bytes is a cache with data appended, not a cut one.
+            if let end = bytes.range(of: Data(Self.trailerMagic), options: .backwards)?.upperBound {
+                throw DataError(file: path, "\(n - end) bytes follow the cache's trailer (data appended to the file?); run `funnel prepare` again")
+            }
             throw DataError(file: path, "cache is truncated (no trailer); run `funnel prepare` again")
         }
         func u64(_ at: Int) -> UInt64 {

@@ -87,9 +87,14 @@ public struct TrainedModel {
 
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let manifestPath = dir + "/model.json"
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FunnelError("\(dir): not a directory (a Funnel model directory holds model.json and weights.safetensors)")
+        }
+        guard FileManager.default.fileExists(atPath: manifestPath) else {
             throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
         }
+        let data = try InputFile.contents(manifestPath, limit: InputFile.manifestLimit)
         let m: ModelManifest
         do {
             if let probe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
@@ -106,16 +111,7 @@ public struct TrainedModel {
         } catch {
             throw FunnelError("\(manifestPath): cannot read model manifest: \(DecodingErrorText.describe(error))")
         }
-        try m.config.validate()
-        let weightsPath = dir + "/" + m.weightsFile
-        guard let wdata = FileManager.default.contents(atPath: weightsPath) else {
-            throw FunnelError("\(weightsPath): not found")
-        }
-        let sum = Checksum.fnv64Hex(wdata)
-        guard sum == m.weightsChecksum else {
-            throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
-        }
-        let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
+        do { try m.config.validate() } catch let e as FunnelError { throw FunnelError("\(manifestPath): \(e.message)") }
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
             try NetworkSize.check(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
@@ -123,6 +119,19 @@ public struct TrainedModel {
         } catch let e as FunnelError {
             throw FunnelError("\(manifestPath): \(e.message)")
         }
+        // The weights file holds exactly the network's parameters (plus a header): a larger one is refused unread.
+        let weightsPath = dir + "/" + m.weightsFile
+        guard !m.weightsFile.contains("/"), !m.weightsFile.hasPrefix(".") else {
+            throw FunnelError("\(manifestPath): weights_file must name a file inside the model directory")
+        }
+        let expected = NetworkSize(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
+                                   denseCount: m.schema.dense.count, maxBatch: 1, workers: 1).parameters * 4
+        let wdata = try InputFile.contents(weightsPath, limit: Int(expected * 1.01) + (16 << 20))
+        let sum = Checksum.fnv64Hex(wdata)
+        guard sum == m.weightsChecksum else {
+            throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
+        }
+        let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
         let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
                                 denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers)
         try copy(tensors, into: net, path: weightsPath)

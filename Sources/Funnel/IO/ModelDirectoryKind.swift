@@ -6,9 +6,10 @@ public enum ModelDirectoryKind: Sendable {
 
     public static func detect(_ dir: String) throws -> ModelDirectoryKind {
         let path = dir + "/model.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw FunnelError("\(path): not found (is \(dir) a Funnel model directory?)")
         }
+        let data = try InputFile.contents(path, limit: InputFile.manifestLimit)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw FunnelError("\(path): not a JSON object")
         }

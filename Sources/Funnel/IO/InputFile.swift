@@ -1,0 +1,39 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Checks an input before it is opened, so a wrong path gets an error in words that names it
+/// (never a Foundation error code) and a FIFO or device is never read (it could block forever
+/// or never end).
+public enum InputFile {
+    /// Throws unless `path` is a readable regular file (symbolic links are followed).
+    public static func checkReadable(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw DataError(file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw DataError(file: path, "is a directory, not a file")
+        default: throw DataError(file: path, "is not a regular file (a device, FIFO or socket)")
+        }
+        guard access(path, R_OK) == 0 else { throw DataError(file: path, "cannot open: permission denied") }
+    }
+
+    /// The whole of a small regular file (a manifest, a config), refusing one larger than
+    /// `limit` bytes before reading it.
+    public static func contents(_ path: String, limit: Int) throws -> Data {
+        try checkReadable(path)
+        var st = stat()
+        _ = stat(path, &st)
+        guard Int(st.st_size) <= limit else {
+            throw DataError(file: path, "is \(st.st_size) bytes; at most \(limit) are read")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read") }
+        return data
+    }
+
+    /// Manifests and configs: far below this; a larger one is not ours.
+    public static var manifestLimit: Int { Int(min(Double(2 << 30), Double(ProcessInfo.processInfo.physicalMemory) / 4)) }
+}
