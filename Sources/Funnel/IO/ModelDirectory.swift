@@ -88,7 +88,8 @@ public struct TrainedModel {
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let manifestPath = dir + "/model.json"
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) else { throw FunnelError("\(dir): not found") }
+        guard isDirectory.boolValue else {
             throw FunnelError("\(dir): not a directory (a Funnel model directory holds model.json and weights.safetensors)")
         }
         guard FileManager.default.fileExists(atPath: manifestPath) else {
