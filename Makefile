@@ -4,7 +4,7 @@ SWIFT ?= swift
 FUNNEL := .build/release/funnel
 DEMO_DIR := demo-out
 
-.PHONY: deps build release test demo bench loadtest clean
+.PHONY: deps build release test demo bench loadtest abuse fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,6 +26,17 @@ bench: release
 
 loadtest: release
 	@bench/serve/loadtest.sh
+
+# Hostile traffic against a running server: deep nesting, huge row counts, slowloris, truncated
+# bodies, concurrent oversized requests; asserts it stays alive and its memory bounded.
+abuse: release
+	@python3 bench/serve/abuse.py --funnel $(FUNNEL)
+
+# The bounded fuzz runs (CSV/TSV reader, cache reader, model loader, request parser) for
+# FUZZ_SECONDS each (`make test` runs them for 3 s each).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUNNEL_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --disable-swift-testing --filter 'ParserFuzzTests|RequestFuzzTests'
 
 clean:
 	rm -rf .build $(DEMO_DIR) bench-out

@@ -72,7 +72,13 @@ public enum SafeTensors {
             guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[0] <= offs[1], offs[1] <= body.count else {
                 throw fail("tensor '\(name)' lies outside the data (offsets \(offs), data \(body.count) bytes)")
             }
-            let count = shape.reduce(1, *)
+            // Sizes from the file are checked without overflow: a hostile shape is an error, not a trap.
+            var count = 1
+            for d in shape {
+                let (m, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, m <= body.count / 4 else { throw fail("tensor '\(name)': shape \(shape) does not fit the data") }
+                count = m
+            }
             guard count * 4 == offs[1] - offs[0] else {
                 throw fail("tensor '\(name)': shape \(shape) needs \(count * 4) bytes, offsets give \(offs[1] - offs[0])")
             }

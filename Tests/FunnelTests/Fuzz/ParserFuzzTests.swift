@@ -1,0 +1,102 @@
+import Foundation
+import XCTest
+@testable import Funnel
+
+/// Bounded fuzz runs: mutated inputs may be refused, never crash, hang or exhaust memory.
+/// Every crash found becomes a regression case in `testRegressions`.
+final class ParserFuzzTests: XCTestCase {
+    private var dir = ""
+    override func setUp() { dir = makeTempDirectory("funnel-fuzz") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Only Funnel's own errors are acceptable outcomes of a bad input.
+    private func expectCleanFailure(_ what: String, seed: Int, _ body: () throws -> Void) {
+        do { try body() } catch is DataError {} catch is FunnelError {} catch {
+            XCTFail("\(what) iteration \(seed) (FUNNEL_FUZZ_SEED=\(Mutator.seed)): unexpected error \(type(of: error)): \(error)")
+        }
+    }
+
+    private func fixtures() throws -> [[UInt8]] {
+        let files = ["ali-ccp-torchrechub/ali_ccp_train_sample.csv", "aliexpress-fuxictr/train.csv", "ali-ccp-aitm/train.csv"]
+        return try files.map { name in
+            let text = try String(contentsOfFile: Fixtures.path(name), encoding: .utf8)
+            // A few dozen lines keep each iteration fast; the mutations do the rest.
+            return Array(text.split(separator: "\n", omittingEmptySubsequences: false).prefix(40).joined(separator: "\n").utf8)
+        }
+    }
+
+    func testCSVReader() throws {
+        let corpus = try fixtures()
+        let path = dir + "/fuzz.csv"
+        let n = Mutator.run(stream: 1, corpus: corpus) { input, i in
+            FileManager.default.createFile(atPath: path, contents: Data(input))
+            for skip in [false, true] {
+                var o = ReadOptions()
+                o.skipBadRows = skip
+                o.inconsistent = .keep
+                expectCleanFailure("csv", seed: i) { _ = try DatasetLoader.loadForTraining(path, options: o, minCount: 1) }
+            }
+        }
+        XCTAssertGreaterThan(n, 10)
+    }
+
+    func testCacheReader() throws {
+        let source = dir + "/source.csv"
+        FileManager.default.createFile(atPath: source, contents: Data(try fixtures()[0]))
+        let cache = dir + "/c.fcache"
+        _ = try ColumnarCache.prepare(source: source, options: ReadOptions(), to: cache, groupRows: 8)
+        let bytes = [UInt8](FileManager.default.contents(atPath: cache)!)
+        let path = dir + "/fuzz.fcache"
+        let n = Mutator.run(stream: 2, corpus: [bytes]) { input, i in
+            FileManager.default.createFile(atPath: path, contents: Data(input))
+            expectCleanFailure("cache", seed: i) {
+                let c = try ColumnarCache(path: path)
+                _ = try c.table(layout: c.layout, requireLabels: false, dayColumn: nil)
+            }
+        }
+        XCTAssertGreaterThan(n, 10)
+    }
+
+    func testModelDirectoryLoader() throws {
+        let table = try DatasetLoader.loadForTraining(Fixtures.path("ali-ccp-aitm/train.csv"), options: ReadOptions(), minCount: 1)
+        var c = ModelConfig(kind: .esmm)
+        c.embeddingDim = 2
+        c.hidden = [3]
+        let net = FunnelNetwork(config: c, embeddingRows: table.schema.embeddingRows, fields: table.schema.fields.count,
+                                denseCount: table.schema.dense.count)
+        let model = dir + "/m"
+        try TrainedModel(config: c, schema: table.schema, network: net, training: nil).save(to: model)
+        let manifest = [UInt8](FileManager.default.contents(atPath: model + "/model.json")!)
+        let weights = [UInt8](FileManager.default.contents(atPath: model + "/weights.safetensors")!)
+        // Mutated weights (with a matching checksum, so the safetensors parser itself is reached) and mutated manifests.
+        let n = try Mutator.run(stream: 3, corpus: [weights, manifest]) { input, i in
+            let fuzz = dir + "/f"
+            try? FileManager.default.removeItem(atPath: fuzz)
+            try FileManager.default.createDirectory(atPath: fuzz, withIntermediateDirectories: true)
+            if i % 2 == 0 {
+                var m = String(decoding: manifest, as: UTF8.self)
+                let old = m.range(of: "\"weights_checksum\" : \"")!
+                let end = m[old.upperBound...].firstIndex(of: "\"")!
+                m.replaceSubrange(old.upperBound..<end, with: Checksum.fnv64Hex(Data(input)))
+                FileManager.default.createFile(atPath: fuzz + "/model.json", contents: Data(m.utf8))
+                FileManager.default.createFile(atPath: fuzz + "/weights.safetensors", contents: Data(input))
+            } else {
+                FileManager.default.createFile(atPath: fuzz + "/model.json", contents: Data(input))
+                FileManager.default.createFile(atPath: fuzz + "/weights.safetensors", contents: Data(weights))
+            }
+            expectCleanFailure("model", seed: i) { _ = try TrainedModel.load(from: fuzz) }
+        }
+        XCTAssertGreaterThan(n, 10)
+    }
+
+    /// Inputs that once crashed a parser.
+    func testRegressions() {
+        // A tensor shape whose element count overflows Int (trapped in the shape product).
+        let header = #"{"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}}"#
+        var bytes = Data()
+        var n = UInt64(header.utf8.count)
+        withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: Array(header.utf8) + [0, 0, 0, 0])
+        XCTAssertThrowsError(try SafeTensors.decode(bytes, path: "x")) { XCTAssertTrue("\($0)".contains("does not fit"), "\($0)") }
+    }
+}
