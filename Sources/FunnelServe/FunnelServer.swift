@@ -189,7 +189,7 @@ public final class FunnelServer: @unchecked Sendable {
                 "request body of \(declared) bytes exceeds the limit of \(limit) bytes", status: 413))), 0)
         }
         await gate.enter()
-        defer { Task { await gate.leave() } }
+        defer { gate.leave() }
         var request = request
         let body: ByteBuffer
         do {

@@ -44,3 +44,30 @@ final class RequestFuzzTests: XCTestCase {
         XCTAssertGreaterThan(iterations, 100)
     }
 }
+
+final class RequestGateTests: XCTestCase {
+    /// At most `limit` holders at once; everyone gets in eventually.
+    func testGateBoundsConcurrency() async {
+        let gate = RequestGate(limit: 2)
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var now = 0, peak = 0, done = 0
+            func change(_ d: Int) { lock.withLock { now += d; peak = max(peak, now); if d < 0 { done += 1 } } }
+        }
+        let c = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    await gate.enter()
+                    c.change(1)
+                    try? await Task.sleep(nanoseconds: 2_000_000)
+                    c.change(-1)
+                    gate.leave()
+                }
+            }
+        }
+        XCTAssertEqual(c.done, 20)
+        XCTAssertLessThanOrEqual(c.peak, 2)
+        XCTAssertEqual(c.peak, 2)
+    }
+}
