@@ -308,6 +308,11 @@ public final class FunnelServer: @unchecked Sendable {
         }
     }
 
+    /// The server's URL as a user types it: an IPv6 literal goes in brackets.
+    public static func displayURL(host: String, port: Int) -> String {
+        "http://" + (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) + ":\(port)"
+    }
+
     /// Runs until cancelled (or SIGTERM/SIGINT); `onListening` receives the bound port.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = TimeAmount.milliseconds(Int64(min(configuration.headerTimeout, configuration.idleTimeout) * 1000))

@@ -81,14 +81,13 @@ struct Serve: AsyncParsableCommand {
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler { server.reload() }
         hup.resume()
-        // An IPv6 literal goes in brackets in a URL.
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        let host = self.host
         do {
             try await server.run { port in
-                Terminal.note("serving \(server.slot.current.path) on http://\(host):\(port)")
+                Terminal.note("serving \(server.slot.current.path) on \(FunnelServer.displayURL(host: host, port: port))")
             }
         } catch let e as IOError {
-            Terminal.error("cannot listen on \(host):\(port): \(String(cString: strerror(e.errnoCode)).lowercased())")
+            Terminal.error("cannot listen on \(host.contains(":") ? "[\(host)]" : host):\(port): \(String(cString: strerror(e.errnoCode)).lowercased())")
             throw ExitCode(1)
         }
         hup.cancel()

@@ -61,6 +61,13 @@ final class CommandTests: XCTestCase {
                       saying: "--batch-size must be ≥ 1", status: 64)
         try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out, "--hidden", "200,,80"],
                       saying: "--hidden must be positive integers", status: 64)
+        let train = ["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out]
+        try CLI.fails(train + ["--hidden", "1000000000"], saying: "--hidden layer sizes must be ≤ 65536", status: 64)
+        try CLI.fails(train + ["--embedding-dim", "1000000"], saying: "--embedding-dim must be ≤ 4096", status: 64)
+        try CLI.fails(train + ["--batch-size", "10000000"], saying: "--batch-size must be ≤ 1048576", status: 64)
+        // A batch larger than the data is sized to the data, not to the flag.
+        let big = CLI.json(try CLI.ok(train + ["--batch-size", "1000000", "--json"]))
+        XCTAssertLessThan(big["peak_rss_mb"] as? Double ?? .infinity, 1000, "\(big)")
         try CLI.fails(["train", "--train", Self.dir + "/missing.csv", "--model", "esmm", "--out", out],
                       saying: "missing.csv", status: 1)
         try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", out, "--memory-budget", "400"],

@@ -216,7 +216,7 @@ final class ServeTests: XCTestCase {
     }
 
     /// Raw socket helpers for what URLSession will not send.
-    private func rawExchange(_ bytes: String, waitForClose: TimeInterval) throws -> (String, closed: Bool) {
+    private func rawExchange(_ bytes: String, waitForClose: TimeInterval, halfClose: Bool = false) throws -> (String, closed: Bool) {
         let port = Int(base.split(separator: ":").last!)!
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -227,6 +227,7 @@ final class ServeTests: XCTestCase {
         let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         XCTAssertEqual(ok, 0)
         _ = bytes.withCString { send(fd, $0, strlen($0), 0) }
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var tv = timeval(tv_sec: Int(waitForClose), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var out = [UInt8](), buffer = [UInt8](repeating: 0, count: 65536), closed = false
@@ -257,6 +258,10 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(closed)
         let (bad, _) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", waitForClose: 5)
         XCTAssertFalse(bad.contains("413"), "bad chunking is not 'too large': \(bad)")
+        // A body that ends before its declared length is named as such, not as too large.
+        let (cut, _) = try rawExchange("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"rows\": [", waitForClose: 5,
+                                       halfClose: true)
+        XCTAssertTrue(cut.hasPrefix("HTTP/1.1 400") && cut.contains("incomplete"), cut)
     }
 
     func testReloadPolicy() async throws {
@@ -285,6 +290,19 @@ final class ServeTests: XCTestCase {
         let current = try ServedModel(path: ServeTests.modelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
         let same = try ServedModel(path: ServeTests.otherModelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
         XCTAssertNoThrow(try policy.check(same, against: current), "ipsp on the same columns")
+        // A model reading other columns is another schema.
+        var options = ReadOptions()
+        options.ignore = ["301"]
+        let (schema, rows, _) = try DatasetLoader.loadForTraining(ServeTests.dir + "/train.csv", options: options, minCount: 1)
+        var config = ModelConfig(kind: .esmm)
+        config.hidden = [4]; config.embeddingDim = 2
+        let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
+        _ = try Trainer(config: config).train(net, on: rows)
+        try TrainedModel(config: config, schema: schema, network: net, training: nil).save(to: ServeTests.dir + "/narrow")
+        let narrow = try ServedModel(path: ServeTests.dir + "/narrow", workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
+        XCTAssertThrowsError(try policy.check(narrow, against: current)) { XCTAssertTrue("\($0)".contains("other input columns"), "\($0)") }
+        XCTAssertEqual(FunnelServer.displayURL(host: "::1", port: 8080), "http://[::1]:8080")
+        XCTAssertEqual(FunnelServer.displayURL(host: "127.0.0.1", port: 1), "http://127.0.0.1:1")
     }
 }
 

@@ -105,6 +105,13 @@ public final class ExperimentRunner {
     /// Runs everything not already saved. `progress` receives one line per finished run.
     public func run(progress: @escaping @Sendable (String) -> Void) throws -> [RunResult] {
         BLAS.setThreads(1)
+        // Every model's network must fit, `concurrency` of them at once, before any is built.
+        for kind in plan.models {
+            let c = plan.config(kind, plan.baseSeed + 1)
+            try NetworkSize.check(config: c, embeddingRows: data.schema.embeddingRows, fields: data.schema.fields.count,
+                                  denseCount: data.schema.dense.count, maxBatch: c.batchSize, workers: 1,
+                                  memoryFraction: 0.8 / Double(max(1, plan.concurrency)))
+        }
         if let rd = runsDirectory { try FileManager.default.createDirectory(atPath: rd, withIntermediateDirectories: true) }
         var jobs: [(ModelKind, Int)] = []
         var results: [RunResult] = []

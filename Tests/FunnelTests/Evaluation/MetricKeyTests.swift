@@ -60,3 +60,18 @@ final class MetricKeyTests: XCTestCase {
         XCTAssertLessThan(byLoss.rows[0].relativeToBaseline!.mean, 1, "baseline / model for a lower-is-better metric")
     }
 }
+
+final class UndefinedMetricTests: XCTestCase {
+    func testEvalSaysWhyAMetricIsUndefined() {
+        var p = Predictions(count: 4)
+        p.ctr = [0.1, 0.2, .nan, 0.4]; p.cvr = [0.5, 0.5, 0.5, 0.5]; p.ctcvr = [0.05, 0.1, 0.1, 0.2]
+        let esmm = ModelConfig(kind: .esmm)
+        var r = EvaluationReport(rows: 4, clicks: 2, conversions: 0)
+        XCTAssertEqual(r.undefinedReasons(p, model: esmm), ["1 of 4 pCTR predictions are not finite; its metrics are undefined"])
+        p.ctr[2] = 0.3
+        r.values = [.aucCTR: 0.6, .aucCTCVR: 0.5]
+        XCTAssertEqual(r.undefinedReasons(p, model: esmm), ["auc_cvr undefined: the clicked impressions have a single conversion label (or none)"])
+        r.values[.aucCVR] = 0.5
+        XCTAssertEqual(r.undefinedReasons(p, model: esmm), [])
+    }
+}
