@@ -264,7 +264,7 @@ final class MessageTests: XCTestCase {
         handle.seekToEndOfFile()
         handle.write(Data("garbage".utf8))
         try handle.close()
-        try CLI.fails(["eval", "--model", dir + "/m-none", "--data", dir + "/t.fcache"], saying: "model.json", status: 1)
+        try CLI.fails(["eval", "--model", dir + "/m-none", "--data", dir + "/t.fcache"], saying: "m-none: not found", status: 1)
         try CLI.ok(["train", "--train", dir + "/data/train.csv", "--model", "esmm", "--out", dir + "/m", "--embedding-dim", "2", "--hidden", "4"])
         try CLI.fails(["eval", "--model", dir + "/m", "--data", dir + "/t.fcache"], saying: "7 bytes follow the cache's trailer", status: 1)
     }
