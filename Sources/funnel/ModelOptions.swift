@@ -33,6 +33,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
+    @Option(help: "Learning-rate schedule per stage: constant, cosine (to 0 over the stage) or step (× --lr-gamma every --lr-step-size steps).")
+    var lrSchedule: LRSchedule = .constant
+    @Option(parsing: .unconditional, help: "Linear learning-rate warm-up over this many steps of each stage.") var warmupSteps = 0
+    @Option(parsing: .unconditional, help: "Step schedule: the factor applied every --lr-step-size steps.") var lrGamma = 0.1
+    @Option(parsing: .unconditional, help: "Step schedule: steps between decays (default: one epoch of the stage).") var lrStepSize: Int?
 
     /// A list of layer sizes: positive integers separated by commas, none empty (`200,,80` is refused).
     static func sizes(_ text: String, flag: String) throws -> [Int] {
@@ -73,6 +78,9 @@ struct ModelOptions: ParsableArguments {
         try check(oversample >= 1, "--oversample must be ≥ 1")
         try check(unbiasClip > 0 && unbiasClip <= 1, "--unbias-clip must be in (0, 1]")
         try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
+        try check(warmupSteps >= 0, "--warmup-steps must be ≥ 0")
+        try check(lrGamma > 0 && lrGamma <= 1, "--lr-gamma must be in (0, 1]")
+        try check((lrStepSize ?? 1) >= 1, "--lr-step-size must be ≥ 1")
     }
 
     func config(kind: ModelKind, seed: UInt64) throws -> ModelConfig {
@@ -104,9 +112,14 @@ struct ModelOptions: ParsableArguments {
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives
+        // Defaults leave the config (and model.json) exactly as before schedules existed.
+        if lrSchedule != .constant { c.lrSchedule = lrSchedule }
+        if warmupSteps > 0 { c.warmupSteps = warmupSteps }
+        if lrSchedule == .step { c.lrGamma = lrGamma; c.lrStepSize = lrStepSize }
         try c.validate()
         return c
     }
 }
 
 extension TrunkKind: ExpressibleByArgument {}
+extension LRSchedule: ExpressibleByArgument {}

@@ -6,7 +6,14 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a model and save it as a model directory.")
 
     @Option(help: "Training CSV/TSV with a header.") var train: String
-    @Option(help: "Optional validation file, evaluated after each epoch.") var valid: String?
+    @Option(help: "Optional validation file, evaluated after each epoch (or every --eval-every steps) of the last stage.")
+    var valid: String?
+    @Option(parsing: .unconditional, help: "Early stopping: stop after this many evaluations of --valid without improvement of --monitor and keep the best weights (--epochs becomes the maximum).")
+    var earlyStopping: Int?
+    @Option(help: "The metric early stopping watches (a metric key; lower- or higher-is-better is known).")
+    var monitor: MetricKey = .loglossCTCVR
+    @Option(parsing: .unconditional, help: "Evaluate --valid every this many optimizer steps of the last stage instead of after every epoch.")
+    var evalEvery: Int?
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ModelKind
     @Option(help: "Output model directory.") var out: String
     @OptionGroup var modelOptions: ModelOptions
@@ -22,6 +29,14 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
+        if let k = earlyStopping {
+            guard k >= 1 else { throw ValidationError("--early-stopping must be ≥ 1") }
+            guard valid != nil else { throw ValidationError("--early-stopping needs --valid") }
+        }
+        if let n = evalEvery {
+            guard n >= 1 else { throw ValidationError("--eval-every must be ≥ 1") }
+            guard valid != nil else { throw ValidationError("--eval-every needs --valid") }
+        }
         try validateThreads(threads)
         if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
     }
@@ -36,7 +51,10 @@ struct Train: ParsableCommand {
             request.memoryBudgetMiB = memoryBudget
             request.read = try data.readOptions()
             request.force = force
-            let kind = model.rawValue, json = self.json
+            request.earlyStopping = earlyStopping
+            request.monitor = monitor
+            request.evalEverySteps = evalEvery
+            let kind = model.rawValue, json = self.json, monitor = self.monitor
             let outcome = try TrainingJob.run(request) { event in
                 guard !json else { return }
                 switch event {
@@ -46,16 +64,23 @@ struct Train: ParsableCommand {
                                       + "\(p.rowsDone)/\(p.rowsInEpoch) rows  \(Terminal.rate(p.rowsPerSecond)) rows/s  "
                                       + String(format: "loss %.5f", p.meanLoss) + "  ETA \(Terminal.duration(p.secondsLeft))",
                                       final: p.epochFinished)
-                case .validated(let epoch, let r):
-                    Terminal.note("valid after epoch \(epoch): AUC ctr \(EvaluationReport.format(r.aucCTR)) "
-                                  + "cvr \(EvaluationReport.format(r.aucCVR)) ctcvr \(EvaluationReport.format(r.aucCTCVR))")
+                case .validated(let epoch, let step, let r):
+                    Terminal.note("valid at epoch \(epoch), step \(step): AUC ctr \(EvaluationReport.format(r.aucCTR)) "
+                                  + "cvr \(EvaluationReport.format(r.aucCVR)) ctcvr \(EvaluationReport.format(r.aucCTCVR))  "
+                                  + "\(monitor.rawValue) \(EvaluationReport.format(r[monitor]))")
                 }
             }
             let summary = outcome.summary
             if json {
-                Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary, valid: outcome.validation.last,
-                                               memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout))
+                Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
+                                               valid: outcome.best?.metrics ?? outcome.validation.last,
+                                               memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
+                                               best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly))
             } else {
+                if let b = outcome.best {
+                    print("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
+                          + (outcome.stoppedEarly ? " (stopped early)" : ""))
+                }
                 print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
                       + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)); saved to \(out)")
                 if let budget = memoryBudget {
@@ -76,9 +101,12 @@ struct TrainOutput: Encodable {
     var bufferRows: Int? = nil
     /// The inferred (or declared) column roles.
     var columns: TableLayout? = nil
+    var best: Checkpoint? = nil
+    var stoppedEarly: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
-        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns
+        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best
+        case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
         case trainSamplesPerSecond = "train_samples_per_second"
         case finalLoss = "final_loss"
@@ -94,6 +122,8 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(memoryBudget, forKey: .memoryBudget)
         try c.encodeIfPresent(bufferRows, forKey: .bufferRows)
         try c.encodeIfPresent(columns, forKey: .columns)
+        try c.encodeIfPresent(best, forKey: .best)
+        try c.encodeIfPresent(stoppedEarly, forKey: .stoppedEarly)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

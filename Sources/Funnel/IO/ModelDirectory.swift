@@ -12,6 +12,10 @@ public struct TrainingSummary: Codable, Sendable {
     /// Mean training loss of the last epoch, per stage.
     public var finalLoss: [String: Double]
     public var readNotes: [String]
+    /// With validation: the checkpoint whose weights were kept (the best on the monitored metric
+    /// under early stopping), and whether training stopped before its last epoch.
+    public var best: Checkpoint?
+    public var stoppedEarly: Bool?
 
     public init(rows: Int, clicks: Int, conversions: Int, epochs: Int, threads: Int, seconds: Double,
                 trainSamplesPerSecond: Double, finalLoss: [String: Double], readNotes: [String]) {
@@ -25,7 +29,19 @@ public struct TrainingSummary: Codable, Sendable {
         case trainSamplesPerSecond = "train_samples_per_second"
         case finalLoss = "final_loss"
         case readNotes = "read_notes"
+        case best
+        case stoppedEarly = "stopped_early"
     }
+}
+
+/// One evaluation of the validation rows during training.
+public struct Checkpoint: Codable, Sendable {
+    public var epoch: Int
+    /// Optimizer steps of the last stage so far.
+    public var step: Int
+    public var monitor: MetricKey
+    public var value: Double
+    public var metrics: EvaluationReport
 }
 
 /// `model.json` as stored.

@@ -218,6 +218,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Epochs of stages over clicked-impression spaces (BASE's, AMAN's, … CVR networks); nil:
     /// `epochs`. Those spaces are ~25× smaller, so equal epochs mean far fewer optimizer steps.
     public var clickedEpochs: Int? = nil
+    /// Learning-rate schedule per stage (nil: constant) with linear warm-up steps, and the step
+    /// schedule's factor and interval (default: 0.1 every epoch's worth of steps). Left out of
+    /// model.json when unset, so older files and results are unchanged.
+    public var lrSchedule: LRSchedule? = nil
+    public var warmupSteps: Int? = nil
+    public var lrGamma: Double? = nil
+    public var lrStepSize: Int? = nil
     public var seed: UInt64 = 42
     /// Shuffle rows every epoch (off: file order, e.g. for time-ordered logs or parity checks).
     public var shuffle = true
@@ -270,6 +277,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case expertHidden = "expert_hidden"
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case clickedEpochs = "clicked_epochs"
+        case lrSchedule = "lr_schedule", warmupSteps = "warmup_steps", lrGamma = "lr_gamma", lrStepSize = "lr_step_size"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
     }
 
@@ -297,6 +305,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
         clickedEpochs = try c.decodeIfPresent(Int.self, forKey: .clickedEpochs)
+        lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule)
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps)
+        lrGamma = try c.decodeIfPresent(Double.self, forKey: .lrGamma)
+        lrStepSize = try c.decodeIfPresent(Int.self, forKey: .lrStepSize)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
         negativeRate = try c.decodeIfPresent(Double.self, forKey: .negativeRate) ?? d.negativeRate
@@ -317,6 +329,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard batchSize >= 1 else { throw FunnelError("the batch size must be at least 1") }
         guard epochs >= 1 else { throw FunnelError("epochs must be at least 1") }
         guard (clickedEpochs ?? 1) >= 1 else { throw FunnelError("clicked-space epochs must be at least 1") }
+        guard (warmupSteps ?? 0) >= 0 else { throw FunnelError("warm-up steps must be ≥ 0") }
+        guard (lrGamma ?? 0.1) > 0, (lrGamma ?? 0.1) <= 1 else { throw FunnelError("the step schedule's factor must be in (0, 1]") }
+        guard (lrStepSize ?? 1) >= 1 else { throw FunnelError("the step schedule's interval must be ≥ 1 step") }
         guard learningRate > 0, learningRate.isFinite else { throw FunnelError("the learning rate must be a positive number") }
         guard l2 >= 0, l2.isFinite else { throw FunnelError("the L2 penalty must be ≥ 0") }
         guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else { throw FunnelError("Adam betas must be in [0, 1) and epsilon > 0") }

@@ -30,6 +30,8 @@ public final class Trainer {
         public var seconds: Double
         public var samples: Int
         public var finalLoss: [String: Double]
+        /// The checkpoint schedule asked to stop before the last epoch ended.
+        public var stoppedEarly = false
         public var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
     }
 
@@ -37,9 +39,11 @@ public final class Trainer {
         _ network: FunnelNetwork, on data: EncodedDataset,
         progress: ((TrainingProgress) -> Void)? = nil,
         afterEpoch: ((_ stage: Objective, _ epoch: Int) -> Void)? = nil,
-        onlyStages: Set<Int>? = nil
+        onlyStages: Set<Int>? = nil,
+        checkpoints: CheckpointSchedule? = nil
     ) throws -> Result {
-        try train(network, chunks: InMemoryChunks(data), progress: progress, afterEpoch: afterEpoch, onlyStages: onlyStages)
+        try train(network, chunks: InMemoryChunks(data), progress: progress, afterEpoch: afterEpoch, onlyStages: onlyStages,
+                  checkpoints: checkpoints)
     }
 
     /// Trains over a source of data chunks: each epoch of each stage walks the source's chunks
@@ -49,24 +53,41 @@ public final class Trainer {
         _ network: FunnelNetwork, chunks source: TrainingChunks,
         progress: ((TrainingProgress) -> Void)? = nil,
         afterEpoch: ((_ stage: Objective, _ epoch: Int) -> Void)? = nil,
-        onlyStages: Set<Int>? = nil
+        onlyStages: Set<Int>? = nil,
+        checkpoints: CheckpointSchedule? = nil
     ) throws -> Result {
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
         let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages)
-        for (s, stage) in network.architecture.stages.enumerated() where onlyStages?.contains(s) ?? true {
+        let stages = network.architecture.stages
+        var stopped = false
+        for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {
             let optimizer = AdamOptimizer(
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
                 epsilon: Float(config.epsilon), l2: Float(config.l2), workers: network.workers)
             let params = network.parameters(for: stage.objective)
+            let epochs = config.epochs(for: stage.space)
+            let stepsPerEpoch = max(1, (run.stageWork[s] + config.batchSize - 1) / config.batchSize)
+            let rates = LearningRatePlan(schedule: config.lrSchedule ?? .constant, base: config.learningRate,
+                                         warmupSteps: config.warmupSteps ?? 0, gamma: config.lrGamma ?? 0.1,
+                                         stepSize: config.lrStepSize ?? stepsPerEpoch, totalSteps: stepsPerEpoch * epochs)
+            // Checkpoints (early stopping) watch the last stage: the one whose outputs are predicted.
+            run.startStage(rates: rates, checkpoints: s == stages.count - 1 ? checkpoints : nil)
             // Data held in memory is one chunk whose row order carries over from epoch to epoch.
             var kept: (rows: [Int32], weights: [Float]?)?
-            for epoch in 1...config.epochs(for: stage.space) {
-                try run.epoch(epoch, of: s, stage, optimizer: optimizer, parameters: params, kept: &kept)
+            for epoch in 1...epochs {
+                do {
+                    try run.epoch(epoch, of: s, stage, optimizer: optimizer, parameters: params, kept: &kept)
+                } catch is TrainingRun.Stop {
+                    stopped = true
+                    break
+                }
                 afterEpoch?(stage.objective, epoch)
+                if run.checkpointAfterEpoch(epoch) { stopped = epoch < epochs; break }
             }
         }
-        return Result(seconds: Date().timeIntervalSince(run.start), samples: run.samples, finalLoss: run.finalLoss)
+        return Result(seconds: Date().timeIntervalSince(run.start), samples: run.samples, finalLoss: run.finalLoss,
+                      stoppedEarly: stopped)
     }
 
     /// The rows a stage iterates over, in data order (shuffled per epoch later).

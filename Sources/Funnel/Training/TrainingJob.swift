@@ -16,6 +16,12 @@ public struct TrainingRequest: Sendable {
     public var read = ReadOptions()
     /// Write through a symbolic link or over a non-regular file at the output.
     public var force = false
+    /// Early stopping on `valid`: stop after this many checkpoints without improvement of
+    /// `monitor` and keep the best checkpoint's weights (nil: train every epoch, keep the last).
+    public var earlyStopping: Int?
+    public var monitor = MetricKey.loglossCTCVR
+    /// Checkpoint every this many optimizer steps of the last stage (nil: after every epoch).
+    public var evalEverySteps: Int?
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -29,15 +35,19 @@ public enum TrainingEvent: Sendable {
     /// A note about the data read (dropped rows, inferred roles, the source chosen).
     case note(String)
     case progress(TrainingProgress)
-    /// The validation file's metrics after an epoch of the last stage.
-    case validated(epoch: Int, EvaluationReport)
+    /// The validation file's metrics at a checkpoint of the last stage (after an epoch, or
+    /// every N steps).
+    case validated(epoch: Int, step: Int, EvaluationReport)
 }
 
 /// What a training run produced (the model directory is written).
 public struct TrainingOutcome: Sendable {
     public var summary: TrainingSummary
-    /// Validation metrics after each epoch of the last stage.
+    /// Validation metrics at each checkpoint of the last stage.
     public var validation: [EvaluationReport]
+    /// The checkpoint whose weights were saved (with validation).
+    public var best: Checkpoint?
+    public var stoppedEarly: Bool
     /// Rows of the shuffle buffer when streaming.
     public var bufferRows: Int?
     /// The column roles the model was trained with (inferred or as declared).
@@ -82,19 +92,31 @@ public enum TrainingJob {
         if let bufferRows, let budget = request.memoryBudgetMiB {
             events(.note(String(format: "streaming with a shuffle buffer of %d rows (budget %.0f MiB)", bufferRows, budget)))
         }
-        var validation: [EvaluationReport] = []
+        guard request.earlyStopping == nil || validData != nil else { throw FunnelError("early stopping needs validation rows") }
+        let watch = EarlyStopping(monitor: request.monitor, patience: request.earlyStopping)
+        var watchError: Error?
+        let checkpoints = validData.map { v in
+            CheckpointSchedule(everySteps: request.evalEverySteps) { epoch, step in
+                let r = EvaluationReport.evaluate(network.predict(v), on: v)
+                events(.validated(epoch: epoch, step: step, r))
+                do { return try watch.observe(r, epoch: epoch, step: step, network: network) } catch {
+                    watchError = error
+                    return true
+                }
+            }
+        }
         let result = try Trainer(config: config).train(network, chunks: source, progress: { events(.progress($0)) },
-                                                       afterEpoch: { stage, epoch in
-            guard let v = validData, stage == network.architecture.stages.last?.objective else { return }
-            let r = EvaluationReport.evaluate(network.predict(v), on: v)
-            validation.append(r)
-            events(.validated(epoch: epoch, r))
-        })
-        let summary = TrainingSummary(
+                                                       checkpoints: checkpoints)
+        if let watchError { throw watchError }
+        let kept = watch.restoreBest(into: network)  // under early stopping: the best checkpoint's weights
+        var summary = TrainingSummary(
             rows: data.rows, clicks: data.clicks, conversions: data.conversions, epochs: config.epochs, threads: request.threads,
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
+        summary.best = request.earlyStopping != nil ? kept : nil
+        summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
         try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
-        return TrainingOutcome(summary: summary, validation: validation, bufferRows: bufferRows, layout: schema.layout)
+        return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
+                               stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout)
     }
 
     /// The column roles in one line, so a user sees what type inference decided.

@@ -18,6 +18,25 @@ final class TrainingRun {
     private var shardLoss: [Double]
     private var workDone = 0.0
     private var lastReport = Date.distantPast
+    /// The stage in progress: its optimizer steps so far, learning rates and checkpoints.
+    private var stageStep = 0
+    private var rates: LearningRatePlan?
+    private var checkpoints: CheckpointSchedule?
+
+    /// Thrown out of the step loop when a checkpoint asks to stop.
+    struct Stop: Error {}
+
+    func startStage(rates: LearningRatePlan, checkpoints: CheckpointSchedule?) {
+        stageStep = 0
+        self.rates = rates.isActive ? rates : nil
+        self.checkpoints = checkpoints
+    }
+
+    /// The end-of-epoch checkpoint (when checkpoints are not every N steps); true: stop.
+    func checkpointAfterEpoch(_ epoch: Int) -> Bool {
+        guard let c = checkpoints, c.everySteps == nil else { return false }
+        return c.evaluate(epoch, stageStep)
+    }
 
     init(config: ModelConfig, network: FunnelNetwork, source: TrainingChunks, progress: ((TrainingProgress) -> Void)?,
          onlyStages: Set<Int>?) {
@@ -45,6 +64,7 @@ final class TrainingRun {
         var loss = EpochLoss()
         var chunkIndex = 0
         var carried = kept
+        defer { if loss.rows > 0 { finalLoss[stage.objective.rawValue] = loss.sum / Double(loss.rows) } }
         try source.forEachChunk(epoch: epoch, stage: s, seed: config.seed) { data in
             guard data.hasLabels else { throw FunnelError("training data has no labels") }
             defer { chunkIndex += 1 }
@@ -69,7 +89,6 @@ final class TrainingRun {
         }
         report(stage.objective, s, epoch, rowsDone: loss.epochRows, rowsInEpoch: loss.epochRows, meanLoss: loss.sum / Double(loss.rows),
                finished: true)
-        finalLoss[stage.objective.rawValue] = loss.sum / Double(max(loss.rows, 1))
     }
 
     /// The rows of a stage's space in one chunk, with UNBIAS's weights where the stage has them.
@@ -98,6 +117,7 @@ final class TrainingRun {
             offset += n
             samples += n
             workDone += Double(n)
+            if let c = checkpoints, let every = c.everySteps, stageStep % every == 0, c.evaluate(epoch, stageStep) { throw Stop() }
             if progress != nil, Date().timeIntervalSince(lastReport) >= 0.25 {
                 lastReport = Date()
                 report(objective, s, epoch, rowsDone: loss.epochRows + offset,
@@ -126,7 +146,9 @@ final class TrainingRun {
             }
         }
         network.reduceGradients(for: objective, active: active)
+        if let rates { optimizer.learningRate = Float(rates.rate(at: stageStep)) }
         optimizer.apply(parameters)
+        stageStep += 1
         return shardLoss[0..<active].reduce(0, +)
     }
 
