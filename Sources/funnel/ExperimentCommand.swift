@@ -31,6 +31,15 @@ struct Experiment: ParsableCommand {
     @Option(parsing: .unconditional, help: "Base seed; run r uses seed + r (default: 0).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(parsing: .unconditional, help: "Concurrent runs (default: all cores; each run trains on one thread).") var threads: Int?
+    @Option(help: "Run every model with its best configuration from this directory of `funnel tune` outputs (DIR/<model>/best.json).")
+    var tuned: String?
+    @Option(parsing: .unconditional, help: "Tune every model first with this many trials (needs --tune-space, and --valid or --valid-days).")
+    var tuneTrials: Int?
+    @Option(help: "The search space file for --tune-trials (as `funnel tune --space`).") var tuneSpace: String?
+    @Option(help: "grid or random, for --tune-trials.") var tuneStrategy: SearchStrategy = .random
+    @Option(help: "Validation file for --tune-trials (without --train-days).") var valid: String?
+    @Option(help: "With --train-days: the last training days, held out for --tune-trials, e.g. 13-14.") var validDays: String?
+    @Option(parsing: .unconditional, help: "Early stopping within each tuning trial.") var earlyStopping: Int?
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var data: DataOptions
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false
@@ -57,6 +66,15 @@ struct Experiment: ParsableCommand {
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
         try validateThreads(threads)
         if let baseline, !kinds.map(\.rawValue).contains(baseline) { throw ValidationError("--baseline \(baseline) is not among --models") }
+        guard tuned == nil || tuneTrials == nil else { throw ValidationError("give --tuned or --tune-trials, not both") }
+        if let n = tuneTrials {
+            guard n >= 1 else { throw ValidationError("--tune-trials must be ≥ 1") }
+            guard tuneSpace != nil else { throw ValidationError("--tune-trials needs --tune-space") }
+            guard trainDays == nil ? valid != nil : validDays != nil else {
+                throw ValidationError(trainDays == nil ? "--tune-trials needs --valid (a validation file)" : "--tune-trials with --train-days needs --valid-days")
+            }
+        }
+        if let validDays { _ = try Experiment.dayRange(validDays, flag: "--valid-days") }
         if trainDays != nil {
             guard test == nil else { throw ValidationError("--train-days splits --train by day; leave out --test") }
             _ = try Experiment.dayRange(trainDays!, flag: "--train-days")
@@ -74,7 +92,7 @@ struct Experiment: ParsableCommand {
             let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
             let template = try modelOptions.config(kind: .esmm, seed: 0)
             // Each model's own defaults (e.g. the TAML comparison's towers), with the flags given applied.
-            let configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
+            var configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
             var inputs = ExperimentInputs(train: train)
             inputs.test = test
             inputs.truth = truth
@@ -84,11 +102,38 @@ struct Experiment: ParsableCommand {
             inputs.dayColumn = dayColumn
             inputs.minCount = minCount
             inputs.read = try data.readOptions()
+            var tuningNotes: [String] = []
+            if let dir = tuned {
+                for k in kinds {
+                    let best = try Tuner.best(in: dir + "/" + k.rawValue)
+                    guard best.config.kind == k else { throw FunnelError("\(dir)/\(k.rawValue)/best.json is a tuning of \(best.config.kind.rawValue)") }
+                    configs[k] = best.config
+                    tuningNotes.append(tuningNote(k, best, trials: Tuner.trialCount(in: dir + "/" + k.rawValue)))
+                }
+            } else if let n = tuneTrials, let spaceFile = tuneSpace {
+                let space = try SearchSpace.load(path: spaceFile)
+                let data = try inputs.tuningData(validDays: try validDays.map { try Experiment.dayRange($0, flag: "--valid-days") }, validFile: valid)
+                for k in kinds {
+                    var request = TuneRequest(train: train, valid: valid ?? "\(train) days \(validDays ?? "")", base: configs[k]!, space: space,
+                                              trials: n)
+                    request.strategy = tuneStrategy
+                    request.out = out.map { $0 + "/tuning/" + k.rawValue }
+                    request.seed = seed
+                    request.concurrency = try resolveThreads(threads)
+                    request.monitor = primary
+                    request.earlyStopping = earlyStopping
+                    let json = self.json
+                    let trials = try Tuner.run(request, data: data) { if !json { Terminal.note("[tune \(k.rawValue)] " + $0) } }
+                    configs[k] = trials[0].config
+                    tuningNotes.append(tuningNote(k, trials[0], trials: trials.count))
+                }
+            }
+            let finalConfigs = configs
             let loaded = try inputs.load()
             if !json { for n in loaded.notes { Terminal.note(n) } }
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
                                       concurrency: try resolveThreads(threads)) { kind, seed in
-                var c = configs[kind]!
+                var c = finalConfigs[kind]!
                 c.seed = seed
                 return c
             }
@@ -98,7 +143,7 @@ struct Experiment: ParsableCommand {
             let trainData = loaded.data.train
             let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
                          + "test \(loaded.testName): \(loaded.data.test.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
-                         + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"]
+                         + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"] + tuningNotes
             if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
             if json {
                 Terminal.printJSON(summary)
@@ -108,6 +153,15 @@ struct Experiment: ParsableCommand {
                 if let out { print("wrote \(out)/results.md, results.json, report.html") }
             }
         }
+    }
+
+    /// A tuned model's line in the report: its trials and the configuration it runs with.
+    private func tuningNote(_ k: ModelKind, _ best: TrialResult, trials: Int) -> String {
+        let c = best.config
+        return "\(k.rawValue): tuned over \(trials) trial(s), best trial \(best.trial) (\(best.monitor.rawValue) \(String(format: "%.5f", best.value)) on validation): "
+            + Tuner.describe(best.params) + "; runs with lr \(c.learningRate), batch \(c.batchSize), embedding \(c.embeddingDim), "
+            + "hidden \(c.hidden.map(String.init).joined(separator: ",")), l2 \(c.l2), epochs \(c.epochs)"
+            + (c.clickedEpochs.map { ", clicked epochs \($0)" } ?? "")
     }
 
     /// Parses "A-B" (or "A") into a day range.

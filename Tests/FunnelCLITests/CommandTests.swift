@@ -290,3 +290,31 @@ final class MessageTests: XCTestCase {
                       status: 1)
     }
 }
+
+final class TuneCommandTests: XCTestCase {
+    func testTuneAndTunedExperiment() throws {
+        let dir = CLI.temporaryDirectory("tune")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CLI.ok(["simulate", "--rows", "3000", "--vocab-scale", "0.02", "--out", dir + "/data"])
+        try "lr: {min: 0.001, max: 0.01, log: true}\nhidden: [\"8\", \"16\"]\n".write(toFile: dir + "/space.yaml", atomically: true, encoding: .utf8)
+        for model in ["esmm", "ip"] {
+            let out = try CLI.ok(["tune", "--train", dir + "/data/train.csv", "--valid", dir + "/data/test.csv", "--model", model,
+                                  "--space", dir + "/space.yaml", "--trials", "3", "--out", dir + "/tuned/" + model, "--embedding-dim", "3",
+                                  "--early-stopping", "1", "--epochs", "2"])
+            XCTAssertTrue(out.contains("best: trial"), out)
+        }
+        for f in ["best.json", "results.json", "results.md"] { XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/tuned/esmm/" + f)) }
+        let r = try CLI.run(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv", "--models", "esmm,ip",
+                             "--runs", "2", "--tuned", dir + "/tuned", "--out", dir + "/exp"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("esmm: tuned over 3 trial(s)"), r.stdout)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/exp/results.md", encoding: .utf8).contains("ip: tuned over 3 trial(s)"))
+        try "nope: [1]\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        try CLI.fails(["tune", "--train", dir + "/data/train.csv", "--valid", dir + "/data/test.csv", "--model", "esmm",
+                       "--space", dir + "/bad.yaml"], saying: "'nope' is not a tunable flag", status: 1)
+        try CLI.fails(["tune", "--train", "x", "--valid", "y", "--model", "esmm", "--space", "s", "--trials", "0"],
+                      saying: "--trials must be ≥ 1", status: 64)
+        try CLI.fails(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv", "--models", "esmm",
+                       "--tune-trials", "2"], saying: "--tune-trials needs --tune-space", status: 64)
+    }
+}

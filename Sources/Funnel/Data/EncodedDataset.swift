@@ -27,6 +27,17 @@ public final class EncodedDataset {
         self.weights = weights
     }
 
+    /// The rows of several datasets encoded with one schema, one after another.
+    public static func concatenated(_ parts: [EncodedDataset]) -> EncodedDataset {
+        let first = parts[0]
+        let labels = parts.allSatisfy(\.hasLabels), weighted = parts.contains { $0.weights != nil }
+        return EncodedDataset(rowCount: parts.reduce(0) { $0 + $1.rowCount }, fields: first.fields, denseCount: first.denseCount,
+                              ids: parts.flatMap(\.ids), dense: parts.flatMap(\.dense),
+                              click: labels ? parts.flatMap { $0.click! } : nil, conversion: labels ? parts.flatMap { $0.conversion! } : nil,
+                              sourceRows: parts.flatMap(\.sourceRows),
+                              weights: weighted ? parts.flatMap { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) } : nil)
+    }
+
     /// A subset of rows, in the given order, keeping labels, weights and source positions.
     public func subset(_ rows: [Int32], weights newWeights: [Float]? = nil) -> EncodedDataset {
         var ids = [Int32](), dense = [Float](), click = [Float](), conv = [Float](), src = [Int32](), w = [Float]()

@@ -52,6 +52,27 @@ public struct ExperimentInputs: Sendable {
                       notes: loaded.report.notes, testName: "\(train) day \(day)")
     }
 
+    /// Rows to tune on, never the test rows: with training days, the days before `validDays`
+    /// train and `validDays` (the last training days) validate; otherwise the train file trains
+    /// and `validFile` validates.
+    public func tuningData(validDays: ClosedRange<Int>?, validFile: String?) throws -> Tuner.Data {
+        if let days = trainDays {
+            guard let v = validDays else { throw FunnelError("tuning with training days needs validation days among them") }
+            guard v.upperBound == days.upperBound, v.lowerBound > days.lowerBound else {
+                throw FunnelError("validation days \(v.lowerBound)-\(v.upperBound) must be the last training days, after at least one day to tune on")
+            }
+            var options = read
+            options.dayColumn = dayColumn
+            let loaded = try DatasetLoader.loadByDay(train, options: options, minCount: minCount,
+                                                     trainDays: days.lowerBound...(v.lowerBound - 1), evaluationDays: Array(v))
+            return Tuner.Data(schema: loaded.schema, train: loaded.train, valid: EncodedDataset.concatenated(v.map { loaded.days[$0]! }))
+        }
+        guard let validFile else { throw FunnelError("tuning needs a validation file (or training days with validation days)") }
+        let (schema, trainRows, _) = try DatasetLoader.loadForTraining(train, options: read, minCount: minCount)
+        let (valid, _) = try DatasetLoader.load(validFile, schema: schema, options: read, requireLabels: true)
+        return Tuner.Data(schema: schema, train: trainRows, valid: valid)
+    }
+
     /// What identifies the experiment's data and protocol in a resumable output directory.
     public func fingerprint(protocol ctcvr: CTCVRProtocol, seed: UInt64) -> String {
         func days(_ r: ClosedRange<Int>?) -> String { r.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" } ?? "" }
