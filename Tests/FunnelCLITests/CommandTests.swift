@@ -81,6 +81,12 @@ final class CommandTests: XCTestCase {
                                      "--memory-budget", "400", "--embedding-dim", "4", "--hidden", "8", "--json"]))
         XCTAssertEqual(o["memory_budget_mb"] as? Double, 400)
         XCTAssertGreaterThan(o["shuffle_buffer_rows"] as? Int ?? 0, 0, "\(o)")
+        // Early stopping on a streamed cache.
+        let e = CLI.json(try CLI.ok(["train", "--train", cache, "--valid", Self.data + "/test.csv", "--model", "esmm",
+                                     "--out", Self.dir + "/streamed-early", "--memory-budget", "400", "--embedding-dim", "4",
+                                     "--hidden", "8", "--epochs", "4", "--early-stopping", "1", "--lr", "0.02", "--json"]))
+        XCTAssertNotNil((e["best"] as? [String: Any])?["value"], "\(e)")
+        XCTAssertNotNil(e["stopped_early"])
         try CLI.fails(["train", "--train", cache, "--model", "esmm", "--out", Self.dir + "/x", "--memory-budget", "-5"],
                       saying: "--memory-budget", status: 64)
     }
