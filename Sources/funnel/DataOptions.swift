@@ -28,7 +28,13 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Skip malformed rows (counted and reported per kind) instead of stopping at the first.")
     var skipBadRows = false
 
+    @Option(help: "Map categorical ids by a stable hash into N buckets instead of a vocabulary: N for every field, FIELD=N per field, comma-separated (e.g. 1000000 or 101=1000000,205=500000). Collisions are reported.")
+    var hashBuckets: String?
+
     func validate() throws {
+        if let h = hashBuckets {
+            do { _ = try HashBuckets.parse(h) } catch let e as FunnelError { throw ValidationError("--hash-buckets: \(e.message)") }
+        }
         if let d = delimiter, !["tab", "\\t", "\t"].contains(d), d.utf8.count != 1 {
             throw ValidationError("--delimiter must be one character or 'tab', got '\(d)'")
         }
@@ -61,6 +67,7 @@ struct DataOptions: ParsableArguments {
         o.ignore = list(ignore)
         o.inconsistent = inconsistent
         o.skipBadRows = skipBadRows
+        if let h = hashBuckets { o.hashBuckets = try HashBuckets.parse(h) }
         return o
     }
 }

@@ -109,6 +109,30 @@ final class CSVHTTPIdentityTests: XCTestCase {
         XCTAssertNotEqual(fromCSV[0], fromCSV[2])
     }
 
+    /// Hashed ids go through the same encoder on both paths; collisions are reported at training.
+    func testHashedIdsCSVAndHTTPAgree() async throws {
+        let d = Self.dir + "/hashed"
+        try CLI.ok(["simulate", "--rows", "4000", "--seed", "6", "--vocab-scale", "0.02", "--out", d])
+        let out = CLI.json(try CLI.ok(["train", "--train", d + "/train.csv", "--model", "esmm", "--out", d + "/m", "--embedding-dim", "4",
+                                       "--hidden", "8", "--threads", "1", "--hash-buckets", "121=16,205=64", "--json"]))
+        let notes = (out["read_notes"] as? [String] ?? []).joined(separator: "\n")
+        XCTAssertTrue(notes.contains("field 121:") && notes.contains("hashed into 16 buckets") && notes.contains("collision"), notes)
+        XCTAssertTrue(try String(contentsOfFile: d + "/m/model.json", encoding: .utf8).contains("\"hash_buckets\" : 64"))
+        let lines = try edit(d + "/test.csv", rows: 20, separator: ",", cells: [(0, "121", ""), (1, "205", "987654321"), (2, "205", "abc")],
+                             to: d + "/rows.csv")
+        try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/rows.csv", "--out", d + "/p.csv"])
+        let fromCSV = try csvColumns(d + "/p.csv")
+        let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","))
+        XCTAssertEqual(fromCSV.count, 20)
+        for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
+            for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
+        }
+        try CLI.fails(["train", "--train", d + "/train.csv", "--model", "esmm", "--out", d + "/m2", "--hash-buckets", "nope=3"],
+                      saying: "'nope': hash buckets name a column that is not a categorical field", status: 1)
+        try CLI.fails(["train", "--train", d + "/train.csv", "--model", "esmm", "--out", d + "/m2", "--hash-buckets", "0"],
+                      saying: "--hash-buckets", status: 64)
+    }
+
     func testGBDTModelCSVAndHTTPAgree() async throws {
         let d = Self.dir + "/gbdt"
         try CLI.ok(["simulate", "--layout", "recsys2023", "--rows", "12000", "--seed", "3", "--out", d])

@@ -7,8 +7,11 @@ public enum DatasetLoader {
     {
         guard minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
         let raw = try TableSource.readTraining(path, options: options)
-        let schema = FeatureSchema.fit(raw, minCount: minCount)
-        return (schema, schema.encode(raw), raw.report)
+        try options.hashBuckets.check(raw.layout, file: path)
+        let (schema, notes) = FeatureSchema.fitWithNotes(raw, minCount: minCount, hashing: options.hashBuckets)
+        var report = raw.report
+        report.schemaNotes = notes
+        return (schema, schema.encode(raw), report)
     }
 
     /// Reads one day-stamped file and splits it by day: the schema is fitted on `trainDays` only,
@@ -23,14 +26,17 @@ public enum DatasetLoader {
         guard trainRaw.rowCount > 0 else {
             throw DataError(file: path, column: dayColumn, "no rows on training days \(trainDays.lowerBound)-\(trainDays.upperBound)")
         }
-        let schema = FeatureSchema.fit(trainRaw, minCount: minCount)
+        try options.hashBuckets.check(raw.layout, file: path)
+        let (schema, notes) = FeatureSchema.fitWithNotes(trainRaw, minCount: minCount, hashing: options.hashBuckets)
         var days: [Int: EncodedDataset] = [:]
         for d in evaluationDays {
             let part = raw.filter { $0 == d }
             guard part.rowCount > 0 else { throw DataError(file: path, column: dayColumn, "no rows on day \(d)") }
             days[d] = schema.encode(part)
         }
-        return (schema, schema.encode(trainRaw), days, raw.report)
+        var report = raw.report
+        report.schemaNotes = notes
+        return (schema, schema.encode(trainRaw), days, report)
     }
 
     /// Reads a file against a trained model's schema.

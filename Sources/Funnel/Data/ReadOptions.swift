@@ -15,6 +15,8 @@ public struct ReadOptions: Sendable {
     public var skipBadRows = false
     /// An integer time column (e.g. `day`) read into `RawTable.days` for splitting, never a feature.
     public var dayColumn: String? = nil
+    /// Categorical fields mapped by a stable hash instead of a vocabulary when a schema is fitted.
+    public var hashBuckets = HashBuckets()
 
     public init() {}
 
@@ -70,6 +72,8 @@ public struct ReadReport: Codable, Equatable, Sendable {
     }
     /// Skipped malformed rows per kind (only with `skipBadRows`).
     public var skipped: [String: Int] = [:]
+    /// What fitting a schema on these rows reported (hashed fields' collisions).
+    public var schemaNotes: [String] = []
     /// The first error message of each skipped kind, so a user can find the bad line.
     public var firstSkipped: [String: String] = [:]
 
@@ -89,6 +93,6 @@ public struct ReadReport: Codable, Equatable, Sendable {
         for kind in skipped.keys.sorted() {
             out.append("\(file): skipped \(skipped[kind]!) row(s): \(kind) (first: \(firstSkipped[kind] ?? "?"))")
         }
-        return out
+        return out + schemaNotes
     }
 }

@@ -5,15 +5,22 @@ import Foundation
 /// not depend on row order.
 public struct FieldVocabulary: Codable, Sendable {
     public let name: String
-    /// Value text by id − 1.
+    /// Value text by id − 1 (empty for a hashed field).
     public let values: [String]
+    /// A hashed field's buckets (`HashBuckets`): ids are 1 + hash(key) mod buckets, 0 for an
+    /// empty cell; nil for a vocabulary.
+    public let hashBuckets: Int?
     private var lookup: [Int64: Int32] = [:]
 
-    enum CodingKeys: String, CodingKey { case name, values }
+    enum CodingKeys: String, CodingKey {
+        case name, values
+        case hashBuckets = "hash_buckets"
+    }
 
-    public init(name: String, values: [String]) {
+    public init(name: String, values: [String], hashBuckets: Int? = nil) {
         self.name = name
         self.values = values
+        self.hashBuckets = hashBuckets
         buildLookup()
     }
 
@@ -21,7 +28,18 @@ public struct FieldVocabulary: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         values = try c.decode([String].self, forKey: .values)
+        hashBuckets = try c.decodeIfPresent(Int.self, forKey: .hashBuckets)
+        if let n = hashBuckets, !(1...HashBuckets.limit).contains(n) {
+            throw DecodingError.dataCorruptedError(forKey: .hashBuckets, in: c, debugDescription: "hash buckets out of range: \(n)")
+        }
         buildLookup()
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(values, forKey: .values)
+        try c.encodeIfPresent(hashBuckets, forKey: .hashBuckets)
     }
 
     private mutating func buildLookup() {
@@ -29,11 +47,14 @@ public struct FieldVocabulary: Codable, Sendable {
         for (i, v) in values.enumerated() { lookup[CategoryKey.of(v)] = Int32(i + 1) }
     }
 
-    /// Rows in the embedding table: the values plus the OOV row.
-    public var size: Int { values.count + 1 }
+    /// Rows in the embedding table: the values (or buckets) plus the OOV / empty row.
+    public var size: Int { (hashBuckets ?? values.count) + 1 }
 
     @inline(__always)
-    public func id(of key: Int64) -> Int32 { lookup[key] ?? 0 }
+    public func id(of key: Int64) -> Int32 {
+        if let n = hashBuckets { return key == CategoryKey.empty ? 0 : HashBuckets.bucket(key, n) }
+        return lookup[key] ?? 0
+    }
 }
 
 /// Training mean and standard deviation of one dense column.
@@ -60,11 +81,18 @@ public struct FeatureSchema: Codable, Sendable {
 
     public var embeddingRows: Int { fields.reduce(0) { $0 + $1.size } }
 
-    /// Fits vocabularies (values seen at least `minCount` times) and dense mean/std on `raw`.
-    public static func fit(_ raw: RawTable, minCount: Int) -> FeatureSchema {
+    /// Fits vocabularies (values seen at least `minCount` times; hashed fields take no
+    /// vocabulary) and dense mean/std on `raw`.
+    public static func fit(_ raw: RawTable, minCount: Int, hashing: HashBuckets = HashBuckets()) -> FeatureSchema {
+        fitWithNotes(raw, minCount: minCount, hashing: hashing).schema
+    }
+
+    /// `fit`, with a note per hashed field: its distinct training values, the buckets they
+    /// fill and how many collided.
+    public static func fitWithNotes(_ raw: RawTable, minCount: Int, hashing: HashBuckets) -> (schema: FeatureSchema, notes: [String]) {
         var acc = Accumulator(layout: raw.layout)
         acc.add(raw)
-        return acc.schema(minCount: minCount)
+        return (acc.schema(minCount: minCount, hashing: hashing), acc.hashNotes(hashing))
     }
 
     /// Counts and running moments for fitting a schema over chunks of a table (a streamed cache);
@@ -104,9 +132,24 @@ public struct FeatureSchema: Codable, Sendable {
             for i in 0..<min(raw.click.count, raw.conversion.count) where raw.click[i] == 1 && raw.conversion[i] == 1 { conversions += 1 }
         }
 
-        public func schema(minCount: Int) -> FeatureSchema {
+        /// Per hashed field: distinct (non-empty) training values, buckets used, collisions.
+        public func hashNotes(_ hashing: HashBuckets) -> [String] {
+            layout.categorical.enumerated().compactMap { k, name in
+                guard let n = hashing.buckets(for: name) else { return nil }
+                let keys = counts[k].keys.filter { $0 != CategoryKey.empty }
+                let used = Set(keys.map { HashBuckets.bucket($0, n) }).count
+                return "field \(name): \(keys.count) distinct values hashed into \(n) buckets (\(used) used), "
+                    + "\(keys.count - used) collision(s)"
+            }
+        }
+
+        public func schema(minCount: Int, hashing: HashBuckets = HashBuckets()) -> FeatureSchema {
             var fields: [FieldVocabulary] = []
             for (k, name) in layout.categorical.enumerated() {
+                if let n = hashing.buckets(for: name) {
+                    fields.append(FieldVocabulary(name: name, values: [], hashBuckets: n))
+                    continue
+                }
                 let kept = counts[k].filter { $0.value >= max(minCount, 1) }.keys.sorted()
                 fields.append(FieldVocabulary(name: name, values: kept.map { textTokens[$0] ?? String($0) }))
             }

@@ -48,6 +48,7 @@ public final class StreamingCacheChunks: TrainingChunks {
     public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int) throws
         -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport)
     {
+        try options.hashBuckets.check(cache.layout, file: cache.path)
         var acc = FeatureSchema.Accumulator(layout: cache.layout)
         var report = cache.footer.report
         report.inconsistentDropped = 0
@@ -62,7 +63,8 @@ public final class StreamingCacheChunks: TrainingChunks {
         }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
-        return (acc.schema(minCount: minCount), acc.rows, acc.clicks, acc.conversions, report)
+        report.schemaNotes = acc.hashNotes(options.hashBuckets)
+        return (acc.schema(minCount: minCount, hashing: options.hashBuckets), acc.rows, acc.clicks, acc.conversions, report)
     }
 
     public var fields: Int { schema.fields.count }
