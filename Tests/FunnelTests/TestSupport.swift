@@ -72,3 +72,12 @@ func checkGradient(
     XCTAssertGreaterThan(checked, 0, file: file, line: line)
     XCTAssertLessThanOrEqual(skipped * 5, indices.count, "\(name): \(skipped) of \(indices.count) coordinates sat on kinks", file: file, line: line)
 }
+
+/// A fresh temporary directory holding a small simulated funnel (train.csv, test.csv, truths).
+func simulatedFunnel(_ tag: String, rows: Int, seed: UInt64) -> String {
+    let dir = makeTempDirectory(tag)
+    var c = SimulatorConfig()
+    c.rows = rows; c.seed = seed; c.vocabScale = 0.02
+    _ = try! FunnelSimulator(config: c).write(to: dir)
+    return dir
+}

@@ -4,12 +4,7 @@ import XCTest
 
 final class TunerTests: XCTestCase {
     static var dir = ""
-    override class func setUp() {
-        dir = makeTempDirectory("funnel-tune")
-        var c = SimulatorConfig()
-        c.rows = 5000; c.seed = 3; c.vocabScale = 0.02
-        _ = try! FunnelSimulator(config: c).write(to: dir)
-    }
+    override class func setUp() { dir = simulatedFunnel("funnel-tune", rows: 5000, seed: 3) }
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     private func space(_ text: String) throws -> SearchSpace {

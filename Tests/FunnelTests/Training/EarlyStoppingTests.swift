@@ -4,12 +4,7 @@ import XCTest
 
 final class EarlyStoppingTests: XCTestCase {
     static var dir = ""
-    override class func setUp() {
-        dir = makeTempDirectory("funnel-early")
-        var c = SimulatorConfig()
-        c.rows = 6000; c.seed = 11; c.vocabScale = 0.02
-        _ = try! FunnelSimulator(config: c).write(to: dir)
-    }
+    override class func setUp() { dir = simulatedFunnel("funnel-early", rows: 6000, seed: 11) }
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     func testScheduleRatesByHand() {
