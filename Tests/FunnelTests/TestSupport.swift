@@ -36,6 +36,23 @@ func randomDataset(rows: Int, fields: Int, vocab: Int, dense: Int, seed: UInt64,
                           click: click, conversion: conv, sourceRows: (0..<rows).map { Int32($0) })
 }
 
+/// `data` with field `field` made multi-valued: 0–3 values per row from that field's ids, with
+/// weights in [0.25, 2.25) (an id may repeat within a row).
+func withBag(_ data: EncodedDataset, field: Int, vocab: Int, seed: UInt64) -> EncodedDataset {
+    var rng = RandomSource(seed: seed)
+    var offsets: [Int32] = [0], ids: [Int32] = [], weights: [Float] = []
+    for _ in 0..<data.rowCount {
+        for _ in 0..<rng.below(4) {
+            ids.append(Int32(field * vocab + rng.below(vocab)))
+            weights.append(Float(0.25 + 2 * rng.uniform()))
+        }
+        offsets.append(Int32(ids.count))
+    }
+    return EncodedDataset(rowCount: data.rowCount, fields: data.fields, denseCount: data.denseCount, ids: data.ids, dense: data.dense,
+                          click: data.click, conversion: data.conversion, sourceRows: data.sourceRows, weights: data.weights,
+                          bags: [EncodedBag(field: field, offsets: offsets, ids: ids, weights: weights)])
+}
+
 /// Central finite differences of `loss` against analytic gradients for sampled coordinates of a
 /// buffer. Float forward passes limit precision, hence the mixed tolerance; a wrong sign, a
 /// missing term or a factor of two is far outside it. Where the two one-sided differences

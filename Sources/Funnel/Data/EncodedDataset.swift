@@ -12,9 +12,13 @@ public final class EncodedDataset {
     public let sourceRows: [Int32]
     /// Per-row sample weights (nil: all 1), e.g. from negative downsampling.
     public let weights: [Float]?
+    /// Multi-valued fields' values, one CSR bag per such field (empty: every field single-valued).
+    public let bags: [EncodedBag]
 
     public init(rowCount: Int, fields: Int, denseCount: Int, ids: [Int32], dense: [Float],
-                click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil) {
+                click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil, bags: [EncodedBag] = []) {
+        precondition(bags.allSatisfy { $0.offsets.count == rowCount + 1 && (0..<fields).contains($0.field) })
+        self.bags = bags
         precondition(ids.count == rowCount * fields && dense.count == rowCount * denseCount)
         self.rowCount = rowCount
         self.fields = fields
@@ -35,7 +39,8 @@ public final class EncodedDataset {
                               ids: parts.flatMap(\.ids), dense: parts.flatMap(\.dense),
                               click: labels ? parts.flatMap { $0.click! } : nil, conversion: labels ? parts.flatMap { $0.conversion! } : nil,
                               sourceRows: parts.flatMap(\.sourceRows),
-                              weights: weighted ? parts.flatMap { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) } : nil)
+                              weights: weighted ? parts.flatMap { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) } : nil,
+                              bags: first.bags.indices.map { b in EncodedBag.concatenated(parts.map { $0.bags[b] }) })
     }
 
     /// A subset of rows, in the given order, keeping labels, weights and source positions.
@@ -53,7 +58,7 @@ public final class EncodedDataset {
         let anyWeights = newWeights != nil || self.weights != nil
         return EncodedDataset(rowCount: rows.count, fields: fields, denseCount: denseCount, ids: ids, dense: dense,
                               click: hasLabels ? click : nil, conversion: hasLabels ? conv : nil, sourceRows: src,
-                              weights: anyWeights ? w : nil)
+                              weights: anyWeights ? w : nil, bags: bags.map { $0.subset(rows) })
     }
 
     /// Negative downsampling with re-weighting (esmm-ablation §2.1.1): keeps every clicked row

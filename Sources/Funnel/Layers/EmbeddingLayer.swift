@@ -5,6 +5,10 @@
 /// `[emb(field 0) | … | emb(field F−1) | dense features]`, width `fields·dim + denseCount`.
 /// Backward is sparse: it collects the touched rows once each, in first-touch order, so an
 /// update costs O(batch·fields·dim) however large the vocabulary.
+///
+/// A multi-valued field (`bagFields`) fills its slot with the pooled embedding of its values
+/// (`EmbeddingBag`: weighted sum or mean) instead of one row; its values arrive as the batch's
+/// CSR bags, and its backward shares the touched-row bookkeeping of the single-valued fields.
 public final class EmbeddingLayer {
     public let fields: Int
     public let dim: Int
@@ -12,52 +16,69 @@ public final class EmbeddingLayer {
     public let rows: Int
     public let table: Parameter
     public var outputWidth: Int { fields * dim + denseCount }
+    /// Per field: whether it is multi-valued (pooled from the batch's bags).
+    public let isBag: [Bool]
+    public let bag: EmbeddingBag
 
     /// Per worker: row → slot in that worker's `rowGradients`, −1 when untouched. Always all −1
     /// between calls.
     private var slotOfRow: [[Int32]]
 
+    /// - Parameters:
+    ///   - bagFields: the multi-valued fields; `maxBagValues`: the most values a row has over
+    ///     all of them together (sizes the sparse gradient), `pooling`/`ignoreValues`: how they pool.
     public init(name: String, rows: Int, fields: Int, dim: Int, denseCount: Int, maxBatch: Int, workers: Int = 1,
-                rng: inout RandomSource) {
+                rng: inout RandomSource, bagFields: [Int] = [], maxBagValues: Int = 0, pooling: BagPooling = .sum,
+                ignoreValues: Bool = false) {
         self.fields = fields
         self.dim = dim
         self.denseCount = denseCount
         self.rows = rows
+        isBag = (0..<fields).map(bagFields.contains)
+        bag = EmbeddingBag(dim: dim, pooling: pooling, ignoreValues: ignoreValues)
         table = Parameter(name: name, shape: [rows, dim], sparse: true,
-                          maxTouchedRows: min(rows, maxBatch * fields), workers: workers)
+                          maxTouchedRows: min(rows, maxBatch * (fields + maxBagValues)), workers: workers)
         slotOfRow = Array(repeating: [Int32](repeating: -1, count: rows), count: max(1, workers))
         // Small normal initialisation: keeps the first layer's pre-activations O(1) for any field count.
         for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
     }
 
     public func forward(ids: UnsafePointer<Int32>, dense: UnsafePointer<Float>, batch: Int,
-                        into out: UnsafeMutablePointer<Float>) {
+                        into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = []) {
         let w = table.value.base
         let width = outputWidth
+        let single = bags.isEmpty
         for b in 0..<batch {
             let row = out + b * width
             let rid = ids + b * fields
-            for f in 0..<fields {
+            for f in 0..<fields where single || !isBag[f] {
                 copyShort(row + f * dim, w + Int(rid[f]) * dim, dim)
             }
             if denseCount > 0 {
                 copyShort(row + fields * dim, dense + b * denseCount, denseCount)
             }
         }
+        for b in bags {
+            precondition(isBag[b.field], "field \(b.field) is not a multi-valued field of this layer")
+            bag.forward(table: w, batch: batch, bagFields: 1, offsets: b.offsets, ids: b.ids, weights: b.weights,
+                        out: out, rowStride: width, firstColumn: b.field * dim)
+        }
     }
 
     /// Collects this worker's sparse gradient of the table from `dOut [B × outputWidth]`.
-    public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int, worker: Int = 0) {
+    public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int, worker: Int = 0,
+                         bags: [EncodedBag] = []) {
         let grad = table.gradients[worker]
         grad.touchedRows.removeAll(keepingCapacity: true)
         let g = grad.rowGradients.base
         let width = outputWidth
         let dim = dim, fields = fields
+        let single = bags.isEmpty
         slotOfRow[worker].withUnsafeMutableBufferPointer { slots in
             for b in 0..<batch {
                 let src = dOut + b * width
                 let rid = ids + b * fields
-                for f in 0..<fields {
+                for f in 0..<fields where single || !isBag[f] {
                     let r = Int(rid[f])
                     let s = slots[r]
                     if s < 0 {
@@ -70,6 +91,10 @@ public final class EmbeddingLayer {
                         for d in 0..<dim { dst[d] += from[d] }
                     }
                 }
+            }
+            for b in bags {
+                bag.backward(dOut: dOut, batch: batch, bagFields: 1, offsets: b.offsets, ids: b.ids, weights: b.weights,
+                             rowStride: width, firstColumn: b.field * dim, gradient: grad, slots: slots)
             }
             for r in grad.touchedRows { slots[Int(r)] = -1 }
         }

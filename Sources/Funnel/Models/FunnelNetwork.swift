@@ -52,8 +52,10 @@ public final class FunnelNetwork {
     /// - Parameters:
     ///   - maxBatch: rows per worker call (default: the config's batch size split over workers).
     ///   - workers: concurrent gradient workers (the training thread count).
+    ///   - bagFields: the multi-valued fields (pooled as the config's `pooling` says);
+    ///     `maxBagValues`: the most values a row has over all of them.
     public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil,
-                workers: Int = 1) {
+                workers: Int = 1, bagFields: [Int] = [], maxBagValues: Int = 0) {
         self.config = config
         let arch = config.architecture
         architecture = arch
@@ -71,7 +73,8 @@ public final class FunnelNetwork {
         embeddings = trunkNames.map { prefix in
             var r = rng()
             return EmbeddingLayer(name: prefix + "embedding", rows: embeddingRows, fields: fields, dim: config.embeddingDim,
-                                  denseCount: denseCount, maxBatch: cap, workers: w, rng: &r)
+                                  denseCount: denseCount, maxBatch: cap, workers: w, rng: &r, bagFields: bagFields,
+                                  maxBagValues: maxBagValues, pooling: config.pooling ?? .sum, ignoreValues: config.ignoreValues ?? false)
         }
         let embeddingWidth = embeddings[0].outputWidth
         let learners = max(1, config.learners)
@@ -175,7 +178,7 @@ public final class FunnelNetwork {
     func forwardTrunk(_ t: Int, _ batch: Batch, worker: Int) -> UnsafePointer<Float> {
         let out = scratch.workers[worker].embeddingOutputs[t]
         batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out)
+            embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out, bags: batch.bags)
         }
         switch bodies[t] {
         case .identity: return UnsafePointer(out)
@@ -265,7 +268,7 @@ public final class FunnelNetwork {
                              accumulateInputGradient: false, worker: worker)
         }
         batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[t].backward(ids: ids.baseAddress!, dOut: dEmbedding, batch: batch.count, worker: worker)
+            embeddings[t].backward(ids: ids.baseAddress!, dOut: dEmbedding, batch: batch.count, worker: worker, bags: batch.bags)
         }
     }
 

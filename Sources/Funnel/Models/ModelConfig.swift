@@ -222,6 +222,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// schedule's factor and interval (default: 0.1 every epoch's worth of steps). Left out of
     /// model.json when unset, so older files and results are unchanged.
     public var lrSchedule: LRSchedule? = nil
+    /// Multi-valued fields: how their values pool (nil: weighted sum) and whether the values'
+    /// weights are ignored (each value weighs 1). Left out of model.json when unset.
+    public var pooling: BagPooling? = nil
+    public var ignoreValues: Bool? = nil
     public var warmupSteps: Int? = nil
     public var lrGamma: Double? = nil
     public var lrStepSize: Int? = nil
@@ -278,6 +282,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case embeddingDim = "embedding_dim", learningRate = "learning_rate", batchSize = "batch_size"
         case clickedEpochs = "clicked_epochs"
         case lrSchedule = "lr_schedule", warmupSteps = "warmup_steps", lrGamma = "lr_gamma", lrStepSize = "lr_step_size"
+        case pooling, ignoreValues = "ignore_values"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
     }
 
@@ -309,6 +314,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps)
         lrGamma = try c.decodeIfPresent(Double.self, forKey: .lrGamma)
         lrStepSize = try c.decodeIfPresent(Int.self, forKey: .lrStepSize)
+        pooling = try c.decodeIfPresent(BagPooling.self, forKey: .pooling)
+        ignoreValues = try c.decodeIfPresent(Bool.self, forKey: .ignoreValues)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
         negativeRate = try c.decodeIfPresent(Double.self, forKey: .negativeRate) ?? d.negativeRate

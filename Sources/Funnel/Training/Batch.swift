@@ -12,6 +12,8 @@ public final class Batch {
     public let clickAndConversion: FloatBuffer
     /// Per-row loss weight: the data's own (negative downsampling) times the stage's (UNBIAS).
     public let weight: FloatBuffer
+    /// The batch rows' multi-valued fields, CSR per field (as `EncodedBag`, rows renumbered 0..<count).
+    public private(set) var bags: [EncodedBag] = []
 
     public init(capacity: Int, fields: Int, denseCount: Int) {
         self.capacity = capacity
@@ -65,6 +67,20 @@ public final class Batch {
                         clickAndConversion[k] = c[r] * v[r]
                     }
                 }
+            }
+        }
+        if !data.bags.isEmpty || !bags.isEmpty {
+            bags = data.bags.map { bag in
+                var offsets: [Int32] = [0], ids: [Int32] = [], weights: [Float] = []
+                offsets.reserveCapacity(n + 1)
+                for k in 0..<n {
+                    let r = row(k)
+                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
+                    ids.append(contentsOf: bag.ids[range])
+                    weights.append(contentsOf: bag.weights[range])
+                    offsets.append(Int32(ids.count))
+                }
+                return EncodedBag(field: bag.field, offsets: offsets, ids: ids, weights: weights)
             }
         }
         if data.weights == nil && rowWeights == nil {

@@ -245,7 +245,7 @@ final class GradientCheckTests: XCTestCase {
     /// The whole network: every parameter of the stage, through embedding, (bottom,) towers and
     /// loss, with non-uniform sample weights.
     private func checkNetwork(kind: ModelKind, objective: Objective, trunk: TrunkKind = .esmm, clickedOnly: Bool = false,
-                              file: StaticString = #filePath, line: UInt = #line) {
+                              bag: BagPooling? = nil, file: StaticString = #filePath, line: UInt = #line) {
         var config = ModelConfig(kind: kind)
         config.embeddingDim = 3
         config.trunk = trunk
@@ -255,8 +255,13 @@ final class GradientCheckTests: XCTestCase {
         config.expertHidden = [5]
         config.batchSize = 8
         config.seed = 11
-        let data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)
-        let net = FunnelNetwork(config: config, embeddingRows: 15, fields: 3, denseCount: 2)
+        var data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)
+        if let bag {
+            config.pooling = bag
+            data = withBag(data, field: 1, vocab: 5, seed: 14)
+        }
+        let net = FunnelNetwork(config: config, embeddingRows: 15, fields: 3, denseCount: 2, bagFields: bag == nil ? [] : [1],
+                                maxBagValues: bag == nil ? 0 : 3)
         let batch = Batch(capacity: 8, fields: 3, denseCount: 2)
         let rows: [Int32] = [0, 3, 5, 9, 14, 22, 30, 39]
         var weights = [Float](repeating: 1, count: 40)
@@ -290,6 +295,19 @@ final class GradientCheckTests: XCTestCase {
             for stage in Architecture.of(kind).stages {
                 for trunk in TrunkKind.allCases {
                     checkNetwork(kind: kind, objective: stage.objective, trunk: trunk, clickedOnly: stage.space != .all)
+                }
+            }
+        }
+    }
+
+    /// Every stage of every model with a multi-valued field (weighted sum and weighted mean
+    /// pooling): the embedding table's gradient includes the pooled values' shares.
+    func testEveryModelWithAMultiValuedField() {
+        for (k, kind) in ModelKind.allCases.enumerated() {
+            for stage in Architecture.of(kind).stages {
+                for trunk in [TrunkKind.esmm, kind.requiredTrunk ?? .mmoe] {
+                    checkNetwork(kind: kind, objective: stage.objective, trunk: trunk, clickedOnly: stage.space != .all,
+                                 bag: k % 2 == 0 ? .sum : .mean)
                 }
             }
         }
