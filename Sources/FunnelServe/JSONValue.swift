@@ -7,7 +7,18 @@ public enum JSONValue: Sendable, Equatable {
     case string(String)
     case bool(Bool)
     case null
+    /// An array of scalars or of `[id, weight]` pairs: a multi-valued field's values.
+    case list([JSONValue])
     case other
+
+    /// The value of a number or integer (nil for any other kind).
+    var numberValue: Double? {
+        switch self {
+        case .integer(let i): return Double(i)
+        case .number(let d, _): return d
+        default: return nil
+        }
+    }
 
     var kind: String {
         switch self {
@@ -16,6 +27,7 @@ public enum JSONValue: Sendable, Equatable {
         case .string: return "a string"
         case .bool: return "a boolean"
         case .null: return "null"
+        case .list: return "an array"
         case .other: return "an array or object"
         }
     }

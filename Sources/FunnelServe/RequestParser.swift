@@ -108,7 +108,8 @@ struct RequestParser {
         guard let c = peek() else { throw Malformed(offset: i, what: "missing value") }
         switch c {
         case 34: return .string(try string())
-        case 123, 91: try skipValue(depth: depth); return .other
+        case 91: return try list(depth: depth)
+        case 123: try skipValue(depth: depth); return .other
         case 116: try literal("true"); return .bool(true)
         case 102: try literal("false"); return .bool(false)
         case 110: try literal("null"); return .null
@@ -163,6 +164,31 @@ struct RequestParser {
             }
         }
         throw Malformed(offset: i, what: "unterminated string")
+    }
+
+    /// An array in a row: scalars, or `[id, weight]` pairs (a multi-valued field's values);
+    /// anything nested deeper becomes `.other`, refused later with its row and field.
+    private mutating func list(depth: Int) throws -> JSONValue {
+        var items: [JSONValue] = []
+        var flat = true
+        try array(depth: depth) { p in
+            guard p.peek() == 91 else {
+                let v = try p.scalar(depth: depth + 1)
+                if case .other = v { flat = false }
+                if case .list = v { flat = false }
+                items.append(v)
+                return
+            }
+            var pair: [JSONValue] = []
+            try p.array(depth: depth + 1) { q in
+                let v = try q.scalar(depth: depth + 2)
+                if case .list = v { flat = false }
+                if case .other = v { flat = false }
+                pair.append(v)
+            }
+            items.append(.list(pair))
+        }
+        return flat ? .list(items) : .other
     }
 
     /// Skips a value, recursing at most `Limits.depth` levels deep.

@@ -47,11 +47,18 @@ public struct RequestTableDecoder: Sendable {
         var table = RawTable(layout: layout, hasLabels: false, file: "request")
         var keys = [Int64](repeating: 0, count: layout.categorical.count)
         var dense = [Float](repeating: 0, count: layout.dense.count)
+        let bagOf = layout.categorical.map { layout.multiValued.firstIndex(of: $0) }
         for (r, row) in rows.enumerated() {
             if rejectUnknownFields, let unknown = row.keys.sorted().first(where: { !known.contains($0) }) {
                 throw RequestError("unknown field (the server rejects unknown fields)", row: r, field: unknown)
             }
             for (k, name) in layout.categorical.enumerated() {
+                if let b = bagOf[k] {
+                    let (values, weights) = try bag(row[name], row: r, field: name, textTokens: &table.textTokens)
+                    table.appendBag(b, keys: values, weights: weights)
+                    keys[k] = CategoryKey.empty
+                    continue
+                }
                 keys[k] = try categorical(row[name], row: r, field: name, textTokens: &table.textTokens)
             }
             for (k, name) in layout.dense.enumerated() {
@@ -72,7 +79,7 @@ public struct RequestTableDecoder: Sendable {
         case .number(_, let literal): return literal
         case .string(let s): return s
         case .null: return ""
-        case .bool, .other: return nil
+        case .bool, .list, .other: return nil
         }
     }
 
@@ -92,6 +99,42 @@ public struct RequestTableDecoder: Sendable {
         let key = CellDecoding.categorical(text)
         if key < 0 && textTokens[key] == nil { textTokens[key] = text }
         return key
+    }
+
+    /// A multi-valued field: an array of ids (`[12, "abc"]`) or of `[id, weight]` pairs, or a
+    /// string spelled as the CSV cell would be (`"12:2|7"`); `null` is an empty bag. Trimmed to
+    /// the layout's `maxValues` as a file's rows are.
+    private func bag(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> ([Int64], [Float]) {
+        var keys: [Int64] = [], weights: [Float] = []
+        switch try present(v, row: row, field: field) {
+        case .null: break
+        case .list(let items):
+            for item in items {
+                var id = item, weight: Float = 1
+                if case .list(let pair) = item {
+                    guard pair.count == 2, let w = pair[1].numberValue, w.isFinite, abs(w) <= Double(Float.greatestFiniteMagnitude) else {
+                        throw RequestError("a multi-valued field's pair must be [id, finite weight]", row: row, field: field)
+                    }
+                    id = pair[0]
+                    weight = Float(w)
+                }
+                keys.append(try categorical(id, row: row, field: field, textTokens: &textTokens))
+                weights.append(weight)
+            }
+        case .string(let s):
+            var text = s
+            do {
+                try text.withUTF8 { b in
+                    try CellDecoding.bag(b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count, separator: layout.valueSeparator.utf8.first!,
+                                         keys: &keys, weights: &weights)
+                }
+            } catch { throw RequestError("values must be id or id:weight with a finite weight", row: row, field: field) }
+        case let other:
+            keys.append(try categorical(other, row: row, field: field, textTokens: &textTokens))
+            weights.append(1)
+        }
+        CellDecoding.keepHighest(layout.maxValues, keys: &keys, weights: &weights)
+        return (keys, weights)
     }
 
     private func dense(_ v: JSONValue?, row: Int, field: String) throws -> Float {

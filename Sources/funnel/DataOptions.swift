@@ -28,17 +28,32 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Skip malformed rows (counted and reported per kind) instead of stopping at the first.")
     var skipBadRows = false
 
+    @Option(help: "Comma-separated columns (or * patterns) whose cells hold several values, each id or id:weight, e.g. 'hist_*' (pooled with --pooling).")
+    var multiValued: String?
+
+    @Option(help: "The separator of values in a multi-valued cell (default '|').") var valueSeparator: String?
+
+    @Option(parsing: .unconditional, help: "Keep each row's N highest-weight values of a multi-valued field (ties: the earlier values).")
+    var maxValues: Int?
+
     @Option(help: "Map categorical ids by a stable hash into N buckets instead of a vocabulary: N for every field, FIELD=N per field, comma-separated (e.g. 1000000 or 101=1000000,205=500000). Collisions are reported.")
     var hashBuckets: String?
 
     func validate() throws {
+        if let s = valueSeparator, s.utf8.count != 1 || s == "," || s == ":" {
+            throw ValidationError("--value-separator must be one character other than ',' and ':', got '\(s)'")
+        }
+        if let m = maxValues, m < 1 { throw ValidationError("--max-values must be ≥ 1") }
+        if (valueSeparator != nil || maxValues != nil) && multiValued == nil {
+            throw ValidationError("--value-separator and --max-values need --multi-valued")
+        }
         if let h = hashBuckets {
             do { _ = try HashBuckets.parse(h) } catch let e as FunnelError { throw ValidationError("--hash-buckets: \(e.message)") }
         }
         if let d = delimiter, !["tab", "\\t", "\t"].contains(d), d.utf8.count != 1 {
             throw ValidationError("--delimiter must be one character or 'tab', got '\(d)'")
         }
-        for (flag, value) in [("--categorical", categorical), ("--dense", dense), ("--ignore", ignore)] {
+        for (flag, value) in [("--categorical", categorical), ("--dense", dense), ("--ignore", ignore), ("--multi-valued", multiValued)] {
             guard let value else { continue }
             let parts = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard !parts.contains(where: \.isEmpty) else {
@@ -68,6 +83,9 @@ struct DataOptions: ParsableArguments {
         o.inconsistent = inconsistent
         o.skipBadRows = skipBadRows
         if let h = hashBuckets { o.hashBuckets = try HashBuckets.parse(h) }
+        o.multiValued = list(multiValued)
+        if let s = valueSeparator { o.valueSeparator = s.utf8.first! }
+        o.maxValues = maxValues
         return o
     }
 }

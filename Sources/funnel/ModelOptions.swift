@@ -33,6 +33,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
+    @Option(help: "How a multi-valued field's values pool: sum (weighted) or mean (weighted).") var pooling: BagPooling = .sum
+    @Flag(help: "Multi-valued fields: give every value weight 1 (ignore the id:weight weights).") var ignoreValues = false
     @Option(help: "Learning-rate schedule per stage: constant, cosine (to 0 over the stage) or step (× --lr-gamma every --lr-step-size steps).")
     var lrSchedule: LRSchedule = .constant
     @Option(parsing: .unconditional, help: "Linear learning-rate warm-up over this many steps of each stage.") var warmupSteps = 0
@@ -114,6 +116,8 @@ struct ModelOptions: ParsableArguments {
         c.downsampleNegatives = downsampleNegatives
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
+        if pooling != .sum { c.pooling = pooling }
+        if ignoreValues { c.ignoreValues = true }
         if warmupSteps > 0 { c.warmupSteps = warmupSteps }
         if lrSchedule == .step { c.lrGamma = lrGamma; c.lrStepSize = lrStepSize }
         try c.validate()
@@ -123,3 +127,4 @@ struct ModelOptions: ParsableArguments {
 
 extension TrunkKind: ExpressibleByArgument {}
 extension LRSchedule: ExpressibleByArgument {}
+extension BagPooling: ExpressibleByArgument {}

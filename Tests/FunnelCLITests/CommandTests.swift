@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import XCTest
+@testable import Funnel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -322,5 +323,33 @@ final class TuneCommandTests: XCTestCase {
                       saying: "--trials must be ≥ 1", status: 64)
         try CLI.fails(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv", "--models", "esmm",
                        "--tune-trials", "2"], saying: "--tune-trials needs --tune-space", status: 64)
+    }
+}
+
+/// Every model and every command that reads rows takes a multi-valued field.
+final class MultiValuedCommandTests: XCTestCase {
+    func testEveryModelAndCommand() throws {
+        let dir = CLI.temporaryDirectory("bags")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomSource(seed: 9)
+        var lines = ["click,purchase,user,tags,price"]
+        for _ in 0..<800 {
+            let tags = (0..<rng.below(5)).map { _ in "\(1 + rng.below(20)):\(1 + rng.below(3))" }.joined(separator: ";")
+            let click = rng.below(5) == 0 ? 1 : 0
+            lines.append("\(click),\(click == 1 && rng.below(2) == 0 ? 1 : 0),\(1 + rng.below(30)),\(tags),\(String(format: "%.2f", rng.uniform()))")
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/d.csv", atomically: true, encoding: .utf8)
+        let bag = ["--multi-valued", "tags", "--value-separator", ";"]
+        let tiny = ["--embedding-dim", "3", "--hidden", "4", "--experts", "2", "--expert-hidden", "4", "--batch-size", "100", "--threads", "1"]
+        for kind in ["base", "aman", "oversampling", "unbias", "division", "esmm-ns", "esmm", "ip", "ipsp", "essp-split", "esp", "mlp",
+                     "sharedbottom", "mmoe", "ple", "aitm", "taml", "mtdm"] {
+            try CLI.ok(["train", "--train", dir + "/d.csv", "--model", kind, "--out", dir + "/" + kind] + bag + tiny)
+            try CLI.ok(["eval", "--model", dir + "/" + kind, "--data", dir + "/d.csv"])
+        }
+        try CLI.ok(["inspect", "--model", dir + "/mmoe", "--data", dir + "/d.csv"])
+        let e = try CLI.ok(["experiment", "--train", dir + "/d.csv", "--test", dir + "/d.csv", "--models", "esmm,ip", "--runs", "1"] + bag + tiny)
+        XCTAssertTrue(e.contains("esmm"), e)
+        let o = CLI.json(try CLI.ok(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/sum", "--json"] + bag + tiny))
+        XCTAssertEqual((o["columns"] as? [String: Any])?["multiValued"] as? [String], ["tags"])
     }
 }

@@ -8,6 +8,43 @@ public enum CellDecoding {
         case notANumber
         case notFinite
         case notAnInteger
+        case badWeight
+    }
+
+    /// A multi-valued cell: values separated by `separator`, each `id` or `id:weight` (weight a
+    /// finite number; 1 when absent); empty values are skipped. Appends to `keys`/`weights`;
+    /// `texts` receives the text of non-integer ids.
+    public static func bag(_ p: UnsafePointer<UInt8>, _ n: Int, separator: UInt8, keys: inout [Int64], weights: inout [Float],
+                           texts: (Int64, UnsafeBufferPointer<UInt8>) -> Void = { _, _ in }) throws(Problem) {
+        var start = 0
+        while start <= n {
+            var end = start
+            while end < n && p[end] != separator { end += 1 }
+            if end > start {
+                var colon = start
+                while colon < end && p[colon] != 58 { colon += 1 }
+                var weight: Float = 1
+                if colon < end {
+                    guard let w = NumberParsing.parseDouble(p + colon + 1, end - colon - 1), w.isFinite,
+                          abs(w) <= Double(Float.greatestFiniteMagnitude) else { throw .badWeight }
+                    weight = Float(w)
+                }
+                let key = categorical(p + start, colon - start)
+                if key < 0 { texts(key, UnsafeBufferPointer(start: p + start, count: colon - start)) }
+                keys.append(key)
+                weights.append(weight)
+            }
+            start = end + 1
+        }
+    }
+
+    /// Keeps a bag's `limit` highest-weight values (ties: the earlier ones), in their order.
+    public static func keepHighest(_ limit: Int?, keys: inout [Int64], weights: inout [Float]) {
+        guard let m = limit, keys.count > m else { return }
+        let w = weights
+        let keep = w.indices.sorted { (w[$0], -$0) > (w[$1], -$1) }.prefix(m).sorted()
+        keys = keep.map { keys[$0] }
+        weights = keep.map { w[$0] }
     }
 
     /// A dense cell: empty → NaN (standardised to 0, the training mean); otherwise a finite

@@ -76,6 +76,12 @@ public final class EncodedDataset {
         return subset(rows, weights: w)
     }
 
+    /// The most values a row has over all multi-valued fields together (sizes gradient buffers).
+    public var maxBagValues: Int {
+        guard !bags.isEmpty else { return 0 }
+        return (0..<rowCount).map { r in bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) } }.max() ?? 0
+    }
+
     /// Row weights (1 where none are set).
     public func weight(_ i: Int) -> Float { weights?[i] ?? 1 }
 

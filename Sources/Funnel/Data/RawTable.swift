@@ -15,13 +15,24 @@ public struct RawTable {
     /// Original text of non-integer categorical values, by key (integer keys are their own text).
     public var textTokens: [Int64: String] = [:]
     public var report: ReadReport
+    /// Multi-valued columns' values, one CSR bag per `layout.multiValued` column (their slot in
+    /// `keys` holds the empty key).
+    public var bags: [RawBag]
 
     public init(layout: TableLayout, hasLabels: Bool, file: String) {
         self.layout = layout
         self.hasLabels = hasLabels
         keys = Array(repeating: [], count: layout.categorical.count)
         dense = Array(repeating: [], count: layout.dense.count)
+        bags = Array(repeating: RawBag(), count: layout.multiValued.count)
         report = ReadReport(file: file)
+    }
+
+    /// Appends the values of multi-valued column `b` for the row about to be appended.
+    public mutating func appendBag(_ b: Int, keys values: [Int64], weights: [Float]) {
+        bags[b].keys.append(contentsOf: values)
+        bags[b].weights.append(contentsOf: weights)
+        bags[b].offsets.append(Int32(bags[b].keys.count))
     }
 
     /// Appends one decoded row (keys and dense values in layout order). Every reader — the
@@ -52,8 +63,27 @@ public struct RawTable {
         if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
         if !days.isEmpty { out.days = idx.map { days[$0] } }
         out.sourceRows = idx.map { sourceRows[$0] }
+        out.bags = bags.map { bag in
+            var sub = RawBag()
+            for r in idx {
+                let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
+                sub.keys.append(contentsOf: bag.keys[range])
+                sub.weights.append(contentsOf: bag.weights[range])
+                sub.offsets.append(Int32(sub.keys.count))
+            }
+            return sub
+        }
         out.rowCount = idx.count
         out.report.rowsKept = out.rowCount
         return out
     }
+}
+
+/// One multi-valued column's raw values, CSR: row r's are `keys[offsets[r]..<offsets[r+1]]`
+/// with `weights` (1 where a cell gave none).
+public struct RawBag: Sendable, Equatable {
+    public var offsets: [Int32] = [0]
+    public var keys: [Int64] = []
+    public var weights: [Float] = []
+    public init() {}
 }

@@ -17,6 +17,11 @@ public struct ReadOptions: Sendable {
     public var dayColumn: String? = nil
     /// Categorical fields mapped by a stable hash instead of a vocabulary when a schema is fitted.
     public var hashBuckets = HashBuckets()
+    /// Column-name patterns of multi-valued (categorical) columns: a cell holds values separated
+    /// by `valueSeparator`, each `id` or `id:weight`; `maxValues` keeps a row's highest-weight ones.
+    public var multiValued: [String] = []
+    public var valueSeparator = UInt8(ascii: "|")
+    public var maxValues: Int? = nil
 
     public init() {}
 
@@ -47,14 +52,61 @@ public struct TableLayout: Codable, Equatable, Sendable {
     public var categorical: [String]
     public var dense: [String]
     public var ignored: [String]
+    /// The categorical columns that are multi-valued (in categorical order), their cells'
+    /// value separator, and the most values a row keeps (nil: all).
+    public var multiValued: [String] = []
+    public var valueSeparator: String = "|"
+    public var maxValues: Int? = nil
 
-    public init(clickColumn: String, conversionColumn: String, categorical: [String], dense: [String], ignored: [String]) {
+    public init(clickColumn: String, conversionColumn: String, categorical: [String], dense: [String], ignored: [String],
+                multiValued: [String] = [], valueSeparator: String = "|", maxValues: Int? = nil) {
         self.clickColumn = clickColumn
         self.conversionColumn = conversionColumn
         self.categorical = categorical
         self.dense = dense
         self.ignored = ignored
+        self.multiValued = multiValued
+        self.valueSeparator = valueSeparator
+        self.maxValues = maxValues
     }
+
+    enum CodingKeys: String, CodingKey {
+        case clickColumn, conversionColumn, categorical, dense, ignored, multiValued, valueSeparator, maxValues
+    }
+
+    /// Older files have no multi-valued keys; single-valued layouts are written without them,
+    /// byte for byte as before.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        clickColumn = try c.decode(String.self, forKey: .clickColumn)
+        conversionColumn = try c.decode(String.self, forKey: .conversionColumn)
+        categorical = try c.decode([String].self, forKey: .categorical)
+        dense = try c.decode([String].self, forKey: .dense)
+        ignored = try c.decode([String].self, forKey: .ignored)
+        multiValued = try c.decodeIfPresent([String].self, forKey: .multiValued) ?? []
+        valueSeparator = try c.decodeIfPresent(String.self, forKey: .valueSeparator) ?? "|"
+        maxValues = try c.decodeIfPresent(Int.self, forKey: .maxValues)
+        guard Set(multiValued).isSubset(of: categorical), valueSeparator.utf8.count == 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .multiValued, in: c, debugDescription: "multi-valued columns must be categorical, with a one-byte separator")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(clickColumn, forKey: .clickColumn)
+        try c.encode(conversionColumn, forKey: .conversionColumn)
+        try c.encode(categorical, forKey: .categorical)
+        try c.encode(dense, forKey: .dense)
+        try c.encode(ignored, forKey: .ignored)
+        if !multiValued.isEmpty {
+            try c.encode(multiValued, forKey: .multiValued)
+            try c.encode(valueSeparator, forKey: .valueSeparator)
+            try c.encodeIfPresent(maxValues, forKey: .maxValues)
+        }
+    }
+
+    /// Indices (among the categorical fields) of the multi-valued ones.
+    public var bagFields: [Int] { multiValued.compactMap { categorical.firstIndex(of: $0) } }
 }
 
 /// Counts of what reading a file kept, dropped and skipped.

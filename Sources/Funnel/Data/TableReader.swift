@@ -31,7 +31,7 @@ public enum TableReader {
             throw DataError(file: csv.path, line: 1, column: day, "day column is missing")
         }
         try checkLabelRoles(click: click, conversion: conversion, options: options, file: csv.path)
-        for name in options.categorical + options.dense + options.ignore where !name.contains("*") {
+        for name in options.categorical + options.dense + options.ignore + options.multiValued where !name.contains("*") {
             if !header.contains(name) {
                 throw DataError(file: csv.path, line: 1, column: name, "named in a column option but not in the header")
             }
@@ -40,7 +40,7 @@ public enum TableReader {
         var undecided = Set<Int>()
         for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn {
             if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
-                || ReadOptions.matches(name, options.dense) { continue }
+                || ReadOptions.matches(name, options.dense) || ReadOptions.matches(name, options.multiValued) { continue }
             undecided.insert(i)
         }
         let columns = Array(undecided).sorted()
@@ -53,9 +53,10 @@ public enum TableReader {
         }
         let kinds = counts.map(TokenKind.majority)
         if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
-        var categorical: [String] = [], dense: [String] = [], ignored: [String] = []
+        var categorical: [String] = [], dense: [String] = [], ignored: [String] = [], multiValued: [String] = []
         for (i, name) in header.enumerated() where name != click && name != conversion {
             if ReadOptions.matches(name, options.ignore) || name == options.dayColumn { ignored.append(name) }
+            else if ReadOptions.matches(name, options.multiValued) { categorical.append(name); multiValued.append(name) }
             else if ReadOptions.matches(name, options.categorical) { categorical.append(name) }
             else if ReadOptions.matches(name, options.dense) { dense.append(name) }
             else {
@@ -68,8 +69,9 @@ public enum TableReader {
         guard !categorical.isEmpty || !dense.isEmpty else {
             throw DataError(file: csv.path, line: 1, "no feature columns left: every column is a label, the day column or ignored")
         }
-        return TableLayout(clickColumn: click, conversionColumn: conversion,
-                           categorical: categorical, dense: dense, ignored: ignored)
+        return TableLayout(clickColumn: click, conversionColumn: conversion, categorical: categorical, dense: dense, ignored: ignored,
+                           multiValued: multiValued, valueSeparator: String(UnicodeScalar(options.valueSeparator)),
+                           maxValues: multiValued.isEmpty ? nil : options.maxValues)
     }
 
     /// Label columns are labels only: the two must differ, and no column option or the day
@@ -79,7 +81,8 @@ public enum TableReader {
             throw DataError(file: file, line: 1, column: click, "the click and conversion labels name the same column")
         }
         for label in [click, conversion] {
-            for (role, names) in [("ignored", options.ignore), ("categorical", options.categorical), ("dense", options.dense)]
+            for (role, names) in [("ignored", options.ignore), ("categorical", options.categorical), ("dense", options.dense),
+                                  ("multi-valued", options.multiValued)]
                 where names.contains(label) {
                 throw DataError(file: file, line: 1, column: label, "is a label column; it cannot also be \(role)")
             }
@@ -114,6 +117,7 @@ public enum TableReader {
             table.report.dataLines += 1
             do {
                 guard try decoder.decode(line: line, bytes, cells, report: &table.report) else { return true }
+                for b in 0..<decoder.bagKeys.count { table.appendBag(b, keys: decoder.bagKeys[b], weights: decoder.bagWeights[b]) }
                 table.appendRow(keys: decoder.keys, dense: decoder.dense, labels: hasLabels ? decoder.labels : nil,
                                 day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
                 keptTotal += 1
@@ -189,6 +193,11 @@ public enum TableReader {
         private(set) var day = 0
         /// Original text of non-integer categorical values, by key.
         private(set) var textTokens: [Int64: String] = [:]
+        /// Per multi-valued column: the bag index of each categorical field (nil: single-valued),
+        /// and the current row's values and weights.
+        private let bagOf: [Int?]
+        private(set) var bagKeys: [[Int64]]
+        private(set) var bagWeights: [[Float]]
 
         init(_ csv: CSVFile, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws {
             columns = try ColumnPositions(header: csv.header, file: csv.path, layout: layout, options: options,
@@ -198,6 +207,9 @@ public enum TableReader {
             path = csv.path
             keys = [Int64](repeating: 0, count: columns.categorical.count)
             dense = [Float](repeating: 0, count: columns.dense.count)
+            bagOf = layout.categorical.map { layout.multiValued.firstIndex(of: $0) }
+            bagKeys = Array(repeating: [], count: layout.multiValued.count)
+            bagWeights = Array(repeating: [], count: layout.multiValued.count)
         }
 
         /// Decodes a row; false when the inconsistent-row policy drops it.
@@ -222,7 +234,7 @@ public enum TableReader {
                           try label(bytes, cells[vi], name: layout.conversionColumn, path: path, line: line))
             }
             try decodeDense(line: line, bytes, cells)
-            decodeCategorical(bytes, cells)
+            try decodeCategorical(line: line, bytes, cells)
             if columns.click != nil && labels.conversion == 1 && labels.click == 0 {
                 return try options.inconsistent.admit(file: path, line: line, column: layout.conversionColumn, report: &report)
             }
@@ -243,15 +255,38 @@ public enum TableReader {
         }
 
         @inline(__always)
-        private mutating func decodeCategorical(_ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>) {
+        private mutating func decodeCategorical(line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>) throws {
             for (k, ci) in columns.categorical.enumerated() {
                 let cell = cells[ci]
+                if let b = bagOf[k] {
+                    try decodeBag(b, column: layout.categorical[k], line: line, bytes + cell.start, cell.count)
+                    keys[k] = CategoryKey.empty
+                    continue
+                }
                 let key = CellDecoding.categorical(bytes + cell.start, cell.count)
                 if key < 0 && textTokens[key] == nil {
                     textTokens[key] = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)
                 }
                 keys[k] = key
             }
+        }
+
+        /// A multi-valued cell (`CellDecoding.bag`), trimmed to the layout's `maxValues`.
+        private mutating func decodeBag(_ b: Int, column: String, line: Int, _ p: UnsafePointer<UInt8>, _ n: Int) throws {
+            bagKeys[b].removeAll(keepingCapacity: true)
+            bagWeights[b].removeAll(keepingCapacity: true)
+            var texts = textTokens
+            textTokens = [:]  // one owner while the closure adds to it (no copy per cell)
+            defer { textTokens = texts }
+            do throws(CellDecoding.Problem) {
+                try CellDecoding.bag(p, n, separator: layout.valueSeparator.utf8.first!, keys: &bagKeys[b], weights: &bagWeights[b]) { key, text in
+                    if texts[key] == nil { texts[key] = String(decoding: text, as: UTF8.self) }
+                }
+            } catch {
+                throw RowProblem(kind: "bad value weight", error: DataError(file: path, line: line, column: column,
+                    "values must be id or id:weight with a finite weight, got '\(String(decoding: UnsafeBufferPointer(start: p, count: min(n, 40)), as: UTF8.self))'"))
+            }
+            CellDecoding.keepHighest(layout.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
         }
     }
 

@@ -113,8 +113,10 @@ public struct FeatureSchema: Codable, Sendable {
         }
 
         public mutating func add(_ raw: RawTable) {
+            let bagOf = layout.categorical.map { layout.multiValued.firstIndex(of: $0) }
             for k in 0..<layout.categorical.count {
-                for key in raw.keys[k] { counts[k][key, default: 0] += 1 }
+                // A multi-valued field counts every value of every row (its key slot is a placeholder).
+                for key in bagOf[k].map({ raw.bags[$0].keys }) ?? raw.keys[k] { counts[k][key, default: 0] += 1 }
             }
             for k in 0..<layout.dense.count {
                 var (n, mean, m2) = moments[k]
@@ -192,9 +194,15 @@ public struct FeatureSchema: Codable, Sendable {
                 }
             }
         }
+        let bags = layout.multiValued.enumerated().map { b, name -> EncodedBag in
+            let k = layout.categorical.firstIndex(of: name)!
+            let vocab = fields[k], off = Int32(offsets[k])
+            let bag = raw.bags[b]
+            return EncodedBag(field: k, offsets: bag.offsets, ids: bag.keys.map { off + vocab.id(of: $0) }, weights: bag.weights)
+        }
         return EncodedDataset(rowCount: n, fields: f, denseCount: d, ids: ids, dense: values,
                               click: raw.hasLabels ? raw.click : nil,
                               conversion: raw.hasLabels ? raw.conversion : nil,
-                              sourceRows: raw.sourceRows)
+                              sourceRows: raw.sourceRows, bags: bags)
     }
 }

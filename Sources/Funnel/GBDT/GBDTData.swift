@@ -27,6 +27,7 @@ public enum GBDTData {
     public static func readTraining(_ path: String, preset: TableLayoutPreset, options: ReadOptions) throws
         -> (table: RawTable, settings: GBDTReadSettings)
     {
+        guard options.multiValued.isEmpty else { throw FunnelError("the GBDT pipeline reads single-valued columns only") }
         if ColumnarCache.isCache(path) { return try readTrainingCache(path, preset: preset) }
         let probe = try CSVFile(path: path, delimiter: options.delimiter)
         var (resolved, o) = try preset.resolve(header: probe.header, file: path, options: options)

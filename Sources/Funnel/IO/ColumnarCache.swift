@@ -229,6 +229,9 @@ public final class ColumnarCache {
         let hasLabels = csv.header.contains(layout.clickColumn) && csv.header.contains(layout.conversionColumn)
         let url = URL(fileURLWithPath: out)
         let tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
+        guard options.multiValued.isEmpty else {
+            throw FunnelError("multi-valued columns are not stored in caches yet; train on the CSV/TSV itself")
+        }
         try OutputPath.checkFile(out, force: force)
         unlink(tmp)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)

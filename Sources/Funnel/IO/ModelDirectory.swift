@@ -150,7 +150,7 @@ public struct TrainedModel {
         }
         let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
         let net = FunnelNetwork(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
-                                denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers)
+                                denseCount: m.schema.dense.count, maxBatch: maxBatch, workers: workers, bagFields: m.schema.layout.bagFields)
         try copy(tensors, into: net, path: weightsPath)
         var model = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         model.manifest = m

@@ -86,7 +86,8 @@ public enum TrainingJob {
         try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers)
         let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
-                                    denseCount: schema.dense.count, maxBatch: maxBatch, workers: request.threads)
+                                    denseCount: schema.dense.count, maxBatch: maxBatch, workers: request.threads,
+                                    bagFields: schema.layout.bagFields, maxBagValues: data.inMemory?.maxBagValues ?? 0)
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {
