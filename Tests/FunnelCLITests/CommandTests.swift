@@ -353,3 +353,17 @@ final class MultiValuedCommandTests: XCTestCase {
         XCTAssertEqual((o["columns"] as? [String: Any])?["multiValued"] as? [String], ["tags"])
     }
 }
+
+final class PaddleRecCommandTests: XCTestCase {
+    func testTrainAndPredictOnThePaddleRecLayout() throws {
+        let dir = CLI.temporaryDirectory("paddlerec")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FunnelTests/Fixtures/ali-ccp-paddlerec-esmm/small.txt").path
+        for model in ["esmm", "taml"] {
+            try CLI.ok(["train", "--train", fixture, "--model", model, "--out", dir + "/" + model, "--embedding-dim", "3", "--hidden", "4"])
+            let p = try CLI.ok(["predict", "--model", dir + "/" + model, "--data", fixture, "--out", "-"])
+            XCTAssertEqual(p.split(separator: "\n").count, 11)
+        }
+    }
+}

@@ -4,6 +4,11 @@ public enum TableSource {
     /// Reads a training table: a CSV's layout is inferred with `options`; a cache brings the
     /// layout it was prepared with (column-role options are then refused, not silently ignored).
     public static func readTraining(_ path: String, options: ReadOptions) throws -> RawTable {
+        if PaddleRecLayout.matches(path) {
+            var layout = try PaddleRecLayout.inferLayout(path)
+            layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
+            return try PaddleRecLayout.read(path, layout: layout, options: options, requireLabels: true)
+        }
         guard ColumnarCache.isCache(path) else {
             let csv = try CSVFile(path: path, delimiter: options.delimiter)
             let layout = try TableReader.inferLayout(csv, options: options)
@@ -19,6 +24,7 @@ public enum TableSource {
 
     /// Reads a table against a known layout (a trained model's).
     public static func read(_ path: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws -> RawTable {
+        if PaddleRecLayout.matches(path) { return try PaddleRecLayout.read(path, layout: layout, options: options, requireLabels: requireLabels) }
         guard ColumnarCache.isCache(path) else {
             let csv = try CSVFile(path: path, delimiter: options.delimiter)
             return try TableReader.read(csv, layout: layout, options: options, requireLabels: requireLabels)

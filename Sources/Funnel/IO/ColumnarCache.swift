@@ -229,7 +229,7 @@ public final class ColumnarCache {
         let hasLabels = csv.header.contains(layout.clickColumn) && csv.header.contains(layout.conversionColumn)
         let url = URL(fileURLWithPath: out)
         let tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
-        guard options.multiValued.isEmpty else {
+        guard options.multiValued.isEmpty, !PaddleRecLayout.matches(source) else {
             throw FunnelError("multi-valued columns are not stored in caches yet; train on the CSV/TSV itself")
         }
         try OutputPath.checkFile(out, force: force)

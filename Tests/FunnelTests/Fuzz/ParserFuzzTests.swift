@@ -17,7 +17,8 @@ final class ParserFuzzTests: XCTestCase {
     }
 
     private func fixtures() throws -> [[UInt8]] {
-        let files = ["ali-ccp-torchrechub/ali_ccp_train_sample.csv", "aliexpress-fuxictr/train.csv", "ali-ccp-aitm/train.csv"]
+        let files = ["ali-ccp-torchrechub/ali_ccp_train_sample.csv", "aliexpress-fuxictr/train.csv", "ali-ccp-aitm/train.csv",
+                     "ali-ccp-paddlerec-esmm/small.txt"]
         return try files.map { name in
             let text = try String(contentsOfFile: Fixtures.path(name), encoding: .utf8)
             // A few dozen lines keep each iteration fast; the mutations do the rest.
