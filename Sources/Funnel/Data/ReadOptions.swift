@@ -124,8 +124,13 @@ public struct ReadReport: Codable, Equatable, Sendable {
     }
     /// Skipped malformed rows per kind (only with `skipBadRows`).
     public var skipped: [String: Int] = [:]
-    /// What fitting a schema on these rows reported (hashed fields' collisions).
+    /// What fitting a schema on these rows reported (hashed fields' collisions). Not stored:
+    /// cache footers written before it existed must still decode.
     public var schemaNotes: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case file, dataLines, rowsKept, inconsistentDropped, inconsistentKept, skipped, firstSkipped
+    }
     /// The first error message of each skipped kind, so a user can find the bad line.
     public var firstSkipped: [String: String] = [:]
 

@@ -128,7 +128,10 @@ public enum ExperimentReport {
         var svg = "<svg width=\"\(Int(size))\" height=\"\(Int(size))\" role=\"img\" aria-label=\"reliability\">"
         svg += "<rect x=\"\(m)\" y=\"\(m / 2)\" width=\"\(size - 2 * m)\" height=\"\(size - 2 * m)\" fill=\"none\" stroke=\"#999\"/>"
         svg += "<line x1=\"\(m)\" y1=\"\(size - 1.5 * m)\" x2=\"\(size - m)\" y2=\"\(m / 2)\" stroke=\"#aaa\" stroke-dasharray=\"4 3\"/>"
-        for e in Int(ceil(lo))...Int(floor(hi)) {
+        // Powers of ten inside the axis; none when the data spans less than a decade (an empty
+        // `a...b` with a > b traps in debug builds and never ends in -Ounchecked ones).
+        let decades = Int(ceil(lo)) <= Int(floor(hi)) ? Array(Int(ceil(lo))...Int(floor(hi))) : []
+        for e in decades {
             let p = pos(pow(10, Double(e)))
             svg += "<text x=\"\(f(m + p, 1))\" y=\"\(f(size - 1.5 * m + 14, 1))\" text-anchor=\"middle\">1e\(e)</text>"
             svg += "<text x=\"\(f(m - 4, 1))\" y=\"\(f(size - 1.5 * m - p + 4, 1))\" text-anchor=\"end\">1e\(e)</text>"

@@ -69,3 +69,21 @@ final class TunerTests: XCTestCase {
         XCTAssertThrowsError(try Tuner.run(request(s, trials: 2, strategy: .grid, out: nil))) { XCTAssertTrue("\($0)".contains("grid")) }
     }
 }
+
+final class ExperimentReportTests: XCTestCase {
+    /// Reliability points within one decade gave the axis an empty range of powers of ten, which
+    /// trapped in debug builds and never ended (eating memory) in release builds: `experiment
+    /// --runs 1` on a small test set hung after results.md.
+    func testReliabilityWithinOneDecade() {
+        var r = EvaluationReport(rows: 10, clicks: 2, conversions: 1)
+        r.values = [.aucCTCVR: 0.6, .loglossCTCVR: 0.01]
+        let bins = [Metrics.ReliabilityBin(meanPrediction: 0.002, observedRate: 0.003, weight: 5),
+                    Metrics.ReliabilityBin(meanPrediction: 0.0025, observedRate: 0.002, weight: 5)]
+        let run = RunResult(model: "esmm", run: 1, seed: 1, config: nil, trainSeconds: 1, trainSamplesPerSecond: 1, report: r, decay: nil,
+                            curves: RunCurves(rocCTCVR: [], reliabilityCTR: [], reliabilityCVR: [], reliabilityCTCVR: bins))
+        let summary = ExperimentSummary(results: [run], models: ["esmm"], baseline: "esmm", primaryMetric: .loglossCTCVR)
+        let html = ExperimentReport.html(summary: summary, results: [run], title: "t", notes: [])
+        XCTAssertTrue(html.contains("aria-label=\"reliability\""))
+        XCTAssertLessThan(html.utf8.count, 200_000)
+    }
+}

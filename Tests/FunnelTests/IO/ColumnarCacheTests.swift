@@ -196,3 +196,16 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertGreaterThan(streamedAUC, 0.55)
     }
 }
+
+final class CacheCompatibilityTests: XCTestCase {
+    /// A cache footer's read report as an earlier version wrote it still decodes (a field added
+    /// to ReadReport once made every existing cache unreadable).
+    func testReadReportOfAnEarlierVersionDecodes() throws {
+        let old = #"{"file":"x.csv","dataLines":10,"rowsKept":9,"inconsistentDropped":1,"inconsistentKept":0,"skipped":{},"firstSkipped":{}}"#
+        let r = try JSONDecoder().decode(ReadReport.self, from: Data(old.utf8))
+        XCTAssertEqual(r.rowsKept, 9)
+        XCTAssertEqual(r.schemaNotes, [])
+        let encoded = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
+        XCTAssertFalse(encoded.contains("schemaNotes"), "run-time notes are not written into footers")
+    }
+}
