@@ -5,7 +5,7 @@ import Funnel
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a model and save it as a model directory.")
 
-    @Option(help: "Training CSV/TSV with a header.") var train: String
+    @Option(help: "Training CSV/TSV with a header, a `funnel prepare` cache, or a file in PaddleRec's Ali-CCP layout.") var train: String
     @Option(help: "Optional validation file, evaluated after each epoch (or every --eval-every steps) of the last stage.")
     var valid: String?
     @Option(parsing: .unconditional, help: "Early stopping: stop after this many evaluations of --valid without improvement of --monitor and keep the best weights (--epochs becomes the maximum).")
