@@ -27,6 +27,12 @@ public final class ServedModel: @unchecked Sendable {
     enum Backend {
         case neural(TrainedModel, RequestTableDecoder, WorkerPool)
         case gbdt(TwoStageGBDT, RequestTableDecoder)
+
+        var decoder: RequestTableDecoder {
+            switch self {
+            case .neural(_, let d, _), .gbdt(_, let d): return d
+            }
+        }
     }
 
     public let path: String
@@ -55,10 +61,7 @@ public final class ServedModel: @unchecked Sendable {
                                                   rejectUnknownFields: rejectUnknownFields))
             summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
         }
-        switch backend {
-        case .neural(_, let decoder, _): maxFieldsPerRow = decoder.knownFieldCount + 64
-        case .gbdt(_, let decoder): maxFieldsPerRow = decoder.knownFieldCount + 64
-        }
+        maxFieldsPerRow = backend.decoder.knownFieldCount + 64
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 

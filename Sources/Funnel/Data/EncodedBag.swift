@@ -40,7 +40,4 @@ public struct EncodedBag: Sendable, Equatable {
         }
         return EncodedBag(field: parts[0].field, offsets: offsets, ids: ids, weights: weights)
     }
-
-    /// The most values any row has.
-    public var maxValues: Int { zip(offsets.dropFirst(), offsets).map { Int($0 - $1) }.max() ?? 0 }
 }

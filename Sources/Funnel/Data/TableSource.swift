@@ -19,7 +19,8 @@ public enum TableSource {
             throw DataError(file: path, "column roles of a cache are fixed by `funnel prepare`; give the column options there")
         }
         let cache = try ColumnarCache(path: path)
-        return try applyPolicy(cache.table(layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+        // A cache keeps every row; the reading command's inconsistent-row policy applies here, as a CSV read applies it.
+        return try options.inconsistent.apply(to: cache.table(layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn))
     }
 
     /// Reads a table against a known layout (a trained model's).
@@ -30,12 +31,6 @@ public enum TableSource {
             return try TableReader.read(csv, layout: layout, options: options, requireLabels: requireLabels)
         }
         let cache = try ColumnarCache(path: path)
-        return try applyPolicy(cache.table(layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn), options)
-    }
-
-    /// A cache keeps every row; the reading command's inconsistent-row policy applies here, as
-    /// a CSV read would apply it.
-    static func applyPolicy(_ table: RawTable, _ options: ReadOptions) throws -> RawTable {
-        try options.inconsistent.apply(to: table)
+        return try options.inconsistent.apply(to: cache.table(layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn))
     }
 }

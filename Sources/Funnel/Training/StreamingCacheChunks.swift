@@ -54,8 +54,7 @@ public final class StreamingCacheChunks: TrainingChunks {
         report.inconsistentDropped = 0
         report.inconsistentKept = 0
         for g in 0..<cache.footer.groups.count {
-            let part = try TableSource.applyPolicy(
-                cache.group(g, layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+            let part = try options.inconsistent.apply(to: cache.group(g, layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn))
             report.inconsistentDropped += part.report.inconsistentDropped
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
@@ -100,8 +99,8 @@ public final class StreamingCacheChunks: TrainingChunks {
         }
         reserve()
         for g in order {
-            let raw = try TableSource.applyPolicy(
-                cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn), options)
+            let raw = try options.inconsistent.apply(
+                to: cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn))
             cache.release(group: Int(g))
             let encoded = schema.encode(raw)
             ids += encoded.ids

@@ -62,7 +62,7 @@ public enum TrainingJob {
         let config = request.config
         try config.validate()
         try OutputPath.checkDirectory(request.out, force: request.force)  // before any work
-        if let valid = request.valid { guard FileManager.default.fileExists(atPath: valid) else { throw FunnelError("\(valid): not found") } }
+        if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
         let loadStart = Date()
         let data = try TrainingData.open(request)
         var notes = data.notes
