@@ -15,14 +15,14 @@ struct Simulate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Share of rows written to test.csv.") var testFraction = 0.2
     @Option(parsing: .unconditional, help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
     @Option(parsing: .unconditional, help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
-    @Option(help: "ali-ccp (train/test CSV + truth) or recsys2023 (train.tsv days 45–66, test.tsv day 67).")
+    @Option(help: "ali-ccp (train/test CSV + truth), ali-ccp-raw (the released raw layout: sample skeletons + common features + truth, with behaviour lists) or recsys2023 (train.tsv days 45–66, test.tsv day 67).")
     var layout: SimulatedLayout = .aliCCP
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     enum SimulatedLayout: String, ExpressibleByArgument {
-        case aliCCP = "ali-ccp", recsys2023
+        case aliCCP = "ali-ccp", aliCCPRaw = "ali-ccp-raw", recsys2023
     }
 
     func validate() throws {
@@ -35,6 +35,7 @@ struct Simulate: ParsableCommand {
         try check(testFraction > 0 && testFraction < 1, "--test-fraction must be in (0, 1)")
         try check((1...10_000).contains(days), "--days must be between 1 and 10000")
         try check(drift >= 0 && drift.isFinite, "--drift must be ≥ 0")
+        try check(layout != .aliCCPRaw || days == 1, "--days applies to --layout ali-ccp only (the raw layout has no day column)")
     }
 
     func run() throws {
@@ -47,6 +48,13 @@ struct Simulate: ParsableCommand {
             c.days = days; c.drift = drift
             try c.validate()
             let start = Date()
+            if layout == .aliCCPRaw {
+                let summary = try AliCCPRawSimulator(config: c).write(to: out, force: force)
+                if json { return Terminal.printJSON(summary) }
+                return print("wrote \(summary.trainRows) train + \(summary.testRows) test impressions in the raw Ali-CCP layout to \(out) "
+                             + "(\(summary.commonRecords) common-feature lines, \(summary.clicks) clicks, \(summary.conversions) conversions, "
+                             + String(format: "%.1f MB", Double(summary.bytes) / 1e6) + ") in \(Terminal.duration(Date().timeIntervalSince(start)))")
+            }
             let summary = try FunnelSimulator(config: c).write(to: out)
             if json {
                 Terminal.printJSON(summary)

@@ -168,9 +168,10 @@ final class CSVHTTPIdentityTests: XCTestCase {
         for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
             for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
         }
-        // Caches and the GBDT pipeline say they do not take multi-valued columns.
-        try CLI.fails(["prepare", "--data", d + "/data.csv", "--out", d + "/c.fcache", "--multi-valued", "hist"],
-                      saying: "multi-valued columns are not stored in caches yet", status: 1)
+        // A cache keeps the multi-valued column; predicting from it prints the same numbers.
+        try CLI.ok(["prepare", "--data", d + "/data.csv", "--out", d + "/c.fcache", "--multi-valued", "hist"])
+        try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/c.fcache", "--out", d + "/pc.csv"])
+        XCTAssertEqual(try String(contentsOfFile: d + "/pc.csv", encoding: .utf8), try String(contentsOfFile: d + "/p.csv", encoding: .utf8))
         try CLI.fails(["train", "--train", d + "/data.csv", "--model", "esmm", "--out", d + "/m2", "--max-values", "2"],
                       saying: "--value-separator and --max-values need --multi-valued", status: 64)
     }

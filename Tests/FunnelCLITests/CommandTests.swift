@@ -367,3 +367,36 @@ final class PaddleRecCommandTests: XCTestCase {
         }
     }
 }
+
+final class RawAliCCPCommandTests: XCTestCase {
+    /// simulate → prepare → train (in memory and streamed) → eval with truth → predict in
+    /// skeleton order → experiment, on the raw Ali-CCP layout.
+    func testTheRawLayoutEndToEnd() throws {
+        let dir = CLI.temporaryDirectory("raw-aliccp")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = CLI.json(try CLI.ok(["simulate", "--layout", "ali-ccp-raw", "--rows", "6000", "--seed", "2", "--vocab-scale", "0.05",
+                                     "--out", dir, "--json"]))
+        XCTAssertEqual(s["testRows"] as? Int, 1200, "\(s)")
+        for part in ["train", "test"] {
+            let p = CLI.json(try CLI.ok(["prepare", "--layout", "ali-ccp", "--data", dir + "/sample_skeleton_\(part).csv",
+                                         "--common", dir + "/common_features_\(part).csv", "--out", dir + "/\(part).fcache", "--json"]))
+            XCTAssertGreaterThan(p["shared_records"] as? Int ?? 0, 0, "\(p)")
+            XCTAssertGreaterThan(p["source_mb_per_second"] as? Double ?? 0, 0)
+        }
+        let tiny = ["--embedding-dim", "4", "--hidden", "8", "--batch-size", "256", "--threads", "1"]
+        let t = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/m", "--json"] + tiny))
+        XCTAssertEqual((t["columns"] as? [String: Any])?["multiValued"] as? [String], ["109_14", "110_14", "127_14", "150_14", "508", "509", "702", "853"])
+        try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/streamed", "--memory-budget", "400"] + tiny)
+        let e = CLI.json(try CLI.ok(["eval", "--model", dir + "/m", "--data", dir + "/test.fcache", "--truth", dir + "/test_truth.csv", "--json"]))
+        XCTAssertNotNil(e["auc_cvr_entire_space"], "\(e)")
+        let p = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-"])
+        XCTAssertEqual(p.split(separator: "\n").count, 1 + 1200, "one row per skeleton row")
+        try CLI.ok(["experiment", "--train", dir + "/train.fcache", "--test", dir + "/test.fcache", "--truth", dir + "/test_truth.csv",
+                    "--models", "esmm,ip", "--runs", "1"] + tiny)
+        try CLI.fails(["prepare", "--layout", "ali-ccp", "--data", dir + "/sample_skeleton_test.csv", "--out", dir + "/x.fcache"],
+                      saying: "--layout ali-ccp needs --common", status: 64)
+        try CLI.fails(["prepare", "--data", dir + "/sample_skeleton_test.csv", "--common", dir + "/nope.csv", "--out", dir + "/x.fcache"],
+                      saying: "nope.csv: no such file", status: 1)
+        try CLI.fails(["simulate", "--layout", "ali-ccp-raw", "--days", "3", "--out", dir + "/d"], saying: "--days applies to", status: 64)
+    }
+}

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A table read from disk but not yet encoded: categorical keys, raw dense values
 /// (NaN marks an empty cell) and 0/1 labels, column-major.
 public struct RawTable {
@@ -86,4 +88,44 @@ public struct RawBag: Sendable, Equatable {
     public var keys: [Int64] = []
     public var weights: [Float] = []
     public init() {}
+}
+
+extension RawTable {
+    /// The most values a row has over all multi-valued columns together.
+    public var maxBagValues: Int {
+        guard !bags.isEmpty else { return 0 }
+        var most = 0
+        for r in 0..<rowCount { most = max(most, bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) }) }
+        return most
+    }
+}
+
+extension RawBag {
+    /// Appends another bag's rows after this one's.
+    mutating func append(_ other: RawBag) {
+        let base = Int32(keys.count)
+        offsets.append(contentsOf: other.offsets.dropFirst().map { $0 + base })
+        keys.append(contentsOf: other.keys)
+        weights.append(contentsOf: other.weights)
+    }
+}
+
+/// Reads arrays one after another out of raw bytes (copies; alignment-agnostic).
+struct ByteCursor {
+    let raw: UnsafeRawBufferPointer
+    var at = 0
+    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
+
+    mutating func take<T>(_: T.Type, _ count: Int) -> [T] {
+        let n = count * MemoryLayout<T>.stride
+        precondition(at + n <= raw.count)
+        let out = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if n > 0 { memcpy(UnsafeMutableRawPointer(buffer.baseAddress!), raw.baseAddress! + at, n) }
+            initialized = count
+        }
+        at += n
+        return out
+    }
+
+    mutating func align() { at = (at + 7) / 8 * 8 }
 }

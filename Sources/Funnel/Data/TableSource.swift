@@ -15,12 +15,15 @@ public enum TableSource {
             return try TableReader.read(csv, layout: layout, options: options, requireLabels: true)
         }
         if options.clickColumn != nil || options.conversionColumn != nil || !options.categorical.isEmpty
-            || !options.dense.isEmpty || !options.ignore.isEmpty {
+            || !options.dense.isEmpty || !options.ignore.isEmpty || !options.multiValued.isEmpty {
             throw DataError(file: path, "column roles of a cache are fixed by `funnel prepare`; give the column options there")
         }
         let cache = try ColumnarCache(path: path)
+        // A cache keeps every value of a multi-valued column; --max-values applies when it is read.
+        var layout = cache.layout
+        layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
         // A cache keeps every row; the reading command's inconsistent-row policy applies here, as a CSV read applies it.
-        return try options.inconsistent.apply(to: cache.table(layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn))
+        return try options.inconsistent.apply(to: cache.table(layout: layout, requireLabels: true, dayColumn: options.dayColumn))
     }
 
     /// Reads a table against a known layout (a trained model's).

@@ -41,3 +41,55 @@ public enum AtomicFile {
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
 }
+
+extension AtomicFile {
+    /// The same guarantee for output too large to build in memory: bytes stream into the
+    /// temporary file, `finish` fsyncs and renames it into place; a stream dropped before
+    /// `finish` removes its temporary file.
+    public final class Stream {
+        public let path: String
+        private let tmp: String
+        private let fd: Int32
+        private var finished = false
+        public private(set) var written = 0
+
+        public init(_ path: String, force: Bool = false) throws {
+            try OutputPath.checkFile(path, force: force)
+            let url = URL(fileURLWithPath: path)
+            self.path = path
+            tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
+            unlink(tmp)
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+            guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
+        }
+
+        deinit {
+            if !finished { close(fd); unlink(tmp) }
+        }
+
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            var off = 0
+            while off < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+                if n < 0 { if errno == EINTR { continue }; throw FunnelError("\(path): write failed: \(String(cString: strerror(errno)))") }
+                off += n
+            }
+            written += bytes.count
+        }
+
+        public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+        public func finish() throws {
+            guard fsync(fd) == 0 else { throw FunnelError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+            close(fd)
+            finished = true
+            guard rename(tmp, path) == 0 else {
+                let why = String(cString: strerror(errno))
+                unlink(tmp)
+                throw FunnelError("\(path): cannot rename into place: \(why)")
+            }
+            let dfd = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY)
+            if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        }
+    }
+}

@@ -18,17 +18,47 @@ import Glibc
 ///                                          text of non-integer categories, source file
 ///     UInt64 footer offset, UInt64 footer length, UInt64 footer checksum, "FUNNELCE"
 ///
+/// Version 2 (written when the table has multi-valued columns or shared records) adds, per row
+/// group, the shared-record index (rows × Int32) and each multi-valued column's CSR — offsets
+/// ((rows + 1) × Int32), keys (n × Int64), weights (n × Float32) — every array padded to 8 bytes;
+/// and, between the magic and the first group, a shared section: records that many rows point
+/// to (raw Ali-CCP's common features, one per md5, stored once rather than per impression),
+/// then their offsets. A single-valued column held by the shared records is not a row column.
+///
 /// Every group and the footer carry an FNV-1a checksum, verified when read; the file is written
 /// to a temporary name, fsynced and renamed, so a reader sees a complete cache or none.
 public final class ColumnarCache {
     public static let magic: [UInt8] = Array("FUNNELC".utf8) + [1]
     static let trailerMagic: [UInt8] = Array("FUNNELCE".utf8)
-    public static let currentVersion = 1
+    /// The newest format written; version 1 (no multi-valued columns, no shared records) is
+    /// still written byte for byte when a table needs nothing newer, and read.
+    public static let currentVersion = 2
 
     public struct Group: Codable, Sendable {
         public var offset: Int
         public var rows: Int
         public var checksum: String
+        /// Values per multi-valued column (version 2).
+        public var values: [Int]?
+    }
+
+    /// Records shared by many rows (version 2): record e's values are (field name index, key,
+    /// weight) triples; `offsetsAt` (relative to `offset`) holds entries + 1 Int64 record offsets.
+    public struct SharedSection: Codable, Sendable {
+        public var offset: Int
+        public var bytes: Int
+        public var entries: Int
+        public var offsetsAt: Int
+        public var checksum: String
+        /// The field names records refer to by index.
+        public var fields: [String]
+        /// The file the records came from (raw Ali-CCP's common features).
+        public var source: String
+
+        enum CodingKeys: String, CodingKey {
+            case offset, bytes, entries, checksum, fields, source
+            case offsetsAt = "offsets_at"
+        }
     }
 
     public struct Footer: Codable, Sendable {
@@ -42,10 +72,18 @@ public final class ColumnarCache {
         public var textTokens: [String: String]
         public var source: String
         public var sourceBytes: Int
+        public var shared: SharedSection?
 
         enum CodingKeys: String, CodingKey {
-            case version, layout, rows, groups, report, source
+            case version, layout, rows, groups, report, source, shared
             case hasLabels = "has_labels", dayColumn = "day_column", textTokens = "text_tokens", sourceBytes = "source_bytes"
+        }
+
+        /// The single-valued categorical columns stored per row (the others are bags, or come
+        /// from the shared records), in layout order.
+        public var rowColumns: [String] {
+            let shared = Set(self.shared?.fields ?? [])
+            return layout.categorical.filter { !layout.multiValued.contains($0) && !shared.contains($0) }
         }
     }
 
@@ -72,7 +110,7 @@ public final class ColumnarCache {
         guard n >= 8 + 32, Array(bytes.prefix(7)) == Array(Self.magic.prefix(7)) else {
             throw DataError(file: path, "not a Funnel cache (run `funnel prepare` to make one)")
         }
-        guard Int(bytes[7]) == Self.currentVersion else {
+        guard (1...Self.currentVersion).contains(Int(bytes[7])) else {
             throw DataError(file: path, "cache format version \(bytes[7]) is not the one this funnel reads (\(Self.currentVersion)); run `funnel prepare` again")
         }
         guard Array(bytes.suffix(8)) == Self.trailerMagic else {
@@ -95,10 +133,26 @@ public final class ColumnarCache {
         do { f = try JSONDecoder().decode(Footer.self, from: footerBytes) } catch {
             throw DataError(file: path, "cache footer is unreadable: \(error)")
         }
+        guard f.version == Int(bytes[7]) else { throw DataError(file: path, "cache footer and magic disagree on the format version") }
         var expected = 8
+        if let shared = f.shared {
+            guard f.version >= 2, shared.offset == 8, shared.bytes >= 8 * (shared.entries + 1), shared.entries >= 0,
+                  shared.offsetsAt == shared.bytes - 8 * (shared.entries + 1), shared.offset + shared.bytes <= footerOffset else {
+                throw DataError(file: path, "cache shared section is inconsistent")
+            }
+            let sum = bytes.withUnsafeBytes { Checksum.fnv64Hex(words: UnsafeRawBufferPointer(rebasing: $0[shared.offset..<(shared.offset + shared.bytes)])) }
+            guard sum == shared.checksum else {
+                throw DataError(file: path, "cache shared section checksum mismatch: the cache is damaged; run `funnel prepare` again")
+            }
+            expected += shared.bytes
+        }
         for g in f.groups {
-            guard g.offset == expected, g.rows > 0 else { throw DataError(file: path, "cache row groups are inconsistent") }
-            expected += Self.groupBytes(rows: g.rows, footer: f)
+            let values = g.values ?? []
+            guard g.offset == expected, g.rows > 0, values.count == (f.version >= 2 ? f.layout.multiValued.count : 0),
+                  values.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else {
+                throw DataError(file: path, "cache row groups are inconsistent")
+            }
+            expected += Self.groupBytes(rows: g.rows, values: values, footer: f)
         }
         guard expected == footerOffset, f.groups.reduce(0, { $0 + $1.rows }) == f.rows else {
             throw DataError(file: path, "cache row groups do not add up to the file")
@@ -111,17 +165,27 @@ public final class ColumnarCache {
     public var rowCount: Int { footer.rows }
     public var byteCount: Int { data.count }
 
-    static func groupBytes(rows: Int, footer: Footer) -> Int {
-        var b = rows * (8 * footer.layout.categorical.count + 4 * footer.layout.dense.count + 4)
+    static func groupBytes(rows: Int, values: [Int], footer: Footer) -> Int {
+        func pad8(_ n: Int) -> Int { (n + 7) / 8 * 8 }
+        var b = rows * (8 * footer.rowColumns.count + 4 * footer.layout.dense.count + 4)
         if footer.hasLabels { b += 2 * rows }
         if footer.dayColumn != nil { b += 4 * rows }
-        return (b + 7) / 8 * 8
+        b = pad8(b)
+        if footer.shared != nil { b += pad8(4 * rows) }
+        for n in values { b += pad8(4 * (rows + 1)) + 8 * n + pad8(4 * n) }
+        return b
     }
 
-    /// Row group `g` as a table with `layout`'s columns (picked by name; all must be in the cache).
+    func groupBytes(_ g: Int) -> Int {
+        Self.groupBytes(rows: footer.groups[g].rows, values: footer.groups[g].values ?? [], footer: footer)
+    }
+
+    /// Row group `g` as a table with `layout`'s columns (picked by name; all must be in the cache,
+    /// each single- or multi-valued as there). A row's multi-valued values are its own, then its
+    /// shared record's; `wanted.maxValues` keeps the highest-weight ones.
     public func group(_ g: Int, layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws -> RawTable {
         let info = footer.groups[g]
-        let rows = info.rows, size = Self.groupBytes(rows: rows, footer: footer)
+        let rows = info.rows, size = groupBytes(g)
         let bytes = data.subdata(in: info.offset..<(info.offset + size))
         guard Checksum.fnv64Hex(words: bytes) == info.checksum else {
             throw DataError(file: path, "row group \(g) checksum mismatch: the cache is damaged; run `funnel prepare` again")
@@ -133,40 +197,109 @@ public final class ColumnarCache {
             throw DataError(file: path, column: d, "the cache was prepared without this day column (use --day-column with funnel prepare)")
         }
         let have = footer.layout
+        let sharedFields = footer.shared?.fields ?? []
+        for name in wanted.categorical {
+            let cacheBag = have.multiValued.contains(name), wantBag = wanted.multiValued.contains(name)
+            guard have.categorical.contains(name) else {
+                throw DataError(file: path, column: name, "column is missing from the cache (the model was trained with it)")
+            }
+            guard cacheBag == wantBag else {
+                throw DataError(file: path, column: name, wantBag ? "is single-valued in the cache, but the model reads it as multi-valued"
+                                : "is multi-valued in the cache, but the model reads it as single-valued")
+            }
+        }
         var table = RawTable(layout: wanted, hasLabels: footer.hasLabels, file: path)
         table.rowCount = rows
+        var storedBags: [String: RawBag] = [:]
+        var sharedIndex: [Int32] = []
         bytes.withUnsafeBytes { raw in
-            var at = 0
-            func take<T>(_: T.Type) -> [T] {
-                let out = Array(UnsafeBufferPointer(start: (raw.baseAddress! + at).assumingMemoryBound(to: T.self), count: rows))
-                at += rows * MemoryLayout<T>.size
-                return out
-            }
+            var reader = ByteCursor(raw)
             var keys: [String: [Int64]] = [:], dense: [String: [Float]] = [:]
-            for name in have.categorical { keys[name] = take(Int64.self) }
-            for name in have.dense { dense[name] = take(Float.self) }
+            for name in footer.rowColumns { keys[name] = reader.take(Int64.self, rows) }
+            for name in have.dense { dense[name] = reader.take(Float.self, rows) }
             if footer.hasLabels {
-                let click = take(UInt8.self), conversion = take(UInt8.self)
+                let click = reader.take(UInt8.self, rows), conversion = reader.take(UInt8.self, rows)
                 if table.hasLabels { table.click = click.map(Float.init); table.conversion = conversion.map(Float.init) }
             }
             if footer.dayColumn != nil {
-                let days = take(Int32.self)
+                let days = reader.take(Int32.self, rows)
                 if dayColumn != nil { table.days = days.map(Int.init) }
             }
-            table.sourceRows = take(Int32.self)
-            table.keys = wanted.categorical.map { keys[$0] ?? [] }
+            table.sourceRows = reader.take(Int32.self, rows)
+            reader.align()
+            if footer.shared != nil { sharedIndex = reader.take(Int32.self, rows); reader.align() }
+            for (b, name) in have.multiValued.enumerated() {
+                var bag = RawBag()
+                bag.offsets = reader.take(Int32.self, rows + 1); reader.align()
+                bag.keys = reader.take(Int64.self, info.values![b]); reader.align()
+                bag.weights = reader.take(Float.self, info.values![b]); reader.align()
+                storedBags[name] = bag
+            }
+            table.keys = wanted.categorical.map { keys[$0] ?? [Int64](repeating: CategoryKey.empty, count: rows) }
             table.dense = wanted.dense.map { dense[$0] ?? [] }
-        }
-        for (k, name) in wanted.categorical.enumerated() where table.keys[k].count != rows {
-            throw DataError(file: path, column: name, "column is missing from the cache (the model was trained with it)")
         }
         for (k, name) in wanted.dense.enumerated() where table.dense[k].count != rows {
             throw DataError(file: path, column: name, "column is missing from the cache (the model was trained with it)")
+        }
+        for bag in storedBags.values {
+            guard bag.offsets.first == 0, Int(bag.offsets.last!) == bag.keys.count, zip(bag.offsets, bag.offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+                throw DataError(file: path, "row group \(g) has inconsistent value offsets: the cache is damaged")
+            }
+        }
+        // Where each shared field lands in the wanted layout: a single-valued column or a bag.
+        let wantedSingle = sharedFields.map { name in wanted.multiValued.contains(name) ? nil : wanted.categorical.firstIndex(of: name) }
+        let wantedBag = sharedFields.map { wanted.multiValued.firstIndex(of: $0) }
+        var bagKeys = [[Int64]](repeating: [], count: wanted.multiValued.count)
+        var bagWeights = [[Float]](repeating: [], count: wanted.multiValued.count)
+        let stored = wanted.multiValued.map { storedBags[$0] }
+        for r in 0..<rows where !bagKeys.isEmpty || !sharedIndex.isEmpty {
+            for b in bagKeys.indices {
+                bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
+                if let bag = stored[b] {
+                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
+                    bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
+                }
+            }
+            if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
+                try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
+                    if let k = wantedSingle[field] { table.keys[k][r] = key }
+                    else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
+                }
+            }
+            for b in bagKeys.indices {
+                CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
+                table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
+            }
         }
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
         table.report = footer.report
         table.report.rowsKept = rows
         return table
+    }
+
+    /// Calls `body(field, key, weight)` for every value of shared record `entry` (fields index
+    /// `footer.shared.fields`).
+    func forEachSharedValue(_ entry: Int, _ body: (Int, Int64, Float) -> Void) throws {
+        guard let shared = footer.shared, entry < shared.entries else {
+            throw DataError(file: path, "a row points to shared record \(entry), which the cache does not have: the cache is damaged")
+        }
+        try data.withUnsafeBytes { raw in
+            let base = shared.offset
+            let offsets = base + shared.offsetsAt
+            let start = Int(raw.loadUnaligned(fromByteOffset: offsets + 8 * entry, as: Int64.self))
+            let end = Int(raw.loadUnaligned(fromByteOffset: offsets + 8 * entry + 8, as: Int64.self))
+            guard start >= 0, start + 8 <= end, end <= shared.offsetsAt else { throw DataError(file: path, "shared record \(entry) is damaged") }
+            let n = Int(raw.loadUnaligned(fromByteOffset: base + start, as: Int64.self))
+            func pad8(_ x: Int) -> Int { (x + 7) / 8 * 8 }
+            let fieldsAt = base + start + 8, keysAt = fieldsAt + pad8(4 * n), weightsAt = keysAt + 8 * n
+            guard n >= 0, start + 8 + pad8(4 * n) + 8 * n + pad8(4 * n) == end else { throw DataError(file: path, "shared record \(entry) is damaged") }
+            for i in 0..<n {
+                let f = Int(raw.loadUnaligned(fromByteOffset: fieldsAt + 4 * i, as: Int32.self))
+                guard f >= 0 && f < shared.fields.count else { continue }
+                body(f, raw.loadUnaligned(fromByteOffset: keysAt + 8 * i, as: Int64.self),
+                     raw.loadUnaligned(fromByteOffset: weightsAt + 4 * i, as: Float.self))
+            }
+        }
     }
 
     /// Hands row group `g`'s mapped pages back to the kernel (a stream that has read the group
@@ -175,7 +308,7 @@ public final class ColumnarCache {
         let info = footer.groups[g]
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (info.offset + page - 1) / page * page
-        let end = (info.offset + Self.groupBytes(rows: info.rows, footer: footer)) / page * page
+        let end = (info.offset + groupBytes(g)) / page * page
         guard end > start else { return }
         data.withUnsafeBytes { raw in
             _ = madvise(UnsafeMutableRawPointer(mutating: raw.baseAddress! + start), end - start, MADV_DONTNEED)
@@ -194,6 +327,7 @@ public final class ColumnarCache {
             out.conversion += part.conversion
             out.days += part.days
             out.sourceRows += part.sourceRows
+            for b in 0..<out.bags.count { out.bags[b].append(part.bags[b]) }
             out.rowCount += part.rowCount
         }
         out.report.rowsKept = out.rowCount
@@ -210,92 +344,75 @@ public final class ColumnarCache {
         public var megabytesPerSecond: Double
         public var peakRSSMegabytes: Double
         public var report: ReadReport
+        /// Shared records written (raw Ali-CCP: common-feature lines kept).
+        public var sharedRecords: Int? = nil
 
         enum CodingKeys: String, CodingKey {
             case rows, groups, seconds, report
+            case sharedRecords = "shared_records"
             case sourceBytes = "source_bytes", cacheBytes = "cache_bytes"
             case megabytesPerSecond = "source_mb_per_second", peakRSSMegabytes = "peak_rss_mb"
         }
     }
 
-    /// Converts a CSV/TSV into a cache in one streaming pass (column roles inferred from the first
-    /// `sampleRows` rows unless the options fix them), in row groups of `groupRows`.
+    /// Converts a CSV/TSV (or a PaddleRec Ali-CCP file) into a cache in one streaming pass (column
+    /// roles inferred from the first `sampleRows` rows unless the options fix them), in row groups
+    /// of `groupRows`. Multi-valued columns make a version 2 cache; otherwise version 1, as before.
     public static func prepare(source: String, options: ReadOptions, to out: String, groupRows: Int = 1 << 16,
                                sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
         guard groupRows >= 1 else { throw FunnelError("row groups need at least one row") }
         let start = Date()
-        let csv = try CSVFile(path: source, delimiter: options.delimiter)
-        let layout = try TableReader.inferLayout(csv, options: options, sampleRows: sampleRows)
-        let hasLabels = csv.header.contains(layout.clickColumn) && csv.header.contains(layout.conversionColumn)
-        let url = URL(fileURLWithPath: out)
-        let tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
-        guard options.multiValued.isEmpty, !PaddleRecLayout.matches(source) else {
-            throw FunnelError("multi-valued columns are not stored in caches yet; train on the CSV/TSV itself")
-        }
-        try OutputPath.checkFile(out, force: force)
-        unlink(tmp)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
-        var closed = false
-        defer { if !closed { close(fd); unlink(tmp) } }
-        var written = 0
-        func write(_ bytes: UnsafeRawBufferPointer) throws {
-            var off = 0
-            while off < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
-                if n < 0 { if errno == EINTR { continue }; throw FunnelError("\(out): write failed: \(String(cString: strerror(errno)))") }
-                off += n
-            }
-            written += bytes.count
-        }
-        try magic.withUnsafeBytes { try write($0) }
-        var groups: [Group] = []
-        var buffer: [UInt8] = []
-        var tokens: [Int64: String] = [:]
         // Every row is kept; each reading command applies its own --inconsistent policy.
         var readOptions = options
         readOptions.inconsistent = .keep
-        let report = try TableReader.readChunks(csv, layout: layout, options: readOptions, requireLabels: false,
-                                                chunkRows: groupRows, releasePages: true) { chunk in
-            buffer.removeAll(keepingCapacity: true)
-            func append<T>(_ values: [T]) { values.withUnsafeBytes { buffer.append(contentsOf: $0) } }
-            for k in 0..<layout.categorical.count { append(chunk.keys[k]) }
-            for k in 0..<layout.dense.count { append(chunk.dense[k]) }
-            if hasLabels { append(chunk.click.map { UInt8($0) }); append(chunk.conversion.map { UInt8($0) }) }
-            if options.dayColumn != nil { append(chunk.days.map { Int32(truncatingIfNeeded: $0) }) }
-            append(chunk.sourceRows)
-            while buffer.count % 8 != 0 { buffer.append(0) }
-            let sum = buffer.withUnsafeBytes { Checksum.fnv64Hex(words: $0) }
-            groups.append(Group(offset: written, rows: chunk.rowCount, checksum: sum))
-            try buffer.withUnsafeBytes { try write($0) }
+        let layout: TableLayout, hasLabels: Bool, sourceBytes: Int
+        let stream: (_ sink: (RawTable) throws -> Void) throws -> ReadReport
+        if PaddleRecLayout.matches(source) {
+            var inferred = try PaddleRecLayout.inferLayout(source)
+            inferred.maxValues = inferred.multiValued.isEmpty ? nil : options.maxValues
+            (layout, hasLabels, sourceBytes) = (inferred, true, InputFile.size(source))
+            stream = { sink in
+                let table = try PaddleRecLayout.read(source, layout: inferred, options: readOptions, requireLabels: true)
+                for lower in stride(from: 0, to: table.rowCount, by: groupRows) {
+                    var keep = [Bool](repeating: false, count: table.rowCount)
+                    for r in lower..<min(lower + groupRows, table.rowCount) { keep[r] = true }
+                    try sink(table.rows(where: keep))
+                }
+                return table.report
+            }
+        } else {
+            let csv = try CSVFile(path: source, delimiter: options.delimiter)
+            let inferred = try TableReader.inferLayout(csv, options: options, sampleRows: sampleRows)
+            (layout, hasLabels, sourceBytes) = (inferred, csv.header.contains(inferred.clickColumn) && csv.header.contains(inferred.conversionColumn),
+                                                csv.byteCount)
+            stream = { sink in
+                try TableReader.readChunks(csv, layout: inferred, options: readOptions, requireLabels: false,
+                                           chunkRows: groupRows, releasePages: true, sink: sink)
+            }
+        }
+        let version = layout.multiValued.isEmpty ? 1 : 2
+        let writer = try CacheWriter(out: out, version: version, force: force)
+        var footer = Footer(version: version, layout: layout, hasLabels: hasLabels, dayColumn: options.dayColumn, rows: 0, groups: [],
+                            report: ReadReport(file: source), textTokens: [:], source: source, sourceBytes: sourceBytes)
+        var tokens: [Int64: String] = [:]
+        let report = try stream { chunk in
+            footer.groups.append(try writer.appendGroup(chunk, footer: footer, sharedIndex: nil))
             tokens = chunk.textTokens
         }
-        let footer = Footer(version: currentVersion, layout: layout, hasLabels: hasLabels, dayColumn: options.dayColumn,
-                            rows: groups.reduce(0) { $0 + $1.rows }, groups: groups, report: report,
-                            textTokens: Dictionary(uniqueKeysWithValues: tokens.map { (String($0.key), $0.value) }),
-                            source: source, sourceBytes: csv.byteCount)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let footerBytes = try enc.encode(footer)
-        let footerOffset = written
-        try footerBytes.withUnsafeBytes { try write($0) }
-        var trailer = [UInt64(footerOffset), UInt64(footerBytes.count), Checksum.fnv64Words(footerBytes)].map(\.littleEndian)
-        try trailer.withUnsafeMutableBytes { try write(UnsafeRawBufferPointer($0)) }
-        try trailerMagic.withUnsafeBytes { try write($0) }
-        guard fsync(fd) == 0 else { throw FunnelError("\(out): fsync failed: \(String(cString: strerror(errno)))") }
-        close(fd)
-        closed = true
-        guard rename(tmp, out) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(tmp)
-            throw FunnelError("\(out): cannot rename into place: \(why)")
-        }
-        let dfd = open(url.deletingLastPathComponent().path, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        footer.rows = footer.groups.reduce(0) { $0 + $1.rows }
+        footer.report = report
+        footer.textTokens = Dictionary(uniqueKeysWithValues: tokens.map { (String($0.key), $0.value) })
+        try writer.finish(footer: footer)
+        return PrepareSummary(start: start, footer: footer, cacheBytes: writer.written)
+    }
+}
+
+extension ColumnarCache.PrepareSummary {
+    init(start: Date, footer: ColumnarCache.Footer, cacheBytes: Int) {
         let seconds = Date().timeIntervalSince(start)
-        return PrepareSummary(rows: footer.rows, groups: groups.count, sourceBytes: csv.byteCount, cacheBytes: written,
-                              seconds: seconds, megabytesPerSecond: Double(csv.byteCount) / 1e6 / max(seconds, 1e-9),
-                              peakRSSMegabytes: ResourceUsage.peakRSSMegabytes, report: report)
+        self.init(rows: footer.rows, groups: footer.groups.count, sourceBytes: footer.sourceBytes, cacheBytes: cacheBytes,
+                  seconds: seconds, megabytesPerSecond: Double(footer.sourceBytes) / 1e6 / max(seconds, 1e-9),
+                  peakRSSMegabytes: ResourceUsage.peakRSSMegabytes, report: footer.report)
     }
 }
 

@@ -34,6 +34,12 @@ public enum InputFile {
         return data
     }
 
+    /// The size in bytes of a regular file (0 when it cannot be stat'ed).
+    public static func size(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
     /// Manifests and configs: far below this; a larger one is not ours.
     public static var manifestLimit: Int { Int(min(Double(2 << 30), Double(ProcessInfo.processInfo.physicalMemory) / 4)) }
 }

@@ -30,10 +30,12 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// (vocabularies, network, validation rows) plus Adam's two moments per parameter, then
     /// every buffered row's ids, dense values and labels, counted twice (the buffer being filled
     /// and the chunk being trained). At least 10,000 rows, else the budget is refused.
-    public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int) throws -> Int {
+    public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
+                                  bagValuesPerRow: Double = 0) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64
-        let perRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24)) / 1_048_576
+        // Multi-valued columns add their mean values per row (id and weight each).
+        let perRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))) / 1_048_576
         let rows = Int((budget - fixed) / perRow)
         guard rows >= 10_000 else {
             throw FunnelError(String(format: "a memory budget of %.0f MiB is too small: the model, its optimizer state and the "
@@ -46,24 +48,29 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
     public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int) throws
-        -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport)
+        -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int)
     {
+        var maxBagValues = 0, bagValues = 0
         try options.hashBuckets.check(cache.layout, file: cache.path)
-        var acc = FeatureSchema.Accumulator(layout: cache.layout)
+        var layout = cache.layout
+        layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
+        var acc = FeatureSchema.Accumulator(layout: layout)
         var report = cache.footer.report
         report.inconsistentDropped = 0
         report.inconsistentKept = 0
         for g in 0..<cache.footer.groups.count {
-            let part = try options.inconsistent.apply(to: cache.group(g, layout: cache.layout, requireLabels: true, dayColumn: options.dayColumn))
+            let part = try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn))
             report.inconsistentDropped += part.report.inconsistentDropped
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
+            maxBagValues = max(maxBagValues, part.maxBagValues)
+            bagValues += part.bags.reduce(0) { $0 + $1.keys.count }
             cache.release(group: g)
         }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        return (acc.schema(minCount: minCount, hashing: options.hashBuckets), acc.rows, acc.clicks, acc.conversions, report)
+        return (acc.schema(minCount: minCount, hashing: options.hashBuckets), acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
     }
 
     public var fields: Int { schema.fields.count }
@@ -83,32 +90,24 @@ public final class StreamingCacheChunks: TrainingChunks {
         var order = (0..<Int32(cache.footer.groups.count)).map { $0 }
         var rng = RandomSource(seed: seed, stream: 30_000 + UInt64(stage) * 1_000 + UInt64(epoch))
         rng.shuffle(&order)
-        let f = fields, d = denseCount
-        var ids: [Int32] = [], dense: [Float] = [], click: [Float] = [], conversion: [Float] = [], source: [Int32] = []
-        func reserve() {
-            ids.reserveCapacity(bufferRows * f); dense.reserveCapacity(bufferRows * d)
-            click.reserveCapacity(bufferRows); conversion.reserveCapacity(bufferRows); source.reserveCapacity(bufferRows)
-        }
+        // Encoded groups are collected and joined once a buffer is full (bags, when the cache
+        // has multi-valued columns, travel with their rows).
+        var parts: [EncodedDataset] = [], buffered = 0
         func emit() throws {
-            guard !click.isEmpty else { return }
-            let chunk = EncodedDataset(rowCount: click.count, fields: f, denseCount: d, ids: ids, dense: dense,
-                                       click: click, conversion: conversion, sourceRows: source)
-            ids = []; dense = []; click = []; conversion = []; source = []
+            guard buffered > 0 else { return }
+            let chunk = parts.count == 1 ? parts[0] : EncodedDataset.concatenated(parts)
+            parts = []; buffered = 0
             try body(chunk)
-            reserve()
         }
-        reserve()
         for g in order {
             let raw = try options.inconsistent.apply(
                 to: cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn))
             cache.release(group: Int(g))
             let encoded = schema.encode(raw)
-            ids += encoded.ids
-            dense += encoded.dense
-            click += encoded.click!
-            conversion += encoded.conversion!
-            source += encoded.sourceRows
-            if click.count >= bufferRows { try emit() }
+            guard encoded.rowCount > 0 else { continue }
+            parts.append(encoded)
+            buffered += encoded.rowCount
+            if buffered >= bufferRows { try emit() }
         }
         try emit()
     }

@@ -87,7 +87,7 @@ public enum TrainingJob {
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers)
         let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
                                     denseCount: schema.dense.count, maxBatch: maxBatch, workers: request.threads,
-                                    bagFields: schema.layout.bagFields, maxBagValues: data.inMemory?.maxBagValues ?? 0)
+                                    bagFields: schema.layout.bagFields, maxBagValues: data.maxBagValues)
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {
@@ -141,6 +141,10 @@ struct TrainingData {
     var inMemory: EncodedDataset?
     /// The cache to stream under a memory budget.
     var cache: ColumnarCache?
+    /// The most multi-valued values a row has (sizes the sparse gradient buffers).
+    var maxBagValues = 0
+    /// Multi-valued values per row on average (sizes a streaming shuffle buffer).
+    var bagValuesPerRow = 0.0
 
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
@@ -149,7 +153,7 @@ struct TrainingData {
             let (schema, full, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
             let data = full.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
             return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
-                                conversions: data.conversionCount, inMemory: data, cache: nil)
+                                conversions: data.conversionCount, inMemory: data, cache: nil, maxBagValues: data.maxBagValues)
         }
         guard budget > 0, budget.isFinite else { throw FunnelError("the memory budget must be a positive number of MiB") }
         guard ColumnarCache.isCache(r.train) else {
@@ -160,7 +164,8 @@ struct TrainingData {
         let cache = try ColumnarCache(path: r.train)
         let fitted = try StreamingCacheChunks.fitSchema(cache, options: r.read, minCount: r.minCount)
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
-                            conversions: fitted.conversions, inMemory: nil, cache: cache)
+                            conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
+                            bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
@@ -168,7 +173,8 @@ struct TrainingData {
     func chunks(for network: FunnelNetwork, request: TrainingRequest) throws -> (TrainingChunks, bufferRows: Int?) {
         if let inMemory { return (InMemoryChunks(inMemory), nil) }
         let rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
-                                                       totalRows: self.rows)
+                                                       totalRows: self.rows,
+                                                       bagValuesPerRow: bagValuesPerRow)
         return (StreamingCacheChunks(cache: cache!, schema: schema, options: request.read, bufferRows: rows, rows: self.rows,
                                      clicks: clicks), rows)
     }
