@@ -27,11 +27,17 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--peers", default="sparse-adam,adam")
+    ap.add_argument("--raw-rows", type=int, default=500_000,
+                    help="impressions of the raw Ali-CCP scenario (pooled multi-valued fields vs PyTorch EmbeddingBag); 0 skips it")
+    ap.add_argument("--only-raw", action="store_true", help="run the raw Ali-CCP scenario only")
     a = ap.parse_args()
-    scales = [float(v) for v in str(a.vocab_scale).split(",") if v]
+    os.makedirs(a.out, exist_ok=True)
+    scales = [] if a.only_raw else [float(v) for v in str(a.vocab_scale).split(",") if v]
     everything = {}
     for scale in scales:
         everything[f"{scale:g}"] = scenario(a, scale)
+    if a.raw_rows > 0:
+        everything["raw-ali-ccp"] = raw_scenario(a)
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
         json.dump({"config": vars(a), "scenarios": everything}, fh, indent=1)
 
@@ -133,6 +139,66 @@ def scenario(a, scale):
     print(f"GEMM work: {fwd / 1e6:.3f} MFLOP/sample forward; funnel training {3 * fwd * f['train'] / 1e9:.0f} GFLOP/s, "
           f"predict {fwd * f['predict'] / 1e9:.0f} GFLOP/s (this CPU's FP32 peak at 2 cores ≈ 190 GFLOP/s)")
     return {"runs": results, "summary": summary, "parity": parity, "forward_flops_per_sample": fwd}
+
+
+def raw_scenario(a):
+    """Raw Ali-CCP (skeleton + common features, behaviour lists with weights): Funnel's pooled
+    ESMM on its prepared cache vs a PyTorch ESMM with nn.EmbeddingBag(mode="sum",
+    per_sample_weights) + SparseAdam on the same rows; and Funnel fed one value per field (each
+    list's last value, as processed copies keep it) to show what pooling gains."""
+    data = os.path.join(a.out, f"raw-{a.raw_rows}")
+    if not os.path.exists(os.path.join(data, "test_truth.csv")):
+        subprocess.run([a.funnel, "simulate", "--layout", "ali-ccp-raw", "--rows", str(a.raw_rows), "--seed", "7",
+                        "--out", data], check=True)
+    f = lambda name: os.path.join(data, name)
+    prep = {}
+    for part in ("train", "test"):
+        prep[part] = run_json([a.funnel, "prepare", "--layout", "ali-ccp", "--data", f(f"sample_skeleton_{part}.csv"),
+                               "--common", f(f"common_features_{part}.csv"), "--out", f(f"{part}.fcache"), "--force", "--json"])
+    keys = ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space"]
+    poolings = ["sum", "mean"]
+    results = {**{f"funnel-pooled-{p}": [] for p in poolings}, "funnel-last-value": [],
+               **{f"pytorch-embeddingbag-{p}": [] for p in poolings}}
+    for seed in range(1, a.runs + 1):
+        runs = [(f"funnel-pooled-{p}", f("train.fcache"), f("test.fcache"), ["--pooling", p]) for p in poolings]
+        for name, train, test, extra in runs + [("funnel-last-value", f("train_last_value.csv"), f("test_last_value.csv"), [])]:
+            model = os.path.join(a.out, f"raw-{name}-{seed}")
+            t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model,
+                          "--threads", str(a.threads), "--seed", str(seed), "--json"] + extra)
+            e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", f("test_truth.csv"),
+                          "--threads", str(a.threads), "--json"])
+            results[name].append({"train": t["train_samples_per_second"], "rss": t["peak_rss_mb"], **{k: e.get(k) for k in keys}})
+        for p in poolings:
+            r = run_json([sys.executable, os.path.join(HERE, "torch_esmm_bag.py"), "--train-skeleton", f("sample_skeleton_train.csv"),
+                          "--train-common", f("common_features_train.csv"), "--test-skeleton", f("sample_skeleton_test.csv"),
+                          "--test-common", f("common_features_test.csv"), "--truth", f("test_truth.csv"),
+                          "--threads", str(a.threads), "--seed", str(seed), "--pooling", p])
+            results[f"pytorch-embeddingbag-{p}"].append({"train": r["train_samples_per_second"], "rss": r["peak_rss_mb"],
+                                                         **{k: r.get(k) for k in keys}})
+            print(f"raw seed {seed} ({p}): funnel {results[f'funnel-pooled-{p}'][-1]['train']:.0f}, "
+                  f"pytorch {r['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
+    summary = {name: {k: mean([x[k] for x in rs]) for k in ["train", "rss"] + keys} for name, rs in results.items()}
+    p = prep["train"]
+    print(f"\nraw Ali-CCP ESMM, {a.raw_rows} simulated impressions ({p['shared_records']} common-feature lines in train), "
+          f"{a.threads} threads, mean of {a.runs} seeds")
+    print(f"prepare (train): {p['source_bytes'] / 1e6:.1f} MB in {p['seconds']:.1f} s = {p['source_mb_per_second']:.1f} MB/s, "
+          f"peak RSS {p['peak_rss_mb']:.0f} MB")
+    head = f"{'':24}{'train/s':>10}{'RSS MB':>8}" + "".join(f"{k.replace('auc_', 'AUC ').replace('_entire_space', '-ES'):>12}" for k in keys)
+    print(head)
+    print("-" * len(head))
+    for name, s in summary.items():
+        print(f"{name:24}{s['train']:>10.0f}{s['rss']:>8.0f}" + "".join(f"{s[k]:>12.4f}" if s[k] is not None else f"{'undefined':>12}" for k in keys))
+    lv = summary["funnel-last-value"]
+    for p in poolings:
+        fn, tn = f"funnel-pooled-{p}", f"pytorch-embeddingbag-{p}"
+        fp, tp = summary[fn], summary[tn]
+        print(f"\n{p} pooling: training ratio funnel / pytorch-embeddingbag: {fp['train'] / tp['train']:.2f}x")
+        print("  AUC gaps funnel - pytorch: " + ", ".join(
+            f"{k} {fp[k] - tp[k]:+.4f} ± {1.96 * gap_se(results[fn], results[tn], k):.4f}"
+            for k in keys if fp[k] is not None and tp[k] is not None))
+        print("  AUC gains of pooling (funnel pooled - funnel last value): " + ", ".join(
+            f"{k} {fp[k] - lv[k]:+.4f}" for k in keys if fp[k] is not None and lv[k] is not None))
+    return {"runs": results, "summary": summary, "prepare": prep}
 
 
 if __name__ == "__main__":

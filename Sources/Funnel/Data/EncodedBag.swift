@@ -19,7 +19,12 @@ public struct EncodedBag: Sendable, Equatable {
     /// The bag of the given rows, in order.
     func subset(_ rows: [Int32]) -> EncodedBag {
         var offsets: [Int32] = [0], ids: [Int32] = [], weights: [Float] = []
+        // Exact capacities: arrays grown by doubling would hold up to twice the values, which a
+        // streaming shuffle buffer sized by --memory-budget cannot afford.
+        let total = rows.reduce(0) { $0 + Int(self.offsets[Int($1) + 1] - self.offsets[Int($1)]) }
         offsets.reserveCapacity(rows.count + 1)
+        ids.reserveCapacity(total)
+        weights.reserveCapacity(total)
         for r in rows {
             let range = Int(self.offsets[Int(r)])..<Int(self.offsets[Int(r) + 1])
             ids.append(contentsOf: self.ids[range])
@@ -32,6 +37,10 @@ public struct EncodedBag: Sendable, Equatable {
     /// Several datasets' bags of one field, one after another.
     static func concatenated(_ parts: [EncodedBag]) -> EncodedBag {
         var offsets: [Int32] = [0], ids: [Int32] = [], weights: [Float] = []
+        let total = parts.reduce(0) { $0 + $1.ids.count }
+        offsets.reserveCapacity(parts.reduce(1) { $0 + $1.offsets.count - 1 })
+        ids.reserveCapacity(total)
+        weights.reserveCapacity(total)
         for p in parts {
             let base = Int32(ids.count)
             offsets.append(contentsOf: p.offsets.dropFirst().map { $0 + base })

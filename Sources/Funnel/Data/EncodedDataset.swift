@@ -35,11 +35,18 @@ public final class EncodedDataset {
     public static func concatenated(_ parts: [EncodedDataset]) -> EncodedDataset {
         let first = parts[0]
         let labels = parts.allSatisfy(\.hasLabels), weighted = parts.contains { $0.weights != nil }
+        // Exact capacities (no doubling slack): a streamed shuffle buffer is joined here.
+        func joined<T>(_ arrays: [[T]]) -> [T] {
+            var out: [T] = []
+            out.reserveCapacity(arrays.reduce(0) { $0 + $1.count })
+            for a in arrays { out.append(contentsOf: a) }
+            return out
+        }
         return EncodedDataset(rowCount: parts.reduce(0) { $0 + $1.rowCount }, fields: first.fields, denseCount: first.denseCount,
-                              ids: parts.flatMap(\.ids), dense: parts.flatMap(\.dense),
-                              click: labels ? parts.flatMap { $0.click! } : nil, conversion: labels ? parts.flatMap { $0.conversion! } : nil,
-                              sourceRows: parts.flatMap(\.sourceRows),
-                              weights: weighted ? parts.flatMap { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) } : nil,
+                              ids: joined(parts.map(\.ids)), dense: joined(parts.map(\.dense)),
+                              click: labels ? joined(parts.map { $0.click! }) : nil, conversion: labels ? joined(parts.map { $0.conversion! }) : nil,
+                              sourceRows: joined(parts.map(\.sourceRows)),
+                              weights: weighted ? joined(parts.map { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) }) : nil,
                               bags: first.bags.indices.map { b in EncodedBag.concatenated(parts.map { $0.bags[b] }) })
     }
 

@@ -124,7 +124,8 @@ public final class ColumnarCache {
             bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         }
         let footerOffset = Int(clamping: u64(n - 32)), footerLength = Int(clamping: u64(n - 24)), footerSum = u64(n - 16)
-        guard footerOffset >= 8, footerLength > 0, footerOffset <= n, footerOffset + footerLength == n - 32 else {
+        // Compared without adding the two (both come from the file and may be near Int.max).
+        guard footerOffset >= 8, footerLength > 0, footerOffset <= n - 32, footerLength == n - 32 - footerOffset else {
             throw DataError(file: path, "cache trailer is damaged")
         }
         let footerBytes = bytes.subdata(in: footerOffset..<(footerOffset + footerLength))
@@ -136,8 +137,11 @@ public final class ColumnarCache {
         guard f.version == Int(bytes[7]) else { throw DataError(file: path, "cache footer and magic disagree on the format version") }
         var expected = 8
         if let shared = f.shared {
-            guard f.version >= 2, shared.offset == 8, shared.bytes >= 8 * (shared.entries + 1), shared.entries >= 0,
-                  shared.offsetsAt == shared.bytes - 8 * (shared.entries + 1), shared.offset + shared.bytes <= footerOffset else {
+            // Every count is bounded by the file's size before any arithmetic (a forged footer
+            // with a matching checksum must not overflow).
+            guard f.version >= 2, shared.offset == 8, shared.entries >= 0, shared.entries < n / 8, shared.bytes >= 0,
+                  shared.bytes <= footerOffset - 8, shared.bytes >= 8 * (shared.entries + 1),
+                  shared.offsetsAt == shared.bytes - 8 * (shared.entries + 1) else {
                 throw DataError(file: path, "cache shared section is inconsistent")
             }
             let sum = bytes.withUnsafeBytes { Checksum.fnv64Hex(words: UnsafeRawBufferPointer(rebasing: $0[shared.offset..<(shared.offset + shared.bytes)])) }
@@ -148,11 +152,12 @@ public final class ColumnarCache {
         }
         for g in f.groups {
             let values = g.values ?? []
-            guard g.offset == expected, g.rows > 0, values.count == (f.version >= 2 ? f.layout.multiValued.count : 0),
-                  values.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else {
+            guard g.offset == expected, g.rows > 0, g.rows <= n, values.count == (f.version >= 2 ? f.layout.multiValued.count : 0),
+                  values.allSatisfy({ $0 >= 0 && $0 <= min(n, Int(Int32.max)) }), f.layout.categorical.count + f.layout.dense.count < n else {
                 throw DataError(file: path, "cache row groups are inconsistent")
             }
             expected += Self.groupBytes(rows: g.rows, values: values, footer: f)
+            guard expected <= footerOffset else { throw DataError(file: path, "cache row groups do not add up to the file") }
         }
         guard expected == footerOffset, f.groups.reduce(0, { $0 + $1.rows }) == f.rows else {
             throw DataError(file: path, "cache row groups do not add up to the file")

@@ -29,14 +29,20 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// Rows of a shuffle buffer that keeps peak RSS under `budgetMiB`: what is resident now
     /// (vocabularies, network, validation rows) plus Adam's two moments per parameter, then
     /// every buffered row's ids, dense values and labels, counted twice (the buffer being filled
-    /// and the chunk being trained). At least 10,000 rows, else the budget is refused.
+    /// and the chunk being trained). Multi-valued columns add their values per row (id and
+    /// weight) the same twice, plus one row group being decoded (`groupRows` rows of raw keys,
+    /// weights and their encoding, with growth slack: 32 bytes a value); a buffer fills by whole
+    /// groups, so it may hold one group more than the rows returned. At least 10,000 rows, else
+    /// the budget is refused.
     public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
-                                  bagValuesPerRow: Double = 0) throws -> Int {
+                                  bagValuesPerRow: Double = 0, groupRows: Int = 0) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
-        let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64
+        let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
+        let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
         // Multi-valued columns add their mean values per row (id and weight each).
         let perRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))) / 1_048_576
-        let rows = Int((budget - fixed) / perRow)
+        // A buffer is emitted once it holds `rows` rows, after a whole group: up to one group more.
+        let rows = Int((budget - fixed) / perRow) - groupRows
         guard rows >= 10_000 else {
             throw FunnelError(String(format: "a memory budget of %.0f MiB is too small: the model, its optimizer state and the "
                                      + "vocabularies need about %.0f MiB, and a useful shuffle buffer (10,000 rows) %.0f more",

@@ -174,7 +174,8 @@ struct TrainingData {
         if let inMemory { return (InMemoryChunks(inMemory), nil) }
         let rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
                                                        totalRows: self.rows,
-                                                       bagValuesPerRow: bagValuesPerRow)
+                                                       bagValuesPerRow: bagValuesPerRow,
+                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0)
         return (StreamingCacheChunks(cache: cache!, schema: schema, options: request.read, bufferRows: rows, rows: self.rows,
                                      clicks: clicks), rows)
     }

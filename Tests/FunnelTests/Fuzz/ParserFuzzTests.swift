@@ -58,6 +58,45 @@ final class ParserFuzzTests: XCTestCase {
         XCTAssertGreaterThan(n, 10)
     }
 
+    /// Raw Ali-CCP: a mutated skeleton or common-features file is prepared (or refused) and the
+    /// cache it leaves reads back; a mutated version 2 cache (shared records, bags) is refused cleanly.
+    func testRawAliCCPReaderAndVersion2Cache() throws {
+        var config = SimulatorConfig()
+        config.rows = 200
+        config.vocabScale = 0.01
+        _ = try AliCCPRawSimulator(config: config).write(to: dir + "/sim")
+        func head(_ name: String, _ lines: Int) throws -> [UInt8] {
+            let text = try String(contentsOfFile: dir + "/sim/" + name, encoding: .utf8)
+            return Array(text.split(separator: "\n", omittingEmptySubsequences: false).prefix(lines).joined(separator: "\n").utf8)
+        }
+        let skeleton = try head("sample_skeleton_train.csv", 30), common = try head("common_features_train.csv", 4)
+        let (s, c, out) = (dir + "/s.csv", dir + "/c.csv", dir + "/raw.fcache")
+        FileManager.default.createFile(atPath: s, contents: Data(skeleton))
+        FileManager.default.createFile(atPath: c, contents: Data(common))
+        var options = ReadOptions()
+        options.skipBadRows = true
+        _ = try AliCCPRaw.prepare(skeleton: s, common: c, options: options, to: out, groupRows: 7)
+        let cacheBytes = [UInt8](FileManager.default.contents(atPath: out)!)
+        var m = Mutator(stream: 9)
+        let n = Mutator.run(stream: 8, corpus: [skeleton, common, cacheBytes]) { input, i in
+            let which = m.below(3)
+            FileManager.default.createFile(atPath: s, contents: Data(which == 0 ? input : skeleton))
+            FileManager.default.createFile(atPath: c, contents: Data(which == 1 ? input : common))
+            FileManager.default.createFile(atPath: dir + "/fuzz.fcache", contents: Data(which == 2 ? input : cacheBytes))
+            expectCleanFailure("raw Ali-CCP", seed: i) {
+                var o = ReadOptions()
+                o.skipBadRows = i % 2 == 0
+                _ = try AliCCPRaw.prepare(skeleton: s, common: c, options: o, to: out, groupRows: 7)
+                _ = try TableSource.readTraining(out, options: ReadOptions())
+            }
+            expectCleanFailure("version 2 cache", seed: i) {
+                let cache = try ColumnarCache(path: dir + "/fuzz.fcache")
+                _ = try cache.table(layout: cache.layout, requireLabels: false, dayColumn: nil)
+            }
+        }
+        XCTAssertGreaterThan(n, 10)
+    }
+
     func testModelDirectoryLoader() throws {
         let table = try DatasetLoader.loadForTraining(Fixtures.path("ali-ccp-aitm/train.csv"), options: ReadOptions(), minCount: 1)
         var c = ModelConfig(kind: .esmm)
@@ -99,5 +138,11 @@ final class ParserFuzzTests: XCTestCase {
         withUnsafeBytes(of: &n) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: Array(header.utf8) + [0, 0, 0, 0])
         XCTAssertThrowsError(try SafeTensors.decode(bytes, path: "x")) { XCTAssertTrue("\($0)".contains("does not fit"), "\($0)") }
+        // A cache trailer with a plausible footer offset and a footer length near Int.max (their sum trapped).
+        var cache = Array("FUNNELC".utf8) + [2] + [UInt8](repeating: 0, count: 16)
+        cache += [8, 0, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8) + [UInt8](repeating: 0, count: 8) + Array("FUNNELCE".utf8)
+        let path = dir + "/trailer.fcache"
+        FileManager.default.createFile(atPath: path, contents: Data(cache))
+        XCTAssertThrowsError(try ColumnarCache(path: path)) { XCTAssertTrue("\($0)".contains("trailer is damaged"), "\($0)") }
     }
 }
