@@ -23,9 +23,18 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Open MPI through pkg-config (`make deps` installs libopenmpi-dev), and a small C shim
+        // over what data-parallel training calls (MPI_COMM_WORLD and the datatypes are macros).
+        .systemLibrary(
+            name: "CMPISystem",
+            path: "Sources/CMPISystem",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(name: "CMPI", dependencies: ["CMPISystem"]),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CMPI", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // The HTTP prediction service, beside the engine: it only reads model directories.

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Funnel's build and tests need, only when missing (Debian/Ubuntu):
 #   libopenblas-dev + pkg-config  (linked by the COpenBLAS system-library target)
+#   libopenmpi-dev + openmpi-bin  (the CMPI shim target; mpirun for data-parallel training and its tests)
 #   python3 safetensors + numpy   (a test proves weights.safetensors opens in Python)
 #   python3 lightgbm==4.7.0       (lib_lightgbm.so for `funnel gbdt`, and the parity test)
 set -euo pipefail
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -24,6 +24,19 @@ func guarded(_ body: () throws -> Void) throws {
     }
 }
 
+/// `guarded` for a command that may run as one rank of an MPI job: a rank that fails prints its
+/// rank and the cause, then ends the whole job (MPI_Abort), so no other rank waits forever in
+/// a collective; mpirun exits non-zero.
+func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
+    guard let comm, comm.size > 1 else { return try guarded(body) }
+    do {
+        try body()
+    } catch {
+        Terminal.error("rank \(comm.rank) of \(comm.size): \(error)")
+        comm.abort(code: 1)
+    }
+}
+
 /// `--threads`, defaulting to every core (checked in `validate()` by `validateThreads`).
 func resolveThreads(_ requested: Int?) throws -> Int {
     let n = requested ?? ProcessInfo.processInfo.activeProcessorCount

@@ -26,6 +26,8 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
+    @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank computes its share of every global batch; rank 0 writes the model.")
+    var distributed = false
 
     func validate() throws {
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
@@ -42,8 +44,22 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        try guarded {
+        let comm: Communicator?
+        do { comm = try Communicator.start(explicit: distributed) } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        try guarded(on: comm) {
+            try trainHere(comm, quiet: !(comm?.isRoot ?? true))
+        }
+        comm?.finalize()
+    }
+
+    /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
+    private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
+        do {
             var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
+            request.communicator = comm
             request.valid = valid
             request.minCount = minCount
             request.threads = try resolveThreads(threads)
@@ -56,7 +72,7 @@ struct Train: ParsableCommand {
             request.evalEverySteps = evalEvery
             let kind = model.rawValue, json = self.json, monitor = self.monitor
             let outcome = try TrainingJob.run(request) { event in
-                guard !json else { return }
+                guard !json && !quiet else { return }
                 switch event {
                 case .note(let n): Terminal.note(n)
                 case .progress(let p):
@@ -71,18 +87,25 @@ struct Train: ParsableCommand {
                 }
             }
             let summary = outcome.summary
+            if quiet { return }
             if json {
                 Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
                                                valid: outcome.best?.metrics ?? outcome.validation.last,
                                                memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
-                                               best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly))
+                                               best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
+                                               distributed: outcome.communication))
             } else {
                 if let b = outcome.best {
                     print("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
                           + (outcome.stoppedEarly ? " (stopped early)" : ""))
                 }
+                let ranks = outcome.communication.map { " × \($0.ranks) ranks" } ?? ""
                 print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
-                      + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)); saved to \(out)")
+                      + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)\(ranks)); saved to \(out)")
+                if let c = outcome.communication {
+                    print(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
+                                 c.denseBytesPerStep / 1e3, c.sparseBytesPerStep / 1e3, c.seconds))
+                }
                 if let budget = memoryBudget {
                     let peak = ResourceUsage.peakRSSMegabytes
                     print(String(format: "peak RSS %.0f MiB (budget %.0f MiB)%@", peak, budget, peak > budget ? " — over budget" : ""))
@@ -103,9 +126,10 @@ struct TrainOutput: Encodable {
     var columns: TableLayout? = nil
     var best: Checkpoint? = nil
     var stoppedEarly: Bool? = nil
+    var distributed: CommunicationStats? = nil
 
     enum CodingKeys: String, CodingKey {
-        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best
+        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed
         case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
         case trainSamplesPerSecond = "train_samples_per_second"
@@ -124,6 +148,7 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(columns, forKey: .columns)
         try c.encodeIfPresent(best, forKey: .best)
         try c.encodeIfPresent(stoppedEarly, forKey: .stoppedEarly)
+        try c.encodeIfPresent(distributed, forKey: .distributed)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

@@ -25,9 +25,9 @@ enum CLI {
 
     /// Runs `funnel ARGS` to completion (stdin closed) and returns its exit status and output.
     @discardableResult
-    static func run(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    static func run(_ args: [String], executable: URL? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Result {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["COLUMNS"] = "200"
@@ -70,6 +70,15 @@ enum CLI {
         if let status { XCTAssertEqual(r.status, status, r.stderr, file: file, line: line) }
         XCTAssertTrue(r.stderr.contains(expected), "expected '\(expected)' in:\n\(r.stderr)", file: file, line: line)
         XCTAssertEqual(r.stdout, "", "errors go to stderr", file: file, line: line)
+    }
+
+    /// `mpirun` with the flags CI needs (root, more ranks than cores), running `ranks` copies
+    /// of `funnel ARGS`; `extra` appends further MPMD programs (`: -np 1 PROGRAM …`).
+    static func mpirun(ranks: Int, _ args: [String], extra: [String] = []) throws -> Result {
+        let launcher = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let launcher else { throw XCTSkip("mpirun is not installed (make deps installs openmpi-bin)") }
+        return try run(["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(ranks)", binary.path] + args + extra,
+                       executable: URL(fileURLWithPath: launcher))
     }
 
     static func json(_ text: String) -> [String: Any] {

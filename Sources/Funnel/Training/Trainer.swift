@@ -20,10 +20,14 @@ public struct TrainingProgress: Sendable {
 /// apply Adam. Deterministic for a fixed seed and thread count.
 public final class Trainer {
     public let config: ModelConfig
+    /// A data-parallel job's ranks: each computes its share of every global batch, the
+    /// gradients are summed across ranks, every rank applies the same update. Nil: one process.
+    public var communicator: Communicator?
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
-    public init(config: ModelConfig) {
+    public init(config: ModelConfig, communicator: Communicator? = nil) {
         self.config = config
+        self.communicator = communicator
     }
 
     public struct Result: Sendable {
@@ -58,7 +62,8 @@ public final class Trainer {
     ) throws -> Result {
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
-        let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages)
+        let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages,
+                              exchange: communicator.flatMap { $0.size > 1 ? GradientExchange(communicator: $0) : nil })
         let stages = network.architecture.stages
         var stopped = false
         for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {

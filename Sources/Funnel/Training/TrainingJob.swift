@@ -22,6 +22,10 @@ public struct TrainingRequest: Sendable {
     public var monitor = MetricKey.loglossCTCVR
     /// Checkpoint every this many optimizer steps of the last stage (nil: after every epoch).
     public var evalEverySteps: Int?
+    /// The ranks of a data-parallel job (`mpirun -np N funnel train`): every rank reads the
+    /// data, fits the same schema and builds the same network; each computes its share of every
+    /// global batch; rank 0 alone writes the model directory. Nil: one process.
+    public var communicator: Communicator?
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -52,6 +56,8 @@ public struct TrainingOutcome: Sendable {
     public var bufferRows: Int?
     /// The column roles the model was trained with (inferred or as declared).
     public var layout: TableLayout
+    /// A data-parallel run's communication (this rank's).
+    public var communication: CommunicationStats? = nil
 }
 
 /// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
@@ -106,8 +112,16 @@ public enum TrainingJob {
                 }
             }
         }
-        let result = try Trainer(config: config).train(network, chunks: source, progress: { events(.progress($0)) },
-                                                       checkpoints: checkpoints)
+        if let comm = request.communicator {
+            // Ranks that would train different models are refused before the first step.
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            try comm.checkSame(Array(try enc.encode(config)) + Array(try enc.encode(schema)), what: "model configuration and schema")
+            try comm.checkSame(Array("\(data.rows) \(data.clicks) \(data.conversions) \(network.parameters.map(\.count))".utf8), what: "training rows and network shape")
+        }
+        let result = try Trainer(config: config, communicator: request.communicator)
+            .train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
+        let communication = request.communicator?.stats
         if let watchError { throw watchError }
         let kept = watch.restoreBest(into: network)  // under early stopping: the best checkpoint's weights
         var summary = TrainingSummary(
@@ -115,9 +129,12 @@ public enum TrainingJob {
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
-        try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
+        if request.communicator?.isRoot ?? true {
+            try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
+        }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
-                               stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout)
+                               stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
+                               communication: communication)
     }
 
     /// The column roles in one line, so a user sees what type inference decided.

@@ -38,9 +38,13 @@ final class TrainingRun {
         return c.evaluate(epoch, stageStep)
     }
 
+    /// The cross-rank reduce of a data-parallel job (nil: one process).
+    let exchange: GradientExchange?
+
     init(config: ModelConfig, network: FunnelNetwork, source: TrainingChunks, progress: ((TrainingProgress) -> Void)?,
-         onlyStages: Set<Int>?) {
+         onlyStages: Set<Int>?, exchange: GradientExchange? = nil) {
         self.config = config
+        self.exchange = exchange
         self.network = network
         self.source = source
         self.progress = progress
@@ -106,7 +110,7 @@ final class TrainingRun {
         var offset = 0
         while offset < rows.count {
             let n = min(config.batchSize, rows.count - offset)
-            let l = step(rows, offset: offset, count: n, weights: rowWeights, of: data, objective: objective,
+            let l = try step(rows, offset: offset, count: n, weights: rowWeights, of: data, objective: objective,
                          optimizer: optimizer, parameters: parameters)
             guard l.isFinite else {
                 throw FunnelError("training diverged: loss is \(l) at stage '\(objective.rawValue)', epoch \(epoch), "
@@ -126,30 +130,45 @@ final class TrainingRun {
         }
     }
 
-    /// One step on `rows[offset..<offset+n]`: compute gradients (each worker a contiguous shard),
-    /// reduce (across threads here; across processes in a data-parallel run), apply. Returns the
-    /// batch's mean loss.
+    /// One step on `rows[offset..<offset+n]`: compute gradients (each worker a contiguous shard;
+    /// in a data-parallel job, each rank first takes its contiguous share of the batch), reduce
+    /// (across threads, then across ranks), apply. Returns the batch's mean loss.
     private func step(_ rows: [Int32], offset: Int, count n: Int, weights rowWeights: [Float]?, of data: EncodedDataset,
-                      objective: Objective, optimizer: AdamOptimizer, parameters: [Parameter]) -> Double {
-        let shard = (n + network.workers - 1) / network.workers
-        let active = (n + shard - 1) / shard
+                      objective: Objective, optimizer: AdamOptimizer, parameters: [Parameter]) throws -> Double {
+        var lo = offset, local = n
+        if let exchange {
+            let ranks = exchange.communicator.size, share = (n + ranks - 1) / ranks
+            lo = offset + min(n, exchange.communicator.rank * share)
+            local = min(offset + n, lo + share) - lo
+        }
+        let shard = max(1, (local + network.workers - 1) / network.workers)
+        let active = (local + shard - 1) / shard
         let network = self.network, batches = self.batches
         shardLoss.withUnsafeMutableBufferPointer { losses in
             let lossesOut = losses.baseAddress!
             rows.withUnsafeBufferPointer { b in
                 Parallel.forEach(active) { w in
-                    let lo = offset + w * shard, hi = min(offset + n, lo + shard)
+                    let from = lo + w * shard, to = min(lo + local, from + shard)
                     let batch = batches[w]
-                    batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[lo..<hi]), rowWeights: rowWeights)
+                    batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[from..<to]), rowWeights: rowWeights)
                     lossesOut[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
                 }
             }
         }
-        network.reduceGradients(for: objective, active: active)
+        var loss = shardLoss[0..<active].reduce(0, +)
+        if active > 0 {
+            network.reduceGradients(for: objective, active: active)
+        } else {
+            // This rank's share of a batch smaller than the job is empty: it adds nothing.
+            for p in parameters {
+                if p.isSparse { p.touchedRows = [] } else { p.grad.base.update(repeating: 0, count: p.count) }
+            }
+        }
+        if let exchange { try exchange.reduce(parameters, loss: &loss) }
         if let rates { optimizer.learningRate = Float(rates.rate(at: stageStep)) }
         optimizer.apply(parameters)
         stageStep += 1
-        return shardLoss[0..<active].reduce(0, +)
+        return loss
     }
 
     private func report(_ objective: Objective, _ s: Int, _ epoch: Int, rowsDone: Int, rowsInEpoch: Int, meanLoss: Double,

@@ -1,0 +1,29 @@
+#ifndef FUNNEL_CMPI_H
+#define FUNNEL_CMPI_H
+// The few MPI calls Funnel's data-parallel training uses, on MPI_COMM_WORLD, with plain C types
+// (MPI_COMM_WORLD, MPI_FLOAT and friends are macros Swift cannot import). Every function returns
+// MPI_SUCCESS (0) or an MPI error code; errors return rather than abort (MPI_ERRORS_RETURN), so
+// the caller can name the rank and the cause before ending the job.
+#include <stddef.h>
+#include <stdint.h>
+
+int funnel_mpi_init(void);
+int funnel_mpi_is_initialized(void);
+int funnel_mpi_finalize(void);
+int funnel_mpi_rank(void);
+int funnel_mpi_size(void);
+// In place: buffer[i] = Σ over ranks of buffer[i].
+int funnel_mpi_allreduce_sum_float(float *buffer, int64_t count);
+int funnel_mpi_allreduce_sum_double(double *buffer, int64_t count);
+int funnel_mpi_allreduce_max_int64(int64_t *buffer, int64_t count);
+int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count);
+// Every rank's `count` int64 values, rank after rank, into `out` (size × count).
+int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *out);
+// Variable-length byte blocks: `counts[r]` bytes from rank r, placed at `displacements[r]` of `out`.
+int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements);
+int funnel_mpi_bcast_bytes(void *buffer, int64_t count, int root);
+int funnel_mpi_barrier(void);
+void funnel_mpi_abort(int code);
+// The error text of an MPI error code.
+void funnel_mpi_error_string(int code, char *out, int capacity);
+#endif

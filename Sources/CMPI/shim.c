@@ -1,0 +1,88 @@
+#include "cmpi.h"
+#include <limits.h>
+#include <mpi.h>
+#include <string.h>
+
+int funnel_mpi_init(void) {
+    int provided = 0;
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) return rc;
+    return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+int funnel_mpi_is_initialized(void) {
+    int flag = 0;
+    MPI_Initialized(&flag);
+    return flag;
+}
+
+int funnel_mpi_finalize(void) { return MPI_Finalize(); }
+
+int funnel_mpi_rank(void) {
+    int r = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int funnel_mpi_size(void) {
+    int n = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+// MPI counts are int: larger buffers go in INT_MAX-element pieces.
+#define CHUNKED(TYPE, MPITYPE, OP)                                                                 \
+    for (int64_t done = 0; done < count;) {                                                         \
+        int n = count - done > INT_MAX ? INT_MAX : (int)(count - done);                            \
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer + done, n, MPITYPE, OP, MPI_COMM_WORLD);       \
+        if (rc != MPI_SUCCESS) return rc;                                                           \
+        done += n;                                                                                  \
+    }                                                                                               \
+    return MPI_SUCCESS;
+
+int funnel_mpi_allreduce_sum_float(float *buffer, int64_t count) { CHUNKED(float, MPI_FLOAT, MPI_SUM) }
+int funnel_mpi_allreduce_sum_double(double *buffer, int64_t count) { CHUNKED(double, MPI_DOUBLE, MPI_SUM) }
+int funnel_mpi_allreduce_max_int64(int64_t *buffer, int64_t count) { CHUNKED(int64_t, MPI_INT64_T, MPI_MAX) }
+int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count) { CHUNKED(int64_t, MPI_INT64_T, MPI_MIN) }
+
+int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *out) {
+    if (count > INT_MAX) return MPI_ERR_COUNT;
+    return MPI_Allgather(values, (int)count, MPI_INT64_T, out, (int)count, MPI_INT64_T, MPI_COMM_WORLD);
+}
+
+int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements) {
+    int size = funnel_mpi_size();
+    int c[size], d[size];
+    for (int r = 0; r < size; r++) {
+        if (counts[r] > INT_MAX || displacements[r] > INT_MAX) return MPI_ERR_COUNT;
+        c[r] = (int)counts[r];
+        d[r] = (int)displacements[r];
+    }
+    if (sendCount > INT_MAX) return MPI_ERR_COUNT;
+    return MPI_Allgatherv(send, (int)sendCount, MPI_BYTE, out, c, d, MPI_BYTE, MPI_COMM_WORLD);
+}
+
+int funnel_mpi_bcast_bytes(void *buffer, int64_t count, int root) {
+    char *p = buffer;
+    for (int64_t done = 0; done < count;) {
+        int n = count - done > INT_MAX ? INT_MAX : (int)(count - done);
+        int rc = MPI_Bcast(p + done, n, MPI_BYTE, root, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return rc;
+        done += n;
+    }
+    return MPI_SUCCESS;
+}
+
+int funnel_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+
+void funnel_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+void funnel_mpi_error_string(int code, char *out, int capacity) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) len = 0;
+    if (capacity <= 0) return;
+    int n = len < capacity - 1 ? len : capacity - 1;
+    memcpy(out, text, (size_t)n);
+    out[n] = 0;
+}

@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+
+/// `mpirun -np 2 funnel train` against one process: the same model up to summation order, rank
+/// 0 alone writing it; and the failures a job must survive cleanly.
+final class DistributedTests: XCTestCase {
+    static var dir = ""
+
+    override class func setUp() {
+        dir = CLI.temporaryDirectory("mpi")
+        let r = try! CLI.run(["simulate", "--rows", "12000", "--seed", "3", "--vocab-scale", "0.05", "--out", dir + "/data"])
+        precondition(r.status == 0, r.stderr)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Largest absolute difference between two models' weights (same tensor names and shapes).
+    private func maxWeightDifference(_ a: String, _ b: String) throws -> Float {
+        func tensors(_ dir: String) throws -> [String: [Float]] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/weights.safetensors"))
+            let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+            let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+            var out: [String: [Float]] = [:]
+            for (name, v) in header where name != "__metadata__" {
+                let offsets = ((v as! [String: Any])["data_offsets"] as! [Int])
+                let bytes = data.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
+                out[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            return out
+        }
+        let x = try tensors(a), y = try tensors(b)
+        XCTAssertEqual(Set(x.keys), Set(y.keys))
+        var most: Float = 0
+        for (k, v) in x { for (p, q) in zip(v, y[k]!) { most = max(most, abs(p - q)) } }
+        return most
+    }
+
+    private func auc(_ model: String) throws -> [String: Double] {
+        let o = CLI.json(try CLI.ok(["eval", "--model", model, "--data", Self.dir + "/data/test.csv", "--json"]))
+        return ["ctr": o["auc_ctr"] as? Double ?? -1, "cvr": o["auc_cvr"] as? Double ?? -1, "ctcvr": o["auc_ctcvr"] as? Double ?? -1]
+    }
+
+    func testTwoRanksTrainTheModelOneProcessTrains() throws {
+        let d = Self.dir, train = d + "/data/train.csv"
+        let common = ["--embedding-dim", "8", "--hidden", "32,16", "--batch-size", "500", "--threads", "1", "--seed", "5", "--epochs", "2"]
+        for (model, extra) in [("esmm", [String]()), ("mmoe", ["--experts", "2", "--expert-hidden", "8"]), ("base", [])] {
+            try CLI.ok(["train", "--train", train, "--model", model, "--out", d + "/\(model)-1"] + common + extra)
+            let r = try CLI.mpirun(ranks: 2, ["train", "--train", train, "--model", model, "--out", d + "/\(model)-2", "--json"] + common + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let o = CLI.json(r.stdout)
+            let comm = o["distributed"] as? [String: Any]
+            XCTAssertEqual(comm?["ranks"] as? Int, 2, "one JSON object, from rank 0: \(r.stdout)")
+            XCTAssertGreaterThan(comm?["dense_bytes_per_step"] as? Double ?? 0, 0)
+            XCTAssertGreaterThan(comm?["sparse_bytes_per_step"] as? Double ?? 0, 0)
+            let diff = try maxWeightDifference(d + "/\(model)-1", d + "/\(model)-2")
+            XCTAssertLessThan(diff, 1e-4, "\(model): weights after two epochs differ by \(diff)")
+            let (a1, a2) = (try auc(d + "/\(model)-1"), try auc(d + "/\(model)-2"))
+            for k in ["ctr", "cvr", "ctcvr"] { XCTAssertEqual(a1[k]!, a2[k]!, accuracy: 1e-3, "\(model) \(k)") }
+        }
+        // Streaming a cache under a memory budget works per rank.
+        try CLI.ok(["prepare", "--data", train, "--out", d + "/train.fcache"])
+        let budget = ["--memory-budget", "300"] + common
+        try CLI.ok(["train", "--train", d + "/train.fcache", "--model", "esmm", "--out", d + "/s1"] + budget)
+        let s = try CLI.mpirun(ranks: 2, ["train", "--train", d + "/train.fcache", "--model", "esmm", "--out", d + "/s2"] + budget)
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertLessThan(try maxWeightDifference(d + "/s1", d + "/s2"), 1e-4)
+    }
+
+    func testFailuresEndTheJobCleanly() throws {
+        let d = Self.dir, train = d + "/data/train.csv"
+        let tiny = ["--embedding-dim", "4", "--hidden", "8", "--threads", "1"]
+        // A rank whose input is bad ends the job, naming itself and the cause; no model is left.
+        let bad = d + "/bad.csv"
+        try "click,purchase,a\n1,0,3\n2,0,4\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try CLI.mpirun(ranks: 1, ["train", "--train", train, "--model", "esmm", "--out", d + "/f1"] + tiny,
+                               extra: [":", "-np", "1", CLI.binary.path, "train", "--train", bad, "--model", "esmm", "--out", d + "/f1"] + tiny)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("rank 1 of 2") && r.stderr.contains("bad.csv:3"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/f1"))
+        // A killed rank ends the job within a bounded time; no model is left.
+        let start = Date()
+        let k = try CLI.mpirun(ranks: 1, ["train", "--train", train, "--model", "esmm", "--out", d + "/f2", "--epochs", "50"] + tiny,
+                               extra: [":", "-np", "1", "/bin/sh", "-c", "sleep 1; kill -9 $$"])
+        XCTAssertNotEqual(k.status, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 120)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/f2"))
+        // Ranks that disagree on the configuration are refused before training.
+        let c = try CLI.mpirun(ranks: 1, ["train", "--train", train, "--model", "esmm", "--out", d + "/f3", "--seed", "1"] + tiny,
+                               extra: [":", "-np", "1", CLI.binary.path, "train", "--train", train, "--model", "esmm", "--out", d + "/f3",
+                                       "--seed", "2"] + tiny)
+        XCTAssertNotEqual(c.status, 0)
+        XCTAssertTrue(c.stderr.contains("disagrees with rank 0 on the model configuration"), c.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/f3"))
+        // --distributed outside mpirun says so.
+        try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", d + "/f4", "--distributed"] + tiny,
+                      saying: "--distributed runs under mpirun", status: 1)
+    }
+}
