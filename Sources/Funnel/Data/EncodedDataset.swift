@@ -14,9 +14,14 @@ public final class EncodedDataset {
     public let weights: [Float]?
     /// Multi-valued fields' values, one CSR bag per such field (empty: every field single-valued).
     public let bags: [EncodedBag]
+    /// A sharded data-parallel run's label view (`fields` 0): this rank's rows with features,
+    /// and where each row of the view sits among them.
+    public let shard: ShardView?
 
     public init(rowCount: Int, fields: Int, denseCount: Int, ids: [Int32], dense: [Float],
-                click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil, bags: [EncodedBag] = []) {
+                click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil, bags: [EncodedBag] = [],
+                shard: ShardView? = nil) {
+        self.shard = shard
         precondition(bags.allSatisfy { $0.offsets.count == rowCount + 1 && (0..<fields).contains($0.field) })
         self.bags = bags
         precondition(ids.count == rowCount * fields && dense.count == rowCount * denseCount)
@@ -65,7 +70,8 @@ public final class EncodedDataset {
         let anyWeights = newWeights != nil || self.weights != nil
         return EncodedDataset(rowCount: rows.count, fields: fields, denseCount: denseCount, ids: ids, dense: dense,
                               click: hasLabels ? click : nil, conversion: hasLabels ? conv : nil, sourceRows: src,
-                              weights: anyWeights ? w : nil, bags: bags.map { $0.subset(rows) })
+                              weights: anyWeights ? w : nil, bags: bags.map { $0.subset(rows) },
+                              shard: shard?.subset(rows, weights: newWeights))
     }
 
     /// Negative downsampling with re-weighting (esmm-ablation §2.1.1): keeps every clicked row

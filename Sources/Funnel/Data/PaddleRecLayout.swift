@@ -104,6 +104,7 @@ public enum PaddleRecLayout {
         try forEachLine(path) { line, bytes, cells in
             dataRow += 1
             table.report.dataLines += 1
+            if let shard = options.shard, !shard.owns(dataRow) { return }
             guard cells.count >= 3,
                   let c = NumberParsing.parseInteger(bytes + cells[1].lowerBound, cells[1].count), c == 0 || c == 1,
                   let b = NumberParsing.parseInteger(bytes + cells[2].lowerBound, cells[2].count), b == 0 || b == 1 else {

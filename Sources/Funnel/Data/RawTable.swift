@@ -91,6 +91,12 @@ public struct RawBag: Sendable, Equatable {
 }
 
 extension RawTable {
+    /// This rank's rows (by source row), or the table itself without a shard.
+    func shard(_ shard: ReadOptions.Shard?) -> RawTable {
+        guard let shard else { return self }
+        return rows(where: sourceRows.map { shard.owns(Int($0)) })
+    }
+
     /// The most values a row has over all multi-valued columns together.
     public var maxBagValues: Int {
         guard !bags.isEmpty else { return 0 }

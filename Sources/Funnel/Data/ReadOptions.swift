@@ -22,6 +22,17 @@ public struct ReadOptions: Sendable {
     public var multiValued: [String] = []
     public var valueSeparator = UInt8(ascii: "|")
     public var maxValues: Int? = nil
+    /// One rank's rows of a data-parallel job: the data rows whose 0-based index `i` has
+    /// `i % count == index` (nil: every row). Column roles are still inferred from the file's
+    /// first rows, so every rank reads the same layout.
+    public var shard: Shard? = nil
+
+    public struct Shard: Sendable, Equatable {
+        public var index: Int
+        public var count: Int
+        public init(index: Int, count: Int) { self.index = index; self.count = count }
+        @inline(__always) public func owns(_ row: Int) -> Bool { row % count == index }
+    }
 
     public init() {}
 

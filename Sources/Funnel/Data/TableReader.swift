@@ -115,6 +115,7 @@ public enum TableReader {
         try csv.forEachRow(releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
             table.report.dataLines += 1
+            if let shard = options.shard, !shard.owns(dataRow) { return true }  // another rank's row: not even parsed
             do {
                 guard try decoder.decode(line: line, bytes, cells, report: &table.report) else { return true }
                 for b in 0..<decoder.bagKeys.count { table.appendBag(b, keys: decoder.bagKeys[b], weights: decoder.bagWeights[b]) }

@@ -23,7 +23,7 @@ public enum TableSource {
         var layout = cache.layout
         layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
         // A cache keeps every row; the reading command's inconsistent-row policy applies here, as a CSV read applies it.
-        return try options.inconsistent.apply(to: cache.table(layout: layout, requireLabels: true, dayColumn: options.dayColumn))
+        return try options.inconsistent.apply(to: cache.table(layout: layout, requireLabels: true, dayColumn: options.dayColumn, shard: options.shard))
     }
 
     /// Reads a table against a known layout (a trained model's).

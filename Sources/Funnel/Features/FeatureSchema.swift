@@ -102,9 +102,9 @@ public struct FeatureSchema: Codable, Sendable {
         var counts: [[Int64: Int]]
         var moments: [(n: Double, mean: Double, m2: Double)]
         var textTokens: [Int64: String] = [:]
-        public private(set) var rows = 0
-        public private(set) var clicks = 0
-        public private(set) var conversions = 0
+        public internal(set) var rows = 0
+        public internal(set) var clicks = 0
+        public internal(set) var conversions = 0
 
         public init(layout: TableLayout) {
             self.layout = layout

@@ -320,11 +320,12 @@ public final class ColumnarCache {
         }
     }
 
-    /// The whole cache as one table.
-    public func table(layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws -> RawTable {
+    /// The whole cache as one table (one rank's rows of it with `shard`, filtered group by group).
+    public func table(layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?, shard: ReadOptions.Shard? = nil) throws -> RawTable {
         var out = RawTable(layout: wanted, hasLabels: false, file: path)
         for g in 0..<footer.groups.count {
-            let part = try group(g, layout: wanted, requireLabels: requireLabels, dayColumn: dayColumn)
+            let part = try group(g, layout: wanted, requireLabels: requireLabels, dayColumn: dayColumn).shard(shard)
+            if shard != nil { release(group: g) }
             if g == 0 { out = part; continue }
             for k in 0..<out.keys.count { out.keys[k] += part.keys[k] }
             for k in 0..<out.dense.count { out.dense[k] += part.dense[k] }

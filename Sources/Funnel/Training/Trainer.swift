@@ -122,8 +122,9 @@ public final class Trainer {
     /// UNBIAS: importance weights 1/max(pCTR, clip) from the already-trained CTR head, normalised
     /// to mean 1 over the stage's rows so the effective learning rate stays that of BASE.
     /// Clipping bounds the variance that a few tiny pCTRs would otherwise add. Indexed by data row.
-    static func inverseCTRWeights(_ network: FunnelNetwork, data: EncodedDataset, rows: [Int32], clip: Double) -> [Float] {
-        let pctr = network.predictCTR(data, rows: rows)
+    static func inverseCTRWeights(_ network: FunnelNetwork, data: EncodedDataset, rows: [Int32], clip: Double) throws -> [Float] {
+        // A sharded run's label view has no features: each rank predicts its rows, the ranks share them.
+        let pctr = try data.shard?.predictCTR(network, rows: rows) ?? network.predictCTR(data, rows: rows)
         var w = [Float](repeating: 1, count: data.rowCount)
         var sum = 0.0
         for (k, r) in rows.enumerated() {

@@ -16,8 +16,9 @@ public struct InMemoryChunks: TrainingChunks {
     public let data: EncodedDataset
     public init(_ data: EncodedDataset) { self.data = data }
 
-    public var fields: Int { data.fields }
-    public var denseCount: Int { data.denseCount }
+    // A sharded run's label view has no features; its batches hold the shard's.
+    public var fields: Int { data.shard?.local.fields ?? data.fields }
+    public var denseCount: Int { data.shard?.local.denseCount ?? data.denseCount }
     public var isSingleChunk: Bool { true }
 
     public func estimatedRows(of space: SampleSpace, config: ModelConfig) -> Int {

@@ -166,6 +166,7 @@ struct TrainingData {
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
     static func open(_ r: TrainingRequest) throws -> TrainingData {
+        if let comm = r.communicator, comm.size > 1, r.memoryBudgetMiB == nil { return try openShard(r, comm) }
         guard let budget = r.memoryBudgetMiB else {
             let (schema, full, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
             let data = full.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
@@ -183,6 +184,36 @@ struct TrainingData {
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
+    }
+
+    /// A data-parallel job in memory: this rank reads its shard of the file (every `size`-th data
+    /// row), the ranks merge their vocabulary counts and dense moments into one schema and share
+    /// their rows' labels (the label view, `ShardView`).
+    static func openShard(_ r: TrainingRequest, _ comm: Communicator) throws -> TrainingData {
+        guard r.minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
+        var options = r.read
+        options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size)
+        let raw = try TableSource.readTraining(r.train, options: options)
+        try options.hashBuckets.check(raw.layout, file: r.train)
+        var acc = FeatureSchema.Accumulator(layout: raw.layout)
+        acc.add(raw)
+        acc = try acc.merged(across: comm)
+        let schema = acc.schema(minCount: r.minCount, hashing: options.hashBuckets)
+        // The read counts of the whole file (each rank counted its own rows).
+        var counts = [raw.report.dataLines, raw.report.inconsistentDropped, raw.report.inconsistentKept, raw.report.skippedTotal].map(Double.init)
+        try comm.allreduceSum(&counts)
+        var report = raw.report
+        report.dataLines = raw.report.dataLines  // every rank scans every line
+        report.inconsistentDropped = Int(counts[1]); report.inconsistentKept = Int(counts[2])
+        for kind in report.skipped.keys { report.skipped[kind] = nil }
+        if counts[3] > 0 { report.countSkipped("malformed (all ranks)", raw.report.firstSkipped.values.first ?? "see the ranks' shards"); report.skipped["malformed (all ranks)"] = Int(counts[3]) }
+        report.rowsKept = acc.rows
+        report.schemaNotes = acc.hashNotes(options.hashBuckets)
+        let view = try ShardView.labelView(of: schema.encode(raw), communicator: comm)
+        let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
+        return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
+                            conversions: data.conversionCount, inMemory: data, cache: nil,
+                            maxBagValues: Int(try comm.allgather([Int64(data.shard?.local.maxBagValues ?? 0)]).map { $0[0] }.max() ?? 0))
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer

@@ -75,7 +75,7 @@ final class TrainingRun {
             // Chunk 0 uses the streams an in-memory run always used.
             let chunkStream = UInt64(chunkIndex) &* 1_000_003
             var (rows, rowWeights) = source.isSingleChunk && carried != nil ? carried!
-                : stageRows(stage, s, in: data, stream: chunkStream)
+                : try stageRows(stage, s, in: data, stream: chunkStream)
             // In memory the next epoch shuffles on from this epoch's order (the shuffled rows).
             defer { if source.isSingleChunk { carried = (rows, rowWeights) } }
             guard !rows.isEmpty else { return }
@@ -96,10 +96,10 @@ final class TrainingRun {
     }
 
     /// The rows of a stage's space in one chunk, with UNBIAS's weights where the stage has them.
-    private func stageRows(_ stage: Stage, _ s: Int, in data: EncodedDataset, stream: UInt64) -> ([Int32], [Float]?) {
+    private func stageRows(_ stage: Stage, _ s: Int, in data: EncodedDataset, stream: UInt64) throws -> ([Int32], [Float]?) {
         let rows = Trainer.rows(of: stage.space, in: data, config: config, stage: s, stream: stream)
         let weights = stage.weighting == .inverseCTR && !rows.isEmpty
-            ? Trainer.inverseCTRWeights(network, data: data, rows: rows, clip: config.unbiasClip) : nil
+            ? try Trainer.inverseCTRWeights(network, data: data, rows: rows, clip: config.unbiasClip) : nil
         return (rows, weights)
     }
 
@@ -107,11 +107,18 @@ final class TrainingRun {
     private func steps(over rows: [Int32], weights rowWeights: [Float]?, of data: EncodedDataset, stage: Stage, s: Int,
                        epoch: Int, optimizer: AdamOptimizer, parameters: [Parameter], loss: inout EpochLoss) throws {
         let objective = stage.objective
+        // A sharded run fills batches from this rank's rows: the row weights go along, re-indexed.
+        var localWeights: [Float]?
+        if let shard = data.shard, let rowWeights {
+            var w = [Float](repeating: 1, count: shard.local.rowCount)
+            for (g, l) in shard.localIndex.enumerated() where l >= 0 { w[Int(l)] = rowWeights[g] }
+            localWeights = w
+        }
         var offset = 0
         while offset < rows.count {
             let n = min(config.batchSize, rows.count - offset)
-            let l = try step(rows, offset: offset, count: n, weights: rowWeights, of: data, objective: objective,
-                         optimizer: optimizer, parameters: parameters)
+            let l = try step(rows, offset: offset, count: n, weights: data.shard == nil ? rowWeights : localWeights, of: data,
+                             objective: objective, optimizer: optimizer, parameters: parameters)
             guard l.isFinite else {
                 throw FunnelError("training diverged: loss is \(l) at stage '\(objective.rawValue)', epoch \(epoch), "
                                   + "row \(loss.epochRows + offset); try a smaller learning rate")
@@ -135,8 +142,14 @@ final class TrainingRun {
     /// (across threads, then across ranks), apply. Returns the batch's mean loss.
     private func step(_ rows: [Int32], offset: Int, count n: Int, weights rowWeights: [Float]?, of data: EncodedDataset,
                       objective: Objective, optimizer: AdamOptimizer, parameters: [Parameter]) throws -> Double {
-        var lo = offset, local = n
-        if let exchange {
+        // This process's rows of the batch: all of them; a rank's contiguous share when every rank
+        // holds the data; a rank's own rows (as local indices) in a sharded run.
+        var mine = rows, lo = offset, local = n, source = data
+        if let shardView = data.shard {
+            mine = []
+            for g in rows[offset..<(offset + n)] where shardView.localIndex[Int(g)] >= 0 { mine.append(shardView.localIndex[Int(g)]) }
+            (lo, local, source) = (0, mine.count, shardView.local)
+        } else if let exchange {
             let ranks = exchange.communicator.size, share = (n + ranks - 1) / ranks
             lo = offset + min(n, exchange.communicator.rank * share)
             local = min(offset + n, lo + share) - lo
@@ -146,11 +159,11 @@ final class TrainingRun {
         let network = self.network, batches = self.batches
         shardLoss.withUnsafeMutableBufferPointer { losses in
             let lossesOut = losses.baseAddress!
-            rows.withUnsafeBufferPointer { b in
+            mine.withUnsafeBufferPointer { b in
                 Parallel.forEach(active) { w in
                     let from = lo + w * shard, to = min(lo + local, from + shard)
                     let batch = batches[w]
-                    batch.fill(from: data, rows: UnsafeBufferPointer(rebasing: b[from..<to]), rowWeights: rowWeights)
+                    batch.fill(from: source, rows: UnsafeBufferPointer(rebasing: b[from..<to]), rowWeights: rowWeights)
                     lossesOut[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
                 }
             }

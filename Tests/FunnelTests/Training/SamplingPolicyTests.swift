@@ -41,7 +41,7 @@ final class SamplingPolicyTests: XCTestCase {
         config.hidden = [4]; config.embeddingDim = 2; config.batchSize = 500
         let net = FunnelNetwork(config: config, embeddingRows: 20, fields: 2, denseCount: 1)
         let rows = data.clickedRows
-        let w = Trainer.inverseCTRWeights(net, data: data, rows: rows, clip: 0.4)
+        let w = try Trainer.inverseCTRWeights(net, data: data, rows: rows, clip: 0.4)
         let pctr = net.predictCTR(data, rows: rows)
         let mean = rows.reduce(0.0) { $0 + Double(w[Int($1)]) } / Double(rows.count)
         XCTAssertEqual(mean, 1, accuracy: 1e-4)

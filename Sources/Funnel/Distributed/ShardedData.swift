@@ -1,0 +1,122 @@
+import Foundation
+
+/// The training rows of a sharded data-parallel run. Every rank reads only its shard of the
+/// file (`ReadOptions.shard`: data rows `i` with `i % ranks == rank`) and encodes the features of
+/// those rows; the ranks then share their rows' labels, so each holds the *label view* — every
+/// row's labels in file order, which is exactly the table one process would hold, minus the
+/// features. Sample spaces, negative sampling, downsampling and the per-epoch shuffle run on
+/// the label view identically on every rank (and as in one process); each rank computes the
+/// rows of every global batch that it holds.
+public final class ShardView: @unchecked Sendable {
+    /// This rank's rows, with features.
+    public let local: EncodedDataset
+    public let communicator: Communicator
+    /// Per row of the label view: its index in `local`, or -1 when another rank holds it.
+    public let localIndex: [Int32]
+
+    init(local: EncodedDataset, communicator: Communicator, localIndex: [Int32]) {
+        self.local = local
+        self.communicator = communicator
+        self.localIndex = localIndex
+    }
+
+    /// The label view of `local` across the ranks: rows in source-row order, no features.
+    static func labelView(of local: EncodedDataset, communicator comm: Communicator) throws -> EncodedDataset {
+        guard let click = local.click, let conversion = local.conversion else { throw FunnelError("training data has no labels") }
+        var message = [Int32]()
+        message.reserveCapacity(3 * local.rowCount)
+        for i in 0..<local.rowCount {
+            message += [local.sourceRows[i], Int32(click[i]), Int32(conversion[i])]
+        }
+        let all = try comm.allgatherBytes(message.withUnsafeBytes { Array($0) }, kind: "control")
+        var rows: [(source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
+        for (r, bytes) in all.enumerated() {
+            guard bytes.count % 12 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
+            bytes.withUnsafeBytes { raw in
+                for k in 0..<(bytes.count / 12) {
+                    let v = (0..<3).map { raw.loadUnaligned(fromByteOffset: 12 * k + 4 * $0, as: Int32.self) }
+                    rows.append((v[0], Int32(r), Int32(k), Float(v[1]), Float(v[2])))
+                }
+            }
+        }
+        rows.sort { $0.source < $1.source }
+        let me = Int32(comm.rank)
+        let view = ShardView(local: local, communicator: comm, localIndex: rows.map { $0.rank == me ? $0.index : -1 })
+        return EncodedDataset(rowCount: rows.count, fields: 0, denseCount: 0, ids: [], dense: [], click: rows.map(\.click),
+                              conversion: rows.map(\.conversion), sourceRows: rows.map(\.source), shard: view)
+    }
+
+    /// The shard of the label view's subset `rows` (new weights as `EncodedDataset.subset`).
+    func subset(_ rows: [Int32], weights: [Float]?) -> ShardView {
+        var localRows: [Int32] = [], localWeights: [Float] = [], index = [Int32](repeating: -1, count: rows.count)
+        for (k, g) in rows.enumerated() where localIndex[Int(g)] >= 0 {
+            index[k] = Int32(localRows.count)
+            localRows.append(localIndex[Int(g)])
+            localWeights.append(weights?[k] ?? 1)
+        }
+        return ShardView(local: local.subset(localRows, weights: weights == nil ? nil : localWeights), communicator: communicator,
+                         localIndex: index)
+    }
+
+    /// pCTR of label-view rows `rows` on every rank: each rank predicts the rows it holds, the
+    /// ranks sum the scattered results.
+    func predictCTR(_ network: FunnelNetwork, rows: [Int32]) throws -> [Float] {
+        var mine: [Int32] = [], at: [Int] = []
+        for (k, g) in rows.enumerated() where localIndex[Int(g)] >= 0 { mine.append(localIndex[Int(g)]); at.append(k) }
+        let predicted = network.predictCTR(local, rows: mine)
+        var out = [Float](repeating: 0, count: rows.count)
+        for (k, p) in zip(at, predicted) { out[k] = p }
+        try out.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0.baseAddress!, count: rows.count, kind: "control") }
+        return out
+    }
+}
+
+extension FeatureSchema.Accumulator {
+    /// The accumulator of every rank's rows together (counts summed, dense moments combined
+    /// pairwise in rank order), identical on every rank.
+    func merged(across comm: Communicator) throws -> FeatureSchema.Accumulator {
+        var bytes: [UInt8] = []
+        func put<T>(_ v: T) { withUnsafeBytes(of: v) { bytes.append(contentsOf: $0) } }
+        put(Int64(rows)); put(Int64(clicks)); put(Int64(conversions))
+        for field in counts {
+            put(Int64(field.count))
+            for (k, n) in field.sorted(by: { $0.key < $1.key }) { put(k); put(Int64(n)) }
+        }
+        for m in moments { put(m.n); put(m.mean); put(m.m2) }
+        let tokens = try JSONEncoder().encode(textTokens.mapKeys(String.init))
+        put(Int64(tokens.count))
+        bytes.append(contentsOf: tokens)
+        var out = FeatureSchema.Accumulator(layout: layout)
+        for (r, message) in try comm.allgatherBytes(bytes).enumerated() {
+            var at = 0
+            func get<T>(_: T.Type) throws -> T {
+                guard at + MemoryLayout<T>.size <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
+                defer { at += MemoryLayout<T>.size }
+                return message.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: T.self) }
+            }
+            out.rows += Int(try get(Int64.self)); out.clicks += Int(try get(Int64.self)); out.conversions += Int(try get(Int64.self))
+            for k in 0..<out.counts.count {
+                let n = Int(try get(Int64.self))
+                guard n >= 0 && n <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
+                for _ in 0..<n { out.counts[k][try get(Int64.self), default: 0] += Int(try get(Int64.self)) }
+            }
+            for k in 0..<out.moments.count {
+                let b = (n: try get(Double.self), mean: try get(Double.self), m2: try get(Double.self))
+                let a = out.moments[k]
+                let n = a.n + b.n
+                guard n > 0 else { continue }
+                let delta = b.mean - a.mean
+                out.moments[k] = (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
+            }
+            let t = Int(try get(Int64.self))
+            guard t >= 0 && at + t <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
+            let text = try JSONDecoder().decode([String: String].self, from: Data(message[at..<(at + t)]))
+            for (k, v) in text { if let key = Int64(k) { out.textTokens[key] = out.textTokens[key] ?? v } }
+        }
+        return out
+    }
+}
+
+extension Dictionary {
+    func mapKeys<K: Hashable>(_ f: (Key) -> K) -> [K: Value] { Dictionary<K, Value>(uniqueKeysWithValues: map { (f($0.key), $0.value) }) }
+}
