@@ -1,6 +1,8 @@
 #include "cmpi.h"
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int funnel_mpi_init(void) {
@@ -86,3 +88,53 @@ void funnel_mpi_error_string(int code, char *out, int capacity) {
     memcpy(out, text, (size_t)n);
     out[n] = 0;
 }
+
+// LightGBM's types (include/LightGBM/meta.h): comm_size_t is int32_t; the reducer is a function
+// pointer passed by C++ reference, i.e. a pointer to it; it adds `input` into `output`.
+typedef void (*lgbm_reduce_function)(const char *input, char *output, int type_size, int32_t array_size);
+
+static void lgbm_fail(const char *what, int rc) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    fprintf(stderr, "funnel: error: rank %d: LightGBM's %s over MPI failed: %.*s\n", funnel_mpi_rank(), what, len, text);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+// Block j of `input` (block_start[j], block_len[j]) is summed over the ranks into rank j's `output`:
+// an all-to-all sends every block to its rank, which adds the ranks' copies in rank order.
+static void lgbm_reduce_scatter(char *input, int32_t input_size, int type_size, const int32_t *block_start,
+                                const int32_t *block_len, int num_block, char *output, int32_t output_size,
+                                const lgbm_reduce_function *reducer) {
+    (void)input_size; (void)output_size;
+    int rank = funnel_mpi_rank();
+    int mine = block_len[rank];
+    int *send_counts = malloc(sizeof(int) * num_block), *send_displs = malloc(sizeof(int) * num_block);
+    int *recv_counts = malloc(sizeof(int) * num_block), *recv_displs = malloc(sizeof(int) * num_block);
+    char *received = malloc((size_t)mine * (size_t)num_block + 1);
+    if (!send_counts || !send_displs || !recv_counts || !recv_displs || !received) {
+        fprintf(stderr, "funnel: error: rank %d: out of memory in LightGBM's reduce-scatter\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    for (int j = 0; j < num_block; j++) {
+        send_counts[j] = block_len[j];
+        send_displs[j] = block_start[j];
+        recv_counts[j] = mine;
+        recv_displs[j] = j * mine;
+    }
+    int rc = MPI_Alltoallv(input, send_counts, send_displs, MPI_BYTE, received, recv_counts, recv_displs, MPI_BYTE, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) lgbm_fail("reduce-scatter", rc);
+    memcpy(output, received, (size_t)mine);
+    for (int j = 1; j < num_block; j++) (*reducer)(received + (size_t)j * (size_t)mine, output, type_size, mine);
+    free(send_counts); free(send_displs); free(recv_counts); free(recv_displs); free(received);
+}
+
+static void lgbm_allgather(char *input, int32_t input_size, const int32_t *block_start, const int32_t *block_len,
+                           int num_block, char *output, int32_t output_size) {
+    (void)output_size; (void)num_block;
+    int rc = MPI_Allgatherv(input, input_size, MPI_BYTE, output, block_len, block_start, MPI_BYTE, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) lgbm_fail("all-gather", rc);
+}
+
+void *funnel_lgbm_reduce_scatter_function(void) { return (void *)lgbm_reduce_scatter; }
+void *funnel_lgbm_allgather_function(void) { return (void *)lgbm_allgather; }

@@ -36,12 +36,28 @@ struct GBDTTrain: ParsableCommand {
     @OptionGroup var options: GBDTDataOptions
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
+    @Flag(help: "Data-parallel LightGBM under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Rank 0 writes the model.")
+    var distributed = false
 
     func validate() throws { try validateThreads(threads) }
 
     func run() throws {
-        try guarded {
+        // Find LightGBM before MPI starts: locating it may run python3, and a process that has
+        // initialised MPI must not fork.
+        _ = try? LightGBMLibrary.shared()
+        let comm: Communicator?
+        do { comm = try Communicator.start(explicit: distributed) } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        try guarded(on: comm) { try trainHere(comm, quiet: !(comm?.isRoot ?? true)) }
+        comm?.finalize()
+    }
+
+    private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
+        do {
             var request = GBDTTrainingRequest(train: train, out: out)
+            request.communicator = comm
             request.valid = valid
             request.config = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
             if let seed { request.config.seed = seed }
@@ -50,7 +66,7 @@ struct GBDTTrain: ParsableCommand {
             request.read = try options.data.readOptions()
             request.read.dayColumn = options.dayColumn
             request.force = force
-            let json = self.json
+            let json = self.json || quiet
             let model = try GBDTJobs.train(request, note: { if !json { Terminal.note($0) } }) { p in
                 guard !json else { return }
                 var line = "[\(p.model)] iteration \(p.iteration)/\(p.maxIterations)"
@@ -62,8 +78,9 @@ struct GBDTTrain: ParsableCommand {
                 Terminal.progress(line)
             }
             if !json { Terminal.progress("", final: false) }
+            if quiet { return }
             let m = model.manifest
-            if json {
+            if self.json {
                 Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
                                                    peakRSS: ResourceUsage.peakRSSMegabytes))
             } else {

@@ -23,6 +23,11 @@ int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *ou
 int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements);
 int funnel_mpi_bcast_bytes(void *buffer, int64_t count, int root);
 int funnel_mpi_barrier(void);
+// LightGBM's external network functions (LGBM_NetworkInitWithFunctions) over MPI_COMM_WORLD:
+// its data-parallel tree learner reduce-scatters histograms and all-gathers splits through
+// these. They cannot return an error to LightGBM: on an MPI failure they end the job.
+void *funnel_lgbm_reduce_scatter_function(void);
+void *funnel_lgbm_allgather_function(void);
 void funnel_mpi_abort(int code);
 // The error text of an MPI error code.
 void funnel_mpi_error_string(int code, char *out, int capacity);

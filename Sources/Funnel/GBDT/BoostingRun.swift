@@ -1,3 +1,4 @@
+import CMPI
 import Foundation
 
 /// Progress of one boosting run, reported after every iteration.
@@ -38,6 +39,7 @@ public enum BoostingRun {
     public static func train(model name: String, train: FeatureMatrix, trainLabels: [Float],
                              valid: FeatureMatrix?, validLabels: [Float]?,
                              parameters: LightGBMParameters, iterations: Int, earlyStoppingRounds: Int,
+                             communicator: Communicator? = nil,
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> (booster: LightGBMBooster, result: BoostingResult) {
         guard iterations >= 1 else { throw FunnelError("num_iterations must be at least 1") }
         try parameters.validate()
@@ -45,7 +47,23 @@ public enum BoostingRun {
         params["objective"] = params["objective"] ?? "binary"
         params["metric"] = "binary_logloss"
         let start = Date()
-        let trainSet = try LightGBMDataset(train, labels: trainLabels, parameters: params)
+        var trainSet = try LightGBMDataset(train, labels: trainLabels, parameters: params)
+        // Data-parallel LightGBM over the job's ranks: the bins come from every row (built above,
+        // before the network exists, so LightGBM bins locally — the same bins one machine
+        // finds); each rank then boosts on its rows (i mod N) with LightGBM's data-parallel tree
+        // learner, whose histograms travel through MPI (`LightGBMNetwork`).
+        var network: LightGBMNetwork?
+        var allRows: LightGBMDataset?
+        if let comm = communicator, comm.size > 1 {
+            network = try LightGBMNetwork(comm)
+            params["tree_learner"] = "data"
+            params["num_machines"] = String(comm.size)
+            params["pre_partition"] = "true"
+            let mine = (0..<train.rows).filter { $0 % comm.size == comm.rank }
+            allRows = trainSet
+            trainSet = try LightGBMDataset(train.subset(mine), labels: mine.map { trainLabels[$0] }, parameters: params, reference: allRows)
+        }
+        defer { _ = network; _ = allRows }  // both outlive the boosting below
         let booster = try LightGBMBooster(train: trainSet, parameters: params)
         var hasValid = false
         if let valid, let validLabels, valid.rows > 0 {
@@ -83,4 +101,19 @@ public enum BoostingRun {
                                     stoppedEarly: stoppedEarly)
         return (try LightGBMBooster(modelText: text, source: "\(name) (best iteration \(best))"), result)
     }
+}
+
+/// LightGBM's network set to the job's ranks for the lifetime of the object
+/// (`LGBM_NetworkInitWithFunctions` with MPI reduce-scatter and all-gather from the CMPI shim).
+/// LightGBM keeps it per thread: boosting must run on the thread that made it.
+final class LightGBMNetwork {
+    let library: LightGBMLibrary
+
+    init(_ comm: Communicator) throws {
+        library = try LightGBMLibrary.shared()
+        try library.check(library.networkInitWithFunctions(Int32(comm.size), Int32(comm.rank), funnel_lgbm_reduce_scatter_function(),
+                                                           funnel_lgbm_allgather_function()), "network initialisation")
+    }
+
+    deinit { _ = library.networkFree() }
 }

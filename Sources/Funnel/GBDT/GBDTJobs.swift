@@ -13,6 +13,11 @@ public struct GBDTTrainingRequest: Sendable {
     public var read = ReadOptions()
     /// Write through a symbolic link or over a non-regular file at the output.
     public var force = false
+    /// The ranks of a data-parallel job (`mpirun -np N funnel gbdt train`): every rank reads the
+    /// files and fits the feature pipeline on every row (so each computes exactly one machine's
+    /// features and calibration); LightGBM boosts data-parallel over the ranks' rows; rank 0
+    /// alone writes the model directory.
+    public var communicator: Communicator?
 
     public init(train: String, out: String) {
         self.train = train
@@ -48,9 +53,15 @@ public enum GBDTJobs {
         for n in notes { note(n) }
         note("read \(trainTable.rowCount) training and \(validTable.rowCount) validation rows (\(settings.preset.rawValue) layout) "
              + String(format: "in %.1fs", Date().timeIntervalSince(loadStart)))
+        if let comm = r.communicator {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]  // dictionaries hash in a per-process order
+            try comm.checkSame(Array(try enc.encode(r.config)) + Array("\(trainTable.rowCount) \(validTable.rowCount)".utf8),
+                               what: "GBDT configuration and rows")
+        }
         let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: r.config, read: settings,
-                                           threads: threads, notes: notes, progress: progress)
-        try model.save(to: r.out, force: r.force)
+                                           threads: threads, notes: notes, communicator: r.communicator, progress: progress)
+        if r.communicator?.isRoot ?? true { try model.save(to: r.out, force: r.force) }
         return model
     }
 

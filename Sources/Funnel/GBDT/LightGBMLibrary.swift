@@ -41,6 +41,8 @@ public final class LightGBMLibrary: @unchecked Sendable {
         Handle?, UnsafeRawPointer?, Int32, Int32, Int32, Int32, Int32, Int32, Int32, UnsafePointer<CChar>?,
         UnsafeMutablePointer<Int64>?, UnsafeMutablePointer<Double>?) -> Int32
     typealias BoosterFeatureImportance = @convention(c) (Handle?, Int32, Int32, UnsafeMutablePointer<Double>?) -> Int32
+    typealias NetworkInitWithFunctions = @convention(c) (Int32, Int32, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32
+    typealias NetworkFree = @convention(c) () -> Int32
 
     let getLastError: GetLastError
     let datasetCreateFromMat: DatasetCreateFromMat
@@ -59,6 +61,8 @@ public final class LightGBMLibrary: @unchecked Sendable {
     let boosterSaveModelToString: BoosterSaveModelToString
     let boosterPredictForMat: BoosterPredictForMat
     let boosterFeatureImportance: BoosterFeatureImportance
+    let networkInitWithFunctions: NetworkInitWithFunctions
+    let networkFree: NetworkFree
 
     /// C API constants (LightGBM's c_api.h).
     static let dtypeFloat32: Int32 = 0
@@ -91,6 +95,8 @@ public final class LightGBMLibrary: @unchecked Sendable {
         boosterSaveModelToString = try symbol("LGBM_BoosterSaveModelToString", BoosterSaveModelToString.self)
         boosterPredictForMat = try symbol("LGBM_BoosterPredictForMat", BoosterPredictForMat.self)
         boosterFeatureImportance = try symbol("LGBM_BoosterFeatureImportance", BoosterFeatureImportance.self)
+        networkInitWithFunctions = try symbol("LGBM_NetworkInitWithFunctions", NetworkInitWithFunctions.self)
+        networkFree = try symbol("LGBM_NetworkFree", NetworkFree.self)
     }
 
     /// Turns a non-zero return code into an error carrying LightGBM's own message.
@@ -144,10 +150,24 @@ public final class LightGBMLibrary: @unchecked Sendable {
     }
 
     /// Where `python3`'s `lightgbm` package keeps its library (empty when python3 or the package is missing).
+    /// Every `python3` on PATH is asked in turn (mpirun puts its own prefix first on its ranks'
+    /// PATH, which can hide the interpreter that has the package).
     private static func pythonPackageCandidates() -> [String] {
+        var seen = Set<String>()
+        let pythons = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
+            .filter { FileManager.default.isExecutableFile(atPath: $0) }
+            .filter { seen.insert((try? FileManager.default.destinationOfSymbolicLink(atPath: $0)) ?? $0).inserted }
+        for python in pythons.prefix(8) {
+            let found = pythonPackageCandidate(python)
+            if !found.isEmpty { return found }
+        }
+        return []
+    }
+
+    private static func pythonPackageCandidate(_ python: String) -> [String] {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c",
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c",
                              "import importlib.util,os;s=importlib.util.find_spec('lightgbm');"
                              + "print(os.path.join(os.path.dirname(s.origin),'lib','lib_lightgbm.so') if s else '')"]
         let pipe = Pipe()

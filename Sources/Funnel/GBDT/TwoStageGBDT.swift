@@ -163,7 +163,7 @@ public final class TwoStageGBDT: @unchecked Sendable {
     /// Fits features on `train`, trains the three models with early stopping on `valid`, measures
     /// calibration on `valid`.
     public static func train(train: RawTable, valid: RawTable, config: GBDTConfig, read: GBDTReadSettings,
-                             threads: Int, notes: [String] = [],
+                             threads: Int, notes: [String] = [], communicator: Communicator? = nil,
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> TwoStageGBDT {
         try config.validate()
         guard valid.hasLabels, valid.rowCount > 0 else {
@@ -201,7 +201,8 @@ public final class TwoStageGBDT: @unchecked Sendable {
                 let name = trialCount > 1 ? "\(role.rawValue) trial \(t)/\(trialCount - 1)" : role.rawValue
                 let (booster, result) = try BoostingRun.train(model: name, train: tx, trainLabels: ty, valid: vx, validLabels: vy,
                                                               parameters: params, iterations: config.numIterations,
-                                                              earlyStoppingRounds: config.earlyStoppingRounds, progress: progress)
+                                                              earlyStoppingRounds: config.earlyStoppingRounds,
+                                                              communicator: communicator, progress: progress)
                 trials.append(SearchTrial(trial: t, parameters: params.string, bestIteration: result.bestIteration,
                                           validLogLoss: result.bestValidLoss))
                 if best == nil || (result.bestValidLoss ?? .infinity) < (best!.1.bestValidLoss ?? .infinity) {
