@@ -23,6 +23,8 @@ struct Train: ParsableCommand {
     @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?
+    @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
+    var shuffleBufferRows: Int?
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
@@ -40,6 +42,10 @@ struct Train: ParsableCommand {
             guard valid != nil else { throw ValidationError("--eval-every needs --valid") }
         }
         try validateThreads(threads)
+        if let n = shuffleBufferRows {
+            guard n >= 1 else { throw ValidationError("--shuffle-buffer-rows must be ≥ 1") }
+            guard memoryBudget != nil else { throw ValidationError("--shuffle-buffer-rows needs --memory-budget (it sizes a streamed cache's buffers)") }
+        }
         if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
     }
 
@@ -65,6 +71,7 @@ struct Train: ParsableCommand {
             request.threads = try resolveThreads(threads)
             request.initFrom = initFrom
             request.memoryBudgetMiB = memoryBudget
+            request.shuffleBufferRows = shuffleBufferRows
             request.read = try data.readOptions()
             request.force = force
             request.earlyStopping = earlyStopping

@@ -60,9 +60,10 @@ final class DistributedTests: XCTestCase {
             let (a1, a2) = (try auc(d + "/\(model)-1"), try auc(d + "/\(model)-2"))
             for k in ["ctr", "cvr", "ctcvr"] { XCTAssertEqual(a1[k]!, a2[k]!, accuracy: 1e-3, "\(model) \(k)") }
         }
-        // Streaming a cache under a memory budget works per rank.
-        try CLI.ok(["prepare", "--data", train, "--out", d + "/train.fcache"])
-        let budget = ["--memory-budget", "300"] + common
+        // Streaming a cache under a memory budget, sharded: each rank reads its rows of every row
+        // group; buffers of 3,000 rows over groups of 1,000 (the same buffers for any rank count).
+        try CLI.ok(["prepare", "--data", train, "--out", d + "/train.fcache", "--group-rows", "1000"])
+        let budget = ["--memory-budget", "300", "--shuffle-buffer-rows", "3000"] + common
         try CLI.ok(["train", "--train", d + "/train.fcache", "--model", "esmm", "--out", d + "/s1"] + budget)
         let s = try CLI.mpirun(ranks: 2, ["train", "--train", d + "/train.fcache", "--model", "esmm", "--out", d + "/s2"] + budget)
         XCTAssertEqual(s.status, 0, s.stderr)

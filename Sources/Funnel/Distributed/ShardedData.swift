@@ -20,26 +20,28 @@ public final class ShardView: @unchecked Sendable {
         self.localIndex = localIndex
     }
 
-    /// The label view of `local` across the ranks: rows in source-row order, no features.
-    static func labelView(of local: EncodedDataset, communicator comm: Communicator) throws -> EncodedDataset {
+    /// The label view of `local` across the ranks: no features, rows in the order of their
+    /// `orderKeys` (default: source row — file order, one process's order in memory; a streamed
+    /// buffer passes its group order).
+    static func labelView(of local: EncodedDataset, communicator comm: Communicator, orderKeys: [Int64]? = nil) throws -> EncodedDataset {
         guard let click = local.click, let conversion = local.conversion else { throw FunnelError("training data has no labels") }
-        var message = [Int32]()
-        message.reserveCapacity(3 * local.rowCount)
+        var message = [Int64]()
+        message.reserveCapacity(4 * local.rowCount)
         for i in 0..<local.rowCount {
-            message += [local.sourceRows[i], Int32(click[i]), Int32(conversion[i])]
+            message += [orderKeys?[i] ?? Int64(local.sourceRows[i]), Int64(local.sourceRows[i]), Int64(click[i]), Int64(conversion[i])]
         }
         let all = try comm.allgatherBytes(message.withUnsafeBytes { Array($0) }, kind: "control")
-        var rows: [(source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
+        var rows: [(key: Int64, source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
         for (r, bytes) in all.enumerated() {
-            guard bytes.count % 12 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
+            guard bytes.count % 32 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
             bytes.withUnsafeBytes { raw in
-                for k in 0..<(bytes.count / 12) {
-                    let v = (0..<3).map { raw.loadUnaligned(fromByteOffset: 12 * k + 4 * $0, as: Int32.self) }
-                    rows.append((v[0], Int32(r), Int32(k), Float(v[1]), Float(v[2])))
+                for k in 0..<(bytes.count / 32) {
+                    let v = (0..<4).map { raw.loadUnaligned(fromByteOffset: 32 * k + 8 * $0, as: Int64.self) }
+                    rows.append((v[0], Int32(truncatingIfNeeded: v[1]), Int32(r), Int32(k), Float(v[2]), Float(v[3])))
                 }
             }
         }
-        rows.sort { $0.source < $1.source }
+        rows.sort { ($0.key, $0.rank) < ($1.key, $1.rank) }
         let me = Int32(comm.rank)
         let view = ShardView(local: local, communicator: comm, localIndex: rows.map { $0.rank == me ? $0.index : -1 })
         return EncodedDataset(rowCount: rows.count, fields: 0, denseCount: 0, ids: [], dense: [], click: rows.map(\.click),

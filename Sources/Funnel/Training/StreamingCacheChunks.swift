@@ -13,6 +13,9 @@ public final class StreamingCacheChunks: TrainingChunks {
     public let schema: FeatureSchema
     public let options: ReadOptions
     public let bufferRows: Int
+    /// A sharded data-parallel run (`options.shard` set): each rank streams its rows of every
+    /// group, the ranks agree on when a buffer is full, and each buffer comes as a label view.
+    public var communicator: Communicator?
     /// Rows and clicked rows after the read policy (counted by `fitSchema`).
     public let rows: Int
     public let clicks: Int
@@ -35,12 +38,15 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// groups, so it may hold one group more than the rows returned. At least 10,000 rows, else
     /// the budget is refused.
     public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
-                                  bagValuesPerRow: Double = 0, groupRows: Int = 0) throws -> Int {
+                                  bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
         let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
         // Multi-valued columns add their mean values per row (id and weight each).
-        let perRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))) / 1_048_576
+        let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up)))
+        // Sharded over `ranks`: a rank holds the features of 1/ranks of a buffer's rows, and the
+        // label view of all of them (labels, source row, its index, the gathered message: ~64 bytes).
+        let perRow = (ranks > 1 ? ownRow / Double(ranks) + 64 : ownRow) / 1_048_576
         // A buffer is emitted once it holds `rows` rows, after a whole group: up to one group more.
         let rows = Int((budget - fixed) / perRow) - groupRows
         guard rows >= 10_000 else {
@@ -53,7 +59,7 @@ public final class StreamingCacheChunks: TrainingChunks {
 
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
-    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int) throws
+    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator? = nil) throws
         -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int)
     {
         var maxBagValues = 0, bagValues = 0
@@ -66,12 +72,21 @@ public final class StreamingCacheChunks: TrainingChunks {
         report.inconsistentKept = 0
         for g in 0..<cache.footer.groups.count {
             let part = try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn))
+                .shard(options.shard)
             report.inconsistentDropped += part.report.inconsistentDropped
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
             maxBagValues = max(maxBagValues, part.maxBagValues)
             bagValues += part.bags.reduce(0) { $0 + $1.keys.count }
             cache.release(group: g)
+        }
+        if let comm = communicator {
+            // One schema from every rank's rows; the read counts and bag sizes of all of them.
+            acc = try acc.merged(across: comm)
+            var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
+            try comm.allreduceSum(&counts)
+            (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
+            maxBagValues = Int(try comm.allgather([Int64(maxBagValues)]).map { $0[0] }.max() ?? 0)
         }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
@@ -99,22 +114,40 @@ public final class StreamingCacheChunks: TrainingChunks {
         // Encoded groups are collected and joined once a buffer is full (bags, when the cache
         // has multi-valued columns, travel with their rows).
         var parts: [EncodedDataset] = [], buffered = 0
+        // A sharded run: this rank's rows of the buffer, ordered as one process orders them
+        // (group position in this epoch's order, then source row).
+        var orderKeys: [Int64] = []
         func emit() throws {
             guard buffered > 0 else { return }
-            let chunk = parts.count == 1 ? parts[0] : EncodedDataset.concatenated(parts)
-            parts = []; buffered = 0
+            var chunk = parts.count == 1 ? parts[0] : parts.isEmpty ? emptyChunk() : EncodedDataset.concatenated(parts)
+            if let comm = communicator { chunk = try ShardView.labelView(of: chunk, communicator: comm, orderKeys: orderKeys) }
+            parts = []; buffered = 0; orderKeys = []
             try body(chunk)
         }
-        for g in order {
+        for (position, g) in order.enumerated() {
             let raw = try options.inconsistent.apply(
-                to: cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn))
+                to: cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn)).shard(options.shard)
             cache.release(group: Int(g))
             let encoded = schema.encode(raw)
-            guard encoded.rowCount > 0 else { continue }
-            parts.append(encoded)
-            buffered += encoded.rowCount
+            var rows = encoded.rowCount
+            if let comm = communicator {
+                // Every rank takes the same decision: a buffer is full on the rows of all of them.
+                var count = [Double(rows)]
+                try comm.allreduceSum(&count, kind: "control")
+                rows = Int(count[0])
+                orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) }
+            }
+            guard rows > 0 else { continue }
+            if encoded.rowCount > 0 { parts.append(encoded) }
+            buffered += rows
             if buffered >= bufferRows { try emit() }
         }
         try emit()
+    }
+
+    /// A rank's share of a buffer with none of its rows.
+    private func emptyChunk() -> EncodedDataset {
+        EncodedDataset(rowCount: 0, fields: fields, denseCount: denseCount, ids: [], dense: [], click: [], conversion: [], sourceRows: [],
+                       bags: schema.layout.bagFields.map { EncodedBag(field: $0, offsets: [0], ids: [], weights: []) })
     }
 }

@@ -13,6 +13,9 @@ public struct TrainingRequest: Sendable {
     /// Stream a prepared cache through a shuffle buffer sized to keep peak RSS under this many
     /// MiB; nil trains in memory.
     public var memoryBudgetMiB: Double?
+    /// With a memory budget: this many rows per shuffle buffer instead of what the budget allows
+    /// (so runs with different rank counts or budgets stream the same buffers).
+    public var shuffleBufferRows: Int?
     public var read = ReadOptions()
     /// Write through a symbolic link or over a non-regular file at the output.
     public var force = false
@@ -180,7 +183,11 @@ struct TrainingData {
         }
         guard r.config.downsampleNegatives <= 1 else { throw FunnelError("negative downsampling does not combine with streaming") }
         let cache = try ColumnarCache(path: r.train)
-        let fitted = try StreamingCacheChunks.fitSchema(cache, options: r.read, minCount: r.minCount)
+        // A data-parallel job streams sharded: each rank reads its rows of every group.
+        let comm = r.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        var options = r.read
+        if let comm { options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size) }
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: comm)
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
@@ -220,11 +227,24 @@ struct TrainingData {
     /// sized from the budget (`StreamingCacheChunks.bufferRows`).
     func chunks(for network: FunnelNetwork, request: TrainingRequest) throws -> (TrainingChunks, bufferRows: Int?) {
         if let inMemory { return (InMemoryChunks(inMemory), nil) }
-        let rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
+        let comm = request.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        var rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
                                                        totalRows: self.rows,
                                                        bagValuesPerRow: bagValuesPerRow,
-                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0)
-        return (StreamingCacheChunks(cache: cache!, schema: schema, options: request.read, bufferRows: rows, rows: self.rows,
-                                     clicks: clicks), rows)
+                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm?.size ?? 1)
+        if let fixed = request.shuffleBufferRows {
+            guard fixed >= 1 else { throw FunnelError("a shuffle buffer needs at least one row") }
+            rows = min(fixed, self.rows)
+        }
+        var options = request.read
+        if let comm {
+            // Every rank must fill the same buffers: the smallest any rank's budget allows.
+            rows = Int(try comm.allgather([Int64(rows)]).map { $0[0] }.min() ?? Int64(rows))
+            options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size)
+        }
+        let source = StreamingCacheChunks(cache: cache!, schema: schema, options: options, bufferRows: rows, rows: self.rows,
+                                          clicks: clicks)
+        source.communicator = comm
+        return (source, rows)
     }
 }
