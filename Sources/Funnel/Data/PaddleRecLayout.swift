@@ -36,31 +36,15 @@ public enum PaddleRecLayout {
         }
     }
 
-    /// Walks the lines: (1-based line number, sample id text, click, buy, tokens as (field, feaid) byte ranges).
+    /// Walks the lines: (1-based line number, the line's bytes, its comma-separated cells).
     static func forEachLine(_ path: String, _ body: (_ line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: [Range<Int>]) throws -> Void) throws {
-        try InputFile.checkReadable(path)
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw DataError(file: path, "cannot read: \(error.localizedDescription)")
-        }
-        try data.withUnsafeBytes { raw in
-            guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return }
-            var pos = 0, line = 0
-            var cells: [Range<Int>] = []
-            while pos < raw.count {
-                line += 1
-                var end = pos
-                while end < raw.count && base[end] != 10 { end += 1 }
-                var contentEnd = end
-                if contentEnd > pos && base[contentEnd - 1] == 13 { contentEnd -= 1 }
-                if contentEnd > pos {
-                    cells.removeAll(keepingCapacity: true)
-                    var s = pos
-                    for i in pos...contentEnd where i == contentEnd || base[i] == 44 { cells.append(s..<i); s = i + 1 }
-                    try body(line, base, cells)
-                }
-                pos = end + 1
-            }
+        var cells: [Range<Int>] = []
+        try MappedLines.forEach(path, releasePages: false) { line, bytes, n in
+            cells.removeAll(keepingCapacity: true)
+            var s = 0
+            for i in 0...n where i == n || bytes[i] == 44 { cells.append(s..<i); s = i + 1 }
+            try body(line, bytes, cells)
+            return true
         }
     }
 

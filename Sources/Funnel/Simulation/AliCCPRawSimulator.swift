@@ -153,19 +153,7 @@ public struct AliCCPRawSimulator {
             let d = logits(user: u, item: i, values: itemValues(i, context: rng.below(3)))
             zcs.append(d.zc); zvs.append(d.zv)
         }
-        func solve(_ target: Double, _ mean: (Double) -> Double) -> Double {
-            var lo = -20.0, hi = 20.0
-            for _ in 0..<60 { let mid = (lo + hi) / 2; if mean(mid) < target { lo = mid } else { hi = mid } }
-            return (lo + hi) / 2
-        }
-        ctrBias = solve(config.ctr) { b in zcs.reduce(0) { $0 + Sigmoid.value(b + $1) } / Double(n) }
-        let weights = zcs.map { Sigmoid.value(ctrBias + $0) }
-        let total = weights.reduce(0, +)
-        cvrBias = solve(config.cvr) { b in
-            var s = 0.0
-            for i in 0..<n { s += weights[i] * Sigmoid.value(b + zvs[i]) }
-            return s / total
-        }
+        (ctrBias, cvrBias) = SeededNoise.biases(clickLogits: zcs, conversionLogits: zvs, ctr: config.ctr, cvr: config.cvr)
     }
 
     // MARK: - Writing

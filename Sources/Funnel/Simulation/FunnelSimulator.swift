@@ -178,19 +178,7 @@ public struct FunnelSimulator {
         let n = 20_000
         var zcs = [Double](), zvs = [Double]()
         for _ in 0..<n { let d = draw(&rng); zcs.append(d.zc); zvs.append(d.zv) }
-        func solve(_ target: Double, _ mean: (Double) -> Double) -> Double {
-            var lo = -20.0, hi = 20.0
-            for _ in 0..<60 { let mid = (lo + hi) / 2; if mean(mid) < target { lo = mid } else { hi = mid } }
-            return (lo + hi) / 2
-        }
-        ctrBias = solve(config.ctr) { b in zcs.reduce(0) { $0 + Sigmoid.value(b + $1) } / Double(n) }
-        let weights = zcs.map { Sigmoid.value(ctrBias + $0) }
-        let totalWeight = weights.reduce(0, +)
-        cvrBias = solve(config.cvr) { b in
-            var s = 0.0
-            for i in 0..<n { s += weights[i] * Sigmoid.value(b + zvs[i]) }
-            return s / totalWeight
-        }
+        (ctrBias, cvrBias) = SeededNoise.biases(clickLogits: zcs, conversionLogits: zvs, ctr: config.ctr, cvr: config.cvr)
     }
 
     public func impression(_ rng: inout RandomSource, day: Int = 0) -> Impression {

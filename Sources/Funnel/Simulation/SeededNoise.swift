@@ -37,4 +37,24 @@ struct SeededNoise {
         while lo < hi { let mid = (lo + hi) / 2; if cdf[mid] < u { lo = mid + 1 } else { hi = mid } }
         return lo
     }
+
+    /// The click and conversion biases that make a calibration sample's mean pCTR `ctr` and its
+    /// click-weighted mean pCVR `cvr`, by bisection.
+    static func biases(clickLogits zcs: [Double], conversionLogits zvs: [Double], ctr: Double, cvr: Double) -> (Double, Double) {
+        let n = zcs.count
+        func solve(_ target: Double, _ mean: (Double) -> Double) -> Double {
+            var lo = -20.0, hi = 20.0
+            for _ in 0..<60 { let mid = (lo + hi) / 2; if mean(mid) < target { lo = mid } else { hi = mid } }
+            return (lo + hi) / 2
+        }
+        let ctrBias = solve(ctr) { b in zcs.reduce(0) { $0 + Sigmoid.value(b + $1) } / Double(n) }
+        let weights = zcs.map { Sigmoid.value(ctrBias + $0) }
+        let totalWeight = weights.reduce(0, +)
+        let cvrBias = solve(cvr) { b in
+            var s = 0.0
+            for i in 0..<n { s += weights[i] * Sigmoid.value(b + zvs[i]) }
+            return s / totalWeight
+        }
+        return (ctrBias, cvrBias)
+    }
 }
