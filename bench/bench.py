@@ -30,14 +30,19 @@ def main():
     ap.add_argument("--raw-rows", type=int, default=500_000,
                     help="impressions of the raw Ali-CCP scenario (pooled multi-valued fields vs PyTorch EmbeddingBag); 0 skips it")
     ap.add_argument("--only-raw", action="store_true", help="run the raw Ali-CCP scenario only")
+    ap.add_argument("--distributed", action="store_true",
+                    help="also run the data-parallel scenario: 1 process vs mpirun -np 2, one thread each")
+    ap.add_argument("--only-distributed", action="store_true", help="run the data-parallel scenario only")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    scales = [] if a.only_raw else [float(v) for v in str(a.vocab_scale).split(",") if v]
+    scales = [] if a.only_raw or a.only_distributed else [float(v) for v in str(a.vocab_scale).split(",") if v]
     everything = {}
     for scale in scales:
         everything[f"{scale:g}"] = scenario(a, scale)
-    if a.raw_rows > 0:
+    if a.raw_rows > 0 and not a.only_distributed:
         everything["raw-ali-ccp"] = raw_scenario(a)
+    if a.distributed or a.only_distributed:
+        everything["distributed"] = distributed_scenario(a)
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
         json.dump({"config": vars(a), "scenarios": everything}, fh, indent=1)
 
@@ -199,6 +204,36 @@ def raw_scenario(a):
         print("  AUC gains of pooling (funnel pooled - funnel last value): " + ", ".join(
             f"{k} {fp[k] - lv[k]:+.4f}" for k in keys if fp[k] is not None and lv[k] is not None))
     return {"runs": results, "summary": summary, "prepare": prep}
+
+
+def distributed_scenario(a):
+    """Data-parallel training on this machine: one process vs `mpirun -np 2`, one thread per rank,
+    same data, seed and global batch; samples/s, bytes per step rank 0 sends (dense, sparse), time
+    in collectives, peak RSS, test AUCs."""
+    data = os.path.join(a.out, f"data-{a.rows}-1")
+    if not os.path.exists(os.path.join(data, "test_truth.csv")):
+        subprocess.run([a.funnel, "simulate", "--rows", str(a.rows), "--seed", "7", "--out", data], check=True)
+    train, test = os.path.join(data, "train.csv"), os.path.join(data, "test.csv")
+    rows = []
+    for ranks in (1, 2):
+        model = os.path.join(a.out, f"dp-{ranks}")
+        cmd = [a.funnel, "train", "--train", train, "--model", "esmm", "--out", model, "--threads", "1", "--seed", "1", "--json"]
+        if ranks > 1:
+            cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", str(ranks)] + cmd
+        t = run_json(cmd)
+        e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--json"])
+        d = t.get("distributed") or {}
+        rows.append({"ranks": ranks, "train": t["train_samples_per_second"], "seconds": t["seconds"], "rss": t["peak_rss_mb"],
+                     "dense": d.get("dense_bytes_per_step"), "sparse": d.get("sparse_bytes_per_step"), "comm": d.get("seconds"),
+                     "auc_ctr": e.get("auc_ctr"), "auc_ctcvr": e.get("auc_ctcvr")})
+    print(f"\ndata-parallel ESMM, {a.rows} simulated rows, one thread per rank (mpirun -np 2 vs one process)")
+    print(f"{'ranks':>6}{'train/s':>10}{'dense B/step':>14}{'sparse B/step':>15}{'comm s':>8}{'of s':>7}{'RSS MB':>8}{'AUC ctr':>9}{'AUC ctcvr':>10}")
+    for r in rows:
+        f = lambda v, spec: format(v, spec) if v is not None else "-".rjust(len(format(0, spec)))
+        print(f"{r['ranks']:>6}{r['train']:>10.0f}{f(r['dense'], '14.0f')}{f(r['sparse'], '15.0f')}{f(r['comm'], '8.2f')}"
+              f"{r['seconds']:>7.1f}{r['rss']:>8.0f}{r['auc_ctr']:>9.4f}{r['auc_ctcvr']:>10.4f}")
+    print(f"speed-up of 2 ranks: {rows[1]['train'] / rows[0]['train']:.2f}x")
+    return {"runs": rows}
 
 
 if __name__ == "__main__":

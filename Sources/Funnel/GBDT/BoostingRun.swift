@@ -56,7 +56,12 @@ public enum BoostingRun {
         var allRows: LightGBMDataset?
         if let comm = communicator, comm.size > 1 {
             network = try LightGBMNetwork(comm)
-            params["tree_learner"] = "data"
+            let learner = params["tree_learner"] ?? "data"
+            // LightGBM's C API runs the row-partitioned learners only (feature-parallel is refused there).
+            guard learner == "data" || learner == "voting" else {
+                throw FunnelError("lightgbm.tree_learner '\(learner)' does not run over mpirun; use data (default) or voting")
+            }
+            params["tree_learner"] = learner
             params["num_machines"] = String(comm.size)
             params["pre_partition"] = "true"
             let mine = (0..<train.rows).filter { $0 % comm.size == comm.rank }
