@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
-    @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank computes its share of every global batch; rank 0 writes the model.")
+    @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank reads its shard of the rows and computes its rows of every global batch; the gradients are summed over the ranks; rank 0 writes the model.")
     var distributed = false
 
     func validate() throws {

@@ -122,3 +122,23 @@ extension FeatureSchema.Accumulator {
 extension Dictionary {
     func mapKeys<K: Hashable>(_ f: (Key) -> K) -> [K: Value] { Dictionary<K, Value>(uniqueKeysWithValues: map { (f($0.key), $0.value) }) }
 }
+
+extension ReadReport {
+    /// The report of the whole file from every rank's report of its shard: inconsistent rows and
+    /// skipped rows summed per kind (the first example of a kind from the lowest rank with one);
+    /// every rank scans every line, so the line count is anyone's.
+    func merged(across comm: Communicator) throws -> ReadReport {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var out = self
+        out.inconsistentDropped = 0; out.inconsistentKept = 0; out.skipped = [:]; out.firstSkipped = [:]
+        for bytes in try comm.allgatherBytes(Array(try enc.encode(self))) {
+            let r = try JSONDecoder().decode(ReadReport.self, from: Data(bytes))
+            out.inconsistentDropped += r.inconsistentDropped
+            out.inconsistentKept += r.inconsistentKept
+            for (kind, n) in r.skipped { out.skipped[kind, default: 0] += n }
+            for (kind, example) in r.firstSkipped where out.firstSkipped[kind] == nil { out.firstSkipped[kind] = example }
+        }
+        return out
+    }
+}

@@ -206,14 +206,8 @@ struct TrainingData {
         acc.add(raw)
         acc = try acc.merged(across: comm)
         let schema = acc.schema(minCount: r.minCount, hashing: options.hashBuckets)
-        // The read counts of the whole file (each rank counted its own rows).
-        var counts = [raw.report.dataLines, raw.report.inconsistentDropped, raw.report.inconsistentKept, raw.report.skippedTotal].map(Double.init)
-        try comm.allreduceSum(&counts)
-        var report = raw.report
-        report.dataLines = raw.report.dataLines  // every rank scans every line
-        report.inconsistentDropped = Int(counts[1]); report.inconsistentKept = Int(counts[2])
-        for kind in report.skipped.keys { report.skipped[kind] = nil }
-        if counts[3] > 0 { report.countSkipped("malformed (all ranks)", raw.report.firstSkipped.values.first ?? "see the ranks' shards"); report.skipped["malformed (all ranks)"] = Int(counts[3]) }
+        // The whole file's read counts (each rank counted its own rows).
+        var report = try raw.report.merged(across: comm)
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
         let view = try ShardView.labelView(of: schema.encode(raw), communicator: comm)
