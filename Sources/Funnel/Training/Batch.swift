@@ -70,15 +70,34 @@ public final class Batch {
             }
         }
         if !data.bags.isEmpty || !bags.isEmpty {
+            // Gathered through raw pointers into arrays sized exactly (slicing per row would
+            // retain and release the source arrays once a row, and growth would copy them).
             bags = data.bags.map { bag in
-                var offsets: [Int32] = [0], ids: [Int32] = [], weights: [Float] = []
-                offsets.reserveCapacity(n + 1)
-                for k in 0..<n {
-                    let r = row(k)
-                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
-                    ids.append(contentsOf: bag.ids[range])
-                    weights.append(contentsOf: bag.weights[range])
-                    offsets.append(Int32(ids.count))
+                var offsets = [Int32](repeating: 0, count: n + 1)
+                var total = 0
+                bag.offsets.withUnsafeBufferPointer { o in
+                    for k in 0..<n {
+                        let r = row(k)
+                        total += Int(o[r + 1] - o[r])
+                        offsets[k + 1] = Int32(total)
+                    }
+                }
+                var ids = [Int32](repeating: 0, count: total), weights = [Float](repeating: 0, count: total)
+                bag.offsets.withUnsafeBufferPointer { o in
+                    bag.ids.withUnsafeBufferPointer { srcIds in
+                        bag.weights.withUnsafeBufferPointer { srcWeights in
+                            ids.withUnsafeMutableBufferPointer { dstIds in
+                                weights.withUnsafeMutableBufferPointer { dstWeights in
+                                    for k in 0..<n {
+                                        let r = row(k), start = Int(o[r]), count = Int(o[r + 1]) - start, at = Int(offsets[k])
+                                        guard count > 0 else { continue }
+                                        (dstIds.baseAddress! + at).update(from: srcIds.baseAddress! + start, count: count)
+                                        (dstWeights.baseAddress! + at).update(from: srcWeights.baseAddress! + start, count: count)
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 return EncodedBag(field: bag.field, offsets: offsets, ids: ids, weights: weights)
             }
