@@ -19,6 +19,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
 
     func validate() throws {
+        try refuseManyRanks("eval")
         guard !models.isEmpty else { throw ValidationError("give at least one --model") }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw ValidationError("--downsample-negatives must be ≥ 1") }
         try validateThreads(threads)

@@ -60,6 +60,7 @@ struct Experiment: ParsableCommand {
     }
 
     func validate() throws {
+        try refuseManyRanks("experiment")
         let kinds = try self.kinds
         guard !kinds.isEmpty, Set(kinds).count == kinds.count else { throw ValidationError("--models must list distinct models") }
         guard runs >= 1 else { throw ValidationError("--runs must be ≥ 1") }

@@ -37,6 +37,15 @@ func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
     }
 }
 
+/// Commands other than `train` and `gbdt train` are not data-parallel: N copies under mpirun
+/// would each do the whole job and write the same outputs. Checked in `validate()` from the
+/// launcher's environment (MPI itself is never started for them).
+func refuseManyRanks(_ command: String) throws {
+    if let n = Communicator.launchedSize, n > 1 {
+        throw ValidationError("funnel \(command) does not run data-parallel (mpirun started \(n) copies); only train and gbdt train do")
+    }
+}
+
 /// `--threads`, defaulting to every core (checked in `validate()` by `validateThreads`).
 func resolveThreads(_ requested: Int?) throws -> Int {
     let n = requested ?? ProcessInfo.processInfo.activeProcessorCount

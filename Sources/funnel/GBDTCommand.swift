@@ -139,6 +139,7 @@ struct GBDTPredict: ParsableCommand {
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
+        try refuseManyRanks("gbdt predict")
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
     }
@@ -172,6 +173,7 @@ struct GBDTEval: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
+        try refuseManyRanks("gbdt eval")
         try validateThreads(threads)
         guard !(testDay && day != nil) else { throw ValidationError("give --day or --test-day, not both") }
     }

@@ -15,6 +15,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
+        try refuseManyRanks("predict")
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
     }

@@ -25,6 +25,7 @@ struct Prepare: ParsableCommand {
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
+        try refuseManyRanks("prepare")
         guard groupRows >= 1 else { throw ValidationError("--group-rows must be ≥ 1") }
         guard sampleRows >= 1 else { throw ValidationError("--sample-rows must be ≥ 1") }
         if layout == .aliCCP && common == nil { throw ValidationError("--layout ali-ccp needs --common (the common-features file)") }

@@ -35,6 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --allow-reload: read the admin token from this file.") var adminTokenFile: String?
 
     func validate() throws {
+        try refuseManyRanks("serve")
         for (flag, v) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)] {
             guard v > 0, v <= 86_400 else { throw ValidationError("\(flag) must be between 0 and 86400 seconds") }
         }

@@ -26,6 +26,7 @@ struct Simulate: ParsableCommand {
     }
 
     func validate() throws {
+        try refuseManyRanks("simulate")
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
         try check(rows >= (layout == .recsys2023 ? 100 : 10), "--rows must be ≥ \(layout == .recsys2023 ? 100 : 10)")
         try check(ctr > 0 && ctr < 1, "--ctr must be in (0, 1)")

@@ -33,6 +33,7 @@ struct Tune: ParsableCommand {
     @Flag(help: "Print the trials as JSON instead of a table.") var json = false
 
     func validate() throws {
+        try refuseManyRanks("tune")
         guard trials >= 1 else { throw ValidationError("--trials must be ≥ 1") }
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
         if let k = earlyStopping { guard k >= 1 else { throw ValidationError("--early-stopping must be ≥ 1") } }

@@ -125,6 +125,11 @@ final class DistributedTests: XCTestCase {
         XCTAssertNotEqual(c.status, 0)
         XCTAssertTrue(c.stderr.contains("disagrees with rank 0 on the model configuration"), c.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/f3"))
+        // Commands that are not data-parallel refuse to run as several copies.
+        let e = try CLI.mpirun(ranks: 2, ["simulate", "--rows", "100", "--out", d + "/sim2"])
+        XCTAssertNotEqual(e.status, 0)
+        XCTAssertTrue(e.stderr.contains("funnel simulate does not run data-parallel"), e.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/sim2"))
         // --distributed outside mpirun says so.
         try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", d + "/f4", "--distributed"] + tiny,
                       saying: "--distributed runs under mpirun", status: 1)
