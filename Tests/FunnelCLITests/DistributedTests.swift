@@ -60,6 +60,11 @@ final class DistributedTests: XCTestCase {
             let (a1, a2) = (try auc(d + "/\(model)-1"), try auc(d + "/\(model)-2"))
             for k in ["ctr", "cvr", "ctcvr"] { XCTAssertEqual(a1[k]!, a2[k]!, accuracy: 1e-3, "\(model) \(k)") }
         }
+        // Deterministic for a fixed rank count, thread count and seed: the same bytes again.
+        let again = try CLI.mpirun(ranks: 2, ["train", "--train", train, "--model", "esmm", "--out", d + "/esmm-2b"] + common)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/esmm-2/weights.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: d + "/esmm-2b/weights.safetensors")))
         // Streaming a cache under a memory budget, sharded: each rank reads its rows of every row
         // group; buffers of 3,000 rows over groups of 1,000 (the same buffers for any rank count).
         try CLI.ok(["prepare", "--data", train, "--out", d + "/train.fcache", "--group-rows", "1000"])
