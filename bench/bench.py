@@ -57,6 +57,17 @@ def gap_se(a_runs, b_runs, key):
     return (var(a) / len(a) + var(b) / len(b)) ** 0.5
 
 
+def print_table(summary, columns, keys, name_width):
+    """One line per run: its name, the (field, title, width) columns as integers, then the AUC keys."""
+    head = (f"{'':{name_width}}" + "".join(f"{title:>{w}}" for _, title, w in columns)
+            + "".join(f"{k.replace('auc_', 'AUC ').replace('_entire_space', '-ES'):>12}" for k in keys))
+    print(head)
+    print("-" * len(head))
+    for name, s in summary.items():
+        print(f"{name:{name_width}}" + "".join(f"{s[f]:>{w}.0f}" for f, _, w in columns)
+              + "".join(f"{s[k]:>12.4f}" if s[k] is not None else f"{'undefined':>12}" for k in keys))
+
+
 def flops_per_sample(model_dir):
     """Forward FLOPs of one ESMM sample's towers (2 per multiply-add), from the saved model."""
     m = json.load(open(os.path.join(model_dir, "model.json")))
@@ -120,12 +131,7 @@ def scenario(a, scale):
     best_predict = max(peers, key=lambda n: summary[n]["predict"]) if peers else None
     print(f"\nESMM, {a.rows} simulated rows (vocab scale {a.vocab_scale:g}), {a.threads} threads, "
           f"mean of {a.runs} seeds; AUCs on the test split (CVR-ES: entire space vs. counterfactual truth)")
-    head = f"{'':22}{'train/s':>10}{'predict/s':>11}{'RSS MB':>8}" + "".join(f"{k.replace('auc_', 'AUC ').replace('_entire_space', '-ES'):>12}" for k in keys)
-    print(head)
-    print("-" * len(head))
-    for name, s in summary.items():
-        print(f"{name:22}{s['train']:>10.0f}{s['predict']:>11.0f}{s['rss']:>8.0f}"
-              + "".join(f"{s[k]:>12.4f}" if s[k] is not None else f"{'undefined':>12}" for k in keys))
+    print_table(summary, [("train", "train/s", 10), ("predict", "predict/s", 11), ("rss", "RSS MB", 8)], keys, 22)
     if best_train:
         f = summary["funnel"]
         print(f"\ntraining ratio funnel / {best_train}: {f['train'] / summary[best_train]['train']:.2f}x")
@@ -188,11 +194,7 @@ def raw_scenario(a):
           f"{a.threads} threads, mean of {a.runs} seeds")
     print(f"prepare (train): {p['source_bytes'] / 1e6:.1f} MB in {p['seconds']:.1f} s = {p['source_mb_per_second']:.1f} MB/s, "
           f"peak RSS {p['peak_rss_mb']:.0f} MB")
-    head = f"{'':24}{'train/s':>10}{'RSS MB':>8}" + "".join(f"{k.replace('auc_', 'AUC ').replace('_entire_space', '-ES'):>12}" for k in keys)
-    print(head)
-    print("-" * len(head))
-    for name, s in summary.items():
-        print(f"{name:24}{s['train']:>10.0f}{s['rss']:>8.0f}" + "".join(f"{s[k]:>12.4f}" if s[k] is not None else f"{'undefined':>12}" for k in keys))
+    print_table(summary, [("train", "train/s", 10), ("rss", "RSS MB", 8)], keys, 24)
     lv = summary["funnel-last-value"]
     for p in poolings:
         fn, tn = f"funnel-pooled-{p}", f"pytorch-embeddingbag-{p}"

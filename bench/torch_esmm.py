@@ -58,6 +58,31 @@ def logloss(p, y):
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else None
 
 
+def add_shape_arguments(ap):
+    """The hyperparameters both PyTorch peers share, with Funnel's defaults (the bench compares
+    models of the same shape)."""
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--embedding-dim", type=int, default=18)
+    ap.add_argument("--hidden", default="200,80")
+    ap.add_argument("--seed", type=int, default=1)
+
+
+def esmm_step(lc, lv, click, ctcvr, opts, bce_logits):
+    """One ESMM optimiser step on a batch's tower logits: BCE(click, pCTR) + BCE(click*conversion,
+    pCTR*pCVR), batch means; every optimiser steps. Returns the loss tensor."""
+    p = torch.clamp(torch.sigmoid(lc) * torch.sigmoid(lv), 1e-7, 1 - 1e-7)
+    loss = bce_logits(lc, click) - torch.mean(ctcvr * torch.log(p) + (1 - ctcvr) * torch.log(1 - p))
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+    return loss
+
+
 class ESMM(nn.Module):
     def __init__(self, rows, fields, dense, dim, hidden, sparse):
         super().__init__()
@@ -87,13 +112,7 @@ def main():
     ap.add_argument("--test", required=True)
     ap.add_argument("--truth")
     ap.add_argument("--optimizer", choices=["adam", "sparse-adam"], default="sparse-adam")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--embedding-dim", type=int, default=18)
-    ap.add_argument("--hidden", default="200,80")
-    ap.add_argument("--seed", type=int, default=1)
+    add_shape_arguments(ap)
     ap.add_argument("--no-shuffle", action="store_true")
     ap.add_argument("--init-from", help="Funnel model directory whose weights initialise the network (parity checks)")
     a = ap.parse_args()
@@ -162,14 +181,7 @@ def main():
         for s in range(0, n, a.batch_size):
             idx = perm[s:s + a.batch_size]
             lc, lv = model(tr_ids[idx], tr_dense[idx])
-            p = torch.clamp(torch.sigmoid(lc) * torch.sigmoid(lv), 1e-7, 1 - 1e-7)
-            y = ctcvr[idx]
-            loss = bce_logits(lc, click[idx]) - torch.mean(y * torch.log(p) + (1 - y) * torch.log(1 - p))
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            for o in opts:
-                o.step()
+            loss = esmm_step(lc, lv, click[idx], ctcvr[idx], opts, bce_logits)
             samples += len(idx)
             loss_sum += float(loss.detach()) * len(idx)
     train_seconds = time.perf_counter() - start

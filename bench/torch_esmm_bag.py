@@ -8,7 +8,7 @@ Encoding mirrors Funnel's: every field id is a field (sorted by name); per field
 vocabulary of the values seen in training (ids 1..n in ascending order, 0 = unseen or empty);
 a single-valued field is a bag of one value with weight 1; a row's bag of a field is its own
 values plus its md5's common values. Towers, loss and optimiser as in torch_esmm.py.
-Preprocessing (parsing, encoding, CSR build) is not timed; the training loop (per-epoch
+Towers, loss and optimiser step are torch_esmm.py's (`esmm_step`). Preprocessing (parsing, encoding, CSR build) is not timed; the training loop (per-epoch
 shuffle gather included) and prediction are. Prints one JSON object.
 """
 import argparse, json, resource, time
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from torch_esmm import auc, logloss
+from torch_esmm import add_shape_arguments, auc, esmm_step, logloss
 
 
 def parse(line):
@@ -125,13 +125,7 @@ def main():
     for k in ("train-skeleton", "train-common", "test-skeleton", "test-common"):
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--truth")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--embedding-dim", type=int, default=18)
-    ap.add_argument("--hidden", default="200,80")
-    ap.add_argument("--seed", type=int, default=1)
+    add_shape_arguments(ap)
     ap.add_argument("--pooling", choices=["sum", "mean"], default="sum",
                     help="mean: each bag's weights divided by their sum (Funnel's weighted mean), still mode='sum'")
     a = ap.parse_args()
@@ -191,14 +185,7 @@ def main():
         for s in range(0, n, a.batch_size):
             rows = perm[s:s + a.batch_size]
             lc, lv = model(*batch(*tr, rows, F))
-            p = torch.clamp(torch.sigmoid(lc) * torch.sigmoid(lv), 1e-7, 1 - 1e-7)
-            y = ctcvr_t[rows]
-            loss = bce_logits(lc, click_t[rows]) - torch.mean(y * torch.log(p) + (1 - y) * torch.log(1 - p))
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            for o in opts:
-                o.step()
+            esmm_step(lc, lv, click_t[rows], ctcvr_t[rows], opts, bce_logits)
             samples += len(rows)
     train_seconds = time.perf_counter() - start
 

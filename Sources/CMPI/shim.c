@@ -64,19 +64,6 @@ int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, 
     return MPI_Allgatherv(send, (int)sendCount, MPI_BYTE, out, c, d, MPI_BYTE, MPI_COMM_WORLD);
 }
 
-int funnel_mpi_bcast_bytes(void *buffer, int64_t count, int root) {
-    char *p = buffer;
-    for (int64_t done = 0; done < count;) {
-        int n = count - done > INT_MAX ? INT_MAX : (int)(count - done);
-        int rc = MPI_Bcast(p + done, n, MPI_BYTE, root, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return rc;
-        done += n;
-    }
-    return MPI_SUCCESS;
-}
-
-int funnel_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
-
 void funnel_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 void funnel_mpi_error_string(int code, char *out, int capacity) {

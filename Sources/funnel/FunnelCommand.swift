@@ -37,6 +37,17 @@ func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
     }
 }
 
+/// A data-parallel command's frame: MPI is started when launched under mpirun (or `explicit`,
+/// `--distributed`), `body` runs with the communicator (nil for a lone process) and whether this
+/// rank stays quiet (every rank but 0), a failing rank ends the job (`guarded(on:)`), MPI is
+/// finalized after.
+func runRanks(explicit: Bool, _ body: (_ comm: Communicator?, _ quiet: Bool) throws -> Void) throws {
+    var comm: Communicator?
+    try guarded { comm = try Communicator.start(explicit: explicit) }
+    try guarded(on: comm) { try body(comm, !(comm?.isRoot ?? true)) }
+    comm?.finalize()
+}
+
 /// Commands other than `train` and `gbdt train` are not data-parallel: N copies under mpirun
 /// would each do the whole job and write the same outputs. Checked in `validate()` from the
 /// launcher's environment (MPI itself is never started for them).

@@ -45,55 +45,47 @@ struct GBDTTrain: ParsableCommand {
         // Find LightGBM before MPI starts: locating it may run python3, and a process that has
         // initialised MPI must not fork.
         _ = try? LightGBMLibrary.shared()
-        let comm: Communicator?
-        do { comm = try Communicator.start(explicit: distributed) } catch {
-            Terminal.error("\(error)")
-            throw ExitCode(1)
-        }
-        try guarded(on: comm) { try trainHere(comm, quiet: !(comm?.isRoot ?? true)) }
-        comm?.finalize()
+        try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 
     private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
-        do {
-            var request = GBDTTrainingRequest(train: train, out: out)
-            request.communicator = comm
-            request.valid = valid
-            request.config = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
-            if let seed { request.config.seed = seed }
-            request.threads = threads
-            request.layout = options.layout
-            request.read = try options.data.readOptions()
-            request.read.dayColumn = options.dayColumn
-            request.force = force
-            let json = self.json || quiet
-            let model = try GBDTJobs.train(request, note: { if !json { Terminal.note($0) } }) { p in
-                guard !json else { return }
-                var line = "[\(p.model)] iteration \(p.iteration)/\(p.maxIterations)"
-                if let l = p.validLoss { line += String(format: "  valid logloss %.5f", l) }
-                if let b = p.bestLoss { line += String(format: "  best %.5f @%d", b, p.bestIteration) }
-                line += String(format: "  %.1f it/s", p.iterationsPerSecond)
-                // An upper bound: early stopping usually ends the model sooner.
-                line += "  ETA ≤ " + Terminal.duration(Double(p.maxIterations - p.iteration) / max(p.iterationsPerSecond, 1e-9))
-                Terminal.progress(line)
+        var request = GBDTTrainingRequest(train: train, out: out)
+        request.communicator = comm
+        request.valid = valid
+        request.config = try config.map(GBDTConfig.load(path:)) ?? GBDTConfig()
+        if let seed { request.config.seed = seed }
+        request.threads = threads
+        request.layout = options.layout
+        request.read = try options.data.readOptions()
+        request.read.dayColumn = options.dayColumn
+        request.force = force
+        let json = self.json || quiet
+        let model = try GBDTJobs.train(request, note: { if !json { Terminal.note($0) } }) { p in
+            guard !json else { return }
+            var line = "[\(p.model)] iteration \(p.iteration)/\(p.maxIterations)"
+            if let l = p.validLoss { line += String(format: "  valid logloss %.5f", l) }
+            if let b = p.bestLoss { line += String(format: "  best %.5f @%d", b, p.bestIteration) }
+            line += String(format: "  %.1f it/s", p.iterationsPerSecond)
+            // An upper bound: early stopping usually ends the model sooner.
+            line += "  ETA ≤ " + Terminal.duration(Double(p.maxIterations - p.iteration) / max(p.iterationsPerSecond, 1e-9))
+            Terminal.progress(line)
+        }
+        if !json { Terminal.progress("", final: false) }
+        if quiet { return }
+        let m = model.manifest
+        if self.json {
+            Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
+                                               peakRSS: ResourceUsage.peakRSSMegabytes))
+        } else {
+            for c in m.components {
+                print("\(c.role.rawValue): \(c.trainRows) rows, best iteration \(c.bestIteration)/\(c.iterations)"
+                      + (c.bestValidLogLoss.map { String(format: ", valid logloss %.5f", $0) } ?? "")
+                      + String(format: ", %.1fs", c.seconds))
             }
-            if !json { Terminal.progress("", final: false) }
-            if quiet { return }
-            let m = model.manifest
-            if self.json {
-                Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
-                                                   peakRSS: ResourceUsage.peakRSSMegabytes))
-            } else {
-                for c in m.components {
-                    print("\(c.role.rawValue): \(c.trainRows) rows, best iteration \(c.bestIteration)/\(c.iterations)"
-                          + (c.bestValidLogLoss.map { String(format: ", valid logloss %.5f", $0) } ?? "")
-                          + String(format: ", %.1fs", c.seconds))
-                }
-                print(String(format: "calibration ω: two-step %.4f, end-to-end %.4f", m.calibration.twoStep, m.calibration.endToEnd))
-                print(GBDTReportTable.render(m.validation, title: "validation rows (\(m.validRows))"))
-                print("trained on \(m.trainRows) rows with \(model.pipeline.featureNames.count) features in "
-                      + "\(Terminal.duration(m.seconds)); saved to \(out)")
-            }
+            print(String(format: "calibration ω: two-step %.4f, end-to-end %.4f", m.calibration.twoStep, m.calibration.endToEnd))
+            print(GBDTReportTable.render(m.validation, title: "validation rows (\(m.validRows))"))
+            print("trained on \(m.trainRows) rows with \(model.pipeline.featureNames.count) features in "
+                  + "\(Terminal.duration(m.seconds)); saved to \(out)")
         }
     }
 }

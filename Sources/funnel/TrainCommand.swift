@@ -50,73 +50,63 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let comm: Communicator?
-        do { comm = try Communicator.start(explicit: distributed) } catch {
-            Terminal.error("\(error)")
-            throw ExitCode(1)
-        }
-        try guarded(on: comm) {
-            try trainHere(comm, quiet: !(comm?.isRoot ?? true))
-        }
-        comm?.finalize()
+        try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
     private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
-        do {
-            var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
-            request.communicator = comm
-            request.valid = valid
-            request.minCount = minCount
-            request.threads = try resolveThreads(threads)
-            request.initFrom = initFrom
-            request.memoryBudgetMiB = memoryBudget
-            request.shuffleBufferRows = shuffleBufferRows
-            request.read = try data.readOptions()
-            request.force = force
-            request.earlyStopping = earlyStopping
-            request.monitor = monitor
-            request.evalEverySteps = evalEvery
-            let kind = model.rawValue, json = self.json, monitor = self.monitor
-            let outcome = try TrainingJob.run(request) { event in
-                guard !json && !quiet else { return }
-                switch event {
-                case .note(let n): Terminal.note(n)
-                case .progress(let p):
-                    Terminal.progress("[\(kind) \(p.stage.rawValue)] epoch \(p.epoch)/\(p.epochs)  "
-                                      + "\(p.rowsDone)/\(p.rowsInEpoch) rows  \(Terminal.rate(p.rowsPerSecond)) rows/s  "
-                                      + String(format: "loss %.5f", p.meanLoss) + "  ETA \(Terminal.duration(p.secondsLeft))",
-                                      final: p.epochFinished)
-                case .validated(let epoch, let step, let r):
-                    Terminal.note("valid at epoch \(epoch), step \(step): AUC ctr \(EvaluationReport.format(r.aucCTR)) "
-                                  + "cvr \(EvaluationReport.format(r.aucCVR)) ctcvr \(EvaluationReport.format(r.aucCTCVR))  "
-                                  + "\(monitor.rawValue) \(EvaluationReport.format(r[monitor]))")
-                }
+        var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
+        request.communicator = comm
+        request.valid = valid
+        request.minCount = minCount
+        request.threads = try resolveThreads(threads)
+        request.initFrom = initFrom
+        request.memoryBudgetMiB = memoryBudget
+        request.shuffleBufferRows = shuffleBufferRows
+        request.read = try data.readOptions()
+        request.force = force
+        request.earlyStopping = earlyStopping
+        request.monitor = monitor
+        request.evalEverySteps = evalEvery
+        let kind = model.rawValue, json = self.json, monitor = self.monitor
+        let outcome = try TrainingJob.run(request) { event in
+            guard !json && !quiet else { return }
+            switch event {
+            case .note(let n): Terminal.note(n)
+            case .progress(let p):
+                Terminal.progress("[\(kind) \(p.stage.rawValue)] epoch \(p.epoch)/\(p.epochs)  "
+                                  + "\(p.rowsDone)/\(p.rowsInEpoch) rows  \(Terminal.rate(p.rowsPerSecond)) rows/s  "
+                                  + String(format: "loss %.5f", p.meanLoss) + "  ETA \(Terminal.duration(p.secondsLeft))",
+                                  final: p.epochFinished)
+            case .validated(let epoch, let step, let r):
+                Terminal.note("valid at epoch \(epoch), step \(step): AUC ctr \(EvaluationReport.format(r.aucCTR)) "
+                              + "cvr \(EvaluationReport.format(r.aucCVR)) ctcvr \(EvaluationReport.format(r.aucCTCVR))  "
+                              + "\(monitor.rawValue) \(EvaluationReport.format(r[monitor]))")
             }
-            let summary = outcome.summary
-            if quiet { return }
-            if json {
-                Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
-                                               valid: outcome.best?.metrics ?? outcome.validation.last,
-                                               memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
-                                               best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
-                                               distributed: outcome.communication))
-            } else {
-                if let b = outcome.best {
-                    print("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
-                          + (outcome.stoppedEarly ? " (stopped early)" : ""))
-                }
-                let ranks = outcome.communication.map { " × \($0.ranks) ranks" } ?? ""
-                print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
-                      + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)\(ranks)); saved to \(out)")
-                if let c = outcome.communication {
-                    print(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
-                                 c.denseBytesPerStep / 1e3, c.sparseBytesPerStep / 1e3, c.seconds))
-                }
-                if let budget = memoryBudget {
-                    let peak = ResourceUsage.peakRSSMegabytes
-                    print(String(format: "peak RSS %.0f MiB (budget %.0f MiB)%@", peak, budget, peak > budget ? " — over budget" : ""))
-                }
+        }
+        let summary = outcome.summary
+        if quiet { return }
+        if json {
+            Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
+                                           valid: outcome.best?.metrics ?? outcome.validation.last,
+                                           memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
+                                           best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
+                                           distributed: outcome.communication))
+        } else {
+            if let b = outcome.best {
+                print("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
+                      + (outcome.stoppedEarly ? " (stopped early)" : ""))
+            }
+            let ranks = outcome.communication.map { " × \($0.ranks) ranks" } ?? ""
+            print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
+                  + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)\(ranks)); saved to \(out)")
+            if let c = outcome.communication {
+                print(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
+                             c.denseBytesPerStep / 1e3, c.sparseBytesPerStep / 1e3, c.seconds))
+            }
+            if let budget = memoryBudget {
+                let peak = ResourceUsage.peakRSSMegabytes
+                print(String(format: "peak RSS %.0f MiB (budget %.0f MiB)%@", peak, budget, peak > budget ? " — over budget" : ""))
             }
         }
     }

@@ -21,8 +21,6 @@ int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count);
 int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *out);
 // Variable-length byte blocks: `counts[r]` bytes from rank r, placed at `displacements[r]` of `out`.
 int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements);
-int funnel_mpi_bcast_bytes(void *buffer, int64_t count, int root);
-int funnel_mpi_barrier(void);
 // LightGBM's external network functions (LGBM_NetworkInitWithFunctions) over MPI_COMM_WORLD:
 // its data-parallel tree learner reduce-scatters histograms and all-gathers splits through
 // these. They cannot return an error to LightGBM: on an MPI failure they end the job.

@@ -180,11 +180,12 @@ public enum AliCCPRaw {
         var recordLines: [Int32] = []
         var commonReport = ReadReport(file: common)
         var repeated = Set<String>(), inCommon = Set<Int>()
+        var commonBytes = 0
         do {
             var cells: [Range<Int>] = []
             var f: [Int32] = [], k: [Int64] = [], w: [Float] = []
             var seen = [Int](), touched: [Int] = []
-            let commonBytes = try MappedLines.forEach(common, releasePages: true) { line, p, n in
+            commonBytes = try MappedLines.forEach(common, releasePages: true) { line, p, n in
                 commonReport.dataLines += 1
                 do {
                     guard split(p, n, fields: 3, into: &cells) else {
@@ -229,7 +230,6 @@ public enum AliCCPRaw {
             }
             guard commonReport.dataLines > 0 else { throw DataError(file: common, "is empty") }
             commonReport.rowsKept = recordLines.count
-            _ = commonBytes
         }
         let shared = try writer.finishShared(fields: commonFields.names, source: common)
         recordLines = []
@@ -358,7 +358,7 @@ public enum AliCCPRaw {
             report.firstSkipped["common features: " + kind] = commonReport.firstSkipped[kind]
         }
         footer.report = report
-        footer.sourceBytes = skeletonBytes + InputFile.size(common)
+        footer.sourceBytes = skeletonBytes + commonBytes
         try writer.finish(footer: footer)
         var summary = ColumnarCache.PrepareSummary(start: start, footer: footer, cacheBytes: writer.written)
         summary.sharedRecords = shared.entries

@@ -1,5 +1,3 @@
-import Foundation
-
 /// A table read from disk but not yet encoded: categorical keys, raw dense values
 /// (NaN marks an empty cell) and 0/1 labels, column-major.
 public struct RawTable {
@@ -56,10 +54,14 @@ public struct RawTable {
 
     /// The rows whose flag in `keep` is set, in order (every column, labels, days and source rows).
     func rows(where keep: [Bool]) -> RawTable {
+        rows((0..<rowCount).filter { keep[$0] })
+    }
+
+    /// The rows at `idx`, in that order.
+    func rows(_ idx: [Int]) -> RawTable {
         var out = RawTable(layout: layout, hasLabels: hasLabels, file: report.file)
         out.textTokens = textTokens
         out.report = report
-        let idx = (0..<rowCount).filter { keep[$0] }
         out.keys = keys.map { col in idx.map { col[$0] } }
         out.dense = dense.map { col in idx.map { col[$0] } }
         if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
@@ -114,24 +116,4 @@ extension RawBag {
         keys.append(contentsOf: other.keys)
         weights.append(contentsOf: other.weights)
     }
-}
-
-/// Reads arrays one after another out of raw bytes (copies; alignment-agnostic).
-struct ByteCursor {
-    let raw: UnsafeRawBufferPointer
-    var at = 0
-    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
-
-    mutating func take<T>(_: T.Type, _ count: Int) -> [T] {
-        let n = count * MemoryLayout<T>.stride
-        precondition(at + n <= raw.count)
-        let out = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if n > 0 { memcpy(UnsafeMutableRawPointer(buffer.baseAddress!), raw.baseAddress! + at, n) }
-            initialized = count
-        }
-        at += n
-        return out
-    }
-
-    mutating func align() { at = (at + 7) / 8 * 8 }
 }

@@ -93,6 +93,22 @@ public final class Communicator: @unchecked Sendable {
         return (0..<size).map { r in Array(out[(r * values.count)..<((r + 1) * values.count)]) }
     }
 
+    /// The largest (smallest) of every rank's `value`, on every rank.
+    public func maximum(_ value: Int) throws -> Int {
+        var v = Int64(value)
+        try timed("control", bytes: 8) { try Self.check(funnel_mpi_allreduce_max_int64(&v, 1), "MPI_Allreduce") }
+        return Int(v)
+    }
+
+    public func minimum(_ value: Int) throws -> Int {
+        var v = Int64(value)
+        try timed("control", bytes: 8) { try Self.check(funnel_mpi_allreduce_min_int64(&v, 1), "MPI_Allreduce") }
+        return Int(v)
+    }
+
+    /// This rank's rows of a file read by every rank (`ReadOptions.shard`).
+    public var shard: ReadOptions.Shard { ReadOptions.Shard(index: rank, count: size) }
+
     /// Every rank's byte block (of any length), rank after rank.
     public func allgatherBytes(_ bytes: [UInt8], kind: String = "control") throws -> [[UInt8]] {
         let counts = try allgather([Int64(bytes.count)], kind: kind).map { Int($0[0]) }
@@ -112,30 +128,20 @@ public final class Communicator: @unchecked Sendable {
         return (0..<size).map { r in Array(out[Int(displacements[r])..<(Int(displacements[r]) + counts[r])]) }
     }
 
-    /// Root's bytes on every rank.
-    public func broadcast(_ bytes: [UInt8], root: Int = 0) throws -> [UInt8] {
-        var n = [Int64(bytes.count)]
-        try n.withUnsafeMutableBytes { try Self.check(funnel_mpi_bcast_bytes($0.baseAddress!, 8, Int32(root)), "MPI_Bcast") }
-        var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(n[0]))
-        if n[0] > 0 {
-            try timed("control", bytes: rank == root ? out.count : 0) {
-                try out.withUnsafeMutableBytes { try Self.check(funnel_mpi_bcast_bytes($0.baseAddress!, n[0], Int32(root)), "MPI_Bcast") }
-            }
-        }
-        return out
-    }
-
-    public func barrier() throws { try Self.check(funnel_mpi_barrier(), "MPI_Barrier") }
-
     /// Ends every rank of the job (mpirun reports it and exits non-zero).
     public func abort(code: Int32 = 1) -> Never {
         funnel_mpi_abort(code)
         exit(code)
     }
 
-    /// Refuses to go on unless every rank holds the same bytes (a configuration or schema):
-    /// ranks that disagree would train different models.
-    public func checkSame(_ bytes: [UInt8], what: String) throws {
+    /// Refuses to go on unless every rank holds the same values (a configuration, a schema, row
+    /// counts): ranks that disagree would train different models. Compared as JSON with sorted
+    /// keys (dictionaries hash in a per-process order).
+    public func checkSame(_ parts: [any Encodable], what: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var bytes: [UInt8] = []
+        for part in parts { bytes += try enc.encode(part) }
         let all = try allgatherBytes(bytes)
         if let r = all.firstIndex(where: { $0 != all[0] }) {
             throw FunnelError("rank \(r) disagrees with rank 0 on the \(what); every rank must run the same command on the same data")

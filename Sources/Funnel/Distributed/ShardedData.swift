@@ -85,7 +85,7 @@ extension FeatureSchema.Accumulator {
             for (k, n) in field.sorted(by: { $0.key < $1.key }) { put(k); put(Int64(n)) }
         }
         for m in moments { put(m.n); put(m.mean); put(m.m2) }
-        let tokens = try JSONEncoder().encode(textTokens.mapKeys(String.init))
+        let tokens = try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: textTokens.map { (String($0.key), $0.value) }))
         put(Int64(tokens.count))
         bytes.append(contentsOf: tokens)
         var out = FeatureSchema.Accumulator(layout: layout)
@@ -117,10 +117,6 @@ extension FeatureSchema.Accumulator {
         }
         return out
     }
-}
-
-extension Dictionary {
-    func mapKeys<K: Hashable>(_ f: (Key) -> K) -> [K: Value] { Dictionary<K, Value>(uniqueKeysWithValues: map { (f($0.key), $0.value) }) }
 }
 
 extension ReadReport {

@@ -54,10 +54,7 @@ public enum GBDTJobs {
         note("read \(trainTable.rowCount) training and \(validTable.rowCount) validation rows (\(settings.preset.rawValue) layout) "
              + String(format: "in %.1fs", Date().timeIntervalSince(loadStart)))
         if let comm = r.communicator {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]  // dictionaries hash in a per-process order
-            try comm.checkSame(Array(try enc.encode(r.config)) + Array("\(trainTable.rowCount) \(validTable.rowCount)".utf8),
-                               what: "GBDT configuration and rows")
+            try comm.checkSame([r.config, trainTable.rowCount, validTable.rowCount], what: "GBDT configuration and rows")
         }
         let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: r.config, read: settings,
                                            threads: threads, notes: notes, communicator: r.communicator, progress: progress)

@@ -12,40 +12,18 @@ import Glibc
 /// created exclusively and never through a symbolic link.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String, force: Bool = false) throws {
-        try OutputPath.checkFile(path, force: force)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())"
-        unlink(tmp)  // a leftover of a killed run of this process id
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
-        var ok = true
-        var failure = ""
-        data.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; ok = false; failure = String(cString: strerror(errno)); return }
-                off += n
-            }
-        }
-        if ok && fsync(fd) != 0 { ok = false; failure = String(cString: strerror(errno)) }
-        close(fd)
-        guard ok else { unlink(tmp); throw FunnelError("\(path): write failed: \(failure)") }
-        guard rename(tmp, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(tmp)
-            throw FunnelError("\(path): cannot rename into place: \(why)")
-        }
-        let dfd = open(dir, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        let file = try Stream(path, force: force)
+        try data.withUnsafeBytes { try file.write($0) }
+        try file.finish()
     }
 }
 
 extension AtomicFile {
-    /// The same guarantee for output too large to build in memory: bytes stream into the
-    /// temporary file, `finish` fsyncs and renames it into place; a stream dropped before
-    /// `finish` removes its temporary file.
+    /// The temporary file, streamed (`write` above is one `Stream`; output too large to build in
+    /// memory uses one directly): bytes go to `.NAME.tmp-PID` beside the target (created
+    /// exclusively, never through a symbolic link; a leftover of a killed run of this process id is
+    /// removed first), `finish` fsyncs and renames it into place and fsyncs the directory; a
+    /// stream dropped before `finish` removes its temporary file.
     public final class Stream {
         public let path: String
         private let tmp: String
@@ -58,7 +36,7 @@ extension AtomicFile {
             let url = URL(fileURLWithPath: path)
             self.path = path
             tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
-            unlink(tmp)
+            unlink(tmp)  // a leftover of a killed run of this process id
             fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
             guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
         }

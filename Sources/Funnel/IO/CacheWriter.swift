@@ -54,7 +54,7 @@ final class CacheWriter {
         buffer.withUnsafeBytes { sharedSum.update($0) }
         try write(buffer)
         return ColumnarCache.SharedSection(offset: start, bytes: written - start, entries: sharedOffsets.count - 1,
-                                           offsetsAt: offsetsAt, checksum: String(format: "%016llx", sharedSum.value),
+                                           offsetsAt: offsetsAt, checksum: sharedSum.hex,
                                            fields: fields, source: source)
     }
 
@@ -113,19 +113,5 @@ final class CacheWriter {
     static func append<T>(_ values: [T], to buffer: inout [UInt8]) {
         values.withUnsafeBytes { buffer.append(contentsOf: $0) }
         pad(&buffer)
-    }
-}
-
-extension Checksum {
-    /// `fnv64Words` computed over a stream of pieces whose lengths are multiples of 8 (the
-    /// result equals `fnv64Words` of their concatenation).
-    struct WordStream {
-        private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        mutating func update(_ bytes: UnsafeRawBufferPointer) {
-            precondition(bytes.count % 8 == 0)
-            for i in 0..<(bytes.count / 8) {
-                value = (value ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))) &* 0x0000_0100_0000_01B3
-            }
-        }
     }
 }

@@ -11,3 +11,36 @@ public enum Checksum {
         return String(format: "%016llx", h)
     }
 }
+
+extension Checksum {
+    /// FNV-1a over 64-bit little-endian words (then the tail bytes): the cache's checksum, eight
+    /// times faster than byte-wise FNV on gigabytes of columns.
+    public static func fnv64Words(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let words = bytes.count / 8
+        var stream = WordStream()
+        stream.update(UnsafeRawBufferPointer(rebasing: bytes[0..<(words * 8)]))
+        var h = stream.value
+        for i in (words * 8)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
+
+    public static func fnv64Words(_ data: Data) -> UInt64 { data.withUnsafeBytes { fnv64Words($0) } }
+
+    public static func fnv64Hex(words data: Data) -> String { data.withUnsafeBytes { fnv64Hex(words: $0) } }
+
+    public static func fnv64Hex(words bytes: UnsafeRawBufferPointer) -> String { String(format: "%016llx", fnv64Words(bytes)) }
+
+    /// FNV-1a over 64-bit words, fed in pieces whose lengths are multiples of 8: the word loop of
+    /// `fnv64Words`, which also lets the cache writer checksum a section as it streams out.
+    struct WordStream {
+        private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            precondition(bytes.count % 8 == 0)
+            for i in 0..<(bytes.count / 8) {
+                value = (value ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))) &* 0x0000_0100_0000_01B3
+            }
+        }
+
+        var hex: String { String(format: "%016llx", value) }
+    }
+}

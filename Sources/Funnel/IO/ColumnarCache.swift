@@ -257,23 +257,29 @@ public final class ColumnarCache {
         var bagKeys = [[Int64]](repeating: [], count: wanted.multiValued.count)
         var bagWeights = [[Float]](repeating: [], count: wanted.multiValued.count)
         let stored = wanted.multiValued.map { storedBags[$0] }
-        for r in 0..<rows where !bagKeys.isEmpty || !sharedIndex.isEmpty {
-            for b in bagKeys.indices {
-                bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
-                if let bag = stored[b] {
-                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
-                    bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
+        if sharedIndex.isEmpty && wanted.maxValues == nil {
+            // Nothing to join or cut: the stored columns are the table's (every wanted bag is one).
+            table.bags = stored.map { $0! }
+        } else {
+            // Per row: its own values, then its shared record's, cut to `wanted.maxValues`.
+            for r in 0..<rows where !bagKeys.isEmpty || !sharedIndex.isEmpty {
+                for b in bagKeys.indices {
+                    bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
+                    if let bag = stored[b] {
+                        let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
+                        bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
+                    }
                 }
-            }
-            if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
-                try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
-                    if let k = wantedSingle[field] { table.keys[k][r] = key }
-                    else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
+                if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
+                    try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
+                        if let k = wantedSingle[field] { table.keys[k][r] = key }
+                        else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
+                    }
                 }
-            }
-            for b in bagKeys.indices {
-                CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
-                table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
+                for b in bagKeys.indices {
+                    CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
+                    table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
+                }
             }
         }
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
@@ -361,9 +367,9 @@ public final class ColumnarCache {
         }
     }
 
-    /// Converts a CSV/TSV (or a PaddleRec Ali-CCP file) into a cache in one streaming pass (column
-    /// roles inferred from the first `sampleRows` rows unless the options fix them), in row groups
-    /// of `groupRows`. Multi-valued columns make a version 2 cache; otherwise version 1, as before.
+    /// Converts a CSV/TSV into a cache in one streaming pass (column roles inferred from the first
+    /// `sampleRows` rows unless the options fix them), in row groups of `groupRows`; a PaddleRec
+    /// Ali-CCP file is read whole (its layout needs every line), then written in groups. Multi-valued columns make a version 2 cache; otherwise version 1, as before.
     public static func prepare(source: String, options: ReadOptions, to out: String, groupRows: Int = 1 << 16,
                                sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
         guard groupRows >= 1 else { throw FunnelError("row groups need at least one row") }
@@ -380,9 +386,7 @@ public final class ColumnarCache {
             stream = { sink in
                 let table = try PaddleRecLayout.read(source, layout: inferred, options: readOptions, requireLabels: true)
                 for lower in stride(from: 0, to: table.rowCount, by: groupRows) {
-                    var keep = [Bool](repeating: false, count: table.rowCount)
-                    for r in lower..<min(lower + groupRows, table.rowCount) { keep[r] = true }
-                    try sink(table.rows(where: keep))
+                    try sink(table.rows(Array(lower..<min(lower + groupRows, table.rowCount))))
                 }
                 return table.report
             }
@@ -420,24 +424,4 @@ extension ColumnarCache.PrepareSummary {
                   seconds: seconds, megabytesPerSecond: Double(footer.sourceBytes) / 1e6 / max(seconds, 1e-9),
                   peakRSSMegabytes: ResourceUsage.peakRSSMegabytes, report: footer.report)
     }
-}
-
-extension Checksum {
-    /// FNV-1a over 64-bit little-endian words (then the tail bytes): the cache's checksum, eight
-    /// times faster than byte-wise FNV on gigabytes of columns.
-    public static func fnv64Words(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        let words = bytes.count / 8
-        for i in 0..<words {
-            h = (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))) &* 0x0000_0100_0000_01B3
-        }
-        for i in (words * 8)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01B3 }
-        return h
-    }
-
-    public static func fnv64Words(_ data: Data) -> UInt64 { data.withUnsafeBytes { fnv64Words($0) } }
-
-    public static func fnv64Hex(words data: Data) -> String { data.withUnsafeBytes { fnv64Hex(words: $0) } }
-
-    public static func fnv64Hex(words bytes: UnsafeRawBufferPointer) -> String { String(format: "%016llx", fnv64Words(bytes)) }
 }

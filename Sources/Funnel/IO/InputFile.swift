@@ -25,11 +25,8 @@ public enum InputFile {
     /// `limit` bytes before reading it.
     public static func contents(_ path: String, limit: Int) throws -> Data {
         try checkReadable(path)
-        var st = stat()
-        _ = stat(path, &st)
-        guard Int(st.st_size) <= limit else {
-            throw DataError(file: path, "is \(st.st_size) bytes; at most \(limit) are read")
-        }
+        let bytes = size(path)
+        guard bytes <= limit else { throw DataError(file: path, "is \(bytes) bytes; at most \(limit) are read") }
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read") }
         return data
     }

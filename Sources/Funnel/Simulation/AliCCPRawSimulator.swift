@@ -46,8 +46,6 @@ public struct AliCCPRawSimulator {
     private var cvrBias = 0.0
     static let listScale = 0.6
     static let crossScale = 0.3
-    static let latentDim = 4
-    static let interactionScale = 0.5
     /// Feature values of a list: counts 1…5 (E[w²] = 11, for the unit-variance scaling).
     static let maxCount = 5
 
@@ -132,15 +130,8 @@ public struct AliCCPRawSimulator {
                 zc += abs(e.0); zv += e.1
             }
         }
-        var dc = 0.0, dv = 0.0
-        for k in 0..<Self.latentDim {
-            let pu = noise.gaussian(UInt64(user.id), 10 + UInt64(k), 3), qi = noise.gaussian(UInt64(item), 20 + UInt64(k), 4)
-            let pu2 = noise.gaussian(UInt64(user.id), 30 + UInt64(k), 5), qi2 = noise.gaussian(UInt64(item), 40 + UInt64(k), 6)
-            dc += pu * qi
-            dv += rho * pu * qi + (1 - rho * rho).squareRoot() * pu2 * qi2
-        }
-        let scale = Self.interactionScale / Double(Self.latentDim).squareRoot()
-        return (zc + scale * dc, zv + scale * dv, crosses)
+        let personal = noise.interaction(user: user.id, item: item, rho: rho)
+        return (zc + personal.click, zv + personal.conversion, crosses)
     }
 
     private mutating func calibrate() {

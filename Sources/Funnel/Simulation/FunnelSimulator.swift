@@ -67,8 +67,6 @@ public struct FunnelSimulator {
     private let rho: Double
     private var ctrBias = 0.0
     private var cvrBias = 0.0
-    private static let latentDim = 4
-    private static let interactionScale = 0.5
 
     public init(config: SimulatorConfig) {
         self.config = config
@@ -153,16 +151,9 @@ public struct FunnelSimulator {
             zc += ec
             zv += rho * ec + (1 - rho * rho).squareRoot() * noise
         }
-        var dc = 0.0, dv = 0.0
-        for k in 0..<FunnelSimulator.latentDim {
-            let pu = gaussian(UInt64(user), 10 + UInt64(k), 3), qi = gaussian(UInt64(item), 20 + UInt64(k), 4)
-            let pu2 = gaussian(UInt64(user), 30 + UInt64(k), 5), qi2 = gaussian(UInt64(item), 40 + UInt64(k), 6)
-            dc += pu * qi
-            dv += rho * pu * qi + (1 - rho * rho).squareRoot() * pu2 * qi2
-        }
-        let scale = FunnelSimulator.interactionScale / Double(FunnelSimulator.latentDim).squareRoot()
-        zc += scale * dc
-        zv += scale * dv
+        let personal = noise.interaction(user: user, item: item, rho: rho)
+        zc += personal.click
+        zv += personal.conversion
         // User behaviour intensities in [0, 1]: noisy views of the user's latent taste.
         var dense = [Double](repeating: 0, count: denseNames.count)
         for k in 0..<denseNames.count {

@@ -21,6 +21,22 @@ struct SeededNoise {
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 
+    /// The personalised term of both logits: user and item latent vectors (4 dimensions), the
+    /// click term their dot product, the conversion term ρ·(that) + √(1−ρ²)·(an independent
+    /// pair's), both scaled by 0.5/√4 so the term's spread does not depend on the dimension.
+    func interaction(user: Int, item: Int, rho: Double) -> (click: Double, conversion: Double) {
+        let latentDim = 4, interactionScale = 0.5
+        var dc = 0.0, dv = 0.0
+        for k in 0..<latentDim {
+            let pu = gaussian(UInt64(user), 10 + UInt64(k), 3), qi = gaussian(UInt64(item), 20 + UInt64(k), 4)
+            let pu2 = gaussian(UInt64(user), 30 + UInt64(k), 5), qi2 = gaussian(UInt64(item), 40 + UInt64(k), 6)
+            dc += pu * qi
+            dv += rho * pu * qi + (1 - rho * rho).squareRoot() * pu2 * qi2
+        }
+        let scale = interactionScale / Double(latentDim).squareRoot()
+        return (scale * dc, scale * dv)
+    }
+
     /// The cumulative distribution of Zipf(`exponent`) over ranks 0..<n.
     static func zipfCDF(_ n: Int, exponent: Double) -> [Double] {
         var cdf = [Double](repeating: 0, count: n)

@@ -71,8 +71,7 @@ public final class StreamingCacheChunks: TrainingChunks {
         report.inconsistentDropped = 0
         report.inconsistentKept = 0
         for g in 0..<cache.footer.groups.count {
-            let part = try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn))
-                .shard(options.shard)
+            let part = try readGroup(g, of: cache, layout: layout, options: options)
             report.inconsistentDropped += part.report.inconsistentDropped
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
@@ -86,7 +85,7 @@ public final class StreamingCacheChunks: TrainingChunks {
             var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
             try comm.allreduceSum(&counts)
             (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
-            maxBagValues = Int(try comm.allgather([Int64(maxBagValues)]).map { $0[0] }.max() ?? 0)
+            maxBagValues = try comm.maximum(maxBagValues)
         }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
@@ -125,8 +124,7 @@ public final class StreamingCacheChunks: TrainingChunks {
             try body(chunk)
         }
         for (position, g) in order.enumerated() {
-            let raw = try options.inconsistent.apply(
-                to: cache.group(Int(g), layout: schema.layout, requireLabels: true, dayColumn: options.dayColumn)).shard(options.shard)
+            let raw = try Self.readGroup(Int(g), of: cache, layout: schema.layout, options: options)
             cache.release(group: Int(g))
             let encoded = schema.encode(raw)
             var rows = encoded.rowCount
@@ -143,6 +141,12 @@ public final class StreamingCacheChunks: TrainingChunks {
             if buffered >= bufferRows { try emit() }
         }
         try emit()
+    }
+
+    /// Row group `g` as the reading command sees it: its inconsistent-row policy applied (a
+    /// cache keeps every row), this rank's rows only in a sharded run.
+    static func readGroup(_ g: Int, of cache: ColumnarCache, layout: TableLayout, options: ReadOptions) throws -> RawTable {
+        try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn)).shard(options.shard)
     }
 
     /// A rank's share of a buffer with none of its rows.

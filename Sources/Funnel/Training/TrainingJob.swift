@@ -30,6 +30,9 @@ public struct TrainingRequest: Sendable {
     /// global batch; rank 0 alone writes the model directory. Nil: one process.
     public var communicator: Communicator?
 
+    /// The communicator when the job has more than one rank (one rank trains as a lone process).
+    var dataParallel: Communicator? { communicator.flatMap { $0.size > 1 ? $0 : nil } }
+
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
         self.out = out
@@ -117,10 +120,8 @@ public enum TrainingJob {
         }
         if let comm = request.communicator {
             // Ranks that would train different models are refused before the first step.
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            try comm.checkSame(Array(try enc.encode(config)) + Array(try enc.encode(schema)), what: "model configuration and schema")
-            try comm.checkSame(Array("\(data.rows) \(data.clicks) \(data.conversions) \(network.parameters.map(\.count))".utf8), what: "training rows and network shape")
+            try comm.checkSame([config, schema], what: "model configuration and schema")
+            try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
         }
         let result = try Trainer(config: config, communicator: request.communicator)
             .train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
@@ -169,7 +170,7 @@ struct TrainingData {
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
     static func open(_ r: TrainingRequest) throws -> TrainingData {
-        if let comm = r.communicator, comm.size > 1, r.memoryBudgetMiB == nil { return try openShard(r, comm) }
+        if let comm = r.dataParallel, r.memoryBudgetMiB == nil { return try openShard(r, comm) }
         guard let budget = r.memoryBudgetMiB else {
             let (schema, full, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
             let data = full.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
@@ -184,10 +185,9 @@ struct TrainingData {
         guard r.config.downsampleNegatives <= 1 else { throw FunnelError("negative downsampling does not combine with streaming") }
         let cache = try ColumnarCache(path: r.train)
         // A data-parallel job streams sharded: each rank reads its rows of every group.
-        let comm = r.communicator.flatMap { $0.size > 1 ? $0 : nil }
         var options = r.read
-        if let comm { options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size) }
-        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: comm)
+        options.shard = r.dataParallel?.shard
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.dataParallel)
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
@@ -197,31 +197,19 @@ struct TrainingData {
     /// row), the ranks merge their vocabulary counts and dense moments into one schema and share
     /// their rows' labels (the label view, `ShardView`).
     static func openShard(_ r: TrainingRequest, _ comm: Communicator) throws -> TrainingData {
-        guard r.minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
-        var options = r.read
-        options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size)
-        let raw = try TableSource.readTraining(r.train, options: options)
-        try options.hashBuckets.check(raw.layout, file: r.train)
-        var acc = FeatureSchema.Accumulator(layout: raw.layout)
-        acc.add(raw)
-        acc = try acc.merged(across: comm)
-        let schema = acc.schema(minCount: r.minCount, hashing: options.hashBuckets)
-        // The whole file's read counts (each rank counted its own rows).
-        var report = try raw.report.merged(across: comm)
-        report.rowsKept = acc.rows
-        report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        let view = try ShardView.labelView(of: schema.encode(raw), communicator: comm)
+        let (schema, local, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount, communicator: comm)
+        let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
-                            maxBagValues: Int(try comm.allgather([Int64(data.shard?.local.maxBagValues ?? 0)]).map { $0[0] }.max() ?? 0))
+                            maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? 0))
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
     /// sized from the budget (`StreamingCacheChunks.bufferRows`).
     func chunks(for network: FunnelNetwork, request: TrainingRequest) throws -> (TrainingChunks, bufferRows: Int?) {
         if let inMemory { return (InMemoryChunks(inMemory), nil) }
-        let comm = request.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        let comm = request.dataParallel
         var rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
                                                        totalRows: self.rows,
                                                        bagValuesPerRow: bagValuesPerRow,
@@ -233,8 +221,8 @@ struct TrainingData {
         var options = request.read
         if let comm {
             // Every rank must fill the same buffers: the smallest any rank's budget allows.
-            rows = Int(try comm.allgather([Int64(rows)]).map { $0[0] }.min() ?? Int64(rows))
-            options.shard = ReadOptions.Shard(index: comm.rank, count: comm.size)
+            rows = try comm.minimum(rows)
+            options.shard = comm.shard
         }
         let source = StreamingCacheChunks(cache: cache!, schema: schema, options: options, bufferRows: rows, rows: self.rows,
                                           clicks: clicks)
