@@ -176,13 +176,13 @@ def raw_scenario(a):
             model = os.path.join(a.out, f"raw-{name}-{seed}")
             t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model,
                           "--threads", str(a.threads), "--seed", str(seed), "--json"] + extra)
-            e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", f("test_truth.csv"),
+            e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", f("sample_skeleton_test_truth.csv"),
                           "--threads", str(a.threads), "--json"])
             results[name].append({"train": t["train_samples_per_second"], "rss": t["peak_rss_mb"], **{k: e.get(k) for k in keys}})
         for p in poolings:
             r = run_json([sys.executable, os.path.join(HERE, "torch_esmm_bag.py"), "--train-skeleton", f("sample_skeleton_train.csv"),
                           "--train-common", f("common_features_train.csv"), "--test-skeleton", f("sample_skeleton_test.csv"),
-                          "--test-common", f("common_features_test.csv"), "--truth", f("test_truth.csv"),
+                          "--test-common", f("common_features_test.csv"), "--truth", f("sample_skeleton_test_truth.csv"),
                           "--threads", str(a.threads), "--seed", str(seed), "--pooling", p])
             results[f"pytorch-embeddingbag-{p}"].append({"train": r["train_samples_per_second"], "rss": r["peak_rss_mb"],
                                                          **{k: r.get(k) for k in keys}})

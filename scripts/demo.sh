@@ -25,8 +25,8 @@ done
 "$FUNNEL" train --train "$DIR/raw/train.fcache" --model esmm --out "$DIR/esmm-pooled" --seed 1 --pooling mean
 "$FUNNEL" train --train "$DIR/raw/train_last_value.csv" --model esmm --out "$DIR/esmm-last-value" --seed 1
 echo
-"$FUNNEL" eval --model "$DIR/esmm-pooled" --data "$DIR/raw/test.fcache" --truth "$DIR/raw/test_truth.csv"
-"$FUNNEL" eval --model "$DIR/esmm-last-value" --data "$DIR/raw/test_last_value.csv" --truth "$DIR/raw/test_truth.csv"
+"$FUNNEL" eval --model "$DIR/esmm-pooled" --data "$DIR/raw/test.fcache" --truth "$DIR/raw/sample_skeleton_test_truth.csv"
+"$FUNNEL" eval --model "$DIR/esmm-last-value" --data "$DIR/raw/test_last_value.csv" --truth "$DIR/raw/sample_skeleton_test_truth.csv"
 
 # The two-stage LightGBM pipeline on RecSys-Challenge-2023-layout data: train on days 45–65,
 # validate (early stopping, calibration) on 66, report Table 5 on the test day 67.

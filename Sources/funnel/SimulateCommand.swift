@@ -15,8 +15,8 @@ struct Simulate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Share of rows written to test.csv.") var testFraction = 0.2
     @Option(parsing: .unconditional, help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
     @Option(parsing: .unconditional, help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
-    @Option(help: "ali-ccp (train/test CSV + truth), ali-ccp-raw (the released raw layout: sample skeletons + common features + truth, with behaviour lists) or recsys2023 (train.tsv days 45–66, test.tsv day 67).")
-    var layout: SimulatedLayout = .aliCCP
+    @Option(help: "ali-ccp (train/test CSV + truth; named explicitly, also the raw layout the ESMM paper released: sample skeletons + common features + truth, with behaviour lists), ali-ccp-raw (the raw layout only) or recsys2023 (train.tsv days 45–66, test.tsv day 67). Default: ali-ccp's CSVs only (also when --days is above 1).")
+    var layout: SimulatedLayout?
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
@@ -49,17 +49,25 @@ struct Simulate: ParsableCommand {
             c.days = days; c.drift = drift
             try c.validate()
             let start = Date()
-            if layout == .aliCCPRaw {
-                let summary = try AliCCPRawSimulator(config: c).write(to: out, force: force)
-                if json { return Terminal.printJSON(summary) }
-                return print("wrote \(summary.trainRows) train + \(summary.testRows) test impressions in the raw Ali-CCP layout to \(out) "
-                             + "(\(summary.commonRecords) common-feature lines, \(summary.clicks) clicks, \(summary.conversions) conversions, "
-                             + String(format: "%.1f MB", Double(summary.bytes) / 1e6) + ") in \(Terminal.duration(Date().timeIntervalSince(start)))")
+            // The raw layout: alone (ali-ccp-raw), or beside the processed CSVs when ali-ccp is named
+            // (one period only: the raw layout has no day column).
+            var raw: AliCCPRawSimulator.Summary?
+            if layout == .aliCCPRaw || (layout == .aliCCP && days == 1) { raw = try AliCCPRawSimulator(config: c).write(to: out, force: force) }
+            let rawLine = raw.map { r in
+                "wrote \(r.trainRows) train + \(r.testRows) test impressions in the raw Ali-CCP layout to \(out) "
+                    + "(\(r.commonRecords) common-feature lines, \(r.clicks) clicks, \(r.conversions) conversions, "
+                    + String(format: "%.1f MB", Double(r.bytes) / 1e6) + ")"
             }
-            let summary = try FunnelSimulator(config: c).write(to: out)
+            if layout == .aliCCPRaw {
+                if json { return Terminal.printJSON(raw!) }
+                return print(rawLine! + " in \(Terminal.duration(Date().timeIntervalSince(start)))")
+            }
+            var summary = try FunnelSimulator(config: c).write(to: out)
+            summary.raw = raw
             if json {
                 Terminal.printJSON(summary)
             } else {
+                if let rawLine { print(rawLine) }
                 let what = days > 1 ? "\(summary.trainRows) rows over \(days) days" : "\(summary.trainRows) train + \(summary.testRows) test rows"
                 print("wrote \(what) to \(out) "
                       + "(\(summary.clicks) clicks, \(summary.conversions) conversions, \(summary.idSpace) ids) "

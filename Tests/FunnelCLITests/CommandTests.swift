@@ -374,6 +374,16 @@ final class RawAliCCPCommandTests: XCTestCase {
     func testTheRawLayoutEndToEnd() throws {
         let dir = CLI.temporaryDirectory("raw-aliccp")
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Named explicitly, --layout ali-ccp writes the raw layout beside the processed CSVs (as the
+        // issue asks), with names that do not collide; ali-ccp-raw writes the raw layout alone.
+        let both = CLI.json(try CLI.ok(["simulate", "--layout", "ali-ccp", "--rows", "600", "--seed", "2", "--out", dir + "/both", "--json"]))
+        XCTAssertEqual((both["raw"] as? [String: Any])?["testRows"] as? Int, 120, "\(both)")
+        for f in ["train.csv", "train_truth.csv", "sample_skeleton_train.csv", "common_features_train.csv", "sample_skeleton_train_truth.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/both/" + f), f)
+        }
+        let plain = CLI.json(try CLI.ok(["simulate", "--rows", "600", "--seed", "2", "--out", dir + "/plain", "--json"]))
+        XCTAssertNil(plain["raw"], "the default writes the processed CSVs only")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/plain/sample_skeleton_train.csv"))
         let s = CLI.json(try CLI.ok(["simulate", "--layout", "ali-ccp-raw", "--rows", "6000", "--seed", "2", "--vocab-scale", "0.05",
                                      "--out", dir, "--json"]))
         XCTAssertEqual(s["testRows"] as? Int, 1200, "\(s)")
@@ -387,11 +397,11 @@ final class RawAliCCPCommandTests: XCTestCase {
         let t = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/m", "--json"] + tiny))
         XCTAssertEqual((t["columns"] as? [String: Any])?["multiValued"] as? [String], ["109_14", "110_14", "127_14", "150_14", "508", "509", "702", "853"])
         try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/streamed", "--memory-budget", "400"] + tiny)
-        let e = CLI.json(try CLI.ok(["eval", "--model", dir + "/m", "--data", dir + "/test.fcache", "--truth", dir + "/test_truth.csv", "--json"]))
+        let e = CLI.json(try CLI.ok(["eval", "--model", dir + "/m", "--data", dir + "/test.fcache", "--truth", dir + "/sample_skeleton_test_truth.csv", "--json"]))
         XCTAssertNotNil(e["auc_cvr_entire_space"], "\(e)")
         let p = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-"])
         XCTAssertEqual(p.split(separator: "\n").count, 1 + 1200, "one row per skeleton row")
-        try CLI.ok(["experiment", "--train", dir + "/train.fcache", "--test", dir + "/test.fcache", "--truth", dir + "/test_truth.csv",
+        try CLI.ok(["experiment", "--train", dir + "/train.fcache", "--test", dir + "/test.fcache", "--truth", dir + "/sample_skeleton_test_truth.csv",
                     "--models", "esmm,ip", "--runs", "1"] + tiny)
         try CLI.fails(["prepare", "--layout", "ali-ccp", "--data", dir + "/sample_skeleton_test.csv", "--out", dir + "/x.fcache"],
                       saying: "--layout ali-ccp needs --common", status: 64)

@@ -170,7 +170,8 @@ public struct AliCCPRawSimulator {
     }
 
     /// Writes `sample_skeleton_{train,test}.csv`, `common_features_{train,test}.csv`,
-    /// `{train,test}_truth.csv` and `{train,test}_last_value.csv` into `dir`, streaming.
+    /// `sample_skeleton_{train,test}_truth.csv` and `{train,test}_last_value.csv` into `dir`,
+    /// streaming (names that do not collide with `FunnelSimulator`'s, which may share the directory).
     public func write(to dir: String, force: Bool = false) throws -> Summary {
         try config.validate()
         guard config.days == 1 else { throw FunnelError("the raw Ali-CCP layout has no days; simulate one period") }
@@ -184,7 +185,7 @@ public struct AliCCPRawSimulator {
         let lastHeader = (["click", "purchase"] + profile.map(\.name) + lists.map(\.name) + itemFields.map(\.name) + lists.map(\.cross))
             .joined(separator: ",") + "\n"
         for (part, count) in [("train", summary.trainRows), ("test", testRows)] {
-            let names = ["sample_skeleton_\(part).csv", "common_features_\(part).csv", "\(part)_truth.csv", "\(part)_last_value.csv"]
+            let names = ["sample_skeleton_\(part).csv", "common_features_\(part).csv", "sample_skeleton_\(part)_truth.csv", "\(part)_last_value.csv"]
             let files = try names.map { try AtomicFile.Stream(dir + "/" + $0, force: force) }
             var buffers = [CSVWriter](repeating: CSVWriter(), count: files.count)
             func flush(_ k: Int, always: Bool = false) throws {

@@ -187,6 +187,8 @@ public struct FunnelSimulator {
         public var conversions: Int
         public var idSpace: Int
         public var files: [String]
+        /// The raw Ali-CCP layout written beside (`funnel simulate --layout ali-ccp`).
+        public var raw: AliCCPRawSimulator.Summary? = nil
     }
 
     /// Writes `train.csv`, `test.csv`, `train_truth.csv`, `test_truth.csv` into `dir`; with
