@@ -64,6 +64,21 @@ int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, 
     return MPI_Allgatherv(send, (int)sendCount, MPI_BYTE, out, c, d, MPI_BYTE, MPI_COMM_WORLD);
 }
 
+int funnel_mpi_alltoallv_bytes(const void *send, const int64_t *sendCounts, const int64_t *sendDisplacements,
+                               void *recv, const int64_t *recvCounts, const int64_t *recvDisplacements) {
+    int size = funnel_mpi_size();
+    int sc[size], sd[size], rc[size], rd[size];
+    for (int r = 0; r < size; r++) {
+        if (sendCounts[r] > INT_MAX || sendDisplacements[r] > INT_MAX || recvCounts[r] > INT_MAX || recvDisplacements[r] > INT_MAX)
+            return MPI_ERR_COUNT;
+        sc[r] = (int)sendCounts[r];
+        sd[r] = (int)sendDisplacements[r];
+        rc[r] = (int)recvCounts[r];
+        rd[r] = (int)recvDisplacements[r];
+    }
+    return MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, MPI_COMM_WORLD);
+}
+
 void funnel_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 void funnel_mpi_error_string(int code, char *out, int capacity) {

@@ -21,6 +21,10 @@ int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count);
 int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *out);
 // Variable-length byte blocks: `counts[r]` bytes from rank r, placed at `displacements[r]` of `out`.
 int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements);
+// Personalised exchange: `sendCounts[r]` bytes at `sendDisplacements[r]` go to rank r;
+// `recvCounts[r]` bytes from rank r land at `recvDisplacements[r]` of `recv`.
+int funnel_mpi_alltoallv_bytes(const void *send, const int64_t *sendCounts, const int64_t *sendDisplacements,
+                               void *recv, const int64_t *recvCounts, const int64_t *recvDisplacements);
 // LightGBM's external network functions (LGBM_NetworkInitWithFunctions) over MPI_COMM_WORLD:
 // its data-parallel tree learner reduce-scatters histograms and all-gathers splits through
 // these. They cannot return an error to LightGBM: on an MPI failure they end the job.

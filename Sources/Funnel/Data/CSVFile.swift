@@ -149,6 +149,26 @@ public final class CSVFile {
         }
     }
 
+    /// The number of data rows `forEachRow` visits (non-blank lines after the header), counted
+    /// without splitting cells.
+    public func dataRowCount() -> Int {
+        data.withUnsafeBytes { raw -> Int in
+            let b = raw.bindMemory(to: UInt8.self)
+            guard let base = b.baseAddress else { return 0 }
+            let n = b.count
+            var pos = bodyStart, rows = 0
+            while pos < n {
+                let nl = memchr(base + pos, 10, n - pos)
+                let end = nl.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) - base } ?? n
+                var contentEnd = end
+                if contentEnd > pos && base[contentEnd - 1] == 13 { contentEnd -= 1 }
+                if contentEnd > pos { rows += 1 }
+                pos = end + 1
+            }
+            return rows
+        }
+    }
+
     /// The text of a cell, for error messages (truncated to 40 characters).
     public static func text(_ bytes: UnsafePointer<UInt8>, _ cell: Cell) -> String {
         let s = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)

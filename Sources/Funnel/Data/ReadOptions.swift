@@ -27,11 +27,27 @@ public struct ReadOptions: Sendable {
     /// first rows, so every rank reads the same layout.
     public var shard: Shard? = nil
 
+    /// Rows are dealt round-robin (`i % count == index`), or, when `contiguousOf` gives the
+    /// file's data-row count, as one contiguous run per rank (rank r: rows r·n/N ..< (r+1)·n/N),
+    /// which keeps every rank's rows a contiguous stretch of one machine's table (the GBDT path
+    /// needs that to bag rows exactly as one machine does).
     public struct Shard: Sendable, Equatable {
         public var index: Int
         public var count: Int
-        public init(index: Int, count: Int) { self.index = index; self.count = count }
-        @inline(__always) public func owns(_ row: Int) -> Bool { row % count == index }
+        public var contiguousOf: Int?
+        public init(index: Int, count: Int, contiguousOf: Int? = nil) {
+            self.index = index
+            self.count = count
+            self.contiguousOf = contiguousOf
+        }
+        /// The data rows of rank `index` when contiguous.
+        public var range: Range<Int>? {
+            contiguousOf.map { n in (index * n / count)..<((index + 1) * n / count) }
+        }
+        @inline(__always) public func owns(_ row: Int) -> Bool {
+            if let n = contiguousOf { return row >= index * n / count && row < (index + 1) * n / count }
+            return row % count == index
+        }
     }
 
     public init() {}

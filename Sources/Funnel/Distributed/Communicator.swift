@@ -128,6 +128,49 @@ public final class Communicator: @unchecked Sendable {
         return (0..<size).map { r in Array(out[Int(displacements[r])..<(Int(displacements[r]) + counts[r])]) }
     }
 
+    /// Every rank's array of plain values (of any length), rank after rank.
+    public func allgather<T: BitwiseCopyable>(values: [T], kind: String = "control") throws -> [[T]] {
+        try allgatherBytes(values.withUnsafeBytes { Array($0) }, kind: kind).map(Self.values)
+    }
+
+    /// Personalised exchange: `blocks[r]` goes to rank r; returns the block each rank sent here,
+    /// rank after rank (the reduce-by-key and row-rebalancing step of the GBDT path).
+    public func exchange(_ blocks: [[UInt8]], kind: String = "control") throws -> [[UInt8]] {
+        precondition(blocks.count == size)
+        let sendCounts = blocks.map { Int64($0.count) }
+        // Every rank learns what it will receive from each rank (one int64 per pair).
+        let matrix = try allgather(sendCounts, kind: kind)
+        let recvCounts = (0..<size).map { matrix[$0][rank] }
+        func displacements(_ c: [Int64]) -> [Int64] {
+            var d = [Int64](repeating: 0, count: c.count)
+            for r in 1..<max(1, c.count) { d[r] = d[r - 1] + c[r - 1] }
+            return d
+        }
+        let sendDisplacements = displacements(sendCounts), recvDisplacements = displacements(recvCounts)
+        let send = blocks.flatMap { $0 }
+        var recv = [UInt8](repeating: 0, count: max(1, Int(recvCounts.reduce(0, +))))
+        try timed(kind, bytes: send.count) {
+            try send.withUnsafeBytes { s in
+                try recv.withUnsafeMutableBytes { r in
+                    try Self.check(funnel_mpi_alltoallv_bytes(s.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, sendCounts, sendDisplacements,
+                                                              r.baseAddress!, recvCounts, recvDisplacements), "MPI_Alltoallv")
+                }
+            }
+        }
+        return (0..<size).map { Array(recv[Int(recvDisplacements[$0])..<Int(recvDisplacements[$0] + recvCounts[$0])]) }
+    }
+
+    /// Plain values back from their bytes.
+    static func values<T: BitwiseCopyable>(_ bytes: [UInt8]) -> [T] {
+        let n = bytes.count / MemoryLayout<T>.stride
+        return [T](unsafeUninitializedCapacity: n) { out, count in
+            bytes.withUnsafeBytes { src in
+                if n > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<(n * MemoryLayout<T>.stride)])) }
+            }
+            count = n
+        }
+    }
+
     /// Ends every rank of the job (mpirun reports it and exits non-zero).
     public func abort(code: Int32 = 1) -> Never {
         funnel_mpi_abort(code)

@@ -133,22 +133,15 @@ public struct BetaTargetEncoder: Codable, Equatable, Sendable {
 
     /// Fits on all training rows (the encoding later rows get).
     public mutating func fit(keys rowKeys: [Int64], labels: [Float]) {
-        precondition(rowKeys.count == labels.count)
-        var slot: [Int64: Int] = [:]
-        var n: [Double] = [], total: [Double] = []
-        var positiveRows = 0.0
-        for (k, y) in zip(rowKeys, labels) {
-            let i: Int
-            if let s = slot[k] { i = s } else { i = n.count; slot[k] = i; n.append(0); total.append(0) }
-            n[i] += Double(y)
-            total[i] += 1
-            positiveRows += Double(y)
-        }
-        let order = slot.keys.sorted()
-        keys = order
-        positives = order.map { n[slot[$0]!] }
-        counts = order.map { total[slot[$0]!] }
-        priorMean = rowKeys.isEmpty ? 0 : positiveRows / Double(rowKeys.count)
+        fit(counts: CategoryLabelCounts(keys: rowKeys, labels: labels, fold: nil, folds: 1))
+    }
+
+    /// Fits from counts (one rank's, or every rank's merged: the same encoder one machine fits).
+    public mutating func fit(counts c: CategoryLabelCounts) {
+        keys = c.keys
+        positives = c.positives
+        counts = c.counts
+        priorMean = c.rows > 0 ? c.positiveRows / c.rows : 0
         buildIndex()
     }
 
@@ -178,32 +171,32 @@ public struct BetaTargetEncoder: Codable, Equatable, Sendable {
     public mutating func fitOutOfFold(keys rowKeys: [Int64], labels: [Float], fold: [Int32], folds: Int,
                                       into out: inout [[Float]]) {
         precondition(rowKeys.count == labels.count && fold.count == labels.count && out.count == statistics.count)
-        fit(keys: rowKeys, labels: labels)
-        let c = keys.count
-        var foldPositives = [Double](repeating: 0, count: folds * c)
-        var foldCounts = [Double](repeating: 0, count: folds * c)
-        var foldRows = [Double](repeating: 0, count: folds), foldLabelSum = [Double](repeating: 0, count: folds)
-        let totalRows = Double(rowKeys.count), totalPositives = priorMean * totalRows
-        for r in 0..<rowKeys.count {
-            let f = Int(fold[r]), i = index[rowKeys[r]]!
-            foldPositives[f * c + i] += Double(labels[r])
-            foldCounts[f * c + i] += 1
-            foldRows[f] += 1
-            foldLabelSum[f] += Double(labels[r])
-        }
+        let c = CategoryLabelCounts(keys: rowKeys, labels: labels, fold: fold, folds: folds)
+        fit(counts: c)
+        encodeOutOfFold(keys: rowKeys, fold: fold, counts: c, into: &out)
+    }
+
+    /// Out-of-fold encoding of some training rows from the counts of all of them (`counts` may
+    /// hold every rank's rows while `rowKeys` are this rank's). The encoder must be fitted on
+    /// the same counts.
+    public func encodeOutOfFold(keys rowKeys: [Int64], fold: [Int32], counts all: CategoryLabelCounts,
+                                into out: inout [[Float]]) {
+        precondition(fold.count == rowKeys.count && out.count == statistics.count && all.keys == keys)
+        let folds = all.folds
         let foldMeans = (0..<folds).map { f -> Double in
-            let rest = totalRows - foldRows[f]
-            return rest > 0 ? (totalPositives - foldLabelSum[f]) / rest : priorMean
+            let totalRows = all.rows, totalPositives = priorMean * totalRows
+            let rest = totalRows - all.foldRows[f]
+            return rest > 0 ? (totalPositives - all.foldLabelSums[f]) / rest : priorMean
         }
-        // Encoded values depend only on (fold, category): compute each pair once.
-        var cache = [Float](repeating: .nan, count: folds * c * statistics.count)
+        // Encoded values depend only on (category, fold): compute each pair once.
         let width = statistics.count
+        var cache = [Float](repeating: .nan, count: folds * keys.count * width)
         for r in 0..<rowKeys.count {
             let f = Int(fold[r]), i = index[rowKeys[r]]!
-            let base = (f * c + i) * width
+            let slot = i * folds + f, base = slot * width
             if cache[base].isNaN {
-                let p = posterior(positives: positives[i] - foldPositives[f * c + i],
-                                  count: counts[i] - foldCounts[f * c + i], priorMean: foldMeans[f])
+                let p = posterior(positives: positives[i] - all.foldPositives[slot],
+                                  count: counts[i] - all.foldCounts[slot], priorMean: foldMeans[f])
                 for s in 0..<width { cache[base + s] = Float(p.value(statistics[s], formulas: formulas)) }
             }
             for s in 0..<width { out[s][r] = cache[base + s] }

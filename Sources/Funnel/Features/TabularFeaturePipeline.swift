@@ -10,10 +10,31 @@ public struct LabelEncoder: Codable, Equatable, Sendable {
     /// Ranks the keys of `values` by count (ties by key, so the order is deterministic); the empty
     /// cell is never a category of its own.
     public init(fitting values: [Int64]) {
-        var counts: [Int64: Int] = [:]
-        for v in values where v != CategoryKey.empty { counts[v, default: 0] += 1 }
+        self.init(counts: Self.counts(values))
+    }
+
+    /// Ranks keys by their counts (of all rows: one rank's counts merged with the others').
+    public init(counts: [Int64: Int]) {
         keys = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
         buildLookup()
+    }
+
+    public static func counts(_ values: [Int64]) -> [Int64: Int] {
+        var counts: [Int64: Int] = [:]
+        for v in values where v != CategoryKey.empty { counts[v, default: 0] += 1 }
+        return counts
+    }
+
+    /// The encoder of every rank's rows: per-key counts all-gathered and summed.
+    public static func fitted(_ values: [Int64], _ comm: Communicator?) throws -> LabelEncoder {
+        guard let comm else { return LabelEncoder(fitting: values) }
+        let mine = counts(values)
+        let keys = Array(mine.keys)
+        var merged: [Int64: Int] = [:]
+        for (k, c) in zip(try comm.allgather(values: keys), try comm.allgather(values: keys.map { Int64(mine[$0]!) })) {
+            for (key, n) in zip(k, c) { merged[key, default: 0] += Int(n) }
+        }
+        return LabelEncoder(counts: merged)
     }
 
     public init(from decoder: Decoder) throws {
@@ -45,6 +66,8 @@ public struct GroupStatisticTable: Codable, Equatable, Sendable {
         self.spec = spec
         var members: [Int64: [Float]] = [:]
         for (g, x) in zip(groups, numbers) where !x.isNaN { members[g, default: []].append(x) }
+        // Each group's values are sorted before any sum, so the statistics do not depend on the
+        // order rows arrive in (one machine's, or a rank's after the by-key exchange).
         keys = members.keys.sorted()
         values = spec.statistics.map { _ in [] }
         for k in keys {
@@ -62,6 +85,44 @@ public struct GroupStatisticTable: Codable, Equatable, Sendable {
             }
         }
         buildLookup()
+    }
+
+    /// Tables of disjoint groups put together (each rank's share after the by-key exchange).
+    init(spec: GroupStatisticSpec, merging parts: [(keys: [Int64], values: [[Float]])]) {
+        self.spec = spec
+        var rows: [(Int64, [Float])] = []
+        for p in parts { for (i, k) in p.keys.enumerated() { rows.append((k, p.values.map { $0[i] })) } }
+        rows.sort { $0.0 < $1.0 }
+        keys = rows.map(\.0)
+        values = spec.statistics.indices.map { s in rows.map { $0.1[s] } }
+        buildLookup()
+    }
+
+    /// The table of every rank's rows, computed as one machine does: each (group, value) pair
+    /// goes to the rank owning its group (key mod ranks), which computes its groups' statistics
+    /// exactly (medians need every value of a group in one place); the per-group results are
+    /// then all-gathered. Each rank sends its rows' pairs once and receives 1/N of them.
+    static func fitted(spec: GroupStatisticSpec, groups: [Int64], numbers: [Float], _ comm: Communicator?) throws -> GroupStatisticTable {
+        guard let comm else { return GroupStatisticTable(spec: spec, groups: groups, numbers: numbers) }
+        var outKeys = [[Int64]](repeating: [], count: comm.size), outValues = [[Float]](repeating: [], count: comm.size)
+        for (g, x) in zip(groups, numbers) where !x.isNaN {
+            let owner = Int(UInt64(bitPattern: g) % UInt64(comm.size))
+            outKeys[owner].append(g)
+            outValues[owner].append(x)
+        }
+        let blocks = (0..<comm.size).map { outKeys[$0].withUnsafeBytes { Array($0) } + outValues[$0].withUnsafeBytes { Array($0) } }
+        var myGroups: [Int64] = [], myNumbers: [Float] = []
+        for block in try comm.exchange(blocks) {
+            let n = block.count / 12
+            myGroups += Communicator.values(Array(block[0..<(8 * n)])) as [Int64]
+            myNumbers += Communicator.values(Array(block[(8 * n)...])) as [Float]
+        }
+        let mine = GroupStatisticTable(spec: spec, groups: myGroups, numbers: myNumbers)
+        let allKeys = try comm.allgather(values: mine.keys), allValues = try comm.allgather(values: mine.values.flatMap { $0 })
+        let parts = zip(allKeys, allValues).map { k, v in
+            (keys: k, values: spec.statistics.indices.map { s in Array(v[(s * k.count)..<((s + 1) * k.count)]) })
+        }
+        return GroupStatisticTable(spec: spec, merging: parts)
     }
 
     public init(from decoder: Decoder) throws {
@@ -120,9 +181,17 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
     public var crossNames: [String] { config.crosses.map { $0.joined(separator: Self.crossSeparator) } }
 
     /// Fits on a labelled training table and returns the training matrix (out-of-fold encodings).
-    public static func fit(_ table: RawTable, config: TabularFeatureConfig, seed: UInt64) throws
+    /// With a communicator, `table` holds this rank's rows — positions `partition.positions` of
+    /// one machine's table — and every statistic (frequency ranks, group statistics, target
+    /// encoders' n and N per category and fold) is aggregated over the ranks, folds assigned by
+    /// position: each rank gets exactly one machine's pipeline and its own rows of one
+    /// machine's matrix.
+    public static func fit(_ table: RawTable, config: TabularFeatureConfig, seed: UInt64,
+                           communicator comm: Communicator? = nil, partition given: RowPartition? = nil) throws
         -> (pipeline: TabularFeaturePipeline, matrix: FeatureMatrix)
     {
+        let partition = given ?? RowPartition(rows: table.rowCount)
+        precondition(partition.count == table.rowCount)
         guard table.hasLabels else { throw DataError(file: table.report.file, "training rows need both label columns") }
         let file = table.report.file
         let layout = table.layout
@@ -153,7 +222,10 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         if te.enabled {
             guard te.folds >= 2 else { throw FunnelError("target_encoding.folds must be at least 2 (out-of-fold encoding)") }
         }
-        var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: !table.days.isEmpty, numeric: numeric,
+        // A rank may hold no rows at all; the day column is there when any rank read one.
+        var hasDay = !table.days.isEmpty
+        if let comm { hasDay = try comm.maximum(hasDay ? 1 : 0) == 1 }
+        var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: hasDay, numeric: numeric,
                                        categorical: categorical, labelEncoders: [:], targetEncoders: [],
                                        groupTables: [], featureNames: [])
         let sources = categorical + p.crossNames
@@ -161,22 +233,23 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         for name in teSources where !sources.contains(name) {
             throw DataError(file: file, column: name, "named in target_encoding.columns but not a kept categorical column or cross")
         }
-        if config.labelEncode {
-            for name in sources { p.labelEncoders[name] = LabelEncoder(fitting: p.keys(of: name, in: table)) }
-        } else {
-            for name in p.crossNames { p.labelEncoders[name] = LabelEncoder(fitting: p.keys(of: name, in: table)) }
+        for name in config.labelEncode ? sources : p.crossNames {
+            p.labelEncoders[name] = try LabelEncoder.fitted(p.keys(of: name, in: table), comm)
         }
         for spec in config.groupStatistics {
-            p.groupTables.append(GroupStatisticTable(spec: spec, groups: p.keys(of: spec.by, in: table),
-                                                     numbers: table.dense[layout.dense.firstIndex(of: spec.of)!]))
+            p.groupTables.append(try GroupStatisticTable.fitted(spec: spec, groups: p.keys(of: spec.by, in: table),
+                                                                numbers: table.dense[layout.dense.firstIndex(of: spec.of)!], comm))
         }
         // Out-of-fold target encodings of the training rows, fitted encoders kept for later rows.
+        // Folds come from a seeded shuffle of one machine's row positions, so a row's fold does
+        // not depend on which rank holds it.
         var folds = [Int32](repeating: 0, count: table.rowCount)
         if te.enabled {
-            var order = (0..<Int32(table.rowCount)).map { $0 }
+            var order = (0..<Int32(partition.total)).map { $0 }
             var rng = RandomSource(seed: seed, stream: 0x7E)
             rng.shuffle(&order)
-            for (i, r) in order.enumerated() { folds[Int(r)] = Int32(i % te.folds) }
+            let mine = partition.positions
+            for (i, r) in order.enumerated() where mine.contains(Int(r)) { folds[Int(r) - mine.lowerBound] = Int32(i % te.folds) }
         }
         // The encoders are declared first (they name the features), then fitted one at a time while
         // the matrix is filled, so only one encoder's out-of-fold columns exist at once.
@@ -190,10 +263,17 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         }
         p.featureNames = p.namesInOrder()
         var fitted = p.targetEncoders
+        var failure: Error?
         let m = p.matrix(table) { e, out in
-            fitted[e].encoder.fitOutOfFold(keys: p.keys(of: fitted[e].source, in: table), labels: labels[fitted[e].target]!,
-                                           fold: folds, folds: te.folds, into: &out)
+            let keys = p.keys(of: fitted[e].source, in: table)
+            do {
+                var counts = CategoryLabelCounts(keys: keys, labels: labels[fitted[e].target]!, fold: folds, folds: te.folds)
+                if let comm { counts = try counts.merged(comm) }
+                fitted[e].encoder.fit(counts: counts)
+                fitted[e].encoder.encodeOutOfFold(keys: keys, fold: folds, counts: counts, into: &out)
+            } catch { failure = failure ?? error }
         }
+        if let failure { throw failure }
         p.targetEncoders = fitted
         return (p, m)
     }
@@ -203,7 +283,7 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         guard table.layout.categorical == layout.categorical, table.layout.dense == layout.dense else {
             throw DataError(file: table.report.file, "columns differ from the training file's")
         }
-        if hasDay && table.days.isEmpty && config.dayOfWeek {
+        if hasDay && table.days.isEmpty && table.rowCount > 0 && config.dayOfWeek {
             throw DataError(file: table.report.file, "the model uses day of week but the rows have no day column")
         }
         return matrix(table, outOfFold: nil)

@@ -36,10 +36,14 @@ public struct BoostingResult: Codable, Sendable {
 /// so the loop is here: one `UpdateOneIter` at a time, validation `binary_logloss` after each,
 /// stop after `earlyStoppingRounds` without improvement, keep the best iteration's model.
 public enum BoostingRun {
+    /// With `ranks` (a data-parallel job), `train` holds this rank's rows — positions
+    /// `ranks.partition.positions` of one machine's training table, each rank starting on a multiple
+    /// of 1,024 rows (`RowPartition.balanced`) — and `valid` this rank's validation rows (any share,
+    /// possibly none); every rank receives the same model.
     public static func train(model name: String, train: FeatureMatrix, trainLabels: [Float],
                              valid: FeatureMatrix?, validLabels: [Float]?,
                              parameters: LightGBMParameters, iterations: Int, earlyStoppingRounds: Int,
-                             communicator: Communicator? = nil,
+                             ranks: BoostingRanks? = nil,
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> (booster: LightGBMBooster, result: BoostingResult) {
         guard iterations >= 1 else { throw FunnelError("num_iterations must be at least 1") }
         try parameters.validate()
@@ -47,14 +51,18 @@ public enum BoostingRun {
         params["objective"] = params["objective"] ?? "binary"
         params["metric"] = "binary_logloss"
         let start = Date()
-        var trainSet = try LightGBMDataset(train, labels: trainLabels, parameters: params)
-        // Data-parallel LightGBM over the job's ranks: the bins come from every row (built above,
-        // before the network exists, so LightGBM bins locally — the same bins one machine
-        // finds); each rank then boosts on its rows (i mod N) with LightGBM's data-parallel tree
-        // learner, whose histograms travel through MPI (`LightGBMNetwork`).
+        let trainSet: LightGBMDataset
+        // Data-parallel LightGBM over the job's ranks: the bins come from one machine's bin sample
+        // (gathered from the ranks holding its rows; found before the network exists, so LightGBM
+        // bins locally — the same bins on every rank and on one machine); each rank then boosts
+        // on its rows with LightGBM's data-parallel tree learner, whose histograms travel through
+        // MPI (`LightGBMNetwork`). Bagging: LightGBM draws each block of 1,024 rows from its own
+        // generator seeded `bagging_seed + block`; every rank starts on a block boundary and is
+        // given `bagging_seed + its first block`, so each rank bags its rows as one machine bags them.
         var network: LightGBMNetwork?
-        var allRows: LightGBMDataset?
-        if let comm = communicator, comm.size > 1 {
+        if let ranks {
+            let comm = ranks.communicator
+            trainSet = try LightGBMDataset(train, labels: trainLabels, partition: ranks.partition, parameters: params, communicator: comm)
             network = try LightGBMNetwork(comm)
             let learner = params["tree_learner"] ?? "data"
             // LightGBM's C API runs the row-partitioned learners only (feature-parallel is refused there).
@@ -64,17 +72,19 @@ public enum BoostingRun {
             params["tree_learner"] = learner
             params["num_machines"] = String(comm.size)
             params["pre_partition"] = "true"
-            let mine = (0..<train.rows).filter { $0 % comm.size == comm.rank }
-            allRows = trainSet
-            trainSet = try LightGBMDataset(train.subset(mine), labels: mine.map { trainLabels[$0] }, parameters: params, reference: allRows)
+            params["bagging_seed"] = String(baggingSeed(params) + ranks.partition.offset / RowPartition.baggingBlock)
+        } else {
+            trainSet = try LightGBMDataset(train, labels: trainLabels, parameters: params)
         }
-        defer { _ = network; _ = allRows }  // both outlive the boosting below
+        defer { _ = network }  // outlives the boosting below
         let booster = try LightGBMBooster(train: trainSet, parameters: params)
-        var hasValid = false
+        var hasValid = false, localValid = false
         if let valid, let validLabels, valid.rows > 0 {
             try booster.addValidation(try LightGBMDataset(valid, labels: validLabels, parameters: params, reference: trainSet))
-            hasValid = true
+            localValid = true
         }
+        hasValid = localValid
+        if let ranks { hasValid = try ranks.communicator.maximum(localValid ? 1 : 0) == 1 }
         var history: [Double] = []
         var best = 0
         var bestLoss: Double?
@@ -83,7 +93,14 @@ public enum BoostingRun {
             let finished = try booster.updateOneIteration()
             var loss: Double?
             if hasValid {
-                loss = try booster.evaluate(dataset: 1).first
+                loss = localValid ? try booster.evaluate(dataset: 1).first : nil
+                if let ranks {
+                    // Every rank's validation rows: the mean log loss over all of them, the same on every
+                    // rank (so all stop at the same iteration).
+                    var sums = [(loss ?? 0) * Double(valid?.rows ?? 0), Double(localValid ? valid!.rows : 0)]
+                    try ranks.communicator.allreduceSum(&sums)
+                    loss = sums[1] > 0 ? sums[0] / sums[1] : nil
+                }
                 if let l = loss {
                     history.append(l)
                     if bestLoss == nil || l < bestLoss! - 1e-12 { bestLoss = l; best = it }
@@ -105,6 +122,31 @@ public enum BoostingRun {
                                     validLossHistory: history, seconds: Date().timeIntervalSince(start),
                                     stoppedEarly: stoppedEarly)
         return (try LightGBMBooster(modelText: text, source: "\(name) (best iteration \(best))"), result)
+    }
+}
+
+/// The ranks a boosting run is spread over and where this rank's training rows sit.
+public struct BoostingRanks {
+    public var communicator: Communicator
+    public var partition: RowPartition
+}
+
+extension BoostingRun {
+    /// The `bagging_seed` LightGBM uses for `params`: given explicitly, else derived from `seed`
+    /// as LightGBM's `Config::Set` derives it (its LCG: data_random_seed is the first draw,
+    /// bagging_seed the second), else LightGBM's default 3.
+    static func baggingSeed(_ params: LightGBMParameters) -> Int {
+        for alias in ["bagging_seed", "bagging_fraction_seed"] {
+            if let v = params[alias], let seed = Int(v) { return seed }
+        }
+        guard let s = params["seed"], let seed = Int32(s) else { return 3 }
+        var x = UInt32(bitPattern: seed)
+        func next() -> Int {
+            x = x &* 214013 &+ 2531011
+            return Int((x >> 16) & 0x7FFF) % 32767
+        }
+        _ = next()
+        return next()
     }
 }
 

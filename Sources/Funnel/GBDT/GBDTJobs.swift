@@ -13,10 +13,11 @@ public struct GBDTTrainingRequest: Sendable {
     public var read = ReadOptions()
     /// Write through a symbolic link or over a non-regular file at the output.
     public var force = false
-    /// The ranks of a data-parallel job (`mpirun -np N funnel gbdt train`): every rank reads the
-    /// files and fits the feature pipeline on every row (so each computes exactly one machine's
-    /// features and calibration); LightGBM boosts data-parallel over the ranks' rows; rank 0
-    /// alone writes the model directory.
+    /// The ranks of a data-parallel job (`mpirun -np N funnel gbdt train`): each rank reads a
+    /// contiguous run of the files' rows; the feature pipeline's statistics are aggregated over
+    /// the ranks (so each computes exactly one machine's features for its rows); LightGBM boosts
+    /// data-parallel over the ranks' rows; calibration and the validation report use every
+    /// validation row; rank 0 alone writes the model directory.
     public var communicator: Communicator?
 
     public init(train: String, out: String) {
@@ -36,28 +37,36 @@ public enum GBDTJobs {
         let threads = r.threads ?? r.config.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw FunnelError("LightGBM threads must be between 1 and 1024") }
         let loadStart = Date()
-        let (full, settings) = try GBDTData.readTraining(r.train, preset: r.layout, options: r.read)
+        let comm = r.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        let (full, settings) = try GBDTData.readTraining(r.train, preset: r.layout, options: r.read, ranks: comm)
         var notes = full.report.notes
         let trainTable: RawTable, validTable: RawTable
         if let valid = r.valid {
             trainTable = full
             validTable = try GBDTData.read(valid, layout: full.layout, settings: settings, requireLabels: true,
-                                           skipBadRows: r.read.skipBadRows)
+                                           skipBadRows: r.read.skipBadRows, ranks: comm)
             notes += validTable.report.notes
         } else {
-            (trainTable, validTable) = try GBDTData.split(full, by: r.config.split)
+            (trainTable, validTable) = try GBDTData.split(full, by: r.config.split, ranks: comm)
+        }
+        if let comm {
+            // Same command, same files: refused at start otherwise (the data rows are each file's, not a rank's share).
+            try comm.checkSame([r.config, full.layout, full.report.dataLines, validTable.report.dataLines],
+                               what: "GBDT configuration, columns and files")
+        }
+        let trainRows = try RowPartition.gather(localRows: trainTable.rowCount, comm).total
+        let validRows = try RowPartition.gather(localRows: validTable.rowCount, comm).total
+        if r.valid == nil {
             let split = r.config.split
-            notes.append("\(r.train): days \(split.trainDays[0])-\(split.trainDays[1]) train (\(trainTable.rowCount) rows), "
-                         + "day \(split.validDay) validates (\(validTable.rowCount) rows)")
+            notes.append("\(r.train): days \(split.trainDays[0])-\(split.trainDays[1]) train (\(trainRows) rows), "
+                         + "day \(split.validDay) validates (\(validRows) rows)")
         }
         for n in notes { note(n) }
-        note("read \(trainTable.rowCount) training and \(validTable.rowCount) validation rows (\(settings.preset.rawValue) layout) "
-             + String(format: "in %.1fs", Date().timeIntervalSince(loadStart)))
-        if let comm = r.communicator {
-            try comm.checkSame([r.config, trainTable.rowCount, validTable.rowCount], what: "GBDT configuration and rows")
-        }
+        note("read \(trainRows) training and \(validRows) validation rows (\(settings.preset.rawValue) layout) "
+             + String(format: "in %.1fs", Date().timeIntervalSince(loadStart))
+             + (comm.map { ", \($0.size) ranks each reading a contiguous run" } ?? ""))
         let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: r.config, read: settings,
-                                           threads: threads, notes: notes, communicator: r.communicator, progress: progress)
+                                           threads: threads, notes: notes, communicator: comm, progress: progress)
         if r.communicator?.isRoot ?? true { try model.save(to: r.out, force: r.force) }
         return model
     }

@@ -63,16 +63,90 @@ public final class LightGBMDataset {
         try lib.check(code, "dataset construction")
         guard let out else { throw FunnelError("LightGBM dataset construction returned no handle") }
         handle = out
-        let h = out
+        try setLabelsAndNames(labels, matrix.names)
+    }
+
+    /// One rank's rows of a table split over ranks (`partition`: this rank's rows are positions
+    /// `partition.positions` of one machine's table), binned exactly as one machine bins the whole
+    /// table: the bin sample is LightGBM's own (`LGBM_SampleIndices` over one machine's row
+    /// positions, the draw `LGBM_DatasetCreateFromMat` makes), its rows gathered from the ranks
+    /// that hold them, then `LGBM_DatasetCreateFromSampledColumn` with one machine's row count
+    /// and this rank's rows pushed. Built before LightGBM's network starts, so the bins are
+    /// found locally from the same sample on every rank. Without a communicator: one process.
+    public init(_ matrix: FeatureMatrix, labels: [Float], partition: RowPartition, parameters: LightGBMParameters,
+                communicator comm: Communicator?) throws {
+        precondition(labels.count == matrix.rows && matrix.rows == partition.count)
+        guard matrix.rows > 0 else { throw FunnelError("LightGBM: cannot build a dataset with no rows") }
+        guard partition.total <= Int(Int32.max) else { throw FunnelError("LightGBM: more than 2^31 rows in one dataset") }
+        let lib = try LightGBMLibrary.shared()
+        library = lib
+        rows = matrix.rows
+        let d = matrix.columns, total = Int32(partition.total)
+        let params = parameters.string
+        var sampleCount: Int32 = 0
+        try lib.check(params.withCString { lib.getSampleCount(total, $0, &sampleCount) }, "sample count")
+        var sample = [Int32](repeating: 0, count: Int(max(sampleCount, 1)))
+        var sampled: Int32 = 0
+        try lib.check(params.withCString { p in sample.withUnsafeMutableBytes { lib.sampleIndices(total, p, $0.baseAddress, &sampled) } },
+                      "sample indices")
+        sample = Array(sample.prefix(Int(sampled)))
+        // This rank's sampled rows (sample ordinals ascend with position, ranks hold ascending runs).
+        let mine = partition.positions
+        var rowsOfSample: [Float] = []
+        for position in sample where mine.contains(Int(position)) {
+            let r = Int(position) - mine.lowerBound
+            rowsOfSample += matrix.values[(r * d)..<((r + 1) * d)]
+        }
+        if let comm { rowsOfSample = try comm.allgather(values: rowsOfSample).flatMap { $0 } }
+        precondition(rowsOfSample.count == sample.count * d, "bin sample rows missing")
+        // LightGBM keeps a sampled value when |v| > kZeroThreshold (1e-35f) or v is NaN.
+        let zero = Double(Float(1e-35))
+        var values = [[Double]](repeating: [], count: d), indices = [[Int32]](repeating: [], count: d)
+        for i in 0..<sample.count {
+            for k in 0..<d {
+                let v = Double(rowsOfSample[i * d + k])
+                if abs(v) > zero || v.isNaN { values[k].append(v); indices[k].append(Int32(i)) }
+            }
+        }
+        let valuePointers = values.map { col -> UnsafeMutablePointer<Double>? in
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: max(col.count, 1))
+            p.initialize(from: col, count: col.count)
+            return p
+        }
+        let indexPointers = indices.map { col -> UnsafeMutablePointer<Int32>? in
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: max(col.count, 1))
+            p.initialize(from: col, count: col.count)
+            return p
+        }
+        defer { valuePointers.forEach { $0?.deallocate() }; indexPointers.forEach { $0?.deallocate() } }
+        var vp = valuePointers, ip = indexPointers
+        let perColumn = values.map { Int32($0.count) }
+        var out: LightGBMLibrary.Handle?
+        let code = params.withCString { p in
+            lib.datasetCreateFromSampledColumn(&vp, &ip, Int32(d), perColumn, Int32(sample.count), Int32(matrix.rows),
+                                               Int64(partition.total), p, &out)
+        }
+        try lib.check(code, "dataset construction from the bin sample")
+        guard let out else { throw FunnelError("LightGBM dataset construction returned no handle") }
+        handle = out
+        let pushed = matrix.values.withUnsafeBytes {
+            lib.datasetPushRows(out, $0.baseAddress, LightGBMLibrary.dtypeFloat32, Int32(matrix.rows), Int32(d), 0)
+        }
+        try lib.check(pushed, "pushing rows")
+        try setLabelsAndNames(labels, matrix.names)
+    }
+
+    private func setLabelsAndNames(_ labels: [Float], _ names: [String]) throws {
+        let lib = library, h = handle
         let setLabel = labels.withUnsafeBytes {
             lib.datasetSetField(h, "label", $0.baseAddress, Int32(labels.count), LightGBMLibrary.dtypeFloat32)
         }
         try library.check(setLabel, "setting labels")
-        let cNames = matrix.names.map { strdup($0) }
+        let cNames = names.map { strdup($0) }
         defer { cNames.forEach { free($0) } }
         var constNames = cNames.map { UnsafePointer<CChar>($0) }
         let setNames = constNames.withUnsafeMutableBufferPointer {
-            lib.datasetSetFeatureNames(h, $0.baseAddress, Int32(matrix.columns))
+            lib.datasetSetFeatureNames(h, $0.baseAddress, Int32(names.count))
         }
         try library.check(setNames, "setting feature names")
     }

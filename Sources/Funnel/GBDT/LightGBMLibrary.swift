@@ -43,9 +43,19 @@ public final class LightGBMLibrary: @unchecked Sendable {
     typealias BoosterFeatureImportance = @convention(c) (Handle?, Int32, Int32, UnsafeMutablePointer<Double>?) -> Int32
     typealias NetworkInitWithFunctions = @convention(c) (Int32, Int32, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32
     typealias NetworkFree = @convention(c) () -> Int32
+    typealias GetSampleCount = @convention(c) (Int32, UnsafePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
+    typealias SampleIndices = @convention(c) (Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?) -> Int32
+    typealias DatasetCreateFromSampledColumn = @convention(c) (
+        UnsafeMutablePointer<UnsafeMutablePointer<Double>?>?, UnsafeMutablePointer<UnsafeMutablePointer<Int32>?>?, Int32,
+        UnsafePointer<Int32>?, Int32, Int32, Int64, UnsafePointer<CChar>?, UnsafeMutablePointer<Handle?>?) -> Int32
+    typealias DatasetPushRows = @convention(c) (Handle?, UnsafeRawPointer?, Int32, Int32, Int32, Int32) -> Int32
 
     let getLastError: GetLastError
     let datasetCreateFromMat: DatasetCreateFromMat
+    let getSampleCount: GetSampleCount
+    let sampleIndices: SampleIndices
+    let datasetCreateFromSampledColumn: DatasetCreateFromSampledColumn
+    let datasetPushRows: DatasetPushRows
     let datasetSetField: DatasetSetField
     let datasetSetFeatureNames: DatasetSetFeatureNames
     let datasetFree: Free
@@ -80,6 +90,10 @@ public final class LightGBMLibrary: @unchecked Sendable {
         }
         getLastError = try symbol("LGBM_GetLastError", GetLastError.self)
         datasetCreateFromMat = try symbol("LGBM_DatasetCreateFromMat", DatasetCreateFromMat.self)
+        getSampleCount = try symbol("LGBM_GetSampleCount", GetSampleCount.self)
+        sampleIndices = try symbol("LGBM_SampleIndices", SampleIndices.self)
+        datasetCreateFromSampledColumn = try symbol("LGBM_DatasetCreateFromSampledColumn", DatasetCreateFromSampledColumn.self)
+        datasetPushRows = try symbol("LGBM_DatasetPushRows", DatasetPushRows.self)
         datasetSetField = try symbol("LGBM_DatasetSetField", DatasetSetField.self)
         datasetSetFeatureNames = try symbol("LGBM_DatasetSetFeatureNames", DatasetSetFeatureNames.self)
         datasetFree = try symbol("LGBM_DatasetFree", Free.self)

@@ -45,8 +45,11 @@ public struct GBDTEvaluation: Codable, Sendable {
     enum CodingKeys: String, CodingKey { case target, rows, installs, installRate = "install_rate", likeAUC = "auc_like", models }
 
     public static func evaluate(_ p: GBDTPredictions, on table: RawTable) -> GBDTEvaluation {
-        let install = table.conversion
-        let like = FunnelTarget.like.values(of: table)
+        evaluate(p, install: table.conversion, like: FunnelTarget.like.values(of: table), target: table.layout.conversionColumn)
+    }
+
+    /// Table 5 from the labels themselves (`install`: the conversion label; `like`: is_like).
+    public static func evaluate(_ p: GBDTPredictions, install: [Float], like: [Float], target: String) -> GBDTEvaluation {
         let installs = Int(install.reduce(0, +))
         let rows = p.table5.map { name, values -> GBDTEvaluationRow in
             let f = values.map { Float($0) }
@@ -54,8 +57,8 @@ public struct GBDTEvaluation: Codable, Sendable {
                                      auc: Metrics.auc(scores: f, labels: install),
                                      meanPrediction: values.reduce(0, +) / Double(max(values.count, 1)))
         }
-        return GBDTEvaluation(target: table.layout.conversionColumn, rows: table.rowCount, installs: installs,
-                              installRate: Double(installs) / Double(max(table.rowCount, 1)),
+        return GBDTEvaluation(target: target, rows: install.count, installs: installs,
+                              installRate: Double(installs) / Double(max(install.count, 1)),
                               likeAUC: Metrics.auc(scores: p.like.map { Float($0) }, labels: like), models: rows)
     }
 }
@@ -136,8 +139,14 @@ public struct GBDTManifest: Codable, Sendable {
     public var validRows: Int
     public var seconds: Double
     public var readNotes: [String]
+    /// Order-sensitive checksums of the training and validation feature matrices (one machine's
+    /// rows in order; the same for any number of ranks): proof that a data-parallel job computed
+    /// one machine's features. Absent in models trained before they existed.
+    public var trainFeaturesChecksum: String?
+    public var validFeaturesChecksum: String?
 
     enum CodingKeys: String, CodingKey {
+        case trainFeaturesChecksum = "train_features_checksum", validFeaturesChecksum = "valid_features_checksum"
         case format, config, read, calibration, components, validation, seconds
         case formatVersion = "format_version", featuresFile = "features_file", featuresChecksum = "features_checksum"
         case trainRows = "train_rows", validRows = "valid_rows", readNotes = "read_notes"
@@ -162,15 +171,24 @@ public final class TwoStageGBDT: @unchecked Sendable {
 
     /// Fits features on `train`, trains the three models with early stopping on `valid`, measures
     /// calibration on `valid`.
+    ///
+    /// With a communicator (several ranks), `train` and `valid` are this rank's contiguous runs of
+    /// one machine's tables: feature statistics are aggregated over the ranks, LightGBM boosts
+    /// data-parallel, and calibration and the validation report use every rank's validation rows
+    /// (gathered), so every rank returns one machine's model.
     public static func train(train: RawTable, valid: RawTable, config: GBDTConfig, read: GBDTReadSettings,
                              threads: Int, notes: [String] = [], communicator: Communicator? = nil,
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> TwoStageGBDT {
         try config.validate()
-        guard valid.hasLabels, valid.rowCount > 0 else {
+        let comm = communicator.flatMap { $0.size > 1 ? $0 : nil }
+        let trainPartition = try RowPartition.gather(localRows: train.rowCount, comm)
+        let validPartition = try RowPartition.gather(localRows: valid.rowCount, comm)
+        guard valid.hasLabels, validPartition.total > 0 else {
             throw DataError(file: valid.report.file, "validation rows need both labels (early stopping and calibration use them)")
         }
         let start = Date()
-        let (pipeline, trainX) = try TabularFeaturePipeline.fit(train, config: config.features, seed: config.seed)
+        let (pipeline, trainX) = try TabularFeaturePipeline.fit(train, config: config.features, seed: config.seed,
+                                                                communicator: comm, partition: trainPartition)
         let validX = try pipeline.transform(valid)
         let trainLike = FunnelTarget.like.values(of: train), validLike = FunnelTarget.like.values(of: valid)
         var boosters: [GBDTModelRole: LightGBMBooster] = [:]
@@ -181,15 +199,31 @@ public final class TwoStageGBDT: @unchecked Sendable {
             var ty = role.target.values(of: train), vy = role.target.values(of: valid)
             if role == .installGivenLike {
                 let tr = trainLike.indices.filter { trainLike[$0] == 1 }, vr = validLike.indices.filter { validLike[$0] == 1 }
-                guard !tr.isEmpty, !vr.isEmpty else {
-                    throw DataError(file: train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
-                }
                 tx = trainX.subset(tr); vx = validX.subset(vr)
                 ty = tr.map { ty[$0] }; vy = vr.map { vy[$0] }
             }
-            let positives = Int(ty.reduce(0, +))
-            guard positives > 0, positives < ty.count else {
+            let part = try RowPartition.gather(localRows: ty.count, comm)
+            let validRows = try RowPartition.gather(localRows: vy.count, comm).total
+            var positives = Int(ty.reduce(0, +))
+            if let comm { positives = try comm.allgather([Int64(positives)]).reduce(0) { $0 + Int($1[0]) } }
+            if role == .installGivenLike {
+                guard part.total > 0, validRows > 0 else {
+                    throw DataError(file: train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
+                }
+            }
+            guard positives > 0, positives < part.total else {
                 throw DataError(file: train.report.file, "\(role.target.rawValue) is constant on the \(role.rawValue) model's training rows")
+            }
+            // Ranks: spread the rows evenly, each rank starting on a bagging block (few rows move).
+            var ranks: BoostingRanks?
+            if let comm {
+                let balanced = part.balanced(block: RowPartition.baggingBlock)
+                guard balanced.counts.allSatisfy({ $0 > 0 }) else {
+                    throw FunnelError("the \(role.rawValue) model has \(part.total) training rows: too few for \(comm.size) ranks "
+                                      + "(each rank takes whole blocks of \(RowPartition.baggingBlock) rows)")
+                }
+                (tx, ty) = try RowRebalancing.move(tx, labels: ty, from: part, to: balanced, comm)
+                ranks = BoostingRanks(communicator: comm, partition: balanced)
             }
             var trials: [SearchTrial] = []
             var best: (LightGBMBooster, BoostingResult, LightGBMParameters)?
@@ -202,7 +236,7 @@ public final class TwoStageGBDT: @unchecked Sendable {
                 let (booster, result) = try BoostingRun.train(model: name, train: tx, trainLabels: ty, valid: vx, validLabels: vy,
                                                               parameters: params, iterations: config.numIterations,
                                                               earlyStoppingRounds: config.earlyStoppingRounds,
-                                                              communicator: communicator, progress: progress)
+                                                              ranks: ranks, progress: progress)
                 trials.append(SearchTrial(trial: t, parameters: params.string, bestIteration: result.bestIteration,
                                           validLogLoss: result.bestValidLoss))
                 if best == nil || (result.bestValidLoss ?? .infinity) < (best!.1.bestValidLoss ?? .infinity) {
@@ -216,25 +250,37 @@ public final class TwoStageGBDT: @unchecked Sendable {
             boosters[role] = booster
             texts[role] = result.modelText
             components.append(GBDTComponent(
-                role: role, file: role.file, checksum: Checksum.fnv64Hex(Data(result.modelText.utf8)), trainRows: ty.count,
-                trainPositives: positives, validRows: vy.count, parameters: params.string, bestIteration: result.bestIteration,
+                role: role, file: role.file, checksum: Checksum.fnv64Hex(Data(result.modelText.utf8)), trainRows: part.total,
+                trainPositives: positives, validRows: validRows, parameters: params.string, bestIteration: result.bestIteration,
                 iterations: result.iterations, bestValidLogLoss: result.bestValidLoss, stoppedEarly: result.stoppedEarly,
                 seconds: result.seconds, searchTrials: trialCount > 1 ? trials : [], topFeatures: top))
         }
-        let manifest = GBDTManifest(
+        var manifest = GBDTManifest(
             config: config, read: read, calibration: GBDTCalibration(twoStep: 1, endToEnd: 1), components: components,
             validation: GBDTEvaluation(target: train.layout.conversionColumn, rows: 0, installs: 0, installRate: 0, likeAUC: nil, models: []),
-            trainRows: train.rowCount, validRows: valid.rowCount, seconds: 0, readNotes: notes)
+            trainRows: trainPartition.total, validRows: validPartition.total, seconds: 0, readNotes: notes)
+        manifest.trainFeaturesChecksum = try FeatureMatrix.checksum(of: trainX, partition: trainPartition, comm)
+        manifest.validFeaturesChecksum = try FeatureMatrix.checksum(of: validX, partition: validPartition, comm)
         let model = TwoStageGBDT(manifest: manifest, pipeline: pipeline, boosters: boosters, modelTexts: texts)
-        // Calibration on the validation day, then the validation report with it applied.
-        let raw = try model.predict(matrix: validX, threads: threads)
-        let validInstall = valid.conversion
+        // Calibration on the validation day, then the validation report with it applied — over every
+        // rank's validation rows, gathered in one machine's order.
+        var raw = try model.predict(matrix: validX, threads: threads)
+        var validInstall = valid.conversion, validLikeAll = validLike
+        if let comm {
+            raw.like = try comm.allgather(values: raw.like).flatMap { $0 }
+            raw.installGivenLike = try comm.allgather(values: raw.installGivenLike).flatMap { $0 }
+            raw.endToEnd = try comm.allgather(values: raw.endToEnd).flatMap { $0 }
+            raw.twoStep = zip(raw.like, raw.installGivenLike).map { $0 * $1 }
+            validInstall = try comm.allgather(values: validInstall).flatMap { $0 }
+            validLikeAll = try comm.allgather(values: validLike).flatMap { $0 }
+        }
         model.manifest.calibration = GBDTCalibration(
             twoStep: GBDTCalibration.factor(predictions: raw.twoStep, labels: validInstall),
             endToEnd: GBDTCalibration.factor(predictions: raw.endToEnd, labels: validInstall))
         // Same model outputs, now with the measured calibration: no second pass through the trees.
         let calibrated = model.combine(like: raw.like, given: raw.installGivenLike, e2e: raw.endToEnd)
-        model.manifest.validation = GBDTEvaluation.evaluate(calibrated, on: valid)
+        model.manifest.validation = GBDTEvaluation.evaluate(calibrated, install: validInstall, like: validLikeAll,
+                                                            target: valid.layout.conversionColumn)
         model.manifest.seconds = Date().timeIntervalSince(start)
         return model
     }

@@ -125,4 +125,30 @@ final class BetaTargetEncoderTests: XCTestCase {
         XCTAssertThrowsError(try BetaTargetEncoder(priorStrength: 1, minCount: 0, statistics: [.mean], formulas: .standard))
         XCTAssertThrowsError(try BetaTargetEncoder(priorStrength: 1, minCount: 1, statistics: [], formulas: .standard))
     }
+
+    /// Counts add up: two halves' counts merged are the whole's, and encoding each half with the
+    /// merged counts gives the whole's out-of-fold encodings bit for bit (what N ranks rely on).
+    func testCountsOfHalvesMergeIntoTheWhole() throws {
+        var rng = RandomSource(seed: 9)
+        let n = 3000
+        let keys = (0..<n).map { _ in Int64(rng.below(40)) }
+        let labels = (0..<n).map { _ in Float(rng.uniform() < 0.3 ? 1 : 0) }
+        let folds = (0..<n).map { _ in Int32(rng.below(5)) }
+        var whole = try BetaTargetEncoder(priorStrength: 10, minCount: 3, statistics: BetaStatistic.allCases, formulas: .standard)
+        var expected = BetaStatistic.allCases.map { _ in [Float](repeating: 0, count: n) }
+        whole.fitOutOfFold(keys: keys, labels: labels, fold: folds, folds: 5, into: &expected)
+        let cut = 1234
+        let a = CategoryLabelCounts(keys: Array(keys[..<cut]), labels: Array(labels[..<cut]), fold: Array(folds[..<cut]), folds: 5)
+        let b = CategoryLabelCounts(keys: Array(keys[cut...]), labels: Array(labels[cut...]), fold: Array(folds[cut...]), folds: 5)
+        let merged = CategoryLabelCounts(merging: [b, a])
+        XCTAssertEqual(merged, CategoryLabelCounts(keys: keys, labels: labels, fold: folds, folds: 5))
+        var enc = try BetaTargetEncoder(priorStrength: 10, minCount: 3, statistics: BetaStatistic.allCases, formulas: .standard)
+        enc.fit(counts: merged)
+        XCTAssertEqual(enc, whole)
+        var first = BetaStatistic.allCases.map { _ in [Float](repeating: 0, count: cut) }
+        var second = BetaStatistic.allCases.map { _ in [Float](repeating: 0, count: n - cut) }
+        enc.encodeOutOfFold(keys: Array(keys[..<cut]), fold: Array(folds[..<cut]), counts: merged, into: &first)
+        enc.encodeOutOfFold(keys: Array(keys[cut...]), fold: Array(folds[cut...]), counts: merged, into: &second)
+        for s in 0..<expected.count { XCTAssertEqual(first[s] + second[s], expected[s]) }
+    }
 }

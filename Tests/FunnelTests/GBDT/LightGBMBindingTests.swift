@@ -122,4 +122,47 @@ final class LightGBMBindingTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("x.txt"), "\(error)")
         }
     }
+
+    /// Trains `params` for a few iterations on a dataset and returns LightGBM's model text.
+    private func modelText(_ data: LightGBMDataset, _ params: LightGBMParameters) throws -> String {
+        let booster = try LightGBMBooster(train: data, parameters: params)
+        for _ in 0..<8 { _ = try booster.updateOneIteration() }
+        return try booster.modelText()
+    }
+
+    /// The data-parallel path bins from LightGBM's own sample of one machine's rows
+    /// (`LGBM_SampleIndices` → `LGBM_DatasetCreateFromSampledColumn` → rows pushed): on one
+    /// process it must be the very dataset `LGBM_DatasetCreateFromMat` builds — same bins, same
+    /// bundles, so the same trees, bagging included. A sample smaller than the rows is drawn.
+    func testSampledColumnDatasetIsTheMatrixDataset() throws {
+        let (train, labels) = matrix(rows: 5000, seed: 11)
+        let params = LightGBMParameters([
+            ("objective", "binary"), ("num_leaves", "15"), ("min_data_in_leaf", "20"), ("bagging_fraction", "0.7"),
+            ("bagging_freq", "1"), ("feature_fraction", "0.8"), ("max_bin", "31"), ("bin_construct_sample_cnt", "1500"),
+            ("seed", "7"), ("num_threads", "1"), ("deterministic", "true"), ("force_col_wise", "true"), ("verbosity", "-1"),
+        ])
+        let fromMat = try modelText(try LightGBMDataset(train, labels: labels, parameters: params), params)
+        let sampled = try modelText(try LightGBMDataset(train, labels: labels, partition: RowPartition(rows: train.rows),
+                                                        parameters: params, communicator: nil), params)
+        XCTAssertEqual(fromMat, sampled)
+    }
+
+    /// Ranks are given `bagging_seed` explicitly (shifted by their first bagging block), so Funnel
+    /// must know the seed LightGBM derives from `seed`: naming it explicitly changes nothing.
+    func testDerivedBaggingSeedIsLightGBMs() throws {
+        let (train, labels) = matrix(rows: 3000, seed: 12)
+        var params = LightGBMParameters([
+            ("objective", "binary"), ("num_leaves", "15"), ("bagging_fraction", "0.6"), ("bagging_freq", "1"),
+            ("seed", "7"), ("num_threads", "1"), ("deterministic", "true"), ("force_col_wise", "true"), ("verbosity", "-1"),
+        ])
+        let derived = try modelText(try LightGBMDataset(train, labels: labels, parameters: params), params)
+        let seed = BoostingRun.baggingSeed(params)
+        params["bagging_seed"] = String(seed)
+        XCTAssertEqual(derived, try modelText(try LightGBMDataset(train, labels: labels, parameters: params), params))
+        params["bagging_seed"] = String(seed + 1)
+        XCTAssertNotEqual(derived, try modelText(try LightGBMDataset(train, labels: labels, parameters: params), params),
+                          "another bagging seed draws other bags (the comparison above can fail)")
+        XCTAssertEqual(BoostingRun.baggingSeed(LightGBMParameters([("bagging_seed", "42")])), 42)
+        XCTAssertEqual(BoostingRun.baggingSeed(LightGBMParameters()), 3)
+    }
 }
