@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // OpenBLAS through pkg-config; `make deps` installs libopenblas-dev when it is missing.
@@ -34,7 +35,8 @@ let package = Package(
         .target(name: "CMPI", dependencies: ["CMPISystem"]),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", "CMPI", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CMPI", .product(name: "Yams", package: "Yams"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // The HTTP prediction service, beside the engine: it only reads model directories.

@@ -4,6 +4,7 @@
 #   libopenmpi-dev + openmpi-bin  (the CMPI shim target; mpirun for data-parallel training and its tests)
 #   python3 safetensors + numpy   (a test proves weights.safetensors opens in Python)
 #   python3 lightgbm==4.7.0       (lib_lightgbm.so for `funnel gbdt`, and the parity test)
+#   python3 onnx + onnxruntime    (tests and bench only: the ONNX export's checker and parity runs)
 set -euo pipefail
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
@@ -29,4 +30,10 @@ if ! python3 -c "import lightgbm, numpy; assert lightgbm.__version__ == '4.7.0'"
   echo "installing: python lightgbm==4.7.0" >&2
   python3 -m pip install --quiet "lightgbm==4.7.0" numpy 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages "lightgbm==4.7.0" numpy
+fi
+# ONNX's checker and ONNX Runtime: used only by the export's parity tests and the bench.
+if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+  echo "installing: python onnx==1.23.2 onnxruntime==1.32.0" >&2
+  python3 -m pip install --quiet "onnx==1.23.2" "onnxruntime==1.32.0" numpy 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "onnx==1.23.2" "onnxruntime==1.32.0" numpy
 fi
