@@ -33,18 +33,51 @@ def main():
     ap.add_argument("--distributed", action="store_true",
                     help="also run the data-parallel scenario: 1 process vs mpirun -np 2, one thread each")
     ap.add_argument("--only-distributed", action="store_true", help="run the data-parallel scenario only")
+    ap.add_argument("--only-onnx", action="store_true",
+                    help="run the ONNX scenario only (ONNX Runtime on the exported ESMM vs funnel predict vs PyTorch)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    scales = [] if a.only_raw or a.only_distributed else [float(v) for v in str(a.vocab_scale).split(",") if v]
+    only = a.only_raw or a.only_distributed or a.only_onnx
+    scales = [] if only else [float(v) for v in str(a.vocab_scale).split(",") if v]
     everything = {}
     for scale in scales:
         everything[f"{scale:g}"] = scenario(a, scale)
-    if a.raw_rows > 0 and not a.only_distributed:
+    if not a.only_raw and not a.only_distributed:
+        everything["onnx"] = onnx_scenario(a)
+    if a.raw_rows > 0 and not a.only_distributed and not a.only_onnx:
         everything["raw-ali-ccp"] = raw_scenario(a)
     if a.distributed or a.only_distributed:
         everything["distributed"] = distributed_scenario(a)
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
         json.dump({"config": vars(a), "scenarios": everything}, fh, indent=1)
+
+
+def onnx_scenario(a):
+    """Batch prediction of one trained ESMM three ways, same test rows, same threads, one run:
+    funnel predict (forward only, after encoding), ONNX Runtime on `funnel export`'s graph (the
+    graph encodes raw ids itself) and PyTorch's eval forward (torch_esmm.py, encoded ids)."""
+    data = os.path.join(a.out, f"data-{a.rows}-1")
+    if not os.path.exists(os.path.join(data, "test_truth.csv")):
+        subprocess.run([a.funnel, "simulate", "--rows", str(a.rows), "--seed", "7", "--vocab-scale", "1", "--out", data], check=True)
+    train, test, truth = (os.path.join(data, f) for f in ("train.csv", "test.csv", "test_truth.csv"))
+    model = os.path.join(a.out, "onnx-esmm")
+    run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model, "--threads", str(a.threads),
+              "--seed", "1", "--json", "--force"])
+    exported = os.path.join(a.out, "esmm.onnx")
+    subprocess.run([a.funnel, "export", "--model", model, "--format", "onnx", "--out", exported, "--force"],
+                   check=True, stdout=subprocess.DEVNULL)
+    funnel = [run_json([a.funnel, "predict", "--model", model, "--data", test, "--out", os.path.join(a.out, "pred.csv"),
+                        "--threads", str(a.threads), "--json"])["predict_rows_per_second"] for _ in range(a.runs)]
+    ort = [run_json([sys.executable, os.path.join(HERE, "onnx_predict.py"), "--model", exported, "--data", test,
+                     "--threads", str(a.threads)])["predict_rows_per_second"] for _ in range(a.runs)]
+    torch = [run_json([sys.executable, os.path.join(HERE, "torch_esmm.py"), "--train", train, "--test", test, "--truth", truth,
+                       "--optimizer", "sparse-adam", "--threads", str(a.threads), "--seed", str(s + 1)])["predict_rows_per_second"]
+             for s in range(a.runs)]
+    rates = {"funnel predict": mean(funnel), "onnxruntime (exported)": mean(ort), "pytorch eval": mean(torch)}
+    print(f"\n== batch predict, ESMM, {a.threads} threads, batches of 4096, mean of {a.runs} runs ==")
+    for name, r in rates.items():
+        print(f"{name:24s} {r:12.0f} rows/s   funnel / this: {rates['funnel predict'] / r:5.2f}x")
+    return {"rows_per_second": rates, "runs": {"funnel": funnel, "onnxruntime": ort, "pytorch": torch}}
 
 
 def gap_se(a_runs, b_runs, key):

@@ -21,36 +21,19 @@ import onnxruntime as ort
 MISSING = -(2 ** 62)  # no vocabulary holds it: the field's out-of-vocabulary row, as an empty cell
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("data")
-    ap.add_argument("predictions")
-    ap.add_argument("--delimiter", default=None)
-    ap.add_argument("--value-separator", default="|")
-    a = ap.parse_args()
-    model = onnx.load(a.model)
-    onnx.checker.check_model(model, full_check=True)
-    meta = {p.key: p.value for p in model.metadata_props}
-    with open(a.data, newline="") as f:
-        text = f.read()
-    delimiter = a.delimiter or ("\t" if "\t" in text.splitlines()[0] else ",")
-    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
-    header, rows = rows[0], [r for r in rows[1:] if r]
+def build_feed(session, header, rows, value_separator="|"):
+    """The graph's inputs for `rows` (lists of cells under `header`), from its own input list."""
     col = {name: i for i, name in enumerate(header)}
-    session = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
     types = {i.name: i.type for i in session.get_inputs()}
     feed = {}
-    for name in names:
+    for name in types:
         if name.endswith(".offsets") or name.endswith(".weights"):
             continue
         cells = [r[col[name]].strip() for r in rows]
-        bag = name + ".offsets" in types
-        if bag:
+        if name + ".offsets" in types:
             values, weights, offsets = [], [], [0]
             for c in cells:
-                for item in [x for x in c.split(a.value_separator) if x.strip()] if c else []:
+                for item in [x for x in c.split(value_separator) if x.strip()] if c else []:
                     key, _, w = item.partition(":")
                     values.append(key.strip())
                     weights.append(float(w) if w else 1.0)
@@ -69,6 +52,27 @@ def main():
             feed[name] = np.array(cells, dtype=object)
         else:
             feed[name] = np.array([float(c) if c else math.nan for c in cells], dtype=np.float32)
+    return feed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("data")
+    ap.add_argument("predictions")
+    ap.add_argument("--delimiter", default=None)
+    ap.add_argument("--value-separator", default="|")
+    a = ap.parse_args()
+    model = onnx.load(a.model)
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: p.value for p in model.metadata_props}
+    with open(a.data, newline="") as f:
+        text = f.read()
+    delimiter = a.delimiter or ("\t" if "\t" in text.splitlines()[0] else ",")
+    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    header, rows = rows[0], [r for r in rows[1:] if r]
+    session = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
+    feed = build_feed(session, header, rows, a.value_separator)
     out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
     with open(a.predictions, newline="") as f:
         expected = list(csv.DictReader(f))
