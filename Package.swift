@@ -33,9 +33,11 @@ let package = Package(
             providers: [.apt(["libopenmpi-dev"])]
         ),
         .target(name: "CMPI", dependencies: ["CMPISystem"]),
+        // oneDNN (Debian's libdnnl-dev 2.6: no pkg-config file), the `--gemm onednn` engine.
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", "CMPI", .product(name: "Yams", package: "Yams"),
+            dependencies: ["COpenBLAS", "CMPI", "CDNNL", .product(name: "Yams", package: "Yams"),
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
@@ -66,7 +68,8 @@ let package = Package(
         // identity of the one row decoder.
         .testTarget(
             name: "FunnelCLITests",
-            dependencies: ["funnel", "Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["funnel", "Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "FunnelServeTests",

@@ -2,6 +2,7 @@
 # Installs what Funnel's build and tests need, only when missing (Debian/Ubuntu):
 #   libopenblas-dev + pkg-config  (linked by the COpenBLAS system-library target)
 #   libopenmpi-dev + openmpi-bin  (the CMPI shim target; mpirun for data-parallel training and its tests)
+#   libdnnl-dev                   (oneDNN 2.6, the CDNNL target: `--gemm onednn`; no pkg-config file)
 #   python3 safetensors + numpy   (a test proves weights.safetensors opens in Python)
 #   python3 lightgbm==4.7.0       (lib_lightgbm.so for `funnel gbdt`, and the parity test)
 #   python3 onnx + onnxruntime    (tests and bench only: the ONNX export's checker and parity runs)
@@ -11,6 +12,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
 command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -98,3 +98,4 @@ extension InconsistentPolicy: ExpressibleByArgument {
     public static var allValueStrings: [String] { userChoices.map(\.rawValue) }
 }
 extension ModelKind: ExpressibleByArgument {}
+extension GEMMEngine: ExpressibleByArgument {}

@@ -10,6 +10,7 @@ struct Predict: ParsableCommand {
     @Option(help: "CSV/TSV with the training columns.") var data: String
     @Option(help: "Output CSV ('-': standard output).") var out: String
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
@@ -22,14 +23,22 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try guarded {
+            if let gemm { BLAS.engine = gemm }
             var request = PredictionRequest(model: model, data: data, out: out)
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
             request.force = force
             let outcome = try PredictionJob.run(request)
             if json {
-                Terminal.printJSON(["rows": Double(outcome.rows), "predict_rows_per_second": outcome.rowsPerSecond,
-                                    "skipped_rows": Double(outcome.skippedRows), "peak_rss_mb": ResourceUsage.peakRSSMegabytes])
+                struct Output: Encodable {
+                    var rows: Int, predictRowsPerSecond: Double, skippedRows: Int, peakRSS: Double, gemm: GEMMEngine
+                    enum CodingKeys: String, CodingKey {
+                        case rows, gemm
+                        case predictRowsPerSecond = "predict_rows_per_second", skippedRows = "skipped_rows", peakRSS = "peak_rss_mb"
+                    }
+                }
+                Terminal.printJSON(Output(rows: outcome.rows, predictRowsPerSecond: outcome.rowsPerSecond, skippedRows: outcome.skippedRows,
+                                          peakRSS: ResourceUsage.peakRSSMegabytes, gemm: BLAS.engine))
             } else if out == "-" {
                 for n in outcome.notes { Terminal.note(n) }
             } else {

@@ -20,6 +20,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(parsing: .unconditional, help: "Random seed (initialisation and shuffling) (default: 42).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 42
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
     @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?
@@ -55,6 +56,7 @@ struct Train: ParsableCommand {
 
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
     private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
+        if let gemm { BLAS.engine = gemm }
         var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
         request.communicator = comm
         request.valid = valid
@@ -124,9 +126,11 @@ struct TrainOutput: Encodable {
     var best: Checkpoint? = nil
     var stoppedEarly: Bool? = nil
     var distributed: CommunicationStats? = nil
+    /// The GEMM engine the run used (`--gemm`).
+    var gemm = BLAS.engine
 
     enum CodingKeys: String, CodingKey {
-        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed
+        case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed, gemm
         case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
         case trainSamplesPerSecond = "train_samples_per_second"
@@ -146,6 +150,7 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(best, forKey: .best)
         try c.encodeIfPresent(stoppedEarly, forKey: .stoppedEarly)
         try c.encodeIfPresent(distributed, forKey: .distributed)
+        try c.encode(gemm, forKey: .gemm)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

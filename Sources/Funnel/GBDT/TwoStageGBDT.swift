@@ -291,7 +291,7 @@ public final class TwoStageGBDT: @unchecked Sendable {
     }
 
     func predict(matrix x: FeatureMatrix, threads: Int?) throws -> GBDTPredictions {
-        try combine(like: try boosters[.like]!.predict(x, threads: threads),
+        combine(like: try boosters[.like]!.predict(x, threads: threads),
                     given: try boosters[.installGivenLike]!.predict(x, threads: threads),
                     e2e: try boosters[.install]!.predict(x, threads: threads))
     }

@@ -1,0 +1,15 @@
+#ifndef FUNNEL_CDNNL_H
+#define FUNNEL_CDNNL_H
+// oneDNN's row-major SGEMM for Funnel's GEMM engine (`--gemm onednn`). Funnel runs one GEMM per
+// worker thread, each single-threaded (its own workers are the parallelism), so every call pins
+// the calling thread's OpenMP team to one thread before entering oneDNN (oneDNN 2.6 runs on OpenMP).
+#include <stdint.h>
+
+// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major; transA/transB are 'N' or 'T'.
+// Returns oneDNN's status (0 = success).
+int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// oneDNN's version as major·10000 + minor·100 + patch, and the CPU ISA it dispatches to (text).
+int funnel_dnnl_version(void);
+const char *funnel_dnnl_isa(void);
+#endif

@@ -1,0 +1,30 @@
+import Foundation
+import XCTest
+
+/// `--gemm` on `train` and `predict`: the engine is reported in `--json`, and one model predicts
+/// the same probabilities (within FP32 tolerance) on either engine.
+final class GEMMEngineCommandTests: XCTestCase {
+    func testBothEnginesPredictTheSameModel() throws {
+        let d = CLI.temporaryDirectory("gemm")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try CLI.ok(["simulate", "--rows", "3000", "--seed", "5", "--out", d + "/sim"])
+        let t = CLI.json(try CLI.ok(["train", "--train", d + "/sim/train.csv", "--model", "mmoe", "--out", d + "/m", "--epochs", "1",
+                                     "--hidden", "32,16", "--threads", "2", "--gemm", "onednn", "--json"]))
+        XCTAssertEqual(t["gemm"] as? String, "onednn")
+        var columns: [[[Double]]] = []
+        for engine in ["openblas", "onednn"] {
+            let p = CLI.json(try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/\(engine).csv",
+                                         "--gemm", engine, "--json"]))
+            XCTAssertEqual(p["gemm"] as? String, engine)
+            let lines = try String(contentsOfFile: d + "/\(engine).csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            columns.append(lines.map { $0.split(separator: ",").map { Double($0)! } })
+        }
+        XCTAssertEqual(columns[0].count, 600)
+        var worst = 0.0
+        for (a, b) in zip(columns[0], columns[1]) { for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) } }
+        XCTAssertLessThan(worst, 1e-5)
+        let bad = try CLI.run(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/x.csv", "--gemm", "mkl"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("gemm"), bad.stderr)
+    }
+}

@@ -1,0 +1,77 @@
+import XCTest
+@testable import Funnel
+
+/// `--gemm onednn` against OpenBLAS: every transpose combination, leading dimensions wider than
+/// the matrices, beta 0 and 1, and matrix-vector shapes (which stay on OpenBLAS) agree within
+/// FP32 summation tolerance; the same call twice gives the same bytes.
+final class GEMMEngineTests: XCTestCase {
+    override func tearDown() { BLAS.engine = GEMMEngine.fromEnvironment }
+
+    private func run(_ engine: GEMMEngine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float, seed: UInt64) -> [Float] {
+        var rng = RandomSource(seed: seed)
+        let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 2, ldc = n + 1
+        let a = (0..<((transA ? k : m) * lda)).map { _ in Float(rng.normal()) }
+        let b = (0..<((transB ? n : k) * ldb)).map { _ in Float(rng.normal()) }
+        var c = (0..<(m * ldc)).map { _ in Float(rng.normal()) }
+        BLAS.engine = engine
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: lda,
+                              b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        return c
+    }
+
+    func testOneDNNAgreesWithOpenBLAS() {
+        var seed: UInt64 = 1
+        for (m, n, k) in [(64, 48, 37), (300, 200, 274), (7, 1, 50), (1, 33, 20), (129, 80, 200)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for beta: Float in [0, 1] {
+                        seed += 1
+                        let reference = run(.openblas, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
+                        let onednn = run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
+                        var worst: Float = 0
+                        for i in 0..<reference.count {
+                            worst = max(worst, abs(reference[i] - onednn[i]) / (1 + abs(reference[i])))
+                        }
+                        XCTAssertLessThan(worst, Float(k) * 2e-7, "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) beta \(beta)")
+                        XCTAssertEqual(onednn, run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed))
+                    }
+                }
+            }
+        }
+    }
+
+    func testEngineNamesItsLibrary() {
+        XCTAssertTrue(GEMMEngine.onednn.library.hasPrefix("oneDNN 2."), GEMMEngine.onednn.library)
+        XCTAssertTrue(GEMMEngine.openblas.library.hasPrefix("OpenBLAS"))
+    }
+
+    /// On oneDNN a row's forward product never depends on how many rows share the call (oneDNN
+    /// takes another kernel below 16 rows; those calls are padded): what keeps `funnel predict`
+    /// (rows split over workers) and `funnel serve` (one request whole) printing the same bytes.
+    /// (OpenBLAS does not promise this: its results for these shapes change with the row count.)
+    func testForwardRowsDoNotDependOnTheRowCount() {
+        for engine in [GEMMEngine.onednn] {
+            BLAS.engine = engine
+            for (k, n) in [(274, 200), (29, 8), (80, 3)] {
+                var rng = RandomSource(seed: UInt64(k * n))
+                let a = (0..<(64 * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
+                let bias = (0..<n).map { _ in Float(rng.normal()) }
+                func forward(_ m: Int) -> [Float] {
+                    var c = (0..<m).flatMap { _ in bias }
+                    BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: k, beta: 1, c: &c, ldc: n)
+                    return c
+                }
+                let all = forward(64)
+                for m in [1, 2, 5, 15, 16, 17, 40] {
+                    XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]), "\(engine) k \(k) n \(n): \(m) rows differ from the same rows among 64")
+                }
+            }
+        }
+    }
+}
