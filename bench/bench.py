@@ -119,19 +119,21 @@ def scenario(a, scale):
     keys = ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space"]
     results = {}
 
-    rows = []
-    for seed in range(1, a.runs + 1):
-        model = os.path.join(a.out, f"esmm-{seed}")
-        t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model,
-                      "--threads", str(a.threads), "--seed", str(seed), "--json"])
-        p = run_json([a.funnel, "predict", "--model", model, "--data", test, "--out",
-                      os.path.join(a.out, "pred.csv"), "--threads", str(a.threads), "--json"])
-        e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", truth,
-                      "--threads", str(a.threads), "--json"])
-        rows.append({"train": t["train_samples_per_second"], "predict": p["predict_rows_per_second"],
-                     "rss": t["peak_rss_mb"], **{k: e.get(k) for k in keys}})
-        print(f"funnel seed {seed}: {t['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
-    results["funnel"] = rows
+    # Funnel on its default GEMM engine (oneDNN) and on OpenBLAS, same seeds.
+    for name, engine in [("funnel", "onednn"), ("funnel-openblas", "openblas")]:
+        rows = []
+        for seed in range(1, a.runs + 1):
+            model = os.path.join(a.out, f"esmm-{seed}" if engine == "onednn" else f"esmm-{engine}-{seed}")
+            t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model, "--gemm", engine,
+                          "--threads", str(a.threads), "--seed", str(seed), "--json", "--force"])
+            p = run_json([a.funnel, "predict", "--model", model, "--data", test, "--out",
+                          os.path.join(a.out, "pred.csv"), "--threads", str(a.threads), "--gemm", engine, "--json"])
+            e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", truth,
+                          "--threads", str(a.threads), "--json"])
+            rows.append({"train": t["train_samples_per_second"], "predict": p["predict_rows_per_second"],
+                         "rss": t["peak_rss_mb"], **{k: e.get(k) for k in keys}})
+            print(f"{name} seed {seed}: {t['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
+        results[name] = rows
 
     for peer in [p for p in a.peers.split(",") if p]:
         rows = []
@@ -159,7 +161,7 @@ def scenario(a, scale):
 
     summary = {name: {k: mean([r[k] for r in rs]) for k in ["train", "predict", "rss"] + keys}
                for name, rs in results.items()}
-    peers = [n for n in summary if n != "funnel"]
+    peers = [n for n in summary if not n.startswith("funnel")]
     best_train = max(peers, key=lambda n: summary[n]["train"]) if peers else None
     best_predict = max(peers, key=lambda n: summary[n]["predict"]) if peers else None
     print(f"\nESMM, {a.rows} simulated rows (vocab scale {a.vocab_scale:g}), {a.threads} threads, "
@@ -169,6 +171,9 @@ def scenario(a, scale):
         f = summary["funnel"]
         print(f"\ntraining ratio funnel / {best_train}: {f['train'] / summary[best_train]['train']:.2f}x")
         print(f"predict ratio  funnel / {best_predict}: {f['predict'] / summary[best_predict]['predict']:.2f}x")
+        train_ratio, predict_ratio = f['train'] / summary[best_train]['train'], f['predict'] / summary[best_predict]['predict']
+        print(f"FP32 targets: training >= 2.5x best PyTorch: {'met' if train_ratio >= 2.5 else 'NOT met'} ({train_ratio:.2f}x); "
+              f"predict >= 3x: {'met' if predict_ratio >= 3 else 'NOT met'} ({predict_ratio:.2f}x)")
         gaps = {k: f[k] - summary[best_train][k] for k in keys if f[k] is not None and summary[best_train][k] is not None}
         print("AUC gaps vs " + best_train + ": " + ", ".join(f"{k} {v:+.4f}" for k, v in gaps.items()))
         # Seed-to-seed spread: the CVR AUCs rest on a few hundred test conversions, so a gap is
@@ -179,10 +184,27 @@ def scenario(a, scale):
           + ", ".join(f"{k} {f:.4f} vs {t:.4f} ({f - t:+.4f})" for k, (f, t) in parity.items() if f is not None and t is not None))
     # Achieved GEMM throughput: training ≈ 3 × the forward FLOPs (forward, input and weight gradients).
     fwd = flops_per_sample(os.path.join(a.out, "esmm-1"))
-    f = summary["funnel"]
-    print(f"GEMM work: {fwd / 1e6:.3f} MFLOP/sample forward; funnel training {3 * fwd * f['train'] / 1e9:.0f} GFLOP/s, "
-          f"predict {fwd * f['predict'] / 1e9:.0f} GFLOP/s (this CPU's FP32 peak at 2 cores ≈ 190 GFLOP/s)")
-    return {"runs": results, "summary": summary, "parity": parity, "forward_flops_per_sample": fwd}
+    peaks = measure_peaks(a.threads, a.out)
+    print(f"GEMM work: {fwd / 1e6:.3f} MFLOP/sample forward; measured peak at {a.threads} threads (oneDNN {peaks['onednn']} "
+          f"matmul loop, 2000x274x200, one worker per thread): FP32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
+          f"(one call on all threads: {peaks['fp32_one_call']:.0f} / {peaks['bf16_one_call']:.0f}; dnnl_sgemm {peaks['sgemm_workers']:.0f})")
+    for name in [n for n in summary if n.startswith("funnel")]:
+        f = summary[name]
+        print(f"  {name}: training {3 * fwd * f['train'] / 1e9:.0f} GFLOP/s ({3 * fwd * f['train'] / 1e7 / peaks['fp32']:.0f}% of FP32 peak), "
+              f"predict {fwd * f['predict'] / 1e9:.0f} GFLOP/s ({fwd * f['predict'] / 1e7 / peaks['fp32']:.0f}%)")
+    return {"runs": results, "summary": summary, "parity": parity, "forward_flops_per_sample": fwd, "peaks_gflops": peaks}
+
+
+def measure_peaks(threads, out_dir):
+    """This machine's GEMM peak in the same run: `bench/gemm_peak.c` (compiled here with gcc
+    against oneDNN) loops oneDNN matmul primitives on the towers' largest shape, FP32 and bf16
+    inputs, both on all threads in one call and as one single-threaded worker per thread (Funnel's
+    arrangement), plus `dnnl_sgemm` as Funnel calls it."""
+    exe = os.path.join(out_dir, "gemm_peak")
+    subprocess.run(["gcc", "-O2", "-fopenmp", os.path.join(HERE, "gemm_peak.c"), "-o", exe, "-ldnnl"], check=True)
+    r = run_json([exe, str(threads), "1.5"])
+    return {"fp32": r["fp32_workers"], "bf16": r["bf16_workers"], "fp32_one_call": r["fp32_one_call"],
+            "bf16_one_call": r["bf16_one_call"], "sgemm_workers": r["sgemm_workers"], "onednn": r["onednn"]}
 
 
 def raw_scenario(a):
