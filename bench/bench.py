@@ -120,14 +120,15 @@ def scenario(a, scale):
     results = {}
 
     # Funnel on its default GEMM engine (oneDNN) and on OpenBLAS, same seeds.
-    for name, engine in [("funnel", "onednn"), ("funnel-openblas", "openblas")]:
+    for name, engine, precision in [("funnel", "onednn", "fp32"), ("funnel-openblas", "openblas", "fp32"),
+                                    ("funnel-bf16", "onednn", "bf16")]:
         rows = []
         for seed in range(1, a.runs + 1):
-            model = os.path.join(a.out, f"esmm-{seed}" if engine == "onednn" else f"esmm-{engine}-{seed}")
+            model = os.path.join(a.out, f"esmm-{seed}" if name == "funnel" else f"{name}-{seed}")
             t = run_json([a.funnel, "train", "--train", train, "--model", "esmm", "--out", model, "--gemm", engine,
-                          "--threads", str(a.threads), "--seed", str(seed), "--json", "--force"])
-            p = run_json([a.funnel, "predict", "--model", model, "--data", test, "--out",
-                          os.path.join(a.out, "pred.csv"), "--threads", str(a.threads), "--gemm", engine, "--json"])
+                          "--precision", precision, "--threads", str(a.threads), "--seed", str(seed), "--json", "--force"])
+            p = run_json([a.funnel, "predict", "--model", model, "--data", test, "--out", os.path.join(a.out, "pred.csv"),
+                          "--threads", str(a.threads), "--gemm", engine, "--precision", precision, "--json"])
             e = run_json([a.funnel, "eval", "--model", model, "--data", test, "--truth", truth,
                           "--threads", str(a.threads), "--json"])
             rows.append({"train": t["train_samples_per_second"], "predict": p["predict_rows_per_second"],
@@ -135,11 +136,14 @@ def scenario(a, scale):
             print(f"{name} seed {seed}: {t['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
         results[name] = rows
 
-    for peer in [p for p in a.peers.split(",") if p]:
+    # PyTorch: each optimizer in FP32, and SparseAdam under bf16 autocast.
+    for peer in [p for p in a.peers.split(",") if p] + ["sparse-adam-bf16"]:
         rows = []
         for seed in range(1, a.runs + 1):
+            optimizer = peer.replace("-bf16", "")
             r = run_json([sys.executable, os.path.join(HERE, "torch_esmm.py"), "--train", train, "--test", test,
-                          "--truth", truth, "--optimizer", peer, "--threads", str(a.threads), "--seed", str(seed)])
+                          "--truth", truth, "--optimizer", optimizer, "--threads", str(a.threads), "--seed", str(seed)]
+                         + (["--autocast-bf16"] if peer.endswith("-bf16") else []))
             rows.append({"train": r["train_samples_per_second"], "predict": r["predict_rows_per_second"],
                          "rss": r["peak_rss_mb"], **{k: r.get(k) for k in keys}})
             print(f"pytorch-{peer} seed {seed}: {r['train_samples_per_second']:.0f} samples/s", file=sys.stderr)
@@ -161,7 +165,7 @@ def scenario(a, scale):
 
     summary = {name: {k: mean([r[k] for r in rs]) for k in ["train", "predict", "rss"] + keys}
                for name, rs in results.items()}
-    peers = [n for n in summary if not n.startswith("funnel")]
+    peers = [n for n in summary if not n.startswith("funnel") and not n.endswith("-bf16")]
     best_train = max(peers, key=lambda n: summary[n]["train"]) if peers else None
     best_predict = max(peers, key=lambda n: summary[n]["predict"]) if peers else None
     print(f"\nESMM, {a.rows} simulated rows (vocab scale {a.vocab_scale:g}), {a.threads} threads, "
@@ -174,6 +178,15 @@ def scenario(a, scale):
         train_ratio, predict_ratio = f['train'] / summary[best_train]['train'], f['predict'] / summary[best_predict]['predict']
         print(f"FP32 targets: training >= 2.5x best PyTorch: {'met' if train_ratio >= 2.5 else 'NOT met'} ({train_ratio:.2f}x); "
               f"predict >= 3x: {'met' if predict_ratio >= 3 else 'NOT met'} ({predict_ratio:.2f}x)")
+        if "funnel-bf16" in summary and "pytorch-sparse-adam-bf16" in summary:
+            b, tb = summary["funnel-bf16"], summary["pytorch-sparse-adam-bf16"]
+            r = b["train"] / summary[best_train]["train"]
+            auc = max(abs(b[k] - f[k]) for k in ["auc_ctr", "auc_ctcvr"] if b[k] is not None and f[k] is not None)
+            print(f"bf16 targets: training >= 3.5x best PyTorch FP32: {'met' if r >= 3.5 else 'NOT met'} ({r:.2f}x); "
+                  f"ahead of PyTorch bf16 autocast: {'yes' if b['train'] > tb['train'] else 'NO'} ({b['train'] / tb['train']:.2f}x train, "
+                  f"{b['predict'] / tb['predict']:.2f}x predict); CTR/CTCVR AUCs within 0.003 of Funnel FP32: "
+                  f"{'yes' if auc <= 0.003 else 'NO'} (max gap {auc:.4f}; all gaps: "
+                  + ", ".join(f"{k} {b[k] - f[k]:+.4f}" for k in keys if b[k] is not None and f[k] is not None) + ")")
         gaps = {k: f[k] - summary[best_train][k] for k in keys if f[k] is not None and summary[best_train][k] is not None}
         print("AUC gaps vs " + best_train + ": " + ", ".join(f"{k} {v:+.4f}" for k, v in gaps.items()))
         # Seed-to-seed spread: the CVR AUCs rest on a few hundred test conversions, so a gap is

@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--optimizer", choices=["adam", "sparse-adam"], default="sparse-adam")
     add_shape_arguments(ap)
     ap.add_argument("--no-shuffle", action="store_true")
+    ap.add_argument("--autocast-bf16", action="store_true",
+                    help='forward passes under torch.autocast("cpu", dtype=torch.bfloat16) (bf16 matmuls, FP32 weights and optimizer)')
     ap.add_argument("--init-from", help="Funnel model directory whose weights initialise the network (parity checks)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -180,8 +182,9 @@ def main():
         perm = torch.arange(n) if a.no_shuffle else torch.from_numpy(rng.permutation(n))
         for s in range(0, n, a.batch_size):
             idx = perm[s:s + a.batch_size]
-            lc, lv = model(tr_ids[idx], tr_dense[idx])
-            loss = esmm_step(lc, lv, click[idx], ctcvr[idx], opts, bce_logits)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast_bf16):
+                lc, lv = model(tr_ids[idx], tr_dense[idx])
+            loss = esmm_step(lc.float(), lv.float(), click[idx], ctcvr[idx], opts, bce_logits)
             samples += len(idx)
             loss_sum += float(loss.detach()) * len(idx)
     train_seconds = time.perf_counter() - start
@@ -191,8 +194,9 @@ def main():
     pctr, pcvr = [], []
     with torch.no_grad():
         for s in range(0, len(test), 4096):
-            lc, lv = model(te_ids[s:s + 4096], te_dense[s:s + 4096])
-            pctr.append(torch.sigmoid(lc)); pcvr.append(torch.sigmoid(lv))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast_bf16):
+                lc, lv = model(te_ids[s:s + 4096], te_dense[s:s + 4096])
+            pctr.append(torch.sigmoid(lc.float())); pcvr.append(torch.sigmoid(lv.float()))
     predict_seconds = time.perf_counter() - start
     pctr = torch.cat(pctr).numpy(); pcvr = torch.cat(pcvr).numpy()
     pctcvr = pctr * pcvr

@@ -99,3 +99,4 @@ extension InconsistentPolicy: ExpressibleByArgument {
 }
 extension ModelKind: ExpressibleByArgument {}
 extension GEMMEngine: ExpressibleByArgument {}
+extension GEMMPrecision: ExpressibleByArgument {}

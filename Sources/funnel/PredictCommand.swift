@@ -11,11 +11,16 @@ struct Predict: ParsableCommand {
     @Option(help: "Output CSV ('-': standard output).") var out: String
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
+    @Option(help: "GEMM input precision: fp32, or bf16 (bf16 inputs, FP32 accumulation, weights and optimizer; needs --gemm onednn).")
+    var precision: GEMMPrecision = .fp32
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
+        if precision == .bf16 && (gemm ?? GEMMEngine.fromEnvironment) != .onednn {
+            throw ValidationError("--precision bf16 runs on oneDNN's bf16 kernels: use --gemm onednn (the default)")
+        }
         try refuseManyRanks("predict")
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
@@ -24,6 +29,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         try guarded {
             if let gemm { BLAS.engine = gemm }
+        BLAS.precision = precision
             var request = PredictionRequest(model: model, data: data, out: out)
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
@@ -32,13 +38,15 @@ struct Predict: ParsableCommand {
             if json {
                 struct Output: Encodable {
                     var rows: Int, predictRowsPerSecond: Double, skippedRows: Int, peakRSS: Double, gemm: GEMMEngine
+                    var precision: GEMMPrecision
                     enum CodingKeys: String, CodingKey {
-                        case rows, gemm
+                        case rows, gemm, precision
                         case predictRowsPerSecond = "predict_rows_per_second", skippedRows = "skipped_rows", peakRSS = "peak_rss_mb"
                     }
                 }
                 Terminal.printJSON(Output(rows: outcome.rows, predictRowsPerSecond: outcome.rowsPerSecond, skippedRows: outcome.skippedRows,
-                                          peakRSS: ResourceUsage.peakRSSMegabytes, gemm: BLAS.engine))
+                                          peakRSS: ResourceUsage.peakRSSMegabytes, gemm: BLAS.engine,
+                                          precision: BLAS.precision))
             } else if out == "-" {
                 for n in outcome.notes { Terminal.note(n) }
             } else {

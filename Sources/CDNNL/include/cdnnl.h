@@ -9,6 +9,13 @@
 // Returns oneDNN's status (0 = success).
 int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// The same product with A and B rounded to bf16 (round to nearest even) and FP32 accumulation and
+// C (`--precision bf16`): a oneDNN matmul primitive per shape, created once per calling thread
+// and reused. Returns oneDNN's status (0 = success).
+int funnel_dnnl_gemm_bf16(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// FP32 → bf16 (round to nearest even; NaN stays NaN), `count` values.
+void funnel_bf16_from_float(const float *src, uint16_t *dst, int64_t count);
 // oneDNN's version as major·10000 + minor·100 + patch, and the CPU ISA it dispatches to (text).
 int funnel_dnnl_version(void);
 const char *funnel_dnnl_isa(void);

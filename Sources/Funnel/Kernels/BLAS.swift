@@ -28,11 +28,22 @@ public enum GEMMEngine: String, CaseIterable, Codable, Sendable {
     }
 }
 
+/// The precision of the GEMM inputs (`--precision`). Accumulation, outputs, master weights, Adam
+/// and the loss stay FP32 either way; the saved model is FP32.
+public enum GEMMPrecision: String, CaseIterable, Codable, Sendable {
+    case fp32
+    /// A and B rounded to bf16 (round to nearest even) before each product, FP32 accumulation:
+    /// oneDNN's bf16 kernels (this CPU has AVX512_BF16), about twice the FP32 rate.
+    case bf16
+}
+
 /// Thin, row-major wrappers over the GEMM engine. Every dense layer's GEMM goes through here so
 /// the engine, the threading policy and the calling convention live in one place.
 public enum BLAS {
     /// The engine every later `gemm` uses; set once at a command's start, before any worker runs.
     nonisolated(unsafe) public static var engine = GEMMEngine.fromEnvironment
+    /// bf16 inputs (oneDNN only); set once at a command's start, like `engine`.
+    nonisolated(unsafe) public static var precision = GEMMPrecision.fp32
 
     /// oneDNN 2.6's `dnnl_sgemm` takes another kernel below 16 rows, whose sums differ in the last
     /// bits; at 16 rows and more every row's result is the same whatever the row count (measured
@@ -45,9 +56,12 @@ public enum BLAS {
     @inline(__always)
     private static func oneDNN(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let status = funnel_dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
-                                       a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-        precondition(status == 0, "oneDNN sgemm failed with status \(status) (m \(m), n \(n), k \(k))")
+        let status = precision == .bf16
+            ? funnel_dnnl_gemm_bf16(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                                    a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+            : funnel_dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        precondition(status == 0, "oneDNN \(precision) GEMM failed with status \(status) (m \(m), n \(n), k \(k))")
     }
 
     /// `m` < 16 rows of A (not transposed) and C copied into 16-row scratch, multiplied, copied back.

@@ -5,7 +5,10 @@ import XCTest
 /// the matrices, beta 0 and 1, and matrix-vector shapes (which stay on OpenBLAS) agree within
 /// FP32 summation tolerance; the same call twice gives the same bytes.
 final class GEMMEngineTests: XCTestCase {
-    override func tearDown() { BLAS.engine = GEMMEngine.fromEnvironment }
+    override func tearDown() {
+        BLAS.engine = GEMMEngine.fromEnvironment
+        BLAS.precision = .fp32
+    }
 
     private func run(_ engine: GEMMEngine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float, seed: UInt64) -> [Float] {
         var rng = RandomSource(seed: seed)
@@ -56,8 +59,10 @@ final class GEMMEngineTests: XCTestCase {
     /// (rows split over workers) and `funnel serve` (one request whole) printing the same bytes.
     /// (OpenBLAS does not promise this: its results for these shapes change with the row count.)
     func testForwardRowsDoNotDependOnTheRowCount() {
-        for engine in [GEMMEngine.onednn] {
+        for precision in GEMMPrecision.allCases {
+            let engine = GEMMEngine.onednn
             BLAS.engine = engine
+            BLAS.precision = precision
             for (k, n) in [(274, 200), (29, 8), (80, 3)] {
                 var rng = RandomSource(seed: UInt64(k * n))
                 let a = (0..<(64 * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
@@ -69,7 +74,33 @@ final class GEMMEngineTests: XCTestCase {
                 }
                 let all = forward(64)
                 for m in [1, 2, 5, 15, 16, 17, 40] {
-                    XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]), "\(engine) k \(k) n \(n): \(m) rows differ from the same rows among 64")
+                    XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]), "\(precision) k \(k) n \(n): \(m) rows differ from the same rows among 64")
+                }
+            }
+        }
+    }
+
+    /// `--precision bf16`: the product of bf16-rounded inputs with FP32 accumulation. Against the
+    /// FP32 product, each input's rounding (relative 2⁻⁹) bounds the error by about
+    /// 2·2⁻⁹·Σ|aᵢ·bᵢ|; every transpose combination and beta 0/1 stay inside it.
+    func testBF16IsTheFP32ProductOfRoundedInputs() {
+        var seed: UInt64 = 100
+        for (m, n, k) in [(64, 48, 37), (300, 200, 274), (5, 20, 30)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for beta: Float in [0, 1] {
+                        seed += 1
+                        BLAS.precision = .fp32
+                        let reference = run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
+                        BLAS.precision = .bf16
+                        let bf16 = run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
+                        // Inputs are N(0, 1): Σ|aᵢbᵢ| ≈ 0.64·k·|alpha|; the bound below is that with room.
+                        let bound = Float(2.0 / 512.0) * 0.75 * Float(k) * 1.5
+                        var worst: Float = 0, total: Float = 0
+                        for i in 0..<reference.count { worst = max(worst, abs(reference[i] - bf16[i])); total += abs(reference[i] - bf16[i]) }
+                        XCTAssertLessThan(worst, bound, "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) beta \(beta)")
+                        XCTAssertGreaterThan(total, 0, "bf16 rounding must show (else the bf16 path did not run)")
+                    }
                 }
             }
         }
