@@ -64,6 +64,15 @@ public enum BLAS {
         precondition(status == 0, "oneDNN \(precision) GEMM failed with status \(status) (m \(m), n \(n), k \(k))")
     }
 
+    /// The bf16 bit patterns `--precision bf16` rounds `values` to (round to nearest even).
+    static func bf16Bits(_ values: [Float]) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { funnel_bf16_from_float(src.baseAddress, $0.baseAddress, Int64(values.count)) }
+        }
+        return out
+    }
+
     /// `m` < 16 rows of A (not transposed) and C copied into 16-row scratch, multiplied, copied back.
     private static func paddedOneDNN(transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {

@@ -105,4 +105,19 @@ final class GEMMEngineTests: XCTestCase {
             }
         }
     }
+
+    /// FP32 → bf16 rounds to nearest, ties to even, keeps infinities, signed zeros and NaN (the
+    /// vectorised loop and its AVX-512 build alike: 37 values cover both the vector body and the tail).
+    func testBF16RoundingIsNearestEven() {
+        let cases: [(Float, UInt16)] = [
+            (1, 0x3F80), (Float(bitPattern: 0x3F80_8000), 0x3F80), (Float(bitPattern: 0x3F81_8000), 0x3F82),
+            (Float(bitPattern: 0x3F80_8001), 0x3F81), (-2.5, 0xC020), (0, 0x0000), (-0.0, 0x8000),
+            (.infinity, 0x7F80), (-.infinity, 0xFF80), (.greatestFiniteMagnitude, 0x7F80), (Float(bitPattern: 0x0000_0001), 0x0000),
+        ]
+        let values = (0..<37).map { cases[$0 % cases.count].0 }
+        let bits = BLAS.bf16Bits(values)
+        for (i, b) in bits.enumerated() { XCTAssertEqual(b, cases[i % cases.count].1, "value \(values[i])") }
+        let nan = BLAS.bf16Bits([.nan, -.nan, Float(bitPattern: 0x7F80_0001)])
+        for b in nan { XCTAssertTrue(Float(bitPattern: UInt32(b) << 16).isNaN, String(b, radix: 16)) }
+    }
 }
