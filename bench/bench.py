@@ -203,8 +203,9 @@ def scenario(a, scale):
           f"(one call on all threads: {peaks['fp32_one_call']:.0f} / {peaks['bf16_one_call']:.0f}; dnnl_sgemm {peaks['sgemm_workers']:.0f})")
     for name in [n for n in summary if n.startswith("funnel")]:
         f = summary[name]
-        print(f"  {name}: training {3 * fwd * f['train'] / 1e9:.0f} GFLOP/s ({3 * fwd * f['train'] / 1e7 / peaks['fp32']:.0f}% of FP32 peak), "
-              f"predict {fwd * f['predict'] / 1e9:.0f} GFLOP/s ({fwd * f['predict'] / 1e7 / peaks['fp32']:.0f}%)")
+        kind = "bf16" if name.endswith("bf16") else "fp32"
+        print(f"  {name}: training {3 * fwd * f['train'] / 1e9:.0f} GFLOP/s ({3 * fwd * f['train'] / 1e7 / peaks[kind]:.0f}% of the "
+              f"{kind.upper()} peak), predict {fwd * f['predict'] / 1e9:.0f} GFLOP/s ({fwd * f['predict'] / 1e7 / peaks[kind]:.0f}%)")
     return {"runs": results, "summary": summary, "parity": parity, "forward_flops_per_sample": fwd, "peaks_gflops": peaks}
 
 

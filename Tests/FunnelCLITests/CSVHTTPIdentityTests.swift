@@ -109,6 +109,25 @@ final class CSVHTTPIdentityTests: XCTestCase {
         XCTAssertNotEqual(fromCSV[0], fromCSV[2])
     }
 
+    /// `--precision bf16` on both paths: `funnel predict` (rows split over 2 workers) and the
+    /// server (the request whole, one worker) print the same bytes, as in FP32.
+    func testBF16CSVAndHTTPAgree() async throws {
+        let d = Self.dir + "/bf16"
+        try CLI.ok(["simulate", "--rows", "4000", "--seed", "7", "--vocab-scale", "0.02", "--out", d])
+        try CLI.ok(["train", "--train", d + "/train.csv", "--model", "mmoe", "--out", d + "/m", "--embedding-dim", "4",
+                    "--hidden", "32,16", "--threads", "1", "--precision", "bf16"])
+        let lines = try edit(d + "/test.csv", rows: 37, separator: ",", cells: [(0, "101", ""), (1, "D109_14", "")], to: d + "/rows.csv")
+        try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/rows.csv", "--out", d + "/p.csv", "--precision", "bf16", "--threads", "2"])
+        let fromCSV = try csvColumns(d + "/p.csv")
+        BLAS.precision = .bf16
+        defer { BLAS.precision = .fp32 }
+        let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","))
+        XCTAssertEqual(fromCSV.count, 37)
+        for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
+            for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
+        }
+    }
+
     /// Hashed ids go through the same encoder on both paths; collisions are reported at training.
     func testHashedIdsCSVAndHTTPAgree() async throws {
         let d = Self.dir + "/hashed"
