@@ -10,17 +10,12 @@ struct Predict: ParsableCommand {
     @Option(help: "CSV/TSV with the training columns.") var data: String
     @Option(help: "Output CSV ('-': standard output).") var out: String
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
-    @Option(help: "GEMM input precision: fp32, or bf16 (bf16 inputs, FP32 accumulation, weights and optimizer; needs --gemm onednn).")
-    var precision: GEMMPrecision = .fp32
+    @OptionGroup var gemmOptions: GEMMOptions
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
 
     func validate() throws {
-        if precision == .bf16 && (gemm ?? GEMMEngine.fromEnvironment) != .onednn {
-            throw ValidationError("--precision bf16 runs on oneDNN's bf16 kernels: use --gemm onednn (the default)")
-        }
         try refuseManyRanks("predict")
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
@@ -28,8 +23,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try guarded {
-            if let gemm { BLAS.engine = gemm }
-        BLAS.precision = precision
+            gemmOptions.apply()
             var request = PredictionRequest(model: model, data: data, out: out)
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()

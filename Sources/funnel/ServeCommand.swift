@@ -22,9 +22,7 @@ struct Serve: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Most rows per request.") var maxRows = 10_000
     @Flag(help: "Reject rows with fields the model does not know (default: ignore them).") var rejectUnknownFields = false
     @Option(parsing: .unconditional, help: "Concurrent prediction slots (default: all cores).") var threads: Int?
-    @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
-    @Option(help: "GEMM input precision: fp32, or bf16 (bf16 inputs, FP32 accumulation; needs --gemm onednn).")
-    var precision: GEMMPrecision = .fp32
+    @OptionGroup var gemmOptions: GEMMOptions
     @Option(help: "Predict requests reading or parsing a body at once; more wait (default: 2 × cores).")
     var maxConcurrentRequests: Int?
     @Option(parsing: .unconditional, help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
@@ -38,9 +36,6 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --allow-reload: read the admin token from this file.") var adminTokenFile: String?
 
     func validate() throws {
-        if precision == .bf16 && (gemm ?? GEMMEngine.fromEnvironment) != .onednn {
-            throw ValidationError("--precision bf16 runs on oneDNN's bf16 kernels: use --gemm onednn (the default)")
-        }
         try refuseManyRanks("serve")
         for (flag, v) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)] {
             guard v > 0, v <= 86_400 else { throw ValidationError("\(flag) must be between 0 and 86400 seconds") }
@@ -76,8 +71,7 @@ struct Serve: AsyncParsableCommand {
             c.reload.adminToken = token
         }
         BLAS.setThreads(1)
-        if let gemm { BLAS.engine = gemm }
-        BLAS.precision = precision
+        gemmOptions.apply()
         let server: FunnelServer
         do {
             server = try FunnelServer(configuration: c)

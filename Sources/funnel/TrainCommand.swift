@@ -20,9 +20,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(parsing: .unconditional, help: "Random seed (initialisation and shuffling) (default: 42).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 42
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
-    @Option(help: "GEMM input precision: fp32, or bf16 (bf16 inputs, FP32 accumulation, weights and optimizer; needs --gemm onednn).")
-    var precision: GEMMPrecision = .fp32
+    @OptionGroup var gemmOptions: GEMMOptions
     @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?
@@ -35,9 +33,6 @@ struct Train: ParsableCommand {
     var distributed = false
 
     func validate() throws {
-        if precision == .bf16 && (gemm ?? GEMMEngine.fromEnvironment) != .onednn {
-            throw ValidationError("--precision bf16 runs on oneDNN's bf16 kernels: use --gemm onednn (the default)")
-        }
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
         if let k = earlyStopping {
             guard k >= 1 else { throw ValidationError("--early-stopping must be ≥ 1") }
@@ -61,8 +56,7 @@ struct Train: ParsableCommand {
 
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
     private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
-        if let gemm { BLAS.engine = gemm }
-        BLAS.precision = precision
+        gemmOptions.apply()
         var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
         request.communicator = comm
         request.valid = valid

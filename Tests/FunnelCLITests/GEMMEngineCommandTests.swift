@@ -4,6 +4,22 @@ import XCTest
 /// `--gemm` on `train` and `predict`: the engine is reported in `--json`, and one model predicts
 /// the same probabilities (within FP32 tolerance) on either engine.
 final class GEMMEngineCommandTests: XCTestCase {
+    /// Predicts `data` with `model` under each setting (`--flag value`), checks each `--json`
+    /// reports its setting, and returns the rows and the largest difference between the two runs.
+    private func predictTwice(_ d: String, flag: String, values: [String]) throws -> (rows: Int, worst: Double) {
+        var columns: [[[Double]]] = []
+        for value in values {
+            let p = CLI.json(try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/\(value).csv",
+                                         "--" + flag, value, "--json"]))
+            XCTAssertEqual(p[flag] as? String, value)
+            let lines = try String(contentsOfFile: d + "/\(value).csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            columns.append(lines.map { $0.split(separator: ",").map { Double($0)! } })
+        }
+        var worst = 0.0
+        for (a, b) in zip(columns[0], columns[1]) { for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) } }
+        return (columns[0].count, worst)
+    }
+
     func testBothEnginesPredictTheSameModel() throws {
         let d = CLI.temporaryDirectory("gemm")
         defer { try? FileManager.default.removeItem(atPath: d) }
@@ -11,17 +27,8 @@ final class GEMMEngineCommandTests: XCTestCase {
         let t = CLI.json(try CLI.ok(["train", "--train", d + "/sim/train.csv", "--model", "mmoe", "--out", d + "/m", "--epochs", "1",
                                      "--hidden", "32,16", "--threads", "2", "--gemm", "onednn", "--json"]))
         XCTAssertEqual(t["gemm"] as? String, "onednn")
-        var columns: [[[Double]]] = []
-        for engine in ["openblas", "onednn"] {
-            let p = CLI.json(try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/\(engine).csv",
-                                         "--gemm", engine, "--json"]))
-            XCTAssertEqual(p["gemm"] as? String, engine)
-            let lines = try String(contentsOfFile: d + "/\(engine).csv", encoding: .utf8).split(separator: "\n").dropFirst()
-            columns.append(lines.map { $0.split(separator: ",").map { Double($0)! } })
-        }
-        XCTAssertEqual(columns[0].count, 600)
-        var worst = 0.0
-        for (a, b) in zip(columns[0], columns[1]) { for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) } }
+        let (rows, worst) = try predictTwice(d, flag: "gemm", values: ["openblas", "onednn"])
+        XCTAssertEqual(rows, 600)
         XCTAssertLessThan(worst, 1e-5)
         let bad = try CLI.run(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/x.csv", "--gemm", "mkl"])
         XCTAssertNotEqual(bad.status, 0)
@@ -38,16 +45,7 @@ final class GEMMEngineCommandTests: XCTestCase {
         let t = CLI.json(try CLI.ok(["train", "--train", d + "/sim/train.csv", "--model", "esmm", "--out", d + "/m", "--epochs", "1",
                                      "--threads", "2", "--precision", "bf16", "--json"]))
         XCTAssertEqual(t["precision"] as? String, "bf16")
-        var columns: [[[Double]]] = []
-        for precision in ["fp32", "bf16"] {
-            let p = CLI.json(try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/\(precision).csv",
-                                         "--precision", precision, "--json"]))
-            XCTAssertEqual(p["precision"] as? String, precision)
-            let lines = try String(contentsOfFile: d + "/\(precision).csv", encoding: .utf8).split(separator: "\n").dropFirst()
-            columns.append(lines.map { $0.split(separator: ",").map { Double($0)! } })
-        }
-        var worst = 0.0
-        for (a, b) in zip(columns[0], columns[1]) { for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) } }
+        let (_, worst) = try predictTwice(d, flag: "precision", values: ["fp32", "bf16"])
         XCTAssertLessThan(worst, 2e-3)
         XCTAssertGreaterThan(worst, 0, "bf16 predictions identical to FP32: the bf16 path did not run")
         let refused = try CLI.run(["predict", "--model", d + "/m", "--data", d + "/sim/test.csv", "--out", d + "/x.csv",

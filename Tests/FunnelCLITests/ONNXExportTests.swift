@@ -97,6 +97,10 @@ final class ONNXExportTests: XCTestCase {
             try parity("bags-" + pooling.joined(), ["--model", "esmm", "--multi-valued", "tags"] + pooling,
                        train: "train-bags.csv", rows: "rows-bags.csv")
         }
+        // Every value rarer than --min-count: each field (text and multi-valued ones included) has
+        // an empty vocabulary and maps every row to its out-of-vocabulary row.
+        try parity("empty-vocabularies", ["--model", "esmm", "--multi-valued", "tags", "--min-count", "1000000"],
+                   train: "train-bags.csv", rows: "rows-bags.csv")
     }
 
     func testWhatCannotBeExportedSaysWhy() throws {

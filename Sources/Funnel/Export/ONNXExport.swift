@@ -128,16 +128,17 @@ private final class NetworkGraph {
     /// field's offset into the shared table.
     private func rowIDs(_ k: Int, values: String) -> String {
         let vocab = model.schema.fields[k], offset = Int64(model.schema.fieldOffsets[k])
-        let ids: Int64List = vocab.values.indices.map { Int64($0 + 1) }
+        let ids = vocab.values.indices.map { Int64($0 + 1) }
         var attributes = [B.attribute("values_int64s", ints: ids), B.attribute("default_int64", int: 0)]
         if Self.isIntegerVocabulary(vocab) {
             attributes.append(B.attribute("keys_int64s", ints: vocab.values.map { CategoryKey.of($0) }))
         } else {
             attributes.append(B.attribute("keys_strings", strings: vocab.values))
         }
+        // A field with no kept value (every value rarer than --min-count) maps every row to its
+        // out-of-vocabulary row: zeros shaped like the input, whatever its element type.
         let local = vocab.values.isEmpty
-            ? builder.op("Mul", builder.op("Cast", values, attributes: [B.attribute("to", int: Int(B.ElementType.int64.rawValue))]),
-                         builder.constant(int64s: [0]))
+            ? builder.op("ConstantOfShape", builder.op("Shape", values), attributes: [B.attribute("value", tensor: builder.int64Tensor([0]))])
             : builder.op("LabelEncoder", values, hint: "ids_" + vocab.name, domain: "ai.onnx.ml", attributes: attributes)
         return builder.op("Add", local, builder.constant(int64s: [offset]), hint: "rows_" + vocab.name)
     }
@@ -358,8 +359,6 @@ private final class NetworkGraph {
         }
     }
 }
-
-private typealias Int64List = [Int64]
 
 private extension String {
     /// A one-element int64 constant reshaped to a scalar (Range takes scalars).

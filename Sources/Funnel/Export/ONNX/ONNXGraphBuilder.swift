@@ -76,13 +76,19 @@ final class ONNXGraphBuilder {
 
     /// An int64 initializer.
     func int64s(_ hint: String, _ values: [Int64], dims: [Int]? = nil) -> String {
-        var t = Onnx_TensorProto()
+        var t = int64Tensor(values, dims: dims)
         t.name = fresh(hint)
+        graph.initializer.append(t)
+        return t.name
+    }
+
+    /// An unnamed int64 tensor (an initializer's body, or a node attribute's value).
+    func int64Tensor(_ values: [Int64], dims: [Int]? = nil) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
         t.dims = (dims ?? [values.count]).map(Int64.init)
         t.dataType = ElementType.int64.rawValue
         t.rawData = values.withUnsafeBytes { Data($0) }
-        graph.initializer.append(t)
-        return t.name
+        return t
     }
 
     /// A small float constant, shared by every node that uses the same value and shape.
