@@ -35,9 +35,11 @@ let package = Package(
         .target(name: "CMPI", dependencies: ["CMPISystem"]),
         // oneDNN (Debian's libdnnl-dev 2.6: no pkg-config file), the `--gemm onednn` engine.
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+        // CPU intrinsics Swift does not expose (software prefetch), inlined from a header.
+        .target(name: "CKernels"),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", "CMPI", "CDNNL", .product(name: "Yams", package: "Yams"),
+            dependencies: ["COpenBLAS", "CMPI", "CDNNL", "CKernels", .product(name: "Yams", package: "Yams"),
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),

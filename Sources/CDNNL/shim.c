@@ -54,133 +54,163 @@ void funnel_bf16_from_float(const float *src, uint16_t *dst, int64_t count) {
     if (avx512) bf16_avx512(src, dst, count); else bf16_generic(src, dst, count);
 }
 
-static dnnl_engine_t bf16_engine;
-static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
-static dnnl_status_t bf16_engine_status;
-static void bf16_engine_init(void) { bf16_engine_status = dnnl_engine_create(&bf16_engine, dnnl_cpu, 0); }
+static dnnl_engine_t matmul_engine;
+static pthread_once_t matmul_once = PTHREAD_ONCE_INIT;
+static dnnl_status_t matmul_engine_status;
+static void matmul_engine_init(void) { matmul_engine_status = dnnl_engine_create(&matmul_engine, dnnl_cpu, 0); }
 
 // One cached primitive: its shape key, the primitive, memory objects whose handles are set per call.
 typedef struct {
     int used;
+    dnnl_data_type_t dt;
     char transA, transB;
-    int64_t m, n, k, ldc;
+    int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
+    int bias, relu;
     dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c;
-} Bf16Entry;
+    dnnl_memory_t a, b, c, bias_mem;
+} MatmulEntry;
 
-#define BF16_CACHE 24
+#define MATMUL_CACHE 32
 typedef struct {
-    Bf16Entry entries[BF16_CACHE];
+    MatmulEntry entries[MATMUL_CACHE];
     int next;
     dnnl_stream_t stream;
     uint16_t *scratchA, *scratchB;
     size_t capA, capB;
-} Bf16Thread;
+} MatmulThread;
 
-static pthread_key_t bf16_key;
-static pthread_once_t bf16_key_once = PTHREAD_ONCE_INIT;
-static void bf16_thread_free(void *p) {
-    Bf16Thread *t = p;
-    for (int i = 0; i < BF16_CACHE; i++) {
-        if (!t->entries[i].used) continue;
-        dnnl_primitive_destroy(t->entries[i].prim);
-        dnnl_memory_destroy(t->entries[i].a); dnnl_memory_destroy(t->entries[i].b); dnnl_memory_destroy(t->entries[i].c);
-    }
+static pthread_key_t matmul_key;
+static pthread_once_t matmul_key_once = PTHREAD_ONCE_INIT;
+static void entry_release(MatmulEntry *e) {
+    dnnl_primitive_destroy(e->prim);
+    dnnl_memory_destroy(e->a); dnnl_memory_destroy(e->b); dnnl_memory_destroy(e->c);
+    if (e->bias_mem) dnnl_memory_destroy(e->bias_mem);
+    memset(e, 0, sizeof(*e));
+}
+static void matmul_thread_free(void *p) {
+    MatmulThread *t = p;
+    for (int i = 0; i < MATMUL_CACHE; i++) if (t->entries[i].used) entry_release(&t->entries[i]);
     if (t->stream) dnnl_stream_destroy(t->stream);
     free(t->scratchA); free(t->scratchB); free(t);
 }
-static void bf16_key_init(void) { pthread_key_create(&bf16_key, bf16_thread_free); }
+static void matmul_key_init(void) { pthread_key_create(&matmul_key, matmul_thread_free); }
 
 static uint16_t *grow(uint16_t **p, size_t *cap, size_t need) {
     if (need > *cap) { free(*p); *p = malloc(need * sizeof(uint16_t)); *cap = *p ? need : 0; }
     return *p;
 }
 
-// op(A) is m×k, op(B) is k×n; A and B are converted to dense bf16 in their stored orientation.
-static dnnl_status_t bf16_entry(Bf16Thread *t, Bf16Entry *e, char transA, char transB, int64_t m, int64_t n, int64_t k,
-                                float alpha, float beta, int64_t ldc) {
-    dnnl_memory_desc_t a_md, b_md, c_md;
+// op(A) is m×k, op(B) is k×n, read in their stored orientation with leading dimensions lda/ldb
+// (bf16: the dense converted copies, so lda/ldb are their column counts).
+// With `bias`, a per-column FP32 bias is added to the product (one addition, as adding the
+// product to a C prefilled with the bias would); with `relu`, oneDNN's ReLU follows as a post-op.
+static dnnl_status_t matmul_entry(MatmulEntry *e, dnnl_data_type_t dt, char transA, char transB, int64_t m, int64_t n,
+                                  int64_t k, float alpha, int64_t lda, int64_t ldb, float beta, int64_t ldc, int bias,
+                                  int relu) {
+    dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
     dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
-    dnnl_dims_t as = {transA == 'T' ? 1 : k, transA == 'T' ? m : 1};
-    dnnl_dims_t bs = {transB == 'T' ? 1 : n, transB == 'T' ? k : 1};
+    dnnl_dims_t as = {transA == 'T' ? 1 : lda, transA == 'T' ? lda : 1};
+    dnnl_dims_t bs = {transB == 'T' ? 1 : ldb, transB == 'T' ? ldb : 1};
     dnnl_dims_t cs = {ldc, 1};
     dnnl_status_t s;
-    if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, ad, dnnl_bf16, as))) return s;
-    if ((s = dnnl_memory_desc_init_by_strides(&b_md, 2, bd, dnnl_bf16, bs))) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, ad, dt, as))) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(&b_md, 2, bd, dt, bs))) return s;
     if ((s = dnnl_memory_desc_init_by_strides(&c_md, 2, cd, dnnl_f32, cs))) return s;
+    dnnl_dims_t biasd = {1, n}, biass = {n, 1};
+    if (bias && (s = dnnl_memory_desc_init_by_strides(&bias_md, 2, biasd, dnnl_f32, biass))) return s;
     dnnl_matmul_desc_t desc;
-    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md))) return s;
+    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, bias ? &bias_md : NULL, &c_md))) return s;
     dnnl_primitive_attr_t attr;
     if ((s = dnnl_primitive_attr_create(&attr))) return s;
     if (alpha != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha);
     dnnl_post_ops_t po = NULL;
-    if (beta != 0.0f) {
+    if (beta != 0.0f || relu) {
         dnnl_post_ops_create(&po);
-        dnnl_post_ops_append_sum(po, beta);
+        if (beta != 0.0f) dnnl_post_ops_append_sum(po, beta);
+        if (relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
         dnnl_primitive_attr_set_post_ops(attr, po);
     }
     dnnl_primitive_desc_t pd;
-    s = dnnl_primitive_desc_create(&pd, &desc, attr, bf16_engine, NULL);
+    s = dnnl_primitive_desc_create(&pd, &desc, attr, matmul_engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (po) dnnl_post_ops_destroy(po);
     if (s) return s;
     s = dnnl_primitive_create(&e->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (s) return s;
-    if ((s = dnnl_memory_create(&e->a, &a_md, bf16_engine, DNNL_MEMORY_NONE))) return s;
-    if ((s = dnnl_memory_create(&e->b, &b_md, bf16_engine, DNNL_MEMORY_NONE))) return s;
-    if ((s = dnnl_memory_create(&e->c, &c_md, bf16_engine, DNNL_MEMORY_NONE))) return s;
-    e->used = 1; e->transA = transA; e->transB = transB; e->m = m; e->n = n; e->k = k; e->ldc = ldc;
-    e->alpha = alpha; e->beta = beta;
-    (void)t;
+    if ((s = dnnl_memory_create(&e->a, &a_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
+    if ((s = dnnl_memory_create(&e->b, &b_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
+    if ((s = dnnl_memory_create(&e->c, &c_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
+    if (bias && (s = dnnl_memory_create(&e->bias_mem, &bias_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
+    e->bias = bias; e->relu = relu;
+    e->used = 1; e->dt = dt; e->transA = transA; e->transB = transB; e->m = m; e->n = n; e->k = k;
+    e->lda = lda; e->ldb = ldb; e->ldc = ldc; e->alpha = alpha; e->beta = beta;
     return dnnl_success;
+}
+
+static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                  const float *bias, int relu) {
+    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+    pthread_once(&matmul_once, matmul_engine_init);
+    if (matmul_engine_status) return (int)matmul_engine_status;
+    pthread_once(&matmul_key_once, matmul_key_init);
+    MatmulThread *t = pthread_getspecific(matmul_key);
+    if (!t) {
+        t = calloc(1, sizeof(MatmulThread));
+        if (!t) return (int)dnnl_out_of_memory;
+        dnnl_status_t s = dnnl_stream_create(&t->stream, matmul_engine, dnnl_stream_default_flags);
+        if (s) { free(t); return (int)s; }
+        pthread_setspecific(matmul_key, t);
+    }
+    const void *pa = a, *pb = b;
+    if (dt == dnnl_bf16) {
+        // Dense bf16 copies of A and B in their stored orientation.
+        int64_t aRows = transA == 'T' ? k : m, aCols = transA == 'T' ? m : k;
+        int64_t bRows = transB == 'T' ? n : k, bCols = transB == 'T' ? k : n;
+        uint16_t *ca = grow(&t->scratchA, &t->capA, (size_t)(aRows * aCols));
+        uint16_t *cb = grow(&t->scratchB, &t->capB, (size_t)(bRows * bCols));
+        if (!ca || !cb) return (int)dnnl_out_of_memory;
+        for (int64_t r = 0; r < aRows; r++) funnel_bf16_from_float(a + r * lda, ca + r * aCols, aCols);
+        for (int64_t r = 0; r < bRows; r++) funnel_bf16_from_float(b + r * ldb, cb + r * bCols, bCols);
+        pa = ca; pb = cb; lda = aCols; ldb = bCols;
+    }
+    MatmulEntry *e = NULL;
+    for (int i = 0; i < MATMUL_CACHE; i++) {
+        MatmulEntry *x = &t->entries[i];
+        if (x->used && x->dt == dt && x->transA == transA && x->transB == transB && x->m == m && x->n == n && x->k == k
+            && x->lda == lda && x->ldb == ldb && x->ldc == ldc && x->alpha == alpha && x->beta == beta
+            && x->bias == (bias != NULL) && x->relu == relu) { e = x; break; }
+    }
+    if (!e) {
+        e = &t->entries[t->next];
+        t->next = (t->next + 1) % MATMUL_CACHE;
+        if (e->used) entry_release(e);
+        dnnl_status_t s = matmul_entry(e, dt, transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, bias != NULL, relu);
+        if (s) { memset(e, 0, sizeof(*e)); return (int)s; }
+    }
+    dnnl_memory_set_data_handle(e->a, (void *)pa);
+    dnnl_memory_set_data_handle(e->b, (void *)pb);
+    dnnl_memory_set_data_handle(e->c, c);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}, {DNNL_ARG_BIAS, e->bias_mem}};
+    if (bias) dnnl_memory_set_data_handle(e->bias_mem, (void *)bias);
+    dnnl_status_t s = dnnl_primitive_execute(e->prim, t->stream, bias ? 4 : 3, args);
+    if (s) return (int)s;
+    return (int)dnnl_stream_wait(t->stream);
 }
 
 int funnel_dnnl_gemm_bf16(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
-    pthread_once(&bf16_once, bf16_engine_init);
-    if (bf16_engine_status) return (int)bf16_engine_status;
-    pthread_once(&bf16_key_once, bf16_key_init);
-    Bf16Thread *t = pthread_getspecific(bf16_key);
-    if (!t) {
-        t = calloc(1, sizeof(Bf16Thread));
-        if (!t) return (int)dnnl_out_of_memory;
-        dnnl_status_t s = dnnl_stream_create(&t->stream, bf16_engine, dnnl_stream_default_flags);
-        if (s) { free(t); return (int)s; }
-        pthread_setspecific(bf16_key, t);
-    }
-    // Dense bf16 copies of A and B in their stored orientation.
-    int64_t aRows = transA == 'T' ? k : m, aCols = transA == 'T' ? m : k;
-    int64_t bRows = transB == 'T' ? n : k, bCols = transB == 'T' ? k : n;
-    uint16_t *pa = grow(&t->scratchA, &t->capA, (size_t)(aRows * aCols));
-    uint16_t *pb = grow(&t->scratchB, &t->capB, (size_t)(bRows * bCols));
-    if (!pa || !pb) return (int)dnnl_out_of_memory;
-    for (int64_t r = 0; r < aRows; r++) funnel_bf16_from_float(a + r * lda, pa + r * aCols, aCols);
-    for (int64_t r = 0; r < bRows; r++) funnel_bf16_from_float(b + r * ldb, pb + r * bCols, bCols);
-    Bf16Entry *e = NULL;
-    for (int i = 0; i < BF16_CACHE; i++) {
-        Bf16Entry *x = &t->entries[i];
-        if (x->used && x->transA == transA && x->transB == transB && x->m == m && x->n == n && x->k == k && x->ldc == ldc
-            && x->alpha == alpha && x->beta == beta) { e = x; break; }
-    }
-    if (!e) {
-        e = &t->entries[t->next];
-        t->next = (t->next + 1) % BF16_CACHE;
-        if (e->used) {
-            dnnl_primitive_destroy(e->prim);
-            dnnl_memory_destroy(e->a); dnnl_memory_destroy(e->b); dnnl_memory_destroy(e->c);
-            memset(e, 0, sizeof(*e));
-        }
-        dnnl_status_t s = bf16_entry(t, e, transA, transB, m, n, k, alpha, beta, ldc);
-        if (s) { memset(e, 0, sizeof(*e)); return (int)s; }
-    }
-    dnnl_memory_set_data_handle(e->a, pa);
-    dnnl_memory_set_data_handle(e->b, pb);
-    dnnl_memory_set_data_handle(e->c, c);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    dnnl_status_t s = dnnl_primitive_execute(e->prim, t->stream, 3, args);
-    if (s) return (int)s;
-    return (int)dnnl_stream_wait(t->stream);
+    return matmul(dnnl_bf16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, 0);
+}
+
+int funnel_dnnl_matmul_f32(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    return matmul(dnnl_f32, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, 0);
+}
+
+int funnel_dnnl_linear(int bf16, int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                       const float *bias, int relu, float *y, int64_t ldy) {
+    return matmul(bf16 ? dnnl_bf16 : dnnl_f32, 'N', 'T', m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, y, ldy, bias, relu);
 }

@@ -14,6 +14,15 @@ int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k,
 // and reused. Returns oneDNN's status (0 = success).
 int funnel_dnnl_gemm_bf16(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// The FP32 product on the same cached matmul primitives (oneDNN's brgemm kernels), A and B read
+// in place. Returns oneDNN's status (0 = success).
+int funnel_dnnl_matmul_f32(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// A dense layer's forward on the same primitives: Y[m×n] = X[m×k]·Wᵀ + bias (W stored n×k), then
+// ReLU when `relu` (oneDNN's: negative → −0, NaN stays NaN), bias and ReLU fused into the matmul
+// as its bias and post-op. `bf16`: X and W rounded to bf16 first. Returns oneDNN's status.
+int funnel_dnnl_linear(int bf16, int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                       const float *bias, int relu, float *y, int64_t ldy);
 // FP32 → bf16 (round to nearest even; NaN stays NaN), `count` values.
 void funnel_bf16_from_float(const float *src, uint16_t *dst, int64_t count);
 // oneDNN's version as major·10000 + minor·100 + patch, and the CPU ISA it dispatches to (text).

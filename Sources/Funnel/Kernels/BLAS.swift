@@ -59,6 +59,8 @@ public enum BLAS {
         let status = precision == .bf16
             ? funnel_dnnl_gemm_bf16(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                                     a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+            : !transA && transB ? funnel_dnnl_matmul_f32(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
             : funnel_dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == 0, "oneDNN \(precision) GEMM failed with status \(status) (m \(m), n \(n), k \(k))")
@@ -88,6 +90,43 @@ public enum BLAS {
                    beta: beta, c: pc, ldc: n)
             for r in 0..<m { (c + r * ldc).update(from: pc + r * n, count: n) }
         }
+    }
+
+    /// A dense layer's forward, y[m×n] = x[m×k]·wᵀ + bias (w stored n×k, rows contiguous), then
+    /// ReLU when `relu`. On oneDNN the bias and the ReLU are fused into the matmul primitive (its
+    /// bias argument and an eltwise post-op: no separate passes over y); elsewhere y is prefilled
+    /// with the bias, multiplied with beta 1, then rectified. Either way each output is one
+    /// addition of the bias to the same product. oneDNN's ReLU writes −0 for negative inputs where
+    /// Funnel's writes +0 (equal values; NaN stays NaN in both).
+    public static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>, relu: Bool, y: UnsafeMutablePointer<Float>) {
+        guard m > 0 else { return }
+        if engine == .onednn && n > 1 {
+            if m < oneDNNRowPath {
+                let rows = oneDNNRowPath
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k + n)) { scratch in
+                    let px = scratch.baseAddress!, py = px + rows * k
+                    px.initialize(repeating: 0, count: rows * k)
+                    px.update(from: x, count: m * k)
+                    oneDNNLinear(m: rows, n: n, k: k, x: px, w: w, bias: bias, relu: relu, y: py)
+                    y.update(from: py, count: m * n)
+                }
+            } else {
+                oneDNNLinear(m: m, n: n, k: k, x: x, w: w, bias: bias, relu: relu, y: y)
+            }
+            return
+        }
+        for r in 0..<m { (y + r * n).update(from: bias, count: n) }
+        gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k, beta: 1, c: y, ldc: n)
+        if relu { ReLU.forward(y, count: m * n) }
+    }
+
+    @inline(__always)
+    private static func oneDNNLinear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                     bias: UnsafePointer<Float>, relu: Bool, y: UnsafeMutablePointer<Float>) {
+        let status = funnel_dnnl_linear(precision == .bf16 ? 1 : 0, Int64(m), Int64(n), Int64(k), x, Int64(k), w, Int64(k),
+                                        bias, relu ? 1 : 0, y, Int64(n))
+        precondition(status == 0, "oneDNN \(precision) linear layer failed with status \(status) (m \(m), n \(n), k \(k))")
     }
 
     /// Sets the number of OpenBLAS worker threads. A fixed count keeps GEMM results bitwise

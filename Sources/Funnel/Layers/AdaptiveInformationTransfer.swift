@@ -43,8 +43,7 @@ public final class AdaptiveInformationTransfer {
         let k = width
         inputs[worker] = (previous, current)
         let p = transferred[worker].base
-        transfer.forward(previous, batch: batch, into: p)
-        ReLU.forward(p, count: batch * k)
+        transfer.forward(previous, batch: batch, into: p, relu: true)
         let sources = [UnsafePointer(p), current]
         for u in 0..<2 {
             value.forward(sources[u], batch: batch, into: h1[worker][u].base)

@@ -19,15 +19,9 @@ public final class DenseLayer {
 
     public var parameters: [Parameter] { [weight, bias] }
 
-    /// y[B × out] = x[B × in]·Wᵀ + b.
-    public func forward(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>) {
-        let b = bias.value.base
-        for r in 0..<batch {
-            (y + r * outFeatures).update(from: b, count: outFeatures)
-        }
-        BLAS.gemm(transA: false, transB: true, m: batch, n: outFeatures, k: inFeatures,
-                  alpha: 1, a: x, lda: inFeatures, b: weight.value.base, ldb: inFeatures,
-                  beta: 1, c: y, ldc: outFeatures)
+    /// y[B × out] = x[B × in]·Wᵀ + b, then ReLU when `relu` (fused into the GEMM on oneDNN).
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
+        BLAS.linear(m: batch, n: outFeatures, k: inFeatures, x: x, w: weight.value.base, bias: bias.value.base, relu: relu, y: y)
     }
 
     /// Sets (or, with `accumulateParameterGradients`, adds) this worker's dW = dyᵀ·x and

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Field-wise embedding lookup plus dense pass-through: the input layer of every tower.
 ///
 /// One table holds all fields' rows; a batch arrives as global row ids `[B × fields]`
@@ -10,6 +12,8 @@
 /// (`EmbeddingBag`: weighted sum or mean) instead of one row; its values arrive as the batch's
 /// CSR bags, and its backward shares the touched-row bookkeeping of the single-valued fields.
 public final class EmbeddingLayer {
+    /// Batch rows ahead whose table rows (forward) or slots (backward) are prefetched.
+    static let prefetchRows = 4
     public let fields: Int
     public let dim: Int
     public let denseCount: Int
@@ -48,9 +52,16 @@ public final class EmbeddingLayer {
         let w = table.value.base
         let width = outputWidth
         let single = bags.isEmpty
+        let ahead = EmbeddingLayer.prefetchRows
         for b in 0..<batch {
             let row = out + b * width
             let rid = ids + b * fields
+            // The table rows are scattered (millions of rows): start loading a later batch row's
+            // rows now so their cache misses overlap these copies.
+            if b + ahead < batch {
+                let next = rid + ahead * fields
+                for f in 0..<fields { funnel_prefetch_for_read(w + Int(next[f]) * dim, dim * 4) }
+            }
             for f in 0..<fields where single || !isBag[f] {
                 copyShort(row + f * dim, w + Int(rid[f]) * dim, dim)
             }
@@ -75,9 +86,14 @@ public final class EmbeddingLayer {
         let dim = dim, fields = fields
         let single = bags.isEmpty
         slotOfRow[worker].withUnsafeMutableBufferPointer { slots in
+            let ahead = EmbeddingLayer.prefetchRows
             for b in 0..<batch {
                 let src = dOut + b * width
                 let rid = ids + b * fields
+                if b + ahead < batch {
+                    let next = rid + ahead * fields
+                    for f in 0..<fields { funnel_prefetch_for_write(slots.baseAddress! + Int(next[f]), 4) }
+                }
                 for f in 0..<fields where single || !isBag[f] {
                     let r = Int(rid[f])
                     let s = slots[r]
@@ -111,7 +127,11 @@ public final class EmbeddingLayer {
             for w in 1..<workers {
                 let gw = table.gradients[w]
                 let src = gw.rowGradients.base
+                let ahead = 4 * EmbeddingLayer.prefetchRows
                 for (k, r) in gw.touchedRows.enumerated() {
+                    if k + ahead < gw.touchedRows.count {
+                        funnel_prefetch_for_write(slots.baseAddress! + Int(gw.touchedRows[k + ahead]), 4)
+                    }
                     let s = slots[Int(r)]
                     if s < 0 {
                         slots[Int(r)] = Int32(g0.touchedRows.count)

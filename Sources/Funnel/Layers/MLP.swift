@@ -38,8 +38,7 @@ public final class MLP {
         let out = outputs[worker]
         for (i, layer) in layers.enumerated() {
             let y = out[i].base
-            layer.forward(input, batch: batch, into: y)
-            if i < layers.count - 1 || activatesLast { ReLU.forward(y, count: batch * layer.outFeatures) }
+            layer.forward(input, batch: batch, into: y, relu: i < layers.count - 1 || activatesLast)
             input = UnsafePointer(y)
         }
         return out[layers.count - 1].base

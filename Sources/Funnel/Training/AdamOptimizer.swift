@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Adam (Kingma & Ba) with coupled L2 (g ← g + λ·w, as PyTorch's `weight_decay`).
@@ -6,6 +7,10 @@ import Foundation
 /// only the rows touched by the batch get their moments and values updated, with the bias
 /// correction of the global step — the semantics of PyTorch's `SparseAdam` and TF's `LazyAdam`.
 public final class AdamOptimizer {
+    /// How many spans ahead sparse rows are prefetched: far enough for the misses to overlap the
+    /// updates in between, near enough that the lines are still cached when their turn comes
+    /// (scale-50 bench: 4 → 0.14 s of Adam, 8 → 0.11 s, 16 → 0.12 s, 32 → 0.18 s, none → 0.32 s).
+    static let prefetchDistance = 8
     public var learningRate: Float
     public let beta1: Float
     public let beta2: Float
@@ -72,9 +77,20 @@ public final class AdamOptimizer {
                 // Elements [k·share, (k+1)·share) of the concatenated spans.
                 let lo = k * share, hi = min(total, lo + share)
                 var at = 0
-                for s in all {
+                for (i, s) in all.enumerated() {
                     let a = max(lo, at), b = min(hi, at + s.count)
                     if a < b {
+                        // Embedding rows are scattered over tables of millions of rows: start
+                        // loading the rows a few spans ahead so their misses overlap this update.
+                        if i + AdamOptimizer.prefetchDistance < all.count {
+                            let ahead = all[i + AdamOptimizer.prefetchDistance]
+                            if ahead.count <= 256 {
+                                let bytes = ahead.count * 4
+                                funnel_prefetch_for_write(ahead.w, bytes)
+                                funnel_prefetch_for_write(ahead.m, bytes)
+                                funnel_prefetch_for_write(ahead.v, bytes)
+                            }
+                        }
                         let o = a - at
                         update(s.w + o, s.g + o, s.m + o, s.v + o, b - a, stepSize, epsHat)
                     }

@@ -49,6 +49,29 @@ final class GEMMEngineTests: XCTestCase {
         }
     }
 
+    /// The dense-layer forward with bias and ReLU fused into oneDNN's matmul agrees with OpenBLAS's
+    /// prefilled-bias GEMM followed by Funnel's ReLU, and is the same twice.
+    func testFusedLinearAgreesWithOpenBLAS() {
+        for (m, n, k) in [(1, 20, 30), (15, 200, 274), (300, 200, 274), (129, 80, 200), (64, 2, 9)] {
+            var rng = RandomSource(seed: UInt64(m * n + k))
+            let x = (0..<(m * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
+            let bias = (0..<n).map { _ in Float(rng.normal()) }
+            for relu in [false, true] {
+                func linear(_ engine: GEMMEngine) -> [Float] {
+                    BLAS.engine = engine
+                    var y = [Float](repeating: .nan, count: m * n)
+                    BLAS.linear(m: m, n: n, k: k, x: x, w: w, bias: bias, relu: relu, y: &y)
+                    return y
+                }
+                let reference = linear(.openblas), onednn = linear(.onednn)
+                let worst = zip(reference, onednn).map { abs($0 - $1) / (1 + abs($0)) }.max() ?? 0
+                XCTAssertLessThan(worst, Float(k) * 2e-7, "m \(m) n \(n) k \(k) relu \(relu)")
+                if relu { XCTAssertTrue(onednn.allSatisfy { $0 >= 0 }, "ReLU leaves no negative value") }
+                XCTAssertEqual(onednn, linear(.onednn))
+            }
+        }
+    }
+
     func testEngineNamesItsLibrary() {
         XCTAssertTrue(GEMMEngine.onednn.library.hasPrefix("oneDNN 2."), GEMMEngine.onednn.library)
         XCTAssertTrue(GEMMEngine.openblas.library.hasPrefix("OpenBLAS"))
@@ -63,18 +86,29 @@ final class GEMMEngineTests: XCTestCase {
             let engine = GEMMEngine.onednn
             BLAS.engine = engine
             BLAS.precision = precision
-            for (k, n) in [(274, 200), (29, 8), (80, 3)] {
+            for (k, n) in [(274, 200), (200, 80), (29, 8), (80, 3)] {
                 var rng = RandomSource(seed: UInt64(k * n))
-                let a = (0..<(64 * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
+                let most = 2100
+                let a = (0..<(most * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
                 let bias = (0..<n).map { _ in Float(rng.normal()) }
                 func forward(_ m: Int) -> [Float] {
                     var c = (0..<m).flatMap { _ in bias }
                     BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: k, beta: 1, c: &c, ldc: n)
                     return c
                 }
-                let all = forward(64)
-                for m in [1, 2, 5, 15, 16, 17, 40] {
-                    XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]), "\(precision) k \(k) n \(n): \(m) rows differ from the same rows among 64")
+                // The fused dense-layer forward (bias and ReLU inside the matmul) likewise.
+                func linear(_ m: Int, relu: Bool) -> [Float] {
+                    var y = [Float](repeating: .nan, count: m * n)
+                    BLAS.linear(m: m, n: n, k: k, x: a, w: w, bias: bias, relu: relu, y: &y)
+                    return y
+                }
+                let all = forward(most)
+                let allLinear = linear(most, relu: false), allReLU = linear(most, relu: true)
+                XCTAssertEqual(allLinear, all, "\(precision) k \(k) n \(n): the fused bias is the prefilled bias")
+                XCTAssertEqual(allReLU, all.map { $0 > 0 ? $0 : 0 }, "\(precision) k \(k) n \(n): ReLU")
+                for m in [1, 2, 5, 15, 16, 17, 40, 63, 64, 65, 100, 257, 511, 1000, 2047, 2048, 2049] {
+                    XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]), "\(precision) k \(k) n \(n): \(m) rows differ from the same rows among \(most)")
+                    XCTAssertTrue(linear(m, relu: true) == Array(allReLU[0..<(m * n)]), "\(precision) k \(k) n \(n): \(m) fused rows differ")
                 }
             }
         }
