@@ -59,25 +59,39 @@ static pthread_once_t matmul_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t matmul_engine_status;
 static void matmul_engine_init(void) { matmul_engine_status = dnnl_engine_create(&matmul_engine, dnnl_cpu, 0); }
 
-// One cached primitive: its shape key, the primitive, memory objects whose handles are set per call.
+// What a matmul primitive is made for. A and B are read in their stored orientation with leading
+// dimensions lda/ldb; `bias`: a per-column FP32 bias is added to the product; `relu`: oneDNN's
+// ReLU follows as a post-op.
 typedef struct {
-    int used;
     dnnl_data_type_t dt;
     char transA, transB;
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
     int bias, relu;
+} MatmulKey;
+
+static int same_key(const MatmulKey *x, const MatmulKey *y) {
+    return x->dt == y->dt && x->transA == y->transA && x->transB == y->transB && x->m == y->m && x->n == y->n
+        && x->k == y->k && x->lda == y->lda && x->ldb == y->ldb && x->ldc == y->ldc && x->alpha == y->alpha
+        && x->beta == y->beta && x->bias == y->bias && x->relu == y->relu;
+}
+
+// One cached primitive with memory objects whose handles are set per call.
+typedef struct {
+    int used;
+    uint64_t lastUse;
+    MatmulKey key;
     dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c, bias_mem;
+    dnnl_memory_t a, b, c, bias;
 } MatmulEntry;
 
-#define MATMUL_CACHE 32
+#define MATMUL_CACHE 64
 typedef struct {
     MatmulEntry entries[MATMUL_CACHE];
-    int next;
+    uint64_t clock;
     dnnl_stream_t stream;
-    uint16_t *scratchA, *scratchB;
-    size_t capA, capB;
+    void *scratchA, *scratchB, *scratchC;
+    size_t capA, capB, capC;
 } MatmulThread;
 
 static pthread_key_t matmul_key;
@@ -85,50 +99,45 @@ static pthread_once_t matmul_key_once = PTHREAD_ONCE_INIT;
 static void entry_release(MatmulEntry *e) {
     dnnl_primitive_destroy(e->prim);
     dnnl_memory_destroy(e->a); dnnl_memory_destroy(e->b); dnnl_memory_destroy(e->c);
-    if (e->bias_mem) dnnl_memory_destroy(e->bias_mem);
+    if (e->bias) dnnl_memory_destroy(e->bias);
     memset(e, 0, sizeof(*e));
 }
 static void matmul_thread_free(void *p) {
     MatmulThread *t = p;
     for (int i = 0; i < MATMUL_CACHE; i++) if (t->entries[i].used) entry_release(&t->entries[i]);
     if (t->stream) dnnl_stream_destroy(t->stream);
-    free(t->scratchA); free(t->scratchB); free(t);
+    free(t->scratchA); free(t->scratchB); free(t->scratchC); free(t);
 }
 static void matmul_key_init(void) { pthread_key_create(&matmul_key, matmul_thread_free); }
 
-static uint16_t *grow(uint16_t **p, size_t *cap, size_t need) {
-    if (need > *cap) { free(*p); *p = malloc(need * sizeof(uint16_t)); *cap = *p ? need : 0; }
+static void *grow(void **p, size_t *cap, size_t bytes) {
+    if (bytes > *cap) { free(*p); *p = malloc(bytes); *cap = *p ? bytes : 0; }
     return *p;
 }
 
-// op(A) is m×k, op(B) is k×n, read in their stored orientation with leading dimensions lda/ldb
-// (bf16: the dense converted copies, so lda/ldb are their column counts).
-// With `bias`, a per-column FP32 bias is added to the product (one addition, as adding the
-// product to a C prefilled with the bias would); with `relu`, oneDNN's ReLU follows as a post-op.
-static dnnl_status_t matmul_entry(MatmulEntry *e, dnnl_data_type_t dt, char transA, char transB, int64_t m, int64_t n,
-                                  int64_t k, float alpha, int64_t lda, int64_t ldb, float beta, int64_t ldc, int bias,
-                                  int relu) {
+static dnnl_status_t entry_create(MatmulEntry *e, const MatmulKey *key) {
     dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
-    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
-    dnnl_dims_t as = {transA == 'T' ? 1 : lda, transA == 'T' ? lda : 1};
-    dnnl_dims_t bs = {transB == 'T' ? 1 : ldb, transB == 'T' ? ldb : 1};
-    dnnl_dims_t cs = {ldc, 1};
+    const MatmulKey *q = key;
+    dnnl_dims_t ad = {q->m, q->k}, bd = {q->k, q->n}, cd = {q->m, q->n};
+    dnnl_dims_t as = {q->transA == 'T' ? 1 : q->lda, q->transA == 'T' ? q->lda : 1};
+    dnnl_dims_t bs = {q->transB == 'T' ? 1 : q->ldb, q->transB == 'T' ? q->ldb : 1};
+    dnnl_dims_t cs = {q->ldc, 1};
+    dnnl_dims_t biasd = {1, q->n}, biass = {q->n, 1};
     dnnl_status_t s;
-    if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, ad, dt, as))) return s;
-    if ((s = dnnl_memory_desc_init_by_strides(&b_md, 2, bd, dt, bs))) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(&a_md, 2, ad, q->dt, as))) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(&b_md, 2, bd, q->dt, bs))) return s;
     if ((s = dnnl_memory_desc_init_by_strides(&c_md, 2, cd, dnnl_f32, cs))) return s;
-    dnnl_dims_t biasd = {1, n}, biass = {n, 1};
-    if (bias && (s = dnnl_memory_desc_init_by_strides(&bias_md, 2, biasd, dnnl_f32, biass))) return s;
+    if (q->bias && (s = dnnl_memory_desc_init_by_strides(&bias_md, 2, biasd, dnnl_f32, biass))) return s;
     dnnl_matmul_desc_t desc;
-    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, bias ? &bias_md : NULL, &c_md))) return s;
+    if ((s = dnnl_matmul_desc_init(&desc, &a_md, &b_md, q->bias ? &bias_md : NULL, &c_md))) return s;
     dnnl_primitive_attr_t attr;
     if ((s = dnnl_primitive_attr_create(&attr))) return s;
-    if (alpha != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha);
+    if (q->alpha != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &q->alpha);
     dnnl_post_ops_t po = NULL;
-    if (beta != 0.0f || relu) {
+    if (q->beta != 0.0f || q->relu) {
         dnnl_post_ops_create(&po);
-        if (beta != 0.0f) dnnl_post_ops_append_sum(po, beta);
-        if (relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        if (q->beta != 0.0f) dnnl_post_ops_append_sum(po, q->beta);
+        if (q->relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
         dnnl_primitive_attr_set_post_ops(attr, po);
     }
     dnnl_primitive_desc_t pd;
@@ -142,11 +151,59 @@ static dnnl_status_t matmul_entry(MatmulEntry *e, dnnl_data_type_t dt, char tran
     if ((s = dnnl_memory_create(&e->a, &a_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
     if ((s = dnnl_memory_create(&e->b, &b_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
     if ((s = dnnl_memory_create(&e->c, &c_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
-    if (bias && (s = dnnl_memory_create(&e->bias_mem, &bias_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
-    e->bias = bias; e->relu = relu;
-    e->used = 1; e->dt = dt; e->transA = transA; e->transB = transB; e->m = m; e->n = n; e->k = k;
-    e->lda = lda; e->ldb = ldb; e->ldc = ldc; e->alpha = alpha; e->beta = beta;
+    if (q->bias && (s = dnnl_memory_create(&e->bias, &bias_md, matmul_engine, DNNL_MEMORY_NONE))) return s;
+    e->key = *key;
+    e->used = 1;
     return dnnl_success;
+}
+
+static MatmulEntry *cached(MatmulThread *t, const MatmulKey *key) {
+    for (int i = 0; i < MATMUL_CACHE; i++) {
+        MatmulEntry *x = &t->entries[i];
+        if (x->used && same_key(&x->key, key)) return x;
+    }
+    return NULL;
+}
+
+// Runs the primitive for `key` (created on a miss, evicting the least recently used).
+static int run(MatmulThread *t, const MatmulKey *key, const void *a, const void *b, float *c, const float *bias) {
+    MatmulEntry *e = cached(t, key);
+    if (!e) {
+        e = &t->entries[0];
+        for (int i = 0; i < MATMUL_CACHE && e->used; i++) {
+            MatmulEntry *x = &t->entries[i];
+            if (!x->used || x->lastUse < e->lastUse) e = x;
+        }
+        if (e->used) entry_release(e);
+        dnnl_status_t s = entry_create(e, key);
+        if (s) { if (e->prim) entry_release(e); else memset(e, 0, sizeof(*e)); return (int)s; }
+    }
+    e->lastUse = ++t->clock;
+    dnnl_memory_set_data_handle(e->a, (void *)a);
+    dnnl_memory_set_data_handle(e->b, (void *)b);
+    dnnl_memory_set_data_handle(e->c, c);
+    if (bias) dnnl_memory_set_data_handle(e->bias, (void *)bias);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}, {DNNL_ARG_BIAS, e->bias}};
+    dnnl_status_t s = dnnl_primitive_execute(e->prim, t->stream, bias ? 4 : 3, args);
+    if (s) return (int)s;
+    return (int)dnnl_stream_wait(t->stream);
+}
+
+static int row_buckets = 0;
+void funnel_dnnl_set_row_buckets(int on) { row_buckets = on; }
+
+// The rows a product of `m` rows of A (not transposed) runs on. Each row of C depends only on its
+// row of A whatever the row count from 16 rows on (oneDNN takes another kernel below; measured and
+// tested), so rows can be padded freely: below 16 always to 16; with row buckets (a server, whose
+// requests come in every size) to the next power of two, so requests share at most nine primitives
+// per layer shape instead of paying ~0.25 ms of primitive creation for each new size; otherwise
+// (training and batch predict: a few steady batch sizes) exactly m.
+static int64_t rows_to_run(int64_t m) {
+    if (m < 16) return 16;
+    if (!row_buckets) return m;
+    int64_t rows = 16;
+    while (rows < m) rows *= 2;
+    return rows;
 }
 
 static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
@@ -164,40 +221,45 @@ static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int6
         if (s) { free(t); return (int)s; }
         pthread_setspecific(matmul_key, t);
     }
+    size_t es = dt == dnnl_bf16 ? 2 : 4;
+    // bf16 reads dense converted copies; A's rows are independent only when it is not transposed.
+    int64_t aRows = transA == 'T' ? k : m, aCols = transA == 'T' ? m : k;
+    int64_t bRows = transB == 'T' ? n : k, bCols = transB == 'T' ? k : n;
+    MatmulKey key = {dt, transA, transB, m, n, k, dt == dnnl_bf16 ? aCols : lda, dt == dnnl_bf16 ? bCols : ldb, ldc,
+                     alpha, beta, bias != NULL, relu};
+    int64_t rows = transA == 'N' ? rows_to_run(m) : m;
     const void *pa = a, *pb = b;
-    if (dt == dnnl_bf16) {
-        // Dense bf16 copies of A and B in their stored orientation.
-        int64_t aRows = transA == 'T' ? k : m, aCols = transA == 'T' ? m : k;
-        int64_t bRows = transB == 'T' ? n : k, bCols = transB == 'T' ? k : n;
-        uint16_t *ca = grow(&t->scratchA, &t->capA, (size_t)(aRows * aCols));
-        uint16_t *cb = grow(&t->scratchB, &t->capB, (size_t)(bRows * bCols));
-        if (!ca || !cb) return (int)dnnl_out_of_memory;
+    float *pc = c;
+    if (rows != m) {
+        // A's m rows into a zero-padded dense copy (converted to bf16 on the way where asked).
+        void *sa = grow(&t->scratchA, &t->capA, (size_t)(rows * k) * es);
+        float *sc = grow(&t->scratchC, &t->capC, (size_t)(rows * n) * sizeof(float));
+        if (!sa || !sc) return (int)dnnl_out_of_memory;
+        for (int64_t r = 0; r < m; r++) {
+            if (dt == dnnl_bf16) funnel_bf16_from_float(a + r * lda, (uint16_t *)sa + r * k, k);
+            else memcpy((float *)sa + r * k, a + r * lda, (size_t)k * sizeof(float));
+        }
+        memset((char *)sa + (size_t)(m * k) * es, 0, (size_t)((rows - m) * k) * es);
+        if (beta != 0.0f) for (int64_t r = 0; r < m; r++) memcpy(sc + r * n, c + r * ldc, (size_t)n * sizeof(float));
+        memset(sc + m * n, 0, (size_t)((rows - m) * n) * sizeof(float));
+        pa = sa; pc = sc;
+        key.m = rows; key.lda = k; key.ldc = n;
+    } else if (dt == dnnl_bf16) {
+        uint16_t *ca = grow(&t->scratchA, &t->capA, (size_t)(aRows * aCols) * es);
+        if (!ca) return (int)dnnl_out_of_memory;
         for (int64_t r = 0; r < aRows; r++) funnel_bf16_from_float(a + r * lda, ca + r * aCols, aCols);
+        pa = ca;
+    }
+    if (dt == dnnl_bf16) {
+        uint16_t *cb = grow(&t->scratchB, &t->capB, (size_t)(bRows * bCols) * es);
+        if (!cb) return (int)dnnl_out_of_memory;
         for (int64_t r = 0; r < bRows; r++) funnel_bf16_from_float(b + r * ldb, cb + r * bCols, bCols);
-        pa = ca; pb = cb; lda = aCols; ldb = bCols;
+        pb = cb;
     }
-    MatmulEntry *e = NULL;
-    for (int i = 0; i < MATMUL_CACHE; i++) {
-        MatmulEntry *x = &t->entries[i];
-        if (x->used && x->dt == dt && x->transA == transA && x->transB == transB && x->m == m && x->n == n && x->k == k
-            && x->lda == lda && x->ldb == ldb && x->ldc == ldc && x->alpha == alpha && x->beta == beta
-            && x->bias == (bias != NULL) && x->relu == relu) { e = x; break; }
-    }
-    if (!e) {
-        e = &t->entries[t->next];
-        t->next = (t->next + 1) % MATMUL_CACHE;
-        if (e->used) entry_release(e);
-        dnnl_status_t s = matmul_entry(e, dt, transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, bias != NULL, relu);
-        if (s) { memset(e, 0, sizeof(*e)); return (int)s; }
-    }
-    dnnl_memory_set_data_handle(e->a, (void *)pa);
-    dnnl_memory_set_data_handle(e->b, (void *)pb);
-    dnnl_memory_set_data_handle(e->c, c);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}, {DNNL_ARG_BIAS, e->bias_mem}};
-    if (bias) dnnl_memory_set_data_handle(e->bias_mem, (void *)bias);
-    dnnl_status_t s = dnnl_primitive_execute(e->prim, t->stream, bias ? 4 : 3, args);
-    if (s) return (int)s;
-    return (int)dnnl_stream_wait(t->stream);
+    int s = run(t, &key, pa, pb, pc, bias);
+    if (s || rows == m) return s;
+    for (int64_t r = 0; r < m; r++) memcpy(c + r * ldc, pc + r * n, (size_t)n * sizeof(float));
+    return 0;
 }
 
 int funnel_dnnl_gemm_bf16(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,

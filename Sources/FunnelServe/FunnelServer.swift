@@ -108,6 +108,8 @@ public final class FunnelServer: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         gate = RequestGate(limit: max(1, configuration.maxConcurrentRequests))
+        // Requests come in every size: share a few GEMM primitives between sizes (rows unchanged).
+        BLAS.bucketRowCounts = true
         slot = ModelSlot(try FunnelServer.load(configuration.modelPath, configuration))
     }
 

@@ -44,25 +44,41 @@ public enum BLAS {
     nonisolated(unsafe) public static var engine = GEMMEngine.fromEnvironment
     /// bf16 inputs (oneDNN only); set once at a command's start, like `engine`.
     nonisolated(unsafe) public static var precision = GEMMPrecision.fp32
+    /// For a server, whose requests come in every size: oneDNN forward products pad their row
+    /// count to the next power of two (at least 16), so all request sizes share at most nine
+    /// cached matmul primitives per layer shape (a new primitive costs ~0.25 ms to create); rows
+    /// are the same either way (tested). Off (training, batch predict): exact row counts.
+    nonisolated(unsafe) public static var bucketRowCounts = false {
+        didSet { funnel_dnnl_set_row_buckets(bucketRowCounts ? 1 : 0) }
+    }
 
-    /// oneDNN 2.6's `dnnl_sgemm` takes another kernel below 16 rows, whose sums differ in the last
-    /// bits; at 16 rows and more every row's result is the same whatever the row count (measured
-    /// for M = 16…4096 on every tower shape). Forward products of fewer rows are therefore padded
-    /// to 16, so a row's prediction never depends on how many rows share its batch (`funnel
-    /// predict` splits rows over workers, `funnel serve` predicts each request whole: the CSV and
-    /// HTTP paths must print the same bytes).
+    /// oneDNN takes another kernel below 16 rows, whose sums differ in the last bits; from 16 rows
+    /// on every row's result is the same whatever the row count (measured for M = 16…4096 on
+    /// every tower shape, tested up to 2,100). Forward products of fewer rows are therefore padded
+    /// to 16 (for matmul primitives the shim pads, and with `bucketRowCounts` rounds up to powers
+    /// of two), so a row's prediction never depends on how many rows share its batch
+    /// (`funnel predict` splits rows over workers, `funnel serve` predicts each request whole:
+    /// the CSV and HTTP paths must print the same bytes).
     static let oneDNNRowPath = 16
 
+    /// Forward products (A as stored, B transposed: x·Wᵀ) and every bf16 product run on cached
+    /// oneDNN matmul primitives (its brgemm kernels); the backward FP32 products on `dnnl_sgemm`,
+    /// which is faster for them here (scale-50 training: matmul for dW 367k samples/s, sgemm 390k).
     @inline(__always)
     private static func oneDNN(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let status = precision == .bf16
-            ? funnel_dnnl_gemm_bf16(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
-                                    a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-            : !transA && transB ? funnel_dnnl_matmul_f32(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
-                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-            : funnel_dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
-                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        let ta: CChar = transA ? 84 : 78, tb: CChar = transB ? 84 : 78
+        let status: Int32
+        if precision == .bf16 {
+            status = funnel_dnnl_gemm_bf16(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        } else if !transA && transB {
+            status = funnel_dnnl_matmul_f32(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        } else if m < oneDNNRowPath && !transA {
+            paddedSGEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        } else {
+            status = funnel_dnnl_sgemm(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        }
         precondition(status == 0, "oneDNN \(precision) GEMM failed with status \(status) (m \(m), n \(n), k \(k))")
     }
 
@@ -75,9 +91,10 @@ public enum BLAS {
         return out
     }
 
-    /// `m` < 16 rows of A (not transposed) and C copied into 16-row scratch, multiplied, copied back.
-    private static func paddedOneDNN(transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    /// `m` < 16 rows of A (not transposed) and C copied into 16-row scratch, multiplied on
+    /// `dnnl_sgemm`, copied back.
+    private static func paddedSGEMM(transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let rows = oneDNNRowPath
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k + n)) { scratch in
             let pa = scratch.baseAddress!, pc = pa + rows * k
@@ -86,8 +103,9 @@ public enum BLAS {
                 (pa + r * k).update(from: a + r * lda, count: k)
                 if beta != 0 { (pc + r * n).update(from: c + r * ldc, count: n) }
             }
-            oneDNN(transA: false, transB: transB, m: rows, n: n, k: k, alpha: alpha, a: pa, lda: k, b: b, ldb: ldb,
-                   beta: beta, c: pc, ldc: n)
+            let status = funnel_dnnl_sgemm(78, transB ? 84 : 78, Int64(rows), Int64(n), Int64(k), alpha, pa, Int64(k), b, Int64(ldb),
+                                           beta, pc, Int64(n))
+            precondition(status == 0, "oneDNN GEMM failed with status \(status) (m \(rows), n \(n), k \(k))")
             for r in 0..<m { (c + r * ldc).update(from: pc + r * n, count: n) }
         }
     }
@@ -102,31 +120,14 @@ public enum BLAS {
                               bias: UnsafePointer<Float>, relu: Bool, y: UnsafeMutablePointer<Float>) {
         guard m > 0 else { return }
         if engine == .onednn && n > 1 {
-            if m < oneDNNRowPath {
-                let rows = oneDNNRowPath
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k + n)) { scratch in
-                    let px = scratch.baseAddress!, py = px + rows * k
-                    px.initialize(repeating: 0, count: rows * k)
-                    px.update(from: x, count: m * k)
-                    oneDNNLinear(m: rows, n: n, k: k, x: px, w: w, bias: bias, relu: relu, y: py)
-                    y.update(from: py, count: m * n)
-                }
-            } else {
-                oneDNNLinear(m: m, n: n, k: k, x: x, w: w, bias: bias, relu: relu, y: y)
-            }
+            let status = funnel_dnnl_linear(precision == .bf16 ? 1 : 0, Int64(m), Int64(n), Int64(k), x, Int64(k), w, Int64(k),
+                                            bias, relu ? 1 : 0, y, Int64(n))
+            precondition(status == 0, "oneDNN \(precision) linear layer failed with status \(status) (m \(m), n \(n), k \(k))")
             return
         }
         for r in 0..<m { (y + r * n).update(from: bias, count: n) }
         gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, lda: k, b: w, ldb: k, beta: 1, c: y, ldc: n)
         if relu { ReLU.forward(y, count: m * n) }
-    }
-
-    @inline(__always)
-    private static func oneDNNLinear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                     bias: UnsafePointer<Float>, relu: Bool, y: UnsafeMutablePointer<Float>) {
-        let status = funnel_dnnl_linear(precision == .bf16 ? 1 : 0, Int64(m), Int64(n), Int64(k), x, Int64(k), w, Int64(k),
-                                        bias, relu ? 1 : 0, y, Int64(n))
-        precondition(status == 0, "oneDNN \(precision) linear layer failed with status \(status) (m \(m), n \(n), k \(k))")
     }
 
     /// Sets the number of OpenBLAS worker threads. A fixed count keeps GEMM results bitwise
@@ -147,12 +148,8 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if engine == .onednn && n > 1 && (m > 1 || !transA) {
-            if m < oneDNNRowPath && !transA {
-                paddedOneDNN(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            } else {
-                oneDNN(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc)
-            }
+            oneDNN(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: beta, c: c, ldc: ldc)
             return
         }
         cblas_sgemm(
