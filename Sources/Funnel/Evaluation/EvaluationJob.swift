@@ -26,7 +26,7 @@ public enum EvaluationJob {
         BLAS.setThreads(1)
         var results: [(String, EvaluationReport)] = []
         for dir in r.models {
-            let model = try TrainedModel.load(from: dir, maxBatch: 4096, workers: r.threads)
+            let model = try TrainedModel.load(from: dir, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
             let (full, report) = try DatasetLoader.load(r.data, schema: model.schema, options: r.read, requireLabels: true)
             let encoded = full.downsamplingNegatives(factor: r.downsampleNegatives, seed: r.seed)
             for n in report.notes { note(n) }

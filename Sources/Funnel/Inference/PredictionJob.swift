@@ -37,7 +37,7 @@ public enum PredictionJob {
         BLAS.setThreads(1)
         var options = r.read
         options.inconsistent = .keep  // prediction never drops a row for its labels
-        let trained = try TrainedModel.load(from: r.model, maxBatch: 4096, workers: r.threads)
+        let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
         let start = Date()
         let p = trained.network.predict(encoded)
