@@ -39,6 +39,7 @@ public enum PredictionJob {
         options.inconsistent = .keep  // prediction never drops a row for its labels
         let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
+        trained.network.warmUp(encoded)  // kernel creation stays outside the timed forward passes
         let start = Date()
         let p = trained.network.predict(encoded)
         let seconds = Date().timeIntervalSince(start)
