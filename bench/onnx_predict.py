@@ -1,6 +1,6 @@
 """ONNX Runtime's batch prediction rate on a model `funnel export` wrote, on the rows of a
 CSV: the graph's inputs are built once (not timed, as Funnel's and PyTorch's rates exclude
-reading), then `session.run` over batches of 4,096 rows (Funnel's and the PyTorch bench's batch)
+reading), then `session.run` over batches of `--batch` rows (the bench times 1,024 and 4,096 and keeps the faster)
 is timed after one warm-up pass. The graph does the vocabulary lookup and standardisation itself,
 so its rate includes the encoding Funnel's `predict_rows_per_second` leaves out. Prints JSON.
 
