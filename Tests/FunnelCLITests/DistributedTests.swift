@@ -157,4 +157,16 @@ final class DistributedTests: XCTestCase {
         try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", d + "/f4", "--distributed"] + tiny,
                       saying: "--distributed runs under mpirun", status: 1)
     }
+
+    /// The mpirun output normalisation the tests above read through: a banner mpirun printed in
+    /// the middle of a rank's message (as captured from a failing run) goes, the message reads whole.
+    func testLauncherBannersAreRemovedFromRankMessages() {
+        let dashes = String(repeating: "-", count: 74)
+        let captured = "Error: funnel si\(dashes)\nPrimary job  terminated normally, but 1 process returned\n"
+            + "a non-zero exit code. Per user-direction, the job has been aborted.\n\(dashes)\n"
+            + "mulate does not run data-parallel (mpirun started 2 copies); only train and gbdt train do\n"
+            + "\(dashes)\nmpirun detected that one or more processes exited with non-zero status\n\(dashes)\n"
+        XCTAssertEqual(CLI.withoutLauncherBanners(captured),
+                       "Error: funnel simulate does not run data-parallel (mpirun started 2 copies); only train and gbdt train do\n")
+    }
 }
