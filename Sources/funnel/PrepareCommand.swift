@@ -43,6 +43,12 @@ struct Prepare: ParsableCommand {
                                               sampleRows: sampleRows, force: force)
                 return report(s, source: "\(data) + \(common)")
             }
+            // A PaddleRec Ali-CCP file has no header (its first line is a sample): the cache
+            // builder recognises it and infers its fields itself.
+            if (layout == .auto || layout == .generic) && PaddleRecLayout.matches(data) {
+                return report(try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows,
+                                                        sampleRows: sampleRows, force: force), source: data)
+            }
             let header = try CSVFile(path: data, delimiter: options.delimiter).header
             let resolved: TableLayoutPreset
             (resolved, options) = try layout.resolve(header: header, file: data, options: options)

@@ -366,6 +366,25 @@ final class PaddleRecCommandTests: XCTestCase {
             XCTAssertEqual(p.split(separator: "\n").count, 11)
         }
     }
+
+    /// `prepare` streams a PaddleRec file into row groups (a pass for the fields, a pass for the
+    /// rows) instead of holding it whole: 10 rows in groups of 3 make 4 groups, and predictions
+    /// from that cache, from a one-group cache and from the text file are the same bytes.
+    func testPrepareStreamsThePaddleRecLayoutInGroups() throws {
+        let dir = CLI.temporaryDirectory("paddlerec-prepare")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FunnelTests/Fixtures/ali-ccp-paddlerec-esmm/small.txt").path
+        let grouped = CLI.json(try CLI.ok(["prepare", "--data", fixture, "--out", dir + "/g.fcache", "--group-rows", "3", "--json"]))
+        XCTAssertEqual(grouped["rows"] as? Int, 10, "\(grouped)")
+        XCTAssertEqual(grouped["groups"] as? Int, 4, "\(grouped)")
+        let whole = CLI.json(try CLI.ok(["prepare", "--data", fixture, "--out", dir + "/w.fcache", "--json"]))
+        XCTAssertEqual(whole["groups"] as? Int, 1, "\(whole)")
+        try CLI.ok(["train", "--train", fixture, "--model", "esmm", "--out", dir + "/m", "--embedding-dim", "3", "--hidden", "4"])
+        let fromText = try CLI.ok(["predict", "--model", dir + "/m", "--data", fixture, "--out", "-"])
+        XCTAssertEqual(try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/g.fcache", "--out", "-"]), fromText)
+        XCTAssertEqual(try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/w.fcache", "--out", "-"]), fromText)
+    }
 }
 
 final class RawAliCCPCommandTests: XCTestCase {

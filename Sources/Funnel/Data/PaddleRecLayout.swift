@@ -37,9 +37,10 @@ public enum PaddleRecLayout {
     }
 
     /// Walks the lines: (1-based line number, the line's bytes, its comma-separated cells).
-    static func forEachLine(_ path: String, _ body: (_ line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: [Range<Int>]) throws -> Void) throws {
+    static func forEachLine(_ path: String, releasePages: Bool = false,
+                            _ body: (_ line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: [Range<Int>]) throws -> Void) throws {
         var cells: [Range<Int>] = []
-        try MappedLines.forEach(path, releasePages: false) { line, bytes, n in
+        try MappedLines.forEach(path, releasePages: releasePages) { line, bytes, n in
             cells.removeAll(keepingCapacity: true)
             var s = 0
             for i in 0...n where i == n || bytes[i] == 44 { cells.append(s..<i); s = i + 1 }
@@ -79,13 +80,23 @@ public enum PaddleRecLayout {
     /// when multi-valued); fields the layout does not know are ignored; a single-valued field
     /// repeated in a row is an error naming the line.
     public static func read(_ path: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws -> RawTable {
+        var whole: RawTable?
+        _ = try readChunks(path, layout: layout, options: options, chunkRows: Int.max) { whole = $0 }
+        return whole!
+    }
+
+    /// Reads the file as `read` does, handing `sink` tables of `chunkRows` rows (the last may be
+    /// shorter) so a caller can write them out in bounded memory (`funnel prepare`); the mapped
+    /// pages already read are released with `releasePages`. Returns the whole file's report.
+    public static func readChunks(_ path: String, layout: TableLayout, options: ReadOptions, chunkRows: Int,
+                                  releasePages: Bool = false, sink: (RawTable) throws -> Void) throws -> ReadReport {
         var table = RawTable(layout: layout, hasLabels: true, file: path)
         let position = Dictionary(uniqueKeysWithValues: layout.categorical.enumerated().map { ($1, $0) })
         let bagOf = layout.categorical.map { layout.multiValued.firstIndex(of: $0) }
         var keys = [Int64](repeating: CategoryKey.empty, count: layout.categorical.count)
         var bagKeys = [[Int64]](repeating: [], count: layout.multiValued.count)
-        var dataRow = -1
-        try forEachLine(path) { line, bytes, cells in
+        var dataRow = -1, keptTotal = 0, delivered = 0
+        try forEachLine(path, releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
             table.report.dataLines += 1
             if let shard = options.shard, !shard.owns(dataRow) { return }
@@ -117,9 +128,19 @@ public enum PaddleRecLayout {
                 table.appendBag(bag, keys: kept, weights: weights)
             }
             table.appendRow(keys: keys, dense: [], labels: (Float(c), Float(b)), day: nil, sourceRow: Int32(dataRow))
+            keptTotal += 1
+            if table.rowCount >= chunkRows {
+                table.report.rowsKept = keptTotal
+                try sink(table)
+                delivered += 1
+                let report = table.report
+                table = RawTable(layout: layout, hasLabels: true, file: path)
+                table.report = report
+            }
         }
-        guard table.rowCount > 0 else { throw DataError(file: path, "no usable rows") }
-        table.report.rowsKept = table.rowCount
-        return table
+        guard keptTotal > 0 else { throw DataError(file: path, "no usable rows") }
+        table.report.rowsKept = keptTotal
+        if table.rowCount > 0 || delivered == 0 { try sink(table) }
+        return table.report
     }
 }

@@ -369,7 +369,9 @@ public final class ColumnarCache {
 
     /// Converts a CSV/TSV into a cache in one streaming pass (column roles inferred from the first
     /// `sampleRows` rows unless the options fix them), in row groups of `groupRows`; a PaddleRec
-    /// Ali-CCP file is read whole (its layout needs every line), then written in groups. Multi-valued columns make a version 2 cache; otherwise version 1, as before.
+    /// Ali-CCP file in two (its layout needs every line: a first pass finds the fields, the second
+    /// streams the rows in groups). Multi-valued columns make a version 2 cache; otherwise version
+    /// 1, as before.
     public static func prepare(source: String, options: ReadOptions, to out: String, groupRows: Int = 1 << 16,
                                sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
         guard groupRows >= 1 else { throw FunnelError("row groups need at least one row") }
@@ -384,11 +386,8 @@ public final class ColumnarCache {
             inferred.maxValues = inferred.multiValued.isEmpty ? nil : options.maxValues
             (layout, hasLabels, sourceBytes) = (inferred, true, InputFile.size(source))
             stream = { sink in
-                let table = try PaddleRecLayout.read(source, layout: inferred, options: readOptions, requireLabels: true)
-                for lower in stride(from: 0, to: table.rowCount, by: groupRows) {
-                    try sink(table.rows(Array(lower..<min(lower + groupRows, table.rowCount))))
-                }
-                return table.report
+                try PaddleRecLayout.readChunks(source, layout: inferred, options: readOptions, chunkRows: groupRows,
+                                               releasePages: true, sink: sink)
             }
         } else {
             let csv = try CSVFile(path: source, delimiter: options.delimiter)
