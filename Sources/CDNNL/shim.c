@@ -8,12 +8,6 @@
 void omp_set_num_threads(int);
 int omp_get_max_threads(void);
 
-int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
-    return (int)dnnl_sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 int funnel_dnnl_version(void) {
     const dnnl_version_t *v = dnnl_version();
     return v->major * 10000 + v->minor * 100 + v->patch;
@@ -86,6 +80,9 @@ typedef struct {
 } MatmulEntry;
 
 #define MATMUL_CACHE 64
+// oneDNN takes another kernel below 16 rows, whose sums differ in the last bits: products of
+// fewer rows of A (not transposed) run padded to 16 (see rows_to_run).
+#define MIN_ROWS 16
 typedef struct {
     MatmulEntry entries[MATMUL_CACHE];
     uint64_t clock;
@@ -199,28 +196,79 @@ void funnel_dnnl_set_row_buckets(int on) { row_buckets = on; }
 // per layer shape instead of paying ~0.25 ms of primitive creation for each new size; otherwise
 // (training and batch predict: a few steady batch sizes) exactly m.
 static int64_t rows_to_run(int64_t m) {
-    if (m < 16) return 16;
+    if (m < MIN_ROWS) return MIN_ROWS;
     if (!row_buckets) return m;
-    int64_t rows = 16;
+    int64_t rows = MIN_ROWS;
     while (rows < m) rows *= 2;
     return rows;
+}
+
+// The calling thread's primitives, stream and scratch (created on first use; NULL and `*status`
+// set when that fails). Pins the thread's OpenMP team to one thread: Funnel's workers are the
+// parallelism.
+static MatmulThread *thread_state(int *status) {
+    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+    pthread_once(&matmul_once, matmul_engine_init);
+    if (matmul_engine_status) { *status = (int)matmul_engine_status; return NULL; }
+    pthread_once(&matmul_key_once, matmul_key_init);
+    MatmulThread *t = pthread_getspecific(matmul_key);
+    if (!t) {
+        t = calloc(1, sizeof(MatmulThread));
+        if (!t) { *status = (int)dnnl_out_of_memory; return NULL; }
+        dnnl_status_t s = dnnl_stream_create(&t->stream, matmul_engine, dnnl_stream_default_flags);
+        if (s) { free(t); *status = (int)s; return NULL; }
+        pthread_setspecific(matmul_key, t);
+    }
+    return t;
+}
+
+// A's first m rows (leading dimension lda) into a dense copy of `rows` rows whose extra rows are
+// zero (rounded to bf16 on the way with `bf16`), and C's m rows (read when beta is not 0) into a
+// `rows` × n scratch: a product on more rows than asked. `unpad_rows` copies the m rows back.
+static int pad_rows(MatmulThread *t, int bf16, int64_t m, int64_t rows, int64_t n, int64_t k, const float *a, int64_t lda,
+                    float beta, const float *c, int64_t ldc, void **pa, float **pc) {
+    size_t es = bf16 ? 2 : 4;
+    void *sa = grow(&t->scratchA, &t->capA, (size_t)(rows * k) * es);
+    float *sc = grow(&t->scratchC, &t->capC, (size_t)(rows * n) * sizeof(float));
+    if (!sa || !sc) return (int)dnnl_out_of_memory;
+    for (int64_t r = 0; r < m; r++) {
+        if (bf16) funnel_bf16_from_float(a + r * lda, (uint16_t *)sa + r * k, k);
+        else memcpy((float *)sa + r * k, a + r * lda, (size_t)k * sizeof(float));
+    }
+    memset((char *)sa + (size_t)(m * k) * es, 0, (size_t)((rows - m) * k) * es);
+    if (beta != 0.0f) for (int64_t r = 0; r < m; r++) memcpy(sc + r * n, c + r * ldc, (size_t)n * sizeof(float));
+    memset(sc + m * n, 0, (size_t)((rows - m) * n) * sizeof(float));
+    *pa = sa;
+    *pc = sc;
+    return 0;
+}
+
+static void unpad_rows(int64_t m, int64_t n, const float *pc, float *c, int64_t ldc) {
+    for (int64_t r = 0; r < m; r++) memcpy(c + r * ldc, pc + r * n, (size_t)n * sizeof(float));
+}
+
+int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    int s = 0;
+    MatmulThread *t = thread_state(&s);
+    if (!t) return s;
+    if (transA == 'N' && m < MIN_ROWS) {
+        void *pa;
+        float *pc;
+        if ((s = pad_rows(t, 0, m, MIN_ROWS, n, k, a, lda, beta, c, ldc, &pa, &pc))) return s;
+        if ((s = (int)dnnl_sgemm(transA, transB, MIN_ROWS, n, k, alpha, pa, k, b, ldb, beta, pc, n))) return s;
+        unpad_rows(m, n, pc, c, ldc);
+        return 0;
+    }
+    return (int)dnnl_sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
                   const float *bias, int relu) {
-    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
-    pthread_once(&matmul_once, matmul_engine_init);
-    if (matmul_engine_status) return (int)matmul_engine_status;
-    pthread_once(&matmul_key_once, matmul_key_init);
-    MatmulThread *t = pthread_getspecific(matmul_key);
-    if (!t) {
-        t = calloc(1, sizeof(MatmulThread));
-        if (!t) return (int)dnnl_out_of_memory;
-        dnnl_status_t s = dnnl_stream_create(&t->stream, matmul_engine, dnnl_stream_default_flags);
-        if (s) { free(t); return (int)s; }
-        pthread_setspecific(matmul_key, t);
-    }
+    int status = 0;
+    MatmulThread *t = thread_state(&status);
+    if (!t) return status;
     size_t es = dt == dnnl_bf16 ? 2 : 4;
     // bf16 reads dense converted copies; A's rows are independent only when it is not transposed.
     int64_t aRows = transA == 'T' ? k : m, aCols = transA == 'T' ? m : k;
@@ -231,18 +279,9 @@ static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int6
     const void *pa = a, *pb = b;
     float *pc = c;
     if (rows != m) {
-        // A's m rows into a zero-padded dense copy (converted to bf16 on the way where asked).
-        void *sa = grow(&t->scratchA, &t->capA, (size_t)(rows * k) * es);
-        float *sc = grow(&t->scratchC, &t->capC, (size_t)(rows * n) * sizeof(float));
-        if (!sa || !sc) return (int)dnnl_out_of_memory;
-        for (int64_t r = 0; r < m; r++) {
-            if (dt == dnnl_bf16) funnel_bf16_from_float(a + r * lda, (uint16_t *)sa + r * k, k);
-            else memcpy((float *)sa + r * k, a + r * lda, (size_t)k * sizeof(float));
-        }
-        memset((char *)sa + (size_t)(m * k) * es, 0, (size_t)((rows - m) * k) * es);
-        if (beta != 0.0f) for (int64_t r = 0; r < m; r++) memcpy(sc + r * n, c + r * ldc, (size_t)n * sizeof(float));
-        memset(sc + m * n, 0, (size_t)((rows - m) * n) * sizeof(float));
-        pa = sa; pc = sc;
+        void *sa;
+        if ((status = pad_rows(t, dt == dnnl_bf16, m, rows, n, k, a, lda, beta, c, ldc, &sa, &pc))) return status;
+        pa = sa;
         key.m = rows; key.lda = k; key.ldc = n;
     } else if (dt == dnnl_bf16) {
         uint16_t *ca = grow(&t->scratchA, &t->capA, (size_t)(aRows * aCols) * es);
@@ -256,9 +295,8 @@ static int matmul(dnnl_data_type_t dt, char transA, char transB, int64_t m, int6
         for (int64_t r = 0; r < bRows; r++) funnel_bf16_from_float(b + r * ldb, cb + r * bCols, bCols);
         pb = cb;
     }
-    int s = run(t, &key, pa, pb, pc, bias);
-    if (s || rows == m) return s;
-    for (int64_t r = 0; r < m; r++) memcpy(c + r * ldc, pc + r * n, (size_t)n * sizeof(float));
+    if ((status = run(t, &key, pa, pb, pc, bias))) return status;
+    if (rows != m) unpad_rows(m, n, pc, c, ldc);
     return 0;
 }
 

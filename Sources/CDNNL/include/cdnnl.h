@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 // C[m×n] = alpha · op(A) · op(B) + beta · C, row-major; transA/transB are 'N' or 'T'.
-// Returns oneDNN's status (0 = success).
+// Fewer than 16 rows of A (not transposed) run padded to 16, as every product here does: oneDNN
+// takes another kernel below 16 rows. Returns oneDNN's status (0 = success).
 int funnel_dnnl_sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 // The same product with A and B rounded to bf16 (round to nearest even) and FP32 accumulation and

@@ -90,15 +90,15 @@ public enum PaddleRecLayout {
     /// pages already read are released with `releasePages`. Returns the whole file's report.
     public static func readChunks(_ path: String, layout: TableLayout, options: ReadOptions, chunkRows: Int,
                                   releasePages: Bool = false, sink: (RawTable) throws -> Void) throws -> ReadReport {
-        var table = RawTable(layout: layout, hasLabels: true, file: path)
+        var chunks = RawTableChunker(layout: layout, hasLabels: true, file: path, chunkRows: chunkRows)
         let position = Dictionary(uniqueKeysWithValues: layout.categorical.enumerated().map { ($1, $0) })
         let bagOf = layout.categorical.map { layout.multiValued.firstIndex(of: $0) }
         var keys = [Int64](repeating: CategoryKey.empty, count: layout.categorical.count)
         var bagKeys = [[Int64]](repeating: [], count: layout.multiValued.count)
-        var dataRow = -1, keptTotal = 0, delivered = 0
+        var dataRow = -1
         try forEachLine(path, releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
-            table.report.dataLines += 1
+            chunks.table.report.dataLines += 1
             if let shard = options.shard, !shard.owns(dataRow) { return }
             guard cells.count >= 3,
                   let c = NumberParsing.parseInteger(bytes + cells[1].lowerBound, cells[1].count), c == 0 || c == 1,
@@ -119,28 +119,18 @@ public enum PaddleRecLayout {
                 filled[k] = true
                 keys[k] = key
             }
-            if c == 0 && b == 1, try !options.inconsistent.admit(file: path, line: line, column: conversion, report: &table.report) {
+            if c == 0 && b == 1, try !options.inconsistent.admit(file: path, line: line, column: conversion, report: &chunks.table.report) {
                 return
             }
             for (bag, values) in bagKeys.enumerated() {
                 var kept = values, weights = [Float](repeating: 1, count: values.count)
                 CellDecoding.keepHighest(layout.maxValues, keys: &kept, weights: &weights)
-                table.appendBag(bag, keys: kept, weights: weights)
+                chunks.table.appendBag(bag, keys: kept, weights: weights)
             }
-            table.appendRow(keys: keys, dense: [], labels: (Float(c), Float(b)), day: nil, sourceRow: Int32(dataRow))
-            keptTotal += 1
-            if table.rowCount >= chunkRows {
-                table.report.rowsKept = keptTotal
-                try sink(table)
-                delivered += 1
-                let report = table.report
-                table = RawTable(layout: layout, hasLabels: true, file: path)
-                table.report = report
-            }
+            chunks.table.appendRow(keys: keys, dense: [], labels: (Float(c), Float(b)), day: nil, sourceRow: Int32(dataRow))
+            try chunks.rowKept(sink: sink)
         }
-        guard keptTotal > 0 else { throw DataError(file: path, "no usable rows") }
-        table.report.rowsKept = keptTotal
-        if table.rowCount > 0 || delivered == 0 { try sink(table) }
-        return table.report
+        guard chunks.kept > 0 else { throw DataError(file: path, "no usable rows") }
+        return try chunks.finish(sink: sink)
     }
 }

@@ -109,42 +109,35 @@ public enum TableReader {
                                   chunkRows: Int, releasePages: Bool = false, sink: (RawTable) throws -> Void) throws -> ReadReport {
         var decoder = try CSVRowDecoder(csv, layout: layout, options: options, requireLabels: requireLabels)
         let hasLabels = decoder.columns.click != nil
-        var table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
-        var keptTotal = 0, delivered = 0
+        var chunks = RawTableChunker(layout: layout, hasLabels: hasLabels, file: csv.path, chunkRows: chunkRows)
+        // Each table goes out with the text of the categorical values read so far.
+        func deliver(_ table: RawTable) throws {
+            var table = table
+            table.textTokens = decoder.textTokens
+            try sink(table)
+        }
         var dataRow = -1
         try csv.forEachRow(releasePages: releasePages) { line, bytes, cells in
             dataRow += 1
-            table.report.dataLines += 1
+            chunks.table.report.dataLines += 1
             if let shard = options.shard, !shard.owns(dataRow) { return true }  // another rank's row: not even parsed
             do {
-                guard try decoder.decode(line: line, bytes, cells, report: &table.report) else { return true }
-                for b in 0..<decoder.bagKeys.count { table.appendBag(b, keys: decoder.bagKeys[b], weights: decoder.bagWeights[b]) }
-                table.appendRow(keys: decoder.keys, dense: decoder.dense, labels: hasLabels ? decoder.labels : nil,
-                                day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
-                keptTotal += 1
-                if table.rowCount >= chunkRows {
-                    table.report.rowsKept = keptTotal
-                    table.textTokens = decoder.textTokens
-                    try sink(table)
-                    delivered += 1
-                    let report = table.report
-                    table = RawTable(layout: layout, hasLabels: hasLabels, file: csv.path)
-                    table.report = report
-                }
+                guard try decoder.decode(line: line, bytes, cells, report: &chunks.table.report) else { return true }
+                for b in 0..<decoder.bagKeys.count { chunks.table.appendBag(b, keys: decoder.bagKeys[b], weights: decoder.bagWeights[b]) }
+                chunks.table.appendRow(keys: decoder.keys, dense: decoder.dense, labels: hasLabels ? decoder.labels : nil,
+                                       day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
+                try chunks.rowKept(sink: deliver)
             } catch let problem as RowProblem {
                 guard options.skipBadRows else { throw problem.error }
-                table.report.countSkipped(problem.kind, problem.error.description)
+                chunks.table.report.countSkipped(problem.kind, problem.error.description)
             }
             return true
         }
-        if table.report.dataLines == 0 { throw DataError(file: csv.path, "no data rows after the header") }
-        if keptTotal == 0 {
-            throw DataError(file: csv.path, "no usable rows (\(table.report.dataLines) read, all dropped or skipped)")
+        if chunks.table.report.dataLines == 0 { throw DataError(file: csv.path, "no data rows after the header") }
+        if chunks.kept == 0 {
+            throw DataError(file: csv.path, "no usable rows (\(chunks.table.report.dataLines) read, all dropped or skipped)")
         }
-        table.report.rowsKept = keptTotal
-        table.textTokens = decoder.textTokens
-        if table.rowCount > 0 || delivered == 0 { try sink(table) }
-        return table.report
+        return try chunks.finish(sink: deliver)
     }
 
     /// Where each column the layout reads sits in the file's header.

@@ -54,13 +54,12 @@ public enum BLAS {
 
     /// oneDNN takes another kernel below 16 rows, whose sums differ in the last bits; from 16 rows
     /// on every row's result is the same whatever the row count (measured for M = 16…4096 on
-    /// every tower shape, tested up to 2,100). Forward products of fewer rows are therefore padded
-    /// to 16 (for matmul primitives the shim pads, and with `bucketRowCounts` rounds up to powers
-    /// of two), so a row's prediction never depends on how many rows share its batch
+    /// every tower shape, tested up to 2,100). The shim therefore runs products of fewer rows of A
+    /// (not transposed) padded to 16, and with `bucketRowCounts` rounds forward products up to
+    /// powers of two, so a row's prediction never depends on how many rows share its batch
     /// (`funnel predict` splits rows over workers, `funnel serve` predicts each request whole:
     /// the CSV and HTTP paths must print the same bytes).
-    static let oneDNNRowPath = 16
-
+    ///
     /// Forward products (A as stored, B transposed: x·Wᵀ) and every bf16 product run on cached
     /// oneDNN matmul primitives (its brgemm kernels); the backward FP32 products on `dnnl_sgemm`,
     /// which is faster for them here (scale-50 training: matmul for dW 367k samples/s, sgemm 390k).
@@ -73,9 +72,6 @@ public enum BLAS {
             status = funnel_dnnl_gemm_bf16(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         } else if !transA && transB {
             status = funnel_dnnl_matmul_f32(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-        } else if m < oneDNNRowPath && !transA {
-            paddedSGEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
         } else {
             status = funnel_dnnl_sgemm(ta, tb, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         }
@@ -89,25 +85,6 @@ public enum BLAS {
             out.withUnsafeMutableBufferPointer { funnel_bf16_from_float(src.baseAddress, $0.baseAddress, Int64(values.count)) }
         }
         return out
-    }
-
-    /// `m` < 16 rows of A (not transposed) and C copied into 16-row scratch, multiplied on
-    /// `dnnl_sgemm`, copied back.
-    private static func paddedSGEMM(transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                                    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let rows = oneDNNRowPath
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * (k + n)) { scratch in
-            let pa = scratch.baseAddress!, pc = pa + rows * k
-            pa.initialize(repeating: 0, count: rows * (k + n))
-            for r in 0..<m {
-                (pa + r * k).update(from: a + r * lda, count: k)
-                if beta != 0 { (pc + r * n).update(from: c + r * ldc, count: n) }
-            }
-            let status = funnel_dnnl_sgemm(78, transB ? 84 : 78, Int64(rows), Int64(n), Int64(k), alpha, pa, Int64(k), b, Int64(ldb),
-                                           beta, pc, Int64(n))
-            precondition(status == 0, "oneDNN GEMM failed with status \(status) (m \(rows), n \(n), k \(k))")
-            for r in 0..<m { (c + r * ldc).update(from: pc + r * n, count: n) }
-        }
     }
 
     /// A dense layer's forward, y[m×n] = x[m×k]·wᵀ + bias (w stored n×k, rows contiguous), then

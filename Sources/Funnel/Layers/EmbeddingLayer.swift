@@ -127,6 +127,7 @@ public final class EmbeddingLayer {
             for w in 1..<workers {
                 let gw = table.gradients[w]
                 let src = gw.rowGradients.base
+                // One slot per touched row here (a batch row has one per field): as far ahead in time.
                 let ahead = 4 * EmbeddingLayer.prefetchRows
                 for (k, r) in gw.touchedRows.enumerated() {
                     if k + ahead < gw.touchedRows.count {

@@ -54,15 +54,19 @@ extension FunnelNetwork {
     public func predict(_ data: EncodedDataset) -> Predictions {
         var out = Predictions(count: data.rowCount)
         guard data.rowCount > 0 else { return out }
-        let n = data.rowCount
-        let chunk = (n + workers - 1) / max(workers, 1)
         out.withOutputs { pc, pv, pcv in
             Parallel.forEach(workers) { w in
-                let lo = min(n, w * chunk), hi = min(n, lo + chunk)
-                self.predict(data, rows: lo..<hi, worker: w, ctr: pc, cvr: pv, ctcvr: pcv)
+                self.predict(data, rows: self.workerRows(w, of: data.rowCount), worker: w, ctr: pc, cvr: pv, ctcvr: pcv)
             }
         }
         return out
+    }
+
+    /// Worker `w`'s contiguous share of `n` rows in `predict(_:)` (and its warm-up).
+    private func workerRows(_ w: Int, of n: Int) -> Range<Int> {
+        let chunk = (n + workers - 1) / max(workers, 1)
+        let lo = min(n, w * chunk)
+        return lo..<min(n, lo + chunk)
     }
 
     /// Runs each worker's first block of `data` through the network once, outputs discarded: the
@@ -70,14 +74,12 @@ extension FunnelNetwork {
     /// layer shape and thread), which `predict(_:)` then finds ready. Called before the clock
     /// starts in `funnel predict`.
     public func warmUp(_ data: EncodedDataset) {
-        let n = data.rowCount
-        guard n > 0 else { return }
-        let chunk = (n + workers - 1) / max(workers, 1)
+        guard data.rowCount > 0 else { return }
         Parallel.forEach(workers) { w in
-            let lo = min(n, w * chunk), hi = min(n, lo + chunk)
-            guard lo < hi else { return }
+            let rows = self.workerRows(w, of: data.rowCount)
+            guard !rows.isEmpty else { return }
             let batch = Batch(capacity: self.maxBatch, fields: self.fields, denseCount: self.denseCount)
-            batch.fill(from: data, start: lo, count: min(self.maxBatch, hi - lo))
+            batch.fill(from: data, start: rows.lowerBound, count: min(self.maxBatch, rows.count))
             _ = self.forward(batch, heads: self.predictedHeads, worker: w)
         }
     }

@@ -84,6 +84,8 @@ public final class AdamOptimizer {
                         // loading the rows a few spans ahead so their misses overlap this update.
                         if i + AdamOptimizer.prefetchDistance < all.count {
                             let ahead = all[i + AdamOptimizer.prefetchDistance]
+                            // Rows only: a dense tensor is one long sequential span, which the
+                            // hardware prefetcher already streams.
                             if ahead.count <= 256 {
                                 let bytes = ahead.count * 4
                                 funnel_prefetch_for_write(ahead.w, bytes)
