@@ -37,9 +37,12 @@ let package = Package(
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         // CPU intrinsics Swift does not expose (software prefetch), inlined from a header.
         .target(name: "CKernels"),
+        // Signal handlers that must be async-signal-safe (temporaries removed on SIGINT/SIGTERM,
+        // a located error for a mapped input cut short) and renameat2, which Swift's Glibc lacks.
+        .target(name: "CProcess"),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", "CMPI", "CDNNL", "CKernels", .product(name: "Yams", package: "Yams"),
+            dependencies: ["COpenBLAS", "CMPI", "CDNNL", "CKernels", "CProcess", .product(name: "Yams", package: "Yams"),
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),

@@ -37,9 +37,9 @@ struct Eval: ParsableCommand {
             let results = try EvaluationJob.run(request) { if !json { Terminal.note($0) } }
             if json {
                 let objects = results.map { NamedReport(model: $0.model, kind: nil, report: $0.report) }
-                if objects.count == 1 { Terminal.printJSON(objects[0]) } else { Terminal.printJSON(objects) }
+                if objects.count == 1 { try Terminal.printJSON(objects[0]) } else { try Terminal.printJSON(objects) }
             } else {
-                print(MetricsTable.render(results.map { ($0.model, $0.report) }, data: data))
+                try Terminal.say(MetricsTable.render(results.map { ($0.model, $0.report) }, data: data))
             }
         }
     }

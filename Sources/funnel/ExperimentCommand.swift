@@ -147,11 +147,11 @@ struct Experiment: ParsableCommand {
                          + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"] + tuningNotes
             if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
             if json {
-                Terminal.printJSON(summary)
+                try Terminal.printJSON(summary)
             } else {
-                print(notes.joined(separator: "\n"))
-                print(summary.terminalTable())
-                if let out { print("wrote \(out)/results.md, results.json, report.html") }
+                try Terminal.say(notes.joined(separator: "\n"))
+                try Terminal.say(summary.terminalTable())
+                if let out { try Terminal.say("wrote \(out)/results.md, results.json, report.html") }
             }
         }
     }

@@ -38,10 +38,10 @@ struct Export: ParsableCommand {
                     var out: String, format: String, opset: Int, bytes: Int, exportFormatVersion: Int
                     enum CodingKeys: String, CodingKey { case out, format, opset, bytes, exportFormatVersion = "export_format_version" }
                 }
-                Terminal.printJSON(Output(out: out, format: format.rawValue, opset: opset, bytes: bytes.count,
+                try Terminal.printJSON(Output(out: out, format: format.rawValue, opset: opset, bytes: bytes.count,
                                           exportFormatVersion: ONNXExport.formatVersion))
             } else {
-                print("wrote \(out) (ONNX opset \(opset), \(bytes.count) bytes)")
+                try Terminal.say("wrote \(out) (ONNX opset \(opset), \(bytes.count) bytes)")
             }
         }
     }

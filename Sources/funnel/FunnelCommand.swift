@@ -11,8 +11,11 @@ struct FunnelCommand: AsyncParsableCommand {
         subcommands: [Simulate.self, Prepare.self, Train.self, Eval.self, Predict.self, Experiment.self, Tune.self, Serve.self, Inspect.self, GBDT.self, Export.self])
 }
 
-/// Runs a command body and turns Funnel's errors into one clean line and exit code 1.
+/// Runs a command body and turns Funnel's errors into one clean line and exit code 1. A write
+/// to standard error that failed (full, or closed) also ends in exit code 1: the run's notes or
+/// warnings were lost.
 func guarded(_ body: () throws -> Void) throws {
+    StandardStreams.prepare()
     do {
         try body()
     } catch let e as DataError {
@@ -22,6 +25,7 @@ func guarded(_ body: () throws -> Void) throws {
         Terminal.error(e.description)
         throw ExitCode(1)
     }
+    if StandardStreams.errorFailed { throw ExitCode(1) }
 }
 
 /// `guarded` for a command that may run as one rank of an MPI job: a rank that fails prints its
@@ -35,6 +39,7 @@ func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
         Terminal.error("rank \(comm.rank) of \(comm.size): \(error)")
         comm.abort(code: 1)
     }
+    if StandardStreams.errorFailed { comm.abort(code: 1) }
 }
 
 /// A data-parallel command's frame: MPI is started when launched under mpirun (or `explicit`,

@@ -74,17 +74,17 @@ struct GBDTTrain: ParsableCommand {
         if quiet { return }
         let m = model.manifest
         if self.json {
-            Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
+            try Terminal.printJSON(GBDTTrainOutput(out: out, manifest: m, features: model.pipeline.featureNames.count,
                                                peakRSS: ResourceUsage.peakRSSMegabytes))
         } else {
             for c in m.components {
-                print("\(c.role.rawValue): \(c.trainRows) rows, best iteration \(c.bestIteration)/\(c.iterations)"
+                try Terminal.say("\(c.role.rawValue): \(c.trainRows) rows, best iteration \(c.bestIteration)/\(c.iterations)"
                       + (c.bestValidLogLoss.map { String(format: ", valid logloss %.5f", $0) } ?? "")
                       + String(format: ", %.1fs", c.seconds))
             }
-            print(String(format: "calibration ω: two-step %.4f, end-to-end %.4f", m.calibration.twoStep, m.calibration.endToEnd))
-            print(GBDTReportTable.render(m.validation, title: "validation rows (\(m.validRows))"))
-            print("trained on \(m.trainRows) rows with \(model.pipeline.featureNames.count) features in "
+            try Terminal.say(String(format: "calibration ω: two-step %.4f, end-to-end %.4f", m.calibration.twoStep, m.calibration.endToEnd))
+            try Terminal.say(GBDTReportTable.render(m.validation, title: "validation rows (\(m.validRows))"))
+            try Terminal.say("trained on \(m.trainRows) rows with \(model.pipeline.featureNames.count) features in "
                   + "\(Terminal.duration(m.seconds)); saved to \(out)")
         }
     }
@@ -141,11 +141,11 @@ struct GBDTPredict: ParsableCommand {
             let o = try GBDTJobs.predict(model: model, data: data, out: out, day: day, threads: try resolveThreads(threads),
                                          skipBadRows: skipBadRows, force: force)
             if json {
-                Terminal.printJSON(["rows": Double(o.rows), "predict_rows_per_second": o.rowsPerSecond,
+                try Terminal.printJSON(["rows": Double(o.rows), "predict_rows_per_second": o.rowsPerSecond,
                                     "skipped_rows": Double(o.skippedRows)])
             } else {
                 for n in o.notes { Terminal.note(n) }
-                print("wrote \(o.rows) predictions to \(out) (\(Terminal.rate(o.rowsPerSecond)) rows/s)")
+                try Terminal.say("wrote \(o.rows) predictions to \(out) (\(Terminal.rate(o.rowsPerSecond)) rows/s)")
             }
         }
     }
@@ -178,9 +178,9 @@ struct GBDTEval: ParsableCommand {
                 if !json { Terminal.note($0) }
             }
             if json {
-                Terminal.printJSON(report)
+                try Terminal.printJSON(report)
             } else {
-                print(GBDTReportTable.render(report, title: data + (only.map { " day \($0)" } ?? "")))
+                try Terminal.say(GBDTReportTable.render(report, title: data + (only.map { " day \($0)" } ?? "")))
             }
         }
     }

@@ -24,26 +24,26 @@ struct Inspect: ParsableCommand {
             let summary = trained.network.gateSummary(encoded)
             if json {
                 struct Output: Encodable { var model: String; var rows: Int; var experts: [String]; var gates: [String: [Double]] }
-                Terminal.printJSON(Output(model: model, rows: encoded.rowCount, experts: trained.network.mixtures[0].gateLabels,
+                try Terminal.printJSON(Output(model: model, rows: encoded.rowCount, experts: trained.network.mixtures[0].gateLabels,
                                           gates: Dictionary(uniqueKeysWithValues: summary.map { ($0.head, $0.weights) })))
             } else {
-                print("mean gate weight per expert over \(encoded.rowCount) rows of \(data)")
+                try Terminal.say("mean gate weight per expert over \(encoded.rowCount) rows of \(data)")
                 let labels = trained.network.mixtures[0].gateLabels
                 let width = max(10, labels.map(\.count).max()! + 2)
                 let first = max(8, summary.map(\.head.count).max()! + 2)
                 func row(_ name: String, _ cells: [String]) -> String {
                     name.padding(toLength: first, withPad: " ", startingAt: 0) + cells.map { $0.padding(toLength: width, withPad: " ", startingAt: 0) }.joined()
                 }
-                print(row("task", labels))
-                for (head, w) in summary { print(row(head, w.map { String(format: "%.4f", $0) })) }
+                try Terminal.say(row("task", labels))
+                for (head, w) in summary { try Terminal.say(row(head, w.map { String(format: "%.4f", $0) })) }
                 // Grouped experts (TAML: general / task / learner; PLE: task / shared): each group's total weight.
                 let groups = labels.map { $0.components(separatedBy: " expert")[0] }
                 let names = groups.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
                 if names.count > 1 && names.count < labels.count {
-                    print("\nper group")
-                    print(row("task", names))
+                    try Terminal.say("\nper group")
+                    try Terminal.say(row("task", names))
                     for (head, w) in summary {
-                        print(row(head, names.map { g in String(format: "%.4f", zip(groups, w).filter { $0.0 == g }.reduce(0) { $0 + $1.1 }) }))
+                        try Terminal.say(row(head, names.map { g in String(format: "%.4f", zip(groups, w).filter { $0.0 == g }.reduce(0) { $0 + $1.1 }) }))
                     }
                 }
             }

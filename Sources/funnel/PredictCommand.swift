@@ -38,14 +38,14 @@ struct Predict: ParsableCommand {
                         case predictRowsPerSecond = "predict_rows_per_second", skippedRows = "skipped_rows", peakRSS = "peak_rss_mb"
                     }
                 }
-                Terminal.printJSON(Output(rows: outcome.rows, predictRowsPerSecond: outcome.rowsPerSecond, skippedRows: outcome.skippedRows,
+                try Terminal.printJSON(Output(rows: outcome.rows, predictRowsPerSecond: outcome.rowsPerSecond, skippedRows: outcome.skippedRows,
                                           peakRSS: ResourceUsage.peakRSSMegabytes, gemm: BLAS.engine,
                                           precision: BLAS.precision))
             } else if out == "-" {
                 for n in outcome.notes { Terminal.note(n) }
             } else {
                 for n in outcome.notes { Terminal.note(n) }
-                print("wrote \(outcome.rows) predictions to \(out) (\(Terminal.rate(outcome.rowsPerSecond)) rows/s)")
+                try Terminal.say("wrote \(outcome.rows) predictions to \(out) (\(Terminal.rate(outcome.rowsPerSecond)) rows/s)")
             }
         }
     }

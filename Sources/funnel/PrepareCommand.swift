@@ -41,12 +41,12 @@ struct Prepare: ParsableCommand {
             if let common {
                 let s = try AliCCPRaw.prepare(skeleton: data, common: common, options: options, to: out, groupRows: groupRows,
                                               sampleRows: sampleRows, force: force)
-                return report(s, source: "\(data) + \(common)")
+                return try report(s, source: "\(data) + \(common)")
             }
             // A PaddleRec Ali-CCP file has no header (its first line is a sample): the cache
             // builder recognises it and infers its fields itself.
             if (layout == .auto || layout == .generic) && PaddleRecLayout.matches(data) {
-                return report(try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows,
+                return try report(try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows,
                                                         sampleRows: sampleRows, force: force), source: data)
             }
             let header = try CSVFile(path: data, delimiter: options.delimiter).header
@@ -55,17 +55,17 @@ struct Prepare: ParsableCommand {
             if resolved == .recsys2023 && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
             let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows,
                                               force: force)
-            report(s, source: data)
+            try report(s, source: data)
         }
     }
 
-    private func report(_ s: ColumnarCache.PrepareSummary, source: String) {
+    private func report(_ s: ColumnarCache.PrepareSummary, source: String) throws {
         if json {
-            Terminal.printJSON(s)
+            try Terminal.printJSON(s)
         } else {
             for n in s.report.notes where !n.contains("conversion=1 and click=0") { Terminal.note(n) }
             let shared = s.sharedRecords.map { ", \($0) common-feature records" } ?? ""
-            print("prepared \(s.rows) rows in \(s.groups) row groups\(shared): \(source) (\(String(format: "%.1f", Double(s.sourceBytes) / 1e6)) MB) → "
+            try Terminal.say("prepared \(s.rows) rows in \(s.groups) row groups\(shared): \(source) (\(String(format: "%.1f", Double(s.sourceBytes) / 1e6)) MB) → "
                   + "\(out) (\(String(format: "%.1f", Double(s.cacheBytes) / 1e6)) MB) in \(Terminal.duration(s.seconds)), "
                   + String(format: "%.1f MB/s, peak RSS %.0f MB", s.megabytesPerSecond, s.peakRSSMegabytes))
         }

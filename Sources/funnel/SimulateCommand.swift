@@ -59,17 +59,17 @@ struct Simulate: ParsableCommand {
                     + String(format: "%.1f MB", Double(r.bytes) / 1e6) + ")"
             }
             if layout == .aliCCPRaw {
-                if json { return Terminal.printJSON(raw!) }
-                return print(rawLine! + " in \(Terminal.duration(Date().timeIntervalSince(start)))")
+                if json { return try Terminal.printJSON(raw!) }
+                return try Terminal.say(rawLine! + " in \(Terminal.duration(Date().timeIntervalSince(start)))")
             }
             var summary = try FunnelSimulator(config: c).write(to: out)
             summary.raw = raw
             if json {
-                Terminal.printJSON(summary)
+                try Terminal.printJSON(summary)
             } else {
-                if let rawLine { print(rawLine) }
+                if let rawLine { try Terminal.say(rawLine) }
                 let what = days > 1 ? "\(summary.trainRows) rows over \(days) days" : "\(summary.trainRows) train + \(summary.testRows) test rows"
-                print("wrote \(what) to \(out) "
+                try Terminal.say("wrote \(what) to \(out) "
                       + "(\(summary.clicks) clicks, \(summary.conversions) conversions, \(summary.idSpace) ids) "
                       + "in \(Terminal.duration(Date().timeIntervalSince(start)))")
             }
@@ -85,9 +85,9 @@ struct Simulate: ParsableCommand {
         let start = Date()
         let summary = try RecSysSimulator(config: c).write(to: out)
         if json {
-            Terminal.printJSON(summary)
+            try Terminal.printJSON(summary)
         } else {
-            print("wrote \(summary.trainRows) rows (days \(c.firstDay)-\(c.lastDay - 1)) to \(out)/train.tsv and "
+            try Terminal.say("wrote \(summary.trainRows) rows (days \(c.firstDay)-\(c.lastDay - 1)) to \(out)/train.tsv and "
                   + "\(summary.testRows) rows (day \(c.lastDay)) to \(out)/test.tsv (\(summary.clicks) clicks, "
                   + "\(summary.installs) installs, \(summary.installsWithoutClick) without a click) "
                   + "in \(Terminal.duration(Date().timeIntervalSince(start)))")

@@ -6,23 +6,28 @@ enum Terminal {
     static let stderrIsTTY = isatty(2) == 1
 
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("funnel: error: \(message)\n".utf8))
+        StandardStreams.error("funnel: error: \(message)\n")
     }
 
     static func note(_ message: String) {
-        FileHandle.standardError.write(Data("funnel: \(message)\n".utf8))
+        StandardStreams.error("funnel: \(message)\n")
     }
 
     /// Rewrites the current progress line (TTY only).
     static func progress(_ line: String, final: Bool = false) {
         guard stderrIsTTY else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)\(final ? "\n" : "")".utf8))
+        StandardStreams.error("\r\u{1B}[2K\(line)\(final ? "\n" : "")")
     }
 
-    static func printJSON<T: Encodable>(_ value: T) {
+    /// One line of results on standard output; a failed write (full disk, closed output) throws.
+    static func say(_ line: String) throws { try StandardStreams.line(line) }
+
+    static func printJSON<T: Encodable>(_ value: T) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        if let data = try? enc.encode(value), let s = String(data: data, encoding: .utf8) { print(s) }
+        let data: Data
+        do { data = try enc.encode(value) } catch { throw FunnelError("cannot encode the JSON output: \(error)") }
+        try StandardStreams.write(data + Data("\n".utf8))
     }
 
     static func duration(_ s: Double) -> String {

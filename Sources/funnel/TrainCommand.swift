@@ -89,26 +89,26 @@ struct Train: ParsableCommand {
         let summary = outcome.summary
         if quiet { return }
         if json {
-            Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
+            try Terminal.printJSON(TrainOutput(model: kind, out: out, summary: summary,
                                            valid: outcome.best?.metrics ?? outcome.validation.last,
                                            memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
                                            best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
                                            distributed: outcome.communication))
         } else {
             if let b = outcome.best {
-                print("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
+                try Terminal.say("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
                       + (outcome.stoppedEarly ? " (stopped early)" : ""))
             }
             let ranks = outcome.communication.map { " × \($0.ranks) ranks" } ?? ""
-            print("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
+            try Terminal.say("trained \(kind) on \(summary.rows) rows in \(Terminal.duration(summary.seconds)) "
                   + "(\(Terminal.rate(summary.trainSamplesPerSecond)) samples/s, \(summary.threads) thread(s)\(ranks)); saved to \(out)")
             if let c = outcome.communication {
-                print(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
+                try Terminal.say(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
                              c.denseBytesPerStep / 1e3, c.sparseBytesPerStep / 1e3, c.seconds))
             }
             if let budget = memoryBudget {
                 let peak = ResourceUsage.peakRSSMegabytes
-                print(String(format: "peak RSS %.0f MiB (budget %.0f MiB)%@", peak, budget, peak > budget ? " — over budget" : ""))
+                try Terminal.say(String(format: "peak RSS %.0f MiB (budget %.0f MiB)%@", peak, budget, peak > budget ? " — over budget" : ""))
             }
         }
     }

@@ -55,14 +55,14 @@ struct Tune: ParsableCommand {
             let json = self.json
             let results = try Tuner.run(request) { line in if !json { Terminal.note(line) } }
             if json {
-                Terminal.printJSON(results)
+                try Terminal.printJSON(results)
                 return
             }
-            print("rank  trial  \(monitor.rawValue)  parameters")
+            try Terminal.say("rank  trial  \(monitor.rawValue)  parameters")
             for (k, t) in results.enumerated() {
-                print(String(format: "%4d  %5d  %.5f  ", k + 1, t.trial, t.value) + Tuner.describe(t.params))
+                try Terminal.say(String(format: "%4d  %5d  %.5f  ", k + 1, t.trial, t.value) + Tuner.describe(t.params))
             }
-            if let out { print("best: trial \(results[0].trial); wrote \(out)/results.md, results.json, best.json") }
+            if let out { try Terminal.say("best: trial \(results[0].trial); wrote \(out)/results.md, results.json, best.json") }
         }
     }
 }

@@ -16,18 +16,15 @@ public final class CSVFile {
     public let path: String
     public let delimiter: UInt8
     public let header: [String]
-    private let data: Data
+    private let mapping: MappedFile
+    private var data: Data { mapping.data }
     private let bodyStart: Int
 
     /// Opens `path`; `delimiter` nil means auto-detect from the header line among `,` tab `;` `|`.
     public init(path: String, delimiter requested: UInt8? = nil) throws {
         self.path = path
-        try InputFile.checkReadable(path)
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw DataError(file: path, "cannot read: \(error.localizedDescription)")
-        }
+        mapping = try MappedFile(path)
+        let data = mapping.data
         var headerEnd = 0
         var lineEnd = 0
         var bom = 0

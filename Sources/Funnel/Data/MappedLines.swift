@@ -12,11 +12,9 @@ enum MappedLines {
     @discardableResult
     static func forEach(_ path: String, releasePages: Bool,
                         _ body: (_ line: Int, _ bytes: UnsafePointer<UInt8>, _ count: Int) throws -> Bool) throws -> Int {
-        try InputFile.checkReadable(path)
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw DataError(file: path, "cannot read: \(error.localizedDescription)")
-        }
+        let mapping = try MappedFile(path)
+        let data = mapping.data
+        defer { withExtendedLifetime(mapping) {} }
         try data.withUnsafeBytes { raw in
             guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return }
             let n = raw.count

@@ -100,7 +100,7 @@ public enum GBDTJobs {
             }
             w.newline()
         }
-        if out == "-" { FileHandle.standardOutput.write(w.data) } else { try AtomicFile.write(w.data, to: out, force: force) }
+        if out == "-" { try StandardStreams.write(w.data) } else { try AtomicFile.write(w.data, to: out, force: force) }
         return PredictionOutcome(rows: p.rows, seconds: seconds, skippedRows: table.report.skippedTotal, notes: table.report.notes)
     }
 

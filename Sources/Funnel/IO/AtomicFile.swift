@@ -21,13 +21,14 @@ public enum AtomicFile {
 extension AtomicFile {
     /// The temporary file, streamed (`write` above is one `Stream`; output too large to build in
     /// memory uses one directly): bytes go to `.NAME.tmp-PID` beside the target (created
-    /// exclusively, never through a symbolic link; a leftover of a killed run of this process id is
-    /// removed first), `finish` fsyncs and renames it into place and fsyncs the directory; a
-    /// stream dropped before `finish` removes its temporary file.
+    /// exclusively, never through a symbolic link; leftovers of killed runs are removed first),
+    /// `finish` fsyncs and renames it into place and fsyncs the directory; a stream dropped
+    /// before `finish` removes its temporary file, and so does SIGINT or SIGTERM (`Temporaries`).
     public final class Stream {
         public let path: String
         private let tmp: String
         private let fd: Int32
+        private let registration: Temporaries.Registration
         private var finished = false
         public private(set) var written = 0
 
@@ -35,23 +36,21 @@ extension AtomicFile {
             try OutputPath.checkFile(path, force: force)
             let url = URL(fileURLWithPath: path)
             self.path = path
-            tmp = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).tmp-\(getpid())"
+            tmp = Temporaries.path(for: url.path)
+            Temporaries.sweep(beside: url.path)
             unlink(tmp)  // a leftover of a killed run of this process id
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
+            registration = Temporaries.register(tmp)
         }
 
         deinit {
             if !finished { close(fd); unlink(tmp) }
+            registration.forget()
         }
 
         public func write(_ bytes: UnsafeRawBufferPointer) throws {
-            var off = 0
-            while off < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
-                if n < 0 { if errno == EINTR { continue }; throw FunnelError("\(path): write failed: \(String(cString: strerror(errno)))") }
-                off += n
-            }
+            try FileDescriptor.writeAll(fd, bytes, path: path)
             written += bytes.count
         }
 
@@ -61,6 +60,7 @@ extension AtomicFile {
             guard fsync(fd) == 0 else { throw FunnelError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
             close(fd)
             finished = true
+            defer { registration.forget() }
             guard rename(tmp, path) == 0 else {
                 let why = String(cString: strerror(errno))
                 unlink(tmp)

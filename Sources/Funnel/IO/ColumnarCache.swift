@@ -89,23 +89,25 @@ public final class ColumnarCache {
 
     public let path: String
     public let footer: Footer
-    private let data: Data
+    private let mapping: MappedFile
+    private var data: Data { mapping.data }
 
     /// True when `path` starts with the cache magic (any version).
+    /// Only a regular file is opened (without blocking): a FIFO given as input is never waited on.
     public static func isCache(_ path: String) -> Bool {
-        guard let h = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? h.close() }
-        let head = (try? h.read(upToCount: 7)) ?? Data()
-        return Array(head) == Array(magic.prefix(7))
+        guard (try? InputFile.checkReadable(path)) != nil else { return false }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 7)
+        return pread(fd, &head, 7, 0) == 7 && head == Array(magic.prefix(7))
     }
 
     /// Opens and validates a cache: magic, version, trailer, footer checksum and shape.
     public init(path: String) throws {
         self.path = path
-        let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw DataError(file: path, "cannot read: \(error.localizedDescription)")
-        }
+        let mapped = try MappedFile(path)
+        let bytes = mapped.data
         let n = bytes.count
         guard n >= 8 + 32, Array(bytes.prefix(7)) == Array(Self.magic.prefix(7)) else {
             throw DataError(file: path, "not a Funnel cache (run `funnel prepare` to make one)")
@@ -162,7 +164,7 @@ public final class ColumnarCache {
         guard expected == footerOffset, f.groups.reduce(0, { $0 + $1.rows }) == f.rows else {
             throw DataError(file: path, "cache row groups do not add up to the file")
         }
-        data = bytes
+        mapping = mapped
         footer = f
     }
 

@@ -25,10 +25,11 @@ public enum InputFile {
     /// `limit` bytes before reading it.
     public static func contents(_ path: String, limit: Int) throws -> Data {
         try checkReadable(path)
-        let bytes = size(path)
-        guard bytes <= limit else { throw DataError(file: path, "is \(bytes) bytes; at most \(limit) are read") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read") }
-        return data
+        // Opened without blocking: a FIFO swapped in after the check is refused, never waited on.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw DataError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        return try FileDescriptor.readAll(fd, path: path, limit: limit)
     }
 
     /// The size in bytes of a regular file (0 when it cannot be stat'ed).

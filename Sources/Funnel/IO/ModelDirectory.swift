@@ -66,6 +66,27 @@ public struct ModelManifest: Codable, Sendable {
     }
 }
 
+extension ModelManifest {
+    /// Decodes `model.json`, naming a foreign format or a newer version before any field error.
+    static func decode(_ data: Data, path: String) throws -> ModelManifest {
+        do {
+            if let probe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                guard probe["format"] as? String == ModelManifest.formatName else {
+                    throw FunnelError("\(path): not a Funnel model (format is \(probe["format"].map { "\($0)" } ?? "missing"))")
+                }
+                if let v = probe["format_version"] as? Int, v > ModelManifest.currentVersion {
+                    throw FunnelError("\(path): format version \(v) is newer than this funnel reads (\(ModelManifest.currentVersion)); upgrade funnel")
+                }
+            }
+            return try JSONDecoder().decode(ModelManifest.self, from: data)
+        } catch let e as FunnelError {
+            throw e
+        } catch {
+            throw FunnelError("\(path): cannot read model manifest: \(DecodingErrorText.describe(error))")
+        }
+    }
+}
+
 /// A trained model: manifest plus network, saved as a directory with `model.json` and
 /// `weights.safetensors`.
 public struct TrainedModel {
@@ -91,50 +112,25 @@ public struct TrainedModel {
         network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
     }
 
-    /// Writes weights first, then `model.json` (which names the weights' checksum), each atomically.
+    /// Writes `model.json` and the weights as one directory, swapped in whole (`AtomicDirectory`):
+    /// a reader sees the previous model or this one, never one's manifest beside the other's weights.
     public func save(to dir: String, force: Bool = false) throws {
-        try OutputPath.checkDirectory(dir, force: force)
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw FunnelError("\(dir): cannot create model directory: \(error.localizedDescription)")
-        }
         let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
         var m = manifest
         m.weightsChecksum = Checksum.fnv64Hex(weights)
-        try AtomicFile.write(weights, to: dir + "/" + m.weightsFile, force: force)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(m), to: dir + "/model.json", force: force)
+        try AtomicDirectory.write([.init(m.weightsFile, weights), .init("model.json", try enc.encode(m))], to: dir, force: force)
     }
 
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let manifestPath = dir + "/model.json"
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) else { throw FunnelError("\(dir): not found") }
-        guard isDirectory.boolValue else {
-            throw FunnelError("\(dir): not a directory (a Funnel model directory holds model.json and weights.safetensors)")
-        }
-        guard FileManager.default.fileExists(atPath: manifestPath) else {
+        let directory = try DirectoryHandle(dir)
+        guard directory.exists("model.json") else {
             throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
         }
-        let data = try InputFile.contents(manifestPath, limit: InputFile.manifestLimit)
-        let m: ModelManifest
-        do {
-            if let probe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-                guard probe["format"] as? String == ModelManifest.formatName else {
-                    throw FunnelError("\(manifestPath): not a Funnel model (format is \(probe["format"].map { "\($0)" } ?? "missing"))")
-                }
-                if let v = probe["format_version"] as? Int, v > ModelManifest.currentVersion {
-                    throw FunnelError("\(manifestPath): format version \(v) is newer than this funnel reads (\(ModelManifest.currentVersion)); upgrade funnel")
-                }
-            }
-            m = try JSONDecoder().decode(ModelManifest.self, from: data)
-        } catch let e as FunnelError {
-            throw e
-        } catch {
-            throw FunnelError("\(manifestPath): cannot read model manifest: \(DecodingErrorText.describe(error))")
-        }
+        let data = try directory.contents("model.json", limit: InputFile.manifestLimit)
+        let m = try ModelManifest.decode(data, path: manifestPath)
         do { try m.config.validate() } catch let e as FunnelError { throw FunnelError("\(manifestPath): \(e.message)") }
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
@@ -150,7 +146,7 @@ public struct TrainedModel {
         }
         let expected = NetworkSize(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
                                    denseCount: m.schema.dense.count, maxBatch: 1, workers: 1).parameters * 4
-        let wdata = try InputFile.contents(weightsPath, limit: Int(expected * 1.01) + (16 << 20))
+        let wdata = try directory.contents(m.weightsFile, limit: Int(expected * 1.01) + (16 << 20))
         let sum = Checksum.fnv64Hex(wdata)
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")

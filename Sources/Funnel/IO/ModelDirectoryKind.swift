@@ -5,11 +5,15 @@ public enum ModelDirectoryKind: Sendable {
     case neural, gbdt
 
     public static func detect(_ dir: String) throws -> ModelDirectoryKind {
-        let path = dir + "/model.json"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw FunnelError("\(path): not found (is \(dir) a Funnel model directory?)")
+        try detect(DirectoryHandle(dir))
+    }
+
+    static func detect(_ directory: DirectoryHandle) throws -> ModelDirectoryKind {
+        let path = directory.path + "/model.json"
+        guard directory.exists("model.json") else {
+            throw FunnelError("\(path): not found (is \(directory.path) a Funnel model directory?)")
         }
-        let data = try InputFile.contents(path, limit: InputFile.manifestLimit)
+        let data = try directory.contents("model.json", limit: InputFile.manifestLimit)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw FunnelError("\(path): not a JSON object")
         }

@@ -43,7 +43,7 @@ public enum PredictionJob {
         let start = Date()
         let p = trained.network.predict(encoded)
         let seconds = Date().timeIntervalSince(start)
-        if r.out == "-" { FileHandle.standardOutput.write(csv(p).data) } else { try AtomicFile.write(csv(p).data, to: r.out, force: r.force) }
+        if r.out == "-" { try StandardStreams.write(csv(p).data) } else { try AtomicFile.write(csv(p).data, to: r.out, force: r.force) }
         return PredictionOutcome(rows: encoded.rowCount, seconds: seconds, skippedRows: report.skippedTotal, notes: report.notes)
     }
 

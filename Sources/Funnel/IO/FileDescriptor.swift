@@ -1,0 +1,47 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whole reads and writes on a file descriptor, with errors in words that name the file:
+/// every output of Funnel (files, standard output, standard error) is written through
+/// `writeAll`, so a full disk, a closed pipe or a closed descriptor is an error, never a trap.
+public enum FileDescriptor {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FunnelError("\(path): write failed: \(String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+    }
+
+    /// Reads an opened regular file whole, refusing one over `limit` bytes before reading.
+    static func readAll(_ fd: Int32, path: String, limit: Int) throws -> Data {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw DataError(file: path, "cannot read: \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw DataError(file: path, st.st_mode & S_IFMT == S_IFDIR ? "is a directory, not a file" : "is not a regular file (a device, FIFO or socket)")
+        }
+        let size = Int(st.st_size)
+        guard size <= limit else { throw DataError(file: path, "is \(size) bytes; at most \(limit) are read") }
+        var data = Data(count: size)
+        var got = 0
+        try data.withUnsafeMutableBytes { raw in
+            while got < size {
+                let n = pread(fd, raw.baseAddress! + got, size - got, off_t(got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DataError(file: path, "cannot read: \(String(cString: strerror(errno)))")
+                }
+                if n == 0 { break }
+                got += n
+            }
+        }
+        guard got == size else { throw DataError(file: path, "the file changed (it was cut short) while being read") }
+        return data
+    }
+}
