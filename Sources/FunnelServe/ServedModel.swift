@@ -72,7 +72,9 @@ public final class ServedModel: @unchecked Sendable {
     func predict(_ rows: [[String: JSONValue]], into w: inout CSVWriter) async throws -> Int {
         switch backend {
         case .neural(let model, let decoder, let pool):
-            let data = model.schema.encode(try decoder.decode(rows))
+            let table = try decoder.decode(rows)
+            if let bad = model.schema.denseOutOfRange(table, limit: 1).first { throw RequestError(bad.message, row: bad.row, field: bad.column) }
+            let data = model.schema.encode(table)
             let slot = await pool.acquire()
             let p = model.network.predict(data, worker: slot)
             await pool.release(slot)

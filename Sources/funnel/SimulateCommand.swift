@@ -25,6 +25,15 @@ struct Simulate: ParsableCommand {
         case aliCCP = "ali-ccp", aliCCPRaw = "ali-ccp-raw", recsys2023
     }
 
+    private var sizeLayout: SimulationSize.Layout {
+        switch layout {
+        case nil: return .aliCCPCSV
+        case .aliCCP: return days > 1 ? .aliCCPCSV : .aliCCPWithRaw
+        case .aliCCPRaw: return .aliCCPRaw
+        case .recsys2023: return .recsys2023
+        }
+    }
+
     func validate() throws {
         try refuseManyRanks("simulate")
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
@@ -42,6 +51,7 @@ struct Simulate: ParsableCommand {
     func run() throws {
         try guarded {
             try OutputPath.checkDirectory(out, force: force)
+            try SimulationSize.check(rows: rows, layout: sizeLayout, dir: out)
             if layout == .recsys2023 { return try runRecSys() }
             var c = SimulatorConfig()
             c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr

@@ -171,4 +171,28 @@ final class ReliabilityTests: XCTestCase {
         if p.terminationReason == .uncaughtSignal { XCTAssertEqual(p.terminationStatus, SIGTERM) }
         XCTAssertEqual(leftovers(beside: out), [])
     }
+
+    func testADenseValueThatSaturatesTheNetworkIsAnErrorOrACountedSkip() throws {
+        let lines = try String(contentsOfFile: Self.data + "/test.csv", encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = lines[0].split(separator: ",").map(String.init)
+        let column = try XCTUnwrap(header.firstIndex(of: "D109_14"))
+        var third = lines[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        third[column] = "1e38"
+        let bad = Self.dir + "/saturating.csv"
+        try ([lines[0], lines[1], lines[2], third.joined(separator: ",")] + lines[4...]).joined(separator: "\n")
+            .appending("\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        try CLI.fails(["predict", "--model", Self.model, "--data", bad, "--out", Self.dir + "/sat.csv"],
+                      saying: "saturating.csv: column 'D109_14': data row 3: dense value 1e+38 lies")
+        let o = CLI.json(try CLI.ok(["predict", "--model", Self.model, "--data", bad, "--out", Self.dir + "/sat.csv",
+                                     "--skip-bad-rows", "--json"]))
+        XCTAssertEqual(o["skipped_rows"] as? Int, 1)
+        XCTAssertEqual(o["rows"] as? Int, lines.count - 2)
+    }
+
+    func testAnExistingFileAsAModelOutputIsNamedAsSuch() throws {
+        let file = Self.dir + "/a-file"
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", file] + Self.tiny,
+                      saying: "a-file: is a regular file, not a directory")
+    }
 }

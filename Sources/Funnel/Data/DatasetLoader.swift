@@ -54,7 +54,8 @@ public enum DatasetLoader {
     public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool)
         throws -> (data: EncodedDataset, report: ReadReport)
     {
-        let raw = try TableSource.read(path, layout: schema.layout, options: options, requireLabels: requireLabels)
+        let read = try TableSource.read(path, layout: schema.layout, options: options, requireLabels: requireLabels)
+        let raw = try schema.keepingDenseInRange(read, skipBadRows: options.skipBadRows)
         return (schema.encode(raw), raw.report)
     }
 

@@ -67,7 +67,7 @@ final class CacheWriter {
         var buffer: [UInt8] = []
         func add<T>(_ values: [T]) { values.withUnsafeBytes { buffer.append(contentsOf: $0) } }
         let layout = footer.layout
-        for name in footer.rowColumns { add(chunk.keys[layout.categorical.firstIndex(of: name)!]) }
+        for k in footer.rowColumnIndices { add(chunk.keys[k]) }
         for k in 0..<layout.dense.count { add(chunk.dense[k]) }
         if footer.hasLabels { add(chunk.click.map { UInt8($0) }); add(chunk.conversion.map { UInt8($0) }) }
         if footer.dayColumn != nil { add(chunk.days.map { Int32(truncatingIfNeeded: $0) }) }

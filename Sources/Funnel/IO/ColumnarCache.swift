@@ -83,7 +83,15 @@ public final class ColumnarCache {
         /// from the shared records), in layout order.
         public var rowColumns: [String] {
             let shared = Set(self.shared?.fields ?? [])
-            return layout.categorical.filter { !layout.multiValued.contains($0) && !shared.contains($0) }
+            let bags = Set(layout.multiValued)
+            return layout.categorical.filter { !bags.contains($0) && !shared.contains($0) }
+        }
+
+        /// Where each of `rowColumns` sits in `layout.categorical` (one pass: a table of 100,000
+        /// columns must not cost 100,000² name comparisons per row group).
+        public var rowColumnIndices: [Int] {
+            let position = Dictionary(layout.categorical.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+            return rowColumns.map { position[$0]! }
         }
     }
 

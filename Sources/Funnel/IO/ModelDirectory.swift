@@ -131,7 +131,12 @@ public struct TrainedModel {
         }
         let data = try directory.contents("model.json", limit: InputFile.manifestLimit)
         let m = try ModelManifest.decode(data, path: manifestPath)
-        do { try m.config.validate() } catch let e as FunnelError { throw FunnelError("\(manifestPath): \(e.message)") }
+        do {
+            try m.config.validate()
+            try m.schema.validateDenseStatistics()
+        } catch let e as FunnelError {
+            throw FunnelError("\(manifestPath): \(e.message)")
+        }
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
             try NetworkSize.check(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,

@@ -24,6 +24,7 @@ public enum OutputPath {
         case S_IFBLK: return "a block device"
         case S_IFIFO: return "a FIFO"
         case S_IFSOCK: return "a socket"
+        case S_IFREG: return "a regular file"
         default: return "not a regular file"
         }
     }

@@ -15,6 +15,10 @@ public struct NetworkSize: Sendable {
     public static let maxEmbeddingDim = 4096
     public static let maxBatch = 1 << 20
     public static let maxExperts = 256
+    /// The first layers read the concatenation of every field's embedding and the dense values:
+    /// its width is bounded like a layer's, so a wide table (100,000 columns of a 10 MB file)
+    /// is refused in words instead of allocating gigabytes of first-layer weights.
+    public static let maxInputWidth = 1 << 16
 
     public init(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int) {
         let arch = c.architecture
@@ -69,6 +73,11 @@ public struct NetworkSize: Sendable {
             try limit(sizes.count <= 64, "\(sizes.count) \(name) layers exceed 64")
         }
         try limit(c.experts <= maxExperts, "\(c.experts) experts exceed \(maxExperts)")
+        let width = fields.multipliedReportingOverflow(by: c.embeddingDim).partialValue + denseCount
+        try limit(fields <= maxInputWidth && width <= maxInputWidth,
+                  "the input is \(fields) categorical fields × \(c.embeddingDim) dimensions + \(denseCount) dense values = \(width) wide; "
+                  + "at most \(maxInputWidth) are read (at dimension \(c.embeddingDim), about \(max(0, maxInputWidth - denseCount) / max(1, c.embeddingDim)) fields): "
+                  + "ignore columns (--ignore) or lower --embedding-dim")
         try limit(c.batchSize <= NetworkSize.maxBatch, "the batch size \(c.batchSize) exceeds \(NetworkSize.maxBatch) rows")
         try limit(embeddingRows >= 1 && embeddingRows <= Int(Int32.max), "\(embeddingRows) embedding rows are out of range")
         let size = NetworkSize(config: c, embeddingRows: embeddingRows, fields: fields, denseCount: denseCount,

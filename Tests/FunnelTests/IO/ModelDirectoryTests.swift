@@ -1,5 +1,8 @@
 import XCTest
 @testable import Funnel
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class ModelDirectoryTests: XCTestCase {
     private var dir = ""
@@ -135,5 +138,84 @@ final class ModelDirectoryTests: XCTestCase {
         let fixed = manifest.replacingOccurrences(of: Checksum.fnv64Hex(weights), with: Checksum.fnv64Hex(foreign))
         try fixed.write(toFile: mpath, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("has shape [5,"), "\($0)") }
+    }
+
+    /// A safetensors file with `header` (JSON text) and `body` bytes of data.
+    private func forged(_ header: String, body: Int) -> Data {
+        var h = header
+        while (8 + h.utf8.count) % 8 != 0 { h += " " }
+        var d = Data()
+        var n = UInt64(h.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { d.append(contentsOf: $0) }
+        d.append(contentsOf: Array(h.utf8))
+        d.append(Data(repeating: 0, count: body))
+        return d
+    }
+
+    func testSafeTensorsRejectsForgedStructure() {
+        func entry(_ shape: String, _ offsets: String) -> String { "{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":\(offsets)}" }
+        let cases: [(String, Int, String)] = [
+            ("{\"a\":\(entry("[2]", "[0,8]")),\"b\":\(entry("[2]", "[4,12]"))}", 12, "overlaps another tensor's bytes"),
+            ("{\"a\":\(entry("[2]", "[0,8]")),\"a\":\(entry("[2]", "[8,16]"))}", 16, "tensor 'a' is named twice"),
+            ("{\"a\":\(entry("[0]", "[18446744073709551615,18446744073709551615]"))}", 8, "are not two integers"),
+            ("{\"a\":\(entry("[1.5]", "[0,4]"))}", 4, "is not a list of integers"),
+            ("{\"a\":\(entry("[-1,-4]", "[0,16]"))}", 16, "has a negative dimension (-1)"),
+            ("{\"a\":\(entry("[true]", "[0,4]"))}", 4, "is not a list of integers"),
+            ("{\"a\":\(entry("[1]", "[0,4]")),\"b\":\(entry("[1]", "[8,12]"))}", 12, "bytes 4..<8 of the data belong to no tensor"),
+            ("{\"a\":\(entry("[1]", "[0,4]"))}", 12, "bytes 4..<12 of the data belong to no tensor"),
+        ]
+        for (header, body, expected) in cases {
+            XCTAssertThrowsError(try SafeTensors.decode(forged(header, body: body), path: "w.safetensors"), expected) { e in
+                XCTAssertTrue("\(e)".contains(expected), "expected '\(expected)' in \(e)")
+            }
+        }
+        // Keys escaped differently are still the same name; a nested object's keys are not names.
+        let escaped = "{\"a\":\(entry("[1]", "[0,4]")),\"\\u0061\":\(entry("[1]", "[4,8]"))}"
+        XCTAssertThrowsError(try SafeTensors.decode(forged(escaped, body: 8), path: "w")) { XCTAssertTrue("\($0)".contains("named twice"), "\($0)") }
+        let fine = "{\"__metadata__\":{\"a\":\"x\"},\"a\":\(entry("[1]", "[0,4]")),\"b\":\(entry("[1]", "[4,8]"))}"
+        XCTAssertNoThrow(try SafeTensors.decode(forged(fine, body: 8), path: "w"))
+    }
+
+    func testAModelDirectoryIsReplacedWholeKeepingOtherFilesAndNeverFollowsLinksInside() throws {
+        let (model, _) = try smallModel(kind: .esmm)
+        let out = dir + "/whole"
+        try model.save(to: out)
+        try "my notes".write(toFile: out + "/NOTES.txt", atomically: true, encoding: .utf8)
+        try model.save(to: out)
+        XCTAssertEqual(try String(contentsOfFile: out + "/NOTES.txt", encoding: .utf8), "my notes", "a user's file survives a replace")
+        let siblings = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".whole.") }
+        XCTAssertEqual(siblings, [], "no temporary is left beside the model")
+        // The weights replaced by a symbolic link to a file elsewhere: refused, never read through.
+        let outside = dir + "/outside.bin"
+        try FileManager.default.copyItem(atPath: out + "/weights.safetensors", toPath: outside)
+        try FileManager.default.removeItem(atPath: out + "/weights.safetensors")
+        try FileManager.default.createSymbolicLink(atPath: out + "/weights.safetensors", withDestinationPath: outside)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) {
+            XCTAssertTrue("\($0)".contains("weights.safetensors: is a symbolic link"), "\($0)")
+        }
+    }
+
+    func testARunKilledBetweenTheTwoRenamesIsRecoveredByTheNextWriter() throws {
+        let (model, _) = try smallModel(kind: .esmm)
+        let out = dir + "/aside"
+        try model.save(to: out)
+        // What the rename-aside fallback leaves when killed after its first rename: no `aside`,
+        // a complete `.aside.old-PID` of a process that no longer exists.
+        let dead: Int32 = 4_000_000
+        XCTAssertEqual(rename(out, dir + "/.aside.old-\(dead)"), 0)
+        try AtomicDirectory.recover(out)
+        XCTAssertNoThrow(try TrainedModel.load(from: out), "the previous model is back in place")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".aside.") }, [])
+    }
+
+    func testDenseStatisticsThatCannotStandardiseAreRefused() throws {
+        let (model, _) = try smallModel(kind: .esmm)
+        let out = dir + "/std0"
+        try model.save(to: out)
+        let mpath = out + "/model.json"
+        let text = try String(contentsOfFile: mpath, encoding: .utf8)
+        let std = try XCTUnwrap(text.range(of: "\"std\" : [0-9.e+-]+", options: .regularExpression))
+        try text.replacingCharacters(in: std, with: "\"std\" : 0").write(toFile: mpath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainedModel.load(from: out)) { XCTAssertTrue("\($0)".contains("std must be finite and > 0"), "\($0)") }
     }
 }
