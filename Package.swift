@@ -51,7 +51,9 @@ let package = Package(
             name: "FunnelServe",
             dependencies: [
                 "Funnel",
+                "CProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]

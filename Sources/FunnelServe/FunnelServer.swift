@@ -20,12 +20,20 @@ public struct ServeConfiguration: Sendable {
     /// (their bytes stay in the kernel's socket buffers). With the body and row limits this
     /// bounds the memory requests can hold.
     public var maxConcurrentRequests = 2 * ProcessInfo.processInfo.activeProcessorCount
+    /// Seconds a predict request may hold its place in the gate waiting for the rest of its body
+    /// (bodies up to `BodyReader.prefixBytes` are read before taking a place).
+    public var slotTimeout = 2.0
+    /// The estimated memory one request's parsed rows may take (`RequestParser.Limits`).
+    public var maxParsedBytes = 40 << 20
     /// Seconds a connection may take to deliver a complete request head (from opening, or from
     /// its previous response), a request body (from its head), and stay idle between requests.
     /// Before a head completes the shorter of the header and idle timeouts applies.
     public var headerTimeout = 30.0
     public var bodyTimeout = 30.0
     public var idleTimeout = 60.0
+    /// Open connections at most; at the cap new ones wait in the kernel's backlog
+    /// (`ConnectionCounter.defaultLimit`: the descriptor limit less headroom).
+    public var maxConnections = ConnectionCounter.defaultLimit
     /// Who may reload the model over HTTP (off by default).
     public var reload = ReloadPolicy()
 
@@ -102,12 +110,18 @@ public final class FunnelServer: @unchecked Sendable {
     let logger: Logger
     /// Bounds the predict requests reading or parsing a body at once, and so the memory they hold.
     let gate: RequestGate
+    let connections: ConnectionCounter
+    /// One reload at a time (HTTP or SIGHUP): concurrent ones queue instead of each loading a
+    /// model at once, and each checks against the model the previous one left.
+    private let reloadLock = NSLock()
 
     /// Loads the model; a broken model directory fails here, before any port is bound.
     public init(configuration: ServeConfiguration, logger: Logger = Logger(label: "funnel.serve")) throws {
+        try configuration.reload.checkExposure(host: configuration.host)
         self.configuration = configuration
         self.logger = logger
         gate = RequestGate(limit: max(1, configuration.maxConcurrentRequests))
+        connections = ConnectionCounter(limit: max(1, configuration.maxConnections))
         // Requests come in every size: share a few GEMM primitives between sizes (rows unchanged).
         BLAS.bucketRowCounts = true
         slot = ModelSlot(try FunnelServer.load(configuration.modelPath, configuration))
@@ -122,6 +136,8 @@ public final class FunnelServer: @unchecked Sendable {
     /// serving and the reason is logged and returned.
     @discardableResult
     public func reload(path: String? = nil, checked: Bool = false) -> Result<ServedModel, Error> {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
         let target = path ?? slot.current.path
         do {
             let m = try FunnelServer.load(target, configuration)
@@ -154,11 +170,17 @@ public final class FunnelServer: @unchecked Sendable {
     func predict(body: ByteBuffer) async -> (Response, rows: Int) {
         let model = slot.current  // this request finishes on this model even if a reload lands meanwhile
         let rows: [[String: JSONValue]]
-        let limits = RequestParser.Limits(rows: configuration.maxRowsPerRequest, fieldsPerRow: model.maxFieldsPerRow)
+        var limits = RequestParser.Limits(rows: configuration.maxRowsPerRequest, fieldsPerRow: model.maxFieldsPerRow)
+        limits.parsedBytes = configuration.maxParsedBytes
+        limits.known = model.knownFields
         do {
             rows = try RequestParser.rows(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [], limits: limits)
         } catch let e as RequestParser.TooManyRows {
             return (FunnelServer.error(RequestError("more than \(e.limit) rows: the limit per request", status: 413)), 0)
+        } catch let e as RequestParser.TooManyValues {
+            return (FunnelServer.error(RequestError(
+                "the request's values would take more than \(e.limit >> 20) MiB once parsed (arrays and bags count per element): "
+                + "send fewer values per request", status: 413)), 0)
         } catch let e as RequestParser.Malformed {
             return (FunnelServer.error(RequestError("body must be a JSON object {\"rows\": [{field: value, …}, …]}: \(e.what) at byte \(e.offset)")), 0)
         } catch {
@@ -182,28 +204,51 @@ public final class FunnelServer: @unchecked Sendable {
     /// Reads a predict request's body within the limits and answers it. A declared body over
     /// the limit is refused before any of it is read; a body that grows past it, or ends before
     /// its declared length, or has malformed chunking, gets its own precise error. Errors that
-    /// leave unread bytes on the connection close it (`Connection: close`), so the client sees
-    /// the response and the socket is released.
+    /// leave unread bytes on the connection close it (`Connection: close`, `LingeringClose`).
+    ///
+    /// The first `BodyReader.prefixBytes` of a body are read before the request takes a place in
+    /// the gate, so a client trickling its bytes holds no place (its connection is closed by the
+    /// body timeout); a body longer than that takes its place for the rest and must finish within
+    /// `slotTimeout`, or gets 408 and frees the place. Memory stays bounded: prefixes by the
+    /// connection cap, whole bodies by the gate.
     func predict(request: Request) async -> (Response, rows: Int) {
         let limit = configuration.maxBodyBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             return (FunnelServer.closing(FunnelServer.error(RequestError(
                 "request body of \(declared) bytes exceeds the limit of \(limit) bytes", status: 413))), 0)
         }
-        await gate.enter()
-        defer { gate.leave() }
-        var request = request
-        let body: ByteBuffer
+        var reader = BodyReader(request.body, limit: limit)
+        var held = false
+        defer { if held { gate.leave() } }
         do {
-            body = try await request.collectBody(upTo: limit)
-        } catch is NIOTooManyBytesError {
+            try await reader.readPrefix()
+            await gate.enter()
+            held = true
+            if !reader.complete { try await reader.readRest(within: configuration.slotTimeout) }
+        } catch is BodyReader.TooLarge {
             return (FunnelServer.closing(FunnelServer.error(RequestError("request body exceeds the limit of \(limit) bytes", status: 413))), 0)
+        } catch is BodyReader.TooSlow {
+            return (FunnelServer.closing(FunnelServer.error(RequestError(
+                String(format: "request body did not arrive within %.0f s of its turn (--slot-timeout); send it faster or in smaller requests",
+                       configuration.slotTimeout), status: 408))), 0)
         } catch {
             return (FunnelServer.closing(FunnelServer.error(RequestError(
                 "request body incomplete or malformed (it ended before its declared length, or its chunked encoding is invalid)",
                 status: 400))), 0)
         }
-        return await predict(body: body)
+        return await predict(body: reader.body)
+    }
+
+    /// How full the server is: the gate (places held, requests waiting), open connections and the
+    /// cap. Saturated: requests are waiting for a place, or connections are at 90% of the cap.
+    /// `/healthz` reports it and stays 200 (the process is alive); `/readyz` answers 503 then, so
+    /// a balancer sends traffic elsewhere.
+    var load: [String: Any] {
+        let g = gate.load, open = connections.current, cap = connections.limit
+        let saturated = g.waiting > 0 || open * 10 >= cap * 9
+        return ["saturated": saturated,
+                "requests": ["active": g.active, "waiting": g.waiting, "limit": g.limit],
+                "connections": ["open": open, "limit": cap]]
     }
 
     static func closing(_ response: Response) -> Response {
@@ -215,7 +260,8 @@ public final class FunnelServer: @unchecked Sendable {
     /// The routes and the methods each allows; any other method on them is a 405 with `Allow`,
     /// and HEAD answers wherever GET does.
     static let routes: [(path: String, methods: [HTTPRequest.Method])] = [
-        ("v1/predict", [.post]), ("healthz", [.get, .head]), ("v1/model", [.get, .head]), ("metrics", [.get, .head]),
+        ("v1/predict", [.post]), ("healthz", [.get, .head]), ("readyz", [.get, .head]), ("v1/model", [.get, .head]),
+        ("metrics", [.get, .head]),
         ("v1/reload", [.post]),
     ]
 
@@ -232,7 +278,14 @@ public final class FunnelServer: @unchecked Sendable {
         }
         let healthz: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             metrics.request(path: "/healthz", status: 200)
-            return FunnelServer.json(["status": "ok"])
+            return FunnelServer.json(self.load.merging(["status": "ok"]) { $1 })
+        }
+        let readyz: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
+            let load = self.load
+            let ready = load["saturated"] as? Bool != true
+            metrics.request(path: "/readyz", status: ready ? 200 : 503)
+            return FunnelServer.json(load.merging(["status": ready ? "ready" : "saturated"]) { $1 },
+                                     status: ready ? .ok : .serviceUnavailable)
         }
         let model: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             metrics.request(path: "/v1/model", status: 200)
@@ -242,7 +295,7 @@ public final class FunnelServer: @unchecked Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }
-        for (path, handler) in [("healthz", healthz), ("v1/model", model), ("metrics", exposition)] {
+        for (path, handler) in [("healthz", healthz), ("readyz", readyz), ("v1/model", model), ("metrics", exposition)] {
             router.get(RouterPath(path), use: handler)
             router.head(RouterPath(path)) { request, context in
                 let full = try await handler(request, context)
@@ -298,7 +351,12 @@ public final class FunnelServer: @unchecked Sendable {
         } catch {
             return FunnelServer.error(RequestError("\(error)", status: 403))
         }
-        switch self.reload(path: target, checked: true) {
+        // Loading is seconds of blocking work: on a Dispatch thread, never on the threads that
+        // answer predictions (three reloaders at once had cut them from ~2,000 to 30 req/s).
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<ServedModel, Error>, Never>) in
+            DispatchQueue.global(qos: .utility).async { c.resume(returning: self.reload(path: target, checked: true)) }
+        }
+        switch result {
         case .success(let m):
             return FunnelServer.json(["reloaded": true, "model": m.metadata])
         case .failure(let e as ReloadPolicy.Refusal):
@@ -321,8 +379,10 @@ public final class FunnelServer: @unchecked Sendable {
         let body = TimeAmount.milliseconds(Int64(configuration.bodyTimeout * 1000))
         let app = Application(
             router: router(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [BodyTimeoutHandler(timeout: body)], idleTimeout: idle)),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "funnel"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [BodyTimeoutHandler(timeout: body), LingeringCloseHandler()],
+                                                idleTimeout: idle)),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "funnel",
+                                 availableConnectionsDelegate: ConnectionCap(counter: connections)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? -1) },
             logger: logger)
         try await app.runService()

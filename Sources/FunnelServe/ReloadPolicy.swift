@@ -1,4 +1,5 @@
 import Foundation
+import Funnel
 
 /// Who may swap the served model over HTTP, and for what. `POST /v1/reload` is off unless
 /// enabled; it loads only directories under `modelRoot` (resolved: no escape through `..` or
@@ -57,7 +58,21 @@ public struct ReloadPolicy: Sendable {
         return target
     }
 
-    /// Refuses a model of another kind or other input columns than `current`, unless allowed.
+    /// Whether `host` is reachable only from this machine (a loopback address or name).
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+
+    /// Reloads over HTTP from other machines need a token: refused at start otherwise.
+    public func checkExposure(host: String) throws {
+        guard allowHTTP, adminToken == nil, !Self.isLoopback(host) else { return }
+        throw FunnelError("--allow-reload on \(host) lets any machine that reaches the port swap the model: "
+                          + "give --admin-token or --admin-token-file, or serve on a loopback address")
+    }
+
+    /// Refuses a model of another kind (esmm vs mmoe, neural vs GBDT) or other input columns
+    /// than `current`, unless allowed.
     public func check(_ new: ServedModel, against current: ServedModel) throws {
         guard !allowSchemaChange else { return }
         guard new.kindName == current.kindName else {

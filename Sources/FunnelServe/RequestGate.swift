@@ -34,6 +34,11 @@ final class RequestGate: @unchecked Sendable {
         if admitted { c.resume() }
     }
 
+    /// Places held, requests waiting for one, and the number of places.
+    var load: (active: Int, waiting: Int, limit: Int) {
+        lock.withLock { (active, waiting.count, limit) }
+    }
+
     /// Hands the place to the next waiter, if any.
     func leave() {
         lock.lock()

@@ -6,18 +6,36 @@ import Funnel
 /// same thing in a file and in a request.
 ///
 /// Hostile bodies cost bounded work and memory: nesting deeper than `Limits.depth` is refused
-/// (the reader recurses at most that deep), and the row count and each row's member count are
-/// enforced while parsing, so a request holds at most what it is allowed to send.
+/// (the reader recurses at most that deep), the row count and each row's member count are
+/// enforced while parsing, every value kept is charged to `Limits.parsedBytes` as it is made
+/// (an 8 MiB body of four million array elements would otherwise cost ~240 MB), and a field the
+/// model does not read is skipped unmaterialised — so a request holds at most what it is
+/// allowed to send, whatever its shape.
 struct RequestParser {
     private let bytes: [UInt8]
     private var i = 0
     private let limits: Limits
+    /// What the values kept so far cost, as charged by `charge`.
+    private var parsed = 0
 
     /// What one request may contain.
     struct Limits: Sendable {
         var rows = 10_000
         var fieldsPerRow = 4_096
         var depth = 64
+        /// The parsed rows' memory, estimated as they are made (see `Cost`); 413 beyond it.
+        var parsedBytes = 40 << 20
+        /// The fields the model reads; any other is kept as `.other` without parsing it into
+        /// values (nil: keep every field).
+        var known: Set<String>? = nil
+    }
+
+    /// Bytes charged per value kept: what Swift allocates for it, with array growth's slack.
+    enum Cost {
+        static let scalar = 48       // a JSONValue in an array (stride 32, storage grown ×1.5 on average)
+        static let list = 64         // an array's header and the enum holding it
+        static let field = 96        // a dictionary entry: key, value, hash slot
+        static let row = 160         // a row's dictionary storage
     }
 
     init(_ bytes: [UInt8], limits: Limits) {
@@ -28,6 +46,13 @@ struct RequestParser {
     struct Malformed: Error { let offset: Int; let what: String }
     /// More rows than `Limits.rows` (HTTP 413).
     struct TooManyRows: Error { let limit: Int }
+    /// Parsed values past `Limits.parsedBytes` (HTTP 413).
+    struct TooManyValues: Error { let limit: Int }
+
+    private mutating func charge(_ bytes: Int) throws {
+        parsed += bytes
+        guard parsed <= limits.parsedBytes else { throw TooManyValues(limit: limits.parsedBytes) }
+    }
 
     /// Parses `{"rows": [{…}, …], …}`; other top-level keys are skipped (within the depth limit).
     static func rows(_ bytes: [UInt8], limits: Limits = Limits()) throws -> [[String: JSONValue]] {
@@ -38,6 +63,7 @@ struct RequestParser {
             var out: [[String: JSONValue]] = []
             try p.array(depth: 2) { p in
                 guard out.count < p.limits.rows else { throw TooManyRows(limit: p.limits.rows) }
+                try p.charge(Cost.row)
                 out.append(try p.flatObject(row: out.count))
             }
             rows = out
@@ -99,7 +125,13 @@ struct RequestParser {
             guard members <= p.limits.fieldsPerRow else {
                 throw Malformed(offset: p.i, what: "row \(row) has more than \(p.limits.fieldsPerRow) fields")
             }
-            values[key] = try p.scalar(depth: 4)
+            try p.charge(Cost.field + key.utf8.count)
+            if let known = p.limits.known, !known.contains(key) {
+                try p.skipValue(depth: 4)  // read for its syntax, never kept: the decoder ignores or names it
+                values[key] = .other
+            } else {
+                values[key] = try p.scalar(depth: 4)
+            }
         }
         return values
     }
@@ -107,7 +139,10 @@ struct RequestParser {
     private mutating func scalar(depth: Int) throws -> JSONValue {
         guard let c = peek() else { throw Malformed(offset: i, what: "missing value") }
         switch c {
-        case 34: return .string(try string())
+        case 34:
+            let text = try string()
+            try charge(text.utf8.count > 15 ? 32 + text.utf8.count : 0)  // short strings live inline
+            return .string(text)
         case 91: return try list(depth: depth)
         case 123: try skipValue(depth: depth); return .other
         case 116: try literal("true"); return .bool(true)
@@ -171,7 +206,9 @@ struct RequestParser {
     private mutating func list(depth: Int) throws -> JSONValue {
         var items: [JSONValue] = []
         var flat = true
+        try charge(Cost.list)
         try array(depth: depth) { p in
+            try p.charge(Cost.scalar)
             guard p.peek() == 91 else {
                 let v = try p.scalar(depth: depth + 1)
                 if case .other = v { flat = false }
@@ -180,7 +217,9 @@ struct RequestParser {
                 return
             }
             var pair: [JSONValue] = []
+            try p.charge(Cost.list)
             try p.array(depth: depth + 1) { q in
+                try q.charge(Cost.scalar)
                 let v = try q.scalar(depth: depth + 2)
                 if case .list = v { flat = false }
                 if case .other = v { flat = false }

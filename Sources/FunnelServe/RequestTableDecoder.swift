@@ -19,6 +19,8 @@ public struct RequestTableDecoder: Sendable {
     private let known: Set<String>
     /// Columns a request row may name without being unknown.
     public var knownFieldCount: Int { known.count }
+    /// The columns a request row may name; the parser keeps no other field's value.
+    var knownFields: Set<String> { known }
 
     public init(layout: TableLayout, required: Set<String>, dayColumn: String?, rejectUnknownFields: Bool) {
         self.layout = layout

@@ -43,6 +43,8 @@ public final class ServedModel: @unchecked Sendable {
     /// Members a request row may have: the model's columns (features, labels, ignored, day) and
     /// some room for fields the client adds; more is refused while parsing.
     let maxFieldsPerRow: Int
+    /// The fields whose values a request's parser keeps (`RequestParser.Limits.known`).
+    let knownFields: Set<String>
 
     /// Loads and fully validates `path` (manifest, checksums, every tensor shape or model file).
     public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool) throws {
@@ -62,6 +64,7 @@ public final class ServedModel: @unchecked Sendable {
             summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
         }
         maxFieldsPerRow = backend.decoder.knownFieldCount + 64
+        knownFields = backend.decoder.knownFields
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
@@ -104,10 +107,12 @@ public final class ServedModel: @unchecked Sendable {
         }
     }
 
-    /// "neural" or "gbdt": what a response looks like.
+    /// The model's kind as training named it ("esmm", "mmoe", …), or "gbdt".
     var kindName: String {
-        if case .gbdt = backend { return "gbdt" }
-        return "neural"
+        switch backend {
+        case .neural(let model, _, _): return model.config.kind.rawValue
+        case .gbdt: return "gbdt"
+        }
     }
 
     /// The input columns a request carries (categorical then dense), as the model reads them.

@@ -27,6 +27,10 @@ struct Serve: AsyncParsableCommand {
     var maxConcurrentRequests: Int?
     @Option(parsing: .unconditional, help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
     @Option(parsing: .unconditional, help: "Seconds to deliver a request body after its head.") var bodyTimeout = 30.0
+    @Option(parsing: .unconditional, help: "Seconds a predict request may hold its place waiting for the rest of a body over 64 KiB (then 408).")
+    var slotTimeout = 2.0
+    @Option(parsing: .unconditional, help: "Open connections at most; more wait in the kernel's backlog (default: the descriptor limit less 64, at most 16384).")
+    var maxConnections: Int?
     @Option(parsing: .unconditional, help: "Seconds a connection may stay idle between requests.") var idleTimeout = 60.0
     @Flag(help: "Allow POST /v1/reload (SIGHUP always reloads the current directory).") var allowReload = false
     @Option(help: "With --allow-reload: directories under this one may be loaded (default: only the current model directory).")
@@ -37,7 +41,9 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         try refuseManyRanks("serve")
-        for (flag, v) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)] {
+        if let m = maxConnections { guard (1...1_000_000).contains(m) else { throw ValidationError("--max-connections must be between 1 and 1000000") } }
+        for (flag, v) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout),
+                          ("--slot-timeout", slotTimeout)] {
             guard v > 0, v <= 86_400 else { throw ValidationError("\(flag) must be between 0 and 86400 seconds") }
         }
         if let m = maxConcurrentRequests { guard (1...4096).contains(m) else { throw ValidationError("--max-concurrent-requests must be between 1 and 4096") } }
@@ -58,6 +64,8 @@ struct Serve: AsyncParsableCommand {
         c.workers = try resolveThreads(threads)
         c.maxConcurrentRequests = maxConcurrentRequests ?? 2 * c.workers
         (c.headerTimeout, c.bodyTimeout, c.idleTimeout) = (headerTimeout, bodyTimeout, idleTimeout)
+        c.slotTimeout = slotTimeout
+        if let maxConnections { c.maxConnections = maxConnections }
         c.reload.allowHTTP = allowReload
         c.reload.modelRoot = modelRoot
         c.reload.allowSchemaChange = allowSchemaChange

@@ -289,7 +289,17 @@ final class ServeTests: XCTestCase {
         policy.allowSchemaChange = false
         let current = try ServedModel(path: ServeTests.modelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
         let same = try ServedModel(path: ServeTests.otherModelDir, workers: 1, maxRowsPerRequest: 10, rejectUnknownFields: false)
-        XCTAssertNoThrow(try policy.check(same, against: current), "ipsp on the same columns")
+        XCTAssertThrowsError(try policy.check(same, against: current), "ipsp on the same columns is another kind") {
+            XCTAssertTrue("\($0)".contains("is a ipsp model, the serving one a esmm model"), "\($0)")
+        }
+        // A reload exposed beyond this machine needs a token, checked when the server starts.
+        var exposed = ServeConfiguration(modelPath: ServeTests.modelDir)
+        exposed.host = "0.0.0.0"
+        exposed.reload.allowHTTP = true
+        XCTAssertThrowsError(try FunnelServer(configuration: exposed)) { XCTAssertTrue("\($0)".contains("--admin-token"), "\($0)") }
+        exposed.reload.adminToken = "t"
+        XCTAssertNoThrow(try FunnelServer(configuration: exposed))
+        XCTAssertTrue(ReloadPolicy.isLoopback("[::1]") && ReloadPolicy.isLoopback("127.0.0.2") && !ReloadPolicy.isLoopback("10.0.0.1"))
         // A model reading other columns is another schema.
         var options = ReadOptions()
         options.ignore = ["301"]
@@ -320,6 +330,24 @@ final class RequestParserTests: XCTestCase {
         XCTAssertEqual(rows[0]["o"], .list([.integer(1), .integer(2)]), "an array of scalars is a list (multi-valued fields)")
         XCTAssertEqual(rows[1], [:])
         XCTAssertEqual(try parse(#"{"rows": []}"#).count, 0)
+    }
+
+    func testParsedValuesAreChargedAndUnknownFieldsAreNotKept() throws {
+        let many = "[" + Array(repeating: "1", count: 10_000).joined(separator: ",") + "]"
+        var limits = RequestParser.Limits()
+        limits.parsedBytes = 200_000
+        XCTAssertThrowsError(try RequestParser.rows(Array("{\"rows\": [{\"bag\": \(many)}]}".utf8), limits: limits)) {
+            XCTAssertTrue($0 is RequestParser.TooManyValues, "\($0)")
+        }
+        // Pairs cost more than scalars: the same budget refuses fewer of them.
+        let pairs = "[" + Array(repeating: "[1,0.5]", count: 2_000).joined(separator: ",") + "]"
+        XCTAssertThrowsError(try RequestParser.rows(Array("{\"rows\": [{\"bag\": \(pairs)}]}".utf8), limits: limits))
+        // A field the model does not read is checked for syntax and kept as a marker only.
+        limits.known = ["a"]
+        let rows = try RequestParser.rows(Array("{\"rows\": [{\"a\": 1, \"junk\": \(many)}]}".utf8), limits: limits)
+        XCTAssertEqual(rows[0]["a"], .integer(1))
+        XCTAssertEqual(rows[0]["junk"], .other)
+        XCTAssertThrowsError(try RequestParser.rows(Array("{\"rows\": [{\"a\": 1, \"junk\": [1,}]}".utf8), limits: limits))
     }
 
     func testMalformedBodies() {

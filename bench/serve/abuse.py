@@ -159,6 +159,80 @@ check("HEAD /healthz", status == 200, str(status))
 status, data, _ = request("POST", "/v1/reload", b'{"model": "/etc"}')
 check("reload without --allow-reload", status == 403, f"{status} {data[:60]!r}")
 
+# Four uploads trickling one byte a second (2 x cores): they hold no place in the gate.
+tricklers = []
+for _ in range(4):
+    t_sock = socket.create_connection(("127.0.0.1", args.port))
+    t_sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+    tricklers.append(t_sock)
+def trickle():
+    for _ in range(2):
+        time.sleep(1)
+        for t_sock in tricklers:
+            try:
+                t_sock.send(b" ")
+            except OSError:
+                pass
+threading.Thread(target=trickle, daemon=True).start()
+time.sleep(0.3)
+t = time.time()
+status, data, _ = request("POST", "/v1/predict", json.dumps({"rows": [row]}).encode(), timeout=10)
+check("a valid request beside 4 trickling uploads", status == 200 and time.time() - t < 1, f"{status} in {time.time() - t:.2f}s")
+for t_sock in tricklers:
+    t_sock.close()
+
+# A 413 to a client still sending its 9 MB body: answered, and the connection closed within the
+# lingering second, not after the body timeout.
+s9 = socket.create_connection(("127.0.0.1", args.port))
+s9.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 9437184\r\n\r\n")
+def push():
+    chunk = b"x" * 65536
+    try:
+        for _ in range(144):
+            s9.sendall(chunk)
+    except OSError:
+        pass
+threading.Thread(target=push, daemon=True).start()
+s9.settimeout(10)
+t, reply = time.time(), b""
+try:
+    while chunk := s9.recv(65536):
+        reply += chunk
+except (socket.timeout, ConnectionResetError, OSError):
+    pass
+closed_after = time.time() - t
+s9.close()
+status_line = reply.split(b"\r\n")[0]
+check("413 to a client still sending 9 MB", reply.startswith(b"HTTP/1.1 413") and closed_after < 2.5,
+      f"{status_line!r}, closed after {closed_after:.1f}s (body timeout {TIMEOUTS['body']}s)")
+
+# Eight concurrent 8 MiB bodies of four million array elements, in a field the model reads and
+# in one it does not: refused or answered, within the memory bound.
+bag = ('{"rows":[{"101": [' + ",".join(["1"] * 4_000_000) + ']}]}').encode()[:MAX_BODY - 64]
+bag = bag[:bag.rfind(b",")] + b"]}]}"
+junk = bag.replace(b'"101"', b'"zz"', 1)
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    statuses = list(pool.map(lambda k: request("POST", "/v1/predict", bag if k % 2 == 0 else junk)[0], range(8)))
+check("8 concurrent 4M-element arrays (8 MiB)", all(s in (400, 413) for s in statuses) and peak[0] <= bound,
+      f"{statuses}, peak RSS {peak[0]:.0f} MB (bound {bound:.0f})")
+
+# A storm of idle connections: capped, answered at the end, memory handed back after.
+before = rss_mb()
+storm = []
+for _ in range(800):
+    try:
+        storm.append(socket.create_connection(("127.0.0.1", args.port), timeout=2))
+    except OSError:
+        break
+time.sleep(0.5)
+during = rss_mb()
+for c in storm:
+    c.close()
+time.sleep(6.5)
+after = rss_mb()
+check("800 idle connections, then closed", server.poll() is None and after - before < 30,
+      f"RSS {before:.0f} -> {during:.0f} -> {after:.0f} MB")
+
 t = time.time()
 status, _, _ = request("GET", "/healthz", timeout=5)
 check("alive at the end", status == 200 and time.time() - t < 1 and server.poll() is None, f"/healthz in {(time.time() - t) * 1000:.0f} ms")
@@ -167,5 +241,52 @@ end = rss_mb()
 check(f"peak RSS under the bound", peak[0] <= bound, f"base {base:.0f} MB, peak {peak[0]:.0f} MB, end {end:.0f} MB, bound {bound:.0f} MB")
 server.terminate()
 server.wait(10)
+
+# Few descriptors (ulimit -n 200): the cap (200 - 64) stops accepting before EMFILE; the server
+# does not spin, and answers again once connections close.
+import resource
+def few_fds():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+small = subprocess.Popen([args.funnel, "serve", "--model", model, "--port", str(args.port + 1), "--threads", "2",
+                          "--idle-timeout", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=few_fds)
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", args.port + 1), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+held = []
+for _ in range(300):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", args.port + 1), timeout=1))
+    except OSError:
+        break
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+c0 = cpu_seconds(small.pid)
+time.sleep(2)
+busy = (cpu_seconds(small.pid) - c0) / 2
+for c in held[:150]:
+    c.close()
+try:
+    conn = http.client.HTTPConnection("127.0.0.1", args.port + 1, timeout=5)
+    conn.request("GET", "/healthz")
+    health = json.loads(conn.getresponse().read())
+    conn.close()
+except OSError as e:
+    health = {"error": str(e)}
+check("300 connections on 200 descriptors", busy < 0.2 and health.get("status") == "ok",
+      f"{len(held)} connected, server CPU {busy * 100:.0f}% while at the cap, then /healthz {health.get('connections')}")
+for c in held[150:]:
+    c.close()
+small.terminate()
+small.wait(10)
+
+exposed = subprocess.run([args.funnel, "serve", "--model", model, "--host", "0.0.0.0", "--port", str(args.port + 2),
+                          "--allow-reload"], capture_output=True, text=True, timeout=30)
+check("--allow-reload on 0.0.0.0 without a token", exposed.returncode != 0 and "--admin-token" in exposed.stderr,
+      exposed.stderr.strip()[:100])
 print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

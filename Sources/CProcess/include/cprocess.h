@@ -44,4 +44,10 @@ int funnel_rename_exchange(const char *from, const char *to);
 /// under their numbers.
 int funnel_standard_streams_closed_at_start(void);
 
+// MARK: Memory
+
+/// Returns freed heap memory to the kernel (glibc malloc_trim): after a storm of connections
+/// the allocator otherwise keeps its high-water mark resident for good.
+void funnel_release_free_memory(void);
+
 #endif
