@@ -1,9 +1,39 @@
 #include "cmpi.h"
 #include <limits.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+// A collective whose other ranks do not answer within this many seconds returns
+// FUNNEL_MPI_TIMEOUT instead of waiting forever (a stopped or hung rank).
+static double timeout_seconds = 600;
+
+void funnel_mpi_set_timeout(double seconds) { timeout_seconds = seconds > 0 ? seconds : 600; }
+double funnel_mpi_timeout(void) { return timeout_seconds; }
+
+// Every collective is started non-blocking and waited for here: MPI_Test in a loop, spinning
+// (with sched_yield) for the first 10 ms as a blocking collective would, then sleeping with a
+// backoff up to 1 ms — so ranks waiting on a stopped one idle instead of spinning a core — until
+// the request completes or the timeout passes.
+static int wait_for(MPI_Request *request) {
+    double start = MPI_Wtime();
+    long pause_ns = 1000;
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return rc;
+        if (done) return MPI_SUCCESS;
+        double waited = MPI_Wtime() - start;
+        if (waited > timeout_seconds) return FUNNEL_MPI_TIMEOUT;
+        if (waited < 0.01) { sched_yield(); continue; }
+        struct timespec ts = {0, pause_ns};
+        nanosleep(&ts, NULL);
+        if (pause_ns < 1000000) pause_ns *= 2;
+    }
+}
 
 int funnel_mpi_init(void) {
     int provided = 0;
@@ -36,7 +66,9 @@ int funnel_mpi_size(void) {
 #define CHUNKED(TYPE, MPITYPE, OP)                                                                 \
     for (int64_t done = 0; done < count;) {                                                         \
         int n = count - done > INT_MAX ? INT_MAX : (int)(count - done);                            \
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buffer + done, n, MPITYPE, OP, MPI_COMM_WORLD);       \
+        MPI_Request request;                                                                        \
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buffer + done, n, MPITYPE, OP, MPI_COMM_WORLD, &request); \
+        if (rc == MPI_SUCCESS) rc = wait_for(&request);                                             \
         if (rc != MPI_SUCCESS) return rc;                                                           \
         done += n;                                                                                  \
     }                                                                                               \
@@ -49,7 +81,9 @@ int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count) { CHUNKED(int
 
 int funnel_mpi_allgather_int64(const int64_t *values, int64_t count, int64_t *out) {
     if (count > INT_MAX) return MPI_ERR_COUNT;
-    return MPI_Allgather(values, (int)count, MPI_INT64_T, out, (int)count, MPI_INT64_T, MPI_COMM_WORLD);
+    MPI_Request request;
+    int rc = MPI_Iallgather(values, (int)count, MPI_INT64_T, out, (int)count, MPI_INT64_T, MPI_COMM_WORLD, &request);
+    return rc == MPI_SUCCESS ? wait_for(&request) : rc;
 }
 
 int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, const int64_t *counts, const int64_t *displacements) {
@@ -61,7 +95,9 @@ int funnel_mpi_allgatherv_bytes(const void *send, int64_t sendCount, void *out, 
         d[r] = (int)displacements[r];
     }
     if (sendCount > INT_MAX) return MPI_ERR_COUNT;
-    return MPI_Allgatherv(send, (int)sendCount, MPI_BYTE, out, c, d, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Request request;
+    int rc = MPI_Iallgatherv(send, (int)sendCount, MPI_BYTE, out, c, d, MPI_BYTE, MPI_COMM_WORLD, &request);
+    return rc == MPI_SUCCESS ? wait_for(&request) : rc;
 }
 
 int funnel_mpi_alltoallv_bytes(const void *send, const int64_t *sendCounts, const int64_t *sendDisplacements,
@@ -76,7 +112,9 @@ int funnel_mpi_alltoallv_bytes(const void *send, const int64_t *sendCounts, cons
         rc[r] = (int)recvCounts[r];
         rd[r] = (int)recvDisplacements[r];
     }
-    return MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Request request;
+    int status = MPI_Ialltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, MPI_COMM_WORLD, &request);
+    return status == MPI_SUCCESS ? wait_for(&request) : status;
 }
 
 void funnel_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
@@ -84,7 +122,10 @@ void funnel_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 void funnel_mpi_error_string(int code, char *out, int capacity) {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
-    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) len = 0;
+    if (code == FUNNEL_MPI_TIMEOUT) {
+        len = snprintf(text, sizeof text, "no answer in %g s from the other ranks (--collective-timeout): a rank is stopped, hung or cut off",
+                       timeout_seconds);
+    } else if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) len = 0;
     if (capacity <= 0) return;
     int n = len < capacity - 1 ? len : capacity - 1;
     memcpy(out, text, (size_t)n);
@@ -97,8 +138,8 @@ typedef void (*lgbm_reduce_function)(const char *input, char *output, int type_s
 
 static void lgbm_fail(const char *what, int rc) {
     char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
+    funnel_mpi_error_string(rc, text, (int)sizeof text);
+    int len = (int)strlen(text);
     fprintf(stderr, "funnel: error: rank %d: LightGBM's %s over MPI failed: %.*s\n", funnel_mpi_rank(), what, len, text);
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
@@ -124,7 +165,10 @@ static void lgbm_reduce_scatter(char *input, int32_t input_size, int type_size, 
         recv_counts[j] = mine;
         recv_displs[j] = j * mine;
     }
-    int rc = MPI_Alltoallv(input, send_counts, send_displs, MPI_BYTE, received, recv_counts, recv_displs, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Request request;
+    int rc = MPI_Ialltoallv(input, send_counts, send_displs, MPI_BYTE, received, recv_counts, recv_displs, MPI_BYTE, MPI_COMM_WORLD,
+                            &request);
+    if (rc == MPI_SUCCESS) rc = wait_for(&request);
     if (rc != MPI_SUCCESS) lgbm_fail("reduce-scatter", rc);
     memcpy(output, received, (size_t)mine);
     for (int j = 1; j < num_block; j++) (*reducer)(received + (size_t)j * (size_t)mine, output, type_size, mine);
@@ -134,7 +178,9 @@ static void lgbm_reduce_scatter(char *input, int32_t input_size, int type_size, 
 static void lgbm_allgather(char *input, int32_t input_size, const int32_t *block_start, const int32_t *block_len,
                            int num_block, char *output, int32_t output_size) {
     (void)output_size; (void)num_block;
-    int rc = MPI_Allgatherv(input, input_size, MPI_BYTE, output, block_len, block_start, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Request request;
+    int rc = MPI_Iallgatherv(input, input_size, MPI_BYTE, output, block_len, block_start, MPI_BYTE, MPI_COMM_WORLD, &request);
+    if (rc == MPI_SUCCESS) rc = wait_for(&request);
     if (rc != MPI_SUCCESS) lgbm_fail("all-gather", rc);
 }
 

@@ -34,6 +34,7 @@ struct GBDTTrain: ParsableCommand {
     @Option(parsing: .unconditional, help: "LightGBM threads (default: the config's, else all cores).") var threads: Int?
     @Option(parsing: .unconditional, help: "Random seed (overrides the config's).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64?
     @OptionGroup var options: GBDTDataOptions
+    @OptionGroup var collective: CollectiveOptions
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
     @Flag(help: "Data-parallel LightGBM under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Rank 0 writes the model.")
@@ -45,6 +46,7 @@ struct GBDTTrain: ParsableCommand {
         // Find LightGBM before MPI starts: locating it may run python3, and a process that has
         // initialised MPI must not fork.
         _ = try? LightGBMLibrary.shared()
+        collective.apply()
         try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 

@@ -17,6 +17,7 @@ struct Train: ParsableCommand {
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ModelKind
     @Option(help: "Output model directory.") var out: String
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var collective: CollectiveOptions
     @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(parsing: .unconditional, help: "Random seed (initialisation and shuffling) (default: 42).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 42
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
@@ -51,6 +52,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        collective.apply()
         try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 

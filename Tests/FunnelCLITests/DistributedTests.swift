@@ -1,5 +1,8 @@
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `mpirun -np 2 funnel train` against one process: the same model up to summation order, rank
 /// 0 alone writing it; and the failures a job must survive cleanly.
@@ -126,11 +129,13 @@ final class DistributedTests: XCTestCase {
     func testFailuresEndTheJobCleanly() throws {
         let d = Self.dir, train = d + "/data/train.csv"
         let tiny = ["--embedding-dim", "4", "--hidden", "8", "--threads", "1"]
-        // A rank whose input is bad ends the job, naming itself and the cause; no model is left.
+        // A rank whose rows hold a bad one (data row 1, rank 1's: rows are dealt round-robin)
+        // ends the job, naming itself and the cause; no model is left.
         let bad = d + "/bad.csv"
-        try "click,purchase,a\n1,0,3\n2,0,4\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let r = try CLI.mpirun(ranks: 1, ["train", "--train", train, "--model", "esmm", "--out", d + "/f1"] + tiny,
-                               extra: [":", "-np", "1", CLI.binary.path, "train", "--train", bad, "--model", "esmm", "--out", d + "/f1"] + tiny)
+        var lines = try String(contentsOfFile: train, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[2] = "2" + lines[2].drop { $0 != "," }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try CLI.mpirun(ranks: 2, ["train", "--train", bad, "--model", "esmm", "--out", d + "/f1"] + tiny)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("rank 1 of 2") && r.stderr.contains("bad.csv:3"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/f1"))
@@ -168,5 +173,54 @@ final class DistributedTests: XCTestCase {
             + "\(dashes)\nmpirun detected that one or more processes exited with non-zero status\n\(dashes)\n"
         XCTAssertEqual(CLI.withoutLauncherBanners(captured),
                        "Error: funnel simulate does not run data-parallel (mpirun started 2 copies); only train and gbdt train do\n")
+    }
+
+    /// Ranks that see different files at one path (each rank's working directory holds its own
+    /// `data.csv`, as another mount would) are refused before the first step, naming both.
+    func testRanksThatSeeDifferentFilesAtOnePathAreRefused() throws {
+        let a = Self.dir + "/wa", b = Self.dir + "/wb"
+        for d in [a, b] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        let text = try String(contentsOfFile: Self.dir + "/data/train.csv", encoding: .utf8)
+        try text.write(toFile: a + "/data.csv", atomically: true, encoding: .utf8)
+        try text.split(separator: "\n").prefix(500).joined(separator: "\n").appending("\n").write(toFile: b + "/data.csv", atomically: true, encoding: .utf8)
+        let train = ["train", "--model", "esmm", "--train", "data.csv", "--out", Self.dir + "/mixed", "--epochs", "1"]
+        let r = try CLI.mpirun(ranks: 1, ["-wdir", a, CLI.binary.path] + train,
+                               extra: [":", "-wdir", b, "-np", "1", CLI.binary.path] + train, programGiven: true)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("rank 1 sees data.csv as"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("every rank must read the same file"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/mixed"), "no model from a mix")
+    }
+
+    /// A rank that stops answering (SIGSTOP) ends the job after --collective-timeout, and the
+    /// ranks waiting for it idle meanwhile instead of spinning.
+    func testAStoppedRankEndsTheJobAfterTheCollectiveTimeout() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try CLI.mpirunPath())
+        p.arguments = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2", CLI.binary.path, "train", "--model", "esmm",
+                       "--train", Self.dir + "/data/train.csv", "--out", Self.dir + "/stopped", "--epochs", "200", "--collective-timeout", "3"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Rank 1: the funnel process whose environment says so, once it is training.
+        var stopped: Int32?
+        for _ in 0..<200 where stopped == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = Int32(name), let env = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+                      let cmd = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+                      String(decoding: cmd, as: UTF8.self).contains(Self.dir + "/stopped"),
+                      String(decoding: env, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1") else { continue }
+                Thread.sleep(forTimeInterval: 1.5)  // into the training loop
+                kill(pid, SIGSTOP)
+                stopped = pid
+            }
+        }
+        XCTAssertNotNil(stopped, "rank 1 was not found")
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(stderr.contains("rank 0 of 2:") && stderr.contains("no answer in 3 s"), stderr)
     }
 }

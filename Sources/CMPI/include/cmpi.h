@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Returned by a collective whose other ranks gave no answer within the timeout.
+#define FUNNEL_MPI_TIMEOUT (-7701)
+// Seconds a collective waits for the other ranks (default 600); `--collective-timeout`.
+void funnel_mpi_set_timeout(double seconds);
+double funnel_mpi_timeout(void);
+
 int funnel_mpi_init(void);
 int funnel_mpi_is_initialized(void);
 int funnel_mpi_finalize(void);

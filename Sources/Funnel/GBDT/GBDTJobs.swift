@@ -38,6 +38,7 @@ public enum GBDTJobs {
         guard (1...1024).contains(threads) else { throw FunnelError("LightGBM threads must be between 1 and 1024") }
         let loadStart = Date()
         let comm = r.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        try comm?.checkSameInputs([r.train] + [r.valid].compactMap { $0 })
         let (full, settings) = try GBDTData.readTraining(r.train, preset: r.layout, options: r.read, ranks: comm)
         var notes = full.report.notes
         let trainTable: RawTable, validTable: RawTable

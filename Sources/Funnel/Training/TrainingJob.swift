@@ -75,6 +75,8 @@ public enum TrainingJob {
         try config.validate()
         try OutputPath.checkDirectory(request.out, force: request.force)  // before any work
         if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
+        // Ranks that would read different files at the same path are refused before any reading.
+        try request.dataParallel?.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
         let loadStart = Date()
         let data = try TrainingData.open(request)
         var notes = data.notes

@@ -31,8 +31,14 @@ final class NetworkSizeTests: XCTestCase {
         c = ModelConfig(kind: .esmm)
         c.embeddingDim = 4000
         c.hidden = [65_000, 65_000]
-        XCTAssertThrowsError(try NetworkSize.check(config: c, embeddingRows: 10_000_000, fields: 30, denseCount: 1, maxBatch: 2000, workers: 2)) {
+        XCTAssertThrowsError(try NetworkSize.check(config: c, embeddingRows: 10_000_000, fields: 16, denseCount: 1, maxBatch: 2000, workers: 2)) {
             XCTAssertTrue("\($0)".contains("GiB"), "\($0)")
+        }
+        // A wide table: 100,000 columns at the default dimension is refused for its input width.
+        XCTAssertThrowsError(try NetworkSize.check(config: ModelConfig(kind: .esmm), embeddingRows: 1_100_000, fields: 100_000, denseCount: 0,
+                                                   maxBatch: 1000, workers: 2)) {
+            XCTAssertTrue("\($0)".contains("the input is 100000 categorical fields × 18 dimensions + 0 dense values = 1800000 wide"), "\($0)")
+            XCTAssertTrue("\($0)".contains("about 3640 fields"), "\($0)")
         }
         XCTAssertNoThrow(try NetworkSize.check(config: ModelConfig(kind: .esmm), embeddingRows: 150_000, fields: 15, denseCount: 4,
                                                maxBatch: 1000, workers: 2))
