@@ -195,4 +195,30 @@ final class ReliabilityTests: XCTestCase {
         try CLI.fails(["train", "--train", Self.data + "/train.csv", "--model", "esmm", "--out", file] + Self.tiny,
                       saying: "a-file: is a regular file, not a directory")
     }
+
+    func testSimulateRefusesRowsThatCannotFit() throws {
+        try CLI.fails(["simulate", "--rows", "4611686018427387904", "--out", Self.dir + "/huge"], saying: "rows fit")
+        try CLI.fails(["simulate", "--rows", "40000000000", "--layout", "recsys2023", "--out", Self.dir + "/huge"], saying: "would write about")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.dir + "/huge"))
+    }
+
+    /// Output paths never trap: no `try!` and no Foundation `FileHandle` writes in the sources
+    /// (they raise on a full disk or a closed descriptor), no bare `print` in the commands (its
+    /// errors are lost). The generated protobuf code aside.
+    func testNoTrappingOrSilentWritesInTheSources() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources").path
+        var offenders: [String] = []
+        for case let file as String in FileManager.default.enumerator(atPath: sources)! where file.hasSuffix(".swift") && !file.hasSuffix(".pb.swift") {
+            let text = try String(contentsOfFile: sources + "/" + file, encoding: .utf8)
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let code = line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                if code.contains("try!") || code.contains("FileHandle.standardOutput.write") || code.contains("FileHandle.standardError.write")
+                    || (file.hasPrefix("funnel/") && code.range(of: #"(^|[^\w.])print\("#, options: .regularExpression) != nil) {
+                    offenders.append("\(file):\(n + 1): \(line.trimmingCharacters(in: .whitespaces))")
+                }
+            }
+        }
+        XCTAssertEqual(offenders, [])
+    }
 }

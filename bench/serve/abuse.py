@@ -268,7 +268,7 @@ def cpu_seconds(pid):
 c0 = cpu_seconds(small.pid)
 time.sleep(2)
 busy = (cpu_seconds(small.pid) - c0) / 2
-for c in held[:150]:
+for c in held[:250]:
     c.close()
 try:
     conn = http.client.HTTPConnection("127.0.0.1", args.port + 1, timeout=5)
@@ -278,11 +278,54 @@ try:
 except OSError as e:
     health = {"error": str(e)}
 check("300 connections on 200 descriptors", busy < 0.2 and health.get("status") == "ok",
-      f"{len(held)} connected, server CPU {busy * 100:.0f}% while at the cap, then /healthz {health.get('connections')}")
-for c in held[150:]:
+      f"{len(held)} connected, server CPU {busy * 100:.0f}% while at the cap; 250 closed, then /healthz {health.get('connections', health)}")
+for c in held[250:]:
     c.close()
 small.terminate()
 small.wait(10)
+
+# Three clients reloading the model over and over: reloads queue one at a time off the request
+# threads, so predictions keep their pace.
+reloader = subprocess.Popen([args.funnel, "serve", "--model", model, "--port", str(args.port + 3), "--threads", "2",
+                             "--allow-reload"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", args.port + 3), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+one_row = json.dumps({"rows": [row]}).encode()
+def predictions_per_second(seconds):
+    conn = http.client.HTTPConnection("127.0.0.1", args.port + 3, timeout=30)
+    n, end = 0, time.time() + seconds
+    while time.time() < end:
+        conn.request("POST", "/v1/predict", body=one_row, headers={"Content-Type": "application/json"})
+        if conn.getresponse().read() and True:
+            n += 1
+    conn.close()
+    return n / seconds
+quiet_rate = predictions_per_second(3)
+reloading = threading.Event()
+reload_counts = []
+def reload_loop():
+    conn, k = http.client.HTTPConnection("127.0.0.1", args.port + 3, timeout=60), 0
+    while not reloading.is_set():
+        conn.request("POST", "/v1/reload", body=b"")
+        conn.getresponse().read()
+        k += 1
+    conn.close()
+    reload_counts.append(k)
+threads = [threading.Thread(target=reload_loop, daemon=True) for _ in range(3)]
+for th in threads:
+    th.start()
+busy_rate = predictions_per_second(3)
+reloading.set()
+for th in threads:
+    th.join(30)
+reloader.terminate()
+reloader.wait(10)
+check("predictions while 3 clients reload in a loop", busy_rate >= 0.3 * quiet_rate,
+      f"{busy_rate:.0f} req/s (alone {quiet_rate:.0f} req/s), {sum(reload_counts)} reloads")
 
 exposed = subprocess.run([args.funnel, "serve", "--model", model, "--host", "0.0.0.0", "--port", str(args.port + 2),
                           "--allow-reload"], capture_output=True, text=True, timeout=30)

@@ -130,6 +130,39 @@ final class ParserFuzzTests: XCTestCase {
     }
 
     /// Inputs that once crashed a parser.
+    /// Structure-aware safetensors headers: tensors with names drawn from three (so duplicates
+    /// occur), shapes with negative, fractional, boolean and huge dimensions, offsets that
+    /// overlap, leave gaps, run past the data or near 2⁶⁴. Every outcome is a clean refusal, or
+    /// tensors that tile the data exactly under unique names.
+    func testSafeTensorsHeaderStructure() {
+        var m = Mutator(stream: 12)
+        let dims = ["0", "1", "2", "3", "-1", "1.5", "true", "9007199254740993", "18446744073709551615", "4294967296"]
+        let offsets = [0, 4, 8, 12, 16, 24, 32]
+        let deadline = Date().addingTimeInterval(Mutator.seconds)
+        var i = 0
+        while Date() < deadline {
+            var entries: [String] = []
+            for _ in 0..<(1 + m.below(4)) {
+                let shape = (0..<m.below(3)).map { _ in dims[m.below(dims.count)] }.joined(separator: ",")
+                let a = offsets[m.below(offsets.count)], b = m.below(5) == 0 ? "18446744073709551612" : "\(a + 4 * m.below(4))"
+                entries.append("\"t\(m.below(3))\":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(a),\(b)]}")
+            }
+            var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
+            while (8 + header.count) % 8 != 0 { header.append(32) }
+            var bytes = [UInt8](repeating: 0, count: 8)
+            for k in 0..<8 { bytes[k] = UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64(k))) }
+            let body = 4 * m.below(9)
+            let input = Data(bytes + header + [UInt8](repeating: 0, count: body))
+            expectCleanFailure("safetensors", seed: i) {
+                let (tensors, _) = try SafeTensors.decode(input, path: "fuzz.safetensors")
+                XCTAssertEqual(tensors.values.reduce(0) { $0 + $1.values.count * 4 }, body, "iteration \(i): tensors do not tile the data")
+                XCTAssertEqual(tensors.count, entries.count, "iteration \(i): a duplicate name was accepted")
+            }
+            i += 1
+        }
+        XCTAssertGreaterThan(i, 10)
+    }
+
     func testRegressions() {
         // A tensor shape whose element count overflows Int (trapped in the shape product).
         let header = #"{"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}}"#
