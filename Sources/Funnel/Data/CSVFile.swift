@@ -166,6 +166,23 @@ public final class CSVFile {
         }
     }
 
+    /// The data rows the file holds, estimated from the mean length of its first `sample` lines
+    /// (one pass over those lines only): sizes a read before it starts.
+    public func estimatedDataRows(sample: Int = 1000) -> Int {
+        data.withUnsafeBytes { raw -> Int in
+            let b = raw.bindMemory(to: UInt8.self)
+            guard let base = b.baseAddress, bodyStart < b.count else { return 0 }
+            var pos = bodyStart, lines = 0
+            while pos < b.count && lines < sample {
+                let nl = memchr(base + pos, 10, b.count - pos)
+                pos = (nl.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) - base } ?? b.count) + 1
+                lines += 1
+            }
+            let scanned = min(pos, b.count) - bodyStart
+            return pos >= b.count ? lines : Int((Double(b.count - bodyStart) / Double(max(1, scanned)) * Double(lines)).rounded(.up))
+        }
+    }
+
     /// The text of a cell, for error messages (truncated to 40 characters).
     public static func text(_ bytes: UnsafePointer<UInt8>, _ cell: Cell) -> String {
         let s = String(decoding: UnsafeBufferPointer(start: bytes + cell.start, count: cell.count), as: UTF8.self)

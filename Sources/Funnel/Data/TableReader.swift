@@ -96,6 +96,8 @@ public enum TableReader {
     /// read when both label columns are present.
     public static func read(_ csv: CSVFile, layout: TableLayout, options: ReadOptions,
                             requireLabels: Bool) throws -> RawTable {
+        try TableMemory.check(rows: csv.estimatedDataRows(), layout: layout, file: csv.path,
+                              streamedHint: "Prepare a cache (funnel prepare) and train with --memory-budget, or ignore columns (--ignore).")
         var table: RawTable?
         _ = try readChunks(csv, layout: layout, options: options, requireLabels: requireLabels, chunkRows: .max) { table = $0 }
         return table!

@@ -404,6 +404,9 @@ public final class ColumnarCache {
             let inferred = try TableReader.inferLayout(csv, options: options, sampleRows: sampleRows)
             (layout, hasLabels, sourceBytes) = (inferred, csv.header.contains(inferred.clickColumn) && csv.header.contains(inferred.conversionColumn),
                                                 csv.byteCount)
+            // One row group is held at a time: its rows, not the file's, must fit.
+            try TableMemory.check(rows: min(groupRows, csv.estimatedDataRows()), layout: inferred, file: source,
+                                  streamedHint: "Lower --group-rows, or ignore columns (--ignore).")
             stream = { sink in
                 try TableReader.readChunks(csv, layout: inferred, options: readOptions, requireLabels: false,
                                            chunkRows: groupRows, releasePages: true, sink: sink)

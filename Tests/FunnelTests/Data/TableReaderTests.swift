@@ -19,6 +19,26 @@ final class TableReaderTests: XCTestCase {
         }
     }
 
+    /// A table's rows are sized from its header and a sample of its lines before it is read:
+    /// a small file's estimate is its exact row count, and a table larger than the budget is
+    /// refused in words with the rows that would fit.
+    func testTableMemoryIsKnownBeforeReading() throws {
+        let path = dir + "/small.csv"
+        try "click,purchase,a,b\n1,0,x,1.5\n0,0,y,2\n\n1,1,z,3\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let csv = try CSVFile(path: path)
+        XCTAssertEqual(csv.estimatedDataRows(), 4, "the sample covers the file: lines after the header, a blank one included")
+        let layout = try TableReader.inferLayout(csv, options: ReadOptions(), sampleRows: nil)
+        XCTAssertNoThrow(try TableMemory.check(rows: 1000, layout: layout, file: path, streamedHint: ""))
+        XCTAssertThrowsError(try TableMemory.check(rows: 1 << 40, layout: layout, file: path, streamedHint: "Prepare a cache.")) {
+            XCTAssertTrue("\($0)".contains("small.csv: about 1099511627776 rows × 2 columns need about"), "\($0)")
+            XCTAssertTrue("\($0)".contains("rows fit. Prepare a cache."), "\($0)")
+        }
+        // A longer file: estimated from its first 1,000 lines, within a few percent.
+        let long = dir + "/long.csv"
+        try ("click,purchase,a\n" + (0..<5000).map { "0,0,\($0 % 97)" }.joined(separator: "\n") + "\n").write(toFile: long, atomically: true, encoding: .utf8)
+        XCTAssertEqual(Double(try CSVFile(path: long).estimatedDataRows()), 5000, accuracy: 250)
+    }
+
     func testReadsEveryAliCCPFixture() throws {
         for name in ["train", "val", "test"] {
             let (schema, data, report) = try load(Fixtures.path("ali-ccp-torchrechub/ali_ccp_\(name)_sample.csv"))
