@@ -32,8 +32,8 @@ loadtest: release
 abuse: release
 	@python3 bench/serve/abuse.py --funnel $(FUNNEL)
 
-# The bounded fuzz runs (CSV/TSV reader, cache reader, model loader, request parser) for
-# FUZZ_SECONDS each (`make test` runs them for 3 s each).
+# The bounded fuzz runs (CSV/TSV reader, cache reader, model loader, safetensors, request parser)
+# for FUZZ_SECONDS each (`make test` runs a fixed number of iterations of each).
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	FUNNEL_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --disable-swift-testing --filter 'ParserFuzzTests|RequestFuzzTests'

@@ -5,38 +5,64 @@ import XCTest
 final class DataParallelTests: XCTestCase {
     override func setUp() { BLAS.setThreads(1) }
 
+    /// Every model kind on every objective of its stages, and ESMM on every trunk: three workers'
+    /// shard gradients, reduced, equal the whole batch's gradient on one worker.
     func testReducedShardGradientsEqualWholeBatchGradient() {
-        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .ctr), (.base, .cvr)] {
-            var config = ModelConfig(kind: kind)
-            config.embeddingDim = 3; config.hidden = [6, 4]; config.batchSize = 10; config.seed = 4
-            let data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)
-            let single = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 1)
-            let multi = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 3)
-            let whole = Batch(capacity: 10, fields: 3, denseCount: 2)
-            [Int32](0..<10).withUnsafeBufferPointer { whole.fill(from: data, rows: $0) }
-            let wholeLoss = single.computeGradients(whole, objective: objective)
-            var shardLoss = 0.0
-            for (w, range) in [(0, 0..<4), (1, 4..<8), (2, 8..<10)] {
-                let b = Batch(capacity: 4, fields: 3, denseCount: 2)
-                [Int32](range.map { Int32($0) }).withUnsafeBufferPointer { b.fill(from: data, rows: $0) }
-                shardLoss += multi.computeGradients(b, objective: objective, worker: w, normalizer: 10)
-            }
-            multi.reduceGradients(for: objective, active: 3)
-            XCTAssertEqual(shardLoss, wholeLoss, accuracy: 1e-6)
-            for (p, q) in zip(single.parameters(for: objective), multi.parameters(for: objective)) {
-                if p.isSparse {
-                    XCTAssertEqual(Set(p.touchedRows), Set(q.touchedRows), p.name)
-                    for (s, r) in p.touchedRows.enumerated() {
-                        let t = q.touchedRows.firstIndex(of: r)!
-                        for d in 0..<p.rowWidth {
-                            XCTAssertEqual(p.rowGradients[s * p.rowWidth + d], q.rowGradients[t * p.rowWidth + d], accuracy: 1e-6)
-                        }
+        var cases: [(String, ModelConfig, Objective)] = []
+        for kind in ModelKind.allCases {
+            let config = Self.small(ModelConfig(kind: kind))
+            for stage in config.architecture.stages { cases.append(("\(kind.rawValue)/\(stage.objective.rawValue)", config, stage.objective)) }
+        }
+        for trunk in TrunkKind.allCases {
+            var config = ModelConfig(kind: .esmm)
+            config.trunk = trunk
+            cases.append(("esmm on \(trunk.rawValue)", Self.small(config), .entireSpace))
+        }
+        XCTAssertGreaterThan(cases.count, ModelKind.allCases.count)
+        for (name, config, objective) in cases { checkShards(name, config, objective) }
+    }
+
+    /// Small sizes that every trunk accepts (bottom and experts where the trunk has them).
+    static func small(_ c: ModelConfig) -> ModelConfig {
+        var config = c
+        config.embeddingDim = 3; config.hidden = [6, 4]; config.batchSize = 10; config.seed = 4
+        config.bottom = config.trunk.builder.usesBottom ? [5] : []
+        if config.trunk.isGated { config.experts = 2; config.expertHidden = [5]; config.levels = 2 }
+        return config
+    }
+
+    private func checkShards(_ name: String, _ config: ModelConfig, _ objective: Objective) {
+        let data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)
+        let single = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 1)
+        let multi = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 3)
+        let whole = Batch(capacity: 10, fields: 3, denseCount: 2)
+        [Int32](0..<10).withUnsafeBufferPointer { whole.fill(from: data, rows: $0) }
+        let wholeLoss = single.computeGradients(whole, objective: objective)
+        var shardLoss = 0.0
+        for (w, range) in [(0, 0..<4), (1, 4..<8), (2, 8..<10)] {
+            let b = Batch(capacity: 4, fields: 3, denseCount: 2)
+            [Int32](range.map { Int32($0) }).withUnsafeBufferPointer { b.fill(from: data, rows: $0) }
+            shardLoss += multi.computeGradients(b, objective: objective, worker: w, normalizer: 10)
+        }
+        multi.reduceGradients(for: objective, active: 3)
+        XCTAssertEqual(shardLoss, wholeLoss, accuracy: 1e-6, name)
+        var compared = 0
+        for (p, q) in zip(single.parameters(for: objective), multi.parameters(for: objective)) {
+            if p.isSparse {
+                XCTAssertEqual(Set(p.touchedRows), Set(q.touchedRows), "\(name): \(p.name)")
+                for (s, r) in p.touchedRows.enumerated() {
+                    guard let t = q.touchedRows.firstIndex(of: r) else { continue }
+                    for d in 0..<p.rowWidth {
+                        XCTAssertEqual(p.rowGradients[s * p.rowWidth + d], q.rowGradients[t * p.rowWidth + d], accuracy: 1e-6, "\(name): \(p.name)")
+                        compared += 1
                     }
-                } else {
-                    for i in 0..<p.count { XCTAssertEqual(p.grad[i], q.grad[i], accuracy: 1e-6, "\(p.name)[\(i)]") }
                 }
+            } else {
+                for i in 0..<p.count { XCTAssertEqual(p.grad[i], q.grad[i], accuracy: 1e-6, "\(name): \(p.name)[\(i)]") }
+                compared += p.count
             }
         }
+        XCTAssertGreaterThan(compared, 0, "\(name): no gradient was compared")
     }
 
     func testTwoWorkersAreDeterministicAndPredictLikeOne() throws {
