@@ -9,7 +9,7 @@ struct Export: ParsableCommand {
             The vocabularies (unseen → the out-of-vocabulary row) and the dense standardisation are inside the graph, so \
             ONNX Runtime alone reproduces `funnel predict`. Inputs are named as the training file's columns (int64, or \
             string for non-integer vocabularies; float for dense, NaN = empty); multi-valued fields take FIELD (values), \
-            FIELD.offsets (int64 [N+1]) and FIELD.weights. See the README's "Export to ONNX".
+            FIELD.offsets (int64 [N+1]) and FIELD.weights. See docs/onnx.md.
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case onnx }

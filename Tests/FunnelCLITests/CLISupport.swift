@@ -106,6 +106,47 @@ enum CLI {
         text.replacingOccurrences(of: "-{20,}\n(?:.*\n)*?-{20,}\n?", with: "", options: .regularExpression)
     }
 
+    /// What a child writes to `pipe`, read on another thread, until `done` holds for it or
+    /// `seconds` pass: the test never blocks in a read that may not return.
+    static func read(_ pipe: Pipe, until done: @escaping (String) -> Bool, within seconds: Double) -> String {
+        final class Buffer: @unchecked Sendable {
+            let lock = NSLock()
+            var text = ""
+            var ended = false
+        }
+        let buffer = Buffer()
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            while true {
+                let chunk = handle.availableData
+                buffer.lock.withLock { if chunk.isEmpty { buffer.ended = true } else { buffer.text += String(decoding: chunk, as: UTF8.self) } }
+                if chunk.isEmpty { return }
+            }
+        }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let (text, ended) = buffer.lock.withLock { (buffer.text, buffer.ended) }
+            if done(text) || ended { return text }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return buffer.lock.withLock { buffer.text }
+    }
+
+    /// A JSON number at `key` (nil for a missing key, `null` or another type): presence checks
+    /// that a `null` would pass use this instead of `XCTAssertNotNil(o[key])`.
+    static func number(_ o: [String: Any]?, _ key: String) -> Double? {
+        guard let v = o?[key], !(v is NSNull), let n = v as? NSNumber, String(cString: n.objCType) != "c" else { return nil }
+        return n.doubleValue
+    }
+
+    /// An AUC: a number in [0, 1].
+    static func auc(_ o: [String: Any]?, _ key: String, file: StaticString = #filePath, line: UInt = #line) -> Double? {
+        let v = number(o, key)
+        XCTAssertNotNil(v, "\(key) is a number in \(o ?? [:])", file: file, line: line)
+        if let v { XCTAssertTrue((0...1).contains(v), "\(key) = \(v)", file: file, line: line) }
+        return v
+    }
+
     static func json(_ text: String) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
     }

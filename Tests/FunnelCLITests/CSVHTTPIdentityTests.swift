@@ -123,6 +123,7 @@ final class CSVHTTPIdentityTests: XCTestCase {
         defer { BLAS.precision = .fp32 }
         let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","))
         XCTAssertEqual(fromCSV.count, 37)
+        XCTAssertEqual(fromHTTP.count, 37, "the server answered every row")
         for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
             for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
         }
@@ -143,6 +144,7 @@ final class CSVHTTPIdentityTests: XCTestCase {
         let fromCSV = try csvColumns(d + "/p.csv")
         let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","))
         XCTAssertEqual(fromCSV.count, 20)
+        XCTAssertEqual(fromHTTP.count, 20, "the server answered every row")
         for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
             for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
         }

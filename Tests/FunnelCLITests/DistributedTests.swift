@@ -40,7 +40,9 @@ final class DistributedTests: XCTestCase {
 
     private func auc(_ model: String) throws -> [String: Double] {
         let o = CLI.json(try CLI.ok(["eval", "--model", model, "--data", Self.dir + "/data/test.csv", "--json"]))
-        return ["ctr": o["auc_ctr"] as? Double ?? -1, "cvr": o["auc_cvr"] as? Double ?? -1, "ctcvr": o["auc_ctcvr"] as? Double ?? -1]
+        var out: [String: Double] = [:]
+        for k in ["ctr", "cvr", "ctcvr"] { out[k] = try XCTUnwrap(CLI.auc(o, "auc_" + k), "\(model): auc_\(k)") }
+        return out
     }
 
     func testTwoRanksTrainTheModelOneProcessTrains() throws {
@@ -115,7 +117,7 @@ final class DistributedTests: XCTestCase {
         let (a1, a2) = (try ensembleAUC(d + "/g1"), try ensembleAUC(d + "/g2"))
         XCTAssertGreaterThan(a1, 0.7)
         // Same features, bins and bags; LightGBM's data-parallel learner still grows slightly
-        // different trees than its serial one (README: "LightGBM over the same communicator").
+        // different trees than its serial one (docs/distributed.md: "LightGBM over the same communicator").
         print("GBDT ensemble AUC 1 process \(a1), 2 ranks \(a2)")
         XCTAssertEqual(a1, a2, accuracy: 0.01)
         // A validation file of its own is read in contiguous runs as well.

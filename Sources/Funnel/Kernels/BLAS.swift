@@ -12,7 +12,7 @@ public enum GEMMEngine: String, CaseIterable, Codable, Sendable {
     case onednn
 
     /// What the environment asks for (`FUNNEL_GEMM=openblas|onednn`), else oneDNN, the faster
-    /// FP32 engine here (README: 1.4–1.6× OpenBLAS in training, 1.3× in predict).
+    /// FP32 engine here (docs/performance.md: 1.4–1.6× OpenBLAS in training, 1.3× in predict).
     public static var fromEnvironment: GEMMEngine {
         ProcessInfo.processInfo.environment["FUNNEL_GEMM"].flatMap(GEMMEngine.init(rawValue:)) ?? .onednn
     }
