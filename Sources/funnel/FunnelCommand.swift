@@ -60,8 +60,7 @@ func refuseManyRanks(_ command: String) throws {
     if let n = Communicator.launchedSize, n > 1 {
         // One copy explains (the others' identical lines would interleave on the shared stderr);
         // every copy exits with the usage status.
-        let env = ProcessInfo.processInfo.environment
-        if let rank = (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"]).flatMap(Int.init), rank != 0 { exit(64) }
+        if let rank = Communicator.launchedRank, rank != 0 { exit(64) }
         throw ValidationError("funnel \(command) does not run data-parallel (mpirun started \(n) copies); only train and gbdt train do")
     }
 }

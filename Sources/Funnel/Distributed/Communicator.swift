@@ -1,6 +1,13 @@
 import CMPI
 import Foundation
 
+/// What a collective carries, for the communication figures (`bytesSent`, `calls`): the
+/// per-step dense gradient bucket, the sparse embedding rows, and control messages (counts,
+/// checks, row views). Its raw value is the key `--json` reports.
+public enum CollectiveKind: String, Codable, Sendable {
+    case dense, sparse, control
+}
+
 /// The processes of a data-parallel job (Open MPI's `MPI_COMM_WORLD`), for the collectives
 /// training needs. One per process, created by `Communicator.start`; nil when the process runs
 /// alone. Collective calls must be made by every rank in the same order.
@@ -25,6 +32,12 @@ public final class Communicator: @unchecked Sendable {
     public static var launchedSize: Int? {
         let env = ProcessInfo.processInfo.environment
         return (env["OMPI_COMM_WORLD_SIZE"] ?? env["PMI_SIZE"]).flatMap(Int.init)
+    }
+
+    /// This process's rank as the launcher numbered it, before MPI is started (nil outside one).
+    public static var launchedRank: Int? {
+        let env = ProcessInfo.processInfo.environment
+        return (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"]).flatMap(Int.init)
     }
 
     private static let lock = NSLock()
@@ -60,20 +73,20 @@ public final class Communicator: @unchecked Sendable {
         throw FunnelError("\(what) failed: \(String(cString: text))")
     }
 
-    private func timed<T>(_ kind: String, bytes: Int, _ body: () throws -> T) rethrows -> T {
+    private func timed<T>(_ kind: CollectiveKind, bytes: Int, _ body: () throws -> T) rethrows -> T {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        bytesSent[kind, default: 0] += bytes
-        calls[kind, default: 0] += 1
+        bytesSent[kind.rawValue, default: 0] += bytes
+        calls[kind.rawValue, default: 0] += 1
         return try body()
     }
 
     /// In place: every element becomes its sum over the ranks.
-    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, kind: String = "dense") throws {
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, kind: CollectiveKind = .dense) throws {
         try timed(kind, bytes: 4 * count) { try Self.check(funnel_mpi_allreduce_sum_float(buffer, Int64(count)), "MPI_Allreduce") }
     }
 
-    public func allreduceSum(_ values: inout [Double], kind: String = "control") throws {
+    public func allreduceSum(_ values: inout [Double], kind: CollectiveKind = .control) throws {
         let n = values.count
         try timed(kind, bytes: 8 * n) {
             try values.withUnsafeMutableBufferPointer { try Self.check(funnel_mpi_allreduce_sum_double($0.baseAddress!, Int64(n)), "MPI_Allreduce") }
@@ -81,7 +94,7 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Every rank's `values` (the same count on each), rank after rank.
-    public func allgather(_ values: [Int64], kind: String = "control") throws -> [[Int64]] {
+    public func allgather(_ values: [Int64], kind: CollectiveKind = .control) throws -> [[Int64]] {
         var out = [Int64](repeating: 0, count: values.count * size)
         try timed(kind, bytes: 8 * values.count) {
             try values.withUnsafeBufferPointer { v in
@@ -96,13 +109,13 @@ public final class Communicator: @unchecked Sendable {
     /// The largest (smallest) of every rank's `value`, on every rank.
     public func maximum(_ value: Int) throws -> Int {
         var v = Int64(value)
-        try timed("control", bytes: 8) { try Self.check(funnel_mpi_allreduce_max_int64(&v, 1), "MPI_Allreduce") }
+        try timed(.control, bytes: 8) { try Self.check(funnel_mpi_allreduce_max_int64(&v, 1), "MPI_Allreduce") }
         return Int(v)
     }
 
     public func minimum(_ value: Int) throws -> Int {
         var v = Int64(value)
-        try timed("control", bytes: 8) { try Self.check(funnel_mpi_allreduce_min_int64(&v, 1), "MPI_Allreduce") }
+        try timed(.control, bytes: 8) { try Self.check(funnel_mpi_allreduce_min_int64(&v, 1), "MPI_Allreduce") }
         return Int(v)
     }
 
@@ -110,7 +123,7 @@ public final class Communicator: @unchecked Sendable {
     public var shard: ReadOptions.Shard { ReadOptions.Shard(index: rank, count: size) }
 
     /// Every rank's byte block (of any length), rank after rank.
-    public func allgatherBytes(_ bytes: [UInt8], kind: String = "control") throws -> [[UInt8]] {
+    public func allgatherBytes(_ bytes: [UInt8], kind: CollectiveKind = .control) throws -> [[UInt8]] {
         let counts = try allgather([Int64(bytes.count)], kind: kind).map { Int($0[0]) }
         var displacements = [Int64](repeating: 0, count: size)
         for r in 1..<max(1, size) { displacements[r] = displacements[r - 1] + Int64(counts[r - 1]) }
@@ -129,13 +142,13 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Every rank's array of plain values (of any length), rank after rank.
-    public func allgather<T: BitwiseCopyable>(values: [T], kind: String = "control") throws -> [[T]] {
+    public func allgather<T: BitwiseCopyable>(values: [T], kind: CollectiveKind = .control) throws -> [[T]] {
         try allgatherBytes(values.withUnsafeBytes { Array($0) }, kind: kind).map(Self.values)
     }
 
     /// Personalised exchange: `blocks[r]` goes to rank r; returns the block each rank sent here,
     /// rank after rank (the reduce-by-key and row-rebalancing step of the GBDT path).
-    public func exchange(_ blocks: [[UInt8]], kind: String = "control") throws -> [[UInt8]] {
+    public func exchange(_ blocks: [[UInt8]], kind: CollectiveKind = .control) throws -> [[UInt8]] {
         precondition(blocks.count == size)
         let sendCounts = blocks.map { Int64($0.count) }
         // Every rank learns what it will receive from each rank (one int64 per pair).

@@ -35,7 +35,7 @@ final class GradientExchange {
                 at += p.count
             }
             b[at] = Float(loss)
-            try communicator.allreduceSum(b.baseAddress!, count: total, kind: "dense")
+            try communicator.allreduceSum(b.baseAddress!, count: total, kind: .dense)
             at = 0
             for p in dense {
                 p.grad.base.update(from: b.baseAddress! + at, count: p.count)
@@ -52,7 +52,7 @@ final class GradientExchange {
             rows.withUnsafeBytes { message.append(contentsOf: $0) }
             message.append(contentsOf: UnsafeRawBufferPointer(start: p.rowGradients.base, count: 4 * rows.count * p.rowWidth))
         }
-        let all = try communicator.allgatherBytes(message, kind: "sparse")
+        let all = try communicator.allgatherBytes(message, kind: .sparse)
         var cursors = [Int](repeating: 0, count: all.count)
         for p in sparse {
             let width = p.rowWidth, tableRows = p.shape.first ?? 0

@@ -46,7 +46,7 @@ extension Communicator {
     public func checkSameInputs(_ paths: [String]) throws {
         let mine = try paths.map(InputFingerprint.init)
         let enc = JSONEncoder()
-        let all = try allgatherBytes(Array(try enc.encode(mine)), kind: "control").map {
+        let all = try allgatherBytes(Array(try enc.encode(mine)), kind: .control).map {
             try JSONDecoder().decode([InputFingerprint].self, from: Data($0))
         }
         for (r, theirs) in all.enumerated() where theirs != all[0] {

@@ -30,7 +30,7 @@ public final class ShardView: @unchecked Sendable {
         for i in 0..<local.rowCount {
             message += [orderKeys?[i] ?? Int64(local.sourceRows[i]), Int64(local.sourceRows[i]), Int64(click[i]), Int64(conversion[i])]
         }
-        let all = try comm.allgatherBytes(message.withUnsafeBytes { Array($0) }, kind: "control")
+        let all = try comm.allgatherBytes(message.withUnsafeBytes { Array($0) }, kind: .control)
         var rows: [(key: Int64, source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
         for (r, bytes) in all.enumerated() {
             guard bytes.count % 32 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
@@ -68,7 +68,7 @@ public final class ShardView: @unchecked Sendable {
         let predicted = network.predictCTR(local, rows: mine)
         var out = [Float](repeating: 0, count: rows.count)
         for (k, p) in zip(at, predicted) { out[k] = p }
-        try out.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0.baseAddress!, count: rows.count, kind: "control") }
+        try out.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0.baseAddress!, count: rows.count, kind: .control) }
         return out
     }
 }

@@ -42,7 +42,7 @@ public enum Temporaries {
             let path = dir + "/" + name
             if kind == "old" && keepOld {
                 let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
-                olds.append((path, modified ?? .distantPast))
+                olds.append((path, modified))
             } else {
                 removeTree(path)
             }

@@ -131,7 +131,7 @@ public final class StreamingCacheChunks: TrainingChunks {
             if let comm = communicator {
                 // Every rank takes the same decision: a buffer is full on the rows of all of them.
                 var count = [Double(rows)]
-                try comm.allreduceSum(&count, kind: "control")
+                try comm.allreduceSum(&count, kind: .control)
                 rows = Int(count[0])
                 orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) }
             }
