@@ -94,7 +94,7 @@ struct ModelOptions: ParsableArguments {
         if c.trunk != arch {
             // --arch shared-bottom on a model that is not defined by it: the ablation's layout.
             c.trunk = arch
-            if arch == .sharedBottom { c.bottom = [200, 80]; c.hidden = [80] }
+            if arch == .sharedBottom { c.useSharedBottomLayout() }
         }
         c.epochs = epochs; c.clickedEpochs = clickedEpochs; c.batchSize = batchSize; c.learningRate = lr
         c.beta1 = beta1; c.beta2 = beta2; c.epsilon = adamEpsilon

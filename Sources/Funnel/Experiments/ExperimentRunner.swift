@@ -165,9 +165,7 @@ public final class ExperimentRunner {
     }
 
     private func network(_ config: ModelConfig) -> FunnelNetwork {
-        FunnelNetwork(config: config, embeddingRows: data.schema.embeddingRows, fields: data.schema.fields.count,
-                      denseCount: data.schema.dense.count, workers: 1, bagFields: data.schema.layout.bagFields,
-                      maxBagValues: data.train.maxBagValues)
+        FunnelNetwork(config: config, schema: data.schema, maxBagValues: data.train.maxBagValues)
     }
 
     private func trainingData(_ config: ModelConfig) -> EncodedDataset {

@@ -249,7 +249,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             hidden = [192, 64, 32]
             l2 = 1e-6
         }
-        if trunk == .sharedBottom { bottom = [200, 80]; hidden = kind.isTAMLComparison ? [64, 32] : [80] }
+        if trunk == .sharedBottom { useSharedBottomLayout(); if kind.isTAMLComparison { hidden = [64, 32] } }
         if kind == .taml { learners = 2; hidden = [64, 32] }
     }
 
@@ -260,11 +260,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         c.kind = kind
         if let t = kind.requiredTrunk, t != trunk {
             c.trunk = t
-            if t == .sharedBottom && c.bottom.isEmpty { c.bottom = [200, 80]; c.hidden = [80] }
+            if t == .sharedBottom && c.bottom.isEmpty { c.useSharedBottomLayout() }
             if t != .sharedBottom { c.bottom = [] }
         }
         if kind == .taml { c.learners = max(c.learners, 2) } else if kind != self.kind && self.kind == .taml { c.learners = 1 }
         return c
+    }
+
+    /// The shared-bottom layout of esmm-ablation §2.3: bottom layers 200-80 shared by the heads,
+    /// each head's tower 80 wide (then its output). One place for the sizes, for every way a
+    /// configuration reaches a shared-bottom trunk (the model's own, `--arch`, another kind's).
+    public mutating func useSharedBottomLayout() {
+        bottom = [200, 80]
+        hidden = [80]
     }
 
     public var architecture: Architecture { Architecture.of(kind) }

@@ -99,9 +99,8 @@ public enum TrainingJob {
         let maxBatch = (min(config.batchSize, max(data.rows * repeats, 1)) + workers - 1) / workers
         try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers)
-        let network = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
-                                    denseCount: schema.dense.count, maxBatch: maxBatch, workers: request.threads,
-                                    bagFields: schema.layout.bagFields, maxBagValues: data.maxBagValues)
+        let network = FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
+                                    maxBagValues: data.maxBagValues)
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {

@@ -213,7 +213,9 @@ enum CacheSurgery {
 
     /// Mutates bytes inside the row groups, then recomputes every group's checksum.
     static func mutatingGroups(_ b: [UInt8], with m: inout Mutator) -> [UInt8]? {
-        guard var (f, offset) = footer(b), !f.groups.isEmpty else { return nil }
+        guard let found = footer(b), !found.0.groups.isEmpty else { return nil }
+        var f = found.0
+        let offset = found.1
         var body = Array(b[0..<offset])
         for _ in 0..<(1 + m.below(6)) {
             let g = f.groups[m.below(f.groups.count)]
