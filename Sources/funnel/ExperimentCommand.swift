@@ -90,46 +90,9 @@ struct Experiment: ParsableCommand {
         try guarded {
             if let out { try OutputPath.checkDirectory(out, force: force) }  // before any work
             let kinds = try self.kinds
-            let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
             let template = try modelOptions.config(kind: .esmm, seed: 0)
-            // Each model's own defaults (e.g. the TAML comparison's towers), with the flags given applied.
-            var configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
-            var inputs = ExperimentInputs(train: train)
-            inputs.test = test
-            inputs.truth = truth
-            inputs.trainDays = try trainDays.map { try Experiment.dayRange($0, flag: "--train-days") }
-            inputs.testDay = testDay
-            inputs.decayDays = try decayDays.map { try Experiment.dayRange($0, flag: "--decay-days") }
-            inputs.dayColumn = dayColumn
-            inputs.minCount = minCount
-            inputs.read = try data.readOptions()
-            var tuningNotes: [String] = []
-            if let dir = tuned {
-                for k in kinds {
-                    let best = try Tuner.best(in: dir + "/" + k.rawValue)
-                    guard best.config.kind == k else { throw FunnelError("\(dir)/\(k.rawValue)/best.json is a tuning of \(best.config.kind.rawValue)") }
-                    configs[k] = best.config
-                    tuningNotes.append(tuningNote(k, best, trials: Tuner.trialCount(in: dir + "/" + k.rawValue)))
-                }
-            } else if let n = tuneTrials, let spaceFile = tuneSpace {
-                let space = try SearchSpace.load(path: spaceFile)
-                let data = try inputs.tuningData(validDays: try validDays.map { try Experiment.dayRange($0, flag: "--valid-days") }, validFile: valid)
-                for k in kinds {
-                    var request = TuneRequest(train: train, valid: valid ?? "\(train) days \(validDays ?? "")", base: configs[k]!, space: space,
-                                              trials: n)
-                    request.strategy = tuneStrategy
-                    request.out = out.map { $0 + "/tuning/" + k.rawValue }
-                    request.seed = seed
-                    request.concurrency = try resolveThreads(threads)
-                    request.monitor = primary
-                    request.earlyStopping = earlyStopping
-                    let json = self.json
-                    let trials = try Tuner.run(request, data: data) { if !json { Terminal.note("[tune \(k.rawValue)] " + $0) } }
-                    configs[k] = trials[0].config
-                    tuningNotes.append(tuningNote(k, trials[0], trials: trials.count))
-                }
-            }
-            let finalConfigs = configs
+            let inputs = try experimentInputs()
+            let (finalConfigs, tuningNotes) = try tunedConfigs(kinds, inputs: inputs)
             let loaded = try inputs.load()
             if !json { for n in loaded.notes { Terminal.note(n) } }
             let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
@@ -140,19 +103,72 @@ struct Experiment: ParsableCommand {
             }
             if let out { try inputs.claim(out, protocol: ctcvrProtocol, seed: seed) }
             let results = try ExperimentRunner(plan: plan, data: loaded.data, directory: out).run { line in Terminal.note(line) }
+            let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
             let summary = ExperimentSummary(results: results, models: kinds.map(\.rawValue), baseline: base, primaryMetric: primary)
             let trainData = loaded.data.train
             let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
                          + "test \(loaded.testName): \(loaded.data.test.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
                          + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"] + tuningNotes
-            if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
-            if json {
-                try Terminal.printJSON(summary)
-            } else {
-                try Terminal.say(notes.joined(separator: "\n"))
-                try Terminal.say(summary.terminalTable())
-                if let out { try Terminal.say("wrote \(out)/results.md, results.json, report.html") }
+            try report(summary, results: results, notes: notes)
+        }
+    }
+
+    /// The files and splits the flags name.
+    private func experimentInputs() throws -> ExperimentInputs {
+        var inputs = ExperimentInputs(train: train)
+        inputs.test = test
+        inputs.truth = truth
+        inputs.trainDays = try trainDays.map { try Experiment.dayRange($0, flag: "--train-days") }
+        inputs.testDay = testDay
+        inputs.decayDays = try decayDays.map { try Experiment.dayRange($0, flag: "--decay-days") }
+        inputs.dayColumn = dayColumn
+        inputs.minCount = minCount
+        inputs.read = try data.readOptions()
+        return inputs
+    }
+
+    /// Each model's configuration: its own defaults with the flags applied, or its best from
+    /// `--tuned`, or tuned here first with `--tune-trials`; with a report line per tuned model.
+    private func tunedConfigs(_ kinds: [ModelKind], inputs: ExperimentInputs) throws -> ([ModelKind: ModelConfig], [String]) {
+        var configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
+        var notes: [String] = []
+        if let dir = tuned {
+            for k in kinds {
+                let best = try Tuner.best(in: dir + "/" + k.rawValue)
+                guard best.config.kind == k else { throw FunnelError("\(dir)/\(k.rawValue)/best.json is a tuning of \(best.config.kind.rawValue)") }
+                configs[k] = best.config
+                notes.append(tuningNote(k, best, trials: Tuner.trialCount(in: dir + "/" + k.rawValue)))
             }
+        } else if let n = tuneTrials, let spaceFile = tuneSpace {
+            let space = try SearchSpace.load(path: spaceFile)
+            let data = try inputs.tuningData(validDays: try validDays.map { try Experiment.dayRange($0, flag: "--valid-days") }, validFile: valid)
+            for k in kinds {
+                var request = TuneRequest(train: train, valid: valid ?? "\(train) days \(validDays ?? "")", base: configs[k]!, space: space,
+                                          trials: n)
+                request.strategy = tuneStrategy
+                request.out = out.map { $0 + "/tuning/" + k.rawValue }
+                request.seed = seed
+                request.concurrency = try resolveThreads(threads)
+                request.monitor = primary
+                request.earlyStopping = earlyStopping
+                let json = self.json
+                let trials = try Tuner.run(request, data: data) { if !json { Terminal.note("[tune \(k.rawValue)] " + $0) } }
+                configs[k] = trials[0].config
+                notes.append(tuningNote(k, trials[0], trials: trials.count))
+            }
+        }
+        return (configs, notes)
+    }
+
+    /// The report files under `--out`, and the table (or JSON) on standard output.
+    private func report(_ summary: ExperimentSummary, results: [RunResult], notes: [String]) throws {
+        if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
+        if json {
+            try Terminal.printJSON(summary)
+        } else {
+            try Terminal.say(notes.joined(separator: "\n"))
+            try Terminal.say(summary.terminalTable())
+            if let out { try Terminal.say("wrote \(out)/results.md, results.json, report.html") }
         }
     }
 

@@ -11,48 +11,14 @@ public enum TableReader {
     /// nil scans them all.
     public static func inferLayout(_ csv: CSVFile, options: ReadOptions, sampleRows: Int? = nil) throws -> TableLayout {
         let header = csv.header
-        let click = options.clickColumn ?? "click"
-        guard header.contains(click) else {
-            throw DataError(file: csv.path, line: 1, column: click, "click label column is missing")
-        }
-        let conversion: String
-        if let c = options.conversionColumn {
-            guard header.contains(c) else {
-                throw DataError(file: csv.path, line: 1, column: c, "conversion label column is missing")
-            }
-            conversion = c
-        } else if let c = ReadOptions.conversionCandidates.first(where: header.contains) {
-            conversion = c
-        } else {
-            throw DataError(file: csv.path, line: 1,
-                            "no conversion label column (looked for \(ReadOptions.conversionCandidates.joined(separator: ", ")); use --conversion-column")
-        }
-        if let day = options.dayColumn, !header.contains(day) {
-            throw DataError(file: csv.path, line: 1, column: day, "day column is missing")
-        }
-        try checkLabelRoles(click: click, conversion: conversion, options: options, file: csv.path)
-        for name in options.categorical + options.dense + options.ignore + options.multiValued where !name.contains("*") {
-            if !header.contains(name) {
-                throw DataError(file: csv.path, line: 1, column: name, "named in a column option but not in the header")
-            }
-        }
-        var counts = [[Int]](repeating: [0, 0, 0, 0], count: header.count)  // by TokenKind
-        var undecided = Set<Int>()
+        let (click, conversion) = try labelColumns(header, options: options, file: csv.path)
+        var undecided: [Int] = []
         for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn {
             if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
                 || ReadOptions.matches(name, options.dense) || ReadOptions.matches(name, options.multiValued) { continue }
-            undecided.insert(i)
+            undecided.append(i)
         }
-        let columns = Array(undecided).sorted()
-        var dataRows = 0
-        try csv.forEachRow { _, bytes, cells in
-            dataRows += 1
-            guard cells.count == header.count else { return true }  // reported by the read pass
-            for i in columns { counts[i][NumberParsing.classifyForInference(bytes + cells[i].start, cells[i].count).rawValue] += 1 }
-            return sampleRows.map { dataRows < $0 } ?? true
-        }
-        let kinds = counts.map(TokenKind.majority)
-        if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
+        let kinds = try sampledKinds(csv, columns: undecided, sampleRows: sampleRows)
         var categorical: [String] = [], dense: [String] = [], ignored: [String] = [], multiValued: [String] = []
         for (i, name) in header.enumerated() where name != click && name != conversion {
             if ReadOptions.matches(name, options.ignore) || name == options.dayColumn { ignored.append(name) }
@@ -72,6 +38,52 @@ public enum TableReader {
         return TableLayout(clickColumn: click, conversionColumn: conversion, categorical: categorical, dense: dense, ignored: ignored,
                            multiValued: multiValued, valueSeparator: String(UnicodeScalar(options.valueSeparator)),
                            maxValues: multiValued.isEmpty ? nil : options.maxValues)
+    }
+
+    /// The click and conversion columns (named by the options or found among the usual names),
+    /// after checking that every column the options name is in the header.
+    private static func labelColumns(_ header: [String], options: ReadOptions, file: String) throws -> (click: String, conversion: String) {
+        let click = options.clickColumn ?? "click"
+        guard header.contains(click) else {
+            throw DataError(file: file, line: 1, column: click, "click label column is missing")
+        }
+        let conversion: String
+        if let c = options.conversionColumn {
+            guard header.contains(c) else {
+                throw DataError(file: file, line: 1, column: c, "conversion label column is missing")
+            }
+            conversion = c
+        } else if let c = ReadOptions.conversionCandidates.first(where: header.contains) {
+            conversion = c
+        } else {
+            throw DataError(file: file, line: 1,
+                            "no conversion label column (looked for \(ReadOptions.conversionCandidates.joined(separator: ", ")); use --conversion-column")
+        }
+        if let day = options.dayColumn, !header.contains(day) {
+            throw DataError(file: file, line: 1, column: day, "day column is missing")
+        }
+        try checkLabelRoles(click: click, conversion: conversion, options: options, file: file)
+        for name in options.categorical + options.dense + options.ignore + options.multiValued where !name.contains("*") {
+            if !header.contains(name) {
+                throw DataError(file: file, line: 1, column: name, "named in a column option but not in the header")
+            }
+        }
+        return (click, conversion)
+    }
+
+    /// The majority token kind of each column in `columns` over the data rows (the first
+    /// `sampleRows` of them when given); other columns' kinds are `.empty`.
+    private static func sampledKinds(_ csv: CSVFile, columns: [Int], sampleRows: Int?) throws -> [TokenKind] {
+        var counts = [[Int]](repeating: [0, 0, 0, 0], count: csv.header.count)  // by TokenKind
+        var dataRows = 0
+        try csv.forEachRow { _, bytes, cells in
+            dataRows += 1
+            guard cells.count == csv.header.count else { return true }  // reported by the read pass
+            for i in columns { counts[i][NumberParsing.classifyForInference(bytes + cells[i].start, cells[i].count).rawValue] += 1 }
+            return sampleRows.map { dataRows < $0 } ?? true
+        }
+        if dataRows == 0 { throw DataError(file: csv.path, "no data rows after the header") }
+        return counts.map(TokenKind.majority)
     }
 
     /// Label columns are labels only: the two must differ, and no column option or the day

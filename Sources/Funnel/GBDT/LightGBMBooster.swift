@@ -81,33 +81,10 @@ public final class LightGBMDataset {
         let lib = try LightGBMLibrary.shared()
         library = lib
         rows = matrix.rows
-        let d = matrix.columns, total = Int32(partition.total)
+        let d = matrix.columns
         let params = parameters.string
-        var sampleCount: Int32 = 0
-        try lib.check(params.withCString { lib.getSampleCount(total, $0, &sampleCount) }, "sample count")
-        var sample = [Int32](repeating: 0, count: Int(max(sampleCount, 1)))
-        var sampled: Int32 = 0
-        try lib.check(params.withCString { p in sample.withUnsafeMutableBytes { lib.sampleIndices(total, p, $0.baseAddress, &sampled) } },
-                      "sample indices")
-        sample = Array(sample.prefix(Int(sampled)))
-        // This rank's sampled rows (sample ordinals ascend with position, ranks hold ascending runs).
-        let mine = partition.positions
-        var rowsOfSample: [Float] = []
-        for position in sample where mine.contains(Int(position)) {
-            let r = Int(position) - mine.lowerBound
-            rowsOfSample += matrix.values[(r * d)..<((r + 1) * d)]
-        }
-        if let comm { rowsOfSample = try comm.allgather(values: rowsOfSample).flatMap { $0 } }
-        precondition(rowsOfSample.count == sample.count * d, "bin sample rows missing")
-        // LightGBM keeps a sampled value when |v| > kZeroThreshold (1e-35f) or v is NaN.
-        let zero = Double(Float(1e-35))
-        var values = [[Double]](repeating: [], count: d), indices = [[Int32]](repeating: [], count: d)
-        for i in 0..<sample.count {
-            for k in 0..<d {
-                let v = Double(rowsOfSample[i * d + k])
-                if abs(v) > zero || v.isNaN { values[k].append(v); indices[k].append(Int32(i)) }
-            }
-        }
+        let (sample, rowsOfSample) = try Self.binSample(matrix, partition: partition, params: params, library: lib, communicator: comm)
+        let (values, indices) = Self.sampledColumns(rowsOfSample, rows: sample.count, columns: d)
         let valuePointers = values.map { col -> UnsafeMutablePointer<Double>? in
             let p = UnsafeMutablePointer<Double>.allocate(capacity: max(col.count, 1))
             p.initialize(from: col, count: col.count)
@@ -134,6 +111,44 @@ public final class LightGBMDataset {
         }
         try lib.check(pushed, "pushing rows")
         try setLabelsAndNames(labels, matrix.names)
+    }
+
+    /// LightGBM's own bin sample of one machine's `partition.total` rows (`LGBM_SampleIndices`),
+    /// and the sampled rows' values gathered from the ranks that hold them, in sample order.
+    private static func binSample(_ matrix: FeatureMatrix, partition: RowPartition, params: String, library lib: LightGBMLibrary,
+                                  communicator comm: Communicator?) throws -> (sample: [Int32], rows: [Float]) {
+        let d = matrix.columns, total = Int32(partition.total)
+        var sampleCount: Int32 = 0
+        try lib.check(params.withCString { lib.getSampleCount(total, $0, &sampleCount) }, "sample count")
+        var sample = [Int32](repeating: 0, count: Int(max(sampleCount, 1)))
+        var sampled: Int32 = 0
+        try lib.check(params.withCString { p in sample.withUnsafeMutableBytes { lib.sampleIndices(total, p, $0.baseAddress, &sampled) } },
+                      "sample indices")
+        sample = Array(sample.prefix(Int(sampled)))
+        // This rank's sampled rows (sample ordinals ascend with position, ranks hold ascending runs).
+        let mine = partition.positions
+        var rowsOfSample: [Float] = []
+        for position in sample where mine.contains(Int(position)) {
+            let r = Int(position) - mine.lowerBound
+            rowsOfSample += matrix.values[(r * d)..<((r + 1) * d)]
+        }
+        if let comm { rowsOfSample = try comm.allgather(values: rowsOfSample).flatMap { $0 } }
+        precondition(rowsOfSample.count == sample.count * d, "bin sample rows missing")
+        return (sample, rowsOfSample)
+    }
+
+    /// The sample as LightGBM's sampled columns: per column, the values it keeps (|v| > its
+    /// kZeroThreshold 1e-35f, or NaN) and their sample ordinals.
+    private static func sampledColumns(_ rowsOfSample: [Float], rows: Int, columns d: Int) -> (values: [[Double]], indices: [[Int32]]) {
+        let zero = Double(Float(1e-35))
+        var values = [[Double]](repeating: [], count: d), indices = [[Int32]](repeating: [], count: d)
+        for i in 0..<rows {
+            for k in 0..<d {
+                let v = Double(rowsOfSample[i * d + k])
+                if abs(v) > zero || v.isNaN { values[k].append(v); indices[k].append(Int32(i)) }
+            }
+        }
+        return (values, indices)
     }
 
     private func setLabelsAndNames(_ labels: [Float], _ names: [String]) throws {

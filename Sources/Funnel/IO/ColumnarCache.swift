@@ -145,10 +145,19 @@ public final class ColumnarCache {
             throw DataError(file: path, "cache footer is unreadable: \(error)")
         }
         guard f.version == Int(bytes[7]) else { throw DataError(file: path, "cache footer and magic disagree on the format version") }
+        try Self.checkSections(of: f, in: bytes, footerOffset: footerOffset, path: path)
+        mapping = mapped
+        footer = f
+    }
+
+    /// The shared section and the row groups must tile the bytes before the footer exactly,
+    /// every count bounded by the file's size before any arithmetic (a forged footer with a
+    /// matching checksum must not overflow); the shared section's checksum is verified here,
+    /// each group's when it is read.
+    private static func checkSections(of f: Footer, in bytes: Data, footerOffset: Int, path: String) throws {
+        let n = bytes.count
         var expected = 8
         if let shared = f.shared {
-            // Every count is bounded by the file's size before any arithmetic (a forged footer
-            // with a matching checksum must not overflow).
             guard f.version >= 2, shared.offset == 8, shared.entries >= 0, shared.entries < n / 8, shared.bytes >= 0,
                   shared.bytes <= footerOffset - 8, shared.bytes >= 8 * (shared.entries + 1),
                   shared.offsetsAt == shared.bytes - 8 * (shared.entries + 1) else {
@@ -166,14 +175,12 @@ public final class ColumnarCache {
                   values.allSatisfy({ $0 >= 0 && $0 <= min(n, Int(Int32.max)) }), f.layout.categorical.count + f.layout.dense.count < n else {
                 throw DataError(file: path, "cache row groups are inconsistent")
             }
-            expected += Self.groupBytes(rows: g.rows, values: values, footer: f)
+            expected += groupBytes(rows: g.rows, values: values, footer: f)
             guard expected <= footerOffset else { throw DataError(file: path, "cache row groups do not add up to the file") }
         }
         guard expected == footerOffset, f.groups.reduce(0, { $0 + $1.rows }) == f.rows else {
             throw DataError(file: path, "cache row groups do not add up to the file")
         }
-        mapping = mapped
-        footer = f
     }
 
     public var layout: TableLayout { footer.layout }
