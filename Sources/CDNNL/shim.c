@@ -186,8 +186,13 @@ static int run(MatmulThread *t, const MatmulKey *key, const void *a, const void 
     return (int)dnnl_stream_wait(t->stream);
 }
 
-static int row_buckets = 0;
-void funnel_dnnl_set_row_buckets(int on) { row_buckets = on; }
+// The calling thread's GEMM settings (engine, precision, row buckets), set by the network whose
+// call runs on the thread (BLAS.with): settings belong to a network, not to the process, so two
+// networks of different precisions can run in one process. -1: none set (the defaults).
+static __thread int thread_settings = -1;
+int funnel_gemm_thread_settings(void) { return thread_settings; }
+void funnel_gemm_set_thread_settings(int settings) { thread_settings = settings; }
+#define ROW_BUCKETS_BIT 4
 
 // The rows a product of `m` rows of A (not transposed) runs on. Each row of C depends only on its
 // row of A whatever the row count from 16 rows on (oneDNN takes another kernel below; measured and
@@ -197,7 +202,7 @@ void funnel_dnnl_set_row_buckets(int on) { row_buckets = on; }
 // (training and batch predict: a few steady batch sizes) exactly m.
 static int64_t rows_to_run(int64_t m) {
     if (m < MIN_ROWS) return MIN_ROWS;
-    if (!row_buckets) return m;
+    if (thread_settings < 0 || !(thread_settings & ROW_BUCKETS_BIT)) return m;
     int64_t rows = MIN_ROWS;
     while (rows < m) rows *= 2;
     return rows;

@@ -34,6 +34,9 @@ public struct ServeConfiguration: Sendable {
     /// Open connections at most; at the cap new ones wait in the kernel's backlog
     /// (`ConnectionCounter.defaultLimit`: the descriptor limit less headroom).
     public var maxConnections = ConnectionCounter.defaultLimit
+    /// How served networks' GEMMs run; row buckets on: requests of every size share a few
+    /// cached oneDNN primitives per layer shape (rows unchanged).
+    public var gemm = GEMMSettings(bucketRowCounts: true)
     /// Who may reload the model over HTTP (off by default).
     public var reload = ReloadPolicy()
 
@@ -122,14 +125,12 @@ public final class FunnelServer: @unchecked Sendable {
         self.logger = logger
         gate = RequestGate(limit: max(1, configuration.maxConcurrentRequests))
         connections = ConnectionCounter(limit: max(1, configuration.maxConnections))
-        // Requests come in every size: share a few GEMM primitives between sizes (rows unchanged).
-        BLAS.bucketRowCounts = true
         slot = ModelSlot(try FunnelServer.load(configuration.modelPath, configuration))
     }
 
     static func load(_ path: String, _ c: ServeConfiguration) throws -> ServedModel {
         try ServedModel(path: path, workers: max(1, c.workers), maxRowsPerRequest: c.maxRowsPerRequest,
-                        rejectUnknownFields: c.rejectUnknownFields)
+                        rejectUnknownFields: c.rejectUnknownFields, gemm: c.gemm)
     }
 
     /// Loads `path` (default: the current model's) and swaps it in. On failure the old model keeps

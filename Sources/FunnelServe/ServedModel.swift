@@ -47,13 +47,15 @@ public final class ServedModel: @unchecked Sendable {
     let knownFields: Set<String>
 
     /// Loads and fully validates `path` (manifest, checksums, every tensor shape or model file).
-    public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool) throws {
+    public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool,
+                gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
         self.path = path
         loadedAt = Date()
         let summary: [String: Any]
         switch try ModelDirectoryKind.detect(path) {
         case .neural:
             let model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
+            model.network.gemm = gemm
             backend = .neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
                               WorkerPool(workers: workers))
             summary = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]

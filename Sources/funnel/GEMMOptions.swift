@@ -2,7 +2,7 @@ import ArgumentParser
 import Funnel
 
 /// `--gemm` and `--precision`, shared by `train`, `predict` and `serve`: validated once here and
-/// applied to the process-wide GEMM settings before any work starts.
+/// handed to the library as the network's `GEMMSettings` (never a process-wide setting).
 struct GEMMOptions: ParsableArguments {
     @Option(help: "GEMM engine of every dense layer: openblas or onednn (default: FUNNEL_GEMM, else onednn).") var gemm: GEMMEngine?
     @Option(help: "GEMM input precision: fp32, or bf16 (bf16 inputs, FP32 accumulation, weights and optimizer; needs --gemm onednn).")
@@ -14,9 +14,6 @@ struct GEMMOptions: ParsableArguments {
         }
     }
 
-    /// Sets `BLAS.engine` (when `--gemm` was given) and `BLAS.precision`.
-    func apply() {
-        if let gemm { BLAS.engine = gemm }
-        BLAS.precision = precision
-    }
+    /// The settings the command's network runs with.
+    var settings: GEMMSettings { GEMMSettings(engine: gemm ?? .fromEnvironment, precision: precision) }
 }

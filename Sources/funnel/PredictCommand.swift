@@ -23,8 +23,8 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try guarded {
-            gemmOptions.apply()
             var request = PredictionRequest(model: model, data: data, out: out)
+            request.gemm = gemmOptions.settings
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
             request.force = force
@@ -39,8 +39,8 @@ struct Predict: ParsableCommand {
                     }
                 }
                 try Terminal.printJSON(Output(rows: outcome.rows, predictRowsPerSecond: outcome.rowsPerSecond, skippedRows: outcome.skippedRows,
-                                          peakRSS: ResourceUsage.peakRSSMegabytes, gemm: BLAS.engine,
-                                          precision: BLAS.precision))
+                                          peakRSS: ResourceUsage.peakRSSMegabytes, gemm: request.gemm.engine,
+                                          precision: request.gemm.precision))
             } else if out == "-" {
                 for n in outcome.notes { Terminal.note(n) }
             } else {

@@ -79,7 +79,8 @@ struct Serve: AsyncParsableCommand {
             c.reload.adminToken = token
         }
         BLAS.setThreads(1)
-        gemmOptions.apply()
+        c.gemm = gemmOptions.settings
+        c.gemm.bucketRowCounts = true
         let server: FunnelServer
         do {
             server = try FunnelServer(configuration: c)

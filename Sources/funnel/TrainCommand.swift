@@ -58,8 +58,8 @@ struct Train: ParsableCommand {
 
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
     private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
-        gemmOptions.apply()
         var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
+        request.gemm = gemmOptions.settings
         request.communicator = comm
         request.valid = valid
         request.minCount = minCount
@@ -95,7 +95,8 @@ struct Train: ParsableCommand {
                                            valid: outcome.best?.metrics ?? outcome.validation.last,
                                            memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
                                            best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
-                                           distributed: outcome.communication))
+                                           distributed: outcome.communication, gemm: gemmOptions.settings.engine,
+                                           precision: gemmOptions.settings.precision))
         } else {
             if let b = outcome.best {
                 try Terminal.say("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
@@ -129,8 +130,8 @@ struct TrainOutput: Encodable {
     var stoppedEarly: Bool? = nil
     var distributed: CommunicationStats? = nil
     /// The GEMM engine the run used (`--gemm`).
-    var gemm = BLAS.engine
-    var precision = BLAS.precision
+    var gemm = GEMMSettings.standard.engine
+    var precision = GEMMSettings.standard.precision
 
     enum CodingKeys: String, CodingKey {
         case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed, gemm, precision

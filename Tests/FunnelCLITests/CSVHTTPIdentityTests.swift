@@ -51,10 +51,11 @@ final class CSVHTTPIdentityTests: XCTestCase {
 
     /// Each prediction object of the response as key → the literal text the server wrote
     /// (compared as text: a JSON parser's own rounding must not hide or invent a difference).
-    private func serve(_ model: String, body: Data) async throws -> [[String: String]] {
+    private func serve(_ model: String, body: Data, precision: GEMMPrecision = .fp32) async throws -> [[String: String]] {
         var c = ServeConfiguration(modelPath: model)
         c.port = 0
         c.workers = 1
+        c.gemm.precision = precision
         var logger = Logger(label: "funnel.serve.test")
         logger.logLevel = .critical
         let server = try FunnelServer(configuration: c, logger: logger)
@@ -119,14 +120,38 @@ final class CSVHTTPIdentityTests: XCTestCase {
         let lines = try edit(d + "/test.csv", rows: 37, separator: ",", cells: [(0, "101", ""), (1, "D109_14", "")], to: d + "/rows.csv")
         try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/rows.csv", "--out", d + "/p.csv", "--precision", "bf16", "--threads", "2"])
         let fromCSV = try csvColumns(d + "/p.csv")
-        BLAS.precision = .bf16
-        defer { BLAS.precision = .fp32 }
-        let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","))
+        let fromHTTP = try await serve(d + "/m", body: jsonBody(lines, separator: ","), precision: .bf16)
         XCTAssertEqual(fromCSV.count, 37)
         XCTAssertEqual(fromHTTP.count, 37, "the server answered every row")
         for (r, (csv, http)) in zip(fromCSV, fromHTTP).enumerated() {
             for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() { XCTAssertEqual(csv[k], http[key], "row \(r) \(key)") }
         }
+    }
+
+    /// GEMM settings belong to a network, not to the process: an FP32 and a bf16 server run in
+    /// one process at once, each printing what `funnel predict` prints with its own precision.
+    func testAnFP32AndABF16ModelServeInOneProcess() async throws {
+        let d = Self.dir + "/two-precisions"
+        try CLI.ok(["simulate", "--rows", "4000", "--seed", "8", "--vocab-scale", "0.02", "--out", d])
+        try CLI.ok(["train", "--train", d + "/train.csv", "--model", "esmm", "--out", d + "/m", "--embedding-dim", "4",
+                    "--hidden", "32,16", "--threads", "1"])
+        let lines = try edit(d + "/test.csv", rows: 30, separator: ",", cells: [], to: d + "/rows.csv")
+        try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/rows.csv", "--out", d + "/fp32.csv"])
+        try CLI.ok(["predict", "--model", d + "/m", "--data", d + "/rows.csv", "--out", d + "/bf16.csv", "--precision", "bf16"])
+        let body = jsonBody(lines, separator: ",")
+        async let fp32 = serve(d + "/m", body: body, precision: .fp32)
+        async let bf16 = serve(d + "/m", body: body, precision: .bf16)
+        let (httpFP32, httpBF16) = try await (fp32, bf16)
+        let (csvFP32, csvBF16) = (try csvColumns(d + "/fp32.csv"), try csvColumns(d + "/bf16.csv"))
+        XCTAssertEqual(httpFP32.count, 30)
+        XCTAssertEqual(httpBF16.count, 30)
+        for r in 0..<30 {
+            for (k, key) in ["pctr", "pcvr", "pctcvr"].enumerated() {
+                XCTAssertEqual(csvFP32[r][k], httpFP32[r][key], "fp32 row \(r) \(key)")
+                XCTAssertEqual(csvBF16[r][k], httpBF16[r][key], "bf16 row \(r) \(key)")
+            }
+        }
+        XCTAssertNotEqual(httpFP32.map { $0["pctr"] }, httpBF16.map { $0["pctr"] }, "bf16 rounding shows: each server kept its own precision")
     }
 
     /// Hashed ids go through the same encoder on both paths; collisions are reported at training.

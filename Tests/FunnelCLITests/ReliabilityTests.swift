@@ -144,8 +144,10 @@ final class ReliabilityTests: XCTestCase {
         let duration = Date().timeIntervalSince(start)
         var sums = Set([try TrainedModel.load(from: out).manifest.weightsChecksum])
         for k in 0..<50 {
-            // Kill points spread evenly over one run's length (and a little past it).
-            let p = try interrupt(train(k + 1), with: SIGKILL, after: duration * (Double(k) + 0.5) / 50 * 1.2)
+            // Kill points spread evenly over twice one run's length: the first half lands inside
+            // a run (its save included), the second mostly after it (so some retrains finish even
+            // on a loaded machine, where a run takes longer than the one measured).
+            let p = try interrupt(train(k + 1), with: SIGKILL, after: duration * (Double(k) + 0.5) / 50 * 2)
             XCTAssertTrue(p.terminationReason == .uncaughtSignal || p.terminationStatus == 0)
             let loaded = try TrainedModel.load(from: out)  // the old model or the new: never a mix, never missing
             sums.insert(loaded.manifest.weightsChecksum)

@@ -138,7 +138,7 @@ final class ServeSaturationTests: XCTestCase {
         defer { close(holder) }
         let waiter = open("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"rows\": []}")
         defer { close(waiter) }
-        for _ in 0..<100 where server.gate.load.waiting == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
+        for _ in 0..<500 where server.gate.load.waiting == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
         (status, health) = try await get("/healthz")
         XCTAssertEqual(status, 200)
         XCTAssertEqual(health["saturated"] as? Bool, true, "\(health)")
@@ -152,14 +152,14 @@ final class ServeSaturationTests: XCTestCase {
     func testConnectionCapHoldsNewConnectionsInTheBacklog() async throws {
         let server = try await start { $0.maxConnections = 10; $0.idleTimeout = 60 }
         var idle = (0..<9).map { _ in open() }
-        for _ in 0..<100 where server.connections.current < 9 { try await Task.sleep(nanoseconds: 20_000_000) }
+        for _ in 0..<500 where server.connections.current < 9 { try await Task.sleep(nanoseconds: 20_000_000) }
         let (status, health) = try await get("/healthz")  // the 10th connection
         XCTAssertEqual(status, 200)
         XCTAssertEqual((health["connections"] as? [String: Any])?["limit"] as? Int, 10, "\(health)")
         XCTAssertEqual(health["saturated"] as? Bool, true, "9 of 10 is near the cap: \(health)")
         // Now at the cap with one more idle connection; a request on an 11th waits unanswered...
         idle.append(open())
-        for _ in 0..<100 where server.connections.current < 10 { try await Task.sleep(nanoseconds: 20_000_000) }
+        for _ in 0..<500 where server.connections.current < 10 { try await Task.sleep(nanoseconds: 20_000_000) }
         let late = open("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         defer { close(late) }
         try await Task.sleep(nanoseconds: 300_000_000)

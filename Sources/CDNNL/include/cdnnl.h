@@ -24,10 +24,12 @@ int funnel_dnnl_matmul_f32(char transA, char transB, int64_t m, int64_t n, int64
 // as its bias and post-op. `bf16`: X and W rounded to bf16 first. Returns oneDNN's status.
 int funnel_dnnl_linear(int bf16, int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w, int64_t ldw,
                        const float *bias, int relu, float *y, int64_t ldy);
-// Row buckets on (a server): forward products pad their row count to the next power of two (at
-// least 16), so requests of every size share a few cached primitives; off: exact row counts (at
-// least 16). Rows never depend on the padding. Set before any worker runs.
-void funnel_dnnl_set_row_buckets(int on);
+// The calling thread's GEMM settings, packed (bit 0: oneDNN, bit 1: bf16, bit 2: row buckets; -1:
+// none set). Row buckets on (a server): forward products pad their row count to the next power of
+// two (at least 16), so requests of every size share a few cached primitives; off: exact row
+// counts (at least 16). Rows never depend on the padding.
+int funnel_gemm_thread_settings(void);
+void funnel_gemm_set_thread_settings(int settings);
 // FP32 → bf16 (round to nearest even; NaN stays NaN), `count` values.
 void funnel_bf16_from_float(const float *src, uint16_t *dst, int64_t count);
 // oneDNN's version as major·10000 + minor·100 + patch, and the CPU ISA it dispatches to (text).

@@ -9,6 +9,8 @@ public struct PredictionRequest: Sendable {
     public var read = ReadOptions()
     /// Replace a non-regular file at `out` (a device, FIFO or symbolic link).
     public var force = false
+    /// How the network's GEMMs run (`--gemm`, `--precision`).
+    public var gemm = GEMMSettings.standard
 
     public init(model: String, data: String, out: String) {
         self.model = model
@@ -38,6 +40,7 @@ public enum PredictionJob {
         var options = r.read
         options.inconsistent = .keep  // prediction never drops a row for its labels
         let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
+        trained.network.gemm = r.gemm
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
         trained.network.warmUp(encoded)  // kernel creation stays outside the timed forward passes
         let start = Date()

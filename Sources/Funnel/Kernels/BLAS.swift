@@ -37,19 +37,52 @@ public enum GEMMPrecision: String, CaseIterable, Codable, Sendable {
     case bf16
 }
 
-/// Thin, row-major wrappers over the GEMM engine. Every dense layer's GEMM goes through here so
-/// the engine, the threading policy and the calling convention live in one place.
-public enum BLAS {
-    /// The engine every later `gemm` uses; set once at a command's start, before any worker runs.
-    nonisolated(unsafe) public static var engine = GEMMEngine.fromEnvironment
-    /// bf16 inputs (oneDNN only); set once at a command's start, like `engine`.
-    nonisolated(unsafe) public static var precision = GEMMPrecision.fp32
+/// How a network's GEMMs run: a value the network (or a served model) holds, never a process
+/// setting, so networks of different engines or precisions can live in one process.
+public struct GEMMSettings: Sendable, Equatable {
+    public var engine: GEMMEngine
+    /// bf16 inputs (oneDNN only).
+    public var precision: GEMMPrecision
     /// For a server, whose requests come in every size: oneDNN forward products pad their row
     /// count to the next power of two (at least 16), so all request sizes share at most nine
     /// cached matmul primitives per layer shape (a new primitive costs ~0.25 ms to create); rows
     /// are the same either way (tested). Off (training, batch predict): exact row counts.
-    nonisolated(unsafe) public static var bucketRowCounts = false {
-        didSet { funnel_dnnl_set_row_buckets(bucketRowCounts ? 1 : 0) }
+    public var bucketRowCounts: Bool
+
+    public init(engine: GEMMEngine = .fromEnvironment, precision: GEMMPrecision = .fp32, bucketRowCounts: Bool = false) {
+        self.engine = engine
+        self.precision = precision
+        self.bucketRowCounts = bucketRowCounts
+    }
+
+    /// The engine the environment names (`FUNNEL_GEMM`), FP32, exact row counts.
+    public static let standard = GEMMSettings()
+
+    var packed: Int32 { (engine == .onednn ? 1 : 0) | (precision == .bf16 ? 2 : 0) | (bucketRowCounts ? 4 : 0) }
+
+    init(packed p: Int32) {
+        self.init(engine: p & 1 != 0 ? .onednn : .openblas, precision: p & 2 != 0 ? .bf16 : .fp32, bucketRowCounts: p & 4 != 0)
+    }
+}
+
+/// Thin, row-major wrappers over the GEMM engine. Every dense layer's GEMM goes through here so
+/// the engine, the threading policy and the calling convention live in one place.
+public enum BLAS {
+    /// The settings the calling thread's GEMMs run with: those of the network whose call is
+    /// running on this thread (`with`), else `GEMMSettings.standard`.
+    public static var current: GEMMSettings {
+        let p = funnel_gemm_thread_settings()
+        return p < 0 ? .standard : GEMMSettings(packed: p)
+    }
+
+    /// Runs `body` with `settings` for the GEMMs it makes on this thread (a network sets its own
+    /// at each call that runs on a worker thread), then restores what was set before.
+    @inline(__always)
+    public static func with<T>(_ settings: GEMMSettings, _ body: () throws -> T) rethrows -> T {
+        let previous = funnel_gemm_thread_settings()
+        funnel_gemm_set_thread_settings(settings.packed)
+        defer { funnel_gemm_set_thread_settings(previous) }
+        return try body()
     }
 
     /// oneDNN takes another kernel below 16 rows, whose sums differ in the last bits; from 16 rows
@@ -65,7 +98,8 @@ public enum BLAS {
     /// which is faster for them here (scale-50 training: matmul for dW 367k samples/s, sgemm 390k).
     @inline(__always)
     private static func oneDNN(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                               precision: GEMMPrecision) {
         let ta: CChar = transA ? 84 : 78, tb: CChar = transB ? 84 : 78
         let status: Int32
         if precision == .bf16 {
@@ -96,7 +130,9 @@ public enum BLAS {
     public static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>, relu: Bool, y: UnsafeMutablePointer<Float>) {
         guard m > 0 else { return }
-        if engine == .onednn && n > 1 {
+        let settings = current
+        if settings.engine == .onednn && n > 1 {
+            let precision = settings.precision
             let status = funnel_dnnl_linear(precision == .bf16 ? 1 : 0, Int64(m), Int64(n), Int64(k), x, Int64(k), w, Int64(k),
                                             bias, relu ? 1 : 0, y, Int64(n))
             precondition(status == 0, "oneDNN \(precision) linear layer failed with status \(status) (m \(m), n \(n), k \(k))")
@@ -124,9 +160,10 @@ public enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        if engine == .onednn && n > 1 && (m > 1 || !transA) {
+        let settings = current
+        if settings.engine == .onednn && n > 1 && (m > 1 || !transA) {
             oneDNN(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc)
+                   beta: beta, c: c, ldc: ldc, precision: settings.precision)
             return
         }
         cblas_sgemm(

@@ -18,7 +18,7 @@ extension FunnelNetwork {
         while start < data.rowCount {
             let n = min(maxBatch, data.rowCount - start)
             batch.fill(from: data, start: start, count: n)
-            for t in 0..<embeddings.count { _ = forwardTrunk(t, batch, worker: 0) }
+            BLAS.with(gemm) { for t in 0..<embeddings.count { _ = forwardTrunk(t, batch, worker: 0) } }
             for (k, g) in gates.enumerated() {
                 let w = mixtures[trunk(of: g.head)].gateWeights(gate: gate(of: g.head, learner: g.learner), worker: 0)
                 for r in 0..<n { for e in 0..<width { sums[k][e] += Double(w[r * width + e]) } }

@@ -21,6 +21,9 @@ public final class FunnelNetwork {
     public let maxBatch: Int
     /// Gradient workers: each computes the gradient of its shard of a batch concurrently.
     public let workers: Int
+    /// How this network's GEMMs run (engine, precision, row buckets); every call that runs on a
+    /// worker thread applies them there (`BLAS.with`), so networks differing here share a process.
+    public var gemm = GEMMSettings.standard
 
     /// One embedding table per trunk.
     public let embeddings: [EmbeddingLayer]
@@ -198,6 +201,10 @@ public final class FunnelNetwork {
     /// Forward of the heads an objective needs; logits land in this worker's buffers. Returns
     /// each trunk's output, by trunk.
     func forward(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
+        BLAS.with(gemm) { forwardHeads(batch, heads: hs, worker: worker) }
+    }
+
+    private func forwardHeads(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
         if transfer != nil { return forwardTransfer(batch, worker: worker) }
         var inputs: [Int: UnsafePointer<Float>] = [:]
         let n = batch.count
@@ -295,6 +302,10 @@ public final class FunnelNetwork {
     /// the shard size). Shards of one batch pass the batch size, so their gradients simply add.
     @discardableResult
     public func computeGradients(_ batch: Batch, objective: Objective, worker: Int = 0, normalizer: Int? = nil) -> Double {
+        BLAS.with(gemm) { gradients(batch, objective: objective, worker: worker, normalizer: normalizer) }
+    }
+
+    private func gradients(_ batch: Batch, objective: Objective, worker: Int, normalizer: Int?) -> Double {
         let n = batch.count
         let hs = heads(for: objective)
         let inputs = forward(batch, heads: hs, worker: worker)

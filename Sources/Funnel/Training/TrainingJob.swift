@@ -29,6 +29,8 @@ public struct TrainingRequest: Sendable {
     /// data, fits the same schema and builds the same network; each computes its share of every
     /// global batch; rank 0 alone writes the model directory. Nil: one process.
     public var communicator: Communicator?
+    /// How the network's GEMMs run (`--gemm`, `--precision`).
+    public var gemm = GEMMSettings.standard
 
     /// The communicator when the job has more than one rank (one rank trains as a lone process).
     var dataParallel: Communicator? { communicator.flatMap { $0.size > 1 ? $0 : nil } }
@@ -101,6 +103,7 @@ public enum TrainingJob {
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers)
         let network = FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
                                     maxBagValues: data.maxBagValues)
+        network.gemm = request.gemm
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {

@@ -5,24 +5,20 @@ import XCTest
 /// the matrices, beta 0 and 1, and matrix-vector shapes (which stay on OpenBLAS) agree within
 /// FP32 summation tolerance; the same call twice gives the same bytes.
 final class GEMMEngineTests: XCTestCase {
-    override func tearDown() {
-        BLAS.engine = GEMMEngine.fromEnvironment
-        BLAS.precision = .fp32
-        BLAS.bucketRowCounts = false
-    }
-
-    private func run(_ engine: GEMMEngine, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float, seed: UInt64) -> [Float] {
+    private func run(_ engine: GEMMEngine, precision: GEMMPrecision = .fp32, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     beta: Float, seed: UInt64) -> [Float] {
         var rng = RandomSource(seed: seed)
         let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 2, ldc = n + 1
         let a = (0..<((transA ? k : m) * lda)).map { _ in Float(rng.normal()) }
         let b = (0..<((transB ? n : k) * ldb)).map { _ in Float(rng.normal()) }
         var c = (0..<(m * ldc)).map { _ in Float(rng.normal()) }
-        BLAS.engine = engine
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: lda,
-                              b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+        BLAS.with(GEMMSettings(engine: engine, precision: precision)) {
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: lda,
+                                  b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                    }
                 }
             }
         }
@@ -59,9 +55,8 @@ final class GEMMEngineTests: XCTestCase {
             let bias = (0..<n).map { _ in Float(rng.normal()) }
             for relu in [false, true] {
                 func linear(_ engine: GEMMEngine) -> [Float] {
-                    BLAS.engine = engine
                     var y = [Float](repeating: .nan, count: m * n)
-                    BLAS.linear(m: m, n: n, k: k, x: x, w: w, bias: bias, relu: relu, y: &y)
+                    BLAS.with(GEMMSettings(engine: engine)) { BLAS.linear(m: m, n: n, k: k, x: x, w: w, bias: bias, relu: relu, y: &y) }
                     return y
                 }
                 let reference = linear(.openblas), onednn = linear(.onednn)
@@ -84,35 +79,36 @@ final class GEMMEngineTests: XCTestCase {
     /// (OpenBLAS does not promise this: its results for these shapes change with the row count.)
     func testForwardRowsDoNotDependOnTheRowCount() {
         for precision in GEMMPrecision.allCases {
-            let engine = GEMMEngine.onednn
-            BLAS.engine = engine
-            BLAS.precision = precision
-            for (k, n) in [(274, 200), (200, 80), (29, 8), (80, 3)] {
-                var rng = RandomSource(seed: UInt64(k * n))
-                let most = 2100
-                let a = (0..<(most * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
-                let bias = (0..<n).map { _ in Float(rng.normal()) }
-                func forward(_ m: Int) -> [Float] {
-                    var c = (0..<m).flatMap { _ in bias }
-                    BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: k, beta: 1, c: &c, ldc: n)
-                    return c
-                }
-                // The fused dense-layer forward (bias and ReLU inside the matmul) likewise.
-                func linear(_ m: Int, relu: Bool) -> [Float] {
-                    var y = [Float](repeating: .nan, count: m * n)
-                    BLAS.linear(m: m, n: n, k: k, x: a, w: w, bias: bias, relu: relu, y: &y)
-                    return y
-                }
-                let all = forward(most)
-                let allLinear = linear(most, relu: false), allReLU = linear(most, relu: true)
-                XCTAssertEqual(allLinear, all, "\(precision) k \(k) n \(n): the fused bias is the prefilled bias")
-                XCTAssertEqual(allReLU, all.map { $0 > 0 ? $0 : 0 }, "\(precision) k \(k) n \(n): ReLU")
-                // Exact row counts (training, batch predict) and row counts padded to a power of
-                // two (a server's requests) give the same rows.
-                for m in [1, 2, 5, 15, 16, 17, 40, 63, 64, 65, 100, 257, 511, 1000, 2047, 2048, 2049] {
-                    for call in ["exact", "bucketed"] {
-                        BLAS.bucketRowCounts = call == "bucketed"
-                        defer { BLAS.bucketRowCounts = false }
+            BLAS.with(GEMMSettings(engine: .onednn, precision: precision)) { checkRowIndependence(precision) }
+        }
+    }
+
+    private func checkRowIndependence(_ precision: GEMMPrecision) {
+        for (k, n) in [(274, 200), (200, 80), (29, 8), (80, 3)] {
+            var rng = RandomSource(seed: UInt64(k * n))
+            let most = 2100
+            let a = (0..<(most * k)).map { _ in Float(rng.normal()) }, w = (0..<(n * k)).map { _ in Float(rng.normal()) }
+            let bias = (0..<n).map { _ in Float(rng.normal()) }
+            func forward(_ m: Int) -> [Float] {
+                var c = (0..<m).flatMap { _ in bias }
+                BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: w, ldb: k, beta: 1, c: &c, ldc: n)
+                return c
+            }
+            // The fused dense-layer forward (bias and ReLU inside the matmul) likewise.
+            func linear(_ m: Int, relu: Bool) -> [Float] {
+                var y = [Float](repeating: .nan, count: m * n)
+                BLAS.linear(m: m, n: n, k: k, x: a, w: w, bias: bias, relu: relu, y: &y)
+                return y
+            }
+            let all = forward(most)
+            let allLinear = linear(most, relu: false), allReLU = linear(most, relu: true)
+            XCTAssertEqual(allLinear, all, "\(precision) k \(k) n \(n): the fused bias is the prefilled bias")
+            XCTAssertEqual(allReLU, all.map { $0 > 0 ? $0 : 0 }, "\(precision) k \(k) n \(n): ReLU")
+            // Exact row counts (training, batch predict) and row counts padded to a power of
+            // two (a server's requests) give the same rows.
+            for m in [1, 2, 5, 15, 16, 17, 40, 63, 64, 65, 100, 257, 511, 1000, 2047, 2048, 2049] {
+                for call in ["exact", "bucketed"] {
+                    BLAS.with(GEMMSettings(engine: .onednn, precision: precision, bucketRowCounts: call == "bucketed")) {
                         XCTAssertTrue(forward(m) == Array(all[0..<(m * n)]),
                                       "\(precision) k \(k) n \(n): \(m) rows (\(call) call) differ from the same rows among \(most)")
                         XCTAssertTrue(linear(m, relu: true) == Array(allReLU[0..<(m * n)]),
@@ -133,10 +129,8 @@ final class GEMMEngineTests: XCTestCase {
                 for transB in [false, true] {
                     for beta: Float in [0, 1] {
                         seed += 1
-                        BLAS.precision = .fp32
                         let reference = run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
-                        BLAS.precision = .bf16
-                        let bf16 = run(.onednn, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
+                        let bf16 = run(.onednn, precision: .bf16, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta, seed: seed)
                         // Inputs are N(0, 1): Σ|aᵢbᵢ| ≈ 0.64·k·|alpha|; the bound below is that with room.
                         let bound = Float(2.0 / 512.0) * 0.75 * Float(k) * 1.5
                         var worst: Float = 0, total: Float = 0
