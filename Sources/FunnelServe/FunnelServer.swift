@@ -20,8 +20,8 @@ public struct ServeConfiguration: Sendable {
     /// (their bytes stay in the kernel's socket buffers). With the body and row limits this
     /// bounds the memory requests can hold.
     public var maxConcurrentRequests = 2 * ProcessInfo.processInfo.activeProcessorCount
-    /// Seconds a predict request may hold its place in the gate waiting for the rest of its body
-    /// (bodies up to `BodyReader.prefixBytes` are read before taking a place).
+    /// Seconds the rest of a body longer than `BodyReader.prefixBytes` may take after its first
+    /// 64 KiB (when a predict request takes its place in the gate); then the connection closes.
     public var slotTimeout = 2.0
     /// The estimated memory one request's parsed rows may take (`RequestParser.Limits`).
     public var maxParsedBytes = 40 << 20
@@ -209,9 +209,10 @@ public final class FunnelServer: @unchecked Sendable {
     ///
     /// The first `BodyReader.prefixBytes` of a body are read before the request takes a place in
     /// the gate, so a client trickling its bytes holds no place (its connection is closed by the
-    /// body timeout); a body longer than that takes its place for the rest and must finish within
-    /// `slotTimeout`, or gets 408 and frees the place. Memory stays bounded: prefixes by the
-    /// connection cap, whole bodies by the gate.
+    /// body timeout); a body longer than that takes its place for the rest, which must arrive
+    /// within `slotTimeout` of the prefix or the connection is closed (`BodyTimeoutHandler`) and
+    /// the place freed. Memory stays bounded: prefixes by the connection cap, whole bodies by the
+    /// gate.
     func predict(request: Request) async -> (Response, rows: Int) {
         let limit = configuration.maxBodyBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
@@ -223,15 +224,13 @@ public final class FunnelServer: @unchecked Sendable {
         defer { if held { gate.leave() } }
         do {
             try await reader.readPrefix()
-            await gate.enter()
+            try await gate.enter()
             held = true
-            if !reader.complete { try await reader.readRest(within: configuration.slotTimeout) }
+            if !reader.complete { try await reader.readRest() }
         } catch is BodyReader.TooLarge {
             return (FunnelServer.closing(FunnelServer.error(RequestError("request body exceeds the limit of \(limit) bytes", status: 413))), 0)
-        } catch is BodyReader.TooSlow {
-            return (FunnelServer.closing(FunnelServer.error(RequestError(
-                String(format: "request body did not arrive within %.0f s of its turn (--slot-timeout); send it faster or in smaller requests",
-                       configuration.slotTimeout), status: 408))), 0)
+        } catch is CancellationError {
+            return (FunnelServer.closing(FunnelServer.error(RequestError("the server is shutting down", status: 503))), 0)
         } catch {
             return (FunnelServer.closing(FunnelServer.error(RequestError(
                 "request body incomplete or malformed (it ended before its declared length, or its chunked encoding is invalid)",
@@ -378,9 +377,11 @@ public final class FunnelServer: @unchecked Sendable {
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let idle = TimeAmount.milliseconds(Int64(min(configuration.headerTimeout, configuration.idleTimeout) * 1000))
         let body = TimeAmount.milliseconds(Int64(configuration.bodyTimeout * 1000))
+        let rest = TimeAmount.milliseconds(Int64(configuration.slotTimeout * 1000))
         let app = Application(
             router: router(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [BodyTimeoutHandler(timeout: body), LingeringCloseHandler()],
+            server: .http1(configuration: .init(additionalChannelHandlers: [BodyTimeoutHandler(timeout: body, restTimeout: rest, prefixBytes: BodyReader.prefixBytes),
+                                                                                    LingeringCloseHandler()],
                                                 idleTimeout: idle)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "funnel",
                                  availableConnectionsDelegate: ConnectionCap(counter: connections)),

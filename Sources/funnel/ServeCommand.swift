@@ -27,7 +27,7 @@ struct Serve: AsyncParsableCommand {
     var maxConcurrentRequests: Int?
     @Option(parsing: .unconditional, help: "Seconds to deliver a complete request head.") var headerTimeout = 30.0
     @Option(parsing: .unconditional, help: "Seconds to deliver a request body after its head.") var bodyTimeout = 30.0
-    @Option(parsing: .unconditional, help: "Seconds a predict request may hold its place waiting for the rest of a body over 64 KiB (then 408).")
+    @Option(parsing: .unconditional, help: "Seconds the rest of a body longer than 64 KiB may take after its first 64 KiB, while the request holds its place in the gate (then the connection closes).")
     var slotTimeout = 2.0
     @Option(parsing: .unconditional, help: "Open connections at most; more wait in the kernel's backlog (default: the descriptor limit less 64, at most 16384).")
     var maxConnections: Int?

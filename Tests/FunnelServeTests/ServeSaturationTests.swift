@@ -112,17 +112,19 @@ final class ServeSaturationTests: XCTestCase {
         XCTAssertTrue(slow.allSatisfy(stillWaiting), "the valid request did not wait for the slow ones to be closed")
     }
 
-    /// A body over the prefix that stalls after taking its place is answered 408 within the slot
-    /// timeout, and the place is free again.
-    func testABodyThatStallsInItsPlaceGets408() async throws {
-        _ = try await start { $0.slotTimeout = 0.5; $0.maxConcurrentRequests = 1 }
+    /// A body over the 64 KiB prefix that stalls after taking its place is cut off within the slot
+    /// timeout (the connection closes), and the place is free again.
+    func testABodyThatStallsInItsPlaceIsClosedAndFreesThePlace() async throws {
+        let server = try await start { $0.slotTimeout = 0.5; $0.maxConcurrentRequests = 1 }
         let fd = open("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"rows\": [" + String(repeating: " ", count: 70_000))
         defer { close(fd) }
-        let text = answer(fd, within: 10)
-        XCTAssertTrue(text.hasPrefix("HTTP/1.1 408"), text)
-        XCTAssertTrue(text.contains("--slot-timeout"), text)
+        for _ in 0..<500 where server.gate.load.active == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+        XCTAssertEqual(server.gate.load.active, 1, "the stalled body holds the only place")
+        _ = answer(fd, within: 10)  // returns when the server closes the connection
+        XCTAssertFalse(stillWaiting(fd), "closed within the slot timeout, not the 20 s body timeout")
         let (status, _) = try await get("/v1/predict", method: "POST", body: Data("{\"rows\": [\(Self.firstRow)]}".utf8))
         XCTAssertEqual(status, 200)
+        XCTAssertEqual(server.gate.load.active, 0)
     }
 
     /// /healthz stays 200 and says saturated; /readyz answers 503 while requests wait for a place.
@@ -168,5 +170,24 @@ final class ServeSaturationTests: XCTestCase {
         // ...until connections close.
         idle.forEach { close($0) }
         XCTAssertTrue(answer(late, within: 10).hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// A request waiting for a place whose task is cancelled (the server shutting down) leaves
+    /// the line with CancellationError; the others keep their order and places.
+    func testACancelledWaiterLeavesTheGate() async throws {
+        let gate = RequestGate(limit: 1)
+        try await gate.enter()
+        let cancelled = Task { try await gate.enter() }
+        let kept = Task { try await gate.enter() }
+        for _ in 0..<500 where gate.load.waiting < 2 { try await Task.sleep(nanoseconds: 2_000_000) }
+        XCTAssertEqual(gate.load.waiting, 2)
+        cancelled.cancel()
+        do { try await cancelled.value; XCTFail("the cancelled waiter was admitted") } catch { XCTAssertTrue(error is CancellationError, "\(error)") }
+        XCTAssertEqual(gate.load.waiting, 1)
+        gate.leave()
+        try await kept.value
+        XCTAssertEqual(gate.load.active, 1)
+        gate.leave()
+        XCTAssertEqual(gate.load.active, 0)
     }
 }
