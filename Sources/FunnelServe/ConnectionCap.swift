@@ -17,6 +17,7 @@ final class ConnectionCounter: @unchecked Sendable {
     private var open = 0
     private var busiest = 0
     private var lastRelease = Date.distantPast
+    private var stopped = false
 
     init(limit: Int) { self.limit = limit }
 
@@ -33,6 +34,14 @@ final class ConnectionCounter: @unchecked Sendable {
     }
 
     var current: Int { lock.withLock { open } }
+
+    /// Whether another connection may be accepted: under the cap, and the server not stopping
+    /// (a connection accepted from the backlog while the server shuts down would be set up with
+    /// no one left to serve it).
+    var accepting: Bool { lock.withLock { !stopped && open < limit } }
+
+    /// The server is stopping: accept nothing more.
+    func stop() { lock.withLock { stopped = true } }
 
     func opened() { lock.withLock { open += 1; busiest = max(busiest, open) } }
 
@@ -53,5 +62,5 @@ struct ConnectionCap: AvailableConnectionsDelegate {
     let counter: ConnectionCounter
     func connectionOpened() { counter.opened() }
     func connectionClosed() { counter.closed() }
-    func isAcceptingNewConnections() -> Bool { counter.current < counter.limit }
+    func isAcceptingNewConnections() -> Bool { counter.accepting }
 }

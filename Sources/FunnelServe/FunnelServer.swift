@@ -387,6 +387,11 @@ public final class FunnelServer: @unchecked Sendable {
                                  availableConnectionsDelegate: ConnectionCap(counter: connections)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? -1) },
             logger: logger)
-        try await app.runService()
+        let connections = self.connections
+        try await withTaskCancellationHandler {
+            try await app.runService()
+        } onCancel: {
+            connections.stop()
+        }
     }
 }

@@ -61,17 +61,7 @@ final class ServeSaturationTests: XCTestCase {
     }
 
     /// A connected loopback socket with `bytes` sent.
-    private func open(_ bytes: String = "") -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        XCTAssertEqual(ok, 0)
-        if !bytes.isEmpty { _ = bytes.withCString { send(fd, $0, strlen($0), 0) } }
-        return fd
-    }
+    private func open(_ bytes: String = "") -> Int32 { Loopback.connect(port: port, sending: bytes) }
 
     /// Whether the server has neither answered nor closed `fd` (nothing to read right now).
     private func stillWaiting(_ fd: Int32) -> Bool {
@@ -170,6 +160,8 @@ final class ServeSaturationTests: XCTestCase {
         // ...until connections close.
         idle.forEach { close($0) }
         XCTAssertTrue(answer(late, within: 10).hasPrefix("HTTP/1.1 200"))
+        // Nothing left in the backlog when the server stops.
+        for _ in 0..<500 where server.connections.current > 0 { try await Task.sleep(nanoseconds: 20_000_000) }
     }
 
     /// A request waiting for a place whose task is cancelled (the server shutting down) leaves

@@ -218,15 +218,8 @@ final class ServeTests: XCTestCase {
     /// Raw socket helpers for what URLSession will not send.
     private func rawExchange(_ bytes: String, waitForClose: TimeInterval, halfClose: Bool = false) throws -> (String, closed: Bool) {
         let port = Int(base.split(separator: ":").last!)!
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = Loopback.connect(port: port, sending: bytes)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        XCTAssertEqual(ok, 0)
-        _ = bytes.withCString { send(fd, $0, strlen($0), 0) }
         if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var tv = timeval(tv_sec: Int(waitForClose), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
