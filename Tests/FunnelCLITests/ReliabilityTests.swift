@@ -223,4 +223,36 @@ final class ReliabilityTests: XCTestCase {
         }
         XCTAssertEqual(offenders, [])
     }
+
+    /// A server at its connection cap, connections waiting in its backlog, stops cleanly on
+    /// SIGTERM (exit 0, no trap), and accepts nothing more while it stops.
+    func testServeStopsCleanlyOnSIGTERMWithConnectionsQueuedAtTheCap() throws {
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.arguments = ["serve", "--model", Self.model, "--port", "0", "--threads", "1", "--max-connections", "4"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = CLI.read(err, until: { $0.contains("serving") && $0.hasSuffix("\n") }, within: 30)
+        let port = try XCTUnwrap(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, text)
+        var sockets: [Int32] = []
+        for _ in 0..<8 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            sockets.append(fd)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        sockets.prefix(3).forEach { close($0) }
+        Thread.sleep(forTimeInterval: 0.2)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        sockets.dropFirst(3).forEach { close($0) }
+        XCTAssertEqual(p.terminationReason, .exit, "ended by signal \(p.terminationStatus)")
+        XCTAssertEqual(p.terminationStatus, 0)
+    }
 }

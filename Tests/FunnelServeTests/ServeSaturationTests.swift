@@ -128,6 +128,8 @@ final class ServeSaturationTests: XCTestCase {
         // One large body holds the only place; a second complete request waits behind it.
         let holder = open("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"rows\": [" + String(repeating: " ", count: 70_000))
         defer { close(holder) }
+        // The holder first (its 70 KB may arrive after a small request would), then the waiter.
+        for _ in 0..<500 where server.gate.load.active == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
         let waiter = open("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"rows\": []}")
         defer { close(waiter) }
         for _ in 0..<500 where server.gate.load.waiting == 0 { try await Task.sleep(nanoseconds: 20_000_000) }
@@ -153,15 +155,17 @@ final class ServeSaturationTests: XCTestCase {
         idle.append(open())
         for _ in 0..<500 where server.connections.current < 10 { try await Task.sleep(nanoseconds: 20_000_000) }
         let late = open("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        defer { close(late) }
         try await Task.sleep(nanoseconds: 300_000_000)
         XCTAssertTrue(stillWaiting(late))
         XCTAssertLessThanOrEqual(server.connections.current, 10)
         // ...until connections close.
         idle.forEach { close($0) }
         XCTAssertTrue(answer(late, within: 10).hasPrefix("HTTP/1.1 200"))
-        // Nothing left in the backlog when the server stops.
-        for _ in 0..<500 where server.connections.current > 0 { try await Task.sleep(nanoseconds: 20_000_000) }
+        close(late)
+        // The backlog drained before the test cancels the server (a connection NIO accepted but
+        // the server task never took up traps in NIO when that task is cancelled abruptly; a
+        // real server stops gracefully on SIGTERM instead, tested in the CLI).
+        for _ in 0..<500 where server.connections.current > 1 { try await Task.sleep(nanoseconds: 20_000_000) }
     }
 
     /// A request waiting for a place whose task is cancelled (the server shutting down) leaves
