@@ -47,6 +47,16 @@ def sample():
         peak[0] = max(peak[0], rss_mb())
         time.sleep(0.05)
 
+def wait_for_port(port, seconds=10):
+    """Returns once a server accepts connections on `port` (or after `seconds`)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
 def request(method, path, body=b"", headers=None, timeout=30):
     c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=timeout)
     try:
@@ -249,12 +259,7 @@ def few_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 small = subprocess.Popen([args.funnel, "serve", "--model", model, "--port", str(args.port + 1), "--threads", "2",
                           "--idle-timeout", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=few_fds)
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", args.port + 1), timeout=1).close()
-        break
-    except OSError:
-        time.sleep(0.1)
+wait_for_port(args.port + 1)
 held = []
 for _ in range(300):
     try:
@@ -288,12 +293,7 @@ small.wait(10)
 # threads, so predictions keep their pace.
 reloader = subprocess.Popen([args.funnel, "serve", "--model", model, "--port", str(args.port + 3), "--threads", "2",
                              "--allow-reload"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", args.port + 3), timeout=1).close()
-        break
-    except OSError:
-        time.sleep(0.1)
+wait_for_port(args.port + 3)
 one_row = json.dumps({"rows": [row]}).encode()
 def predictions_per_second(seconds):
     conn = http.client.HTTPConnection("127.0.0.1", args.port + 3, timeout=30)
