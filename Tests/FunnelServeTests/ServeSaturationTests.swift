@@ -18,15 +18,8 @@ final class ServeSaturationTests: XCTestCase {
 
     override class func setUp() {
         dir = NSTemporaryDirectory() + "funnel-saturation-\(UUID().uuidString)"
-        var c = SimulatorConfig()
-        c.rows = 1000; c.seed = 3; c.vocabScale = 0.02
-        _ = try! FunnelSimulator(config: c).write(to: dir)
-        let (schema, data, _) = try! DatasetLoader.loadForTraining(dir + "/train.csv", options: ReadOptions(), minCount: 1)
-        var config = ModelConfig(kind: .esmm)
-        config.hidden = [8]; config.embeddingDim = 4; config.batchSize = 256
-        let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count)
-        _ = try! Trainer(config: config).train(net, on: data)
-        try! TrainedModel(config: config, schema: schema, network: net, training: nil).save(to: model)
+        try! TinyModels.simulate(into: dir, rows: 1000, seed: 3)
+        try! TinyModels.train(.esmm, hidden: [8], on: dir, to: model)
         let lines = try! String(contentsOfFile: dir + "/test.csv", encoding: .utf8).split(separator: "\n")
         let header = lines[0].split(separator: ","), values = lines[1].split(separator: ",")
         firstRow = "{" + zip(header, values).dropFirst(2).map { "\"\($0)\": \"\($1)\"" }.joined(separator: ", ") + "}"

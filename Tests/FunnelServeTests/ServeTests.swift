@@ -19,20 +19,12 @@ final class ServeTests: XCTestCase {
 
     override class func setUp() {
         dir = NSTemporaryDirectory() + "funnel-serve-\(UUID().uuidString)"
-        var c = SimulatorConfig()
-        c.rows = 3000; c.seed = 9; c.vocabScale = 0.02
-        _ = try! FunnelSimulator(config: c).write(to: dir)
+        try! TinyModels.simulate(into: dir, rows: 3000, seed: 9)
         csv = dir + "/test.csv"
         modelDir = dir + "/esmm"
         otherModelDir = dir + "/ipsp"
         for (kind, out) in [(ModelKind.esmm, modelDir), (.ipsp, otherModelDir)] {
-            let (schema, data, _) = try! DatasetLoader.loadForTraining(dir + "/train.csv", options: ReadOptions(), minCount: 1)
-            var config = ModelConfig(kind: kind)
-            config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256
-            let net = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
-                                    denseCount: schema.dense.count)
-            _ = try! Trainer(config: config).train(net, on: data)
-            try! TrainedModel(config: config, schema: schema, network: net, training: nil).save(to: out)
+            try! TinyModels.train(kind, hidden: [16, 8], on: dir, to: out)
         }
     }
 

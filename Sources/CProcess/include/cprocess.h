@@ -1,5 +1,5 @@
-#ifndef FUNNEL_CSYSTEM_H
-#define FUNNEL_CSYSTEM_H
+#ifndef FUNNEL_CPROCESS_H
+#define FUNNEL_CPROCESS_H
 
 #include <stddef.h>
 

@@ -16,9 +16,7 @@ public struct InputFingerprint: Codable, Equatable, Sendable {
     public static let blocks = 64, blockBytes = 4096
 
     public init(_ path: String) throws {
-        try InputFile.checkReadable(path)
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw DataError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        let fd = try InputFile.openForReading(path)
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw DataError(file: path, "cannot read: \(String(cString: strerror(errno)))") }

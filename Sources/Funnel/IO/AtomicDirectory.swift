@@ -33,8 +33,7 @@ public enum AtomicDirectory {
         do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
             throw FunnelError("\(dir): cannot create its parent directory: \(error.localizedDescription)")
         }
-        let tmp = Temporaries.path(for: target)
-        Temporaries.removeTree(tmp)
+        let tmp = Temporaries.path(for: target)  // a leftover of this process id was swept by `recover`
         guard mkdir(tmp, 0o755) == 0 else { throw FunnelError("\(tmp): cannot create: \(errnoText())") }
         let registration = Temporaries.register(tmp, directory: true)
         defer { registration.forget() }
@@ -46,7 +45,7 @@ public enum AtomicDirectory {
             Temporaries.removeTree(tmp)
             throw error
         }
-        fsyncDirectory(parent)
+        FileDescriptor.fsyncDirectory(parent)
     }
 
     /// Where a forced write through a symbolic link to a directory lands: the link's target
@@ -74,7 +73,7 @@ public enum AtomicDirectory {
             try f.data.withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, path: path) }
             guard fsync(fd) == 0 else { throw FunnelError("\(path): fsync failed: \(errnoText())") }
         }
-        fsyncDirectory(tmp)
+        FileDescriptor.fsyncDirectory(tmp)
     }
 
     /// Hard-links the old directory's other regular files into the new one (same file system).
@@ -106,11 +105,6 @@ public enum AtomicDirectory {
             throw FunnelError("\(display): cannot move the new model into place: \(why)")
         }
         Temporaries.removeTree(aside)
-    }
-
-    static func fsyncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }

@@ -37,16 +37,16 @@ extension AtomicFile {
             let url = URL(fileURLWithPath: path)
             self.path = path
             tmp = Temporaries.path(for: url.path)
-            Temporaries.sweep(beside: url.path)
-            unlink(tmp)  // a leftover of a killed run of this process id
+            Temporaries.sweep(beside: url.path)  // leftovers of killed runs, this process id's included
             fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FunnelError("\(tmp): cannot create: \(String(cString: strerror(errno)))") }
             registration = Temporaries.register(tmp)
         }
 
+        /// (`finish` forgets the registration itself: forgetting it twice could free another
+        /// temporary's slot, taken in between.)
         deinit {
-            if !finished { close(fd); unlink(tmp) }
-            registration.forget()
+            if !finished { close(fd); unlink(tmp); registration.forget() }
         }
 
         public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -66,8 +66,7 @@ extension AtomicFile {
                 unlink(tmp)
                 throw FunnelError("\(path): cannot rename into place: \(why)")
             }
-            let dfd = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY)
-            if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+            FileDescriptor.fsyncDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         }
     }
 }

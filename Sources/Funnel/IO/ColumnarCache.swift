@@ -103,9 +103,7 @@ public final class ColumnarCache {
     /// True when `path` starts with the cache magic (any version).
     /// Only a regular file is opened (without blocking): a FIFO given as input is never waited on.
     public static func isCache(_ path: String) -> Bool {
-        guard (try? InputFile.checkReadable(path)) != nil else { return false }
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return false }
+        guard let fd = try? InputFile.openForReading(path) else { return false }
         defer { close(fd) }
         var head = [UInt8](repeating: 0, count: 7)
         return pread(fd, &head, 7, 0) == 7 && head == Array(magic.prefix(7))

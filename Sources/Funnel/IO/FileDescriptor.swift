@@ -19,6 +19,13 @@ public enum FileDescriptor {
         }
     }
 
+    /// Makes a directory's entries durable (a rename into it, a file created in it); best effort:
+    /// a directory that cannot be opened is left as it is.
+    static func fsyncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+    }
+
     /// Reads an opened regular file whole, refusing one over `limit` bytes before reading.
     static func readAll(_ fd: Int32, path: String, limit: Int) throws -> Data {
         var st = stat()

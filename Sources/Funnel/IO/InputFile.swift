@@ -24,12 +24,18 @@ public enum InputFile {
     /// The whole of a small regular file (a manifest, a config), refusing one larger than
     /// `limit` bytes before reading it.
     public static func contents(_ path: String, limit: Int) throws -> Data {
-        try checkReadable(path)
-        // Opened without blocking: a FIFO swapped in after the check is refused, never waited on.
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw DataError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        let fd = try openForReading(path)
         defer { close(fd) }
         return try FileDescriptor.readAll(fd, path: path, limit: limit)
+    }
+
+    /// A descriptor on the readable regular file `path` (the caller closes it), opened without
+    /// blocking: a FIFO swapped in after the check is refused, never waited on.
+    public static func openForReading(_ path: String) throws -> Int32 {
+        try checkReadable(path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw DataError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        return fd
     }
 
     /// The size in bytes of a regular file (0 when it cannot be stat'ed).

@@ -26,7 +26,8 @@ public enum Temporaries {
     }
 
     /// Removes what killed runs left beside `target`: `.NAME.tmp-PID` and `.NAME.old-PID` whose
-    /// process is gone (a live one is another run writing the same output right now). Returns
+    /// process is gone (a live one is another run writing the same output right now) or whose
+    /// id is this process's own (an earlier, killed run that had the same id). Returns
     /// the `.old` directories found, newest first, for a caller that must recover one.
     @discardableResult
     static func sweep(beside target: String, keepOld: Bool = false) -> [String] {
