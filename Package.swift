@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Funnel", targets: ["Funnel"]),
+        .library(name: "FunnelONNX", targets: ["FunnelONNX"]),
+        .library(name: "FunnelDistributed", targets: ["FunnelDistributed"]),
         .executable(name: "funnel", targets: ["funnel"]),
     ],
     dependencies: [
@@ -42,10 +44,18 @@ let package = Package(
         .target(name: "CProcess"),
         .target(
             name: "Funnel",
-            dependencies: ["COpenBLAS", "CMPI", "CDNNL", "CKernels", "CProcess", .product(name: "Yams", package: "Yams"),
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["COpenBLAS", "CDNNL", "CKernels", "CProcess", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The ONNX export, with the protobuf code generated from ONNX's own onnx.proto: a user of
+        // the model code alone does not pull swift-protobuf.
+        .target(
+            name: "FunnelONNX",
+            dependencies: ["Funnel", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // Open MPI behind the engine's `Communicator`: the collectives of a job started by mpirun
+        // (and LightGBM's network functions over them). The engine itself never links MPI.
+        .target(name: "FunnelDistributed", dependencies: ["Funnel", "CMPI"]),
         // The HTTP prediction service, beside the engine: it only reads model directories.
         .target(
             name: "FunnelServe",
@@ -62,6 +72,8 @@ let package = Package(
             name: "funnel",
             dependencies: [
                 "Funnel",
+                "FunnelONNX",
+                "FunnelDistributed",
                 "FunnelServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -75,7 +87,7 @@ let package = Package(
         // identity of the one row decoder.
         .testTarget(
             name: "FunnelCLITests",
-            dependencies: ["funnel", "Funnel", "FunnelServe", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["funnel", "Funnel", "FunnelONNX", "FunnelServe", .product(name: "Logging", package: "swift-log")],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Sources/Funnel/Export/ONNX/onnx.pb.swift from proto/onnx.proto (ONNX's own
+# Regenerates Sources/FunnelONNX/onnx.pb.swift from proto/onnx.proto (ONNX's own
 # onnx/onnx.proto, copied from the onnx 1.23.2 wheel; Apache-2.0) with protoc and swift-protobuf
 # 1.39.0's protoc-gen-swift. The generated file is committed, so builds and CI never run this.
 #   apt-get install protobuf-compiler
@@ -10,4 +10,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 plugin=${1:?path to protoc-gen-swift}
 protoc --plugin=protoc-gen-swift="$plugin" --swift_opt=Visibility=Internal \
-  --swift_out=Sources/Funnel/Export/ONNX -I proto proto/onnx.proto
+  --swift_out=Sources/FunnelONNX -I proto proto/onnx.proto

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Funnel
+import FunnelDistributed
 
 /// `--collective-timeout` of the data-parallel commands (train, gbdt train).
 struct CollectiveOptions: ParsableArguments {
@@ -10,5 +11,5 @@ struct CollectiveOptions: ParsableArguments {
         guard collectiveTimeout > 0, collectiveTimeout.isFinite else { throw ValidationError("--collective-timeout must be a positive number of seconds") }
     }
 
-    func apply() { Communicator.collectiveTimeout = collectiveTimeout }
+    func apply() { MPITransport.collectiveTimeout = collectiveTimeout }
 }

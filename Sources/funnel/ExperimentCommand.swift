@@ -90,26 +90,25 @@ struct Experiment: ParsableCommand {
         try guarded {
             if let out { try OutputPath.checkDirectory(out, force: force) }  // before any work
             let kinds = try self.kinds
-            let template = try modelOptions.config(kind: .esmm, seed: 0)
-            let inputs = try experimentInputs()
-            let (finalConfigs, tuningNotes) = try tunedConfigs(kinds, inputs: inputs)
-            let loaded = try inputs.load()
-            if !json { for n in loaded.notes { Terminal.note(n) } }
-            let plan = ExperimentPlan(models: kinds, runs: runs, baseSeed: seed, ctcvrProtocol: ctcvrProtocol,
-                                      concurrency: try resolveThreads(threads)) { kind, seed in
-                var c = finalConfigs[kind]!
-                c.seed = seed
-                return c
+            var request = ExperimentRequest(inputs: try experimentInputs(), models: kinds,
+                                            configs: Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) }))
+            request.tuning = try tuning()
+            request.runs = runs
+            request.seed = seed
+            request.ctcvrProtocol = ctcvrProtocol
+            request.concurrency = try resolveThreads(threads)
+            request.out = out
+            request.baseline = baseline
+            request.primary = primary
+            let json = self.json
+            let outcome = try ExperimentJob.run(request, note: { if !json { Terminal.note($0) } }, progress: { Terminal.note($0) })
+            if json {
+                try Terminal.printJSON(outcome.summary)
+            } else {
+                try Terminal.say(outcome.notes.joined(separator: "\n"))
+                try Terminal.say(outcome.summary.terminalTable())
+                if let out { try Terminal.say("wrote \(out)/results.md, results.json, report.html") }
             }
-            if let out { try inputs.claim(out, protocol: ctcvrProtocol, seed: seed) }
-            let results = try ExperimentRunner(plan: plan, data: loaded.data, directory: out).run { line in Terminal.note(line) }
-            let base = baseline ?? (kinds.contains(.ip) ? "ip" : kinds[0].rawValue)
-            let summary = ExperimentSummary(results: results, models: kinds.map(\.rawValue), baseline: base, primaryMetric: primary)
-            let trainData = loaded.data.train
-            let notes = ["train \(train): \(trainData.rowCount) rows, \(trainData.clickCount) clicks, \(trainData.conversionCount) conversions; "
-                         + "test \(loaded.testName): \(loaded.data.test.rowCount) rows", "\(runs) run(s) per model, seeds \(seed + 1)…\(seed + UInt64(runs)); "
-                         + "pCTCVR protocol: \(ctcvrProtocol.rawValue); downsample negatives: \(template.downsampleNegatives)"] + tuningNotes
-            try report(summary, results: results, notes: notes)
         }
     }
 
@@ -127,58 +126,12 @@ struct Experiment: ParsableCommand {
         return inputs
     }
 
-    /// Each model's configuration: its own defaults with the flags applied, or its best from
-    /// `--tuned`, or tuned here first with `--tune-trials`; with a report line per tuned model.
-    private func tunedConfigs(_ kinds: [ModelKind], inputs: ExperimentInputs) throws -> ([ModelKind: ModelConfig], [String]) {
-        var configs = Dictionary(uniqueKeysWithValues: try kinds.map { ($0, try modelOptions.config(kind: $0, seed: 0)) })
-        var notes: [String] = []
-        if let dir = tuned {
-            for k in kinds {
-                let best = try Tuner.best(in: dir + "/" + k.rawValue)
-                guard best.config.kind == k else { throw FunnelError("\(dir)/\(k.rawValue)/best.json is a tuning of \(best.config.kind.rawValue)") }
-                configs[k] = best.config
-                notes.append(tuningNote(k, best, trials: Tuner.trialCount(in: dir + "/" + k.rawValue)))
-            }
-        } else if let n = tuneTrials, let spaceFile = tuneSpace {
-            let space = try SearchSpace.load(path: spaceFile)
-            let data = try inputs.tuningData(validDays: try validDays.map { try Experiment.dayRange($0, flag: "--valid-days") }, validFile: valid)
-            for k in kinds {
-                var request = TuneRequest(train: train, valid: valid ?? "\(train) days \(validDays ?? "")", base: configs[k]!, space: space,
-                                          trials: n)
-                request.strategy = tuneStrategy
-                request.out = out.map { $0 + "/tuning/" + k.rawValue }
-                request.seed = seed
-                request.concurrency = try resolveThreads(threads)
-                request.monitor = primary
-                request.earlyStopping = earlyStopping
-                let json = self.json
-                let trials = try Tuner.run(request, data: data) { if !json { Terminal.note("[tune \(k.rawValue)] " + $0) } }
-                configs[k] = trials[0].config
-                notes.append(tuningNote(k, trials[0], trials: trials.count))
-            }
-        }
-        return (configs, notes)
-    }
-
-    /// The report files under `--out`, and the table (or JSON) on standard output.
-    private func report(_ summary: ExperimentSummary, results: [RunResult], notes: [String]) throws {
-        if let out { try ExperimentReport.write(summary: summary, results: results, notes: notes, to: out) }
-        if json {
-            try Terminal.printJSON(summary)
-        } else {
-            try Terminal.say(notes.joined(separator: "\n"))
-            try Terminal.say(summary.terminalTable())
-            if let out { try Terminal.say("wrote \(out)/results.md, results.json, report.html") }
-        }
-    }
-
-    /// A tuned model's line in the report: its trials and the configuration it runs with.
-    private func tuningNote(_ k: ModelKind, _ best: TrialResult, trials: Int) -> String {
-        let c = best.config
-        return "\(k.rawValue): tuned over \(trials) trial(s), best trial \(best.trial) (\(best.monitor.rawValue) \(String(format: "%.5f", best.value)) on validation): "
-            + Tuner.describe(best.params) + "; runs with lr \(c.learningRate), batch \(c.batchSize), embedding \(c.embeddingDim), "
-            + "hidden \(c.hidden.map(String.init).joined(separator: ",")), l2 \(c.l2), epochs \(c.epochs)"
-            + (c.clickedEpochs.map { ", clicked epochs \($0)" } ?? "")
+    /// `--tuned DIR`, or `--tune-trials N` with its space and validation rows.
+    private func tuning() throws -> ExperimentTuning {
+        if let dir = tuned { return .fromDirectory(dir) }
+        guard let n = tuneTrials, let spaceFile = tuneSpace else { return .none }
+        return .search(trials: n, space: try SearchSpace.load(path: spaceFile), strategy: tuneStrategy, validFile: valid,
+                       validDays: try validDays.map { try Experiment.dayRange($0, flag: "--valid-days") }, earlyStopping: earlyStopping)
     }
 
     /// Parses "A-B" (or "A") into a day range.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Funnel
+import FunnelONNX
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(

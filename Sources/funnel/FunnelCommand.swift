@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Funnel
+import FunnelDistributed
 
 @main
 struct FunnelCommand: AsyncParsableCommand {
@@ -31,8 +32,8 @@ func guarded(_ body: () throws -> Void) throws {
 /// `guarded` for a command that may run as one rank of an MPI job: a rank that fails prints its
 /// rank and the cause, then ends the whole job (MPI_Abort), so no other rank waits forever in
 /// a collective; mpirun exits non-zero.
-func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
-    guard let comm, comm.size > 1 else { return try guarded(body) }
+func guarded(on comm: Communicator, _ body: () throws -> Void) throws {
+    guard comm.isDistributed else { return try guarded(body) }
     do {
         try body()
     } catch {
@@ -43,14 +44,14 @@ func guarded(on comm: Communicator?, _ body: () throws -> Void) throws {
 }
 
 /// A data-parallel command's frame: MPI is started when launched under mpirun (or `explicit`,
-/// `--distributed`), `body` runs with the communicator (nil for a lone process) and whether this
+/// `--distributed`), `body` runs with the communicator (`.single` for a lone process) and whether this
 /// rank stays quiet (every rank but 0), a failing rank ends the job (`guarded(on:)`), MPI is
 /// finalized after.
-func runRanks(explicit: Bool, _ body: (_ comm: Communicator?, _ quiet: Bool) throws -> Void) throws {
-    var comm: Communicator?
-    try guarded { comm = try Communicator.start(explicit: explicit) }
-    try guarded(on: comm) { try body(comm, !(comm?.isRoot ?? true)) }
-    comm?.finalize()
+func runRanks(explicit: Bool, _ body: (_ comm: Communicator, _ quiet: Bool) throws -> Void) throws {
+    var comm = Communicator.single
+    try guarded { comm = try MPITransport.start(explicit: explicit) }
+    try guarded(on: comm) { try body(comm, !comm.isRoot) }
+    comm.finalize()
 }
 
 /// Commands other than `train` and `gbdt train` are not data-parallel: N copies under mpirun

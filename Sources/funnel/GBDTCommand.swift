@@ -50,7 +50,7 @@ struct GBDTTrain: ParsableCommand {
         try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 
-    private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
+    private func trainHere(_ comm: Communicator, quiet: Bool) throws {
         var request = GBDTTrainingRequest(train: train, out: out)
         request.communicator = comm
         request.valid = valid

@@ -43,18 +43,10 @@ struct Prepare: ParsableCommand {
                                               sampleRows: sampleRows, force: force)
                 return try report(s, source: "\(data) + \(common)")
             }
-            // A PaddleRec Ali-CCP file has no header (its first line is a sample): the cache
-            // builder recognises it and infers its fields itself.
-            if (layout == .auto || layout == .generic) && PaddleRecLayout.matches(data) {
-                return try report(try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows,
-                                                        sampleRows: sampleRows, force: force), source: data)
-            }
-            let header = try CSVFile(path: data, delimiter: options.delimiter).header
-            let resolved: TableLayoutPreset
-            (resolved, options) = try layout.resolve(header: header, file: data, options: options)
-            if resolved == .recsys2023 && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
-            let s = try ColumnarCache.prepare(source: data, options: options, to: out, groupRows: groupRows, sampleRows: sampleRows,
-                                              force: force)
+            let format = try TableFormats.detect(data, preset: layout, options: options)
+            if format is RecSys2023Format && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }
+            let s = try ColumnarCache.prepare(source: data, format: format, options: options, to: out, groupRows: groupRows,
+                                              sampleRows: sampleRows, force: force)
             try report(s, source: data)
         }
     }

@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
     }
 
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
-    private func trainHere(_ comm: Communicator?, quiet: Bool) throws {
+    private func trainHere(_ comm: Communicator, quiet: Bool) throws {
         var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
         request.gemm = gemmOptions.settings
         request.communicator = comm

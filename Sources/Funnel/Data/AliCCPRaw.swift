@@ -101,19 +101,13 @@ public enum AliCCPRaw {
         }
     }
 
-    /// A bad line: what kind (for skip counts) and the located error.
-    struct LineProblem: Error {
-        var kind: String
-        var error: DataError
-    }
-
     /// Calls `body(field bytes, field length, key, weight)` for each feature of a feature list;
     /// returns how many there were. `limit` bounds the features read.
     static func forEachFeature(_ p: UnsafePointer<UInt8>, _ n: Int, limit: Int, file: String, line: Int,
                                _ body: (UnsafePointer<UInt8>, Int, Int64, Float) throws -> Void) throws -> Int {
         var count = 0, start = 0
-        func problem(_ message: String) -> LineProblem {
-            LineProblem(kind: "malformed feature", error: DataError(file: file, line: line, column: "feature_list", message))
+        func problem(_ message: String) -> RowProblem {
+            RowProblem(.malformedFeature, DataError(file: file, line: line, column: "feature_list", message))
         }
         while start < n {
             var end = start
@@ -189,17 +183,17 @@ public enum AliCCPRaw {
                 commonReport.dataLines += 1
                 do {
                     guard split(p, n, fields: 3, into: &cells) else {
-                        throw LineProblem(kind: "malformed line", error: DataError(file: common, line: line, "expected 3 comma-separated fields md5,feature_num,feature_list"))
+                        throw RowProblem(.malformedLine, DataError(file: common, line: line, "expected 3 comma-separated fields md5,feature_num,feature_list"))
                     }
                     guard let key = RecordKey(p + cells[0].lowerBound, cells[0].count) else {
-                        throw LineProblem(kind: "malformed line", error: DataError(file: common, line: line, column: "md5", "is empty or longer than \(maxKeyBytes) bytes"))
+                        throw RowProblem(.malformedLine, DataError(file: common, line: line, column: "md5", "is empty or longer than \(maxKeyBytes) bytes"))
                     }
                     guard let declared = count(p, cells[1]) else {
-                        throw LineProblem(kind: "malformed line", error: DataError(file: common, line: line, column: "feature_num",
+                        throw RowProblem(.malformedLine, DataError(file: common, line: line, column: "feature_num",
                                                                                    "'\(text(p + cells[1].lowerBound, cells[1].count))' is not a count in 0…\(maxFeaturesPerLine)"))
                     }
                     if let first = index[key] {
-                        throw LineProblem(kind: "repeated md5", error: DataError(file: common, line: line, column: "md5",
+                        throw RowProblem(.repeatedRecord, DataError(file: common, line: line, column: "md5",
                                                                                  "'\(text(p + cells[0].lowerBound, cells[0].count))' already appeared on line \(recordLines[Int(first)])"))
                     }
                     f.removeAll(keepingCapacity: true); k.removeAll(keepingCapacity: true); w.removeAll(keepingCapacity: true)
@@ -214,7 +208,7 @@ public enum AliCCPRaw {
                         f.append(Int32(field)); k.append(key); w.append(weight)
                     }
                     guard got == declared else {
-                        throw LineProblem(kind: "feature_num disagrees", error: DataError(file: common, line: line, column: "feature_num",
+                        throw RowProblem(.featureCountDisagrees, DataError(file: common, line: line, column: "feature_num",
                                                                                           "says \(declared) but the list has \(got) feature(s)"))
                     }
                     guard index.count < Int(Int32.max) else { throw FunnelError("\(common): more than \(Int32.max) common-feature lines") }
@@ -222,9 +216,8 @@ public enum AliCCPRaw {
                     try writer.appendSharedRecord(fields: f, keys: k, weights: w)
                     index[key] = Int32(recordLines.count)
                     recordLines.append(Int32(clamping: line))
-                } catch let problem as LineProblem {
-                    guard options.skipBadRows else { throw problem.error }
-                    commonReport.countSkipped(problem.kind, problem.error.description)
+                } catch let problem as RowProblem {
+                    try BadRowPolicy.handle(problem, options: options, report: &commonReport)
                 }
                 return true
             }
@@ -295,56 +288,55 @@ public enum AliCCPRaw {
             report.dataLines += 1
             guard dataRow < Int(Int32.max) else { throw FunnelError("\(skeleton): more than \(Int32.max) lines") }
             do {
-                func bad(_ kind: String, _ column: String?, _ message: String) -> LineProblem {
-                    LineProblem(kind: kind, error: DataError(file: skeleton, line: line, column: column, message))
+                func bad(_ kind: RowProblem.Kind, _ column: String?, _ message: String) -> RowProblem {
+                    RowProblem(kind, DataError(file: skeleton, line: line, column: column, message))
                 }
                 guard split(p, n, fields: 6, into: &cells) else {
-                    throw bad("malformed line", nil, "expected 6 comma-separated fields sample_id,click,buy,md5,feature_num,feature_list")
+                    throw bad(.malformedLine, nil, "expected 6 comma-separated fields sample_id,click,buy,md5,feature_num,feature_list")
                 }
-                guard let c = NumberParsing.parseInteger(p + cells[1].lowerBound, cells[1].count), c == 0 || c == 1 else {
-                    throw bad("bad label", "click", "'\(text(p + cells[1].lowerBound, cells[1].count))' is not 0 or 1")
+                guard let c = BadRowPolicy.label(p + cells[1].lowerBound, cells[1].count) else {
+                    throw bad(.labelNotBinary, "click", "label must be 0 or 1, got '\(text(p + cells[1].lowerBound, cells[1].count))'")
                 }
-                guard let b = NumberParsing.parseInteger(p + cells[2].lowerBound, cells[2].count), b == 0 || b == 1 else {
-                    throw bad("bad label", "buy", "'\(text(p + cells[2].lowerBound, cells[2].count))' is not 0 or 1")
+                guard let b = BadRowPolicy.label(p + cells[2].lowerBound, cells[2].count) else {
+                    throw bad(.labelNotBinary, "buy", "label must be 0 or 1, got '\(text(p + cells[2].lowerBound, cells[2].count))'")
                 }
                 guard let key = RecordKey(p + cells[3].lowerBound, cells[3].count) else {
-                    throw bad("malformed line", "md5", "is empty or longer than \(maxKeyBytes) bytes")
+                    throw bad(.malformedLine, "md5", "is empty or longer than \(maxKeyBytes) bytes")
                 }
                 guard let record = index[key] else {
-                    throw bad("md5 not in the common features", "md5", "'\(text(p + cells[3].lowerBound, cells[3].count))' is not in \(common)")
+                    throw bad(.missingRecord, "md5", "'\(text(p + cells[3].lowerBound, cells[3].count))' is not in \(common)")
                 }
                 guard let declared = count(p, cells[4]) else {
-                    throw bad("malformed line", "feature_num", "'\(text(p + cells[4].lowerBound, cells[4].count))' is not a count in 0…\(maxFeaturesPerLine)")
+                    throw bad(.malformedLine, "feature_num", "'\(text(p + cells[4].lowerBound, cells[4].count))' is not a count in 0…\(maxFeaturesPerLine)")
                 }
                 for k in keys.indices { keys[k] = CategoryKey.empty; filled[k] = false }
                 for k in bagKeys.indices { bagKeys[k].removeAll(keepingCapacity: true); bagWeights[k].removeAll(keepingCapacity: true) }
                 let got = try forEachFeature(p + cells[5].lowerBound, cells[5].count, limit: declared, file: skeleton, line: line) { fp, fn, key, weight in
                     guard let field = fieldIndex.index(fp, fn, create: false) else {
-                        throw bad("unknown field", text(fp, fn), "is not among the fields of the first \(sampleRows) lines and the common features "
+                        throw bad(.unknownField, text(fp, fn), "is not among the fields of the first \(sampleRows) lines and the common features "
                                   + "(raise --sample-rows, or --ignore it)")
                     }
                     switch roles[field] {
                     case .ignored:
                         if field < layout.categorical.count {
-                            throw bad("field in both files", text(fp, fn), "comes from the common features too; read it as multi-valued (--multi-valued \(text(fp, fn)))")
+                            throw bad(.fieldInBothFiles, text(fp, fn), "comes from the common features too; read it as multi-valued (--multi-valued \(text(fp, fn)))")
                         }
                     case .bag(let b): bagKeys[b].append(key); bagWeights[b].append(weight)
                     case .single(let k):
                         guard !filled[k] else {
-                            throw bad("repeated field", text(fp, fn), "repeats in this row, but it was read as single-valued (declare it with --multi-valued)")
+                            throw bad(.repeatedField, text(fp, fn), "repeats in this row, but it was read as single-valued (declare it with --multi-valued)")
                         }
                         filled[k] = true
                         keys[k] = key
                     }
                 }
-                guard got == declared else { throw bad("feature_num disagrees", "feature_num", "says \(declared) but the list has \(got) feature(s)") }
+                guard got == declared else { throw bad(.featureCountDisagrees, "feature_num", "says \(declared) but the list has \(got) feature(s)") }
                 for k in bagKeys.indices { table.appendBag(k, keys: bagKeys[k], weights: bagWeights[k]) }
-                table.appendRow(keys: keys, dense: [], labels: (Float(c), Float(b)), day: nil, sourceRow: Int32(dataRow))
+                table.appendRow(keys: keys, dense: [], labels: (c, b), day: nil, sourceRow: Int32(dataRow))
                 sharedIndex.append(record)
                 if table.rowCount >= groupRows { try flush() }
-            } catch let problem as LineProblem {
-                guard options.skipBadRows else { throw problem.error }
-                report.countSkipped(problem.kind, problem.error.description)
+            } catch let problem as RowProblem {
+                try BadRowPolicy.handle(problem, options: options, report: &report)
             }
             return true
         }

@@ -4,22 +4,20 @@ public enum DatasetLoader {
     /// Reads a training file: infers the layout, fits the schema, encodes. With a communicator
     /// (a data-parallel job), this rank reads and encodes its shard of the rows, the schema is
     /// fitted on the ranks' merged counts and moments, and the report covers the whole file.
-    public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int, communicator: Communicator? = nil)
+    public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int, communicator: Communicator = .single)
         throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
     {
         guard minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
         var options = options
-        options.shard = communicator?.shard
+        options.shard = communicator.shard
         let raw = try TableSource.readTraining(path, options: options)
         try options.hashBuckets.check(raw.layout, file: path)
         var acc = FeatureSchema.Accumulator(layout: raw.layout)
         acc.add(raw)
         var report = raw.report
-        if let communicator {
-            acc = try acc.merged(across: communicator)
-            report = try report.merged(across: communicator)
-            report.rowsKept = acc.rows
-        }
+        acc = try acc.merged(across: communicator)
+        report = try report.merged(across: communicator)
+        report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
         let schema = acc.schema(minCount: minCount, hashing: options.hashBuckets)
         return (schema, schema.encode(raw), report)

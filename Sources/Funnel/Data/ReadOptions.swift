@@ -151,6 +151,9 @@ public struct ReadReport: Codable, Equatable, Sendable {
     }
     /// Skipped malformed rows per kind (only with `skipBadRows`).
     public var skipped: [String: Int] = [:]
+    /// Values of fields the layout does not have, per field (a PaddleRec file read against a
+    /// trained model's layout: the model has no weights for them). Not stored in a cache footer.
+    public var ignoredFieldValues: [String: Int] = [:]
     /// What fitting a schema on these rows reported (hashed fields' collisions). Not stored:
     /// cache footers written before it existed must still decode.
     public var schemaNotes: [String] = []
@@ -176,6 +179,11 @@ public struct ReadReport: Codable, Equatable, Sendable {
         }
         for kind in skipped.keys.sorted() {
             out.append("\(file): skipped \(skipped[kind]!) row(s): \(kind) (first: \(firstSkipped[kind] ?? "?"))")
+        }
+        if !ignoredFieldValues.isEmpty {
+            let fields = ignoredFieldValues.keys.sorted().prefix(8).map { "\($0) (\(ignoredFieldValues[$0]!))" }.joined(separator: ", ")
+            out.append("\(file): left out the values of \(ignoredFieldValues.count) field(s) the layout does not have: \(fields)"
+                       + (ignoredFieldValues.count > 8 ? ", …" : ""))
         }
         return out + schemaNotes
     }

@@ -142,8 +142,7 @@ public enum TableReader {
                                        day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
                 try chunks.rowKept(sink: deliver)
             } catch let problem as RowProblem {
-                guard options.skipBadRows else { throw problem.error }
-                chunks.table.report.countSkipped(problem.kind, problem.error.description)
+                try BadRowPolicy.handle(problem, options: options, report: &chunks.table.report)
             }
             return true
         }
@@ -224,16 +223,15 @@ public enum TableReader {
         @inline(__always)
         mutating func decode(line: Int, _ bytes: UnsafePointer<UInt8>, _ cells: UnsafeBufferPointer<CSVFile.Cell>, report: inout ReadReport) throws -> Bool {
             if cells.last?.unterminatedQuote == true {
-                throw RowProblem(kind: "unterminated quote", error: DataError(
+                throw RowProblem(.unterminatedQuote, DataError(
                     file: path, line: line, "a quoted field is not closed on this line (line breaks inside quoted fields are not supported)"))
             }
             guard cells.count == columns.count else {
-                throw RowProblem(kind: "wrong column count",
-                                 error: DataError(file: path, line: line, "expected \(columns.count) columns, found \(cells.count)"))
+                throw RowProblem(.wrongColumnCount, DataError(file: path, line: line, "expected \(columns.count) columns, found \(cells.count)"))
             }
             if let di = columns.day {
                 do { day = try CellDecoding.day(bytes + cells[di].start, cells[di].count) } catch {
-                    throw RowProblem(kind: "non-numeric value", error: DataError(
+                    throw RowProblem(.badValue, DataError(
                         file: path, line: line, column: options.dayColumn, "day must be an integer, got '\(CSVFile.text(bytes, cells[di]))'"))
                 }
             }
@@ -254,7 +252,7 @@ public enum TableReader {
             for (k, ci) in columns.dense.enumerated() {
                 let cell = cells[ci]
                 do throws(CellDecoding.Problem) { dense[k] = try CellDecoding.dense(bytes + cell.start, cell.count) } catch {
-                    throw RowProblem(kind: error == .notANumber ? "non-numeric value" : "non-finite value", error: DataError(
+                    throw RowProblem(error == .notANumber ? .badValue : .nonFinite, DataError(
                         file: path, line: line, column: layout.dense[k], error == .notANumber
                             ? "expected a number, got '\(CSVFile.text(bytes, cell))'"
                             : "value is not a finite number ('\(CSVFile.text(bytes, cell))')"))
@@ -291,27 +289,18 @@ public enum TableReader {
                     if texts[key] == nil { texts[key] = String(decoding: text, as: UTF8.self) }
                 }
             } catch {
-                throw RowProblem(kind: "bad value weight", error: DataError(file: path, line: line, column: column,
+                throw RowProblem(.badWeight, DataError(file: path, line: line, column: column,
                     "values must be id or id:weight with a finite weight, got '\(String(decoding: UnsafeBufferPointer(start: p, count: min(n, 40)), as: UTF8.self))'"))
             }
             CellDecoding.keepHighest(layout.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
         }
     }
 
-    private struct RowProblem: Error {
-        let kind: String
-        let error: DataError
-    }
-
     @inline(__always)
     private static func label(_ bytes: UnsafePointer<UInt8>, _ cell: CSVFile.Cell, name: String,
                               path: String, line: Int) throws -> Float {
-        if cell.count == 1 {
-            if bytes[cell.start] == 48 { return 0 }
-            if bytes[cell.start] == 49 { return 1 }
-        }
-        if let v = NumberParsing.parseDouble(bytes + cell.start, cell.count), v == 0 || v == 1 { return Float(v) }
-        throw RowProblem(kind: "label not 0/1", error: DataError(
+        if let v = BadRowPolicy.label(bytes + cell.start, cell.count) { return v }
+        throw RowProblem(.labelNotBinary, DataError(
             file: path, line: line, column: name, "label must be 0 or 1, got '\(CSVFile.text(bytes, cell))'"))
     }
 }

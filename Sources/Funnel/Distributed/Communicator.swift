@@ -1,4 +1,3 @@
-import CMPI
 import Foundation
 
 /// What a collective carries, for the communication figures (`bytesSent`, `calls`): the
@@ -8,12 +7,15 @@ public enum CollectiveKind: String, Codable, Sendable {
     case dense, sparse, control
 }
 
-/// The processes of a data-parallel job (Open MPI's `MPI_COMM_WORLD`), for the collectives
-/// training needs. One per process, created by `Communicator.start`; nil when the process runs
-/// alone. Collective calls must be made by every rank in the same order.
+/// The processes of a job, for the collectives training needs, over a `CollectiveTransport`:
+/// Open MPI's `MPI_COMM_WORLD` under mpirun (`FunnelDistributed`), `.single` for a lone process
+/// (every collective the identity), or `InProcessRanks` (threads as ranks, for tests). Library
+/// code calls collectives unconditionally; collective calls must be made by every rank in the
+/// same order. The communication figures (`stats`) are counted here, whatever the transport.
 public final class Communicator: @unchecked Sendable {
     public let rank: Int
     public let size: Int
+    let transport: any CollectiveTransport
     /// Bytes this rank has handed to collectives, by kind (for the bench's communication figures).
     public private(set) var bytesSent: [String: Int] = [:]
     /// Seconds spent inside collectives.
@@ -22,11 +24,20 @@ public final class Communicator: @unchecked Sendable {
     public private(set) var calls: [String: Int] = [:]
 
     public var isRoot: Bool { rank == 0 }
+    /// More than one rank: the data is sharded and the collectives move bytes.
+    public var isDistributed: Bool { size > 1 }
+    /// No launcher started this process's ranks: what a lone `funnel train` runs on (no
+    /// `distributed` figures are reported).
+    public var isSingleProcess: Bool { transport is SingleProcessTransport }
 
-    private init(rank: Int, size: Int) {
-        self.rank = rank
-        self.size = size
+    public init(transport: any CollectiveTransport) {
+        self.transport = transport
+        rank = transport.rank
+        size = transport.size
     }
+
+    /// A lone process: one rank, every collective the identity.
+    public static var single: Communicator { Communicator(transport: SingleProcessTransport()) }
 
     /// The ranks' environment, as `mpirun` sets it (Open MPI; PMI for other launchers).
     public static var launchedSize: Int? {
@@ -40,39 +51,6 @@ public final class Communicator: @unchecked Sendable {
         return (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"]).flatMap(Int.init)
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var shared: Communicator?
-
-    /// The job's communicator: MPI is started when the process runs under `mpirun` with more
-    /// than one rank, or when `explicit` (`--distributed`) — which outside `mpirun` is an error.
-    /// Nil for a lone process.
-    public static func start(explicit: Bool) throws -> Communicator? {
-        lock.lock()
-        defer { lock.unlock() }
-        if let shared { return shared }
-        guard let size = launchedSize else {
-            if explicit {
-                throw FunnelError("--distributed runs under mpirun (e.g. mpirun -np 2 funnel train …); "
-                                  + "this process has no MPI environment (OMPI_COMM_WORLD_SIZE / PMI_SIZE)")
-            }
-            return nil
-        }
-        guard size > 1 || explicit else { return nil }
-        if funnel_mpi_is_initialized() == 0 {
-            try check(funnel_mpi_init(), "MPI_Init")
-        }
-        let c = Communicator(rank: Int(funnel_mpi_rank()), size: Int(funnel_mpi_size()))
-        shared = c
-        return c
-    }
-
-    static func check(_ rc: Int32, _ what: String) throws {
-        guard rc != 0 else { return }
-        var text = [CChar](repeating: 0, count: 512)
-        funnel_mpi_error_string(rc, &text, Int32(text.count))
-        throw FunnelError("\(what) failed: \(String(cString: text))")
-    }
-
     private func timed<T>(_ kind: CollectiveKind, bytes: Int, _ body: () throws -> T) rethrows -> T {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -83,13 +61,13 @@ public final class Communicator: @unchecked Sendable {
 
     /// In place: every element becomes its sum over the ranks.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, kind: CollectiveKind = .dense) throws {
-        try timed(kind, bytes: 4 * count) { try Self.check(funnel_mpi_allreduce_sum_float(buffer, Int64(count)), "MPI_Allreduce") }
+        try timed(kind, bytes: 4 * count) { try transport.allreduceSum(buffer, count: count) }
     }
 
     public func allreduceSum(_ values: inout [Double], kind: CollectiveKind = .control) throws {
         let n = values.count
         try timed(kind, bytes: 8 * n) {
-            try values.withUnsafeMutableBufferPointer { try Self.check(funnel_mpi_allreduce_sum_double($0.baseAddress!, Int64(n)), "MPI_Allreduce") }
+            try values.withUnsafeMutableBufferPointer { try transport.allreduceSum($0.baseAddress!, count: n) }
         }
     }
 
@@ -99,7 +77,7 @@ public final class Communicator: @unchecked Sendable {
         try timed(kind, bytes: 8 * values.count) {
             try values.withUnsafeBufferPointer { v in
                 try out.withUnsafeMutableBufferPointer {
-                    try Self.check(funnel_mpi_allgather_int64(v.baseAddress!, Int64(values.count), $0.baseAddress!), "MPI_Allgather")
+                    try transport.allgather(v.baseAddress!, count: values.count, into: $0.baseAddress!)
                 }
             }
         }
@@ -109,18 +87,24 @@ public final class Communicator: @unchecked Sendable {
     /// The largest (smallest) of every rank's `value`, on every rank.
     public func maximum(_ value: Int) throws -> Int {
         var v = Int64(value)
-        try timed(.control, bytes: 8) { try Self.check(funnel_mpi_allreduce_max_int64(&v, 1), "MPI_Allreduce") }
+        try timed(.control, bytes: 8) { try transport.allreduceMaximum(&v) }
         return Int(v)
     }
 
     public func minimum(_ value: Int) throws -> Int {
         var v = Int64(value)
-        try timed(.control, bytes: 8) { try Self.check(funnel_mpi_allreduce_min_int64(&v, 1), "MPI_Allreduce") }
+        try timed(.control, bytes: 8) { try transport.allreduceMinimum(&v) }
         return Int(v)
     }
 
-    /// This rank's rows of a file read by every rank (`ReadOptions.shard`).
-    public var shard: ReadOptions.Shard { ReadOptions.Shard(index: rank, count: size) }
+    /// This rank's rows of a file read by every rank (`ReadOptions.shard`; nil for one rank, which reads every row).
+    public var shard: ReadOptions.Shard? { isDistributed ? ReadOptions.Shard(index: rank, count: size) : nil }
+
+    /// This rank's contiguous run of a file of `rows()` data rows (nil for one rank; `rows` is
+    /// only counted when there are several).
+    public func contiguousShard(of rows: () throws -> Int) rethrows -> ReadOptions.Shard? {
+        isDistributed ? ReadOptions.Shard(index: rank, count: size, contiguousOf: try rows()) : nil
+    }
 
     /// Every rank's byte block (of any length), rank after rank.
     public func allgatherBytes(_ bytes: [UInt8], kind: CollectiveKind = .control) throws -> [[UInt8]] {
@@ -133,8 +117,7 @@ public final class Communicator: @unchecked Sendable {
         try timed(kind, bytes: bytes.count) {
             try bytes.withUnsafeBytes { send in
                 try out.withUnsafeMutableBytes { recv in
-                    try Self.check(funnel_mpi_allgatherv_bytes(send.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int64(bytes.count),
-                                                               recv.baseAddress!, c64, displacements), "MPI_Allgatherv")
+                    try transport.allgatherv(UnsafeRawBufferPointer(send), into: recv, counts: c64, displacements: displacements)
                 }
             }
         }
@@ -165,8 +148,8 @@ public final class Communicator: @unchecked Sendable {
         try timed(kind, bytes: send.count) {
             try send.withUnsafeBytes { s in
                 try recv.withUnsafeMutableBytes { r in
-                    try Self.check(funnel_mpi_alltoallv_bytes(s.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, sendCounts, sendDisplacements,
-                                                              r.baseAddress!, recvCounts, recvDisplacements), "MPI_Alltoallv")
+                    try transport.alltoallv(UnsafeRawBufferPointer(s), sendCounts: sendCounts, sendDisplacements: sendDisplacements,
+                                            into: r, recvCounts: recvCounts, recvDisplacements: recvDisplacements)
                 }
             }
         }
@@ -186,8 +169,7 @@ public final class Communicator: @unchecked Sendable {
 
     /// Ends every rank of the job (mpirun reports it and exits non-zero).
     public func abort(code: Int32 = 1) -> Never {
-        funnel_mpi_abort(code)
-        exit(code)
+        transport.abort(code: code)
     }
 
     /// Refuses to go on unless every rank holds the same values (a configuration, a schema, row
@@ -213,10 +195,7 @@ public final class Communicator: @unchecked Sendable {
     }
 
     public func finalize() {
-        Self.lock.lock()
-        defer { Self.lock.unlock() }
-        _ = funnel_mpi_finalize()
-        Self.shared = nil
+        transport.finalize()
     }
 }
 

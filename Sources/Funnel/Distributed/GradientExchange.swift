@@ -25,7 +25,24 @@ final class GradientExchange {
 
     /// Sums `parameters`' gradients and `loss` over the ranks, in place.
     func reduce(_ parameters: [Parameter], loss: inout Double) throws {
-        let dense = parameters.filter { !$0.isSparse }, sparse = parameters.filter(\.isSparse)
+        try reduceDense(parameters.filter { !$0.isSparse }, loss: &loss)
+        let sparse = parameters.filter(\.isSparse)
+        guard !sparse.isEmpty else { return }
+        let all = try communicator.allgatherBytes(Self.sparseMessage(sparse), kind: .sparse)
+        // One buffer for every rank's message, so the cursors read them in place side by side.
+        let joined = all.flatMap { $0 }
+        try joined.withUnsafeBytes { raw in
+            var start = 0
+            var cursors = all.enumerated().map { r, bytes in
+                defer { start += bytes.count }
+                return ByteCursor(UnsafeRawBufferPointer(rebasing: raw[start..<(start + bytes.count)]), what: "rank \(r)'s gradient message")
+            }
+            for p in sparse { try merge(p, from: &cursors) }
+        }
+    }
+
+    /// The dense gradients and the loss: one bucket, one all-reduce.
+    private func reduceDense(_ dense: [Parameter], loss: inout Double) throws {
         let total = dense.reduce(0) { $0 + $1.count } + 1
         if bucket.count != total { bucket = [Float](repeating: 0, count: total) }
         try bucket.withUnsafeMutableBufferPointer { b in
@@ -43,51 +60,50 @@ final class GradientExchange {
             }
             loss = Double(b[at])
         }
-        guard !sparse.isEmpty else { return }
-        // One message: per sparse parameter, its touched-row count, rows and row gradients.
-        var message: [UInt8] = []
+    }
+
+    /// This rank's message: per sparse parameter, its touched-row count, rows and row gradients.
+    static func sparseMessage(_ sparse: [Parameter]) -> [UInt8] {
+        var message = ByteWriter()
         for p in sparse {
             let rows = p.touchedRows
-            withUnsafeBytes(of: Int64(rows.count).littleEndian) { message.append(contentsOf: $0) }
-            rows.withUnsafeBytes { message.append(contentsOf: $0) }
-            message.append(contentsOf: UnsafeRawBufferPointer(start: p.rowGradients.base, count: 4 * rows.count * p.rowWidth))
+            message.putCount(rows.count)
+            rows.withUnsafeBytes { message.put(raw: $0) }
+            message.put(raw: UnsafeRawBufferPointer(start: p.rowGradients.base, count: 4 * rows.count * p.rowWidth))
         }
-        let all = try communicator.allgatherBytes(message, kind: .sparse)
-        var cursors = [Int](repeating: 0, count: all.count)
-        for p in sparse {
-            let width = p.rowWidth, tableRows = p.shape.first ?? 0
-            var slot = slots[p.name] ?? [Int32](repeating: -1, count: tableRows)
-            var merged: [Int32] = []
-            let out = p.rowGradients.base
-            let capacity = p.rowGradients.count / max(1, width)
-            for (r, bytes) in all.enumerated() {
-                try bytes.withUnsafeBytes { raw in
-                    var at = cursors[r]
-                    guard at + 8 <= raw.count else { throw FunnelError("rank \(r) sent a malformed gradient message") }
-                    let n = Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
-                    at += 8
-                    guard n >= 0, at + n * 4 + n * width * 4 <= raw.count else { throw FunnelError("rank \(r) sent a malformed gradient message") }
-                    let rowsAt = at, gradsAt = at + 4 * n
-                    for k in 0..<n {
-                        let row = raw.loadUnaligned(fromByteOffset: rowsAt + 4 * k, as: Int32.self)
-                        guard row >= 0 && Int(row) < tableRows else { throw FunnelError("rank \(r) sent an embedding row out of range") }
-                        var s = Int(slot[Int(row)])
-                        if s < 0 {
-                            s = merged.count
-                            guard s < capacity else { throw FunnelError("the ranks' batch touches more embedding rows than the gradient buffer holds") }
-                            slot[Int(row)] = Int32(s)
-                            merged.append(row)
-                            for j in 0..<width { out[s * width + j] = raw.loadUnaligned(fromByteOffset: gradsAt + 4 * (k * width + j), as: Float.self) }
-                        } else {
-                            for j in 0..<width { out[s * width + j] += raw.loadUnaligned(fromByteOffset: gradsAt + 4 * (k * width + j), as: Float.self) }
-                        }
-                    }
-                    cursors[r] = gradsAt + 4 * n * width
+        return message.bytes
+    }
+
+    /// `p`'s part of every rank's message, summed into its row gradients in rank order: a row
+    /// touched by several ranks is added up; `p.touchedRows` becomes the union, first-seen order.
+    private func merge(_ p: Parameter, from cursors: inout [ByteCursor]) throws {
+        let width = p.rowWidth, tableRows = p.shape.first ?? 0
+        var slot = slots[p.name] ?? [Int32](repeating: -1, count: tableRows)
+        var merged: [Int32] = []
+        let out = p.rowGradients.base
+        let capacity = p.rowGradients.count / max(1, width)
+        for r in cursors.indices {
+            let n = try cursors[r].readCount(elementBytes: 4 + 4 * width)
+            let rows = try cursors[r].region(4 * n), grads = try cursors[r].region(4 * n * width)
+            for k in 0..<n {
+                let row = rows.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)
+                guard row >= 0 && Int(row) < tableRows else { throw FunnelError("rank \(r) sent an embedding row out of range") }
+                var s = Int(slot[Int(row)])
+                let fresh = s < 0
+                if fresh {
+                    s = merged.count
+                    guard s < capacity else { throw FunnelError("the ranks' batch touches more embedding rows than the gradient buffer holds") }
+                    slot[Int(row)] = Int32(s)
+                    merged.append(row)
+                }
+                for j in 0..<width {
+                    let g = grads.loadUnaligned(fromByteOffset: 4 * (k * width + j), as: Float.self)
+                    if fresh { out[s * width + j] = g } else { out[s * width + j] += g }
                 }
             }
-            for row in merged { slot[Int(row)] = -1 }
-            slots[p.name] = slot
-            p.touchedRows = merged
         }
+        for row in merged { slot[Int(row)] = -1 }
+        slots[p.name] = slot
+        p.touchedRows = merged
     }
 }

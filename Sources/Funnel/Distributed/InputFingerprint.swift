@@ -1,4 +1,3 @@
-import CMPI
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -40,8 +39,9 @@ public struct InputFingerprint: Codable, Equatable, Sendable {
 
 extension Communicator {
     /// Refuses to go on when the ranks see different files at the same input paths, naming the
-    /// first rank that differs from rank 0 and what each sees.
+    /// first rank that differs from rank 0 and what each sees (one rank: nothing to compare).
     public func checkSameInputs(_ paths: [String]) throws {
+        guard isDistributed else { return }
         let mine = try paths.map(InputFingerprint.init)
         let enc = JSONEncoder()
         let all = try allgatherBytes(Array(try enc.encode(mine)), kind: .control).map {
@@ -51,13 +51,6 @@ extension Communicator {
             let k = zip(theirs, all[0]).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
             let (a, b) = (all[0][k], theirs[k])
             throw FunnelError("rank \(r) sees \(b.path) as \(b.bytes) bytes (sampled checksum \(b.sampledChecksum)), rank 0 as \(a.bytes) bytes "
-                              + "(\(a.sampledChecksum)): every rank must read the same file (another mount or a stale copy?)")
-        }
-    }
-
-    /// Seconds a collective waits for the other ranks before the job is ended (`--collective-timeout`).
-    public static var collectiveTimeout: Double {
-        get { funnel_mpi_timeout() }
-        set { funnel_mpi_set_timeout(newValue) }
+                              + "(\(a.sampledChecksum)): every rank must read the same file (another mount or a stale copy?)")        }
     }
 }

@@ -37,8 +37,7 @@ public struct RowPartition: Sendable, Equatable {
     }
 
     /// Every rank's row count, gathered (each rank passes its own; a lone process holds every row).
-    public static func gather(localRows: Int, _ comm: Communicator?) throws -> RowPartition {
-        guard let comm else { return RowPartition(rows: localRows) }
+    public static func gather(localRows: Int, _ comm: Communicator) throws -> RowPartition {
         return RowPartition(counts: try comm.allgather([Int64(localRows)]).map { Int($0[0]) }, rank: comm.rank)
     }
 
@@ -105,11 +104,9 @@ extension FeatureMatrix {
     }
 
     /// `positionalChecksum` of the whole table, summed over the ranks, as 16 hex digits.
-    static func checksum(of local: FeatureMatrix, partition: RowPartition, _ comm: Communicator?) throws -> String {
-        var sum = local.positionalChecksum(firstPosition: partition.offset)
-        if let comm {
-            sum = try comm.allgather([Int64(bitPattern: sum)]).reduce(0) { $0 &+ UInt64(bitPattern: $1[0]) }
-        }
+    static func checksum(of local: FeatureMatrix, partition: RowPartition, _ comm: Communicator) throws -> String {
+        let mine = local.positionalChecksum(firstPosition: partition.offset)
+        let sum = try comm.allgather([Int64(bitPattern: mine)]).reduce(0) { $0 &+ UInt64(bitPattern: $1[0]) }
         return String(format: "%016llx", sum)
     }
 }

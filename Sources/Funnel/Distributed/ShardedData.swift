@@ -24,19 +24,23 @@ public final class ShardView: @unchecked Sendable {
     /// `orderKeys` (default: source row — file order, one process's order in memory; a streamed
     /// buffer passes its group order).
     static func labelView(of local: EncodedDataset, communicator comm: Communicator, orderKeys: [Int64]? = nil) throws -> EncodedDataset {
+        // One rank holds every row: its rows are the view.
+        guard comm.isDistributed else { return local }
         guard let click = local.click, let conversion = local.conversion else { throw FunnelError("training data has no labels") }
-        var message = [Int64]()
-        message.reserveCapacity(4 * local.rowCount)
+        // Per row: its order key, source row, click and conversion.
+        var message = ByteWriter()
+        message.bytes.reserveCapacity(32 * local.rowCount)
         for i in 0..<local.rowCount {
-            message += [orderKeys?[i] ?? Int64(local.sourceRows[i]), Int64(local.sourceRows[i]), Int64(click[i]), Int64(conversion[i])]
+            for v in [orderKeys?[i] ?? Int64(local.sourceRows[i]), Int64(local.sourceRows[i]), Int64(click[i]), Int64(conversion[i])] { message.put(v) }
         }
-        let all = try comm.allgatherBytes(message.withUnsafeBytes { Array($0) }, kind: .control)
+        let all = try comm.allgatherBytes(message.bytes, kind: .control)
         var rows: [(key: Int64, source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
         for (r, bytes) in all.enumerated() {
             guard bytes.count % 32 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
-            bytes.withUnsafeBytes { raw in
+            try bytes.withUnsafeBytes { raw in
+                var cursor = ByteCursor(raw, what: "rank \(r)'s label message")
                 for k in 0..<(bytes.count / 32) {
-                    let v = (0..<4).map { raw.loadUnaligned(fromByteOffset: 32 * k + 8 * $0, as: Int64.self) }
+                    let v = try (0..<4).map { _ in try cursor.read(Int64.self) }
                     rows.append((v[0], Int32(truncatingIfNeeded: v[1]), Int32(r), Int32(k), Float(v[2]), Float(v[3])))
                 }
             }
@@ -77,45 +81,51 @@ extension FeatureSchema.Accumulator {
     /// The accumulator of every rank's rows together (counts summed, dense moments combined
     /// pairwise in rank order), identical on every rank.
     func merged(across comm: Communicator) throws -> FeatureSchema.Accumulator {
-        var bytes: [UInt8] = []
-        func put<T>(_ v: T) { withUnsafeBytes(of: v) { bytes.append(contentsOf: $0) } }
-        put(Int64(rows)); put(Int64(clicks)); put(Int64(conversions))
-        for field in counts {
-            put(Int64(field.count))
-            for (k, n) in field.sorted(by: { $0.key < $1.key }) { put(k); put(Int64(n)) }
-        }
-        for m in moments { put(m.n); put(m.mean); put(m.m2) }
-        let tokens = try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: textTokens.map { (String($0.key), $0.value) }))
-        put(Int64(tokens.count))
-        bytes.append(contentsOf: tokens)
+        guard comm.isDistributed else { return self }
         var out = FeatureSchema.Accumulator(layout: layout)
-        for (r, message) in try comm.allgatherBytes(bytes).enumerated() {
-            var at = 0
-            func get<T>(_: T.Type) throws -> T {
-                guard at + MemoryLayout<T>.size <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
-                defer { at += MemoryLayout<T>.size }
-                return message.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: T.self) }
+        for (r, message) in try comm.allgatherBytes(message()).enumerated() {
+            try message.withUnsafeBytes { raw in
+                var cursor = ByteCursor(raw, what: "rank \(r)'s vocabulary message")
+                try out.add(from: &cursor)
             }
-            out.rows += Int(try get(Int64.self)); out.clicks += Int(try get(Int64.self)); out.conversions += Int(try get(Int64.self))
-            for k in 0..<out.counts.count {
-                let n = Int(try get(Int64.self))
-                guard n >= 0 && n <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
-                for _ in 0..<n { out.counts[k][try get(Int64.self), default: 0] += Int(try get(Int64.self)) }
-            }
-            for k in 0..<out.moments.count {
-                let b = (n: try get(Double.self), mean: try get(Double.self), m2: try get(Double.self))
-                let a = out.moments[k]
-                let n = a.n + b.n
-                guard n > 0 else { continue }
-                let delta = b.mean - a.mean
-                out.moments[k] = (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
-            }
-            let t = Int(try get(Int64.self))
-            guard t >= 0 && at + t <= message.count else { throw FunnelError("rank \(r) sent a malformed vocabulary message") }
-            let text = try JSONDecoder().decode([String: String].self, from: Data(message[at..<(at + t)]))
-            for (k, v) in text { if let key = Int64(k) { out.textTokens[key] = out.textTokens[key] ?? v } }
         }
         return out
+    }
+}
+
+extension FeatureSchema.Accumulator {
+    /// This rank's counts (per field: sorted keys and their counts), dense moments and text tokens.
+    private func message() throws -> [UInt8] {
+        var w = ByteWriter()
+        w.putCount(rows); w.putCount(clicks); w.putCount(conversions)
+        for field in counts {
+            w.putCount(field.count)
+            for (k, n) in field.sorted(by: { $0.key < $1.key }) { w.put(k); w.putCount(n) }
+        }
+        for m in moments { w.put(m.n); w.put(m.mean); w.put(m.m2) }
+        let tokens = try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: textTokens.map { (String($0.key), $0.value) }))
+        w.putCount(tokens.count)
+        w.bytes.append(contentsOf: tokens)
+        return w.bytes
+    }
+
+    /// Adds one rank's `message()`: counts summed, dense moments combined pairwise (Chan et al.).
+    private mutating func add(from cursor: inout ByteCursor) throws {
+        rows += try cursor.read(Int.self); clicks += try cursor.read(Int.self); conversions += try cursor.read(Int.self)
+        for k in 0..<counts.count {
+            for _ in 0..<(try cursor.readCount(elementBytes: 16)) { counts[k][try cursor.read(Int64.self), default: 0] += try cursor.read(Int.self) }
+        }
+        for k in 0..<moments.count {
+            let b = (n: try cursor.read(Double.self), mean: try cursor.read(Double.self), m2: try cursor.read(Double.self))
+            let a = moments[k]
+            let n = a.n + b.n
+            guard n > 0 else { continue }
+            let delta = b.mean - a.mean
+            moments[k] = (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
+        }
+        let t = try cursor.readCount(elementBytes: 1)
+        let text = try JSONDecoder().decode([String: String].self, from: Data(try cursor.region(t)))
+        for (k, v) in text { if let key = Int64(k) { textTokens[key] = textTokens[key] ?? v } }
     }
 }
 
@@ -124,6 +134,7 @@ extension ReadReport {
     /// skipped rows summed per kind (the first example of a kind from the lowest rank with one);
     /// every rank scans every line, so the line count is anyone's.
     func merged(across comm: Communicator) throws -> ReadReport {
+        guard comm.isDistributed else { return self }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         var out = self

@@ -113,55 +113,23 @@ public final class ExperimentRunner {
                                   memoryFraction: 0.8 / Double(max(1, plan.concurrency)))
         }
         if let rd = runsDirectory { try FileManager.default.createDirectory(atPath: rd, withIntermediateDirectories: true) }
-        var jobs: [(ModelKind, Int)] = []
-        var results: [RunResult] = []
-        for run in 1...plan.runs {
-            for kind in plan.models {
-                if let r = try saved(kind, run: run) { results.append(r) } else { jobs.append((kind, run)) }
-            }
+        // Runs in order (run, model), which is also the order of the results.
+        var runs = try ResumableJobs((1...plan.runs).flatMap { run in plan.models.map { ($0, run) } }) { try saved($0.0, run: $0.1) }
+        if let line = runs.resumeLine("run") { progress(line) }
+        let sharedCTR = try sharedCTRPredictions(runs: Set(runs.todo.map(\.1)), progress: progress)
+        let total = runs.jobs.count, resumed = runs.doneCount, started = Date()
+        var done = resumed
+        return try runs.run(concurrency: plan.concurrency, savePath: { path(model: $0.0.rawValue, run: $0.1) }, progress: progress) { job in
+            try self.runOne(job.0, run: job.1, sharedCTR: sharedCTR[job.1])
+        } finished: { job, r in
+            done += 1
+            let left = total - done
+            let eta = Date().timeIntervalSince(started) / Double(done - resumed) * Double(left)
+            return String(format: "[%d/%d] %@ run %d: %.1fs, %.0f samples/s; AUC ctr %@ cvr %@ ctcvr %@%@", done, total, job.0.rawValue, job.1,
+                          r.trainSeconds, r.trainSamplesPerSecond, EvaluationReport.format(r.report.aucCTR), EvaluationReport.format(r.report.aucCVR),
+                          EvaluationReport.format(r.report.aucCTCVR), r.report.aucCVREntireSpace.map { String(format: " cvr-es %.4f", $0) } ?? "")
+                + (left > 0 ? "  (ETA \(Int(eta))s)" : "")
         }
-        if !results.isEmpty { progress("resuming: \(results.count) run(s) already done, \(jobs.count) to go") }
-        let total = results.count + jobs.count
-        let sharedCTR = try sharedCTRPredictions(runs: Set(jobs.map(\.1)), progress: progress)
-        let lock = NSLock()
-        var next = 0
-        var failure: Error?
-        var done = results.count
-        let started = Date()
-        Parallel.forEach(max(1, min(plan.concurrency, jobs.count))) { _ in
-            while true {
-                lock.lock()
-                guard failure == nil, next < jobs.count else { lock.unlock(); return }
-                let (kind, run) = jobs[next]
-                next += 1
-                lock.unlock()
-                do {
-                    let r = try self.runOne(kind, run: run, sharedCTR: sharedCTR[run])
-                    if let p = self.path(model: kind.rawValue, run: run) {
-                        let enc = JSONEncoder()
-                        enc.outputFormatting = [.sortedKeys]
-                        try AtomicFile.write(try enc.encode(r), to: p)
-                    }
-                    lock.lock()
-                    results.append(r)
-                    done += 1
-                    let elapsed = Date().timeIntervalSince(started)
-                    let line = String(format: "[%d/%d] %@ run %d: %.1fs, %.0f samples/s; AUC ctr %@ cvr %@ ctcvr %@%@",
-                                      done, total, kind.rawValue, run, r.trainSeconds, r.trainSamplesPerSecond,
-                                      EvaluationReport.format(r.report.aucCTR), EvaluationReport.format(r.report.aucCVR),
-                                      EvaluationReport.format(r.report.aucCTCVR),
-                                      r.report.aucCVREntireSpace.map { String(format: " cvr-es %.4f", $0) } ?? "")
-                    let left = jobs.count - (done - (total - jobs.count))
-                    let eta = done > total - jobs.count ? elapsed / Double(done - (total - jobs.count)) * Double(left) : 0
-                    lock.unlock()
-                    progress(line + (left > 0 ? "  (ETA \(Int(eta))s)" : ""))
-                } catch {
-                    lock.lock(); failure = error; lock.unlock()
-                }
-            }
-        }
-        if let failure { throw failure }
-        return results.sorted { ($0.run, plan.models.firstIndex(of: ModelKind(rawValue: $0.model)!)!) < ($1.run, plan.models.firstIndex(of: ModelKind(rawValue: $1.model)!)!) }
     }
 
     private func network(_ config: ModelConfig) -> FunnelNetwork {

@@ -79,38 +79,15 @@ public enum Tuner {
             try NetworkSize.check(config: c, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
                                   maxBatch: c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)))
         }
-        var results: [TrialResult?] = (0..<count).map { saved($0, config: configs[$0], request: r) }
-        let todo = (0..<count).filter { results[$0] == nil }
-        if todo.count < count { progress("resuming: \(count - todo.count) trial(s) already done, \(todo.count) to go") }
+        var trials = ResumableJobs(Array(0..<count)) { saved($0, config: configs[$0], request: r) }
+        if let line = trials.resumeLine("trial") { progress(line) }
         if let out = r.out { try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true) }
-        let lock = NSLock()
-        var next = 0, failure: Error?
-        Parallel.forEach(max(1, min(r.concurrency, todo.count))) { _ in
-            while true {
-                lock.lock()
-                guard failure == nil, next < todo.count else { lock.unlock(); return }
-                let t = todo[next]
-                next += 1
-                lock.unlock()
-                do {
-                    let result = try trial(t, overrides[t], configs[t], schema: schema, train: train, valid: valid, request: r)
-                    if let p = path(t, r) {
-                        let enc = JSONEncoder()
-                        enc.outputFormatting = [.sortedKeys]
-                        try AtomicFile.write(try enc.encode(result), to: p)
-                    }
-                    lock.lock()
-                    results[t] = result
-                    lock.unlock()
-                    progress(String(format: "trial %d: %@ %@ = %.5f (%.1fs)", t, describe(overrides[t]), r.monitor.rawValue, result.value,
-                                    result.seconds))
-                } catch {
-                    lock.lock(); failure = error; lock.unlock()
-                }
-            }
+        let results = try trials.run(concurrency: r.concurrency, savePath: { path($0, r) }, progress: progress) { t in
+            try trial(t, overrides[t], configs[t], schema: schema, train: train, valid: valid, request: r)
+        } finished: { t, result in
+            String(format: "trial %d: %@ %@ = %.5f (%.1fs)", t, describe(overrides[t]), r.monitor.rawValue, result.value, result.seconds)
         }
-        if let failure { throw failure }
-        let sorted = results.compactMap { $0 }.sorted { r.monitor.score($0.value) > r.monitor.score($1.value) || ($0.value == $1.value && $0.trial < $1.trial) }
+        let sorted = results.sorted { r.monitor.score($0.value) > r.monitor.score($1.value) || ($0.value == $1.value && $0.trial < $1.trial) }
         if let out = r.out { try write(sorted, request: r, to: out) }
         return sorted
     }

@@ -87,6 +87,7 @@ public struct CategoryLabelCounts: Equatable, Sendable {
 
     /// Every rank's counts, merged (the same on every rank).
     public func merged(_ comm: Communicator) throws -> CategoryLabelCounts {
+        guard comm.isDistributed else { return self }
         let numbers = positives + counts + foldPositives + foldCounts + foldRows + foldLabelSums + [rows, positiveRows]
         let allKeys = try comm.allgather(values: keys), allNumbers = try comm.allgather(values: numbers)
         let parts = zip(allKeys, allNumbers).map { keys, n -> CategoryLabelCounts in

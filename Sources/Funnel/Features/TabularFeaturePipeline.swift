@@ -26,8 +26,8 @@ public struct LabelEncoder: Codable, Equatable, Sendable {
     }
 
     /// The encoder of every rank's rows: per-key counts all-gathered and summed.
-    public static func fitted(_ values: [Int64], _ comm: Communicator?) throws -> LabelEncoder {
-        guard let comm else { return LabelEncoder(fitting: values) }
+    public static func fitted(_ values: [Int64], _ comm: Communicator) throws -> LabelEncoder {
+        guard comm.isDistributed else { return LabelEncoder(fitting: values) }
         let mine = counts(values)
         let keys = Array(mine.keys)
         var merged: [Int64: Int] = [:]
@@ -102,8 +102,8 @@ public struct GroupStatisticTable: Codable, Equatable, Sendable {
     /// goes to the rank owning its group (key mod ranks), which computes its groups' statistics
     /// exactly (medians need every value of a group in one place); the per-group results are
     /// then all-gathered. Each rank sends its rows' pairs once and receives 1/N of them.
-    static func fitted(spec: GroupStatisticSpec, groups: [Int64], numbers: [Float], _ comm: Communicator?) throws -> GroupStatisticTable {
-        guard let comm else { return GroupStatisticTable(spec: spec, groups: groups, numbers: numbers) }
+    static func fitted(spec: GroupStatisticSpec, groups: [Int64], numbers: [Float], _ comm: Communicator) throws -> GroupStatisticTable {
+        guard comm.isDistributed else { return GroupStatisticTable(spec: spec, groups: groups, numbers: numbers) }
         var outKeys = [[Int64]](repeating: [], count: comm.size), outValues = [[Float]](repeating: [], count: comm.size)
         for (g, x) in zip(groups, numbers) where !x.isNaN {
             let owner = Int(UInt64(bitPattern: g) % UInt64(comm.size))
@@ -187,7 +187,7 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
     /// position: each rank gets exactly one machine's pipeline and its own rows of one
     /// machine's matrix.
     public static func fit(_ table: RawTable, config: TabularFeatureConfig, seed: UInt64,
-                           communicator comm: Communicator? = nil, partition given: RowPartition? = nil) throws
+                           communicator comm: Communicator = .single, partition given: RowPartition? = nil) throws
         -> (pipeline: TabularFeaturePipeline, matrix: FeatureMatrix)
     {
         let partition = given ?? RowPartition(rows: table.rowCount)
@@ -223,8 +223,7 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
             guard te.folds >= 2 else { throw FunnelError("target_encoding.folds must be at least 2 (out-of-fold encoding)") }
         }
         // A rank may hold no rows at all; the day column is there when any rank read one.
-        var hasDay = !table.days.isEmpty
-        if let comm { hasDay = try comm.maximum(hasDay ? 1 : 0) == 1 }
+        let hasDay = try comm.maximum(table.days.isEmpty ? 0 : 1) == 1
         var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: hasDay, numeric: numeric,
                                        categorical: categorical, labelEncoders: [:], targetEncoders: [],
                                        groupTables: [], featureNames: [])
@@ -268,7 +267,7 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
             let keys = p.keys(of: fitted[e].source, in: table)
             do {
                 var counts = CategoryLabelCounts(keys: keys, labels: labels[fitted[e].target]!, fold: folds, folds: te.folds)
-                if let comm { counts = try counts.merged(comm) }
+                counts = try counts.merged(comm)
                 fitted[e].encoder.fit(counts: counts)
                 fitted[e].encoder.encodeOutOfFold(keys: keys, fold: folds, counts: counts, into: &out)
             } catch { failure = failure ?? error }

@@ -1,4 +1,3 @@
-import CMPI
 import Foundation
 
 /// Progress of one boosting run, reported after every iteration.
@@ -129,6 +128,20 @@ public enum BoostingRun {
 public struct BoostingRanks {
     public var communicator: Communicator
     public var partition: RowPartition
+
+    /// The training rows spread evenly over the ranks, each rank starting on a bagging block (few
+    /// rows move), and the ranks to boost over; one rank keeps its rows and boosts alone (nil).
+    static func spread(_ x: FeatureMatrix, labels: [Float], partition part: RowPartition, model: String,
+                       _ comm: Communicator) throws -> (FeatureMatrix, [Float], BoostingRanks?) {
+        guard comm.isDistributed else { return (x, labels, nil) }
+        let balanced = part.balanced(block: RowPartition.baggingBlock)
+        guard balanced.counts.allSatisfy({ $0 > 0 }) else {
+            throw FunnelError("the \(model) model has \(part.total) training rows: too few for \(comm.size) ranks "
+                              + "(each rank takes whole blocks of \(RowPartition.baggingBlock) rows)")
+        }
+        let (mx, my) = try RowRebalancing.move(x, labels: labels, from: part, to: balanced, comm)
+        return (mx, my, BoostingRanks(communicator: comm, partition: balanced))
+    }
 }
 
 extension BoostingRun {
@@ -151,15 +164,18 @@ extension BoostingRun {
 }
 
 /// LightGBM's network set to the job's ranks for the lifetime of the object
-/// (`LGBM_NetworkInitWithFunctions` with MPI reduce-scatter and all-gather from the CMPI shim).
+/// (`LGBM_NetworkInitWithFunctions` with the transport's reduce-scatter and all-gather: MPI's, from the CMPI shim).
 /// LightGBM keeps it per thread: boosting must run on the thread that made it.
 final class LightGBMNetwork {
     let library: LightGBMLibrary
 
     init(_ comm: Communicator) throws {
         library = try LightGBMLibrary.shared()
-        try library.check(library.networkInitWithFunctions(Int32(comm.size), Int32(comm.rank), funnel_lgbm_reduce_scatter_function(),
-                                                           funnel_lgbm_allgather_function()), "network initialisation")
+        guard let functions = comm.transport.lightGBMFunctions else {
+            throw FunnelError("LightGBM's data-parallel learner needs MPI ranks (mpirun); this job's ranks cannot carry its collectives")
+        }
+        try library.check(library.networkInitWithFunctions(Int32(comm.size), Int32(comm.rank), functions.reduceScatter,
+                                                           functions.allgather), "network initialisation")
     }
 
     deinit { _ = library.networkFree() }

@@ -28,20 +28,24 @@ public enum GBDTData {
     /// With `ranks`, this rank reads only its contiguous run of the file's rows (rank r: rows
     /// r·n/N ..< (r+1)·n/N); column roles are still inferred from the file's first rows.
     public static func readTraining(_ path: String, preset: TableLayoutPreset, options: ReadOptions,
-                                    ranks: Communicator? = nil) throws
+                                    ranks: Communicator = .single) throws
         -> (table: RawTable, settings: GBDTReadSettings)
     {
         guard options.multiValued.isEmpty else { throw FunnelError("the GBDT pipeline reads single-valued columns only") }
-        if ColumnarCache.isCache(path) {
+        let format = try TableFormats.detect(path, preset: preset, options: options)
+        if format is CacheFormat {
             let (table, settings) = try readTrainingCache(path, preset: preset)
             return (contiguousShard(of: table, ranks), settings)
         }
-        let probe = try CSVFile(path: path, delimiter: options.delimiter)
-        var (resolved, o) = try preset.resolve(header: probe.header, file: path, options: options)
+        guard format is DelimitedTextFormat || format is RecSys2023Format else {
+            throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
+        }
+        let resolved: TableLayoutPreset = format is RecSys2023Format ? .recsys2023 : .generic
+        var o = format.impliedOptions(options)
         o.inconsistent = .data  // installs without a click are data here, not an inconsistency
-        let csv = o.delimiter == probe.delimiter ? probe : try CSVFile(path: path, delimiter: o.delimiter)
+        let csv = try CSVFile(path: path, delimiter: o.delimiter)
         let layout = try TableReader.inferLayout(csv, options: o)
-        if let ranks { o.shard = ReadOptions.Shard(index: ranks.rank, count: ranks.size, contiguousOf: csv.dataRowCount()) }
+        o.shard = try ranks.contiguousShard { try csv.dataRowCount() }
         let table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
         return (table, GBDTReadSettings(preset: resolved, delimiter: options.delimiter ?? (resolved == .recsys2023 ? 9 : nil),
                                         dayColumn: o.dayColumn))
@@ -64,45 +68,42 @@ public enum GBDTData {
 
     /// Reads a later file (CSV/TSV or cache) against a trained model's layout.
     public static func read(_ path: String, layout: TableLayout, settings: GBDTReadSettings, requireLabels: Bool,
-                            skipBadRows: Bool = false, ranks: Communicator? = nil) throws -> RawTable {
-        if ColumnarCache.isCache(path) {
-            return contiguousShard(of: try InconsistentPolicy.data.apply(
-                to: ColumnarCache(path: path).table(layout: layout, requireLabels: requireLabels, dayColumn: settings.dayColumn)), ranks)
-        }
+                            skipBadRows: Bool = false, ranks: Communicator = .single) throws -> RawTable {
         var o = settings.readOptions(skipBadRows: skipBadRows)
+        let format = try TableFormats.detect(path, options: o)
+        if format is CacheFormat {
+            o.inconsistent = .data
+            return contiguousShard(of: try format.read(path, layout: layout, options: o, requireLabels: requireLabels), ranks)
+        }
+        guard format is DelimitedTextFormat else {
+            throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
+        }
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
-        if let ranks { o.shard = ReadOptions.Shard(index: ranks.rank, count: ranks.size, contiguousOf: csv.dataRowCount()) }
+        o.shard = try ranks.contiguousShard { try csv.dataRowCount() }
         return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
     }
 
     /// This rank's contiguous run of a table every rank loaded (a cache is decoded whole; only
     /// the rows kept per rank are sharded).
-    static func contiguousShard(of table: RawTable, _ ranks: Communicator?) -> RawTable {
-        guard let ranks else { return table }
-        let range = ReadOptions.Shard(index: ranks.rank, count: ranks.size, contiguousOf: table.rowCount).range!
+    static func contiguousShard(of table: RawTable, _ ranks: Communicator) -> RawTable {
+        guard let range = ranks.contiguousShard(of: { table.rowCount })?.range else { return table }
         return table.rows(Array(range))
     }
 
     /// Splits one day-stamped table by the temporal protocol (train days / validation day).
-    /// With `ranks`, `table` is one rank's rows and the emptiness checks count every rank's.
-    public static func split(_ table: RawTable, by split: TemporalSplit, ranks: Communicator? = nil) throws -> (train: RawTable, valid: RawTable) {
+    /// `table` is this rank's rows; the emptiness checks count every rank's.
+    public static func split(_ table: RawTable, by split: TemporalSplit, ranks: Communicator = .single) throws -> (train: RawTable, valid: RawTable) {
         guard !table.days.isEmpty || table.rowCount == 0 else {
             throw DataError(file: table.report.file, "no day column to split by: give --valid FILE or --day-column")
         }
         let train = table.filter { split.trainRange.contains($0) }
         let valid = table.filter { $0 == split.validDay }
-        if let ranks {
-            let totals = try ranks.allgather([Int64(train.rowCount), Int64(valid.rowCount)]).reduce((0, 0)) { ($0.0 + Int($1[0]), $0.1 + Int($1[1])) }
-            guard totals.0 > 0 else {
-                throw DataError(file: table.report.file, "no rows on training days \(split.trainDays[0])-\(split.trainDays[1])")
-            }
-            guard totals.1 > 0 else { throw DataError(file: table.report.file, "no rows on validation day \(split.validDay)") }
-            return (train, valid)
-        }
-        guard train.rowCount > 0 else {
+        // Every rank's rows count (a rank may hold none of a day).
+        let totals = try ranks.allgather([Int64(train.rowCount), Int64(valid.rowCount)]).reduce((0, 0)) { ($0.0 + Int($1[0]), $0.1 + Int($1[1])) }
+        guard totals.0 > 0 else {
             throw DataError(file: table.report.file, "no rows on training days \(split.trainDays[0])-\(split.trainDays[1])")
         }
-        guard valid.rowCount > 0 else { throw DataError(file: table.report.file, "no rows on validation day \(split.validDay)") }
+        guard totals.1 > 0 else { throw DataError(file: table.report.file, "no rows on validation day \(split.validDay)") }
         return (train, valid)
     }
 }

@@ -18,7 +18,7 @@ public struct GBDTTrainingRequest: Sendable {
     /// the ranks (so each computes exactly one machine's features for its rows); LightGBM boosts
     /// data-parallel over the ranks' rows; calibration and the validation report use every
     /// validation row; rank 0 alone writes the model directory.
-    public var communicator: Communicator?
+    public var communicator = Communicator.single
 
     public init(train: String, out: String) {
         self.train = train
@@ -37,8 +37,8 @@ public enum GBDTJobs {
         let threads = r.threads ?? r.config.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw FunnelError("LightGBM threads must be between 1 and 1024") }
         let loadStart = Date()
-        let comm = r.communicator.flatMap { $0.size > 1 ? $0 : nil }
-        try comm?.checkSameInputs([r.train] + [r.valid].compactMap { $0 })
+        let comm = r.communicator
+        try comm.checkSameInputs([r.train] + [r.valid].compactMap { $0 })
         let (full, settings) = try GBDTData.readTraining(r.train, preset: r.layout, options: r.read, ranks: comm)
         var notes = full.report.notes
         let trainTable: RawTable, validTable: RawTable
@@ -50,11 +50,9 @@ public enum GBDTJobs {
         } else {
             (trainTable, validTable) = try GBDTData.split(full, by: r.config.split, ranks: comm)
         }
-        if let comm {
-            // Same command, same files: refused at start otherwise (the data rows are each file's, not a rank's share).
-            try comm.checkSame([r.config, full.layout, full.report.dataLines, validTable.report.dataLines],
-                               what: "GBDT configuration, columns and files")
-        }
+        // Same command, same files: refused at start otherwise (the data rows are each file's, not a rank's share).
+        try comm.checkSame([r.config, full.layout, full.report.dataLines, validTable.report.dataLines],
+                           what: "GBDT configuration, columns and files")
         let trainRows = try RowPartition.gather(localRows: trainTable.rowCount, comm).total
         let validRows = try RowPartition.gather(localRows: validTable.rowCount, comm).total
         if r.valid == nil {
@@ -65,10 +63,10 @@ public enum GBDTJobs {
         for n in notes { note(n) }
         note("read \(trainRows) training and \(validRows) validation rows (\(settings.preset.rawValue) layout) "
              + String(format: "in %.1fs", Date().timeIntervalSince(loadStart))
-             + (comm.map { ", \($0.size) ranks each reading a contiguous run" } ?? ""))
+             + (comm.isDistributed ? ", \(comm.size) ranks each reading a contiguous run" : ""))
         let model = try TwoStageGBDT.train(train: trainTable, valid: validTable, config: r.config, read: settings,
                                            threads: threads, notes: notes, communicator: comm, progress: progress)
-        if r.communicator?.isRoot ?? true { try model.save(to: r.out, force: r.force) }
+        if comm.isRoot { try model.save(to: r.out, force: r.force) }
         return model
     }
 

@@ -72,9 +72,9 @@ public final class LightGBMDataset {
     /// positions, the draw `LGBM_DatasetCreateFromMat` makes), its rows gathered from the ranks
     /// that hold them, then `LGBM_DatasetCreateFromSampledColumn` with one machine's row count
     /// and this rank's rows pushed. Built before LightGBM's network starts, so the bins are
-    /// found locally from the same sample on every rank. Without a communicator: one process.
+    /// found locally from the same sample on every rank.
     public init(_ matrix: FeatureMatrix, labels: [Float], partition: RowPartition, parameters: LightGBMParameters,
-                communicator comm: Communicator?) throws {
+                communicator comm: Communicator) throws {
         precondition(labels.count == matrix.rows && matrix.rows == partition.count)
         guard matrix.rows > 0 else { throw FunnelError("LightGBM: cannot build a dataset with no rows") }
         guard partition.total <= Int(Int32.max) else { throw FunnelError("LightGBM: more than 2^31 rows in one dataset") }
@@ -116,7 +116,7 @@ public final class LightGBMDataset {
     /// LightGBM's own bin sample of one machine's `partition.total` rows (`LGBM_SampleIndices`),
     /// and the sampled rows' values gathered from the ranks that hold them, in sample order.
     private static func binSample(_ matrix: FeatureMatrix, partition: RowPartition, params: String, library lib: LightGBMLibrary,
-                                  communicator comm: Communicator?) throws -> (sample: [Int32], rows: [Float]) {
+                                  communicator comm: Communicator) throws -> (sample: [Int32], rows: [Float]) {
         let d = matrix.columns, total = Int32(partition.total)
         var sampleCount: Int32 = 0
         try lib.check(params.withCString { lib.getSampleCount(total, $0, &sampleCount) }, "sample count")
@@ -132,7 +132,7 @@ public final class LightGBMDataset {
             let r = Int(position) - mine.lowerBound
             rowsOfSample += matrix.values[(r * d)..<((r + 1) * d)]
         }
-        if let comm { rowsOfSample = try comm.allgather(values: rowsOfSample).flatMap { $0 } }
+        rowsOfSample = try comm.allgather(values: rowsOfSample).flatMap { $0 }
         precondition(rowsOfSample.count == sample.count * d, "bin sample rows missing")
         return (sample, rowsOfSample)
     }

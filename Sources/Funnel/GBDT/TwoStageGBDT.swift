@@ -177,10 +177,9 @@ public final class TwoStageGBDT: @unchecked Sendable {
     /// data-parallel, and calibration and the validation report use every rank's validation rows
     /// (gathered), so every rank returns one machine's model.
     public static func train(train: RawTable, valid: RawTable, config: GBDTConfig, read: GBDTReadSettings,
-                             threads: Int, notes: [String] = [], communicator: Communicator? = nil,
+                             threads: Int, notes: [String] = [], communicator comm: Communicator = .single,
                              progress: ((BoostingProgress) -> Void)? = nil) throws -> TwoStageGBDT {
         try config.validate()
-        let comm = communicator.flatMap { $0.size > 1 ? $0 : nil }
         let trainPartition = try RowPartition.gather(localRows: train.rowCount, comm)
         let validPartition = try RowPartition.gather(localRows: valid.rowCount, comm)
         guard valid.hasLabels, validPartition.total > 0 else {
@@ -204,8 +203,7 @@ public final class TwoStageGBDT: @unchecked Sendable {
             }
             let part = try RowPartition.gather(localRows: ty.count, comm)
             let validRows = try RowPartition.gather(localRows: vy.count, comm).total
-            var positives = Int(ty.reduce(0, +))
-            if let comm { positives = try comm.allgather([Int64(positives)]).reduce(0) { $0 + Int($1[0]) } }
+            let positives = try comm.allgather([Int64(ty.reduce(0, +))]).reduce(0) { $0 + Int($1[0]) }
             if role == .installGivenLike {
                 guard part.total > 0, validRows > 0 else {
                     throw DataError(file: train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
@@ -214,17 +212,8 @@ public final class TwoStageGBDT: @unchecked Sendable {
             guard positives > 0, positives < part.total else {
                 throw DataError(file: train.report.file, "\(role.target.rawValue) is constant on the \(role.rawValue) model's training rows")
             }
-            // Ranks: spread the rows evenly, each rank starting on a bagging block (few rows move).
-            var ranks: BoostingRanks?
-            if let comm {
-                let balanced = part.balanced(block: RowPartition.baggingBlock)
-                guard balanced.counts.allSatisfy({ $0 > 0 }) else {
-                    throw FunnelError("the \(role.rawValue) model has \(part.total) training rows: too few for \(comm.size) ranks "
-                                      + "(each rank takes whole blocks of \(RowPartition.baggingBlock) rows)")
-                }
-                (tx, ty) = try RowRebalancing.move(tx, labels: ty, from: part, to: balanced, comm)
-                ranks = BoostingRanks(communicator: comm, partition: balanced)
-            }
+            let ranks: BoostingRanks?
+            (tx, ty, ranks) = try BoostingRanks.spread(tx, labels: ty, partition: part, model: role.rawValue, comm)
             var trials: [SearchTrial] = []
             var best: (LightGBMBooster, BoostingResult, LightGBMParameters)?
             let trialCount = max(1, config.search.trials + (config.search.trials > 0 ? 1 : 0))
@@ -266,14 +255,12 @@ public final class TwoStageGBDT: @unchecked Sendable {
         // rank's validation rows, gathered in one machine's order.
         var raw = try model.predict(matrix: validX, threads: threads)
         var validInstall = valid.conversion, validLikeAll = validLike
-        if let comm {
-            raw.like = try comm.allgather(values: raw.like).flatMap { $0 }
-            raw.installGivenLike = try comm.allgather(values: raw.installGivenLike).flatMap { $0 }
-            raw.endToEnd = try comm.allgather(values: raw.endToEnd).flatMap { $0 }
-            raw.twoStep = zip(raw.like, raw.installGivenLike).map { $0 * $1 }
-            validInstall = try comm.allgather(values: validInstall).flatMap { $0 }
-            validLikeAll = try comm.allgather(values: validLike).flatMap { $0 }
-        }
+        raw.like = try comm.allgather(values: raw.like).flatMap { $0 }
+        raw.installGivenLike = try comm.allgather(values: raw.installGivenLike).flatMap { $0 }
+        raw.endToEnd = try comm.allgather(values: raw.endToEnd).flatMap { $0 }
+        raw.twoStep = zip(raw.like, raw.installGivenLike).map { $0 * $1 }  // as `predict` computes it
+        validInstall = try comm.allgather(values: validInstall).flatMap { $0 }
+        validLikeAll = try comm.allgather(values: validLike).flatMap { $0 }
         model.manifest.calibration = GBDTCalibration(
             twoStep: GBDTCalibration.factor(predictions: raw.twoStep, labels: validInstall),
             endToEnd: GBDTCalibration.factor(predictions: raw.endToEnd, labels: validInstall))

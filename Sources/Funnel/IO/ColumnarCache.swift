@@ -382,40 +382,27 @@ public final class ColumnarCache {
         }
     }
 
-    /// Converts a CSV/TSV into a cache in one streaming pass (column roles inferred from the first
-    /// `sampleRows` rows unless the options fix them), in row groups of `groupRows`; a PaddleRec
-    /// Ali-CCP file in two (its layout needs every line: a first pass finds the fields, the second
-    /// streams the rows in groups). Multi-valued columns make a version 2 cache; otherwise version
-    /// 1, as before.
-    public static func prepare(source: String, options: ReadOptions, to out: String, groupRows: Int = 1 << 16,
-                               sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
+    /// Converts a table file into a cache in one streaming pass over its rows (column roles
+    /// inferred from the first `sampleRows` rows unless the options fix them; a PaddleRec file's
+    /// fields need a first pass over every line), in row groups of `groupRows`. `format` is the
+    /// file's (`TableFormats.detect` when nil). Multi-valued columns make a version 2 cache;
+    /// otherwise version 1, as before.
+    public static func prepare(source: String, format: (any TableFormat)? = nil, options given: ReadOptions, to out: String,
+                               groupRows: Int = 1 << 16, sampleRows: Int = 1_000_000, force: Bool = false) throws -> PrepareSummary {
         guard groupRows >= 1 else { throw FunnelError("row groups need at least one row") }
         let start = Date()
+        let format = try format ?? TableFormats.detect(source, options: given)
+        guard !(format is CacheFormat) else { throw DataError(file: source, "is already a cache (funnel prepare reads a table file)") }
+        let options = format.impliedOptions(given)
         // Every row is kept; each reading command applies its own --inconsistent policy.
         var readOptions = options
         readOptions.inconsistent = .keep
-        let layout: TableLayout, hasLabels: Bool, sourceBytes: Int
-        let stream: (_ sink: (RawTable) throws -> Void) throws -> ReadReport
-        if PaddleRecLayout.matches(source) {
-            var inferred = try PaddleRecLayout.inferLayout(source)
-            inferred.maxValues = inferred.multiValued.isEmpty ? nil : options.maxValues
-            (layout, hasLabels, sourceBytes) = (inferred, true, InputFile.size(source))
-            stream = { sink in
-                try PaddleRecLayout.readChunks(source, layout: inferred, options: readOptions, chunkRows: groupRows,
-                                               releasePages: true, sink: sink)
-            }
-        } else {
-            let csv = try CSVFile(path: source, delimiter: options.delimiter)
-            let inferred = try TableReader.inferLayout(csv, options: options, sampleRows: sampleRows)
-            (layout, hasLabels, sourceBytes) = (inferred, csv.header.contains(inferred.clickColumn) && csv.header.contains(inferred.conversionColumn),
-                                                csv.byteCount)
-            // One row group is held at a time: its rows, not the file's, must fit.
-            try TableMemory.check(rows: min(groupRows, csv.estimatedDataRows()), layout: inferred, file: source,
-                                  streamedHint: "Lower --group-rows, or ignore columns (--ignore).")
-            stream = { sink in
-                try TableReader.readChunks(csv, layout: inferred, options: readOptions, requireLabels: false,
-                                           chunkRows: groupRows, releasePages: true, sink: sink)
-            }
+        let layout = try format.inferLayout(source, options: options, sampleRows: sampleRows)
+        let hasLabels = try format.hasLabels(source, layout: layout, options: options)
+        let sourceBytes = InputFile.size(source)
+        let stream = { (sink: (RawTable) throws -> Void) throws -> ReadReport in
+            try format.readChunks(source, layout: layout, options: readOptions, requireLabels: false, chunkRows: groupRows,
+                                  releasePages: true, sink: sink)
         }
         let version = layout.multiValued.isEmpty ? 1 : 2
         let writer = try CacheWriter(out: out, version: version, force: force)

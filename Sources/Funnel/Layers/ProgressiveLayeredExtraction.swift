@@ -5,15 +5,15 @@
 /// input. The first level reads the same input on every stream; task t's top output feeds its
 /// tower.
 public final class ProgressiveLayeredExtraction: GatedTrunk {
-    struct Level {
-        let taskExperts: [[MLP]]   // [task][expert]
-        let sharedExperts: [MLP]
-        let taskGates: [DenseLayer]
-        let sharedGate: DenseLayer?
-        let inputWidth: Int
+    package struct Level {
+        package let taskExperts: [[MLP]]   // [task][expert]
+        package let sharedExperts: [MLP]
+        package let taskGates: [DenseLayer]
+        package let sharedGate: DenseLayer?
+        package let inputWidth: Int
     }
 
-    let levels: [Level]
+    package let levels: [Level]
     public let tasks: Int
     public let inputWidth: Int
     public let outputWidth: Int

@@ -29,7 +29,7 @@ extension FunnelNetwork {
     }
 
     /// The heads a prediction runs, in order.
-    var predictedHeads: [Head] { (architecture.ctrHead ? [.ctr, .second] : [.second]) + (architecture.ctcvrHead ? [.ctcvr] : []) }
+    package var predictedHeads: [Head] { (architecture.ctrHead ? [.ctr, .second] : [.second]) + (architecture.ctcvrHead ? [.ctcvr] : []) }
 
     /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.
     public func predictCTR(_ data: EncodedDataset, rows: [Int32]) -> [Float] {

@@ -39,10 +39,10 @@ public final class FunnelNetwork {
     /// AITM: the towers end in representations, the CTR one is transferred into the second head
     /// through `transfer`, and `towerOutputs` ([ctr, second]) turn them into logits.
     public let transfer: AdaptiveInformationTransfer?
-    let towerOutputs: [DenseLayer]
+    package let towerOutputs: [DenseLayer]
     let scratch: NetworkScratch
 
-    enum Head: Int { case ctr = 0, second = 1, ctcvr = 2 }
+    package enum Head: Int { case ctr = 0, second = 1, ctcvr = 2 }
 
     public var ctrTower: MLP? { ctrLearners.first }
     public var secondTower: MLP { secondLearners[0] }
@@ -131,10 +131,10 @@ public final class FunnelNetwork {
 
     // MARK: Heads, trunks and gates
 
-    func trunk(of head: Head) -> Int { head == .ctr || embeddings.count == 1 ? 0 : 1 }
+    package func trunk(of head: Head) -> Int { head == .ctr || embeddings.count == 1 ? 0 : 1 }
     var learnerCount: Int { secondLearners.count }
     /// The gate of a head's learner within its trunk's mixture.
-    func gate(of head: Head, learner l: Int = 0) -> Int {
+    package func gate(of head: Head, learner l: Int = 0) -> Int {
         let position: Int
         switch head {
         case .ctr: position = 0
@@ -144,7 +144,7 @@ public final class FunnelNetwork {
         return position * learnerCount + l
     }
     var gatesPerTrunk: Int { Self.headsPerTrunk(architecture) * learnerCount }
-    func learners(_ head: Head) -> [MLP] {
+    package func learners(_ head: Head) -> [MLP] {
         switch head {
         case .ctr: return ctrLearners
         case .second: return secondLearners

@@ -15,7 +15,7 @@ public final class StreamingCacheChunks: TrainingChunks {
     public let bufferRows: Int
     /// A sharded data-parallel run (`options.shard` set): each rank streams its rows of every
     /// group, the ranks agree on when a buffer is full, and each buffer comes as a label view.
-    public var communicator: Communicator?
+    public var communicator = Communicator.single
     /// Rows and clicked rows after the read policy (counted by `fitSchema`).
     public let rows: Int
     public let clicks: Int
@@ -59,7 +59,7 @@ public final class StreamingCacheChunks: TrainingChunks {
 
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
-    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator? = nil) throws
+    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator = .single) throws
         -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int)
     {
         var maxBagValues = 0, bagValues = 0
@@ -79,14 +79,12 @@ public final class StreamingCacheChunks: TrainingChunks {
             bagValues += part.bags.reduce(0) { $0 + $1.keys.count }
             cache.release(group: g)
         }
-        if let comm = communicator {
-            // One schema from every rank's rows; the read counts and bag sizes of all of them.
-            acc = try acc.merged(across: comm)
-            var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
-            try comm.allreduceSum(&counts)
-            (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
-            maxBagValues = try comm.maximum(maxBagValues)
-        }
+        // One schema from every rank's rows; the read counts and bag sizes of all of them.
+        acc = try acc.merged(across: communicator)
+        var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
+        try communicator.allreduceSum(&counts)
+        (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
+        maxBagValues = try communicator.maximum(maxBagValues)
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
@@ -119,7 +117,7 @@ public final class StreamingCacheChunks: TrainingChunks {
         func emit() throws {
             guard buffered > 0 else { return }
             var chunk = parts.count == 1 ? parts[0] : parts.isEmpty ? emptyChunk() : EncodedDataset.concatenated(parts)
-            if let comm = communicator { chunk = try ShardView.labelView(of: chunk, communicator: comm, orderKeys: orderKeys) }
+            chunk = try ShardView.labelView(of: chunk, communicator: communicator, orderKeys: orderKeys)
             parts = []; buffered = 0; orderKeys = []
             try body(chunk)
         }
@@ -128,13 +126,11 @@ public final class StreamingCacheChunks: TrainingChunks {
             cache.release(group: Int(g))
             let encoded = schema.encode(raw)
             var rows = encoded.rowCount
-            if let comm = communicator {
-                // Every rank takes the same decision: a buffer is full on the rows of all of them.
-                var count = [Double(rows)]
-                try comm.allreduceSum(&count, kind: .control)
-                rows = Int(count[0])
-                orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) }
-            }
+            // Every rank takes the same decision: a buffer is full on the rows of all of them.
+            var count = [Double(rows)]
+            try communicator.allreduceSum(&count, kind: .control)
+            rows = Int(count[0])
+            orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) }
             guard rows > 0 else { continue }
             if encoded.rowCount > 0 { parts.append(encoded) }
             buffered += rows

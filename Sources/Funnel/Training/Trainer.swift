@@ -22,10 +22,10 @@ public final class Trainer {
     public let config: ModelConfig
     /// A data-parallel job's ranks: each computes its share of every global batch, the
     /// gradients are summed across ranks, every rank applies the same update. Nil: one process.
-    public var communicator: Communicator?
+    public var communicator: Communicator
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
-    public init(config: ModelConfig, communicator: Communicator? = nil) {
+    public init(config: ModelConfig, communicator: Communicator = .single) {
         self.config = config
         self.communicator = communicator
     }
@@ -63,7 +63,7 @@ public final class Trainer {
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
         let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages,
-                              exchange: communicator.flatMap { $0.size > 1 ? GradientExchange(communicator: $0) : nil })
+                              exchange: communicator.isDistributed ? GradientExchange(communicator: communicator) : nil)
         let stages = network.architecture.stages
         var stopped = false
         for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {

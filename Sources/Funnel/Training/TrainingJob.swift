@@ -27,13 +27,10 @@ public struct TrainingRequest: Sendable {
     public var evalEverySteps: Int?
     /// The ranks of a data-parallel job (`mpirun -np N funnel train`): every rank reads the
     /// data, fits the same schema and builds the same network; each computes its share of every
-    /// global batch; rank 0 alone writes the model directory. Nil: one process.
-    public var communicator: Communicator?
+    /// global batch; rank 0 alone writes the model directory. `.single`: one process.
+    public var communicator = Communicator.single
     /// How the network's GEMMs run (`--gemm`, `--precision`).
     public var gemm = GEMMSettings.standard
-
-    /// The communicator when the job has more than one rank (one rank trains as a lone process).
-    var dataParallel: Communicator? { communicator.flatMap { $0.size > 1 ? $0 : nil } }
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -78,7 +75,7 @@ public enum TrainingJob {
         try OutputPath.checkDirectory(request.out, force: request.force)  // before any work
         if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
         // Ranks that would read different files at the same path are refused before any reading.
-        try request.dataParallel?.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
+        try request.communicator.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
         let loadStart = Date()
         let data = try TrainingData.open(request)
         var notes = data.notes
@@ -122,14 +119,13 @@ public enum TrainingJob {
                 }
             }
         }
-        if let comm = request.communicator {
-            // Ranks that would train different models are refused before the first step.
-            try comm.checkSame([config, schema], what: "model configuration and schema")
-            try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
-        }
-        let result = try Trainer(config: config, communicator: request.communicator)
+        // Ranks that would train different models are refused before the first step.
+        let comm = request.communicator
+        try comm.checkSame([config, schema], what: "model configuration and schema")
+        try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
+        let result = try Trainer(config: config, communicator: comm)
             .train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
-        let communication = request.communicator?.stats
+        let communication = comm.isSingleProcess ? nil : comm.stats
         if let watchError { throw watchError }
         let kept = watch.restoreBest(into: network)  // under early stopping: the best checkpoint's weights
         var summary = TrainingSummary(
@@ -137,7 +133,7 @@ public enum TrainingJob {
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
-        if request.communicator?.isRoot ?? true {
+        if comm.isRoot {
             try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
         }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
@@ -174,15 +170,9 @@ struct TrainingData {
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
     static func open(_ r: TrainingRequest) throws -> TrainingData {
-        if let comm = r.dataParallel, r.memoryBudgetMiB == nil { return try openShard(r, comm) }
-        guard let budget = r.memoryBudgetMiB else {
-            let (schema, full, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
-            let data = full.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
-            return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
-                                conversions: data.conversionCount, inMemory: data, cache: nil, maxBagValues: data.maxBagValues)
-        }
+        guard let budget = r.memoryBudgetMiB else { return try openInMemory(r, r.communicator) }
         guard budget > 0, budget.isFinite else { throw FunnelError("the memory budget must be a positive number of MiB") }
-        guard ColumnarCache.isCache(r.train) else {
+        guard try TableFormats.detect(r.train) is CacheFormat else {
             throw FunnelError("\(r.train): streaming under a memory budget reads a prepared cache; "
                               + "run `funnel prepare --data \(r.train) --out CACHE` and train on CACHE")
         }
@@ -190,44 +180,42 @@ struct TrainingData {
         let cache = try ColumnarCache(path: r.train)
         // A data-parallel job streams sharded: each rank reads its rows of every group.
         var options = r.read
-        options.shard = r.dataParallel?.shard
-        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.dataParallel)
+        options.shard = r.communicator.shard
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator)
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
     }
 
-    /// A data-parallel job in memory: this rank reads its shard of the file (every `size`-th data
-    /// row), the ranks merge their vocabulary counts and dense moments into one schema and share
-    /// their rows' labels (the label view, `ShardView`).
-    static func openShard(_ r: TrainingRequest, _ comm: Communicator) throws -> TrainingData {
+    /// The rows in memory. In a data-parallel job this rank reads its shard of the file (every
+    /// `size`-th data row), the ranks merge their vocabulary counts and dense moments into one
+    /// schema and share their rows' labels (the label view, `ShardView`); one rank reads them all.
+    static func openInMemory(_ r: TrainingRequest, _ comm: Communicator) throws -> TrainingData {
         let (schema, local, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount, communicator: comm)
         let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
-                            maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? 0))
+                            maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues))
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
     /// sized from the budget (`StreamingCacheChunks.bufferRows`).
     func chunks(for network: FunnelNetwork, request: TrainingRequest) throws -> (TrainingChunks, bufferRows: Int?) {
         if let inMemory { return (InMemoryChunks(inMemory), nil) }
-        let comm = request.dataParallel
+        let comm = request.communicator
         var rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
                                                        totalRows: self.rows,
                                                        bagValuesPerRow: bagValuesPerRow,
-                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm?.size ?? 1)
+                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm.size)
         if let fixed = request.shuffleBufferRows {
             guard fixed >= 1 else { throw FunnelError("a shuffle buffer needs at least one row") }
             rows = min(fixed, self.rows)
         }
         var options = request.read
-        if let comm {
-            // Every rank must fill the same buffers: the smallest any rank's budget allows.
-            rows = try comm.minimum(rows)
-            options.shard = comm.shard
-        }
+        // Every rank must fill the same buffers: the smallest any rank's budget allows.
+        rows = try comm.minimum(rows)
+        options.shard = comm.shard
         let source = StreamingCacheChunks(cache: cache!, schema: schema, options: options, bufferRows: rows, rows: self.rows,
                                           clicks: clicks)
         source.communicator = comm

@@ -90,7 +90,7 @@ final class AliCCPRawTests: XCTestCase {
         let cases: [(skeleton: String, common: String, saying: String, line: Int, file: String)] = [
             ("5,1,0,\(md5a),2,\(features([("205", 1, "1")]))\n", "", "says 2 but the list has 1", 5, "skeleton.csv"),
             ("5,1,0,ffff,1,\(features([("205", 1, "1")]))\n", "", "is not in", 5, "skeleton.csv"),
-            ("5,2,0,\(md5a),1,\(features([("205", 1, "1")]))\n", "", "'2' is not 0 or 1", 5, "skeleton.csv"),
+            ("5,2,0,\(md5a),1,\(features([("205", 1, "1")]))\n", "", "label must be 0 or 1, got '2'", 5, "skeleton.csv"),
             ("5,1,0,\(md5a),1,205\u{02}1\n", "", "is not field\\x02feature_id\\x03value", 5, "skeleton.csv"),
             ("5,1,0,\(md5a),1,205\u{02}x\u{03}1\n", "", "feature id 'x' is not an integer", 5, "skeleton.csv"),
             ("5,1,0,\(md5a),1,205\u{02}1\u{03}inf\n", "", "is not a finite number", 5, "skeleton.csv"),

@@ -1,4 +1,5 @@
 import Foundation
+import Funnel
 import SwiftProtobuf
 
 /// `funnel export --format onnx`: a trained model as one self-contained ONNX graph — raw ids and

@@ -1,4 +1,5 @@
 import Foundation
+import Funnel
 import SwiftProtobuf
 
 /// Builds an ONNX graph (`Onnx_GraphProto`, generated from ONNX's own `onnx.proto` by

@@ -1,0 +1,32 @@
+/// A `funnel prepare` cache (`ColumnarCache`): its layout was fixed when it was prepared, so
+/// column-role options are refused rather than silently ignored; every row was kept, so the
+/// reading command's `--inconsistent` policy applies here as a text read applies it.
+public struct CacheFormat: TableFormat {
+    public init() {}
+    public var name: String { "cache" }
+    public func recognises(_ path: String) -> Bool { ColumnarCache.isCache(path) }
+
+    public func inferLayout(_ path: String, options: ReadOptions, sampleRows: Int?) throws -> TableLayout {
+        if options.clickColumn != nil || options.conversionColumn != nil || !options.categorical.isEmpty
+            || !options.dense.isEmpty || !options.ignore.isEmpty || !options.multiValued.isEmpty {
+            throw DataError(file: path, "column roles of a cache are fixed by `funnel prepare`; give the column options there")
+        }
+        // A cache keeps every value of a multi-valued column; --max-values applies when it is read.
+        var layout = try ColumnarCache(path: path).layout
+        layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
+        return layout
+    }
+
+    public func hasLabels(_ path: String, layout: TableLayout, options: ReadOptions) throws -> Bool {
+        try ColumnarCache(path: path).footer.hasLabels
+    }
+
+    /// The cache's rows in one table (its row groups are decoded whole).
+    public func readChunks(_ path: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool, chunkRows: Int,
+                           releasePages: Bool, sink: (RawTable) throws -> Void) throws -> ReadReport {
+        let table = try options.inconsistent.apply(to: ColumnarCache(path: path).table(
+            layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn, shard: options.shard))
+        try sink(table)
+        return table.report
+    }
+}
