@@ -39,7 +39,7 @@ struct Prepare: ParsableCommand {
             var options = try dataOptions.readOptions()
             options.dayColumn = dayColumn
             if let common {
-                let s = try AliCCPRaw.prepare(skeleton: data, common: common, options: options, to: out, groupRows: groupRows,
+                let s = try AliCCPRawLayout.prepare(skeleton: data, common: common, options: options, to: out, groupRows: groupRows,
                                               sampleRows: sampleRows, force: force)
                 return try report(s, source: "\(data) + \(common)")
             }

@@ -195,6 +195,60 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         guard table.hasLabels else { throw DataError(file: table.report.file, "training rows need both label columns") }
         let file = table.report.file
         let layout = table.layout
+        let (categorical, numeric) = try keptColumns(config, layout: layout, file: file)
+        let te = config.targetEncoding
+        // A rank may hold no rows at all; the day column is there when any rank read one.
+        let hasDay = try comm.maximum(table.days.isEmpty ? 0 : 1) == 1
+        var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: hasDay, numeric: numeric,
+                                       categorical: categorical, labelEncoders: [:], targetEncoders: [],
+                                       groupTables: [], featureNames: [])
+        let sources = categorical + p.crossNames
+        let teSources = te.enabled ? (te.columns ?? sources) : []
+        for name in teSources where !sources.contains(name) {
+            throw DataError(file: file, column: name, "named in target_encoding.columns but not a kept categorical column or cross")
+        }
+        for name in config.labelEncode ? sources : p.crossNames {
+            p.labelEncoders[name] = try LabelEncoder.fitted(p.keys(of: name, in: table), comm)
+        }
+        for spec in config.groupStatistics {
+            p.groupTables.append(try GroupStatisticTable.fitted(spec: spec, groups: p.keys(of: spec.by, in: table),
+                                                                numbers: table.dense[layout.dense.firstIndex(of: spec.of)!], comm))
+        }
+        // Out-of-fold target encodings of the training rows, fitted encoders kept for later rows.
+        // Folds come from a seeded shuffle of one machine's row positions, so a row's fold does
+        // not depend on which rank holds it.
+        let folds = te.enabled ? outOfFoldFolds(partition, folds: te.folds, seed: seed) : [Int32](repeating: 0, count: table.rowCount)
+        // The encoders are declared first (they name the features), then fitted one at a time while
+        // the matrix is filled, so only one encoder's out-of-fold columns exist at once.
+        var labels: [FunnelTarget: [Float]] = [:]
+        for target in te.enabled ? te.targets : [] {
+            labels[target] = target.values(of: table)
+            for name in teSources {
+                p.targetEncoders.append(TargetEncoderEntry(source: name, target: target, encoder: try BetaTargetEncoder(
+                    priorStrength: te.priorStrength, minCount: te.minCount, statistics: te.statistics, formulas: te.formulas)))
+            }
+        }
+        p.featureNames = p.namesInOrder()
+        var fitted = p.targetEncoders
+        var failure: Error?
+        let m = p.matrix(table) { e, out in
+            let keys = p.keys(of: fitted[e].source, in: table)
+            do {
+                var counts = CategoryLabelCounts(keys: keys, labels: labels[fitted[e].target]!, fold: folds, folds: te.folds)
+                counts = try counts.merged(comm)
+                fitted[e].encoder.fit(counts: counts)
+                fitted[e].encoder.encodeOutOfFold(keys: keys, fold: folds, counts: counts, into: &out)
+            } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+        p.targetEncoders = fitted
+        return (p, m)
+    }
+
+    /// The categorical and numeric columns kept (`features.drop` applied), after checking that
+    /// every column the configuration names is one of them and the fold count.
+    private static func keptColumns(_ config: TabularFeatureConfig, layout: TableLayout, file: String) throws
+        -> (categorical: [String], numeric: [String]) {
         let known = Set(layout.categorical + layout.dense + layout.ignored)
         for name in config.drop where !known.contains(name) {
             throw DataError(file: file, column: name, "named in features.drop but not a column of the table")
@@ -222,59 +276,19 @@ public struct TabularFeaturePipeline: Codable, Equatable, Sendable {
         if te.enabled {
             guard te.folds >= 2 else { throw FunnelError("target_encoding.folds must be at least 2 (out-of-fold encoding)") }
         }
-        // A rank may hold no rows at all; the day column is there when any rank read one.
-        let hasDay = try comm.maximum(table.days.isEmpty ? 0 : 1) == 1
-        var p = TabularFeaturePipeline(config: config, layout: layout, hasDay: hasDay, numeric: numeric,
-                                       categorical: categorical, labelEncoders: [:], targetEncoders: [],
-                                       groupTables: [], featureNames: [])
-        let sources = categorical + p.crossNames
-        let teSources = te.enabled ? (te.columns ?? sources) : []
-        for name in teSources where !sources.contains(name) {
-            throw DataError(file: file, column: name, "named in target_encoding.columns but not a kept categorical column or cross")
-        }
-        for name in config.labelEncode ? sources : p.crossNames {
-            p.labelEncoders[name] = try LabelEncoder.fitted(p.keys(of: name, in: table), comm)
-        }
-        for spec in config.groupStatistics {
-            p.groupTables.append(try GroupStatisticTable.fitted(spec: spec, groups: p.keys(of: spec.by, in: table),
-                                                                numbers: table.dense[layout.dense.firstIndex(of: spec.of)!], comm))
-        }
-        // Out-of-fold target encodings of the training rows, fitted encoders kept for later rows.
-        // Folds come from a seeded shuffle of one machine's row positions, so a row's fold does
-        // not depend on which rank holds it.
-        var folds = [Int32](repeating: 0, count: table.rowCount)
-        if te.enabled {
-            var order = (0..<Int32(partition.total)).map { $0 }
-            var rng = RandomSource(seed: seed, stream: 0x7E)
-            rng.shuffle(&order)
-            let mine = partition.positions
-            for (i, r) in order.enumerated() where mine.contains(Int(r)) { folds[Int(r) - mine.lowerBound] = Int32(i % te.folds) }
-        }
-        // The encoders are declared first (they name the features), then fitted one at a time while
-        // the matrix is filled, so only one encoder's out-of-fold columns exist at once.
-        var labels: [FunnelTarget: [Float]] = [:]
-        for target in te.enabled ? te.targets : [] {
-            labels[target] = target.values(of: table)
-            for name in teSources {
-                p.targetEncoders.append(TargetEncoderEntry(source: name, target: target, encoder: try BetaTargetEncoder(
-                    priorStrength: te.priorStrength, minCount: te.minCount, statistics: te.statistics, formulas: te.formulas)))
-            }
-        }
-        p.featureNames = p.namesInOrder()
-        var fitted = p.targetEncoders
-        var failure: Error?
-        let m = p.matrix(table) { e, out in
-            let keys = p.keys(of: fitted[e].source, in: table)
-            do {
-                var counts = CategoryLabelCounts(keys: keys, labels: labels[fitted[e].target]!, fold: folds, folds: te.folds)
-                counts = try counts.merged(comm)
-                fitted[e].encoder.fit(counts: counts)
-                fitted[e].encoder.encodeOutOfFold(keys: keys, fold: folds, counts: counts, into: &out)
-            } catch { failure = failure ?? error }
-        }
-        if let failure { throw failure }
-        p.targetEncoders = fitted
-        return (p, m)
+        return (categorical, numeric)
+    }
+
+    /// This rank's rows' folds: a seeded shuffle of one machine's row positions, position i of
+    /// the shuffle in fold i mod `folds` — a row's fold does not depend on which rank holds it.
+    private static func outOfFoldFolds(_ partition: RowPartition, folds: Int, seed: UInt64) -> [Int32] {
+        var out = [Int32](repeating: 0, count: partition.count)
+        var order = (0..<Int32(partition.total)).map { $0 }
+        var rng = RandomSource(seed: seed, stream: 0x7E)
+        rng.shuffle(&order)
+        let mine = partition.positions
+        for (i, r) in order.enumerated() where mine.contains(Int(r)) { out[Int(r) - mine.lowerBound] = Int32(i % folds) }
+        return out
     }
 
     /// The feature matrix of any later table (validation, test, serving).

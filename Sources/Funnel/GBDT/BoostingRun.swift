@@ -50,40 +50,15 @@ public enum BoostingRun {
         params["objective"] = params["objective"] ?? "binary"
         params["metric"] = "binary_logloss"
         let start = Date()
-        let trainSet: LightGBMDataset
-        // Data-parallel LightGBM over the job's ranks: the bins come from one machine's bin sample
-        // (gathered from the ranks holding its rows; found before the network exists, so LightGBM
-        // bins locally — the same bins on every rank and on one machine); each rank then boosts
-        // on its rows with LightGBM's data-parallel tree learner, whose histograms travel through
-        // MPI (`LightGBMNetwork`). Bagging: LightGBM draws each block of 1,024 rows from its own
-        // generator seeded `bagging_seed + block`; every rank starts on a block boundary and is
-        // given `bagging_seed + its first block`, so each rank bags its rows as one machine bags them.
-        var network: LightGBMNetwork?
-        if let ranks {
-            let comm = ranks.communicator
-            trainSet = try LightGBMDataset(train, labels: trainLabels, partition: ranks.partition, parameters: params, communicator: comm)
-            network = try LightGBMNetwork(comm)
-            let learner = params["tree_learner"] ?? "data"
-            // LightGBM's C API runs the row-partitioned learners only (feature-parallel is refused there).
-            guard learner == "data" || learner == "voting" else {
-                throw FunnelError("lightgbm.tree_learner '\(learner)' does not run over mpirun; use data (default) or voting")
-            }
-            params["tree_learner"] = learner
-            params["num_machines"] = String(comm.size)
-            params["pre_partition"] = "true"
-            params["bagging_seed"] = String(baggingSeed(params) + ranks.partition.offset / RowPartition.baggingBlock)
-        } else {
-            trainSet = try LightGBMDataset(train, labels: trainLabels, parameters: params)
-        }
+        let (trainSet, network) = try trainingSet(train, labels: trainLabels, parameters: &params, ranks: ranks)
         defer { _ = network }  // outlives the boosting below
         let booster = try LightGBMBooster(train: trainSet, parameters: params)
-        var hasValid = false, localValid = false
+        var localValid = false
         if let valid, let validLabels, valid.rows > 0 {
             try booster.addValidation(try LightGBMDataset(valid, labels: validLabels, parameters: params, reference: trainSet))
             localValid = true
         }
-        hasValid = localValid
-        if let ranks { hasValid = try ranks.communicator.maximum(localValid ? 1 : 0) == 1 }
+        let hasValid = try ranks.map { try $0.communicator.maximum(localValid ? 1 : 0) == 1 } ?? localValid  // any rank's
         var history: [Double] = []
         var best = 0
         var bestLoss: Double?
@@ -92,14 +67,7 @@ public enum BoostingRun {
             let finished = try booster.updateOneIteration()
             var loss: Double?
             if hasValid {
-                loss = localValid ? try booster.evaluate(dataset: 1).first : nil
-                if let ranks {
-                    // Every rank's validation rows: the mean log loss over all of them, the same on every
-                    // rank (so all stop at the same iteration).
-                    var sums = [(loss ?? 0) * Double(valid?.rows ?? 0), Double(localValid ? valid!.rows : 0)]
-                    try ranks.communicator.allreduceSum(&sums)
-                    loss = sums[1] > 0 ? sums[0] / sums[1] : nil
-                }
+                loss = try validLoss(booster, localRows: localValid ? valid!.rows : 0, ranks: ranks)
                 if let l = loss {
                     history.append(l)
                     if bestLoss == nil || l < bestLoss! - 1e-12 { bestLoss = l; best = it }
@@ -121,6 +89,42 @@ public enum BoostingRun {
                                     validLossHistory: history, seconds: Date().timeIntervalSince(start),
                                     stoppedEarly: stoppedEarly)
         return (try LightGBMBooster(modelText: text, source: "\(name) (best iteration \(best))"), result)
+    }
+
+    /// The training set, and LightGBM's network when the run is data-parallel: the bins come from
+    /// one machine's bin sample (gathered from the ranks holding its rows; found before the
+    /// network exists, so LightGBM bins locally — the same bins on every rank and on one
+    /// machine); each rank then boosts on its rows with LightGBM's data-parallel tree learner,
+    /// whose histograms travel through the transport (`LightGBMNetwork`). Bagging: LightGBM draws
+    /// each block of 1,024 rows from its own generator seeded `bagging_seed + block`; every rank
+    /// starts on a block boundary and is given `bagging_seed + its first block`, so each rank bags
+    /// its rows as one machine bags them.
+    private static func trainingSet(_ train: FeatureMatrix, labels: [Float], parameters params: inout LightGBMParameters,
+                                    ranks: BoostingRanks?) throws -> (LightGBMDataset, LightGBMNetwork?) {
+        guard let ranks else { return (try LightGBMDataset(train, labels: labels, parameters: params), nil) }
+        let comm = ranks.communicator
+        let trainSet = try LightGBMDataset(train, labels: labels, partition: ranks.partition, parameters: params, communicator: comm)
+        let network = try LightGBMNetwork(comm)
+        let learner = params["tree_learner"] ?? "data"
+        // LightGBM's C API runs the row-partitioned learners only (feature-parallel is refused there).
+        guard learner == "data" || learner == "voting" else {
+            throw FunnelError("lightgbm.tree_learner '\(learner)' does not run over mpirun; use data (default) or voting")
+        }
+        params["tree_learner"] = learner
+        params["num_machines"] = String(comm.size)
+        params["pre_partition"] = "true"
+        params["bagging_seed"] = String(baggingSeed(params) + ranks.partition.offset / RowPartition.baggingBlock)
+        return (trainSet, network)
+    }
+
+    /// The validation log loss after the latest iteration: this rank's, or over a data-parallel
+    /// job's every validation row (the same on every rank, so all stop at the same iteration).
+    private static func validLoss(_ booster: LightGBMBooster, localRows: Int, ranks: BoostingRanks?) throws -> Double? {
+        let loss = localRows > 0 ? try booster.evaluate(dataset: 1).first : nil
+        guard let ranks else { return loss }
+        var sums = [(loss ?? 0) * Double(localRows), Double(localRows)]
+        try ranks.communicator.allreduceSum(&sums)
+        return sums[1] > 0 ? sums[0] / sums[1] : nil
     }
 }
 

@@ -45,7 +45,7 @@ public enum GBDTData {
         o.inconsistent = .data  // installs without a click are data here, not an inconsistency
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
         let layout = try TableReader.inferLayout(csv, options: o)
-        o.shard = try ranks.contiguousShard { try csv.dataRowCount() }
+        o.shard = ranks.contiguousShard { csv.dataRowCount() }
         let table = try TableReader.read(csv, layout: layout, options: o, requireLabels: true)
         return (table, GBDTReadSettings(preset: resolved, delimiter: options.delimiter ?? (resolved == .recsys2023 ? 9 : nil),
                                         dayColumn: o.dayColumn))
@@ -79,7 +79,7 @@ public enum GBDTData {
             throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
         }
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
-        o.shard = try ranks.contiguousShard { try csv.dataRowCount() }
+        o.shard = ranks.contiguousShard { csv.dataRowCount() }
         return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
     }
 

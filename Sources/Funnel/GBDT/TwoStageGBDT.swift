@@ -193,56 +193,12 @@ public final class TwoStageGBDT: @unchecked Sendable {
         var boosters: [GBDTModelRole: LightGBMBooster] = [:]
         var texts: [GBDTModelRole: String] = [:]
         var components: [GBDTComponent] = []
+        let inputs = RoleInputs(trainX: trainX, validX: validX, train: train, valid: valid, trainLike: trainLike, validLike: validLike)
         for role in GBDTModelRole.allCases {
-            var tx = trainX, vx = validX
-            var ty = role.target.values(of: train), vy = role.target.values(of: valid)
-            if role == .installGivenLike {
-                let tr = trainLike.indices.filter { trainLike[$0] == 1 }, vr = validLike.indices.filter { validLike[$0] == 1 }
-                tx = trainX.subset(tr); vx = validX.subset(vr)
-                ty = tr.map { ty[$0] }; vy = vr.map { vy[$0] }
-            }
-            let part = try RowPartition.gather(localRows: ty.count, comm)
-            let validRows = try RowPartition.gather(localRows: vy.count, comm).total
-            let positives = try comm.allgather([Int64(ty.reduce(0, +))]).reduce(0) { $0 + Int($1[0]) }
-            if role == .installGivenLike {
-                guard part.total > 0, validRows > 0 else {
-                    throw DataError(file: train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
-                }
-            }
-            guard positives > 0, positives < part.total else {
-                throw DataError(file: train.report.file, "\(role.target.rawValue) is constant on the \(role.rawValue) model's training rows")
-            }
-            let ranks: BoostingRanks?
-            (tx, ty, ranks) = try BoostingRanks.spread(tx, labels: ty, partition: part, model: role.rawValue, comm)
-            var trials: [SearchTrial] = []
-            var best: (LightGBMBooster, BoostingResult, LightGBMParameters)?
-            let trialCount = max(1, config.search.trials + (config.search.trials > 0 ? 1 : 0))
-            for t in 0..<trialCount {
-                // Trial 0 is the configured parameters; trials 1… draw from the search space.
-                let extra = t == 0 ? LightGBMParameters() : config.search.draw(seed: config.seed, role: role, trial: t)
-                let params = config.parameters(for: role, threads: threads, extra: extra)
-                let name = trialCount > 1 ? "\(role.rawValue) trial \(t)/\(trialCount - 1)" : role.rawValue
-                let (booster, result) = try BoostingRun.train(model: name, train: tx, trainLabels: ty, valid: vx, validLabels: vy,
-                                                              parameters: params, iterations: config.numIterations,
-                                                              earlyStoppingRounds: config.earlyStoppingRounds,
-                                                              ranks: ranks, progress: progress)
-                trials.append(SearchTrial(trial: t, parameters: params.string, bestIteration: result.bestIteration,
-                                          validLogLoss: result.bestValidLoss))
-                if best == nil || (result.bestValidLoss ?? .infinity) < (best!.1.bestValidLoss ?? .infinity) {
-                    best = (booster, result, params)
-                }
-            }
-            let (booster, result, params) = best!
-            let gains = try booster.gainImportance()
-            let top = gains.indices.sorted { gains[$0] != gains[$1] ? gains[$0] > gains[$1] : $0 < $1 }.prefix(10)
-                .filter { gains[$0] > 0 }.map { trainX.names[$0] }
+            let (booster, text, component) = try trainRole(role, inputs, config: config, threads: threads, comm: comm, progress: progress)
             boosters[role] = booster
-            texts[role] = result.modelText
-            components.append(GBDTComponent(
-                role: role, file: role.file, checksum: Checksum.fnv64Hex(Data(result.modelText.utf8)), trainRows: part.total,
-                trainPositives: positives, validRows: validRows, parameters: params.string, bestIteration: result.bestIteration,
-                iterations: result.iterations, bestValidLogLoss: result.bestValidLoss, stoppedEarly: result.stoppedEarly,
-                seconds: result.seconds, searchTrials: trialCount > 1 ? trials : [], topFeatures: top))
+            texts[role] = text
+            components.append(component)
         }
         var manifest = GBDTManifest(
             config: config, read: read, calibration: GBDTCalibration(twoStep: 1, endToEnd: 1), components: components,
@@ -251,25 +207,86 @@ public final class TwoStageGBDT: @unchecked Sendable {
         manifest.trainFeaturesChecksum = try FeatureMatrix.checksum(of: trainX, partition: trainPartition, comm)
         manifest.validFeaturesChecksum = try FeatureMatrix.checksum(of: validX, partition: validPartition, comm)
         let model = TwoStageGBDT(manifest: manifest, pipeline: pipeline, boosters: boosters, modelTexts: texts)
-        // Calibration on the validation day, then the validation report with it applied — over every
-        // rank's validation rows, gathered in one machine's order.
-        var raw = try model.predict(matrix: validX, threads: threads)
-        var validInstall = valid.conversion, validLikeAll = validLike
+        try model.calibrate(on: validX, valid: valid, validLike: validLike, threads: threads, comm: comm)
+        model.manifest.seconds = Date().timeIntervalSince(start)
+        return model
+    }
+
+    /// What every role's training draws on: the feature matrices, the tables (labels) and is_like.
+    struct RoleInputs {
+        var trainX: FeatureMatrix, validX: FeatureMatrix
+        var train: RawTable, valid: RawTable
+        var trainLike: [Float], validLike: [Float]
+
+        /// The role's rows: every row, or the liked rows for P(install | like).
+        func rows(for role: GBDTModelRole) -> (tx: FeatureMatrix, ty: [Float], vx: FeatureMatrix, vy: [Float]) {
+            let ty = role.target.values(of: train), vy = role.target.values(of: valid)
+            guard role == .installGivenLike else { return (trainX, ty, validX, vy) }
+            let tr = trainLike.indices.filter { trainLike[$0] == 1 }, vr = validLike.indices.filter { validLike[$0] == 1 }
+            return (trainX.subset(tr), tr.map { ty[$0] }, validX.subset(vr), vr.map { vy[$0] })
+        }
+    }
+
+    /// One role's model: its rows checked (not constant; liked rows present), spread over the
+    /// ranks, the configured trial and the search's trials boosted, the best kept.
+    static func trainRole(_ role: GBDTModelRole, _ inputs: RoleInputs, config: GBDTConfig, threads: Int, comm: Communicator,
+                          progress: ((BoostingProgress) -> Void)?) throws -> (LightGBMBooster, String, GBDTComponent) {
+        var (tx, ty, vx, vy) = inputs.rows(for: role)
+        let part = try RowPartition.gather(localRows: ty.count, comm)
+        let validRows = try RowPartition.gather(localRows: vy.count, comm).total
+        let positives = try comm.allgather([Int64(ty.reduce(0, +))]).reduce(0) { $0 + Int($1[0]) }
+        if role == .installGivenLike {
+            guard part.total > 0, validRows > 0 else {
+                throw DataError(file: inputs.train.report.file, "no liked rows (is_clicked or is_installed) to train P(install | like) on")
+            }
+        }
+        guard positives > 0, positives < part.total else {
+            throw DataError(file: inputs.train.report.file, "\(role.target.rawValue) is constant on the \(role.rawValue) model's training rows")
+        }
+        let ranks: BoostingRanks?
+        (tx, ty, ranks) = try BoostingRanks.spread(tx, labels: ty, partition: part, model: role.rawValue, comm)
+        var trials: [SearchTrial] = []
+        var best: (LightGBMBooster, BoostingResult, LightGBMParameters)?
+        let trialCount = max(1, config.search.trials + (config.search.trials > 0 ? 1 : 0))
+        for t in 0..<trialCount {
+            // Trial 0 is the configured parameters; trials 1… draw from the search space.
+            let extra = t == 0 ? LightGBMParameters() : config.search.draw(seed: config.seed, role: role, trial: t)
+            let params = config.parameters(for: role, threads: threads, extra: extra)
+            let name = trialCount > 1 ? "\(role.rawValue) trial \(t)/\(trialCount - 1)" : role.rawValue
+            let (booster, result) = try BoostingRun.train(model: name, train: tx, trainLabels: ty, valid: vx, validLabels: vy,
+                                                          parameters: params, iterations: config.numIterations,
+                                                          earlyStoppingRounds: config.earlyStoppingRounds, ranks: ranks, progress: progress)
+            trials.append(SearchTrial(trial: t, parameters: params.string, bestIteration: result.bestIteration, validLogLoss: result.bestValidLoss))
+            if best == nil || (result.bestValidLoss ?? .infinity) < (best!.1.bestValidLoss ?? .infinity) { best = (booster, result, params) }
+        }
+        let (booster, result, params) = best!
+        let gains = try booster.gainImportance()
+        let top = gains.indices.sorted { gains[$0] != gains[$1] ? gains[$0] > gains[$1] : $0 < $1 }.prefix(10)
+            .filter { gains[$0] > 0 }.map { inputs.trainX.names[$0] }
+        let component = GBDTComponent(
+            role: role, file: role.file, checksum: Checksum.fnv64Hex(Data(result.modelText.utf8)), trainRows: part.total,
+            trainPositives: positives, validRows: validRows, parameters: params.string, bestIteration: result.bestIteration,
+            iterations: result.iterations, bestValidLogLoss: result.bestValidLoss, stoppedEarly: result.stoppedEarly,
+            seconds: result.seconds, searchTrials: trialCount > 1 ? trials : [], topFeatures: top)
+        return (booster, result.modelText, component)
+    }
+
+    /// Calibration on the validation day, then the validation report with it applied — over every
+    /// rank's validation rows, gathered in one machine's order.
+    func calibrate(on validX: FeatureMatrix, valid: RawTable, validLike: [Float], threads: Int, comm: Communicator) throws {
+        var raw = try predict(matrix: validX, threads: threads)
         raw.like = try comm.allgather(values: raw.like).flatMap { $0 }
         raw.installGivenLike = try comm.allgather(values: raw.installGivenLike).flatMap { $0 }
         raw.endToEnd = try comm.allgather(values: raw.endToEnd).flatMap { $0 }
         raw.twoStep = zip(raw.like, raw.installGivenLike).map { $0 * $1 }  // as `predict` computes it
-        validInstall = try comm.allgather(values: validInstall).flatMap { $0 }
-        validLikeAll = try comm.allgather(values: validLike).flatMap { $0 }
-        model.manifest.calibration = GBDTCalibration(
+        let validInstall = try comm.allgather(values: valid.conversion).flatMap { $0 }
+        let validLikeAll = try comm.allgather(values: validLike).flatMap { $0 }
+        manifest.calibration = GBDTCalibration(
             twoStep: GBDTCalibration.factor(predictions: raw.twoStep, labels: validInstall),
             endToEnd: GBDTCalibration.factor(predictions: raw.endToEnd, labels: validInstall))
         // Same model outputs, now with the measured calibration: no second pass through the trees.
-        let calibrated = model.combine(like: raw.like, given: raw.installGivenLike, e2e: raw.endToEnd)
-        model.manifest.validation = GBDTEvaluation.evaluate(calibrated, install: validInstall, like: validLikeAll,
-                                                            target: valid.layout.conversionColumn)
-        model.manifest.seconds = Date().timeIntervalSince(start)
-        return model
+        let calibrated = combine(like: raw.like, given: raw.installGivenLike, e2e: raw.endToEnd)
+        manifest.validation = GBDTEvaluation.evaluate(calibrated, install: validInstall, like: validLikeAll, target: valid.layout.conversionColumn)
     }
 
     /// Every Table 5 prediction for the rows of `table`.

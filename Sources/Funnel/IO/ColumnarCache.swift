@@ -205,11 +205,30 @@ public final class ColumnarCache {
     /// shared record's; `wanted.maxValues` keeps the highest-weight ones.
     public func group(_ g: Int, layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws -> RawTable {
         let info = footer.groups[g]
-        let rows = info.rows, size = groupBytes(g)
-        let bytes = data.subdata(in: info.offset..<(info.offset + size))
+        let bytes = data.subdata(in: info.offset..<(info.offset + groupBytes(g)))
         guard Checksum.fnv64Hex(words: bytes) == info.checksum else {
             throw DataError(file: path, "row group \(g) checksum mismatch: the cache is damaged; run `funnel prepare` again")
         }
+        try checkReadable(as: wanted, requireLabels: requireLabels, dayColumn: dayColumn)
+        var (table, stored, sharedIndex) = decode(bytes, group: g, layout: wanted, dayColumn: dayColumn)
+        for (k, name) in wanted.dense.enumerated() where table.dense[k].count != info.rows {
+            throw DataError(file: path, column: name, "column is missing from the cache (the model was trained with it)")
+        }
+        for bag in stored.values {
+            guard bag.offsets.first == 0, Int(bag.offsets.last!) == bag.keys.count, zip(bag.offsets, bag.offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+                throw DataError(file: path, "row group \(g) has inconsistent value offsets: the cache is damaged")
+            }
+        }
+        try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex)
+        for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
+        table.report = footer.report
+        table.report.rowsKept = info.rows
+        return table
+    }
+
+    /// Refuses a read the cache cannot serve: labels it lacks, another day column, a wanted
+    /// column missing or stored single- where multi-valued is wanted (or the reverse).
+    private func checkReadable(as wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws {
         if requireLabels && !footer.hasLabels {
             throw DataError(file: path, column: wanted.clickColumn, "the cache has no labels (its source had no label columns)")
         }
@@ -217,7 +236,6 @@ public final class ColumnarCache {
             throw DataError(file: path, column: d, "the cache was prepared without this day column (use --day-column with funnel prepare)")
         }
         let have = footer.layout
-        let sharedFields = footer.shared?.fields ?? []
         for name in wanted.categorical {
             let cacheBag = have.multiValued.contains(name), wantBag = wanted.multiValued.contains(name)
             guard have.categorical.contains(name) else {
@@ -228,15 +246,21 @@ public final class ColumnarCache {
                                 : "is multi-valued in the cache, but the model reads it as single-valued")
             }
         }
+    }
+
+    /// A checked group's columns, in the order `CacheWriter.appendGroup` wrote them: the wanted
+    /// single-valued and dense columns into a table, the stored bags by name, the shared-record index.
+    private func decode(_ bytes: Data, group g: Int, layout wanted: TableLayout, dayColumn: String?)
+        -> (table: RawTable, bags: [String: RawBag], sharedIndex: [Int32]) {
+        let rows = footer.groups[g].rows, values = footer.groups[g].values
         var table = RawTable(layout: wanted, hasLabels: footer.hasLabels, file: path)
         table.rowCount = rows
-        var storedBags: [String: RawBag] = [:]
-        var sharedIndex: [Int32] = []
+        var storedBags: [String: RawBag] = [:], sharedIndex: [Int32] = []
         bytes.withUnsafeBytes { raw in
             var reader = ByteCursor(raw)
             var keys: [String: [Int64]] = [:], dense: [String: [Float]] = [:]
             for name in footer.rowColumns { keys[name] = reader.take(Int64.self, rows) }
-            for name in have.dense { dense[name] = reader.take(Float.self, rows) }
+            for name in footer.layout.dense { dense[name] = reader.take(Float.self, rows) }
             if footer.hasLabels {
                 let click = reader.take(UInt8.self, rows), conversion = reader.take(UInt8.self, rows)
                 if table.hasLabels { table.click = click.map(Float.init); table.conversion = conversion.map(Float.init) }
@@ -248,59 +272,52 @@ public final class ColumnarCache {
             table.sourceRows = reader.take(Int32.self, rows)
             reader.align()
             if footer.shared != nil { sharedIndex = reader.take(Int32.self, rows); reader.align() }
-            for (b, name) in have.multiValued.enumerated() {
+            for (b, name) in footer.layout.multiValued.enumerated() {
                 var bag = RawBag()
                 bag.offsets = reader.take(Int32.self, rows + 1); reader.align()
-                bag.keys = reader.take(Int64.self, info.values![b]); reader.align()
-                bag.weights = reader.take(Float.self, info.values![b]); reader.align()
+                bag.keys = reader.take(Int64.self, values![b]); reader.align()
+                bag.weights = reader.take(Float.self, values![b]); reader.align()
                 storedBags[name] = bag
             }
             table.keys = wanted.categorical.map { keys[$0] ?? [Int64](repeating: CategoryKey.empty, count: rows) }
             table.dense = wanted.dense.map { dense[$0] ?? [] }
         }
-        for (k, name) in wanted.dense.enumerated() where table.dense[k].count != rows {
-            throw DataError(file: path, column: name, "column is missing from the cache (the model was trained with it)")
+        return (table, storedBags, sharedIndex)
+    }
+
+    /// The table's bags: the stored ones as they are when there is nothing to join or cut;
+    /// otherwise per row its own values, then its shared record's (a shared single-valued field
+    /// sets its column), cut to the wanted `maxValues`.
+    private func joinBags(into table: inout RawTable, stored: [RawBag?], sharedIndex: [Int32]) throws {
+        let wanted = table.layout
+        if sharedIndex.isEmpty && wanted.maxValues == nil {
+            table.bags = stored.map { $0! }
+            return
         }
-        for bag in storedBags.values {
-            guard bag.offsets.first == 0, Int(bag.offsets.last!) == bag.keys.count, zip(bag.offsets, bag.offsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
-                throw DataError(file: path, "row group \(g) has inconsistent value offsets: the cache is damaged")
-            }
-        }
-        // Where each shared field lands in the wanted layout: a single-valued column or a bag.
+        let sharedFields = footer.shared?.fields ?? []
         let wantedSingle = sharedFields.map { name in wanted.multiValued.contains(name) ? nil : wanted.categorical.firstIndex(of: name) }
         let wantedBag = sharedFields.map { wanted.multiValued.firstIndex(of: $0) }
         var bagKeys = [[Int64]](repeating: [], count: wanted.multiValued.count)
         var bagWeights = [[Float]](repeating: [], count: wanted.multiValued.count)
-        let stored = wanted.multiValued.map { storedBags[$0] }
-        if sharedIndex.isEmpty && wanted.maxValues == nil {
-            // Nothing to join or cut: the stored columns are the table's (every wanted bag is one).
-            table.bags = stored.map { $0! }
-        } else {
-            // Per row: its own values, then its shared record's, cut to `wanted.maxValues`.
-            for r in 0..<rows where !bagKeys.isEmpty || !sharedIndex.isEmpty {
-                for b in bagKeys.indices {
-                    bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
-                    if let bag = stored[b] {
-                        let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
-                        bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
-                    }
-                }
-                if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
-                    try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
-                        if let k = wantedSingle[field] { table.keys[k][r] = key }
-                        else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
-                    }
-                }
-                for b in bagKeys.indices {
-                    CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
-                    table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
+        for r in 0..<table.rowCount where !bagKeys.isEmpty || !sharedIndex.isEmpty {
+            for b in bagKeys.indices {
+                bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
+                if let bag = stored[b] {
+                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
+                    bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
                 }
             }
+            if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
+                try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
+                    if let k = wantedSingle[field] { table.keys[k][r] = key }
+                    else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
+                }
+            }
+            for b in bagKeys.indices {
+                CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
+                table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
+            }
         }
-        for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
-        table.report = footer.report
-        table.report.rowsKept = rows
-        return table
     }
 
     /// Calls `body(field, key, weight)` for every value of shared record `entry` (fields index

@@ -123,67 +123,97 @@ public final class ProgressiveLayeredExtraction: GatedTrunk {
     /// Back-propagates the used tasks' output gradients (nil: unused) into `dx` (written, or added).
     public func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
                          accumulateInputGradient: Bool, worker: Int = 0) {
-        let h = outputWidth
         var dTask: [UnsafePointer<Float>?] = dOutputs
         var dShared: UnsafePointer<Float>? = nil
         var dxStarted = accumulateInputGradient
         for l in stride(from: levels.count - 1, through: 0, by: -1) {
-            let lv = levels[l]
-            let m = lv.taskExperts.first?.count ?? 0
             let de = expertGradients[worker].map(\.base)
-            for g in de { g.update(repeating: 0, count: batch * h) }
-            // Expert slots: task t's experts at t·m…, shared experts after all task experts.
-            func taskSlots(_ t: Int) -> [UnsafeMutablePointer<Float>] { (0..<m).map { de[t * m + $0] } }
-            let sharedSlots = (0..<lv.sharedExperts.count).map { de[tasks * m + $0] }
-            // Input-gradient targets of this level's streams.
-            let dTaskIn: [UnsafeMutablePointer<Float>] = (0..<tasks).map { l == 0 ? dx : taskInputGradients[worker][l][$0].base }
-            let dSharedIn: UnsafeMutablePointer<Float> = l == 0 ? dx : sharedInputGradients[worker][l].base
-            var taskStarted = [Bool](repeating: false, count: tasks)
-            var sharedStarted = false
-            func target(_ t: Int?) -> (UnsafeMutablePointer<Float>, Bool) {
-                if l == 0 { let s = dxStarted; dxStarted = true; return (dx, s) }
-                if let t { let s = taskStarted[t]; taskStarted[t] = true; return (dTaskIn[t], s) }
-                let s = sharedStarted; sharedStarted = true; return (dSharedIn, s)
+            for g in de { g.update(repeating: 0, count: batch * outputWidth) }
+            var targets = InputGradientTargets(
+                level: l, dx: dx, dxStarted: dxStarted,
+                taskIn: (0..<tasks).map { l == 0 ? dx : taskInputGradients[worker][l][$0].base },
+                sharedIn: l == 0 ? dx : sharedInputGradients[worker][l].base, tasks: tasks)
+            backwardGates(l, x, dTask: dTask, dShared: dShared, expertGradients: de, targets: &targets, batch: batch, worker: worker)
+            backwardExperts(l, x, expertGradients: de, targets: &targets, batch: batch, worker: worker)
+            dxStarted = targets.dxStarted
+            if l > 0 {
+                dTask = (0..<tasks).map { targets.taskStarted[$0] ? UnsafePointer(targets.taskIn[$0]) : nil }
+                dShared = targets.sharedStarted ? UnsafePointer(targets.sharedIn) : nil
             }
-            let sharedE = lv.sharedExperts.map { UnsafePointer($0.forwardOutput(worker: worker)) }
-            var allE: [UnsafePointer<Float>] = []
-            for t in 0..<tasks { allE += lv.taskExperts[t].map { UnsafePointer($0.forwardOutput(worker: worker)) } }
-            let dz = gateGradient[worker].base
-            for t in 0..<tasks {
-                let own = lv.taskExperts[t].map { UnsafePointer($0.forwardOutput(worker: worker)) }
-                guard let dy = dTask[t] else { lv.taskGates[t].zeroGradients(worker: worker); continue }
-                GatedSum.backward(experts: own + sharedE, probabilities: taskProbabilities[worker][l][t].base, dy: dy, batch: batch,
-                                  width: h, expertGradients: taskSlots(t) + sharedSlots, dLogits: dz)
-                let (dst, acc) = target(t)
-                lv.taskGates[t].backward(taskInput(l, t, x, worker: worker), dy: dz, batch: batch, dx: dst,
-                                         accumulateInputGradient: acc, worker: worker)
-            }
-            if let sg = lv.sharedGate {
-                if let dy = dShared {
-                    GatedSum.backward(experts: allE + sharedE, probabilities: sharedProbabilities[worker][l].base, dy: dy, batch: batch,
-                                      width: h, expertGradients: Array(de[0..<(tasks * m)]) + sharedSlots, dLogits: dz)
-                    let (dst, acc) = target(nil)
-                    sg.backward(sharedInput(l, x, worker: worker), dy: dz, batch: batch, dx: dst, accumulateInputGradient: acc, worker: worker)
-                } else {
-                    sg.zeroGradients(worker: worker)
-                }
-            }
-            for t in 0..<tasks {
-                for (i, e) in lv.taskExperts[t].enumerated() {
-                    let (dst, acc) = target(t)
-                    e.backward(taskInput(l, t, x, worker: worker), dLogits: de[t * m + i], batch: batch, dx: dst,
-                               accumulateInputGradient: acc, worker: worker)
-                }
-            }
-            for (j, e) in lv.sharedExperts.enumerated() {
-                let (dst, acc) = target(nil)
-                e.backward(sharedInput(l, x, worker: worker), dLogits: sharedSlots[j], batch: batch, dx: dst,
+        }
+    }
+
+    /// Where a level's input gradients go — its tasks' and shared stream's inputs, or `dx` at
+    /// level 0 — and whether each was written yet (the first write sets it, later ones add).
+    private struct InputGradientTargets {
+        let level: Int
+        let dx: UnsafeMutablePointer<Float>
+        var dxStarted: Bool
+        let taskIn: [UnsafeMutablePointer<Float>]
+        let sharedIn: UnsafeMutablePointer<Float>
+        var taskStarted: [Bool]
+        var sharedStarted = false
+
+        init(level: Int, dx: UnsafeMutablePointer<Float>, dxStarted: Bool, taskIn: [UnsafeMutablePointer<Float>],
+             sharedIn: UnsafeMutablePointer<Float>, tasks: Int) {
+            self.level = level; self.dx = dx; self.dxStarted = dxStarted; self.taskIn = taskIn; self.sharedIn = sharedIn
+            taskStarted = [Bool](repeating: false, count: tasks)
+        }
+
+        /// Task `t`'s input gradient (nil: the shared stream's), and whether to add to it.
+        mutating func next(_ t: Int?) -> (UnsafeMutablePointer<Float>, Bool) {
+            if level == 0 { let s = dxStarted; dxStarted = true; return (dx, s) }
+            if let t { let s = taskStarted[t]; taskStarted[t] = true; return (taskIn[t], s) }
+            let s = sharedStarted; sharedStarted = true; return (sharedIn, s)
+        }
+    }
+
+    /// Level `l`'s gates: each used task's gated sum back into its experts' slots and its gate,
+    /// then the shared gate's (unused gates get zero gradients). Expert slots: task t's experts
+    /// at t·m…, the shared experts after all task experts.
+    private func backwardGates(_ l: Int, _ x: UnsafePointer<Float>, dTask: [UnsafePointer<Float>?], dShared: UnsafePointer<Float>?,
+                               expertGradients de: [UnsafeMutablePointer<Float>], targets: inout InputGradientTargets,
+                               batch: Int, worker: Int) {
+        let lv = levels[l], h = outputWidth
+        let m = lv.taskExperts.first?.count ?? 0
+        let sharedSlots = (0..<lv.sharedExperts.count).map { de[tasks * m + $0] }
+        let sharedE = lv.sharedExperts.map { UnsafePointer($0.forwardOutput(worker: worker)) }
+        let dz = gateGradient[worker].base
+        for t in 0..<tasks {
+            let own = lv.taskExperts[t].map { UnsafePointer($0.forwardOutput(worker: worker)) }
+            guard let dy = dTask[t] else { lv.taskGates[t].zeroGradients(worker: worker); continue }
+            GatedSum.backward(experts: own + sharedE, probabilities: taskProbabilities[worker][l][t].base, dy: dy, batch: batch,
+                              width: h, expertGradients: (0..<m).map { de[t * m + $0] } + sharedSlots, dLogits: dz)
+            let (dst, acc) = targets.next(t)
+            lv.taskGates[t].backward(taskInput(l, t, x, worker: worker), dy: dz, batch: batch, dx: dst,
+                                     accumulateInputGradient: acc, worker: worker)
+        }
+        guard let sg = lv.sharedGate else { return }
+        guard let dy = dShared else { sg.zeroGradients(worker: worker); return }
+        var allE: [UnsafePointer<Float>] = []
+        for t in 0..<tasks { allE += lv.taskExperts[t].map { UnsafePointer($0.forwardOutput(worker: worker)) } }
+        GatedSum.backward(experts: allE + sharedE, probabilities: sharedProbabilities[worker][l].base, dy: dy, batch: batch,
+                          width: h, expertGradients: Array(de[0..<(tasks * m)]) + sharedSlots, dLogits: dz)
+        let (dst, acc) = targets.next(nil)
+        sg.backward(sharedInput(l, x, worker: worker), dy: dz, batch: batch, dx: dst, accumulateInputGradient: acc, worker: worker)
+    }
+
+    /// Level `l`'s experts, from their slots back into their stream's input gradient.
+    private func backwardExperts(_ l: Int, _ x: UnsafePointer<Float>, expertGradients de: [UnsafeMutablePointer<Float>],
+                                 targets: inout InputGradientTargets, batch: Int, worker: Int) {
+        let lv = levels[l]
+        let m = lv.taskExperts.first?.count ?? 0
+        for t in 0..<tasks {
+            for (i, e) in lv.taskExperts[t].enumerated() {
+                let (dst, acc) = targets.next(t)
+                e.backward(taskInput(l, t, x, worker: worker), dLogits: de[t * m + i], batch: batch, dx: dst,
                            accumulateInputGradient: acc, worker: worker)
             }
-            if l > 0 {
-                dTask = (0..<tasks).map { taskStarted[$0] ? UnsafePointer(dTaskIn[$0]) : nil }
-                dShared = sharedStarted ? UnsafePointer(dSharedIn) : nil
-            }
+        }
+        for (j, e) in lv.sharedExperts.enumerated() {
+            let (dst, acc) = targets.next(nil)
+            e.backward(sharedInput(l, x, worker: worker), dLogits: de[tasks * m + j], batch: batch, dx: dst,
+                       accumulateInputGradient: acc, worker: worker)
         }
     }
 }

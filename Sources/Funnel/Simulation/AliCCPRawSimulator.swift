@@ -178,9 +178,8 @@ public struct AliCCPRawSimulator {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let testRows = max(1, Int((Double(config.rows) * config.testFraction).rounded()))
         var rng = RandomSource(seed: config.seed, stream: 2)
-        let base = fieldBase
-        let profileBase = profile.map { base[$0.name]! }, itemBase = itemFields.map { base[$0.name]! }
-        let listBase = lists.map { base[$0.name]! }, crossBase = lists.map { base[$0.cross]! }
+        let bases = FieldBases(self)
+        let (itemBase, crossBase) = (bases.item, bases.cross)
         var summary = Summary(trainRows: config.rows - testRows, testRows: testRows, commonRecords: 0, clicks: 0, conversions: 0, bytes: 0, files: [])
         let lastHeader = (["click", "purchase"] + profile.map(\.name) + lists.map(\.name) + itemFields.map(\.name) + lists.map(\.cross))
             .joined(separator: ",") + "\n"
@@ -203,14 +202,9 @@ public struct AliCCPRawSimulator {
                     request += 1
                     current = user(SeededNoise.sample(userCDF, rng.uniform()), request: UInt64(request) | (part == "train" ? 0 : 1 << 40))
                     left = 1 + Int(-log(max(rng.uniform(), 1e-12)) * Double(impressionsPerRecord - 1))
-                    md5 = String(format: "%016llx%016llx", noise.hash(UInt64(request), 77, part == "train" ? 1 : 2),
-                                 noise.hash(UInt64(current.id), UInt64(request), 78))
-                    var features: [String] = []
-                    for (f, v) in current.profile.enumerated() { features.append("\(profile[f].name)\u{02}\(profileBase[f] + v)\u{03}1.0") }
-                    for (l, list) in current.lists.enumerated() {
-                        for (v, c) in list { features.append("\(lists[l].name)\u{02}\(listBase[l] + v)\u{03}\(c).0") }
-                    }
-                    buffers[1].append("\(md5),\(features.count),\(features.joined(separator: "\u{01}"))\n")
+                    let line: String
+                    (md5, line) = commonLine(current, request: request, part: part, bases: bases)
+                    buffers[1].append(line)
                     try flush(1)
                     summary.commonRecords += 1
                 }
@@ -219,8 +213,7 @@ public struct AliCCPRawSimulator {
                 let values = itemValues(item, context: rng.below(3))
                 let d = logits(user: current, item: item, values: values)
                 let pCTR = Sigmoid.value(ctrBias + d.zc), pCVR = Sigmoid.value(cvrBias + d.zv)
-                let click = rng.uniform() < pCTR ? 1 : 0
-                let converts = rng.uniform() < pCVR ? 1 : 0
+                let click = rng.uniform() < pCTR ? 1 : 0, converts = rng.uniform() < pCVR ? 1 : 0
                 summary.clicks += click
                 summary.conversions += click * converts
                 var features: [String] = values.enumerated().map { f, v in "\(itemFields[f].name)\u{02}\(itemBase[f] + v)\u{03}1.0" }
@@ -228,14 +221,8 @@ public struct AliCCPRawSimulator {
                     if let c { features.append("\(lists[l].cross)\u{02}\(crossBase[l] + values[lists[l].itemField])\u{03}\(c).0") }
                 }
                 buffers[0].append("\(row + 1),\(click),\(click * converts),\(md5),\(features.count),\(features.joined(separator: "\u{01}"))\n")
-                buffers[2].appendFixed(pCTR, decimals: 7); buffers[2].comma()
-                buffers[2].appendFixed(pCVR, decimals: 7); buffers[2].comma()
-                buffers[2].appendInt(converts); buffers[2].newline()
-                // One value per field: a list's last value (0 when empty), as processed copies keep it.
-                var last = [click, click * converts] + current.profile.enumerated().map { profileBase[$0] + $1 }
-                last += current.lists.enumerated().map { l, list in list.last.map { listBase[l] + $0.value } ?? 0 }
-                last += values.enumerated().map { itemBase[$0] + $1 }
-                last += d.crosses.enumerated().map { l, c in c == nil ? 0 : crossBase[l] + values[lists[l].itemField] }
+                Self.appendTruth(&buffers[2], pCTR: pCTR, pCVR: pCVR, converts: converts)
+                let last = [click, click * converts] + lastValues(current, values: values, crosses: d.crosses, bases: bases)
                 for (k, v) in last.enumerated() { if k > 0 { buffers[3].comma() }; buffers[3].appendInt(v) }
                 buffers[3].newline()
                 for k in [0, 2, 3] { try flush(k) }
@@ -244,5 +231,47 @@ public struct AliCCPRawSimulator {
             summary.files += names.map { dir + "/" + $0 }
         }
         return summary
+    }
+
+    /// Where each field's global ids start (`fieldBase`), as arrays by field position.
+    private struct FieldBases {
+        let profile: [Int], item: [Int], list: [Int], cross: [Int]
+        init(_ sim: AliCCPRawSimulator) {
+            let base = sim.fieldBase
+            profile = sim.profile.map { base[$0.name]! }
+            item = sim.itemFields.map { base[$0.name]! }
+            list = sim.lists.map { base[$0.name]! }
+            cross = sim.lists.map { base[$0.cross]! }
+        }
+    }
+
+    /// A request's common-features line (the user's profile fields and behaviour lists, each
+    /// list value weighted by its count) and its md5.
+    private func commonLine(_ current: User, request: Int, part: String, bases: FieldBases) -> (md5: String, line: String) {
+        let md5 = String(format: "%016llx%016llx", noise.hash(UInt64(request), 77, part == "train" ? 1 : 2),
+                         noise.hash(UInt64(current.id), UInt64(request), 78))
+        var features: [String] = []
+        for (f, v) in current.profile.enumerated() { features.append("\(profile[f].name)\u{02}\(bases.profile[f] + v)\u{03}1.0") }
+        for (l, list) in current.lists.enumerated() {
+            for (v, c) in list { features.append("\(lists[l].name)\u{02}\(bases.list[l] + v)\u{03}\(c).0") }
+        }
+        return (md5, "\(md5),\(features.count),\(features.joined(separator: "\u{01}"))\n")
+    }
+
+    /// One value per field after the labels: a list's last value (0 when empty), as processed
+    /// copies of Ali-CCP keep it; a cross's item value when the list has it, else 0.
+    private func lastValues(_ current: User, values: [Int], crosses: [Int?], bases: FieldBases) -> [Int] {
+        var last = current.profile.enumerated().map { bases.profile[$0] + $1 }
+        last += current.lists.enumerated().map { l, list in list.last.map { bases.list[l] + $0.value } ?? 0 }
+        last += values.enumerated().map { bases.item[$0] + $1 }
+        last += crosses.enumerated().map { l, c in c == nil ? 0 : bases.cross[l] + values[lists[l].itemField] }
+        return last
+    }
+
+    /// A truth row: the impression's true pCTR and post-click pCVR, and its counterfactual conversion.
+    private static func appendTruth(_ out: inout CSVWriter, pCTR: Double, pCVR: Double, converts: Int) {
+        out.appendFixed(pCTR, decimals: 7); out.comma()
+        out.appendFixed(pCVR, decimals: 7); out.comma()
+        out.appendInt(converts); out.newline()
     }
 }

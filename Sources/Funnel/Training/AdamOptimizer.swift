@@ -47,29 +47,7 @@ public final class AdamOptimizer {
         // Folding the bias corrections into the step size: w −= lr·√c2/c1 · m / (√v + ε·√c2).
         let stepSize = learningRate * c2.squareRoot() / c1
         let epsHat = epsilon * c2.squareRoot()
-        // Collect the contiguous spans to update (whole dense tensors, touched embedding rows),
-        // then share them out by element count.
-        var spans: [Span] = []
-        var total = 0
-        for p in parameters {
-            if p.moment1 == nil {
-                p.moment1 = FloatBuffer(count: p.count)
-                p.moment2 = FloatBuffer(count: p.count)
-            }
-            let m = p.moment1!.base, v = p.moment2!.base, w = p.value.base
-            if p.isSparse {
-                let width = p.rowWidth
-                let g = p.rowGradients.base
-                for (slot, row) in p.touchedRows.enumerated() {
-                    let off = Int(row) * width
-                    spans.append(Span(w: w + off, g: g + slot * width, m: m + off, v: v + off, count: width))
-                }
-                total += p.touchedRows.count * width
-            } else {
-                spans.append(Span(w: w, g: p.grad.base, m: m, v: v, count: p.count))
-                total += p.count
-            }
-        }
+        let (spans, total) = Self.spans(parameters)
         let pieces = total >= 65_536 ? workers : 1
         let share = (total + pieces - 1) / pieces
         spans.withUnsafeBufferPointer { all in
@@ -101,6 +79,33 @@ public final class AdamOptimizer {
                 }
             }
         }
+    }
+
+    /// The contiguous spans to update — whole dense tensors, touched embedding rows — and their
+    /// element count, shared out by count; Adam's moments are allocated on a parameter's first step.
+    private static func spans(_ parameters: [Parameter]) -> (spans: [Span], total: Int) {
+        var spans: [Span] = []
+        var total = 0
+        for p in parameters {
+            if p.moment1 == nil {
+                p.moment1 = FloatBuffer(count: p.count)
+                p.moment2 = FloatBuffer(count: p.count)
+            }
+            let m = p.moment1!.base, v = p.moment2!.base, w = p.value.base
+            if p.isSparse {
+                let width = p.rowWidth
+                let g = p.rowGradients.base
+                for (slot, row) in p.touchedRows.enumerated() {
+                    let off = Int(row) * width
+                    spans.append(Span(w: w + off, g: g + slot * width, m: m + off, v: v + off, count: width))
+                }
+                total += p.touchedRows.count * width
+            } else {
+                spans.append(Span(w: w, g: p.grad.base, m: m, v: v, count: p.count))
+                total += p.count
+            }
+        }
+        return (spans, total)
     }
 
     /// One Adam step on `n` contiguous elements. Sixteen lanes at a time (the compiler cannot

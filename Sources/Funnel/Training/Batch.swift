@@ -70,37 +70,7 @@ public final class Batch {
             }
         }
         if !data.bags.isEmpty || !bags.isEmpty {
-            // Gathered through raw pointers into arrays sized exactly (slicing per row would
-            // retain and release the source arrays once a row, and growth would copy them).
-            bags = data.bags.map { bag in
-                var offsets = [Int32](repeating: 0, count: n + 1)
-                var total = 0
-                bag.offsets.withUnsafeBufferPointer { o in
-                    for k in 0..<n {
-                        let r = row(k)
-                        total += Int(o[r + 1] - o[r])
-                        offsets[k + 1] = Int32(total)
-                    }
-                }
-                var ids = [Int32](repeating: 0, count: total), weights = [Float](repeating: 0, count: total)
-                bag.offsets.withUnsafeBufferPointer { o in
-                    bag.ids.withUnsafeBufferPointer { srcIds in
-                        bag.weights.withUnsafeBufferPointer { srcWeights in
-                            ids.withUnsafeMutableBufferPointer { dstIds in
-                                weights.withUnsafeMutableBufferPointer { dstWeights in
-                                    for k in 0..<n {
-                                        let r = row(k), start = Int(o[r]), count = Int(o[r + 1]) - start, at = Int(offsets[k])
-                                        guard count > 0 else { continue }
-                                        (dstIds.baseAddress! + at).update(from: srcIds.baseAddress! + start, count: count)
-                                        (dstWeights.baseAddress! + at).update(from: srcWeights.baseAddress! + start, count: count)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                return EncodedBag(field: bag.field, offsets: offsets, ids: ids, weights: weights)
-            }
+            bags = data.bags.map { Self.gather($0, count: n, row: row) }
         }
         if data.weights == nil && rowWeights == nil {
             weight.base.update(repeating: 1, count: n)
@@ -110,5 +80,39 @@ public final class Batch {
                 weight[k] = (data.weights?[r] ?? 1) * (rowWeights?[r] ?? 1)
             }
         }
+    }
+
+    /// Rows `row(0) ..< row(n)` of a bag, into arrays sized exactly (through raw pointers:
+    /// slicing per row would retain and release the source arrays once a row, and growth would
+    /// copy them).
+    @inline(__always)
+    private static func gather(_ bag: EncodedBag, count n: Int, row: (Int) -> Int) -> EncodedBag {
+        var offsets = [Int32](repeating: 0, count: n + 1)
+        var total = 0
+        bag.offsets.withUnsafeBufferPointer { o in
+            for k in 0..<n {
+                let r = row(k)
+                total += Int(o[r + 1] - o[r])
+                offsets[k + 1] = Int32(total)
+            }
+        }
+        var ids = [Int32](repeating: 0, count: total), weights = [Float](repeating: 0, count: total)
+        bag.offsets.withUnsafeBufferPointer { o in
+            bag.ids.withUnsafeBufferPointer { srcIds in
+                bag.weights.withUnsafeBufferPointer { srcWeights in
+                    ids.withUnsafeMutableBufferPointer { dstIds in
+                        weights.withUnsafeMutableBufferPointer { dstWeights in
+                            for k in 0..<n {
+                                let r = row(k), start = Int(o[r]), count = Int(o[r + 1]) - start, at = Int(offsets[k])
+                                guard count > 0 else { continue }
+                                (dstIds.baseAddress! + at).update(from: srcIds.baseAddress! + start, count: count)
+                                (dstWeights.baseAddress! + at).update(from: srcWeights.baseAddress! + start, count: count)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return EncodedBag(field: bag.field, offsets: offsets, ids: ids, weights: weights)
     }
 }

@@ -30,7 +30,7 @@ final class AliCCPRawTests: XCTestCase {
     func testPrepareJoinsCommonFeaturesInSkeletonOrder() throws {
         let (skeleton, common) = writeSample()
         let out = dir + "/raw.fcache"
-        let summary = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out, groupRows: 3)
+        let summary = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out, groupRows: 3)
         XCTAssertEqual(summary.rows, 4)
         XCTAssertEqual(summary.groups, 2)
         XCTAssertEqual(summary.sharedRecords, 2)
@@ -69,7 +69,7 @@ final class AliCCPRawTests: XCTestCase {
         let common = writeFile(dir, "c.csv", "\(md5a),3,\(features([("101", 7, "1"), ("301", 2, "1"), ("777", 1, "4")]))\n")
         let skeleton = writeFile(dir, "s.csv", "1,0,0,\(md5a),3,\(features([("301", 9, "1"), ("888", 5, "1"), ("888", 6, "2")]))\n")
         let out = dir + "/x.fcache"
-        _ = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out)
+        _ = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out)
         let cache = try ColumnarCache(path: out)
         XCTAssertEqual(cache.layout.multiValued, ["301", "888"])
         let t = try TableSource.readTraining(out, options: ReadOptions())
@@ -80,7 +80,7 @@ final class AliCCPRawTests: XCTestCase {
         var o = ReadOptions()
         o.ignore = ["101"]
         o.multiValued = ["777"]
-        _ = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: o, to: out)
+        _ = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: o, to: out)
         let again = try ColumnarCache(path: out)
         XCTAssertEqual(again.layout.ignored, ["101"])
         XCTAssertEqual(again.layout.multiValued, ["301", "777", "888"])
@@ -102,7 +102,7 @@ final class AliCCPRawTests: XCTestCase {
         for c in cases {
             let (skeleton, common) = writeSample(skeletonExtra: c.skeleton, commonExtra: c.common)
             // The layout is inferred from the 4 good lines (a field repeated there would be multi-valued).
-            XCTAssertThrowsError(try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: dir + "/e.fcache",
+            XCTAssertThrowsError(try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: dir + "/e.fcache",
                                                        sampleRows: 4)) { error in
                 let text = "\(error)"
                 XCTAssertTrue(text.contains(c.saying), "\(c.saying): \(text)")
@@ -111,7 +111,7 @@ final class AliCCPRawTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/e.fcache"), "no cache is left behind")
             var o = ReadOptions()
             o.skipBadRows = true
-            let s = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: o, to: dir + "/e.fcache", sampleRows: 4)
+            let s = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: o, to: dir + "/e.fcache", sampleRows: 4)
             XCTAssertEqual(s.report.skippedTotal, 1, c.saying)
             XCTAssertEqual(s.rows, 4, c.saying)
             try FileManager.default.removeItem(atPath: dir + "/e.fcache")
@@ -120,7 +120,7 @@ final class AliCCPRawTests: XCTestCase {
 
     func testHostileCountsAreRefusedBeforeReading() throws {
         let (skeleton, common) = writeSample(skeletonExtra: "5,1,0,\(md5a),1,\(String(repeating: "205\u{02}1\u{03}1\u{01}", count: 3))\n")
-        XCTAssertThrowsError(try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: dir + "/e.fcache")) {
+        XCTAssertThrowsError(try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: dir + "/e.fcache")) {
             XCTAssertTrue("\($0)".contains("more than 1 features"), "\($0)")
         }
     }
@@ -128,7 +128,7 @@ final class AliCCPRawTests: XCTestCase {
     func testDamagedSharedSectionIsRefused() throws {
         let (skeleton, common) = writeSample()
         let out = dir + "/raw.fcache"
-        _ = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out)
+        _ = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: out))
         bytes[20] ^= 0xFF  // inside the first shared record
         try bytes.write(to: URL(fileURLWithPath: out))
@@ -142,7 +142,7 @@ final class AliCCPRawTests: XCTestCase {
         let summary = try AliCCPRawSimulator(config: config).write(to: dir)
         XCTAssertEqual(summary.trainRows + summary.testRows, 3_000)
         let out = dir + "/train.fcache"
-        let s = try AliCCPRaw.prepare(skeleton: dir + "/sample_skeleton_train.csv", common: dir + "/common_features_train.csv",
+        let s = try AliCCPRawLayout.prepare(skeleton: dir + "/sample_skeleton_train.csv", common: dir + "/common_features_train.csv",
                                       options: ReadOptions(), to: out, groupRows: 1_000)
         XCTAssertEqual(s.rows, summary.trainRows)
         var o = ReadOptions()

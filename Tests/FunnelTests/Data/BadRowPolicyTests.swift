@@ -104,7 +104,7 @@ final class BadRowPolicyTests: XCTestCase {
         let out = dir + "/raw.fcache"
         try check({ o in
             try? FileManager.default.removeItem(atPath: out)
-            _ = try AliCCPRaw.prepare(skeleton: skeleton, common: common, options: o, to: out, sampleRows: 2)
+            _ = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: o, to: out, sampleRows: 2)
             return try TableSource.readTraining(out, options: ReadOptions())
         }, firstError: "999", line: 3, file: "skeleton.csv", keptRows: 4, keptClicks: 3,
         skipped: ["unknown field": 1, "malformed feature": 1], "ali-ccp raw")

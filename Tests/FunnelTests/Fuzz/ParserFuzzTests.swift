@@ -87,7 +87,7 @@ final class ParserFuzzTests: XCTestCase {
         FileManager.default.createFile(atPath: c, contents: Data(common))
         var options = ReadOptions()
         options.skipBadRows = true
-        _ = try AliCCPRaw.prepare(skeleton: s, common: c, options: options, to: out, groupRows: 7)
+        _ = try AliCCPRawLayout.prepare(skeleton: s, common: c, options: options, to: out, groupRows: 7)
         let cacheBytes = [UInt8](FileManager.default.contents(atPath: out)!)
         var m = Mutator(stream: 9)
         let n = Mutator.run(stream: 8, corpus: [skeleton, common, cacheBytes]) { input, i in
@@ -98,7 +98,7 @@ final class ParserFuzzTests: XCTestCase {
             expectCleanFailure("raw Ali-CCP", seed: i) {
                 var o = ReadOptions()
                 o.skipBadRows = i % 2 == 0
-                _ = try AliCCPRaw.prepare(skeleton: s, common: c, options: o, to: out, groupRows: 7)
+                _ = try AliCCPRawLayout.prepare(skeleton: s, common: c, options: o, to: out, groupRows: 7)
                 _ = try TableSource.readTraining(out, options: ReadOptions())
             }
             expectCleanFailure("version 2 cache", seed: i) {

@@ -5,7 +5,7 @@ import Glibc
 /// A raw Ali-CCP sample skeleton (`sample_id,click,buy,md5,feature_num,feature_list` with
 /// `\x01 \x02 \x03` inside the list): its user side lives in the common-features file, which
 /// one path cannot bring, so it is recognised here and read by `funnel prepare --layout ali-ccp
-/// --common COMMON` (`AliCCPRaw.prepare`, which keeps each common record once); every other
+/// --common COMMON` (`AliCCPRawLayout.prepare`, which keeps each common record once); every other
 /// command is told so, naming the file, instead of parsing it as CSV.
 public struct RawAliCCPFormat: TableFormat {
     public init() {}
