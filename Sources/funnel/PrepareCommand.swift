@@ -38,10 +38,10 @@ struct Prepare: ParsableCommand {
             try OutputPath.checkFile(out, force: force)
             var options = try dataOptions.readOptions()
             options.dayColumn = dayColumn
-            if let common {
-                let s = try AliCCPRawLayout.prepare(skeleton: data, common: common, options: options, to: out, groupRows: groupRows,
-                                              sampleRows: sampleRows, force: force)
-                return try report(s, source: "\(data) + \(common)")
+            if let rawCommon = common {  // raw Ali-CCP: the skeleton and its common features
+                let s = try AliCCPRawLayout.prepare(skeleton: data, common: rawCommon, options: options, to: out, groupRows: groupRows,
+                                                    sampleRows: sampleRows, force: force)
+                return try report(s, source: "\(data) + \(rawCommon)")
             }
             let format = try TableFormats.detect(data, preset: layout, options: options)
             if format is RecSys2023Format && !json { Terminal.note("\(data): RecSys 2023 layout (day column f_1)") }

@@ -44,4 +44,55 @@ final class RepositoryLayoutTests: XCTestCase {
         XCTAssertGreaterThan(found.count, 5)
         for page in Set(found) { XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(page).path), page) }
     }
+
+    /// Swift sources under `dir` (relative to the root), with their text.
+    private func sources(_ dir: String) -> [(path: String, text: String)] {
+        let base = root.appendingPathComponent(dir).path
+        let files = FileManager.default.enumerator(atPath: base)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+        return files.sorted().compactMap { f in (try? String(contentsOfFile: base + "/" + f, encoding: .utf8)).map { (dir + "/" + f, $0) } }
+    }
+
+    /// Distribution lives behind the communicator: library and CLI code call collectives
+    /// unconditionally (a lone process has the single-process communicator), so no branch on
+    /// whether there is one outside `Distributed/`.
+    func testNoCommunicatorBranchesOutsideDistributed() {
+        let all = sources("Sources").filter { !$0.path.contains("/Distributed/") && !$0.path.hasPrefix("Sources/FunnelDistributed/") }
+        XCTAssertGreaterThan(all.count, 100)
+        for (path, text) in all {
+            for pattern in ["if let comm", "guard let comm", "comm?.", "communicator?."] {
+                XCTAssertFalse(text.contains(pattern), "\(path) has '\(pattern)'")
+            }
+        }
+    }
+
+    /// The engine does not pull the ONNX export's protobuf code or MPI: those are FunnelONNX and
+    /// FunnelDistributed, which only the executable links with it.
+    func testTheEngineImportsNeitherProtobufNorMPI() {
+        let engine = sources("Sources/Funnel")
+        XCTAssertGreaterThan(engine.count, 100)
+        for (path, text) in engine {
+            XCTAssertFalse(text.contains("import SwiftProtobuf"), path)
+            XCTAssertFalse(text.contains("import CMPI"), path)
+        }
+        let manifest = (try? String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)) ?? ""
+        let funnelTarget = manifest.components(separatedBy: ".target(").first { $0.contains("name: \"Funnel\",") }?
+            .components(separatedBy: "swiftSettings").first ?? ""
+        XCTAssertFalse(funnelTarget.isEmpty)
+        XCTAssertFalse(funnelTarget.contains("SwiftProtobuf") || funnelTarget.contains("\"CMPI\""), funnelTarget)
+    }
+
+    /// No function over 60 lines in the sources (generated code aside), by the same scan the
+    /// closing notes quote (`scripts/function-lengths.py`).
+    func testNoFunctionIsLongerThanSixtyLines() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", root.appendingPathComponent("scripts/function-lengths.py").path] + ["Funnel", "FunnelServe", "funnel", "FunnelONNX",
+                      "FunnelDistributed"].map { root.appendingPathComponent("Sources/" + $0).path }
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+    }
 }
