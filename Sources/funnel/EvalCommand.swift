@@ -11,6 +11,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Labelled CSV/TSV to evaluate on.") var data: String
     @Option(help: "Simulator truth file aligned with --data; adds CVR AUC/log loss over the entire space.")
     var truth: String?
+    @Option(help: "A column of --data grouping its rows (a user, a request): adds the group AUCs gauc_ctr, gauc_cvr, gauc_ctcvr.")
+    var groupColumn: String?
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (evaluate as a downsampled model was trained).")
     var downsampleNegatives = 1.0
@@ -29,6 +31,7 @@ struct Eval: ParsableCommand {
         try guarded {
             var request = EvaluationRequest(models: models, data: data)
             request.truth = truth
+            request.groupColumn = groupColumn
             request.threads = try resolveThreads(threads)
             request.downsampleNegatives = downsampleNegatives
             request.seed = seed
@@ -67,12 +70,16 @@ struct NamedReport: Encodable {
 enum MetricsTable {
     static func render(_ results: [(String, EvaluationReport)], data: String) -> String {
         let hasTruth = results.contains { $0.1.aucCVREntireSpace != nil }
-        var header = ["model", "AUC CTR", "AUC CVR", "AUC CTCVR", "LL CTR", "LL CVR", "LL CTCVR"]
+        let hasGroups = results.contains { $0.1.groupsGiven }
+        var header = ["model", "AUC CTR", "AUC CVR", "AUC CTCVR", "LL CTR", "LL CVR", "LL CTCVR", "KS CTR", "KS CVR", "KS CTCVR"]
         if hasTruth { header += ["AUC CVR-ES", "LL CVR-ES"] }
+        if hasGroups { header += ["GAUC CTR", "GAUC CVR", "GAUC CTCVR"] }
         var rows: [[String]] = [header]
         for (name, r) in results {
-            var row = [name, f(r.aucCTR), f(r.aucCVR), f(r.aucCTCVR), f(r.loglossCTR), f(r.loglossCVR), f(r.loglossCTCVR)]
+            var row = [name, f(r.aucCTR), f(r.aucCVR), f(r.aucCTCVR), f(r.loglossCTR), f(r.loglossCVR), f(r.loglossCTCVR),
+                       f(r[.ksCTR]), f(r[.ksCVR]), f(r[.ksCTCVR])]
             if hasTruth { row += [f(r.aucCVREntireSpace), f(r.loglossCVREntireSpace)] }
+            if hasGroups { row += [f(r[.gaucCTR]), f(r[.gaucCVR]), f(r[.gaucCTCVR])] }
             rows.append(row)
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
@@ -84,7 +91,8 @@ enum MetricsTable {
         let r0 = results[0].1
         lines.insert("\(data): \(r0.rows) impressions, \(r0.clicks) clicks, \(r0.conversions) conversions", at: 0)
         lines.append("CTR and CTCVR on all impressions; CVR on clicked impressions"
-                     + (hasTruth ? "; CVR-ES: CVR on all impressions against the simulator's counterfactual conversions." : "."))
+                     + (hasTruth ? "; CVR-ES: CVR on all impressions against the simulator's counterfactual conversions" : "")
+                     + (hasGroups ? "; GAUC: AUC per group, weighted by its impressions (one-class groups left out)." : "."))
         return lines.joined(separator: "\n")
     }
 

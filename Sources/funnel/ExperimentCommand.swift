@@ -31,6 +31,8 @@ struct Experiment: ParsableCommand {
     @Option(parsing: .unconditional, help: "Base seed; run r uses seed + r (default: 0).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Values seen fewer times map to the field's out-of-vocabulary id.") var minCount = 1
     @Option(parsing: .unconditional, help: "Concurrent runs (default: all cores; each run trains on one thread).") var threads: Int?
+    @Option(help: "A column of the test rows' file grouping them (a user, a request): adds gauc_ctr, gauc_cvr, gauc_ctcvr.")
+    var groupColumn: String?
     @Option(help: "Run every model with its best configuration from this directory of `funnel tune` outputs (DIR/<model>/best.json).")
     var tuned: String?
     @Option(parsing: .unconditional, help: "Tune every model first with this many trials (needs --tune-space, and --valid or --valid-days).")
@@ -123,6 +125,7 @@ struct Experiment: ParsableCommand {
         inputs.dayColumn = dayColumn
         inputs.minCount = minCount
         inputs.read = try data.readOptions()
+        inputs.groupColumn = groupColumn
         return inputs
     }
 

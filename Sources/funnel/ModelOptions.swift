@@ -30,6 +30,10 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(parsing: .unconditional, help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(parsing: .unconditional, help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
+    @Option(parsing: .unconditional, help: "multi-ipw, escm2-ipw: pCTR floor before inverting the propensity (default 1/15, PaddleRec's ESCM² clip of 15).")
+    var propensityClip: Double?
+    @Option(parsing: .unconditional, help: "escm2-ipw: λ, the weight of the counterfactual CVR risk (default 0.5, PaddleRec's ESCM² counterfactual_w).")
+    var counterfactualWeight: Double?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
@@ -79,6 +83,8 @@ struct ModelOptions: ParsableArguments {
         try check(negativeRate > 0 && negativeRate <= 1, "--negative-rate must be in (0, 1]")
         try check(oversample >= 1, "--oversample must be ≥ 1")
         try check(unbiasClip > 0 && unbiasClip <= 1, "--unbias-clip must be in (0, 1]")
+        try check(propensityClip.map { $0 > 0 && $0 <= 1 } ?? true, "--propensity-clip must be in (0, 1]")
+        try check(counterfactualWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--counterfactual-weight must be ≥ 0")
         try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
         try check(warmupSteps >= 0, "--warmup-steps must be ≥ 0")
         try check(lrGamma > 0 && lrGamma <= 1, "--lr-gamma must be in (0, 1]")
@@ -114,6 +120,7 @@ struct ModelOptions: ParsableArguments {
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives
+        c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
         if pooling != .sum { c.pooling = pooling }

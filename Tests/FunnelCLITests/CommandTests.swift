@@ -103,6 +103,16 @@ final class CommandTests: XCTestCase {
         XCTAssertTrue(text.contains("AUC CTCVR") && text.contains(Self.mmoe), text)
         try CLI.fails(["eval", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--downsample-negatives", "0.5"],
                       saying: "--downsample-negatives must be ≥ 1", status: 64)
+        // Grouped by user (field 101): group AUCs per space, KS always.
+        let g = CLI.json(try CLI.ok(["eval", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--group-column", "101", "--json"]))
+        for key in ["gauc_ctr", "gauc_ctcvr", "ks_ctr", "ks_cvr", "ks_ctcvr"] {
+            let v = CLI.number(g, key)
+            XCTAssertTrue(v.map { $0 >= 0 && $0 <= 1 } ?? false, "\(key): \(g)")
+        }
+        XCTAssertNotEqual(CLI.number(g, "gauc_ctr"), CLI.number(g, "auc_ctr"), "per-user AUCs are not the pooled AUC")
+        XCTAssertNil(o["gauc_ctr"], "no group AUCs without a group column")
+        try CLI.fails(["eval", "--model", Self.esmm, "--data", Self.data + "/test.csv", "--group-column", "user_id"],
+                      saying: "column 'user_id': the group column is not in the file", status: 1)
     }
 
     func testPredict() throws {
@@ -127,6 +137,16 @@ final class CommandTests: XCTestCase {
         let again = try CLI.run(args)
         XCTAssertEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("resuming: 4 run(s) already done"), again.stderr)
+        // Grouped by user: the group AUCs join the table, the markdown and the report.
+        let grouped = Self.dir + "/experiment-grouped"
+        let g = CLI.json(try CLI.ok(["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm",
+                                     "--runs", "1", "--embedding-dim", "4", "--hidden", "8", "--threads", "1", "--group-column", "101",
+                                     "--out", grouped, "--json"]))
+        XCTAssertTrue("\(g)".contains("gauc_ctr") && "\(g)".contains("ks_ctcvr"), "\(g)")
+        for f in ["results.md", "report.html"] {
+            let text = try String(contentsOfFile: grouped + "/" + f, encoding: .utf8)
+            XCTAssertTrue(text.contains("gauc_ctcvr") && text.contains("ks_ctcvr"), f)
+        }
         try CLI.fails(["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm,nope"],
                       saying: "unknown model 'nope'", status: 64)
         try CLI.fails(["experiment", "--train", Self.data + "/train.csv", "--test", Self.data + "/test.csv", "--models", "esmm",

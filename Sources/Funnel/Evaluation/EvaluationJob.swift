@@ -9,6 +9,8 @@ public struct EvaluationRequest: Sendable {
     public var downsampleNegatives = 1.0
     public var seed: UInt64 = 1
     public var read = ReadOptions()
+    /// A column of `data` grouping its rows (a user, a request): adds the group AUCs.
+    public var groupColumn: String?
 
     public init(models: [String], data: String) {
         self.models = models
@@ -34,8 +36,10 @@ public enum EvaluationJob {
             if encoded.weights != nil {
                 note("evaluating \(encoded.rowCount) of \(full.rowCount) rows (unclicked kept 1 in \(r.downsampleNegatives), weighted)")
             }
+            let groups = try r.groupColumn.map { try GroupColumn(r.data, column: $0, options: r.read, layout: model.schema.layout).keys(for: encoded) }
+            if let groups, Set(groups).count == 1 { note("\(r.data): every row has the same \(r.groupColumn!): the group AUCs equal the AUCs") }
             let p = model.network.predict(encoded)
-            let metrics = EvaluationReport.evaluate(p, on: encoded, counterfactual: cf)
+            let metrics = EvaluationReport.evaluate(p, on: encoded, counterfactual: cf, groups: groups)
             for warning in metrics.undefinedReasons(p, model: model.config) { note("\(dir): \(warning)") }
             results.append((dir, metrics))
         }

@@ -11,6 +11,9 @@ public struct EvaluationReport: Codable, Sendable {
     public var conversions: Int
     /// Each defined metric by key; an absent key is "undefined".
     public var values: [MetricKey: Double] = [:]
+    /// Whether the group AUCs were asked for (a group column given): then they are reported,
+    /// as null when undefined, like every metric of the report.
+    public var groupsGiven = false
 
     public var aucCTR: Double? { get { values[.aucCTR] } set { values[.aucCTR] = newValue } }
     public var aucCVR: Double? { get { values[.aucCVR] } set { values[.aucCVR] = newValue } }
@@ -45,7 +48,8 @@ public struct EvaluationReport: Codable, Sendable {
         try c.encode(conversions, forKey: .conversions)
         var m = encoder.container(keyedBy: Key.self)
         let truth = MetricKey.allCases.contains { $0.needsTruth && values[$0] != nil }
-        for key in MetricKey.allCases where truth || !key.needsTruth {
+        let groups = MetricKey.allCases.contains { $0.needsGroups && values[$0] != nil } || groupsGiven
+        for key in MetricKey.allCases where (truth || !key.needsTruth) && (groups || !key.needsGroups) {
             try m.encode(values[key], forKey: Key(key.rawValue))
         }
     }
@@ -71,10 +75,12 @@ public struct EvaluationReport: Codable, Sendable {
 
     /// The metrics of one sample space.
     struct Space {
-        var auc: Double?, logloss: Double?, calibration: Double?, ece: Double?
-        init(_ p: [Float], _ y: [Float], _ w: [Float]?) {
+        var auc: Double?, logloss: Double?, calibration: Double?, ece: Double?, ks: Double?, gauc: Double?
+        init(_ p: [Float], _ y: [Float], _ w: [Float]?, groups: [Int64]? = nil) {
             guard !p.isEmpty, !p.contains(where: \.isNaN) else { return }
             auc = Metrics.auc(scores: p, labels: y, weights: w)
+            ks = Metrics.ks(scores: p, labels: y, weights: w)
+            gauc = groups.flatMap { Metrics.gauc(scores: p, labels: y, groups: $0, weights: w) }
             logloss = Metrics.logLoss(predictions: p, labels: y, weights: w)
             calibration = Metrics.calibrationRatio(predictions: p, labels: y, weights: w)
             ece = Metrics.expectedCalibrationError(predictions: p, labels: y, weights: w)
@@ -82,25 +88,25 @@ public struct EvaluationReport: Codable, Sendable {
     }
 
     /// Evaluates `p` against the labels of `data`; `counterfactual` is the simulator's conversion
-    /// draw for every row (clicked or not), aligned with `data`'s rows.
-    public static func evaluate(_ p: Predictions, on data: EncodedDataset, counterfactual: [Float]? = nil) -> EvaluationReport {
+    /// draw for every row (clicked or not), aligned with `data`'s rows; `groups` (aligned too)
+    /// adds the group AUCs.
+    public static func evaluate(_ p: Predictions, on data: EncodedDataset, counterfactual: [Float]? = nil,
+                                groups: [Int64]? = nil) -> EvaluationReport {
         guard let click = data.click, let conversion = data.conversion else {
             preconditionFailure("evaluation needs labels")
         }
         let w = data.weights
         let ctcvr = zip(click, conversion).map { $0 * $1 }
-        var clickedCVR: [Float] = [], clickedLabels: [Float] = [], clickedWeights: [Float] = []
-        for i in 0..<data.rowCount where click[i] == 1 {
-            clickedCVR.append(p.cvr[i])
-            clickedLabels.append(conversion[i])
-            clickedWeights.append(data.weight(i))
-        }
-        var r = EvaluationReport(rows: data.rowCount, clicks: clickedLabels.count, conversions: Int(ctcvr.reduce(0, +)))
-        let ctr = Space(p.ctr, click, w), cvr = Space(clickedCVR, clickedLabels, w == nil ? nil : clickedWeights)
-        let all = Space(p.ctcvr, ctcvr, w)
-        r.record(ctr, auc: .aucCTR, logloss: .loglossCTR, calibration: .calibrationCTR, ece: .eceCTR)
-        r.record(cvr, auc: .aucCVR, logloss: .loglossCVR, calibration: .calibrationCVR, ece: .eceCVR)
-        r.record(all, auc: .aucCTCVR, logloss: .loglossCTCVR, calibration: .calibrationCTCVR, ece: .eceCTCVR)
+        let clicked = (0..<data.rowCount).filter { click[$0] == 1 }
+        var r = EvaluationReport(rows: data.rowCount, clicks: clicked.count, conversions: Int(ctcvr.reduce(0, +)))
+        r.groupsGiven = groups != nil
+        let ctr = Space(p.ctr, click, w, groups: groups)
+        let cvr = Space(clicked.map { p.cvr[$0] }, clicked.map { conversion[$0] }, w == nil ? nil : clicked.map { data.weight($0) },
+                        groups: groups.map { g in clicked.map { g[$0] } })
+        let all = Space(p.ctcvr, ctcvr, w, groups: groups)
+        r.record(ctr, [.aucCTR, .loglossCTR, .calibrationCTR, .eceCTR, .ksCTR, .gaucCTR])
+        r.record(cvr, [.aucCVR, .loglossCVR, .calibrationCVR, .eceCVR, .ksCVR, .gaucCVR])
+        r.record(all, [.aucCTCVR, .loglossCTCVR, .calibrationCTCVR, .eceCTCVR, .ksCTCVR, .gaucCTCVR])
         if !p.ctcvr.contains(where: \.isNaN) { r.values[.prAUCCTCVR] = Metrics.prAUC(scores: p.ctcvr, labels: ctcvr, weights: w) }
         if let cf = counterfactual {
             let es = Space(p.cvr, cf, w)
@@ -110,11 +116,9 @@ public struct EvaluationReport: Codable, Sendable {
         return r
     }
 
-    private mutating func record(_ s: Space, auc: MetricKey, logloss: MetricKey, calibration: MetricKey, ece: MetricKey) {
-        values[auc] = s.auc
-        values[logloss] = s.logloss
-        values[calibration] = s.calibration
-        values[ece] = s.ece
+    /// A space's metrics under their keys: auc, logloss, calibration, ece, ks, gauc.
+    private mutating func record(_ s: Space, _ keys: [MetricKey]) {
+        for (key, v) in zip(keys, [s.auc, s.logloss, s.calibration, s.ece, s.ks, s.gauc]) { values[key] = v }
     }
 
     /// Why metrics the model should have are undefined: non-finite predictions, or a space

@@ -26,11 +26,14 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     case calibrationCTR = "calibration_ctr", calibrationCVR = "calibration_cvr", calibrationCTCVR = "calibration_ctcvr"
     case eceCTR = "ece_ctr", eceCVR = "ece_cvr", eceCTCVR = "ece_ctcvr"
     case aucCVREntireSpace = "auc_cvr_entire_space", loglossCVREntireSpace = "logloss_cvr_entire_space"
+    case ksCTR = "ks_ctr", ksCVR = "ks_cvr", ksCTCVR = "ks_ctcvr"
+    /// Group AUCs: only with a group column (`eval --group-column`).
+    case gaucCTR = "gauc_ctr", gaucCVR = "gauc_cvr", gaucCTCVR = "gauc_ctcvr"
 
     /// The quantity's space.
     public var space: MetricSpace {
         switch self {
-        case .aucCVR, .loglossCVR, .calibrationCVR, .eceCVR: return .clicked
+        case .aucCVR, .loglossCVR, .calibrationCVR, .eceCVR, .ksCVR, .gaucCVR: return .clicked
         case .aucCVREntireSpace, .loglossCVREntireSpace: return .entireSpaceTruth
         default: return .allImpressions
         }
@@ -58,10 +61,13 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     /// Only defined with the simulator's counterfactual truth.
     public var needsTruth: Bool { space == .entireSpaceTruth }
 
+    /// Only defined with a group column.
+    public var needsGroups: Bool { self == .gaucCTR || self == .gaucCVR || self == .gaucCTCVR }
+
     /// The metrics experiment tables show, in order.
     public static let display: [MetricKey] = [
-        .aucCTR, .aucCVR, .aucCTCVR, .aucCVREntireSpace, .loglossCTR, .loglossCVR, .loglossCTCVR,
-        .loglossCVREntireSpace, .prAUCCTCVR, .calibrationCTCVR, .eceCTCVR,
+        .aucCTR, .aucCVR, .aucCTCVR, .aucCVREntireSpace, .gaucCTR, .gaucCVR, .gaucCTCVR, .loglossCTR, .loglossCVR, .loglossCTCVR,
+        .loglossCVREntireSpace, .prAUCCTCVR, .ksCTCVR, .calibrationCTCVR, .eceCTCVR,
     ]
 
     public static func < (a: MetricKey, b: MetricKey) -> Bool {

@@ -151,4 +151,49 @@ public enum Metrics {
         }
         return curve
     }
+
+    /// Kolmogorov–Smirnov statistic: the largest gap between the weighted cumulative score
+    /// distributions of positives and negatives, max over thresholds |TPR − FPR| (tied scores
+    /// form one threshold). nil when either class has no weight.
+    public static func ks(scores: [Float], labels: [Float], weights: [Float]? = nil) -> Double? {
+        let n = scores.count
+        precondition(labels.count == n && (weights?.count ?? n) == n)
+        var order = Array(0..<n)
+        order.sort { scores[$0] > scores[$1] }
+        var pos = 0.0, neg = 0.0
+        for i in 0..<n { if labels[i] > 0.5 { pos += Double(weights?[i] ?? 1) } else { neg += Double(weights?[i] ?? 1) } }
+        guard pos > 0, neg > 0 else { return nil }
+        var tp = 0.0, fp = 0.0, best = 0.0, i = 0
+        while i < n {
+            var j = i
+            let s = scores[order[i]]
+            while j < n && scores[order[j]] == s {
+                let w = Double(weights?[order[j]] ?? 1)
+                if labels[order[j]] > 0.5 { tp += w } else { fp += w }
+                j += 1
+            }
+            best = max(best, abs(tp / pos - fp / neg))
+            i = j
+        }
+        return best
+    }
+
+    /// Group AUC (Zhou et al., KDD 2018, DIN §6.1): the AUC within each group (a user, a
+    /// request), averaged weighted by the group's impressions (their weights); groups whose rows
+    /// are all one class have no AUC and are left out. nil when no group has both classes.
+    public static func gauc(scores: [Float], labels: [Float], groups: [Int64], weights: [Float]? = nil) -> Double? {
+        precondition(labels.count == scores.count && groups.count == scores.count)
+        var members: [Int64: [Int]] = [:]
+        for (i, g) in groups.enumerated() { members[g, default: []].append(i) }
+        var total = 0.0, mass = 0.0
+        for key in members.keys.sorted() {
+            let rows = members[key]!
+            let w = weights.map { w in rows.map { w[$0] } }
+            guard let a = auc(scores: rows.map { scores[$0] }, labels: rows.map { labels[$0] }, weights: w) else { continue }
+            let m = w?.reduce(0.0) { $0 + Double($1) } ?? Double(rows.count)
+            total += m * a
+            mass += m
+        }
+        return mass > 0 ? total / mass : nil
+    }
 }

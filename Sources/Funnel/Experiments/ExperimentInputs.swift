@@ -15,6 +15,8 @@ public struct ExperimentInputs: Sendable {
     public var dayColumn = "day"
     public var minCount = 1
     public var read = ReadOptions()
+    /// A column of the test rows' file grouping them (a user, a request): adds the group AUCs.
+    public var groupColumn: String?
 
     public init(train: String) { self.train = train }
 
@@ -33,8 +35,9 @@ public struct ExperimentInputs: Sendable {
         let (schema, trainData, report) = try DatasetLoader.loadForTraining(train, options: read, minCount: minCount)
         let (testData, testReport) = try DatasetLoader.load(test, schema: schema, options: read, requireLabels: true)
         let truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: testReport.dataLines) }
-        return Loaded(data: ExperimentData(schema: schema, train: trainData, test: testData, truth: truthColumn),
-                      notes: report.notes + testReport.notes, testName: test)
+        var data = ExperimentData(schema: schema, train: trainData, test: testData, truth: truthColumn)
+        data.groups = try groupColumn.map { try GroupColumn(test, column: $0, options: read, layout: schema.layout) }
+        return Loaded(data: data, notes: report.notes + testReport.notes, testName: test)
     }
 
     private func loadByDay(_ range: ClosedRange<Int>) throws -> Loaded {
@@ -47,9 +50,9 @@ public struct ExperimentInputs: Sendable {
                                                  evaluationDays: [day] + decayOffsets.map { range.upperBound + $0 })
         let truthColumn = try truth.map { try DatasetLoader.loadCounterfactual($0, for: nil, dataLines: loaded.report.dataLines) }
         let decay = decayOffsets.map { o in (range.upperBound + o, loaded.days[range.upperBound + o]!) }
-        return Loaded(data: ExperimentData(schema: loaded.schema, train: loaded.train, test: loaded.days[day]!, truth: truthColumn,
-                                           decay: decay),
-                      notes: loaded.report.notes, testName: "\(train) day \(day)")
+        var data = ExperimentData(schema: loaded.schema, train: loaded.train, test: loaded.days[day]!, truth: truthColumn, decay: decay)
+        data.groups = try groupColumn.map { try GroupColumn(train, column: $0, options: options, layout: loaded.schema.layout) }
+        return Loaded(data: data, notes: loaded.report.notes, testName: "\(train) day \(day)")
     }
 
     /// Rows to tune on, never the test rows: with training days, the days before `validDays`
@@ -76,7 +79,9 @@ public struct ExperimentInputs: Sendable {
     /// What identifies the experiment's data and protocol in a resumable output directory.
     public func fingerprint(protocol ctcvr: CTCVRProtocol, seed: UInt64) -> String {
         func days(_ r: ClosedRange<Int>?) -> String { r.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" } ?? "" }
+        // The group column joins the fingerprint only when given (directories of earlier experiments still resume).
         return "\(train)|\(test ?? "")|\(truth ?? "")|\(days(trainDays))|\(testDay ?? 0)|\(days(decayDays))|\(ctcvr.rawValue)|\(minCount)|\(seed)"
+            + (groupColumn.map { "|groups:\($0)" } ?? "")
     }
 
     /// Claims `directory` for this experiment: creates it, and refuses one that holds runs of a

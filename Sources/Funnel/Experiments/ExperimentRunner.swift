@@ -62,6 +62,8 @@ public struct ExperimentData: @unchecked Sendable {
     public var truth: [Float]?
     /// Later days for decay evaluation.
     public var decay: [(day: Int, data: EncodedDataset)]
+    /// The test rows' groups (`--group-column`): adds the group AUCs to every report.
+    public var groups: GroupColumn?
 
     public init(schema: FeatureSchema, train: EncodedDataset, test: EncodedDataset, truth: [Float]?,
                 decay: [(day: Int, data: EncodedDataset)] = []) {
@@ -70,6 +72,11 @@ public struct ExperimentData: @unchecked Sendable {
     }
 
     func counterfactual(for d: EncodedDataset) -> [Float]? { truth.map { t in d.sourceRows.map { t[Int($0)] } } }
+
+    /// Every metric of `p` on `d`, with the truth and the groups where the experiment has them.
+    func evaluate(_ p: Predictions, on d: EncodedDataset) throws -> EvaluationReport {
+        EvaluationReport.evaluate(p, on: d, counterfactual: counterfactual(for: d), groups: try groups?.keys(for: d))
+    }
 }
 
 /// Trains every model `runs` times, evaluating each on the same test data, several runs at once.
@@ -185,17 +192,16 @@ public final class ExperimentRunner {
         let net = network(config)
         let result = try Trainer(config: config).train(net, on: trainingData(config))
         let test = evaluationSet(config)
-        let cf = data.counterfactual(for: test)
         var p = net.predict(test)
         apply(&p, sharedCTR: sharedCTR?[0], config: config)
-        let report = EvaluationReport.evaluate(p, on: test, counterfactual: cf)
+        let report = try data.evaluate(p, on: test)
         var decay: [String: EvaluationReport]?
         if !data.decay.isEmpty {
             decay = [:]
             for (k, d) in data.decay.enumerated() {
                 var pd = net.predict(d.data)
                 apply(&pd, sharedCTR: sharedCTR?[k + 1], config: config)
-                decay![String(d.day)] = EvaluationReport.evaluate(pd, on: d.data, counterfactual: data.counterfactual(for: d.data))
+                decay![String(d.day)] = try data.evaluate(pd, on: d.data)
             }
         }
         let ctcvrLabels = zip(test.click!, test.conversion!).map { $0 * $1 }

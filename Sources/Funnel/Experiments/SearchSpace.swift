@@ -25,6 +25,8 @@ public struct SearchSpace: Sendable {
         "negative-rate": { $0.negativeRate = try number($1, "negative-rate") },
         "oversample": { $0.oversample = try integer($1, "oversample") },
         "unbias-clip": { $0.unbiasClip = try number($1, "unbias-clip") },
+        "propensity-clip": { $0.propensityClip = try number($1, "propensity-clip") },
+        "counterfactual-weight": { $0.counterfactualWeight = try number($1, "counterfactual-weight") },
         "aitm-alpha": { $0.aitmAlpha = try number($1, "aitm-alpha") },
         "distillation-ctr": { $0.distillationCTR = try number($1, "distillation-ctr") },
         "distillation-cvr": { $0.distillationCVR = try number($1, "distillation-cvr") },

@@ -77,10 +77,33 @@ extension FunnelNetwork {
             // MTDM: CTR and CTCVR on every row, CVR on clicked rows, three heads in parallel.
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, clickMasked(), ds)
                 + ce(s.logits[Head.ctcvr.rawValue], yz, w, s.logitGradients[Head.ctcvr.rawValue])
+        case .ipwCVR:
+            return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: 1, worker: worker), ds)
+        case .entireSpaceIPW:
+            let ctcvr = ProductCrossEntropy.forwardBackward(
+                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
+            let lambda = Float(config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight)
+            return ctcvr + ce(lc, y, w, dc, accumulate: true)
+                + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
                                                           normalizer: normalizer, dUpper: dc, dLower: ds)
         }
+    }
+
+    /// scale · w · y / max(p̂, clip) per row: the clicked rows' inverse-propensity weights (the
+    /// unbiased estimate of the entire-space CVR risk is (1/N) Σ y·CE / p̂). p̂ = σ(CTR logit) is
+    /// taken once per batch fill (`Batch.propensity`) and is a constant of the loss: no gradient
+    /// flows into the CTR tower through the weights.
+    private func inversePropensityWeights(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, scale: Float, worker: Int) -> UnsafePointer<Float> {
+        let n = batch.count, s = scratch.workers[worker]
+        if !batch.propensityTaken {
+            for i in 0..<n { batch.propensity[i] = Sigmoid.value(ctrLogits[i]) }
+            batch.propensityTaken = true
+        }
+        let clip = Float(config.propensityClip ?? ModelConfig.defaultPropensityClip)
+        for i in 0..<n { s.maskedWeights[i] = scale * batch.weight[i] * batch.click[i] / max(batch.propensity[i], clip) }
+        return UnsafePointer(s.maskedWeights)
     }
 }

@@ -42,6 +42,15 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// The RecSys Challenge 2023 multi-task deep model (lightgbm-two-stage appendix A): MMoE with
     /// CTR, CVR and CTCVR heads in parallel; CVR loss on clicked rows, CTR and CTCVR on all rows.
     case mtdm
+    /// Multi-IPW (Zhang et al., WWW 2020, "Large-scale Causal Approaches to Debiasing Post-click
+    /// Conversion Rate Estimation with Multi-task Learning"): shared embeddings, CE(y, pCTR) on
+    /// all impressions plus the CVR loss on clicked impressions weighted by 1 / max(pCTR, clip),
+    /// the propensity taken from the CTR tower with its gradient stopped.
+    case multiIPW = "multi-ipw"
+    /// ESCM²-IPW (Wang et al., SIGIR 2022, "ESCM²: Entire Space Counterfactual Multi-Task Model
+    /// for Post-Click Conversion Rate Estimation"): ESMM's CTR and CTCVR losses plus λ times the
+    /// counterfactual CVR risk, the same inverse-propensity-weighted CVR loss, as a regulariser.
+    case escm2IPW = "escm2-ipw"
 
     /// The models of taml-www2023's comparison (Table 2), whose defaults follow its §3.2.
     public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml, .mtdm].contains(self) }
@@ -87,6 +96,13 @@ public enum Objective: String, Codable, Sendable {
     case multiLearner = "multi_learner"
     /// MTDM: CE(y, pCTR) + y·CE(z, pCVR) + CE(y·z, pCTCVR) with pCTCVR from its own head.
     case parallelHeads = "parallel_heads"
+    /// Multi-IPW: CE(y, pCTR) + (y / max(sg(pCTR), clip))·CE(z, pCVR), both over all impressions.
+    case ipwCVR = "ipw_cvr"
+    /// ESCM²-IPW: ESMM's loss + λ·(y / max(sg(pCTR), clip))·CE(z, pCVR).
+    case entireSpaceIPW = "entire_space_ipw"
+
+    /// The CVR loss is weighted by inverse propensities from the CTR head.
+    var usesPropensities: Bool { self == .ipwCVR || self == .entireSpaceIPW }
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
@@ -170,6 +186,10 @@ public struct Architecture: Codable, Equatable, Sendable {
                                 ctcvrHead: true)
         case .taml:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.multiLearner, on: .all)])
+        case .multiIPW:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.ipwCVR, on: .all)])
+        case .escm2IPW:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpaceIPW, on: .all)])
         case .aitm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr,
                                 stages: [Stage(.transferWithConstraint, on: .all)], transfer: true)
@@ -178,11 +198,11 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads, .entireSpaceIPW].contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
-    public var weightedCVR: Bool { stages.contains { $0.objective == .entireSpace || $0.objective == .multiLearner } }
+    public var weightedCVR: Bool { stages.contains { [.entireSpace, .multiLearner, .entireSpaceIPW].contains($0.objective) } }
 
     /// Trunks in the network: one when shared or when there is a single head.
     public var trunkCount: Int { sharedParameters || !ctrHead ? 1 : 2 }
@@ -238,6 +258,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var oversample = 3
     /// UNBIAS: pCTR floor before inverting, so no weight exceeds 1/clip.
     public var unbiasClip = 0.01
+    /// Multi-IPW / ESCM²: the propensity floor before inverting (nil: `defaultPropensityClip`).
+    public var propensityClip: Double?
+    /// ESCM²: λ, the weight of the counterfactual CVR risk (nil: `defaultCounterfactualWeight`).
+    public var counterfactualWeight: Double?
+    /// 1/15: the inverse propensities of PaddleRec's ESCM² are clipped at 15 (its "online
+    /// trick", `models/multitask/escm2/dygraph_model.py`), i.e. pCTR is floored at 1/15.
+    public static let defaultPropensityClip = 1.0 / 15
+    /// 0.5: PaddleRec's ESCM² `counterfactual_w` (config_bigdata.yaml).
+    public static let defaultCounterfactualWeight = 0.5
     /// Unclicked training rows kept with probability 1/f and weighted f (esmm-ablation §2.1.1); 1 = off.
     public var downsampleNegatives = 1.0
 
@@ -292,6 +321,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case lrSchedule = "lr_schedule", warmupSteps = "warmup_steps", lrGamma = "lr_gamma", lrStepSize = "lr_step_size"
         case pooling, ignoreValues = "ignore_values"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
+        case propensityClip = "propensity_clip", counterfactualWeight = "counterfactual_weight"
     }
 
     /// Keys added in later versions fall back to their defaults, so older model files still load.
@@ -329,6 +359,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         negativeRate = try c.decodeIfPresent(Double.self, forKey: .negativeRate) ?? d.negativeRate
         oversample = try c.decodeIfPresent(Int.self, forKey: .oversample) ?? d.oversample
         unbiasClip = try c.decodeIfPresent(Double.self, forKey: .unbiasClip) ?? d.unbiasClip
+        propensityClip = try c.decodeIfPresent(Double.self, forKey: .propensityClip)
+        counterfactualWeight = try c.decodeIfPresent(Double.self, forKey: .counterfactualWeight)
         downsampleNegatives = try c.decodeIfPresent(Double.self, forKey: .downsampleNegatives) ?? d.downsampleNegatives
     }
 
@@ -353,6 +385,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard negativeRate > 0, negativeRate <= 1 else { throw FunnelError("the AMAN negative rate must be in (0, 1]") }
         guard oversample >= 1 else { throw FunnelError("oversampling copies must be at least 1") }
         guard unbiasClip > 0, unbiasClip <= 1 else { throw FunnelError("the UNBIAS pCTR clip must be in (0, 1]") }
+        guard (propensityClip ?? 0.5) > 0, (propensityClip ?? 0.5) <= 1 else { throw FunnelError("the propensity clip must be in (0, 1]") }
+        guard (counterfactualWeight ?? 0) >= 0, (counterfactualWeight ?? 0).isFinite else {
+            throw FunnelError("the counterfactual weight must be ≥ 0")
+        }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("the negative downsampling factor must be ≥ 1") }
     }
 }

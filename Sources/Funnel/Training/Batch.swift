@@ -14,6 +14,11 @@ public final class Batch {
     public let weight: FloatBuffer
     /// The batch rows' multi-valued fields, CSR per field (as `EncodedBag`, rows renumbered 0..<count).
     public private(set) var bags: [EncodedBag] = []
+    /// Inverse-propensity objectives: each row's pCTR, taken from the CTR head at the first loss
+    /// computed on this fill and held constant after — the propensity's gradient is stopped, and
+    /// a finite-difference check of the loss differentiates the same function the backward pass does.
+    let propensity: FloatBuffer
+    var propensityTaken = false
 
     public init(capacity: Int, fields: Int, denseCount: Int) {
         self.capacity = capacity
@@ -25,6 +30,7 @@ public final class Batch {
         conversion = FloatBuffer(count: capacity)
         clickAndConversion = FloatBuffer(count: capacity)
         weight = FloatBuffer(count: capacity, value: 1)
+        propensity = FloatBuffer(count: capacity)
     }
 
     /// Copies `rows` of `data` (at most `capacity`) into the batch; `rowWeights`, indexed by
@@ -42,6 +48,7 @@ public final class Batch {
     private func fill(from data: EncodedDataset, count n: Int, rowWeights: [Float]?, row: (Int) -> Int) {
         precondition(n <= capacity && data.fields == fields && data.denseCount == denseCount)
         count = n
+        propensityTaken = false
         let f = fields, d = denseCount
         ids.withUnsafeMutableBufferPointer { dst in
             data.ids.withUnsafeBufferPointer { src in

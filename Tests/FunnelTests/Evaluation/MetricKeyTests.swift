@@ -27,7 +27,7 @@ final class MetricKeyTests: XCTestCase {
         let object = try JSONSerialization.jsonObject(with: try enc.encode(r)) as! [String: Any]
         let expected = ["rows", "clicks", "conversions", "auc_ctr", "auc_cvr", "auc_ctcvr", "logloss_ctr", "logloss_cvr",
                         "logloss_ctcvr", "pr_auc_ctcvr", "calibration_ctr", "calibration_cvr", "calibration_ctcvr",
-                        "ece_ctr", "ece_cvr", "ece_ctcvr"]
+                        "ece_ctr", "ece_cvr", "ece_ctcvr", "ks_ctr", "ks_cvr", "ks_ctcvr"]
         XCTAssertEqual(Set(object.keys), Set(expected), "undefined metrics are null; entire-space keys only with truth")
         XCTAssertTrue(object["auc_cvr"] is NSNull)
         let back = try JSONDecoder().decode(EvaluationReport.self, from: try enc.encode(r))
@@ -36,6 +36,10 @@ final class MetricKeyTests: XCTestCase {
         let withTruth = try JSONSerialization.jsonObject(with: try enc.encode(r)) as! [String: Any]
         XCTAssertEqual(withTruth["auc_cvr_entire_space"] as? Double, 0.6)
         XCTAssertTrue(withTruth["logloss_cvr_entire_space"] is NSNull)
+        XCTAssertNil(withTruth["gauc_ctr"], "group AUCs only with a group column")
+        r.groupsGiven = true
+        let withGroups = try JSONSerialization.jsonObject(with: try enc.encode(r)) as! [String: Any]
+        XCTAssertTrue(withGroups["gauc_ctr"] is NSNull && withGroups["gauc_cvr"] is NSNull && withGroups["gauc_ctcvr"] is NSNull)
     }
 
     /// "Better than" follows the metric's direction: lower log loss, higher AUC.

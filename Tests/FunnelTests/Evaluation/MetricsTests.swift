@@ -73,4 +73,46 @@ final class MetricsTests: XCTestCase {
             XCTAssertTrue(json.contains("\"\(key)\""), key)
         }
     }
+
+    /// KS by hand: scores 0.9 (+), 0.8 (−), 0.7 (+), 0.6 (+), 0.2 (−). Thresholds from the top:
+    /// TPR 1/3, 1/3, 2/3, 1, 1 against FPR 0, 1/2, 1/2, 1/2, 1 → the largest gap is 1/2 (at 0.6).
+    func testKSHandComputed() {
+        let ks = Metrics.ks(scores: [0.9, 0.8, 0.7, 0.6, 0.2], labels: [1, 0, 1, 1, 0])!
+        XCTAssertEqual(ks, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.ks(scores: [0.3, 0.7], labels: [0, 1])!, 1, "perfect separation")
+        XCTAssertEqual(Metrics.ks(scores: [0.5, 0.5], labels: [0, 1])!, 0, "a tie is one threshold")
+        XCTAssertNil(Metrics.ks(scores: [0.5, 0.4], labels: [1, 1]))
+        // A weight of 2 counts as the row twice.
+        XCTAssertEqual(Metrics.ks(scores: [0.9, 0.8, 0.2], labels: [1, 0, 0], weights: [1, 2, 1])!,
+                       Metrics.ks(scores: [0.9, 0.8, 0.8, 0.2], labels: [1, 0, 0, 0])!, accuracy: 1e-12)
+    }
+
+    /// GAUC by hand: group A (3 rows) AUC 1; group B (2 rows) AUC 0; group C all negative (left
+    /// out). Weighted by impressions: (3·1 + 2·0) / 5 = 0.6 — while the pooled AUC is another number.
+    func testGAUCHandComputed() {
+        let scores: [Float] = [0.9, 0.1, 0.2, 0.3, 0.8, 0.5, 0.4]
+        let labels: [Float] = [1, 0, 0, 1, 0, 0, 0]
+        let groups: [Int64] = [1, 1, 1, 2, 2, 3, 3]
+        XCTAssertEqual(Metrics.gauc(scores: scores, labels: labels, groups: groups)!, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(Metrics.gauc(scores: scores, labels: labels, groups: groups, weights: [1, 1, 1, 3, 3, 1, 1])!,
+                       (3 * 1 + 6 * 0) / 9.0, accuracy: 1e-12, "a group weighs its rows' weights")
+        XCTAssertEqual(Metrics.gauc(scores: scores, labels: labels, groups: [Int64](repeating: 7, count: 7)),
+                       Metrics.auc(scores: scores, labels: labels), "one group: GAUC is the AUC")
+        XCTAssertNil(Metrics.gauc(scores: [0.3, 0.6], labels: [1, 0], groups: [1, 2]), "no group has both classes")
+    }
+
+    /// The group AUCs follow each metric's space: CVR's groups are the clicked rows' groups.
+    func testGroupAUCsPerSpace() {
+        let data = EncodedDataset(rowCount: 6, fields: 0, denseCount: 0, ids: [], dense: [],
+                                  click: [1, 1, 0, 1, 1, 0], conversion: [1, 0, 0, 0, 1, 0], sourceRows: (0..<6).map { Int32($0) })
+        var p = Predictions(count: 6)
+        p.ctr = [0.9, 0.6, 0.5, 0.7, 0.8, 0.2]
+        p.cvr = [0.8, 0.3, 0.9, 0.4, 0.1, 0.9]
+        p.ctcvr = zip(p.ctr, p.cvr).map { $0 * $1 }
+        let r = EvaluationReport.evaluate(p, on: data, groups: [1, 1, 1, 2, 2, 2])
+        // CVR, group 1 clicked rows {0 (+, 0.8), 1 (−, 0.3)} → 1; group 2 {3 (−, 0.4), 4 (+, 0.1)} → 0; 2 rows each.
+        XCTAssertEqual(r[.gaucCVR]!, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(r[.gaucCTR]!, Metrics.gauc(scores: p.ctr, labels: data.click!, groups: [1, 1, 1, 2, 2, 2])!)
+        XCTAssertNotNil(r[.ksCTCVR])
+    }
 }

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+@testable import Funnel
+
+/// Multi-IPW and ESCM²-IPW: the loss against the estimator written out by hand, and the stopped
+/// propensity gradient (the CTR tower learns from the CTR loss alone, whatever the CVR term).
+final class InversePropensityTests: XCTestCase {
+    private func setup(_ kind: ModelKind, clip: Double = 0.5, lambda: Double = 0.7)
+        -> (FunnelNetwork, Batch, EncodedDataset, [Int32]) {
+        var config = ModelConfig(kind: kind)
+        config.embeddingDim = 3
+        config.hidden = [5]
+        config.seed = 5
+        config.propensityClip = clip  // high enough that some rows are floored
+        config.counterfactualWeight = lambda
+        let data = randomDataset(rows: 30, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.5)
+        let net = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2)
+        let rows: [Int32] = Array(0..<12)
+        let batch = Batch(capacity: 12, fields: 3, denseCount: 2)
+        rows.withUnsafeBufferPointer { batch.fill(from: data, rows: $0) }
+        return (net, batch, data.subset(rows, weights: nil), rows)
+    }
+
+    private func ce(_ y: Float, _ p: Float) -> Double { -(Double(y) * log(Double(p)) + Double(1 - y) * log(Double(1 - p))) }
+
+    func testTheLossesAreTheEstimatorsWrittenOut() {
+        for (kind, objective) in [(ModelKind.multiIPW, Objective.ipwCVR), (.escm2IPW, .entireSpaceIPW)] {
+            let (net, batch, data, _) = setup(kind)
+            let p = net.predict(data)
+            var ctr = 0.0, ctcvr = 0.0, ipw = 0.0
+            var floored = 0
+            for i in 0..<data.rowCount {
+                let y = data.click![i], z = data.conversion![i]
+                ctr += ce(y, p.ctr[i])
+                ctcvr += ce(y * z, p.ctr[i] * p.cvr[i])
+                if p.ctr[i] < 0.5 { floored += 1 }
+                ipw += Double(y) / Double(max(p.ctr[i], 0.5)) * ce(z, p.cvr[i])
+            }
+            let n = Double(data.rowCount)
+            let expected = objective == .ipwCVR ? (ctr + ipw) / n : (ctr + ctcvr + 0.7 * ipw) / n
+            XCTAssertEqual(net.computeGradients(batch, objective: objective), expected, accuracy: 1e-5, "\(kind)")
+            XCTAssertGreaterThan(floored, 0, "the clip is exercised")
+        }
+    }
+
+    /// The CTR tower's gradient under Multi-IPW is the CTR loss's alone: no gradient flows
+    /// through the propensity weights.
+    func testThePropensityGradientIsStopped() {
+        let (net, batch, _, _) = setup(.multiIPW)
+        _ = net.computeGradients(batch, objective: .ipwCVR)
+        let towers = net.parameters(for: .ipwCVR).filter { $0.name.hasPrefix("ctr.") }
+        XCTAssertFalse(towers.isEmpty)
+        let withIPW = towers.map { p in (0..<p.count).map { p.grad[$0] } }
+        let fresh = Batch(capacity: batch.capacity, fields: 3, denseCount: 2)
+        let (_, _, data, rows) = setup(.multiIPW)
+        rows.withUnsafeBufferPointer { fresh.fill(from: data, rows: $0) }
+        _ = net.computeGradients(fresh, objective: .ctr)
+        for (k, p) in towers.enumerated() {
+            XCTAssertEqual(withIPW[k], (0..<p.count).map { p.grad[$0] }, p.name)
+        }
+    }
+}
