@@ -34,6 +34,8 @@ struct ModelOptions: ParsableArguments {
     var propensityClip: Double?
     @Option(parsing: .unconditional, help: "escm2-ipw: λ, the weight of the counterfactual CVR risk (default 0.5, PaddleRec's ESCM² counterfactual_w).")
     var counterfactualWeight: Double?
+    @Option(parsing: .unconditional, help: "multi-dr, escm2-dr: κ, the weight of the imputation loss (default 1, PaddleRec's ESCM²).")
+    var imputationWeight: Double?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
@@ -85,6 +87,7 @@ struct ModelOptions: ParsableArguments {
         try check(unbiasClip > 0 && unbiasClip <= 1, "--unbias-clip must be in (0, 1]")
         try check(propensityClip.map { $0 > 0 && $0 <= 1 } ?? true, "--propensity-clip must be in (0, 1]")
         try check(counterfactualWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--counterfactual-weight must be ≥ 0")
+        try check(imputationWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--imputation-weight must be ≥ 0")
         try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
         try check(warmupSteps >= 0, "--warmup-steps must be ≥ 0")
         try check(lrGamma > 0 && lrGamma <= 1, "--lr-gamma must be in (0, 1]")
@@ -120,7 +123,7 @@ struct ModelOptions: ParsableArguments {
         c.expertHidden = try ModelOptions.sizes(expertHidden, flag: "--expert-hidden")
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives
-        c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight
+        c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight; c.imputationWeight = imputationWeight
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
         if pooling != .sum { c.pooling = pooling }

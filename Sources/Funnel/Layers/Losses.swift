@@ -74,3 +74,38 @@ public enum LabelConstraint {
         return total * scale
     }
 }
+
+/// The doubly robust CVR risk with a learned error imputation (Multi-DR, WWW 2020; ESCM²-DR,
+/// SIGIR 2022; as PaddleRec's ESCM² trains it), per row with o = click, p̂ the stopped propensity,
+/// e = softplus(z) − r·z the CVR cross-entropy (z the CVR logit, r the conversion) and
+/// ê = softplus(t) ≥ 0 the imputed error (t the imputation logit):
+///
+///     ℓ = w·[ ê + o(e − ê)/p̂ + κ·o(e − ê)²/p̂ ]
+///
+/// the DR estimate of the entire-space CVR error (unbiased when either p̂ or ê is right) plus κ
+/// (`--imputation-weight`) times the imputation model's own loss. The error of a clicked row is
+/// observed; an unclicked row contributes its imputed error, which is what trains the shared
+/// layers on the entire space. Gradients:
+/// dℓ/dz = w·(o/p̂)·(1 + 2κ(e − ê))·(σ(z) − r),
+/// dℓ/dt = w·(1 − o/p̂ − 2κ·o(e − ê)/p̂)·σ(t).
+public enum DoublyRobustRisk {
+    @discardableResult
+    public static func forwardBackward(
+        cvrLogits z: UnsafePointer<Float>, imputationLogits t: UnsafePointer<Float>, conversion r: UnsafePointer<Float>,
+        clicked o: UnsafePointer<Float>, inversePropensity ip: UnsafePointer<Float>, weights w: UnsafePointer<Float>,
+        count: Int, normalizer: Double, imputationWeight kappa: Double, scale lambda: Double,
+        dCVR: UnsafeMutablePointer<Float>, dImputation: UnsafeMutablePointer<Float>
+    ) -> Double {
+        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
+        var total = 0.0
+        let scale = lambda / normalizer
+        for i in 0..<count {
+            let zi = Double(z[i]), ti = Double(t[i]), ri = Double(r[i]), oi = Double(o[i]), inv = Double(ip[i]), wi = Double(w[i])
+            let e = softplus(zi) - ri * zi, eHat = softplus(ti), gap = e - eHat
+            total += wi * (eHat + oi * gap * inv + kappa * oi * gap * gap * inv)
+            dCVR[i] += Float(scale * wi * oi * inv * (1 + 2 * kappa * gap) * (Sigmoid.value(zi) - ri))
+            dImputation[i] = Float(scale * wi * (1 - oi * inv - 2 * kappa * oi * gap * inv) * Sigmoid.value(ti))
+        }
+        return total * scale
+    }
+}

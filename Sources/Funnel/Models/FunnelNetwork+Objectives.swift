@@ -85,6 +85,13 @@ extension FunnelNetwork {
             let lambda = Float(config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight)
             return ctcvr + ce(lc, y, w, dc, accumulate: true)
                 + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
+        case .doublyRobustCVR:
+            return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
+        case .entireSpaceDR:
+            let ctcvr = ProductCrossEntropy.forwardBackward(
+                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
+            let lambda = config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight
+            return ctcvr + ce(lc, y, w, dc, accumulate: true) + doublyRobust(batch, lc, ls, ds, scale: lambda, worker: worker, normalizer: normalizer)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
@@ -96,14 +103,31 @@ extension FunnelNetwork {
     /// unbiased estimate of the entire-space CVR risk is (1/N) Σ y·CE / p̂). p̂ = σ(CTR logit) is
     /// taken once per batch fill (`Batch.propensity`) and is a constant of the loss: no gradient
     /// flows into the CTR tower through the weights.
-    private func inversePropensityWeights(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, scale: Float, worker: Int) -> UnsafePointer<Float> {
+    private func inversePropensityWeights(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, scale: Float, worker: Int,
+                                          clickedOnly: Bool = true) -> UnsafePointer<Float> {
         let n = batch.count, s = scratch.workers[worker]
         if !batch.propensityTaken {
             for i in 0..<n { batch.propensity[i] = Sigmoid.value(ctrLogits[i]) }
             batch.propensityTaken = true
         }
         let clip = Float(config.propensityClip ?? ModelConfig.defaultPropensityClip)
-        for i in 0..<n { s.maskedWeights[i] = scale * batch.weight[i] * batch.click[i] / max(batch.propensity[i], clip) }
+        for i in 0..<n {
+            s.maskedWeights[i] = clickedOnly ? scale * batch.weight[i] * batch.click[i] / max(batch.propensity[i], clip) : 1 / max(batch.propensity[i], clip)
+        }
         return UnsafePointer(s.maskedWeights)
+    }
+
+    /// `DoublyRobustRisk` on the CVR head and the imputation head (the third slot), with the
+    /// batch's stopped propensities; adds to the CVR logit gradient, writes the imputation one.
+    private func doublyRobust(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
+                              _ dCVR: UnsafeMutablePointer<Float>, scale: Double, worker: Int, normalizer: Double) -> Double {
+        let s = scratch.workers[worker]
+        // Inverse propensities o/p̂ are what the risk needs per clicked row; for every row it needs 1/p̂.
+        let inverse = inversePropensityWeights(batch, ctrLogits, scale: 1, worker: worker, clickedOnly: false)
+        let k = Head.ctcvr.rawValue
+        return DoublyRobustRisk.forwardBackward(
+            cvrLogits: cvrLogits, imputationLogits: s.logits[k], conversion: batch.conversion.base, clicked: batch.click.base,
+            inversePropensity: inverse, weights: batch.weight.base, count: batch.count, normalizer: normalizer,
+            imputationWeight: config.imputationWeight ?? 1, scale: scale, dCVR: dCVR, dImputation: s.logitGradients[k])
     }
 }

@@ -96,9 +96,9 @@ public final class FunnelNetwork {
                                  workers: w)
     }
 
-    /// Heads reading one trunk: both heads when shared, else one; plus MTDM's CTCVR head.
+    /// Heads reading one trunk: both heads when shared, else one; plus a third head (MTDM's CTCVR, DR's imputation).
     static func headsPerTrunk(_ arch: Architecture) -> Int {
-        (arch.trunkCount == 1 && arch.ctrHead ? 2 : 1) + (arch.ctcvrHead ? 1 : 0)
+        (arch.trunkCount == 1 && arch.ctrHead ? 2 : 1) + (arch.thirdHead ? 1 : 0)
     }
 
     private static func makeHeads(_ config: ModelConfig, inputWidth: Int, learners: Int, maxBatch cap: Int, workers w: Int,
@@ -117,9 +117,9 @@ public final class FunnelNetwork {
         }
         var r2 = rng()
         let secondHead = (0..<learners).map { tower(second, $0, logit: !transferring, &r2) }
-        if arch.ctcvrHead {
+        if arch.thirdHead {
             var r = rng()
-            ctcvr = (0..<learners).map { tower("ctcvr", $0, logit: true, &r) }
+            ctcvr = (0..<learners).map { tower(arch.imputationHead ? "imputation" : "ctcvr", $0, logit: true, &r) }
         }
         guard transferring else { return (ctr, secondHead, ctcvr, nil, []) }
         let k = config.hidden.last!
@@ -163,7 +163,7 @@ public final class FunnelNetwork {
 
     func heads(for objective: Objective) -> [Head] {
         (objective.usesCTRHead ? [Head.ctr] : []) + (objective.usesSecondHead ? [Head.second] : [])
-            + (objective == .parallelHeads ? [Head.ctcvr] : [])
+            + (objective == .parallelHeads || objective.usesImputation ? [Head.ctcvr] : [])
     }
 
     /// The parameters a stage trains: its heads and the trunks under them.

@@ -51,6 +51,11 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     /// for Post-Click Conversion Rate Estimation"): ESMM's CTR and CTCVR losses plus λ times the
     /// counterfactual CVR risk, the same inverse-propensity-weighted CVR loss, as a regulariser.
     case escm2IPW = "escm2-ipw"
+    /// Multi-DR (Zhang et al., WWW 2020): CE(y, pCTR) plus the doubly robust CVR risk with an
+    /// imputation tower predicting the CVR error, trained jointly (`DoublyRobustRisk`).
+    case multiDR = "multi-dr"
+    /// ESCM²-DR (Wang et al., SIGIR 2022): ESMM's losses plus λ times the doubly robust risk.
+    case escm2DR = "escm2-dr"
 
     /// The models of taml-www2023's comparison (Table 2), whose defaults follow its §3.2.
     public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml, .mtdm].contains(self) }
@@ -100,9 +105,15 @@ public enum Objective: String, Codable, Sendable {
     case ipwCVR = "ipw_cvr"
     /// ESCM²-IPW: ESMM's loss + λ·(y / max(sg(pCTR), clip))·CE(z, pCVR).
     case entireSpaceIPW = "entire_space_ipw"
+    /// Multi-DR: CE(y, pCTR) + the doubly robust CVR risk (`DoublyRobustRisk`), imputation head included.
+    case doublyRobustCVR = "doubly_robust_cvr"
+    /// ESCM²-DR: ESMM's loss + λ·the doubly robust CVR risk.
+    case entireSpaceDR = "entire_space_dr"
 
     /// The CVR loss is weighted by inverse propensities from the CTR head.
-    var usesPropensities: Bool { self == .ipwCVR || self == .entireSpaceIPW }
+    var usesPropensities: Bool { [.ipwCVR, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR].contains(self) }
+    /// The objective trains the imputation head (the third head slot).
+    var usesImputation: Bool { self == .doublyRobustCVR || self == .entireSpaceDR }
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
@@ -152,6 +163,11 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var transfer = false
     /// MTDM: a third head predicting pCTCVR directly, beside the CTR and CVR heads.
     public var ctcvrHead = false
+    /// Multi-DR / ESCM²-DR: the third head is an imputation tower (the CVR error), trained but
+    /// never predicted or exported.
+    public var imputationHead = false
+    /// A third head, whichever it is.
+    public var thirdHead: Bool { ctcvrHead || imputationHead }
 
     public static func of(_ kind: ModelKind) -> Architecture {
         let independentCTR = Stage(.ctr, on: .all)
@@ -190,6 +206,12 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.ipwCVR, on: .all)])
         case .escm2IPW:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpaceIPW, on: .all)])
+        case .multiDR:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.doublyRobustCVR, on: .all)],
+                                imputationHead: true)
+        case .escm2DR:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpaceDR, on: .all)],
+                                imputationHead: true)
         case .aitm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr,
                                 stages: [Stage(.transferWithConstraint, on: .all)], transfer: true)
@@ -198,11 +220,11 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads, .entireSpaceIPW].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR].contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
-    public var weightedCVR: Bool { stages.contains { [.entireSpace, .multiLearner, .entireSpaceIPW].contains($0.objective) } }
+    public var weightedCVR: Bool { stages.contains { [.entireSpace, .multiLearner, .entireSpaceIPW, .entireSpaceDR].contains($0.objective) } }
 
     /// Trunks in the network: one when shared or when there is a single head.
     public var trunkCount: Int { sharedParameters || !ctrHead ? 1 : 2 }
@@ -262,6 +284,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var propensityClip: Double?
     /// ESCM²: λ, the weight of the counterfactual CVR risk (nil: `defaultCounterfactualWeight`).
     public var counterfactualWeight: Double?
+    /// Multi-DR / ESCM²-DR: κ, the weight of the imputation loss o(e − ê)²/p̂ (nil: 1, PaddleRec's ESCM²).
+    public var imputationWeight: Double?
     /// 1/15: the inverse propensities of PaddleRec's ESCM² are clipped at 15 (its "online
     /// trick", `models/multitask/escm2/dygraph_model.py`), i.e. pCTR is floored at 1/15.
     public static let defaultPropensityClip = 1.0 / 15
@@ -321,7 +345,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case lrSchedule = "lr_schedule", warmupSteps = "warmup_steps", lrGamma = "lr_gamma", lrStepSize = "lr_step_size"
         case pooling, ignoreValues = "ignore_values"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
-        case propensityClip = "propensity_clip", counterfactualWeight = "counterfactual_weight"
+        case propensityClip = "propensity_clip", counterfactualWeight = "counterfactual_weight", imputationWeight = "imputation_weight"
     }
 
     /// Keys added in later versions fall back to their defaults, so older model files still load.
@@ -361,6 +385,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         unbiasClip = try c.decodeIfPresent(Double.self, forKey: .unbiasClip) ?? d.unbiasClip
         propensityClip = try c.decodeIfPresent(Double.self, forKey: .propensityClip)
         counterfactualWeight = try c.decodeIfPresent(Double.self, forKey: .counterfactualWeight)
+        imputationWeight = try c.decodeIfPresent(Double.self, forKey: .imputationWeight)
         downsampleNegatives = try c.decodeIfPresent(Double.self, forKey: .downsampleNegatives) ?? d.downsampleNegatives
     }
 
@@ -389,6 +414,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard (counterfactualWeight ?? 0) >= 0, (counterfactualWeight ?? 0).isFinite else {
             throw FunnelError("the counterfactual weight must be ≥ 0")
         }
+        guard (imputationWeight ?? 0) >= 0, (imputationWeight ?? 0).isFinite else { throw FunnelError("the imputation weight must be ≥ 0") }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("the negative downsampling factor must be ≥ 1") }
     }
 }

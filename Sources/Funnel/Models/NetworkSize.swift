@@ -51,7 +51,7 @@ public struct NetworkSize: Sendable {
             headInput = Double(c.expertHidden.last ?? 1)
         }
         let tower = mlp(headInput, c.hidden, logit: true)
-        let towers = (arch.ctrHead ? 1.0 : 0) + 1 + (arch.ctcvrHead ? 1 : 0)
+        let towers = (arch.ctrHead ? 1.0 : 0) + 1 + (arch.thirdHead ? 1 : 0)
         params += tower.params * towers * learners
         if arch.transfer, let k = c.hidden.last.map(Double.init) { params += 4 * (k * k + k) }  // AITM's attention and transfer
         activations += (tower.width * 3 + headInput) * towers * learners

@@ -13,6 +13,7 @@ final class InversePropensityTests: XCTestCase {
         config.seed = 5
         config.propensityClip = clip  // high enough that some rows are floored
         config.counterfactualWeight = lambda
+        config.imputationWeight = 0.4
         let data = randomDataset(rows: 30, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.5)
         let net = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2)
         let rows: [Int32] = Array(0..<12)
@@ -57,6 +58,31 @@ final class InversePropensityTests: XCTestCase {
         _ = net.computeGradients(fresh, objective: .ctr)
         for (k, p) in towers.enumerated() {
             XCTAssertEqual(withIPW[k], (0..<p.count).map { p.grad[$0] }, p.name)
+        }
+    }
+
+    /// The doubly robust risk written out: ê = softplus(t) from the imputation head,
+    /// e = CE(z, conversion), κ = 0.4 — for Multi-DR (with the CTR loss) and ESCM²-DR (with ESMM's, λ = 0.7).
+    func testTheDoublyRobustRiskIsTheEstimatorWrittenOut() {
+        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
+        for (kind, objective) in [(ModelKind.multiDR, Objective.doublyRobustCVR), (.escm2DR, .entireSpaceDR)] {
+            let (net, batch, data, _) = setup(kind)
+            let loss = net.computeGradients(batch, objective: objective)
+            let s = net.scratch.workers[0]
+            var ctr = 0.0, ctcvr = 0.0, dr = 0.0
+            for i in 0..<data.rowCount {
+                let y = Double(data.click![i]), r = Double(data.conversion![i])
+                let lc = Double(s.logits[0][i]), ls = Double(s.logits[1][i]), lt = Double(s.logits[2][i])
+                let pctr = 1 / (1 + exp(-lc)), pcvr = 1 / (1 + exp(-ls))
+                ctr += -(y * log(pctr) + (1 - y) * log(1 - pctr))
+                ctcvr += -(y * r * log(pctr * pcvr) + (1 - y * r) * log(1 - pctr * pcvr))
+                let e = softplus(ls) - r * ls, eHat = softplus(lt), inv = 1 / max(Double(Float(pctr)), 0.5)
+                dr += eHat + y * (e - eHat) * inv + 0.4 * y * (e - eHat) * (e - eHat) * inv
+            }
+            let n = Double(data.rowCount)
+            let expected = objective == .doublyRobustCVR ? (ctr + dr) / n : (ctr + ctcvr + 0.7 * dr) / n
+            XCTAssertEqual(loss, expected, accuracy: 1e-4, "\(kind)")
+            XCTAssertEqual(net.predictedHeads.count, 2, "the imputation head is trained, never predicted")
         }
     }
 }
