@@ -75,36 +75,43 @@ public enum LabelConstraint {
     }
 }
 
-/// The doubly robust CVR risk with a learned error imputation (Multi-DR, WWW 2020; ESCM²-DR,
-/// SIGIR 2022; as PaddleRec's ESCM² trains it), per row with o = click, p̂ the stopped propensity,
-/// e = softplus(z) − r·z the CVR cross-entropy (z the CVR logit, r the conversion) and
-/// ê = softplus(t) ≥ 0 the imputed error (t the imputation logit):
+/// The doubly robust CVR risk with an imputation tower (Wang et al., ICML 2019, DR-JL's risk and
+/// imputation loss, here in one objective as Multi-DR and ESCM²-DR train jointly). Per row, with
+/// o = click, p̂ the stopped propensity, z the CVR logit, r the conversion, r̃ = σ(t) the imputed
+/// conversion (t the imputation logit), e = CE(r, σ(z)) the observed error (clicked rows) and
+/// ê = CE(r̃, σ(z)) = softplus(z) − r̃·z the imputed one:
 ///
-///     ℓ = w·[ ê + o(e − ê)/p̂ + κ·o(e − ê)²/p̂ ]
+///     ℓ = w·[ ê + o(e − ê)/p̂ ]  +  κ·w·o(e − ê)²/p̂
 ///
-/// the DR estimate of the entire-space CVR error (unbiased when either p̂ or ê is right) plus κ
-/// (`--imputation-weight`) times the imputation model's own loss. The error of a clicked row is
-/// observed; an unclicked row contributes its imputed error, which is what trains the shared
-/// layers on the entire space. Gradients:
-/// dℓ/dz = w·(o/p̂)·(1 + 2κ(e − ê))·(σ(z) − r),
-/// dℓ/dt = w·(1 − o/p̂ − 2κ·o(e − ê)/p̂)·σ(t).
+/// The first term is the DR estimate of the entire-space CVR error — every impression, clicked or
+/// not, pulls pCVR towards its imputed conversion, corrected on the clicked ones — and trains the
+/// CVR tower with r̃ held constant; the second is the imputation's own loss and trains the
+/// imputation tower with z held constant (there e − ê = (r̃ − r)·z). The held values are the
+/// batch's (`Batch.imputedConversion`, `.stoppedCVRLogit`: taken at the first loss of a fill),
+/// so finite differences of this function are what the gradients below are:
+/// dℓ/dz = w·[(σ(z) − r̃)(1 − o/p̂) + (o/p̂)(σ(z) − r)],
+/// dℓ/dt = 2κ·w·(o/p̂)·(r̃ − r)·z²·σ(t)(1 − σ(t)).
 public enum DoublyRobustRisk {
     @discardableResult
     public static func forwardBackward(
-        cvrLogits z: UnsafePointer<Float>, imputationLogits t: UnsafePointer<Float>, conversion r: UnsafePointer<Float>,
-        clicked o: UnsafePointer<Float>, inversePropensity ip: UnsafePointer<Float>, weights w: UnsafePointer<Float>,
-        count: Int, normalizer: Double, imputationWeight kappa: Double, scale lambda: Double,
+        cvrLogits z: UnsafePointer<Float>, imputationLogits t: UnsafePointer<Float>, heldImputed rh: UnsafePointer<Float>,
+        heldCVRLogits zh: UnsafePointer<Float>, conversion r: UnsafePointer<Float>, clicked o: UnsafePointer<Float>,
+        inversePropensity ip: UnsafePointer<Float>, weights w: UnsafePointer<Float>, count: Int, normalizer: Double,
+        imputationWeight kappa: Double, scale lambda: Double,
         dCVR: UnsafeMutablePointer<Float>, dImputation: UnsafeMutablePointer<Float>
     ) -> Double {
         func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
         var total = 0.0
         let scale = lambda / normalizer
         for i in 0..<count {
-            let zi = Double(z[i]), ti = Double(t[i]), ri = Double(r[i]), oi = Double(o[i]), inv = Double(ip[i]), wi = Double(w[i])
-            let e = softplus(zi) - ri * zi, eHat = softplus(ti), gap = e - eHat
-            total += wi * (eHat + oi * gap * inv + kappa * oi * gap * gap * inv)
-            dCVR[i] += Float(scale * wi * oi * inv * (1 + 2 * kappa * gap) * (Sigmoid.value(zi) - ri))
-            dImputation[i] = Float(scale * wi * (1 - oi * inv - 2 * kappa * oi * gap * inv) * Sigmoid.value(ti))
+            let zi = Double(z[i]), ri = Double(r[i]), oi = Double(o[i]) * Double(ip[i]), wi = Double(w[i])
+            let held = Double(rh[i]), zHeld = Double(zh[i]), imputed = Sigmoid.value(Double(t[i]))
+            let e = softplus(zi) - ri * zi, eHat = softplus(zi) - held * zi
+            let gap = (imputed - ri) * zHeld  // e − ê at the held CVR logit, the imputation's live
+            total += wi * (eHat + oi * (e - eHat) + kappa * oi * gap * gap)
+            let p = Sigmoid.value(zi)
+            dCVR[i] += Float(scale * wi * ((p - held) * (1 - oi) + oi * (p - ri)))
+            dImputation[i] = Float(scale * wi * 2 * kappa * oi * gap * zHeld * imputed * (1 - imputed))
         }
         return total * scale
     }

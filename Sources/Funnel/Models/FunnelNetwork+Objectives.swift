@@ -118,16 +118,21 @@ extension FunnelNetwork {
     }
 
     /// `DoublyRobustRisk` on the CVR head and the imputation head (the third slot), with the
-    /// batch's stopped propensities; adds to the CVR logit gradient, writes the imputation one.
+    /// batch's held propensities, imputed conversions and CVR logits (taken at the first loss of
+    /// this fill); adds to the CVR logit gradient, writes the imputation one.
     private func doublyRobust(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
                               _ dCVR: UnsafeMutablePointer<Float>, scale: Double, worker: Int, normalizer: Double) -> Double {
-        let s = scratch.workers[worker]
-        // Inverse propensities o/p̂ are what the risk needs per clicked row; for every row it needs 1/p̂.
+        let s = scratch.workers[worker], n = batch.count, k = Head.ctcvr.rawValue
+        if !batch.doublyRobustTaken {
+            for i in 0..<n { batch.imputedConversion[i] = Sigmoid.value(s.logits[k][i]); batch.stoppedCVRLogit[i] = cvrLogits[i] }
+            batch.doublyRobustTaken = true
+        }
+        // 1/p̂ for every row (the risk multiplies by the click itself).
         let inverse = inversePropensityWeights(batch, ctrLogits, scale: 1, worker: worker, clickedOnly: false)
-        let k = Head.ctcvr.rawValue
         return DoublyRobustRisk.forwardBackward(
-            cvrLogits: cvrLogits, imputationLogits: s.logits[k], conversion: batch.conversion.base, clicked: batch.click.base,
-            inversePropensity: inverse, weights: batch.weight.base, count: batch.count, normalizer: normalizer,
+            cvrLogits: cvrLogits, imputationLogits: s.logits[k], heldImputed: batch.imputedConversion.base,
+            heldCVRLogits: batch.stoppedCVRLogit.base, conversion: batch.conversion.base, clicked: batch.click.base,
+            inversePropensity: inverse, weights: batch.weight.base, count: n, normalizer: normalizer,
             imputationWeight: config.imputationWeight ?? 1, scale: scale, dCVR: dCVR, dImputation: s.logitGradients[k])
     }
 }

@@ -19,6 +19,11 @@ public final class Batch {
     /// a finite-difference check of the loss differentiates the same function the backward pass does.
     let propensity: FloatBuffer
     var propensityTaken = false
+    /// Doubly robust objectives: the imputed conversion σ(t) and the CVR logit, taken alike —
+    /// each is a stopped constant in the term that trains the other tower.
+    let imputedConversion: FloatBuffer
+    let stoppedCVRLogit: FloatBuffer
+    var doublyRobustTaken = false
 
     public init(capacity: Int, fields: Int, denseCount: Int) {
         self.capacity = capacity
@@ -31,6 +36,8 @@ public final class Batch {
         clickAndConversion = FloatBuffer(count: capacity)
         weight = FloatBuffer(count: capacity, value: 1)
         propensity = FloatBuffer(count: capacity)
+        imputedConversion = FloatBuffer(count: capacity)
+        stoppedCVRLogit = FloatBuffer(count: capacity)
     }
 
     /// Copies `rows` of `data` (at most `capacity`) into the batch; `rowWeights`, indexed by
@@ -49,6 +56,7 @@ public final class Batch {
         precondition(n <= capacity && data.fields == fields && data.denseCount == denseCount)
         count = n
         propensityTaken = false
+        doublyRobustTaken = false
         let f = fields, d = denseCount
         ids.withUnsafeMutableBufferPointer { dst in
             data.ids.withUnsafeBufferPointer { src in

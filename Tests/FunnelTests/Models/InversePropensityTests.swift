@@ -61,8 +61,8 @@ final class InversePropensityTests: XCTestCase {
         }
     }
 
-    /// The doubly robust risk written out: ê = softplus(t) from the imputation head,
-    /// e = CE(z, conversion), κ = 0.4 — for Multi-DR (with the CTR loss) and ESCM²-DR (with ESMM's, λ = 0.7).
+    /// The doubly robust risk written out (r̃ = σ(t) from the imputation head, ê = CE(r̃, pCVR),
+    /// e = CE(conversion, pCVR), κ = 0.4) for Multi-DR (with the CTR loss) and ESCM²-DR (with ESMM's, λ = 0.7).
     func testTheDoublyRobustRiskIsTheEstimatorWrittenOut() {
         func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
         for (kind, objective) in [(ModelKind.multiDR, Objective.doublyRobustCVR), (.escm2DR, .entireSpaceDR)] {
@@ -73,10 +73,10 @@ final class InversePropensityTests: XCTestCase {
             for i in 0..<data.rowCount {
                 let y = Double(data.click![i]), r = Double(data.conversion![i])
                 let lc = Double(s.logits[0][i]), ls = Double(s.logits[1][i]), lt = Double(s.logits[2][i])
-                let pctr = 1 / (1 + exp(-lc)), pcvr = 1 / (1 + exp(-ls))
+                let pctr = 1 / (1 + exp(-lc)), pcvr = 1 / (1 + exp(-ls)), imputed = 1 / (1 + exp(-lt))
                 ctr += -(y * log(pctr) + (1 - y) * log(1 - pctr))
                 ctcvr += -(y * r * log(pctr * pcvr) + (1 - y * r) * log(1 - pctr * pcvr))
-                let e = softplus(ls) - r * ls, eHat = softplus(lt), inv = 1 / max(Double(Float(pctr)), 0.5)
+                let e = softplus(ls) - r * ls, eHat = softplus(ls) - imputed * ls, inv = 1 / max(Double(Float(pctr)), 0.5)
                 dr += eHat + y * (e - eHat) * inv + 0.4 * y * (e - eHat) * (e - eHat) * inv
             }
             let n = Double(data.rowCount)
