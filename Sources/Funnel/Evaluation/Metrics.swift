@@ -125,45 +125,19 @@ public enum Metrics {
         return r.reduce(0) { $0 + $1.weight / total * abs($1.meanPrediction - $1.observedRate) }
     }
 
-    /// ROC curve points (false-positive rate, true-positive rate), thinned to about `points`.
-    public static func rocCurve(scores: [Float], labels: [Float], weights: [Float]? = nil, points: Int = 200) -> [[Double]] {
-        let n = scores.count
-        var order = Array(0..<n)
-        order.sort { scores[$0] > scores[$1] }
-        var pos = 0.0, neg = 0.0
-        for i in 0..<n { if labels[i] > 0.5 { pos += Double(weights?[i] ?? 1) } else { neg += Double(weights?[i] ?? 1) } }
-        guard pos > 0, neg > 0 else { return [] }
-        var curve: [[Double]] = [[0, 0]]
-        var tp = 0.0, fp = 0.0, i = 0
-        let step = max(1, n / points)
-        var sinceLast = 0
-        while i < n {
-            var j = i
-            let s = scores[order[i]]
-            while j < n && scores[order[j]] == s {
-                let w = Double(weights?[order[j]] ?? 1)
-                if labels[order[j]] > 0.5 { tp += w } else { fp += w }
-                j += 1
-            }
-            sinceLast += j - i
-            if sinceLast >= step || j == n { curve.append([fp / neg, tp / pos]); sinceLast = 0 }
-            i = j
-        }
-        return curve
-    }
-
-    /// Kolmogorov–Smirnov statistic: the largest gap between the weighted cumulative score
-    /// distributions of positives and negatives, max over thresholds |TPR − FPR| (tied scores
-    /// form one threshold). nil when either class has no weight.
-    public static func ks(scores: [Float], labels: [Float], weights: [Float]? = nil) -> Double? {
+    /// Walks the score thresholds from the top (tied scores one threshold), calling
+    /// `body(fpr, tpr, rows)` after each with the weighted rates so far and the rows it took.
+    /// False (nothing called) when either class has no weight.
+    private static func forEachThreshold(scores: [Float], labels: [Float], weights: [Float]?,
+                                         _ body: (_ fpr: Double, _ tpr: Double, _ rows: Int) -> Void) -> Bool {
         let n = scores.count
         precondition(labels.count == n && (weights?.count ?? n) == n)
         var order = Array(0..<n)
         order.sort { scores[$0] > scores[$1] }
         var pos = 0.0, neg = 0.0
         for i in 0..<n { if labels[i] > 0.5 { pos += Double(weights?[i] ?? 1) } else { neg += Double(weights?[i] ?? 1) } }
-        guard pos > 0, neg > 0 else { return nil }
-        var tp = 0.0, fp = 0.0, best = 0.0, i = 0
+        guard pos > 0, neg > 0 else { return false }
+        var tp = 0.0, fp = 0.0, i = 0
         while i < n {
             var j = i
             let s = scores[order[i]]
@@ -172,10 +146,32 @@ public enum Metrics {
                 if labels[order[j]] > 0.5 { tp += w } else { fp += w }
                 j += 1
             }
-            best = max(best, abs(tp / pos - fp / neg))
+            body(fp / neg, tp / pos, j - i)
             i = j
         }
-        return best
+        return true
+    }
+
+    /// ROC curve points (false-positive rate, true-positive rate), thinned to about `points`.
+    public static func rocCurve(scores: [Float], labels: [Float], weights: [Float]? = nil, points: Int = 200) -> [[Double]] {
+        var curve: [[Double]] = [[0, 0]]
+        let step = max(1, scores.count / points)
+        var sinceLast = 0, taken = 0
+        let defined = forEachThreshold(scores: scores, labels: labels, weights: weights) { fpr, tpr, rows in
+            sinceLast += rows
+            taken += rows
+            if sinceLast >= step || taken == scores.count { curve.append([fpr, tpr]); sinceLast = 0 }
+        }
+        return defined ? curve : []
+    }
+
+    /// Kolmogorov–Smirnov statistic: the largest gap between the weighted cumulative score
+    /// distributions of positives and negatives, max over thresholds |TPR − FPR| (tied scores
+    /// form one threshold). nil when either class has no weight.
+    public static func ks(scores: [Float], labels: [Float], weights: [Float]? = nil) -> Double? {
+        var best = 0.0
+        let defined = forEachThreshold(scores: scores, labels: labels, weights: weights) { fpr, tpr, _ in best = max(best, abs(tpr - fpr)) }
+        return defined ? best : nil
     }
 
     /// Group AUC (Zhou et al., KDD 2018, DIN §6.1): the AUC within each group (a user, a
