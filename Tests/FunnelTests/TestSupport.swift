@@ -61,10 +61,10 @@ func withBag(_ data: EncodedDataset, field: Int, vocab: Int, seed: UInt64) -> En
 /// most a fifth of them may be, so the check cannot quietly pass by skipping.
 ///
 /// A coordinate whose true gradient is below that absolute tolerance would pass against an
-/// analytic gradient of zero, so the checked coordinates are then checked together
-/// (`checkAlongGradient`) when none is above twice that tolerance: a central difference along the unit direction of their numeric
-/// gradients measures ‖g‖ with the noise of one difference, that noise is measured (the same
-/// difference at smaller steps), and the measured ‖g‖ must stand above it and match the
+/// analytic gradient of zero, so when no checked coordinate is above twice that tolerance, they
+/// are checked together (`checkAlongGradient`): a central difference along the unit direction of
+/// their numeric gradients measures ‖g‖ with the noise of one difference, that noise is measured
+/// (the same difference at smaller steps), and the measured ‖g‖ must stand above it and match the
 /// analytic component along the direction within it. When the sample's gradient is too small
 /// for that, more coordinates are added (up to `probes`). A parameter the loss does not depend
 /// on at all (every difference exactly zero: an unused task's gate) must have an analytic
@@ -75,7 +75,7 @@ func checkGradient(
     file: StaticString = #filePath, line: UInt = #line
 ) {
     var rng = RandomSource(seed: UInt64(count) &* 31 &+ UInt64(name.utf8.count))
-    var indices = count <= samples ? Array(0..<count) : (0..<samples).map { _ in rng.below(count) }
+    let indices = count <= samples ? Array(0..<count) : (0..<samples).map { _ in rng.below(count) }
     var checked: [(index: Int, numeric: Double)] = [], skipped = 0
     func check(_ i: Int) {
         let original = values[i]

@@ -63,7 +63,7 @@ public enum PaddleRecLayout {
                 guard cells.count >= 3 else { throw DataError(file: path, line: line, "expected sample_id,click,buy,field:feaid,…") }
                 seen.removeAll(keepingCapacity: true)
                 for c in cells.dropFirst(3) {
-                    guard let colon = c.first(where: { bytes[$0] == 58 }), colon > c.lowerBound, colon + 1 < c.upperBound else {
+                    guard let colon = separator(of: c, bytes) else {
                         throw DataError(file: path, line: line, "expected field:feaid, got '\(text(bytes, c))'")
                     }
                     seen[text(bytes, c.lowerBound..<colon), default: 0] += 1
@@ -75,6 +75,12 @@ public enum PaddleRecLayout {
         let categorical = fields.sorted()
         return TableLayout(clickColumn: click, conversionColumn: conversion, categorical: categorical, dense: [], ignored: [],
                            multiValued: categorical.filter(repeated.contains))
+    }
+
+    /// The colon of a `field:feaid` token, nil unless both sides are non-empty.
+    static func separator(of token: Range<Int>, _ bytes: UnsafePointer<UInt8>) -> Int? {
+        guard let colon = token.first(where: { bytes[$0] == 58 }), colon > token.lowerBound, colon + 1 < token.upperBound else { return nil }
+        return colon
     }
 
     static func text(_ bytes: UnsafePointer<UInt8>, _ r: Range<Int>) -> String {
@@ -162,7 +168,7 @@ public enum PaddleRecLayout {
         }
 
         private mutating func token(_ cell: Range<Int>, line: Int, _ bytes: UnsafePointer<UInt8>, report: inout ReadReport) throws {
-            guard let colon = cell.first(where: { bytes[$0] == 58 }), colon > cell.lowerBound, colon + 1 < cell.upperBound else {
+            guard let colon = separator(of: cell, bytes) else {
                 throw RowProblem(.malformedFeature, DataError(file: path, line: line, "expected field:feaid, got '\(text(bytes, cell))'"))
             }
             let field = text(bytes, cell.lowerBound..<colon)

@@ -46,8 +46,11 @@ public enum TableFormats {
     /// recognises it, `.recsys2023` requires it (naming the file otherwise), `.aliCCP` names the
     /// command that reads the raw layout.
     public static func detect(_ path: String, preset: TableLayoutPreset = .generic, options: ReadOptions = ReadOptions()) throws -> any TableFormat {
-        for format in all where format.recognises(path) {
-            if format is RecSys2023Format && preset == .generic { continue }
+        for format in all {
+            // `.generic` reads delimited text with the options as given: no header to look at.
+            if preset == .generic && format is RecSys2023Format { continue }
+            guard format.recognises(path) else { continue }
+            if preset == .generic && format is DelimitedTextFormat { return format }
             if format is RecSys2023Format || format is DelimitedTextFormat {
                 // The preset decides between them (and refuses a header that is not RecSys 2023's when asked for it).
                 let header = try CSVFile(path: path, delimiter: options.delimiter).header

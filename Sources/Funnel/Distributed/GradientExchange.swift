@@ -15,9 +15,8 @@ import Foundation
 final class GradientExchange {
     let communicator: Communicator
     private var bucket: [Float] = []
-    /// Per sparse parameter (by name): embedding row → slot in the merged gradient, -1 when
-    /// untouched (reset after each step, so a step costs O(rows touched)).
-    private var slots: [String: [Int32]] = [:]
+    /// Per sparse parameter (by name): the merge of its rows' gradients.
+    private var sums: [String: RowGradientSum] = [:]
 
     init(communicator: Communicator) {
         self.communicator = communicator
@@ -78,8 +77,7 @@ final class GradientExchange {
     /// touched by several ranks is added up; `p.touchedRows` becomes the union, first-seen order.
     private func merge(_ p: Parameter, from cursors: inout [ByteCursor]) throws {
         let width = p.rowWidth, tableRows = p.shape.first ?? 0
-        var slot = slots[p.name] ?? [Int32](repeating: -1, count: tableRows)
-        var merged: [Int32] = []
+        var sum = sums[p.name] ?? RowGradientSum(tableRows: tableRows)
         let out = p.rowGradients.base
         let capacity = p.rowGradients.count / max(1, width)
         for r in cursors.indices {
@@ -88,22 +86,13 @@ final class GradientExchange {
             for k in 0..<n {
                 let row = rows.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)
                 guard row >= 0 && Int(row) < tableRows else { throw FunnelError("rank \(r) sent an embedding row out of range") }
-                var s = Int(slot[Int(row)])
-                let fresh = s < 0
-                if fresh {
-                    s = merged.count
-                    guard s < capacity else { throw FunnelError("the ranks' batch touches more embedding rows than the gradient buffer holds") }
-                    slot[Int(row)] = Int32(s)
-                    merged.append(row)
-                }
-                for j in 0..<width {
-                    let g = grads.loadUnaligned(fromByteOffset: 4 * (k * width + j), as: Float.self)
-                    if fresh { out[s * width + j] = g } else { out[s * width + j] += g }
+                try sum.add(row, width: width, into: out, capacity: capacity,
+                            overflow: "the ranks' batch touches more embedding rows than the gradient buffer holds") {
+                    grads.loadUnaligned(fromByteOffset: 4 * (k * width + $0), as: Float.self)
                 }
             }
         }
-        for row in merged { slot[Int(row)] = -1 }
-        slots[p.name] = slot
-        p.touchedRows = merged
+        p.touchedRows = sum.finish()
+        sums[p.name] = sum
     }
 }

@@ -99,15 +99,14 @@ final class InProcessTransport: CollectiveTransport, @unchecked Sendable {
         try ranks.share(values, from: rank).map { $0 as! [T] }
     }
 
-    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+    /// Every rank's buffer, summed element by element in rank order, into `buffer`.
+    private func sumInRankOrder<T: FloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws {
         let all = try gather(Array(UnsafeBufferPointer(start: buffer, count: count)))
         for i in 0..<count { buffer[i] = all.dropFirst().reduce(all[0][i]) { $0 + $1[i] } }
     }
 
-    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
-        let all = try gather(Array(UnsafeBufferPointer(start: buffer, count: count)))
-        for i in 0..<count { buffer[i] = all.dropFirst().reduce(all[0][i]) { $0 + $1[i] } }
-    }
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws { try sumInRankOrder(buffer, count: count) }
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws { try sumInRankOrder(buffer, count: count) }
 
     func allreduceMaximum(_ value: inout Int64) throws { value = try gather([value]).map { $0[0] }.max()! }
     func allreduceMinimum(_ value: inout Int64) throws { value = try gather([value]).map { $0[0] }.min()! }

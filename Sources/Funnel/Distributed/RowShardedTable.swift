@@ -44,8 +44,8 @@ public final class RowShardedTable {
     public let dim: Int
     public let communicator: Communicator
     public let slice: Parameter
-    /// Per local row: its slot in the slice's merged gradient, -1 when untouched this step.
-    private var slots: [Int32]
+    /// The merge of the row gradients arriving at this owner, by local row.
+    private var sum: RowGradientSum
 
     /// `initial(row)` gives a row's starting values (`dim` of them) — the replicated table's
     /// initialiser, so a sharded table starts where a replica would.
@@ -63,7 +63,7 @@ public final class RowShardedTable {
             precondition(values.count == dim)
             (slice.value.base + l * dim).update(from: values, count: dim)
         }
-        slots = [Int32](repeating: -1, count: local)
+        sum = RowGradientSum(tableRows: local)
     }
 
     /// The values of rows `wanted` (any order, repeats allowed), `[wanted.count × dim]` row-major.
@@ -102,26 +102,15 @@ public final class RowShardedTable {
     public func reduceGradients(rows: [Int32], gradients: [Float]) throws {
         precondition(gradients.count == rows.count * dim)
         let received = try sendToOwners(rows.enumerated().map { k, row in (row, Array(gradients[(k * dim)..<((k + 1) * dim)])) })
-        var merged: [Int32] = []
         let out = slice.rowGradients.base
         let capacity = slice.rowGradients.count / max(1, dim)
         for part in received {
             for (row, g) in part {
-                let local = Int(ownership.localIndex(of: row))
-                var s = Int(slots[local])
-                if s < 0 {
-                    s = merged.count
-                    guard s < capacity else { throw FunnelError("the ranks' batch touches more \(name) rows than its gradient buffer holds") }
-                    slots[local] = Int32(s)
-                    merged.append(Int32(local))
-                    for j in 0..<dim { out[s * dim + j] = g[j] }
-                } else {
-                    for j in 0..<dim { out[s * dim + j] += g[j] }
-                }
+                try sum.add(ownership.localIndex(of: row), width: dim, into: out, capacity: capacity,
+                            overflow: "the ranks' batch touches more \(name) rows than its gradient buffer holds") { g[$0] }
             }
         }
-        for local in merged { slots[Int(local)] = -1 }
-        slice.touchedRows = merged
+        slice.touchedRows = sum.finish()
     }
 
     /// Each (row, payload) to the row's owner in one all-to-all; returns, per sending rank, the

@@ -37,9 +37,7 @@ public enum GBDTData {
             let (table, settings) = try readTrainingCache(path, preset: preset)
             return (contiguousShard(of: table, ranks), settings)
         }
-        guard format is DelimitedTextFormat || format is RecSys2023Format else {
-            throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
-        }
+        try checkTabular(format, path)
         let resolved: TableLayoutPreset = format is RecSys2023Format ? .recsys2023 : .generic
         var o = format.impliedOptions(options)
         o.inconsistent = .data  // installs without a click are data here, not an inconsistency
@@ -75,12 +73,18 @@ public enum GBDTData {
             o.inconsistent = .data
             return contiguousShard(of: try format.read(path, layout: layout, options: o, requireLabels: requireLabels), ranks)
         }
-        guard format is DelimitedTextFormat else {
-            throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
-        }
+        try checkTabular(format, path)
         let csv = try CSVFile(path: path, delimiter: o.delimiter)
         o.shard = ranks.contiguousShard { csv.dataRowCount() }
         return try TableReader.read(csv, layout: layout, options: o, requireLabels: requireLabels)
+    }
+
+    /// The GBDT pipeline reads single-valued columns: delimited text (RecSys 2023 included) or a
+    /// cache of one; any other format is refused, named.
+    static func checkTabular(_ format: any TableFormat, _ path: String) throws {
+        guard format is DelimitedTextFormat || format is RecSys2023Format || format is CacheFormat else {
+            throw DataError(file: path, "the GBDT pipeline reads CSV/TSV (RecSys 2023 included) or a cache of one; this is a \(format.name) file")
+        }
     }
 
     /// This rank's contiguous run of a table every rank loaded (a cache is decoded whole; only

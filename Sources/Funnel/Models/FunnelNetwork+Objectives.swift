@@ -53,6 +53,13 @@ extension FunnelNetwork {
             LogitCrossEntropy.forwardBackward(logits: z, labels: labels, weights: weights, count: n,
                                               normalizer: normalizer, dLogits: d, accumulate: accumulate)
         }
+        /// ESMM: CE(y·z, pCTR·pCVR) + CE(y, pCTR). The CTCVR term first: it writes both logit
+        /// gradients; the CTR term then adds to the CTR one.
+        func entireSpace() -> Double {
+            ProductCrossEntropy.forwardBackward(logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer,
+                                               dA: dc, dB: ds)
+                + ce(lc, y, w, dc, accumulate: true)
+        }
         /// The data weights times the click: the CVR loss counted on clicked rows only.
         func clickMasked() -> UnsafePointer<Float> {
             for i in 0..<n { s.maskedWeights[i] = w[i] * y[i] }
@@ -65,10 +72,7 @@ extension FunnelNetwork {
             // y·z: equal to z on clicked rows, and 0 on the unclicked negatives AMAN adds.
             return ce(ls, yz, w, ds)
         case .entireSpace, .multiLearner:
-            // CTCVR first: it writes both logit gradients; the CTR term then adds to the CTR one.
-            let ctcvr = ProductCrossEntropy.forwardBackward(
-                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
-            return ctcvr + ce(lc, y, w, dc, accumulate: true)
+            return entireSpace()
         case .splitHeads:
             return ce(lc, y, w, dc) + ce(ls, yz, w, ds)
         case .clickMaskedCVR:
@@ -80,18 +84,15 @@ extension FunnelNetwork {
         case .ipwCVR:
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: 1, worker: worker), ds)
         case .entireSpaceIPW:
-            let ctcvr = ProductCrossEntropy.forwardBackward(
-                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
             let lambda = Float(config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight)
-            return ctcvr + ce(lc, y, w, dc, accumulate: true)
-                + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
+            let esmm = entireSpace()
+            return esmm + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
         case .doublyRobustCVR:
             return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
         case .entireSpaceDR:
-            let ctcvr = ProductCrossEntropy.forwardBackward(
-                logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer, dA: dc, dB: ds)
             let lambda = config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight
-            return ctcvr + ce(lc, y, w, dc, accumulate: true) + doublyRobust(batch, lc, ls, ds, scale: lambda, worker: worker, normalizer: normalizer)
+            let esmm = entireSpace()
+            return esmm + doublyRobust(batch, lc, ls, ds, scale: lambda, worker: worker, normalizer: normalizer)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
@@ -99,21 +100,22 @@ extension FunnelNetwork {
         }
     }
 
-    /// scale · w · y / max(p̂, clip) per row: the clicked rows' inverse-propensity weights (the
-    /// unbiased estimate of the entire-space CVR risk is (1/N) Σ y·CE / p̂). p̂ = σ(CTR logit) is
-    /// taken once per batch fill (`Batch.propensity`) and is a constant of the loss: no gradient
-    /// flows into the CTR tower through the weights.
-    private func inversePropensityWeights(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, scale: Float, worker: Int,
-                                          clickedOnly: Bool = true) -> UnsafePointer<Float> {
-        let n = batch.count, s = scratch.workers[worker]
+    /// p̂ = σ(CTR logit) per row, taken once per batch fill (`Batch.propensity`) and a constant
+    /// of the loss after — no gradient flows into the CTR tower through it — and the clip it is
+    /// floored at before inverting.
+    private func heldPropensities(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>) -> (p: UnsafePointer<Float>, clip: Float) {
         if !batch.propensityTaken {
-            for i in 0..<n { batch.propensity[i] = Sigmoid.value(ctrLogits[i]) }
+            for i in 0..<batch.count { batch.propensity[i] = Sigmoid.value(ctrLogits[i]) }
             batch.propensityTaken = true
         }
-        let clip = Float(config.propensityClip ?? ModelConfig.defaultPropensityClip)
-        for i in 0..<n {
-            s.maskedWeights[i] = clickedOnly ? scale * batch.weight[i] * batch.click[i] / max(batch.propensity[i], clip) : 1 / max(batch.propensity[i], clip)
-        }
+        return (UnsafePointer(batch.propensity.base), Float(config.propensityClip ?? ModelConfig.defaultPropensityClip))
+    }
+
+    /// scale · w · y / max(p̂, clip) per row: the clicked rows' inverse-propensity weights (the
+    /// unbiased estimate of the entire-space CVR risk is (1/N) Σ y·CE / p̂).
+    private func inversePropensityWeights(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, scale: Float, worker: Int) -> UnsafePointer<Float> {
+        let s = scratch.workers[worker], (p, clip) = heldPropensities(batch, ctrLogits)
+        for i in 0..<batch.count { s.maskedWeights[i] = scale * batch.weight[i] * batch.click[i] / max(p[i], clip) }
         return UnsafePointer(s.maskedWeights)
     }
 
@@ -128,11 +130,12 @@ extension FunnelNetwork {
             batch.doublyRobustTaken = true
         }
         // 1/p̂ for every row (the risk multiplies by the click itself).
-        let inverse = inversePropensityWeights(batch, ctrLogits, scale: 1, worker: worker, clickedOnly: false)
+        let (p, clip) = heldPropensities(batch, ctrLogits)
+        for i in 0..<n { s.maskedWeights[i] = 1 / max(p[i], clip) }
         return DoublyRobustRisk.forwardBackward(
             cvrLogits: cvrLogits, imputationLogits: s.logits[k], heldImputed: batch.imputedConversion.base,
             heldCVRLogits: batch.stoppedCVRLogit.base, conversion: batch.conversion.base, clicked: batch.click.base,
-            inversePropensity: inverse, weights: batch.weight.base, count: n, normalizer: normalizer,
+            inversePropensity: s.maskedWeights, weights: batch.weight.base, count: n, normalizer: normalizer,
             imputationWeight: config.imputationWeight ?? 1, scale: scale, dCVR: dCVR, dImputation: s.logitGradients[k])
     }
 }

@@ -130,7 +130,8 @@ public final class StreamingCacheChunks: TrainingChunks {
             var count = [Double(rows)]
             try communicator.allreduceSum(&count, kind: .control)
             rows = Int(count[0])
-            orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) }
+            // The label view of a sharded run orders its rows by these; one rank's rows are in order already.
+            if communicator.isDistributed { orderKeys += encoded.sourceRows.map { Int64(position) << 32 | Int64($0) } }
             guard rows > 0 else { continue }
             if encoded.rowCount > 0 { parts.append(encoded) }
             buffered += rows
