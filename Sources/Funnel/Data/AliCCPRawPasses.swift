@@ -191,7 +191,7 @@ extension AliCCPRawLayout {
             }
             let labels = try [(1, click), (2, conversion)].map { i, name in
                 guard let v = BadRowPolicy.label(p + cells[i].lowerBound, cells[i].count) else {
-                    throw bad(.labelNotBinary, name, "label must be 0 or 1, got '\(text(p + cells[i].lowerBound, cells[i].count))'")
+                    throw bad(.rawLabelNotBinary, name, "label must be 0 or 1, got '\(text(p + cells[i].lowerBound, cells[i].count))'")
                 }
                 return v
             }

@@ -9,6 +9,9 @@ struct RowProblem: Error {
     /// The kinds, shared by every format (a skip report groups rows by them).
     enum Kind: String {
         case labelNotBinary = "label not 0/1"
+        /// The raw Ali-CCP reader's name for the same problem: its skip counts (cache footers,
+        /// `prepare --json`) have used it since it landed, and a report key is not renamed.
+        case rawLabelNotBinary = "bad label"
         case badValue = "non-numeric value"
         case nonFinite = "non-finite value"
         case badWeight = "bad value weight"

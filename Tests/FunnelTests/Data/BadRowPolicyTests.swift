@@ -108,5 +108,10 @@ final class BadRowPolicyTests: XCTestCase {
             return try TableSource.readTraining(out, options: ReadOptions())
         }, firstError: "999", line: 3, file: "skeleton.csv", keptRows: 4, keptClicks: 3,
         skipped: ["unknown field": 1, "malformed feature": 1], "ali-ccp raw")
+        // A label other than 0/1 is skipped under the raw reader's own key, as it always was.
+        let bad = writeFile(dir, "bad-label.csv", "1,0,0,\(md5),1,\(good)\n2,2,0,\(md5),1,\(good)\n")
+        try? FileManager.default.removeItem(atPath: out)
+        let s = try AliCCPRawLayout.prepare(skeleton: bad, common: common, options: options(skip: true), to: out)
+        XCTAssertEqual(s.report.skipped, ["bad label": 1])
     }
 }
