@@ -72,13 +72,13 @@ enum MetricsTable {
         let hasTruth = results.contains { $0.1.aucCVREntireSpace != nil }
         let hasGroups = results.contains { $0.1.groupsGiven }
         var header = ["model", "AUC CTR", "AUC CVR", "AUC CTCVR", "LL CTR", "LL CVR", "LL CTCVR", "KS CTR", "KS CVR", "KS CTCVR"]
-        if hasTruth { header += ["AUC CVR-ES", "LL CVR-ES"] }
+        if hasTruth { header += ["AUC CVR-ES", "LL CVR-ES", "CAL CVR-ES"] }
         if hasGroups { header += ["GAUC CTR", "GAUC CVR", "GAUC CTCVR"] }
         var rows: [[String]] = [header]
         for (name, r) in results {
             var row = [name, f(r.aucCTR), f(r.aucCVR), f(r.aucCTCVR), f(r.loglossCTR), f(r.loglossCVR), f(r.loglossCTCVR),
                        f(r[.ksCTR]), f(r[.ksCVR]), f(r[.ksCTCVR])]
-            if hasTruth { row += [f(r.aucCVREntireSpace), f(r.loglossCVREntireSpace)] }
+            if hasTruth { row += [f(r.aucCVREntireSpace), f(r.loglossCVREntireSpace), f(r[.calibrationCVREntireSpace])] }
             if hasGroups { row += [f(r[.gaucCTR]), f(r[.gaucCVR]), f(r[.gaucCTCVR])] }
             rows.append(row)
         }
@@ -91,7 +91,7 @@ enum MetricsTable {
         let r0 = results[0].1
         lines.insert("\(data): \(r0.rows) impressions, \(r0.clicks) clicks, \(r0.conversions) conversions", at: 0)
         lines.append("CTR and CTCVR on all impressions; CVR on clicked impressions"
-                     + (hasTruth ? "; CVR-ES: CVR on all impressions against the simulator's counterfactual conversions" : "")
+                     + (hasTruth ? "; CVR-ES: CVR on all impressions against the simulator's counterfactual conversions (CAL: mean pCVR ÷ their mean)" : "")
                      + (hasGroups ? "; GAUC: AUC per group, weighted by its impressions (one-class groups left out)." : "."))
         return lines.joined(separator: "\n")
     }

@@ -38,6 +38,8 @@ struct Experiment: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tune every model first with this many trials (needs --tune-space, and --valid or --valid-days).")
     var tuneTrials: Int?
     @Option(help: "The search space file for --tune-trials (as `funnel tune --space`).") var tuneSpace: String?
+    @Option(help: "The metric tuning trials are scored by on the validation rows (default: --primary; logloss_ctcvr when --primary needs the counterfactual truth or groups).")
+    var tuneMonitor: MetricKey?
     @Option(help: "grid or random, for --tune-trials.") var tuneStrategy: SearchStrategy = .random
     @Option(help: "Validation file for --tune-trials (without --train-days).") var valid: String?
     @Option(help: "With --train-days: the last training days, held out for --tune-trials, e.g. 13-14.") var validDays: String?
@@ -70,6 +72,13 @@ struct Experiment: ParsableCommand {
         try validateThreads(threads)
         if let baseline, !kinds.map(\.rawValue).contains(baseline) { throw ValidationError("--baseline \(baseline) is not among --models") }
         guard tuned == nil || tuneTrials == nil else { throw ValidationError("give --tuned or --tune-trials, not both") }
+        if let m = tuneMonitor {
+            guard tuneTrials != nil else { throw ValidationError("--tune-monitor needs --tune-trials") }
+            guard !m.needsTruth, !m.needsGroups else {
+                throw ValidationError("--tune-monitor \(m.rawValue) cannot score tuning trials: validation rows have no "
+                                      + (m.needsTruth ? "counterfactual truth" : "group column"))
+            }
+        }
         if let n = tuneTrials {
             guard n >= 1 else { throw ValidationError("--tune-trials must be ≥ 1") }
             guard tuneSpace != nil else { throw ValidationError("--tune-trials needs --tune-space") }
@@ -102,6 +111,7 @@ struct Experiment: ParsableCommand {
             request.out = out
             request.baseline = baseline
             request.primary = primary
+            request.tuneMonitor = tuneMonitor
             let json = self.json
             let outcome = try ExperimentJob.run(request, note: { if !json { Terminal.note($0) } }, progress: { Terminal.note($0) })
             if json {

@@ -30,10 +30,12 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "AMAN: share of unclicked impressions sampled as CVR negatives.") var negativeRate = 0.2
     @Option(parsing: .unconditional, help: "OVERSAMPLING: copies of each converted click.") var oversample = 3
     @Option(parsing: .unconditional, help: "UNBIAS: pCTR floor before inverting (weights ≤ 1/clip).") var unbiasClip = 0.01
-    @Option(parsing: .unconditional, help: "multi-ipw, escm2-ipw: pCTR floor before inverting the propensity (default 1/15, PaddleRec's ESCM² clip of 15).")
+    @Option(parsing: .unconditional, help: "multi-ipw, escm2-ipw, multi-dr, escm2-dr, dcmt: pCTR floor before inverting the propensity (default 1/15, PaddleRec's ESCM² clip of 15; dcmt floors 1 − pCTR alike).")
     var propensityClip: Double?
-    @Option(parsing: .unconditional, help: "escm2-ipw: λ, the weight of the counterfactual CVR risk (default 0.5, PaddleRec's ESCM² counterfactual_w).")
+    @Option(parsing: .unconditional, help: "escm2-ipw, escm2-dr: λ, the weight of the counterfactual CVR risk (default 0.5, PaddleRec's ESCM² counterfactual_w); dcmt: w, the weight of its twin-tower risk (default 1).")
     var counterfactualWeight: Double?
+    @Option(parsing: .unconditional, help: "dcmt: λ₁, the weight of the twin towers' soft constraint |1 − pCVR − pCVR*| (default 0.001, the public DCMT implementations').")
+    var twinConstraintWeight: Double?
     @Option(parsing: .unconditional, help: "multi-dr, escm2-dr: κ, the weight of the imputation loss (default 1, PaddleRec's ESCM²).")
     var imputationWeight: Double?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
@@ -88,6 +90,7 @@ struct ModelOptions: ParsableArguments {
         try check(propensityClip.map { $0 > 0 && $0 <= 1 } ?? true, "--propensity-clip must be in (0, 1]")
         try check(counterfactualWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--counterfactual-weight must be ≥ 0")
         try check(imputationWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--imputation-weight must be ≥ 0")
+        try check(twinConstraintWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--twin-constraint-weight must be ≥ 0")
         try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
         try check(warmupSteps >= 0, "--warmup-steps must be ≥ 0")
         try check(lrGamma > 0 && lrGamma <= 1, "--lr-gamma must be in (0, 1]")
@@ -124,6 +127,7 @@ struct ModelOptions: ParsableArguments {
         c.negativeRate = negativeRate; c.oversample = oversample; c.unbiasClip = unbiasClip
         c.downsampleNegatives = downsampleNegatives
         c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight; c.imputationWeight = imputationWeight
+        c.twinConstraintWeight = twinConstraintWeight
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
         if pooling != .sum { c.pooling = pooling }

@@ -344,6 +344,19 @@ final class TuneCommandTests: XCTestCase {
                       saying: "--trials must be ≥ 1", status: 64)
         try CLI.fails(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv", "--models", "esmm",
                        "--tune-trials", "2"], saying: "--tune-trials needs --tune-space", status: 64)
+        // A primary metric that needs the counterfactual truth cannot score tuning trials: the
+        // validation rows, like a real log, have none — tuning watches logloss_ctcvr and says so.
+        let truthful = try CLI.run(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv",
+                                    "--truth", dir + "/data/test_truth.csv", "--models", "dcmt", "--runs", "1", "--tune-trials", "1",
+                                    "--tune-space", dir + "/space.yaml", "--valid", dir + "/data/test.csv", "--embedding-dim", "3",
+                                    "--primary", "auc_cvr_entire_space"])
+        XCTAssertEqual(truthful.status, 0, truthful.stderr)
+        XCTAssertTrue(truthful.stdout.contains("tuning monitors logloss_ctcvr: auc_cvr_entire_space needs the counterfactual truth"),
+                      truthful.stdout)
+        try CLI.fails(["experiment", "--train", dir + "/data/train.csv", "--test", dir + "/data/test.csv", "--models", "esmm",
+                       "--tune-trials", "2", "--tune-space", dir + "/space.yaml", "--valid", dir + "/data/test.csv",
+                       "--tune-monitor", "calibration_cvr_entire_space"],
+                      saying: "--tune-monitor calibration_cvr_entire_space cannot score tuning trials", status: 64)
     }
 }
 

@@ -112,6 +112,7 @@ public struct EvaluationReport: Codable, Sendable {
             let es = Space(p.cvr, cf, w)
             r.aucCVREntireSpace = es.auc
             r.loglossCVREntireSpace = es.logloss
+            r.values[.calibrationCVREntireSpace] = es.calibration
         }
         return r
     }

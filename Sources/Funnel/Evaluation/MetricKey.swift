@@ -26,6 +26,9 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     case calibrationCTR = "calibration_ctr", calibrationCVR = "calibration_cvr", calibrationCTCVR = "calibration_ctcvr"
     case eceCTR = "ece_ctr", eceCVR = "ece_cvr", eceCTCVR = "ece_ctcvr"
     case aucCVREntireSpace = "auc_cvr_entire_space", loglossCVREntireSpace = "logloss_cvr_entire_space"
+    /// Mean pCVR over all impressions ÷ the mean counterfactual conversion: how far the CVR the
+    /// model predicts for the whole space is from the truth (1 = unbiased on average).
+    case calibrationCVREntireSpace = "calibration_cvr_entire_space"
     case ksCTR = "ks_ctr", ksCVR = "ks_cvr", ksCTCVR = "ks_ctcvr"
     /// Group AUCs: only with a group column (`eval --group-column`).
     case gaucCTR = "gauc_ctr", gaucCVR = "gauc_cvr", gaucCTCVR = "gauc_ctcvr"
@@ -34,7 +37,7 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     public var space: MetricSpace {
         switch self {
         case .aucCVR, .loglossCVR, .calibrationCVR, .eceCVR, .ksCVR, .gaucCVR: return .clicked
-        case .aucCVREntireSpace, .loglossCVREntireSpace: return .entireSpaceTruth
+        case .aucCVREntireSpace, .loglossCVREntireSpace, .calibrationCVREntireSpace: return .entireSpaceTruth
         default: return .allImpressions
         }
     }
@@ -42,7 +45,7 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     public var direction: MetricDirection {
         switch self {
         case .loglossCTR, .loglossCVR, .loglossCTCVR, .loglossCVREntireSpace, .eceCTR, .eceCVR, .eceCTCVR: return .lowerIsBetter
-        case .calibrationCTR, .calibrationCVR, .calibrationCTCVR: return .closerToOne
+        case .calibrationCTR, .calibrationCVR, .calibrationCTCVR, .calibrationCVREntireSpace: return .closerToOne
         default: return .higherIsBetter
         }
     }
@@ -67,7 +70,7 @@ public enum MetricKey: String, CaseIterable, Codable, Sendable, Comparable {
     /// The metrics experiment tables show, in order.
     public static let display: [MetricKey] = [
         .aucCTR, .aucCVR, .aucCTCVR, .aucCVREntireSpace, .gaucCTR, .gaucCVR, .gaucCTCVR, .loglossCTR, .loglossCVR, .loglossCTCVR,
-        .loglossCVREntireSpace, .prAUCCTCVR, .ksCTCVR, .calibrationCTCVR, .eceCTCVR,
+        .loglossCVREntireSpace, .calibrationCVREntireSpace, .prAUCCTCVR, .ksCTCVR, .calibrationCTCVR, .eceCTCVR,
     ]
 
     public static func < (a: MetricKey, b: MetricKey) -> Bool {

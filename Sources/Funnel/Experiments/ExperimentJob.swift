@@ -28,6 +28,18 @@ public struct ExperimentRequest {
     public var out: String?
     public var baseline: String?
     public var primary = MetricKey.loglossCTCVR
+    /// What tuning trials are scored by (nil: `primary`, unless it needs what validation rows do
+    /// not have — the simulator's counterfactual truth, a group column — then log loss CTCVR).
+    public var tuneMonitor: MetricKey?
+
+    /// The metric tuning trials are scored by, and why when it is not `primary`.
+    public var tuningMonitor: (metric: MetricKey, because: String?) {
+        if let m = tuneMonitor { return (m, nil) }
+        guard primary.needsTruth || primary.needsGroups else { return (primary, nil) }
+        return (.loglossCTCVR, "tuning monitors logloss_ctcvr: \(primary.rawValue) needs "
+                + (primary.needsTruth ? "the counterfactual truth, which validation rows (like a real log) do not have"
+                                      : "a group column, which validation is not read with"))
+    }
 
     public init(inputs: ExperimentInputs, models: [ModelKind], configs: [ModelKind: ModelConfig]) {
         self.inputs = inputs
@@ -87,6 +99,12 @@ public enum ExperimentJob {
             }
         case let .search(trials, space, strategy, validFile, validDays, earlyStopping):
             let data = try r.inputs.tuningData(validDays: validDays, validFile: validFile)
+            let monitor = r.tuningMonitor
+            guard !monitor.metric.needsTruth, !monitor.metric.needsGroups else {
+                throw FunnelError("--tune-monitor \(monitor.metric.rawValue) cannot score tuning trials: validation rows have no "
+                                  + (monitor.metric.needsTruth ? "counterfactual truth" : "group column"))
+            }
+            if let why = monitor.because { notes.append(why) }
             let validName = validFile ?? "\(r.inputs.train) days \(validDays.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" } ?? "")"
             for k in r.models {
                 var request = TuneRequest(train: r.inputs.train, valid: validName, base: configs[k]!, space: space, trials: trials)
@@ -94,7 +112,7 @@ public enum ExperimentJob {
                 request.out = r.out.map { $0 + "/tuning/" + k.rawValue }
                 request.seed = r.seed
                 request.concurrency = r.concurrency
-                request.monitor = r.primary
+                request.monitor = monitor.metric
                 request.earlyStopping = earlyStopping
                 let done = try Tuner.run(request, data: data) { note("[tune \(k.rawValue)] " + $0) }
                 configs[k] = done[0].config

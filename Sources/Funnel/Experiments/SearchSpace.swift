@@ -28,6 +28,7 @@ public struct SearchSpace: Sendable {
         "propensity-clip": { $0.propensityClip = try number($1, "propensity-clip") },
         "counterfactual-weight": { $0.counterfactualWeight = try number($1, "counterfactual-weight") },
         "imputation-weight": { $0.imputationWeight = try number($1, "imputation-weight") },
+        "twin-constraint-weight": { $0.twinConstraintWeight = try number($1, "twin-constraint-weight") },
         "aitm-alpha": { $0.aitmAlpha = try number($1, "aitm-alpha") },
         "distillation-ctr": { $0.distillationCTR = try number($1, "distillation-ctr") },
         "distillation-cvr": { $0.distillationCVR = try number($1, "distillation-cvr") },

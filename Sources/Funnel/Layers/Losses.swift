@@ -116,3 +116,41 @@ public enum DoublyRobustRisk {
         return total * scale
     }
 }
+
+/// DCMT's counterfactual CVR risk (Zhu et al., ICDE 2023, E^DCMT): a twin of CVR towers, the
+/// factual one (z, pCVR = σ(z)) trained on the clicked impressions weighted by the inverse
+/// propensity, the counterfactual one (u, pCVR* = σ(u)) trained on the unclicked impressions,
+/// weighted by the inverse of their propensity not to be clicked, towards non-conversion — and a
+/// soft constraint that the two are complements. Per row, with o = click, r = conversion, p̂ the
+/// stopped propensity, c the clip, a = o / max(p̂, c), b = (1 − o) / max(1 − p̂, c):
+///
+///     ℓ = w·[ a·CE(r, σ(z)) + b·CE(1 − r, σ(u)) + λ₁·|1 − σ(z) − σ(u)| ]
+///
+/// With s = sign(1 − σ(z) − σ(u)) (0 at the kink):
+/// dℓ/dz = w·[a(σ(z) − r) − λ₁·s·σ(z)(1 − σ(z))],
+/// dℓ/du = w·[b(σ(u) − 1 + r) − λ₁·s·σ(u)(1 − σ(u))].
+/// The clip floors both propensities, so no weight exceeds 1/c on either side.
+public enum CounterfactualTwinRisk {
+    @discardableResult
+    public static func forwardBackward(
+        factualLogits z: UnsafePointer<Float>, counterfactualLogits u: UnsafePointer<Float>, conversion r: UnsafePointer<Float>,
+        clicked o: UnsafePointer<Float>, propensity p: UnsafePointer<Float>, clip: Float, weights w: UnsafePointer<Float>,
+        count: Int, normalizer: Double, constraintWeight lambda1: Double, scale: Double,
+        dFactual: UnsafeMutablePointer<Float>, dCounterfactual: UnsafeMutablePointer<Float>
+    ) -> Double {
+        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
+        var total = 0.0
+        let k = scale / normalizer
+        for i in 0..<count {
+            let zi = Double(z[i]), ui = Double(u[i]), ri = Double(r[i]), oi = Double(o[i]), wi = Double(w[i])
+            let a = oi / Double(max(p[i], clip)), b = (1 - oi) / Double(max(1 - p[i], clip))
+            let pz = Sigmoid.value(zi), pu = Sigmoid.value(ui), gap = 1 - pz - pu
+            let factual = softplus(zi) - ri * zi, counterfactual = softplus(ui) - (1 - ri) * ui
+            total += wi * (a * factual + b * counterfactual + lambda1 * abs(gap))
+            let sign: Double = gap > 0 ? 1 : (gap < 0 ? -1 : 0)
+            dFactual[i] += Float(k * wi * (a * (pz - ri) - lambda1 * sign * pz * (1 - pz)))
+            dCounterfactual[i] = Float(k * wi * (b * (pu - 1 + ri) - lambda1 * sign * pu * (1 - pu)))
+        }
+        return total * k
+    }
+}

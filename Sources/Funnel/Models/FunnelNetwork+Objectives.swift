@@ -84,15 +84,17 @@ extension FunnelNetwork {
         case .ipwCVR:
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: 1, worker: worker), ds)
         case .entireSpaceIPW:
-            let lambda = Float(config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight)
+            let lambda = Float(config.effectiveCounterfactualWeight)
             let esmm = entireSpace()
             return esmm + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
         case .doublyRobustCVR:
             return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
         case .entireSpaceDR:
-            let lambda = config.counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight
             let esmm = entireSpace()
-            return esmm + doublyRobust(batch, lc, ls, ds, scale: lambda, worker: worker, normalizer: normalizer)
+            return esmm + doublyRobust(batch, lc, ls, ds, scale: config.effectiveCounterfactualWeight, worker: worker, normalizer: normalizer)
+        case .counterfactualTwin:
+            let esmm = entireSpace()
+            return esmm + counterfactualTwin(batch, lc, ls, ds, worker: worker, normalizer: normalizer)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
@@ -117,6 +119,20 @@ extension FunnelNetwork {
         let s = scratch.workers[worker], (p, clip) = heldPropensities(batch, ctrLogits)
         for i in 0..<batch.count { s.maskedWeights[i] = scale * batch.weight[i] * batch.click[i] / max(p[i], clip) }
         return UnsafePointer(s.maskedWeights)
+    }
+
+    /// `CounterfactualTwinRisk` (DCMT) on the factual CVR head and the counterfactual one (the
+    /// third slot), with the batch's held propensities; adds to the CVR logit gradient, writes
+    /// the counterfactual one.
+    private func counterfactualTwin(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
+                                    _ dCVR: UnsafeMutablePointer<Float>, worker: Int, normalizer: Double) -> Double {
+        let s = scratch.workers[worker], k = Head.ctcvr.rawValue
+        let (p, clip) = heldPropensities(batch, ctrLogits)
+        return CounterfactualTwinRisk.forwardBackward(
+            factualLogits: cvrLogits, counterfactualLogits: s.logits[k], conversion: batch.conversion.base,
+            clicked: batch.click.base, propensity: p, clip: clip, weights: batch.weight.base, count: batch.count,
+            normalizer: normalizer, constraintWeight: config.twinConstraintWeight ?? ModelConfig.defaultTwinConstraintWeight,
+            scale: config.effectiveCounterfactualWeight, dFactual: dCVR, dCounterfactual: s.logitGradients[k])
     }
 
     /// `DoublyRobustRisk` on the CVR head and the imputation head (the third slot), with the

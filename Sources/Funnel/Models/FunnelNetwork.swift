@@ -119,7 +119,7 @@ public final class FunnelNetwork {
         let secondHead = (0..<learners).map { tower(second, $0, logit: !transferring, &r2) }
         if arch.thirdHead {
             var r = rng()
-            ctcvr = (0..<learners).map { tower(arch.imputationHead ? "imputation" : "ctcvr", $0, logit: true, &r) }
+            ctcvr = (0..<learners).map { tower(arch.third!.towerName, $0, logit: true, &r) }
         }
         guard transferring else { return (ctr, secondHead, ctcvr, nil, []) }
         let k = config.hidden.last!
@@ -163,7 +163,7 @@ public final class FunnelNetwork {
 
     func heads(for objective: Objective) -> [Head] {
         (objective.usesCTRHead ? [Head.ctr] : []) + (objective.usesSecondHead ? [Head.second] : [])
-            + (objective == .parallelHeads || objective.usesImputation ? [Head.ctcvr] : [])
+            + (objective.usesThirdHead ? [Head.ctcvr] : [])
     }
 
     /// The parameters a stage trains: its heads and the trunks under them.

@@ -56,6 +56,12 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case multiDR = "multi-dr"
     /// ESCM²-DR (Wang et al., SIGIR 2022): ESMM's losses plus λ times the doubly robust risk.
     case escm2DR = "escm2-dr"
+    /// DCMT (Zhu et al., ICDE 2023, "DCMT: A Direct Entire-Space Causal Multi-Task Framework for
+    /// Post-Click Conversion Estimation"): a twin CVR tower — the factual tower (pCVR, trained on
+    /// clicked impressions weighted 1/p̂) beside a counterfactual one trained on the unclicked
+    /// impressions weighted 1/(1 − p̂) towards non-conversion, the two held together by the soft
+    /// constraint pCVR + pCVR* ≈ 1 — plus ESMM's CTR and CTCVR losses.
+    case dcmt
 
     /// The models of taml-www2023's comparison (Table 2), whose defaults follow its §3.2.
     public var isTAMLComparison: Bool { [.mlp, .sharedbottom, .mmoe, .ple, .aitm, .taml, .mtdm].contains(self) }
@@ -109,15 +115,32 @@ public enum Objective: String, Codable, Sendable {
     case doublyRobustCVR = "doubly_robust_cvr"
     /// ESCM²-DR: ESMM's loss + λ·the doubly robust CVR risk.
     case entireSpaceDR = "entire_space_dr"
+    /// DCMT: ESMM's loss + w·(the factual and counterfactual IPW risks + λ₁·|1 − pCVR − pCVR*|).
+    case counterfactualTwin = "counterfactual_twin"
 
     /// The CVR loss is weighted by inverse propensities from the CTR head.
-    var usesPropensities: Bool { [.ipwCVR, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR].contains(self) }
+    var usesPropensities: Bool { [.ipwCVR, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR, .counterfactualTwin].contains(self) }
     /// The objective trains the imputation head (the third head slot).
     var usesImputation: Bool { self == .doublyRobustCVR || self == .entireSpaceDR }
+    /// The objective trains the third head slot, whichever head it holds.
+    var usesThirdHead: Bool { self == .parallelHeads || usesImputation || self == .counterfactualTwin }
 
     /// Whether the objective trains the CTR head and the second head.
     var usesCTRHead: Bool { self != .cvr && self != .ctcvr }
     var usesSecondHead: Bool { self != .ctr }
+}
+
+/// What a network's third head (beside the CTR head and the second one) is.
+public enum ThirdHead: String, Codable, Sendable {
+    /// MTDM: pCTCVR predicted directly.
+    case ctcvr
+    /// Multi-DR / ESCM²-DR: the imputed conversion, trained but never predicted or exported.
+    case imputation
+    /// DCMT: the counterfactual CVR tower pCVR*, trained but never predicted or exported.
+    case counterfactualCVR = "counterfactual_cvr"
+
+    /// The tower's parameter names begin with this.
+    var towerName: String { rawValue }
 }
 
 /// Which rows a training stage iterates over.
@@ -161,13 +184,15 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var stages: [Stage]
     /// AITM: the second head also reads the CTR tower's transferred representation.
     public var transfer = false
-    /// MTDM: a third head predicting pCTCVR directly, beside the CTR and CVR heads.
-    public var ctcvrHead = false
-    /// Multi-DR / ESCM²-DR: the third head is an imputation tower (the CVR error), trained but
-    /// never predicted or exported.
-    public var imputationHead = false
+    /// A third head beside the CTR and second heads, if any (MTDM's pCTCVR, DR's imputation,
+    /// DCMT's counterfactual CVR).
+    public var third: ThirdHead?
+    /// MTDM: the third head predicts pCTCVR directly (the only third head that is predicted).
+    public var ctcvrHead: Bool { third == .ctcvr }
+    /// Multi-DR / ESCM²-DR: the third head is an imputation tower.
+    public var imputationHead: Bool { third == .imputation }
     /// A third head, whichever it is.
-    public var thirdHead: Bool { ctcvrHead || imputationHead }
+    public var thirdHead: Bool { third != nil }
 
     public static func of(_ kind: ModelKind) -> Architecture {
         let independentCTR = Stage(.ctr, on: .all)
@@ -199,7 +224,7 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: false, ctrHead: false, secondHead: .ctcvr, stages: [Stage(.ctcvr, on: .all)])
         case .mtdm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.parallelHeads, on: .all)],
-                                ctcvrHead: true)
+                                third: .ctcvr)
         case .taml:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.multiLearner, on: .all)])
         case .multiIPW:
@@ -208,10 +233,13 @@ public struct Architecture: Codable, Equatable, Sendable {
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpaceIPW, on: .all)])
         case .multiDR:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.doublyRobustCVR, on: .all)],
-                                imputationHead: true)
+                                third: .imputation)
         case .escm2DR:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.entireSpaceDR, on: .all)],
-                                imputationHead: true)
+                                third: .imputation)
+        case .dcmt:
+            return Architecture(sharedParameters: true, ctrHead: true, secondHead: .cvr, stages: [Stage(.counterfactualTwin, on: .all)],
+                                third: .counterfactualCVR)
         case .aitm:
             return Architecture(sharedParameters: true, ctrHead: true, secondHead: .ctcvr,
                                 stages: [Stage(.transferWithConstraint, on: .all)], transfer: true)
@@ -220,11 +248,13 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The CVR-side loss sees unclicked impressions.
     public var entireSpace: Bool {
-        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR].contains($0.objective) }
+        stages.contains { [.entireSpace, .splitHeads, .ctcvr, .transferWithConstraint, .multiLearner, .parallelHeads, .entireSpaceIPW, .doublyRobustCVR, .entireSpaceDR, .counterfactualTwin]
+            .contains($0.objective) }
     }
 
     /// The CVR loss is implicitly weighted by pCTR (pCTCVR = pCTR × pCVR is what is supervised).
-    public var weightedCVR: Bool { stages.contains { [.entireSpace, .multiLearner, .entireSpaceIPW, .entireSpaceDR].contains($0.objective) } }
+    public var weightedCVR: Bool { stages.contains { [.entireSpace, .multiLearner, .entireSpaceIPW, .entireSpaceDR, .counterfactualTwin]
+        .contains($0.objective) } }
 
     /// Trunks in the network: one when shared or when there is a single head.
     public var trunkCount: Int { sharedParameters || !ctrHead ? 1 : 2 }
@@ -282,8 +312,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var unbiasClip = 0.01
     /// Multi-IPW / ESCM²: the propensity floor before inverting (nil: `defaultPropensityClip`).
     public var propensityClip: Double?
-    /// ESCM²: λ, the weight of the counterfactual CVR risk (nil: `defaultCounterfactualWeight`).
+    /// ESCM²: λ, the weight of the counterfactual CVR risk; DCMT: w, its E^DCMT's (nil:
+    /// `defaultCounterfactualWeight(for:)`).
     public var counterfactualWeight: Double?
+    /// DCMT: λ₁, the weight of the twin towers' soft constraint |1 − pCVR − pCVR*| (nil: `defaultTwinConstraintWeight`).
+    public var twinConstraintWeight: Double?
     /// Multi-DR / ESCM²-DR: κ, the weight of the imputation loss o(e − ê)²/p̂ (nil: 1, PaddleRec's ESCM²).
     public var imputationWeight: Double?
     /// 1/15: the inverse propensities of PaddleRec's ESCM² are clipped at 15 (its "online
@@ -291,6 +324,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public static let defaultPropensityClip = 1.0 / 15
     /// 0.5: PaddleRec's ESCM² `counterfactual_w` (config_bigdata.yaml).
     public static let defaultCounterfactualWeight = 0.5
+    /// The counterfactual weight a model kind trains with when none is given: ESCM²'s 0.5, and
+    /// DCMT's 1 (its objective E^CTR + w·E^DCMT + E^CTCVR, the reference implementations' sum).
+    public static func defaultCounterfactualWeight(for kind: ModelKind) -> Double { kind == .dcmt ? 1 : defaultCounterfactualWeight }
+    /// 0.001: the twin constraint's weight in the public DCMT implementations (torch-rechub's
+    /// multi-task trainers); the paper leaves it a hyperparameter.
+    public static let defaultTwinConstraintWeight = 0.001
+    /// The counterfactual weight this configuration trains with.
+    public var effectiveCounterfactualWeight: Double { counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight(for: kind) }
     /// Unclicked training rows kept with probability 1/f and weighted f (esmm-ablation §2.1.1); 1 = off.
     public var downsampleNegatives = 1.0
 
@@ -346,6 +387,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case pooling, ignoreValues = "ignore_values"
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
         case propensityClip = "propensity_clip", counterfactualWeight = "counterfactual_weight", imputationWeight = "imputation_weight"
+        case twinConstraintWeight = "twin_constraint_weight"
     }
 
     /// Keys added in later versions fall back to their defaults, so older model files still load.
@@ -386,6 +428,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         propensityClip = try c.decodeIfPresent(Double.self, forKey: .propensityClip)
         counterfactualWeight = try c.decodeIfPresent(Double.self, forKey: .counterfactualWeight)
         imputationWeight = try c.decodeIfPresent(Double.self, forKey: .imputationWeight)
+        twinConstraintWeight = try c.decodeIfPresent(Double.self, forKey: .twinConstraintWeight)
         downsampleNegatives = try c.decodeIfPresent(Double.self, forKey: .downsampleNegatives) ?? d.downsampleNegatives
     }
 
@@ -415,6 +458,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw FunnelError("the counterfactual weight must be ≥ 0")
         }
         guard (imputationWeight ?? 0) >= 0, (imputationWeight ?? 0).isFinite else { throw FunnelError("the imputation weight must be ≥ 0") }
+        guard (twinConstraintWeight ?? 0) >= 0, (twinConstraintWeight ?? 0).isFinite else {
+            throw FunnelError("the twin constraint weight must be ≥ 0")
+        }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("the negative downsampling factor must be ≥ 1") }
     }
 }

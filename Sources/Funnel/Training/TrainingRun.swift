@@ -178,6 +178,9 @@ final class TrainingRun {
             }
         }
         if let exchange { try exchange.reduce(parameters, loss: &loss) }
+        // A non-finite loss (every rank sees the same, reduced) is never applied: the caller
+        // ends the run naming the stage, and no NaN reaches the weights.
+        guard loss.isFinite else { return loss }
         if let rates { optimizer.learningRate = Float(rates.rate(at: stageStep)) }
         optimizer.apply(parameters)
         stageStep += 1
