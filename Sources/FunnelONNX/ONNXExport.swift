@@ -153,7 +153,9 @@ private final class NetworkGraph {
         var columns: [String] = []
         let bagNames = Set(schema.layout.multiValued)
         for (k, vocab) in schema.fields.enumerated() {
-            if bagNames.contains(vocab.name) {
+            if let attended = layer.attentionUnits.first(where: { $0.field == k }) {
+                columns.append(attendedBag(k, query: attended.query, unit: attended.unit, table: table, layer: layer))
+            } else if bagNames.contains(vocab.name) {
                 columns.append(pooledBag(k, table: table, layer: layer))
             } else {
                 let rows = rowIDs(k, values: vocab.name)
@@ -172,6 +174,64 @@ private final class NetworkGraph {
             : builder.node("Concat", columns, hint: "embedding_\(t)", attributes: [B.attribute("axis", int: 1)])[0]
         trunkInputs[t] = out
         return out
+    }
+
+    /// What trunk `t`'s body reads: `FunnelNetwork.bodyInput` — the embedding output through the
+    /// DCN-v2 cross layers when the model has them, x_{l+1} = x₀ ⊙ (W_l·x_l + b_l) + x_l
+    /// (low rank: W_l·x_l = U_l(V_lᵀ·x_l), a Gemm without bias, then U_l's).
+    private func bodyInput(_ t: Int) -> String {
+        let x0 = embeddingOutput(t)
+        guard let cross = network.crosses[t] else { return x0 }
+        var x = x0
+        for l in 0..<cross.layerCount {
+            var projected = x
+            if let r = cross.rank {
+                let v = cross.projections[l]
+                let vt = builder.weights(v.name, v.value.array, dims: [r, cross.width])
+                projected = builder.node("Gemm", [x, vt], hint: v.name, attributes: [B.attribute("transB", int: 1)])[0]
+            }
+            let u = dense(cross.mixes[l], projected)
+            x = builder.op("Add", builder.op("Mul", x0, u), x, hint: "cross_\(t)_\(l)")
+        }
+        return x
+    }
+
+    /// [N × V]: entry (r, j) is 1 where value j belongs to row r (offsets[r] ≤ j < offsets[r+1]).
+    private func membership(_ name: String) -> String {
+        let offsets = name + ".offsets"
+        let count = builder.op("Shape", name)  // [V]
+        let positions = builder.op("Range", builder.constant(int64s: [0]).asScalar(builder), builder.op("Squeeze", count, builder.constant(int64s: [0])),
+                                   builder.constant(int64s: [1]).asScalar(builder))
+        let starts = builder.node("Slice", [offsets, builder.constant(int64s: [0]), builder.constant(int64s: [-1])])[0]
+        let ends = builder.node("Slice", [offsets, builder.constant(int64s: [1]), builder.constant(int64s: [Int64.max])])[0]
+        let j = builder.op("Unsqueeze", positions, builder.constant(int64s: [0]))  // [1 × V]
+        return builder.op("And", builder.op("GreaterOrEqual", j, builder.op("Unsqueeze", starts, builder.constant(int64s: [1]))),
+                          builder.op("Less", j, builder.op("Unsqueeze", ends, builder.constant(int64s: [1]))))
+    }
+
+    /// A multi-valued field pooled by DIN's target attention (`TargetAttention`): each value's
+    /// query is its row's candidate embedding (membershipᵀ·Q), z = [e, q, e − q, e ⊙ q], the
+    /// activation unit's score s, the weights s (or a masked softmax of s per row, a row
+    /// without values pooling to zeros) times the value weights, then W · E `[N × dim]`.
+    private func attendedBag(_ k: Int, query q: Int, unit: TargetAttention, table: String, layer: EmbeddingLayer) -> String {
+        let name = model.schema.fields[k].name, queryName = model.schema.fields[q].name
+        let e = builder.op("Gather", table, rowIDs(k, values: name), attributes: [B.attribute("axis", int: 0)])  // [V × d]
+        let query = builder.op("Gather", table, rowIDs(q, values: queryName), attributes: [B.attribute("axis", int: 0)])  // [N × d]
+        let inside = membership(name)
+        let member = builder.op("Cast", inside, attributes: [B.attribute("to", int: Int(B.ElementType.float.rawValue))])  // [N × V]
+        let qv = builder.node("Gemm", [member, query], attributes: [B.attribute("transA", int: 1)])[0]  // [V × d]
+        let z = builder.node("Concat", [e, qv, builder.op("Sub", e, qv), builder.op("Mul", e, qv)], attributes: [B.attribute("axis", int: 1)])[0]
+        let s = dense(unit.score, builder.op("Relu", dense(unit.hidden, z)))  // [V × 1]
+        let scores = builder.op("Transpose", s, attributes: [B.attribute("perm", ints: [1, 0])])  // [1 × V]
+        var w: String
+        if unit.normalize {
+            let masked = builder.op("Where", inside, scores, builder.constant([-Float.infinity], dims: [1]))
+            w = builder.op("Where", inside, builder.op("Softmax", masked, attributes: [B.attribute("axis", int: 1)]), builder.constant([0], dims: [1]))
+        } else {
+            w = builder.op("Mul", member, scores)
+        }
+        if !layer.bag.ignoreValues { w = builder.op("Mul", w, builder.op("Unsqueeze", name + ".weights", builder.constant(int64s: [0]))) }
+        return builder.op("MatMul", w, e, hint: "attended_" + name)
     }
 
     /// A multi-valued field pooled per row: W[r, j] = [offsets[r] ≤ j < offsets[r+1]] · wⱼ (divided
@@ -240,7 +300,7 @@ private final class NetworkGraph {
     /// Trunk `t`'s output (the heads' input when not gated).
     private func trunkOutput(_ t: Int) -> String {
         if let done = trunkOutputs[t] { return done }
-        let x = embeddingOutput(t)
+        let x = bodyInput(t)
         let y: String
         switch network.bodies[t] {
         case .identity, .gated: y = x
@@ -257,7 +317,7 @@ private final class NetworkGraph {
         let g = network.gate(of: h, learner: l)
         let key = "\(t).\(g)"
         if let done = gateOutputs[key] { return done }
-        let x = embeddingOutput(t)
+        let x = bodyInput(t)
         let out: String
         switch mixture {
         case let moe as MixtureOfExperts:

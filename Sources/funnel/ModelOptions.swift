@@ -4,7 +4,7 @@ import Funnel
 
 /// Model hyperparameters shared by `train` and `experiment`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Trunk: esmm (shared embedding, separate towers) or shared-bottom (embedding + shared hidden layers).")
+    @Option(help: "Trunk: esmm (shared embedding, separate towers), shared-bottom (embedding + shared hidden layers), mmoe, ple, taml (gated experts) or dcn (DCN-v2 cross layers under the towers).")
     var arch: TrunkKind = .esmm
     @Option(parsing: .unconditional, help: "Epochs over each stage's sample space.") var epochs = 1
     @Option(help: "Epochs of stages over clicked impressions only (BASE-style CVR networks); default: --epochs.")
@@ -38,10 +38,19 @@ struct ModelOptions: ParsableArguments {
     var twinConstraintWeight: Double?
     @Option(parsing: .unconditional, help: "multi-dr, escm2-dr: κ, the weight of the imputation loss (default 1, PaddleRec's ESCM²).")
     var imputationWeight: Double?
+    @Option(parsing: .unconditional, help: "DCN-v2 cross layers over the embedding concatenation, under any trunk's body (default 0; 3 with --arch dcn).")
+    var crossLayers: Int?
+    @Option(parsing: .unconditional, help: "Low-rank cross layers of this rank r (W = U·Vᵀ, U and V d × r; default: full rank).")
+    var crossRank: Int?
     @Option(help: "Keep 1/f of the unclicked rows, weighted f (training and evaluation alike).")
     var downsampleNegatives = 1.0
     @Flag(help: "Keep file order instead of shuffling every epoch.") var noShuffle = false
-    @Option(help: "How a multi-valued field's values pool: sum (weighted) or mean (weighted).") var pooling: BagPooling = .sum
+    @Option(help: "How a multi-valued field's values pool: sum (weighted), mean (weighted) or attention (DIN's target attention; needs --attention-query).")
+    var pooling: BagPooling = .sum
+    @Option(help: "--pooling attention: each list's query, LIST=CANDIDATE pairs separated by commas, e.g. 109_14=206,110_14=207.")
+    var attentionQuery: String?
+    @Option(parsing: .unconditional, help: "Hidden units of the attention's activation unit (default 36).") var attentionHidden: Int?
+    @Flag(help: "Softmax over each list's attention scores (default: unnormalised, as DIN).") var attentionNormalize = false
     @Flag(help: "Multi-valued fields: give every value weight 1 (ignore the id:weight weights).") var ignoreValues = false
     @Option(help: "Learning-rate schedule per stage: constant, cosine (to 0 over the stage) or step (× --lr-gamma every --lr-step-size steps).")
     var lrSchedule: LRSchedule = .constant
@@ -56,6 +65,20 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("\(flag) must be positive integers separated by commas, e.g. 200,80; got '\(text)'")
         }
         return parts.map { $0! }
+    }
+
+    /// `LIST=QUERY,…` as a list → query map; a list named twice or a pair without `=` is refused.
+    static func attentionPairs(_ text: String) throws -> [String: String] {
+        var pairs: [String: String] = [:]
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let sides = part.split(separator: "=", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard sides.count == 2, !sides[0].isEmpty, !sides[1].isEmpty else {
+                throw ValidationError("--attention-query takes LIST=CANDIDATE pairs separated by commas, e.g. 109_14=206; got '\(part)'")
+            }
+            guard pairs[sides[0]] == nil else { throw ValidationError("--attention-query names '\(sides[0])' twice") }
+            pairs[sides[0]] = sides[1]
+        }
+        return pairs
     }
 
     /// Each flag on its own, named in the message (the library checks the combined configuration again).
@@ -91,6 +114,10 @@ struct ModelOptions: ParsableArguments {
         try check(counterfactualWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--counterfactual-weight must be ≥ 0")
         try check(imputationWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--imputation-weight must be ≥ 0")
         try check(twinConstraintWeight.map { $0 >= 0 && $0.isFinite } ?? true, "--twin-constraint-weight must be ≥ 0")
+        try check((0...16).contains(crossLayers ?? 0), "--cross-layers must be between 0 and 16")
+        try check((crossRank ?? 1) >= 1 && (crossRank ?? 1) <= NetworkSize.maxLayerWidth, "--cross-rank must be between 1 and \(NetworkSize.maxLayerWidth)")
+        try check((1...NetworkSize.maxLayerWidth).contains(attentionHidden ?? 1), "--attention-hidden must be between 1 and \(NetworkSize.maxLayerWidth)")
+        if let attentionQuery { _ = try Self.attentionPairs(attentionQuery) }
         try check(downsampleNegatives >= 1 && downsampleNegatives.isFinite, "--downsample-negatives must be ≥ 1")
         try check(warmupSteps >= 0, "--warmup-steps must be ≥ 0")
         try check(lrGamma > 0 && lrGamma <= 1, "--lr-gamma must be in (0, 1]")
@@ -128,9 +155,13 @@ struct ModelOptions: ParsableArguments {
         c.downsampleNegatives = downsampleNegatives
         c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight; c.imputationWeight = imputationWeight
         c.twinConstraintWeight = twinConstraintWeight
+        c.crossLayers = crossLayers; c.crossRank = crossRank
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
         if pooling != .sum { c.pooling = pooling }
+        if let attentionQuery { c.attentionQueries = try Self.attentionPairs(attentionQuery) }
+        c.attentionHidden = attentionHidden
+        if attentionNormalize { c.attentionNormalize = true }
         if ignoreValues { c.ignoreValues = true }
         if warmupSteps > 0 { c.warmupSteps = warmupSteps }
         if lrSchedule == .step { c.lrGamma = lrGamma; c.lrStepSize = lrStepSize }

@@ -388,6 +388,36 @@ final class MultiValuedCommandTests: XCTestCase {
         XCTAssertTrue(e.contains("esmm"), e)
         let o = CLI.json(try CLI.ok(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/sum", "--json"] + bag + tiny))
         XCTAssertEqual((o["columns"] as? [String: Any])?["multiValued"] as? [String], ["tags"])
+        try attentionPooling(dir, bag: bag, tiny: tiny)
+    }
+
+    /// `--pooling attention`: trains, predicts, streams, evaluates, reloads; and every bad plan is
+    /// refused in words before training.
+    private func attentionPooling(_ dir: String, bag: [String], tiny: [String]) throws {
+        let attention = ["--pooling", "attention", "--attention-query", "tags=user"]
+        try CLI.ok(["train", "--train", dir + "/d.csv", "--model", "dcmt", "--arch", "dcn", "--out", dir + "/att"] + bag + tiny + attention)
+        let config = try String(contentsOfFile: dir + "/att/model.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("\"attention_queries\"") && config.contains("\"tags\" : \"user\""), config)
+        let o = CLI.json(try CLI.ok(["eval", "--model", dir + "/att", "--data", dir + "/d.csv", "--json"]))
+        _ = CLI.auc(o, "auc_ctcvr")
+        try CLI.ok(["prepare", "--data", dir + "/d.csv", "--out", dir + "/d.fcache"] + bag)
+        try CLI.ok(["train", "--train", dir + "/d.fcache", "--model", "esmm", "--out", dir + "/att-stream", "--memory-budget", "256",
+                    "--attention-normalize"] + tiny + attention)
+        try CLI.ok(["predict", "--model", dir + "/att-stream", "--data", dir + "/d.fcache", "--out", dir + "/att-stream.csv"])
+        let refusals: [([String], String)] = [
+            (["--attention-query", "tags=user"], "--attention-query needs --pooling attention"),
+            (["--pooling", "attention"], "multi-valued field 'tags' has no attention query"),
+            (["--pooling", "attention", "--attention-query", "tags=nope"], "attention query 'nope' (for 'tags') is not a categorical field"),
+            (["--pooling", "attention", "--attention-query", "user=tags"], "attention list 'user' has one value per row"),
+            (["--pooling", "attention", "--attention-query", "tags=tags"], "attention query 'tags' (for 'tags') is multi-valued"),
+            (["--pooling", "attention", "--attention-query", "tags"], "--attention-query takes LIST=CANDIDATE pairs"),
+        ]
+        for (flags, message) in refusals {
+            let r = try CLI.run(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/bad"] + bag + tiny + flags)
+            XCTAssertNotEqual(r.status, 0, flags.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains(message), "\(flags): \(r.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad"))
     }
 }
 

@@ -93,10 +93,22 @@ final class ONNXExportTests: XCTestCase {
         try parity("esmm-ple", ["--model", "esmm", "--arch", "ple"])
         try parity("aitm-mmoe", ["--model", "aitm", "--arch", "mmoe"])
         try parity("ipsp-bottom", ["--model", "ipsp", "--arch", "shared-bottom"])
+        // DCN-v2's cross layers: stacked under the towers (full rank), under MMoE's experts (low
+        // rank), under each of ESMM-NS's two trunks.
+        try parity("esmm-dcn", ["--model", "esmm", "--arch", "dcn"])
+        try parity("mmoe-cross", ["--model", "mmoe", "--cross-layers", "2", "--cross-rank", "4"])
+        try parity("esmm-ns-cross", ["--model", "esmm-ns", "--arch", "dcn", "--cross-layers", "1"])
         for pooling in [["--pooling", "sum"], ["--pooling", "mean"], ["--pooling", "mean", "--ignore-values"]] {
             try parity("bags-" + pooling.joined(), ["--model", "esmm", "--multi-valued", "tags"] + pooling,
                        train: "train-bags.csv", rows: "rows-bags.csv")
         }
+        // DIN target attention over `tags` with field 206's embedding as the query: the scores, the
+        // value weights and (softmax) the per-row normalisation in the graph; empty lists pool to 0.
+        try parity("bags-attention", ["--model", "esmm", "--multi-valued", "tags", "--pooling", "attention", "--attention-query", "tags=206"],
+                   train: "train-bags.csv", rows: "rows-bags.csv")
+        try parity("bags-attention-softmax", ["--model", "mmoe", "--multi-valued", "tags", "--pooling", "attention",
+                                              "--attention-query", "tags=206", "--attention-normalize", "--ignore-values"],
+                   train: "train-bags.csv", rows: "rows-bags.csv")
         // Every value rarer than --min-count: each field (text and multi-valued ones included) has
         // an empty vocabulary and maps every row to its out-of-vocabulary row.
         try parity("empty-vocabularies", ["--model", "esmm", "--multi-valued", "tags", "--min-count", "1000000"],

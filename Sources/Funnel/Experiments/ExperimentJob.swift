@@ -63,6 +63,7 @@ public enum ExperimentJob {
                            progress: @escaping @Sendable (String) -> Void) throws -> ExperimentOutcome {
         let (configs, tuningNotes) = try tunedConfigs(r, note: note)
         let loaded = try r.inputs.load()
+        for k in r.models { _ = try FunnelNetwork.attentionFields(configs[k]!, loaded.data.schema) }
         for n in loaded.notes { note(n) }
         let plan = ExperimentPlan(models: r.models, runs: r.runs, baseSeed: r.seed, ctcvrProtocol: r.ctcvrProtocol,
                                   concurrency: r.concurrency) { kind, seed in

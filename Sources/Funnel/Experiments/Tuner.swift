@@ -76,8 +76,10 @@ public enum Tuner {
         }
         let (schema, train, valid) = (data.schema, data.train, data.valid)
         for c in configs {
+            _ = try FunnelNetwork.attentionFields(c, schema)
             try NetworkSize.check(config: c, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
-                                  maxBatch: c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)))
+                                  maxBatch: c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)),
+                                  maxBagValues: train.maxBagValues)
         }
         var trials = ResumableJobs(Array(0..<count)) { saved($0, config: configs[$0], request: r) }
         if let line = trials.resumeLine("trial") { progress(line) }

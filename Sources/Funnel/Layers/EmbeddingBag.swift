@@ -5,6 +5,8 @@ public enum BagPooling: String, Codable, CaseIterable, Sendable {
     case sum
     /// Σ wᵢ·e(idᵢ) / Σ wᵢ: the weighted mean (with unit weights, the plain mean).
     case mean
+    /// DIN's target attention: Σ wᵢ·aᵢ·e(idᵢ), aᵢ from the candidate's embedding (`TargetAttention`).
+    case attention
 }
 
 /// Pooled embedding lookups of multi-valued ("bag") fields — esmm-sigir2018's Embedding&MLP,

@@ -23,6 +23,14 @@ public final class EmbeddingLayer {
     /// Per field: whether it is multi-valued (pooled from the batch's bags).
     public let isBag: [Bool]
     public let bag: EmbeddingBag
+    /// Multi-valued fields pooled by DIN's target attention, by field (`--pooling attention`).
+    let attentionPools: [Int: AttentionPooling]
+    /// The table, then each attention unit's parameters in field order.
+    public var parameters: [Parameter] { [table] + attentionPools.keys.sorted().flatMap { attentionPools[$0]!.unit.parameters } }
+    /// The attention units in field order.
+    public var attentionUnits: [(field: Int, query: Int, unit: TargetAttention)] {
+        attentionPools.keys.sorted().map { (attentionPools[$0]!.field, attentionPools[$0]!.query, attentionPools[$0]!.unit) }
+    }
 
     /// Per worker: row → slot in that worker's `rowGradients`, −1 when untouched. Always all −1
     /// between calls.
@@ -31,9 +39,11 @@ public final class EmbeddingLayer {
     /// - Parameters:
     ///   - bagFields: the multi-valued fields; `maxBagValues`: the most values a row has over
     ///     all of them together (sizes the sparse gradient), `pooling`/`ignoreValues`: how they pool.
+    ///   - attention: multi-valued field → the single-valued field whose embedding queries it
+    ///     (`TargetAttention`, `attentionHidden` units, softmax when `attentionNormalize`).
     public init(name: String, rows: Int, fields: Int, dim: Int, denseCount: Int, maxBatch: Int, workers: Int = 1,
                 rng: inout RandomSource, bagFields: [Int] = [], maxBagValues: Int = 0, pooling: BagPooling = .sum,
-                ignoreValues: Bool = false) {
+                ignoreValues: Bool = false, attention: [Int: Int] = [:], attentionHidden: Int = 36, attentionNormalize: Bool = false) {
         self.fields = fields
         self.dim = dim
         self.denseCount = denseCount
@@ -45,10 +55,17 @@ public final class EmbeddingLayer {
         slotOfRow = Array(repeating: [Int32](repeating: -1, count: rows), count: max(1, workers))
         // Small normal initialisation: keeps the first layer's pre-activations O(1) for any field count.
         for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
+        var pools: [Int: AttentionPooling] = [:]
+        for f in attention.keys.sorted() {  // after the table's draws: a model without attention is unchanged
+            pools[f] = AttentionPooling(name: "\(name).attention.\(f)", field: f, query: attention[f]!, dim: dim,
+                                        hiddenUnits: attentionHidden, normalize: attentionNormalize, maxBatch: maxBatch,
+                                        maxValues: maxBatch * max(1, maxBagValues), workers: max(1, workers), rng: &rng)
+        }
+        attentionPools = pools
     }
 
     public func forward(ids: UnsafePointer<Int32>, dense: UnsafePointer<Float>, batch: Int,
-                        into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = []) {
+                        into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = [], worker: Int = 0) {
         let w = table.value.base
         let width = outputWidth
         let single = bags.isEmpty
@@ -71,6 +88,10 @@ public final class EmbeddingLayer {
         }
         for b in bags {
             precondition(isBag[b.field], "field \(b.field) is not a multi-valued field of this layer")
+            if let pool = attentionPools[b.field] {
+                pool.forward(table: w, bag: b, batch: batch, dim: dim, out: out, rowStride: width, ignoreValues: bag.ignoreValues, worker: worker)
+                continue
+            }
             bag.forward(table: w, batch: batch, bagFields: 1, offsets: b.offsets, ids: b.ids, weights: b.weights,
                         out: out, rowStride: width, firstColumn: b.field * dim)
         }
@@ -109,6 +130,11 @@ public final class EmbeddingLayer {
                 }
             }
             for b in bags {
+                if let pool = attentionPools[b.field] {
+                    pool.backward(dOut: dOut, bag: b, ids: ids, fields: fields, batch: batch, dim: dim, rowStride: width,
+                                  ignoreValues: bag.ignoreValues, worker: worker, gradient: grad, slots: slots)
+                    continue
+                }
                 bag.backward(dOut: dOut, batch: batch, bagFields: 1, offsets: b.offsets, ids: b.ids, weights: b.weights,
                              rowStride: width, firstColumn: b.field * dim, gradient: grad, slots: slots)
             }

@@ -16,19 +16,22 @@ extension FunnelNetwork {
     private func backwardTrunk(_ t: Int, _ batch: Batch, heads hs: [Head], worker: Int) {
         let s = scratch.workers[worker]
         let dEmbedding = s.embeddingGradients[t]
+        let x = bodyInput(t, worker: worker)
         switch bodies[t] {
         case .identity: break
         case .dense(let bottom):
-            bottom.backward(s.embeddingOutputs[t], dLogits: s.bottomGradients[t], batch: batch.count,
+            bottom.backward(x, dLogits: s.bottomGradients[t], batch: batch.count,
                             dx: dEmbedding, accumulateInputGradient: false, worker: worker)
         case .gated(let mixture):
             var dOutputs = [UnsafePointer<Float>?](repeating: nil, count: gatesPerTrunk)
             for h in hs where trunk(of: h) == t {
                 for l in 0..<learnerCount { dOutputs[gate(of: h, learner: l)] = UnsafePointer(headInputGradient(h, learner: l, worker: worker)) }
             }
-            mixture.backward(s.embeddingOutputs[t], dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
+            mixture.backward(x, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
                              accumulateInputGradient: false, worker: worker)
         }
+        // The body's input gradient is the cross layers' output gradient; in place, to the embeddings'.
+        crosses[t]?.backward(dy: dEmbedding, batch: batch.count, worker: worker, dx0: dEmbedding, accumulate: false)
         batch.ids.withUnsafeBufferPointer { ids in
             embeddings[t].backward(ids: ids.baseAddress!, dOut: dEmbedding, batch: batch.count, worker: worker, bags: batch.bags)
         }

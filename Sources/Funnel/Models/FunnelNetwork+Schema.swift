@@ -4,6 +4,34 @@
 extension FunnelNetwork {
     public convenience init(config: ModelConfig, schema: FeatureSchema, maxBatch: Int? = nil, workers: Int = 1, maxBagValues: Int = 0) {
         self.init(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
-                  maxBatch: maxBatch, workers: workers, bagFields: schema.layout.bagFields, maxBagValues: maxBagValues)
+                  maxBatch: maxBatch, workers: workers, bagFields: schema.layout.bagFields, maxBagValues: maxBagValues,
+                  attention: (try? Self.attentionFields(config, schema)) ?? [:])
+    }
+
+    /// `--pooling attention`: each multi-valued field's query field, as field indices, or an error
+    /// that names the list or the query — called before any network is built (training, tuning,
+    /// experiments, loading a model), so the lenient `init` above only ever sees a valid plan.
+    public static func attentionFields(_ config: ModelConfig, _ schema: FeatureSchema) throws -> [Int: Int] {
+        let queries = config.attentionQueries ?? [:]
+        guard config.pooling == .attention else {
+            guard queries.isEmpty else { throw FunnelError("--attention-query needs --pooling attention") }
+            return [:]
+        }
+        let names = schema.fields.map(\.name), bags = Set(schema.layout.bagFields)
+        guard !bags.isEmpty else { throw FunnelError("--pooling attention needs a multi-valued field (--multi-valued); the data has none") }
+        var plan: [Int: Int] = [:]
+        for (list, query) in queries.sorted(by: { $0.key < $1.key }) {
+            guard let l = names.firstIndex(of: list) else { throw FunnelError("attention list '\(list)' is not a categorical field of the data") }
+            guard bags.contains(l) else {
+                throw FunnelError("attention list '\(list)' has one value per row: attention pools a multi-valued field (--multi-valued)")
+            }
+            guard let q = names.firstIndex(of: query) else { throw FunnelError("attention query '\(query)' (for '\(list)') is not a categorical field of the data") }
+            guard !bags.contains(q) else { throw FunnelError("attention query '\(query)' (for '\(list)') is multi-valued: a query is one candidate's value") }
+            plan[l] = q
+        }
+        for b in bags.sorted() where plan[b] == nil {
+            throw FunnelError("multi-valued field '\(names[b])' has no attention query: name one with --attention-query \(names[b])=FIELD")
+        }
+        return plan
     }
 }

@@ -29,6 +29,8 @@ public final class FunnelNetwork {
     public let embeddings: [EmbeddingLayer]
     /// The layers above each trunk's embedding table.
     public let bodies: [TrunkBody]
+    /// DCN-v2 cross layers between each trunk's embedding concatenation and its body (nil: none).
+    public let crosses: [CrossNetwork?]
     /// Each head's learners (towers): one, or `config.learners` for TAML, whose mean logit is
     /// the head's logit.
     public let ctrLearners: [MLP]
@@ -58,7 +60,7 @@ public final class FunnelNetwork {
     ///   - bagFields: the multi-valued fields (pooled as the config's `pooling` says);
     ///     `maxBagValues`: the most values a row has over all of them.
     public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil,
-                workers: Int = 1, bagFields: [Int] = [], maxBagValues: Int = 0) {
+                workers: Int = 1, bagFields: [Int] = [], maxBagValues: Int = 0, attention: [Int: Int] = [:]) {
         self.config = config
         let arch = config.architecture
         architecture = arch
@@ -77,7 +79,9 @@ public final class FunnelNetwork {
             var r = rng()
             return EmbeddingLayer(name: prefix + "embedding", rows: embeddingRows, fields: fields, dim: config.embeddingDim,
                                   denseCount: denseCount, maxBatch: cap, workers: w, rng: &r, bagFields: bagFields,
-                                  maxBagValues: maxBagValues, pooling: config.pooling ?? .sum, ignoreValues: config.ignoreValues ?? false)
+                                  maxBagValues: maxBagValues, pooling: config.pooling ?? .sum, ignoreValues: config.ignoreValues ?? false,
+                                  attention: attention, attentionHidden: config.attentionHidden ?? ModelConfig.defaultAttentionHidden,
+                                  attentionNormalize: config.attentionNormalize ?? false)
         }
         let embeddingWidth = embeddings[0].outputWidth
         let learners = max(1, config.learners)
@@ -90,6 +94,13 @@ public final class FunnelNetwork {
         let heads = Self.makeHeads(config, inputWidth: headInput, learners: learners, maxBatch: cap, workers: w, rng: rng)
         (ctrLearners, secondLearners, ctcvrLearners) = (heads.ctr, heads.second, heads.ctcvr)
         (transfer, towerOutputs) = (heads.transfer, heads.towerOutputs)
+        // Drawn after every other tensor's stream, so a network without crosses is unchanged.
+        crosses = trunkNames.map { prefix in
+            guard config.effectiveCrossLayers > 0 else { return nil }
+            var r = rng()
+            return CrossNetwork(name: prefix + "cross", width: embeddingWidth, layers: config.effectiveCrossLayers, rank: config.crossRank,
+                                maxBatch: cap, workers: w, rng: &r)
+        }
         scratch = NetworkScratch(.init(trunks: embeddings.count, embeddingWidth: embeddingWidth, headInput: headInput,
                                        sharedBottom: config.trunk.builder.usesBottom, gated: config.trunk.isGated, learners: learners,
                                        transferWidth: arch.transfer ? config.hidden.last! : nil, maxBatch: cap),
@@ -152,7 +163,7 @@ public final class FunnelNetwork {
         }
     }
 
-    private func trunkParameters(_ t: Int) -> [Parameter] { [embeddings[t].table] + bodies[t].parameters }
+    private func trunkParameters(_ t: Int) -> [Parameter] { embeddings[t].parameters + (crosses[t]?.parameters ?? []) + bodies[t].parameters }
 
     /// All parameters in a fixed order (the order of the weights file).
     public var parameters: [Parameter] {
@@ -181,15 +192,23 @@ public final class FunnelNetwork {
     func forwardTrunk(_ t: Int, _ batch: Batch, worker: Int) -> UnsafePointer<Float> {
         let out = scratch.workers[worker].embeddingOutputs[t]
         batch.ids.withUnsafeBufferPointer { ids in
-            embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out, bags: batch.bags)
+            embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out, bags: batch.bags,
+                                  worker: worker)
         }
+        let x = crosses[t].map { $0.forward(out, batch: batch.count, worker: worker) } ?? UnsafePointer(out)
         switch bodies[t] {
-        case .identity: return UnsafePointer(out)
-        case .dense(let bottom): return UnsafePointer(bottom.forward(out, batch: batch.count, worker: worker))
+        case .identity: return x
+        case .dense(let bottom): return UnsafePointer(bottom.forward(x, batch: batch.count, worker: worker))
         case .gated(let mixture):
-            mixture.forward(out, batch: batch.count, worker: worker)
-            return UnsafePointer(out)
+            mixture.forward(x, batch: batch.count, worker: worker)
+            return x
         }
+    }
+
+    /// What trunk `t`'s body read in this worker's last forward: the cross layers' output, or
+    /// the embedding concatenation.
+    func bodyInput(_ t: Int, worker: Int) -> UnsafePointer<Float> {
+        crosses[t]?.output(worker: worker) ?? UnsafePointer(scratch.workers[worker].embeddingOutputs[t])
     }
 
     /// What head `h` reads once its trunk ran: the trunk output, or its own gate's mixture.

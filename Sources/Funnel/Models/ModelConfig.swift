@@ -334,6 +334,22 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var effectiveCounterfactualWeight: Double { counterfactualWeight ?? ModelConfig.defaultCounterfactualWeight(for: kind) }
     /// Unclicked training rows kept with probability 1/f and weighted f (esmm-ablation §2.1.1); 1 = off.
     public var downsampleNegatives = 1.0
+    /// `--pooling attention`: each multi-valued field's query field, by name (list → candidate).
+    public var attentionQueries: [String: String]?
+    /// Hidden units of DIN's activation unit (nil: `defaultAttentionHidden`).
+    public var attentionHidden: Int?
+    /// Softmax over a list's attention scores (nil/false: unnormalised, as the DIN paper).
+    public var attentionNormalize: Bool?
+    /// 36: the activation unit's hidden layer in DIN's released code (a 36-unit PReLU layer; ReLU here).
+    public static let defaultAttentionHidden = 36
+    /// DCN-v2 cross layers between each trunk's embedding concatenation and its body (nil: none,
+    /// or `defaultCrossLayers` under `--arch dcn`); `crossRank` makes them low rank.
+    public var crossLayers: Int?
+    public var crossRank: Int?
+    /// `--arch dcn` without `--cross-layers`: DCN-v2's experiments stack 2–4 cross layers; 3.
+    public static let defaultCrossLayers = 3
+    /// Cross layers every trunk of this configuration has (0: none).
+    public var effectiveCrossLayers: Int { crossLayers ?? (trunk == .dcn ? ModelConfig.defaultCrossLayers : 0) }
 
     public init(kind: ModelKind) {
         self.kind = kind
@@ -388,6 +404,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case negativeRate = "negative_rate", unbiasClip = "unbias_clip", downsampleNegatives = "downsample_negatives"
         case propensityClip = "propensity_clip", counterfactualWeight = "counterfactual_weight", imputationWeight = "imputation_weight"
         case twinConstraintWeight = "twin_constraint_weight"
+        case crossLayers = "cross_layers", crossRank = "cross_rank"
+        case attentionQueries = "attention_queries", attentionHidden = "attention_hidden", attentionNormalize = "attention_normalize"
     }
 
     /// Keys added in later versions fall back to their defaults, so older model files still load.
@@ -429,6 +447,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         counterfactualWeight = try c.decodeIfPresent(Double.self, forKey: .counterfactualWeight)
         imputationWeight = try c.decodeIfPresent(Double.self, forKey: .imputationWeight)
         twinConstraintWeight = try c.decodeIfPresent(Double.self, forKey: .twinConstraintWeight)
+        crossLayers = try c.decodeIfPresent(Int.self, forKey: .crossLayers)
+        crossRank = try c.decodeIfPresent(Int.self, forKey: .crossRank)
+        attentionQueries = try c.decodeIfPresent([String: String].self, forKey: .attentionQueries)
+        attentionHidden = try c.decodeIfPresent(Int.self, forKey: .attentionHidden)
+        attentionNormalize = try c.decodeIfPresent(Bool.self, forKey: .attentionNormalize)
         downsampleNegatives = try c.decodeIfPresent(Double.self, forKey: .downsampleNegatives) ?? d.downsampleNegatives
     }
 
@@ -461,6 +484,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard (twinConstraintWeight ?? 0) >= 0, (twinConstraintWeight ?? 0).isFinite else {
             throw FunnelError("the twin constraint weight must be ≥ 0")
         }
+        guard (1...NetworkSize.maxLayerWidth).contains(attentionHidden ?? 1) else {
+            throw FunnelError("the attention unit's hidden units must be between 1 and \(NetworkSize.maxLayerWidth)")
+        }
+        guard (0...16).contains(crossLayers ?? 0) else { throw FunnelError("cross layers must be between 0 and 16") }
+        guard (crossRank ?? 1) >= 1, (crossRank ?? 1) <= NetworkSize.maxLayerWidth else {
+            throw FunnelError("the cross rank must be between 1 and \(NetworkSize.maxLayerWidth)")
+        }
+        guard crossRank == nil || effectiveCrossLayers > 0 else { throw FunnelError("a cross rank needs cross layers (--cross-layers or --arch dcn)") }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw FunnelError("the negative downsampling factor must be ≥ 1") }
     }
 }

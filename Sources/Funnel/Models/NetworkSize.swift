@@ -20,7 +20,8 @@ public struct NetworkSize: Sendable {
     /// is refused in words instead of allocating gigabytes of first-layer weights.
     public static let maxInputWidth = 1 << 16
 
-    public init(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int) {
+    public init(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,
+                maxBagValues: Int = 0) {
         let arch = c.architecture
         let trunks = Double(arch.trunkCount)
         let embeddingWidth = Double(fields * c.embeddingDim + denseCount)
@@ -32,6 +33,20 @@ public struct NetworkSize: Sendable {
         var params = Double(embeddingRows) * Double(c.embeddingDim) * trunks
         var activations = embeddingWidth * 2 * trunks
         var headInput = embeddingWidth
+        if c.pooling == .attention, let lists = c.attentionQueries?.count, lists > 0 {
+            // Per attended list: the activation unit (4d → h → 1), and per row of a batch up to
+            // `maxBagValues` values, each with z, ∂z (4d each), the gathered e and ∂e, h and ∂h, s, a, ∂s.
+            let d = Double(c.embeddingDim), h = Double(c.attentionHidden ?? ModelConfig.defaultAttentionHidden)
+            params += ((4 * d + 1) * h + h + 1) * Double(lists) * trunks
+            activations += Double(max(1, maxBagValues)) * (10 * d + 2 * h + 3) * Double(lists) * trunks
+        }
+        let crossLayers = Double(c.effectiveCrossLayers)
+        if crossLayers > 0 {
+            // Full rank W (d × d) + b, or low rank V (r × d) + U (d × r) + b, per layer; x_l and u_l per layer.
+            let perLayer = c.crossRank.map { 2 * Double($0) * embeddingWidth + embeddingWidth } ?? (embeddingWidth * embeddingWidth + embeddingWidth)
+            params += perLayer * crossLayers * trunks
+            activations += (embeddingWidth * (2 * crossLayers + 3) + Double(c.crossRank ?? 0) * (crossLayers + 1)) * trunks
+        }
         let learners = Double(max(1, c.learners))
         let heads = Double(FunnelNetwork.headsPerTrunk(arch)) * learners
         if c.trunk.builder.usesBottom {
@@ -65,7 +80,7 @@ public struct NetworkSize: Sendable {
     /// Refuses a configuration whose single sizes are out of range or whose network would not
     /// fit in `memoryFraction` of this machine's memory; the message names the quantity.
     public static func check(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,
-                             memoryFraction: Double = 0.8) throws {
+                             memoryFraction: Double = 0.8, maxBagValues: Int = 0) throws {
         func limit(_ ok: Bool, _ what: String) throws { if !ok { throw FunnelError(what) } }
         try limit(c.embeddingDim <= maxEmbeddingDim, "the embedding dimension \(c.embeddingDim) exceeds \(maxEmbeddingDim)")
         for (name, sizes) in [("tower", c.hidden), ("bottom", c.bottom), ("expert", c.expertHidden)] {
@@ -81,7 +96,7 @@ public struct NetworkSize: Sendable {
         try limit(c.batchSize <= NetworkSize.maxBatch, "the batch size \(c.batchSize) exceeds \(NetworkSize.maxBatch) rows")
         try limit(embeddingRows >= 1 && embeddingRows <= Int(Int32.max), "\(embeddingRows) embedding rows are out of range")
         let size = NetworkSize(config: c, embeddingRows: embeddingRows, fields: fields, denseCount: denseCount,
-                               maxBatch: maxBatch, workers: workers)
+                               maxBatch: maxBatch, workers: workers, maxBagValues: maxBagValues)
         let available = Double(ProcessInfo.processInfo.physicalMemory) * memoryFraction
         guard size.bytes <= available else {
             throw FunnelError(String(format: "the network needs about %.1f GiB (%.0f million parameters, batch of %d rows × %d workers); "

@@ -173,6 +173,57 @@ final class GradientCheckTests: XCTestCase {
         checkGradient(name: "q2", values: q2.base, count: q2.count, analytic: { d2[$0] }, loss: loss)
     }
 
+    /// DCN-v2's cross layers, full rank and low rank, two layers deep: every parameter and x₀
+    /// (which each layer reads twice: through the residual chain and the cross).
+    func testCrossNetwork() {
+        for rank in [nil, 2] as [Int?] {
+            var rng = RandomSource(seed: 29)
+            let batch = 4, d = 6
+            let cross = CrossNetwork(name: "cross", width: d, layers: 2, rank: rank, maxBatch: batch, workers: 1, rng: &rng)
+            let x0 = randomBuffer(batch * d, &rng), c = randomBuffer(batch * d, &rng), dx0 = FloatBuffer(count: batch * d)
+            func loss() -> Double { weightedSum(cross.forward(x0.base, batch: batch, worker: 0), c) }
+            _ = loss()
+            cross.backward(dy: c.base, batch: batch, worker: 0, dx0: dx0.base, accumulate: false)
+            XCTAssertEqual(cross.parameters.count, rank == nil ? 4 : 6)
+            for p in cross.parameters {
+                checkGradient(name: "\(p.name) rank \(rank.map(String.init) ?? "full")", values: p.value.base, count: p.count,
+                              analytic: { p.grad[$0] }, loss: loss)
+            }
+            checkGradient(name: "x0", values: x0.base, count: x0.count, analytic: { dx0[$0] }, loss: loss)
+        }
+    }
+
+    /// DIN's target attention, unnormalised and softmax: the activation unit's parameters, every
+    /// value embedding and every query, with value weights and an empty bag among the bags.
+    func testTargetAttention() {
+        for normalize in [false, true] {
+            var rng = RandomSource(seed: 31)
+            let d = 3, offsets: [Int32] = [0, 2, 2, 5, 6], bagCount = 4, values = 6
+            let unit = TargetAttention(name: "att", dim: d, hiddenUnits: 5, normalize: normalize, maxValues: values, workers: 1, rng: &rng)
+            let e = randomBuffer(values * d, &rng), q = randomBuffer(bagCount * d, &rng), c = randomBuffer(bagCount * d, &rng)
+            let w = FloatBuffer([1, 2, 0.5, 1, 3, 1.5])
+            let out = FloatBuffer(count: bagCount * d), de = FloatBuffer(count: values * d), dq = FloatBuffer(count: bagCount * d)
+            offsets.withUnsafeBufferPointer { o in
+                let bags = TargetAttention.Bags(count: bagCount, offsets: o.baseAddress!, values: e.base, queries: q.base, weights: w.base)
+                func loss() -> Double { unit.forward(bags, out: out.base, outStride: d, worker: 0); return weightedSum(out.base, c) }
+                _ = loss()
+                XCTAssertEqual((0..<d).map { out[d + $0] }, [0, 0, 0], "an empty bag pools to zeros")
+                unit.backward(bags, dOut: c.base, outStride: d, worker: 0, dValues: de.base, dQueries: dq.base)
+                let label = normalize ? "softmax" : "unnormalised"
+                for p in unit.parameters {
+                    if normalize && p === unit.score.bias {
+                        // The softmax is shift-invariant: the score's bias has no effect, its gradient is 0 up to rounding.
+                        XCTAssertEqual(p.grad[0], 0, accuracy: 1e-4)
+                        continue
+                    }
+                    checkGradient(name: "\(label) \(p.name)", values: p.value.base, count: p.count, analytic: { p.grad[$0] }, loss: loss)
+                }
+                checkGradient(name: "\(label) values", values: e.base, count: e.count, analytic: { de[$0] }, loss: loss)
+                checkGradient(name: "\(label) queries", values: q.base, count: q.count, analytic: { dq[$0] }, loss: loss)
+            }
+        }
+    }
+
     func testEmbeddingSparseBackward() {
         var rng = RandomSource(seed: 5)
         let fields = 3, dim = 4, dense = 2, batch = 5, rows = 30
@@ -245,10 +296,14 @@ final class GradientCheckTests: XCTestCase {
     /// The whole network: every parameter of the stage, through embedding, (bottom,) towers and
     /// loss, with non-uniform sample weights.
     private func checkNetwork(kind: ModelKind, objective: Objective, trunk: TrunkKind = .esmm, clickedOnly: Bool = false,
-                              bag: BagPooling? = nil, file: StaticString = #filePath, line: UInt = #line) {
+                              bag: BagPooling? = nil, cross: (layers: Int, rank: Int?)? = nil, normalizeAttention: Bool = false,
+                              file: StaticString = #filePath, line: UInt = #line) {
         var config = ModelConfig(kind: kind)
         config.embeddingDim = 3
         config.trunk = trunk
+        if let cross { (config.crossLayers, config.crossRank) = (cross.layers, cross.rank) }
+        // --arch dcn's default 3 layers at this tiny width put a tower's ReLU on a kink: 2 (low rank 2).
+        if trunk == .dcn && cross == nil { (config.crossLayers, config.crossRank) = (2, 2) }
         config.hidden = trunk == .esmm ? [6, 4] : [4]
         config.bottom = trunk == .sharedBottom ? [6, 5] : []
         config.experts = 2
@@ -258,10 +313,17 @@ final class GradientCheckTests: XCTestCase {
         var data = randomDataset(rows: 40, fields: 3, vocab: 5, dense: 2, seed: 12, clickRate: clickedOnly ? 1 : 0.5)
         if let bag {
             config.pooling = bag
+            if bag == .attention { (config.attentionHidden, config.attentionNormalize) = (4, normalizeAttention) }
             data = withBag(data, field: 1, vocab: 5, seed: 14)
         }
+        // Attention pools field 1's list with field 0's embedding as the query.
         let net = FunnelNetwork(config: config, embeddingRows: 15, fields: 3, denseCount: 2, bagFields: bag == nil ? [] : [1],
-                                maxBagValues: bag == nil ? 0 : 3)
+                                maxBagValues: bag == nil ? 0 : 3, attention: bag == .attention ? [1: 0] : [:])
+        if bag == .attention {
+            // At the table's N(0, 0.05) the attention's own gradients (∝ e·q) sit below a Float
+            // difference's noise: O(1) embeddings make them measurable.
+            for e in net.embeddings { for i in 0..<e.table.count { e.table.value[i] *= 15 } }
+        }
         let batch = Batch(capacity: 8, fields: 3, denseCount: 2)
         let rows: [Int32] = [0, 3, 5, 9, 14, 22, 30, 39]
         var weights = [Float](repeating: 1, count: 40)
@@ -272,6 +334,10 @@ final class GradientCheckTests: XCTestCase {
         let params = net.parameters(for: objective)
         XCTAssertFalse(params.isEmpty)
         for p in params {
+            if bag == .attention && normalizeAttention && p.name.hasSuffix("attention.1.score.bias") {
+                XCTAssertEqual(p.grad[0], 0, accuracy: 1e-5, "a softmax ignores its scores' common shift", file: file, line: line)
+                continue
+            }
             if p.isSparse {
                 let touched = p.touchedRows, dim = p.rowWidth
                 checkGradient(name: "\(kind.rawValue)/\(objective.rawValue)/\(p.name)", values: p.value.base, count: p.count, analytic: { i in
@@ -296,6 +362,31 @@ final class GradientCheckTests: XCTestCase {
                 for trunk in TrunkKind.allCases {
                     checkNetwork(kind: kind, objective: stage.objective, trunk: trunk, clickedOnly: stage.space != .all)
                 }
+            }
+        }
+    }
+
+    /// DIN attention pooling (unnormalised and softmax) in every model's network, on its own
+    /// trunk and on MMoE: the table (values and queries), the activation units, everything above.
+    func testEveryModelWithAttentionPooling() {
+        for (k, kind) in ModelKind.allCases.enumerated() {
+            for stage in Architecture.of(kind).stages {
+                for trunk in [kind.requiredTrunk ?? .esmm, .dcn] where kind.requiredTrunk == nil || trunk == kind.requiredTrunk {
+                    checkNetwork(kind: kind, objective: stage.objective, trunk: trunk, clickedOnly: stage.space != .all, bag: .attention,
+                                 normalizeAttention: k % 2 == 0)
+                }
+            }
+        }
+    }
+
+    /// DCN-v2 cross layers (full and low rank) under every trunk's body, for one- and two-trunk
+    /// models, AITM's transfer and TAML's learners: the crosses' parameters and, through them,
+    /// the embeddings.
+    func testCrossLayersUnderEveryTrunk() {
+        for (k, trunk) in TrunkKind.allCases.enumerated() {
+            for kind in [ModelKind.esmm, .esmmNS, .aitm, .taml] where kind.requiredTrunk == nil || kind.requiredTrunk == trunk {
+                let objective = Architecture.of(kind).stages.last!.objective
+                checkNetwork(kind: kind, objective: objective, trunk: kind.requiredTrunk ?? trunk, cross: (2, k % 2 == 0 ? nil : 2))
             }
         }
     }
