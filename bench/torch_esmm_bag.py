@@ -89,12 +89,35 @@ def csr(rows_part, records_part, rec, F):
     return offsets, ids, ws
 
 
+class TargetAttention(nn.Module):
+    """DIN's activation unit and pooling, the shapes of Funnel's `TargetAttention`: z = [e, q,
+    e − q, e ⊙ q] → Linear(4d, h) → ReLU → Linear(h, 1) = s; a = s (unnormalised) or softmax of s
+    within the row's list; p = Σ w·a·e. Every value of the batch in one matrix."""
+
+    def __init__(self, dim, hidden, normalize):
+        super().__init__()
+        self.unit = nn.Sequential(nn.Linear(4 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.normalize = normalize
+
+    def forward(self, e, q, w, row, rows):
+        qv = q[row]
+        s = self.unit(torch.cat([e, qv, e - qv, e * qv], dim=1)).squeeze(1)
+        if self.normalize:
+            top = torch.full((rows,), -float("inf")).scatter_reduce(0, row, s, reduce="amax", include_self=True)
+            x = torch.exp(s - top[row])
+            s = x / torch.zeros(rows).index_add(0, row, x)[row]
+        return torch.zeros(rows, e.shape[1]).index_add(0, row, (w * s).unsqueeze(1) * e)
+
+
 class ESMM(nn.Module):
-    def __init__(self, rows, fields, dim, hidden):
+    def __init__(self, rows, fields, dim, hidden, attention=None, attention_hidden=36, normalize=False):
         super().__init__()
         self.embedding = nn.EmbeddingBag(rows, dim, mode="sum", sparse=True)
         nn.init.normal_(self.embedding.weight, 0.0, 0.05)
         self.fields, self.dim = fields, dim
+        # list field index → query field index; each list its own unit.
+        self.attention = dict(attention or {})
+        self.units = nn.ModuleDict({str(f): TargetAttention(dim, attention_hidden, normalize) for f in self.attention})
 
         def tower():
             layers, w = [], fields * dim
@@ -107,7 +130,23 @@ class ESMM(nn.Module):
         self.ctr, self.cvr = tower(), tower()
 
     def forward(self, ids, offsets, weights):
-        x = self.embedding(ids, offsets, per_sample_weights=weights).view(-1, self.fields * self.dim)
+        x = self.embedding(ids, offsets, per_sample_weights=weights).view(-1, self.fields, self.dim)
+        if self.attention:
+            # Attended lists: their pooled sum is replaced by the attention pooling of their values.
+            rows = x.shape[0]
+            ends = torch.cat([offsets[1:], torch.tensor([ids.shape[0]])])
+            lens = ends - offsets
+            parts = list(x.unbind(1))
+            for f, qf in self.attention.items():
+                bags = torch.arange(rows) * self.fields + f
+                n = lens[bags]
+                pos = torch.repeat_interleave(offsets[bags] - torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(n, 0)[:-1]]), n) \
+                    + torch.arange(int(n.sum()))
+                row = torch.repeat_interleave(torch.arange(rows), n)
+                e = nn.functional.embedding(ids[pos], self.embedding.weight, sparse=True)
+                parts[f] = self.units[str(f)](e, x[:, qf], weights[pos], row, rows)
+            x = torch.stack(parts, dim=1)
+        x = x.reshape(-1, self.fields * self.dim)
         return self.ctr(x).squeeze(1), self.cvr(x).squeeze(1)
 
 
@@ -126,8 +165,12 @@ def main():
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--truth")
     add_shape_arguments(ap)
-    ap.add_argument("--pooling", choices=["sum", "mean"], default="sum",
-                    help="mean: each bag's weights divided by their sum (Funnel's weighted mean), still mode='sum'")
+    ap.add_argument("--pooling", choices=["sum", "mean", "attention"], default="sum",
+                    help="mean: each bag's weights divided by their sum (Funnel's weighted mean), still mode='sum'; "
+                         "attention: DIN's target attention on the --attention-query lists (others: sum)")
+    ap.add_argument("--attention-query", default="", help="LIST=QUERY pairs, comma-separated (Funnel's flag)")
+    ap.add_argument("--attention-hidden", type=int, default=36)
+    ap.add_argument("--attention-normalize", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -173,9 +216,14 @@ def main():
     click_t, ctcvr_t = torch.from_numpy(click[idx]), torch.from_numpy(click[idx] * buy[idx])
 
     hidden = [int(h) for h in a.hidden.split(",")]
-    model = ESMM(total, F, a.embedding_dim, hidden)
+    attention = {}
+    if a.pooling == "attention":
+        for pair in a.attention_query.split(","):
+            lst, q = pair.split("=")
+            attention[field_index[lst]] = field_index[q]
+    model = ESMM(total, F, a.embedding_dim, hidden, attention, a.attention_hidden, a.attention_normalize)
     opts = [torch.optim.SparseAdam([model.embedding.weight], lr=a.lr),
-            torch.optim.Adam(list(model.ctr.parameters()) + list(model.cvr.parameters()), lr=a.lr)]
+            torch.optim.Adam(list(model.ctr.parameters()) + list(model.cvr.parameters()) + list(model.units.parameters()), lr=a.lr)]
     bce_logits = nn.BCEWithLogitsLoss()
     n = len(idx)
     start = time.perf_counter()

@@ -406,7 +406,7 @@ final class MultiValuedCommandTests: XCTestCase {
         try CLI.ok(["predict", "--model", dir + "/att-stream", "--data", dir + "/d.fcache", "--out", dir + "/att-stream.csv"])
         let refusals: [([String], String)] = [
             (["--attention-query", "tags=user"], "--attention-query needs --pooling attention"),
-            (["--pooling", "attention"], "multi-valued field 'tags' has no attention query"),
+            (["--pooling", "attention"], "--pooling attention needs --attention-query LIST=FIELD for at least one multi-valued field (tags)"),
             (["--pooling", "attention", "--attention-query", "tags=nope"], "attention query 'nope' (for 'tags') is not a categorical field"),
             (["--pooling", "attention", "--attention-query", "user=tags"], "attention list 'user' has one value per row"),
             (["--pooling", "attention", "--attention-query", "tags=tags"], "attention query 'tags' (for 'tags') is multi-valued"),

@@ -5,7 +5,8 @@ public enum BagPooling: String, Codable, CaseIterable, Sendable {
     case sum
     /// Σ wᵢ·e(idᵢ) / Σ wᵢ: the weighted mean (with unit weights, the plain mean).
     case mean
-    /// DIN's target attention: Σ wᵢ·aᵢ·e(idᵢ), aᵢ from the candidate's embedding (`TargetAttention`).
+    /// DIN's target attention: Σ wᵢ·aᵢ·e(idᵢ), aᵢ from the candidate's embedding (`TargetAttention`),
+    /// for the lists given a query; the others pool by weighted sum.
     case attention
 }
 

@@ -29,9 +29,10 @@ extension FunnelNetwork {
             guard !bags.contains(q) else { throw FunnelError("attention query '\(query)' (for '\(list)') is multi-valued: a query is one candidate's value") }
             plan[l] = q
         }
-        for b in bags.sorted() where plan[b] == nil {
-            throw FunnelError("multi-valued field '\(names[b])' has no attention query: name one with --attention-query \(names[b])=FIELD")
+        guard !plan.isEmpty else {
+            throw FunnelError("--pooling attention needs --attention-query LIST=FIELD for at least one multi-valued field "
+                              + "(\(bags.sorted().map { names[$0] }.joined(separator: ", ")))")
         }
-        return plan
+        return plan  // lists without a query pool by weighted sum
     }
 }

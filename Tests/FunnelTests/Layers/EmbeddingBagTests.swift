@@ -20,7 +20,8 @@ final class EmbeddingBagTests: XCTestCase {
 
     func testForwardByHand() {
         let t = table()
-        for (pooling, ignore) in [(BagPooling.sum, false), (.mean, false), (.sum, true), (.mean, true)] {
+        // Under --pooling attention, a list given no query pools as the weighted sum.
+        for (pooling, ignore) in [(BagPooling.sum, false), (.mean, false), (.sum, true), (.mean, true), (.attention, false)] {
             let bag = EmbeddingBag(dim: dim, pooling: pooling, ignoreValues: ignore)
             let out = FloatBuffer(count: batch * rowStride, value: 9)
             bag.forward(table: t.base, batch: batch, bagFields: bagFields, offsets: offsets, ids: ids, weights: weights,
