@@ -51,7 +51,7 @@ final class DistributedTests: XCTestCase {
         // Each rank reads its shard of the file; sample spaces, sampling and shuffles run on the
         // shared label view, so BASE's two stages, UNBIAS's weights and downsampling match too.
         for (model, extra) in [("esmm", [String]()), ("mmoe", ["--experts", "2", "--expert-hidden", "8"]), ("base", []),
-                               ("unbias", ["--downsample-negatives", "2"])] {
+                               ("unbias", ["--downsample-negatives", "2"]), ("dcmt", ["--arch", "dcn", "--cross-layers", "2"])] {
             try CLI.ok(["train", "--train", train, "--model", model, "--out", d + "/\(model)-1"] + common + extra)
             let r = try CLI.mpirun(ranks: 2, ["train", "--train", train, "--model", model, "--out", d + "/\(model)-2", "--json"] + common + extra)
             XCTAssertEqual(r.status, 0, r.stderr)

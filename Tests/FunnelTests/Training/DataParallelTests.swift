@@ -31,10 +31,28 @@ final class DataParallelTests: XCTestCase {
         return config
     }
 
-    private func checkShards(_ name: String, _ config: ModelConfig, _ objective: Objective) {
-        let data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)
-        let single = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 1)
-        let multi = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 3)
+    /// DIN attention pooling (each worker its own gathered values and unit buffers) and DCN-v2
+    /// cross layers: the shards' reduced gradients equal the whole batch's too.
+    func testAttentionAndCrossShardsEqualWholeBatchGradient() {
+        for (kind, trunk) in [(ModelKind.esmm, TrunkKind.dcn), (.mmoe, .mmoe), (.dcmt, .esmm)] {
+            var config = ModelConfig(kind: kind)
+            config.trunk = trunk
+            config = Self.small(config)
+            config.pooling = .attention
+            config.attentionHidden = 4
+            config.attentionNormalize = kind == .mmoe
+            checkShards("\(kind.rawValue) attention on \(trunk.rawValue)", config, config.architecture.stages.last!.objective, attention: true)
+        }
+    }
+
+    private func checkShards(_ name: String, _ config: ModelConfig, _ objective: Objective, attention: Bool = false) {
+        var data = randomDataset(rows: 10, fields: 3, vocab: 4, dense: 2, seed: 8, clickRate: 0.6)
+        if attention { data = withBag(data, field: 1, vocab: 4, seed: 9) }
+        let bags = attention ? [1] : [], plan = attention ? [1: 0] : [:]
+        let single = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 1, bagFields: bags,
+                                   maxBagValues: 3, attention: plan)
+        let multi = FunnelNetwork(config: config, embeddingRows: 12, fields: 3, denseCount: 2, workers: 3, bagFields: bags,
+                                  maxBagValues: 3, attention: plan)
         let whole = Batch(capacity: 10, fields: 3, denseCount: 2)
         [Int32](0..<10).withUnsafeBufferPointer { whole.fill(from: data, rows: $0) }
         let wholeLoss = single.computeGradients(whole, objective: objective)
