@@ -4,7 +4,7 @@
 # the hand-made crosses 508/509/702/853; 5 seeds each; plus PyTorch's attention ESMM of the same
 # shape. Usage: bench/attention.sh FUNNEL OUTDIR [PYTHON]   (PYTHON: a python with torch, e.g. .venv-bench/bin/python)
 set -euo pipefail
-F=$(realpath "$1"); OUT=$2; PY=${3:-}
+F=$(realpath "$1"); OUT=$2; PY=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"; cd "$OUT"
 r=raw
@@ -27,12 +27,29 @@ run dcn "" --pooling mean --cross-layers 3
 run attention+dcn "" "${ATT[@]}" --cross-layers 3
 run mean-nocross -nocross --pooling mean
 run attention-nocross -nocross "${ATT[@]}"
-python3 "$HERE/variants.py" auc_cvr_entire_space mean=mean attention=attention dcn=dcn attention+dcn=attention+dcn \
+python3 "$HERE/variants.py" auc_ctr,auc_cvr,auc_ctcvr,auc_cvr_entire_space mean=mean attention=attention dcn=dcn attention+dcn=attention+dcn \
   "mean, no crosses=mean-nocross" "attention, no crosses=attention-nocross" | tee table.md
 if [ -n "$PY" ]; then
+  # Side by side with PyTorch (bench/torch_esmm_bag.py, the same shapes): ESMM, one seed, 2 threads each, one at a time.
   for pooling in mean attention; do
+    flags=(--pooling $pooling); [ $pooling = attention ] && flags=("${ATT[@]}")
+    "$F" train --train $r/train.fcache --model esmm --threads 2 --seed 1 --out f-$pooling --json "${flags[@]}" > f-$pooling.json
+    "$F" eval --model f-$pooling --data $r/test.fcache --truth $r/sample_skeleton_test_truth.csv --json > f-$pooling-eval.json
     "$PY" "$HERE/torch_esmm_bag.py" --train-skeleton $r/sample_skeleton_train.csv --train-common $r/common_features_train.csv \
       --test-skeleton $r/sample_skeleton_test.csv --test-common $r/common_features_test.csv --truth $r/sample_skeleton_test_truth.csv \
-      --pooling $pooling --attention-query $Q --threads 2 | tee torch-$pooling.json
+      --pooling $pooling --attention-query $Q --threads 2 --seed 1 > torch-$pooling.json
   done
+  python3 - <<'PY' | tee side-by-side.md
+import json
+print("| pooling | peer | train samples/s | AUC CTR | AUC CVR | AUC CTCVR | AUC CVR-ES |")
+print("|---|---|---|---|---|---|---|")
+for pooling in ("mean", "attention"):
+    f, e, t = (json.load(open(n)) for n in ("f-%s.json" % pooling, "f-%s-eval.json" % pooling, "torch-%s.json" % pooling))
+    m = e["results"][0] if "results" in e else e
+    get = lambda d, k: d.get(k) if k in d else d.get("metrics", {}).get(k)
+    print("| %s | Funnel | %.0f | %.4f | %.4f | %.4f | %.4f |" % (pooling, f["train_samples_per_second"], get(m, "auc_ctr"), get(m, "auc_cvr"),
+          get(m, "auc_ctcvr"), get(m, "auc_cvr_entire_space")))
+    print("| %s | PyTorch %s | %.0f | %.4f | %.4f | %.4f | %.4f |" % (pooling, t["torch"], t["train_samples_per_second"], t["auc_ctr"],
+          t["auc_cvr"], t["auc_ctcvr"], t["auc_cvr_entire_space"]))
+PY
 fi

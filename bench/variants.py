@@ -2,7 +2,8 @@
 """Compare experiment directories run with different flags (variants of the same models): per
 model and variant, mean ± std over seeds of each metric, and a two-sided Welch t-test of every
 variant against the first on one metric. `funnel experiment` compares models within one run;
-this compares runs. Usage: variants.py METRIC NAME=DIR [NAME=DIR …] (the first is the reference)."""
+this compares runs. Usage: variants.py METRIC[,METRIC…] NAME=DIR [NAME=DIR …] (the first is the
+reference; bold: p < 0.01)."""
 import json, math, sys
 
 
@@ -46,30 +47,34 @@ def welch(x, y):
 
 
 def main():
-    metric, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-    shown = ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space"]
+    """Per model and variant: each metric's mean ± std over seeds; for every variant but the
+    first, each metric's difference of means to the first and its Welch p-value."""
+    metrics, pairs = sys.argv[1].split(","), [a.split("=", 1) for a in sys.argv[2:]]
     runs = {}
     for name, path in pairs:
         for r in json.load(open(path + "/results.json"))["runs"]:
             runs.setdefault((r["model"], name), []).append(r)
     models = sorted({m for m, _ in runs}, key=lambda m: [mm for mm, _ in runs].index(m))
-    print("| model | variant | " + " | ".join(shown) + " | samples/s | %s vs %s (Welch p) |" % (metric, pairs[0][0]))
-    print("|---|---|" + "---|" * (len(shown) + 2))
+    print("| model | variant | " + " | ".join(metrics) + " | samples/s |")
+    print("|---|---|" + "---|" * (len(metrics) + 1))
     for m in models:
-        ref = [r["report"][metric] for r in runs[(m, pairs[0][0])]]
         for name, _ in pairs:
-            rs = runs[(m, name)]
+            rs, ref = runs[(m, name)], runs[(m, pairs[0][0])]
             cells = []
-            for k in shown:
-                v = [r["report"][k] for r in rs if r["report"].get(k) is not None]
+            for k in metrics:
+                v = [r["report"][k] for r in rs]
                 mean = sum(v) / len(v)
                 std = math.sqrt(sum((x - mean) ** 2 for x in v) / max(1, len(v) - 1))
-                cells.append("%.4f ± %.4f" % (mean, std))
+                cell = "%.4f ± %.4f" % (mean, std)
+                if name != pairs[0][0]:
+                    base = [r["report"][k] for r in ref]
+                    p = welch(v, base)
+                    cell += " (%+.4f, p %s)" % (mean - sum(base) / len(base), "< 0.001" if p < 0.001 else "= %.3f" % p)
+                    if p < 0.01:
+                        cell = "**" + cell + "**"
+                cells.append(cell)
             speed = sum(r["trainSamplesPerSecond"] for r in rs) / len(rs)
-            mine = [r["report"][metric] for r in rs]
-            delta = sum(mine) / len(mine) - sum(ref) / len(ref)
-            test = "—" if name == pairs[0][0] else "%+.4f (p = %.3f)" % (delta, welch(mine, ref))
-            print("| `%s` | %s | %s | %.0f | %s |" % (m, name, " | ".join(cells), speed, test))
+            print("| `%s` | %s | %s | %.0f |" % (m, name, " | ".join(cells), speed))
 
 
 if __name__ == "__main__":

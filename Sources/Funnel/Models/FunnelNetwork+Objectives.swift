@@ -88,6 +88,9 @@ extension FunnelNetwork {
             let esmm = entireSpace()
             return esmm + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
         case .doublyRobustCVR:
+            // The DR risk adds to the CVR logit gradient, and Multi-DR has no other CVR term to
+            // write it first: start it at zero (once it was last step's, and pCVR ran to 0).
+            ds.update(repeating: 0, count: n)
             return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
         case .entireSpaceDR:
             let esmm = entireSpace()

@@ -419,8 +419,11 @@ final class GradientCheckTests: XCTestCase {
     }
 
     /// Gradients are a function of the batch alone: nothing leaks from the previous step.
+    /// Every model's every stage: the same batch after another gives the same gradients — no
+    /// logit gradient buffer is added to without being written first in a step.
     func testGradientsDoNotCarryOverBetweenSteps() {
-        for (kind, objective) in [(ModelKind.esmm, Objective.entireSpace), (.base, .ctr), (.base, .cvr)] {
+        let cases = ModelKind.allCases.flatMap { kind in Architecture.of(kind).stages.map { (kind, $0.objective) } }
+        for (kind, objective) in cases {
             var config = ModelConfig(kind: kind)
             config.embeddingDim = 3; config.hidden = [5]; config.batchSize = 6
             let data = randomDataset(rows: 12, fields: 2, vocab: 4, dense: 1, seed: 2, clickRate: 0.7)
