@@ -88,10 +88,7 @@ extension FunnelNetwork {
             let esmm = entireSpace()
             return esmm + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
         case .doublyRobustCVR:
-            // The DR risk adds to the CVR logit gradient, and Multi-DR has no other CVR term to
-            // write it first: start it at zero (once it was last step's, and pCVR ran to 0).
-            ds.update(repeating: 0, count: n)
-            return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
+            return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer, writesCVR: true)
         case .entireSpaceDR:
             let esmm = entireSpace()
             return esmm + doublyRobust(batch, lc, ls, ds, scale: config.effectiveCounterfactualWeight, worker: worker, normalizer: normalizer)
@@ -141,9 +138,13 @@ extension FunnelNetwork {
     /// `DoublyRobustRisk` on the CVR head and the imputation head (the third slot), with the
     /// batch's held propensities, imputed conversions and CVR logits (taken at the first loss of
     /// this fill); adds to the CVR logit gradient, writes the imputation one.
+    /// `writesCVR`: no other term of the objective wrote the CVR logit gradient this step (Multi-DR),
+    /// so it starts at zero — the risk only adds to it (once it kept last step's, and pCVR ran to 0).
     private func doublyRobust(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
-                              _ dCVR: UnsafeMutablePointer<Float>, scale: Double, worker: Int, normalizer: Double) -> Double {
+                              _ dCVR: UnsafeMutablePointer<Float>, scale: Double, worker: Int, normalizer: Double,
+                              writesCVR: Bool = false) -> Double {
         let s = scratch.workers[worker], n = batch.count, k = Head.ctcvr.rawValue
+        if writesCVR { dCVR.update(repeating: 0, count: n) }
         if !batch.doublyRobustTaken {
             for i in 0..<n { batch.imputedConversion[i] = Sigmoid.value(s.logits[k][i]); batch.stoppedCVRLogit[i] = cvrLogits[i] }
             batch.doublyRobustTaken = true
