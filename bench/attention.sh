@@ -4,7 +4,7 @@
 # the hand-made crosses 508/509/702/853; 5 seeds each; plus PyTorch's attention ESMM of the same
 # shape. Usage: bench/attention.sh FUNNEL OUTDIR [PYTHON]   (PYTHON: a python with torch, e.g. .venv-bench/bin/python)
 set -euo pipefail
-F=$(realpath "$1"); OUT=$2; PY=${3:+$(realpath "$3")}
+F=$(realpath "$1"); OUT=$2; PY=${3:+$(cd "$(dirname "$3")" && pwd)/$(basename "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"; cd "$OUT"
 r=raw
