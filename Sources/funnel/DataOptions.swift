@@ -39,7 +39,11 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Map categorical ids by a stable hash into N buckets instead of a vocabulary: N for every field, FIELD=N per field, comma-separated (e.g. 1000000 or 101=1000000,205=500000). Collisions are reported.")
     var hashBuckets: String?
 
+    @Option(help: "Fields that share one vocabulary and one block of embedding rows, comma-separated (e.g. a behaviour list and its candidate field: 109_14,206); repeatable.")
+    var shareEmbedding: [String] = []
+
     func validate() throws {
+        do { _ = try SharedVocabularies.parse(shareEmbedding) } catch let e as FunnelError { throw ValidationError(e.message) }
         if let s = valueSeparator, s.utf8.count != 1 || s == "," || s == ":" {
             throw ValidationError("--value-separator must be one character other than ',' and ':', got '\(s)'")
         }
@@ -83,6 +87,7 @@ struct DataOptions: ParsableArguments {
         o.inconsistent = inconsistent
         o.skipBadRows = skipBadRows
         if let h = hashBuckets { o.hashBuckets = try HashBuckets.parse(h) }
+        o.sharedVocabularies = try SharedVocabularies.parse(shareEmbedding)
         o.multiValued = list(multiValued)
         if let s = valueSeparator { o.valueSeparator = s.utf8.first! }
         o.maxValues = maxValues

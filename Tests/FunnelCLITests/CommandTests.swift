@@ -400,9 +400,15 @@ final class MultiValuedCommandTests: XCTestCase {
         XCTAssertTrue(config.contains("\"attention_queries\"") && config.contains("\"tags\" : \"user\""), config)
         let o = CLI.json(try CLI.ok(["eval", "--model", dir + "/att", "--data", dir + "/d.csv", "--json"]))
         _ = CLI.auc(o, "auc_ctcvr")
+        // The list and its query on one vocabulary and one block of rows, from text and from a cache.
+        try CLI.ok(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/att-shared", "--share-embedding", "tags,user"]
+                   + bag + tiny + attention)
+        let shared = try String(contentsOfFile: dir + "/att-shared/model.json", encoding: .utf8)
+        XCTAssertTrue(shared.contains("\"shares_rows_with\" : \"user\""), shared)
+        try CLI.ok(["predict", "--model", dir + "/att-shared", "--data", dir + "/d.csv", "--out", dir + "/att-shared.csv"])
         try CLI.ok(["prepare", "--data", dir + "/d.csv", "--out", dir + "/d.fcache"] + bag)
         try CLI.ok(["train", "--train", dir + "/d.fcache", "--model", "esmm", "--out", dir + "/att-stream", "--memory-budget", "256",
-                    "--attention-normalize"] + tiny + attention)
+                    "--attention-normalize", "--share-embedding", "tags,user"] + tiny + attention)
         try CLI.ok(["predict", "--model", dir + "/att-stream", "--data", dir + "/d.fcache", "--out", dir + "/att-stream.csv"])
         let refusals: [([String], String)] = [
             (["--attention-query", "tags=user"], "--attention-query needs --pooling attention"),
@@ -411,6 +417,8 @@ final class MultiValuedCommandTests: XCTestCase {
             (["--pooling", "attention", "--attention-query", "user=tags"], "attention list 'user' has one value per row"),
             (["--pooling", "attention", "--attention-query", "tags=tags"], "attention query 'tags' (for 'tags') is multi-valued"),
             (["--pooling", "attention", "--attention-query", "tags"], "--attention-query takes LIST=CANDIDATE pairs"),
+            (["--share-embedding", "tags"], "--share-embedding takes two or more fields"),
+            (["--share-embedding", "tags,nope"], "--share-embedding: 'nope' is not a categorical column"),
         ]
         for (flags, message) in refusals {
             let r = try CLI.run(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/bad"] + bag + tiny + flags)

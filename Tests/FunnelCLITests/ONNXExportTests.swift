@@ -109,6 +109,10 @@ final class ONNXExportTests: XCTestCase {
         try parity("bags-attention-softmax", ["--model", "mmoe", "--multi-valued", "tags", "--pooling", "attention",
                                               "--attention-query", "tags=206", "--attention-normalize", "--ignore-values"],
                    train: "train-bags.csv", rows: "rows-bags.csv")
+        // The list and its query sharing one vocabulary and one block of rows (--share-embedding).
+        try parity("bags-attention-shared", ["--model", "esmm", "--multi-valued", "tags", "--pooling", "attention",
+                                             "--attention-query", "tags=206", "--share-embedding", "tags,206"],
+                   train: "train-bags.csv", rows: "rows-bags.csv")
         // Every value rarer than --min-count: each field (text and multi-valued ones included) has
         // an empty vocabulary and maps every row to its out-of-vocabulary row.
         try parity("empty-vocabularies", ["--model", "esmm", "--multi-valued", "tags", "--min-count", "1000000"],

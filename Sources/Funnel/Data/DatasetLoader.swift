@@ -12,6 +12,7 @@ public enum DatasetLoader {
         options.shard = communicator.shard
         let raw = try TableSource.readTraining(path, options: options)
         try options.hashBuckets.check(raw.layout, file: path)
+        try options.sharedVocabularies.check(raw.layout, hashing: options.hashBuckets)
         var acc = FeatureSchema.Accumulator(layout: raw.layout)
         acc.add(raw)
         var report = raw.report
@@ -19,7 +20,7 @@ public enum DatasetLoader {
         report = try report.merged(across: communicator)
         report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        let schema = acc.schema(minCount: minCount, hashing: options.hashBuckets)
+        let schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
         return (schema, schema.encode(raw), report)
     }
 
@@ -36,7 +37,9 @@ public enum DatasetLoader {
             throw DataError(file: path, column: dayColumn, "no rows on training days \(trainDays.lowerBound)-\(trainDays.upperBound)")
         }
         try options.hashBuckets.check(raw.layout, file: path)
-        let (schema, notes) = FeatureSchema.fitWithNotes(trainRaw, minCount: minCount, hashing: options.hashBuckets)
+        try options.sharedVocabularies.check(raw.layout, hashing: options.hashBuckets)
+        let (schema, notes) = FeatureSchema.fitWithNotes(trainRaw, minCount: minCount, hashing: options.hashBuckets,
+                                                         sharing: options.sharedVocabularies)
         var days: [Int: EncodedDataset] = [:]
         for d in evaluationDays {
             let part = raw.filter { $0 == d }

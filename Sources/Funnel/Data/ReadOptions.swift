@@ -17,6 +17,8 @@ public struct ReadOptions: Sendable {
     public var dayColumn: String? = nil
     /// Categorical fields mapped by a stable hash instead of a vocabulary when a schema is fitted.
     public var hashBuckets = HashBuckets()
+    /// Categorical fields sharing one vocabulary and block of embedding rows when a schema is fitted.
+    public var sharedVocabularies = SharedVocabularies()
     /// Column-name patterns of multi-valued (categorical) columns: a cell holds values separated
     /// by `valueSeparator`, each `id` or `id:weight`; `maxValues` keeps a row's highest-weight ones.
     public var multiValued: [String] = []

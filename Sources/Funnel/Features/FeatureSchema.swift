@@ -10,17 +10,21 @@ public struct FieldVocabulary: Codable, Sendable {
     /// A hashed field's buckets (`HashBuckets`): ids are 1 + hash(key) mod buckets, 0 for an
     /// empty cell; nil for a vocabulary.
     public let hashBuckets: Int?
+    /// The field whose embedding rows this one uses (`SharedVocabularies`; same values); nil: its own.
+    public let sharesRowsWith: String?
     private var lookup: [Int64: Int32] = [:]
 
     enum CodingKeys: String, CodingKey {
         case name, values
         case hashBuckets = "hash_buckets"
+        case sharesRowsWith = "shares_rows_with"
     }
 
-    public init(name: String, values: [String], hashBuckets: Int? = nil) {
+    public init(name: String, values: [String], hashBuckets: Int? = nil, sharesRowsWith: String? = nil) {
         self.name = name
         self.values = values
         self.hashBuckets = hashBuckets
+        self.sharesRowsWith = sharesRowsWith
         buildLookup()
     }
 
@@ -29,6 +33,7 @@ public struct FieldVocabulary: Codable, Sendable {
         name = try c.decode(String.self, forKey: .name)
         values = try c.decode([String].self, forKey: .values)
         hashBuckets = try c.decodeIfPresent(Int.self, forKey: .hashBuckets)
+        sharesRowsWith = try c.decodeIfPresent(String.self, forKey: .sharesRowsWith)
         if let n = hashBuckets, !(1...HashBuckets.limit).contains(n) {
             throw DecodingError.dataCorruptedError(forKey: .hashBuckets, in: c, debugDescription: "hash buckets out of range: \(n)")
         }
@@ -40,6 +45,7 @@ public struct FieldVocabulary: Codable, Sendable {
         try c.encode(name, forKey: .name)
         try c.encode(values, forKey: .values)
         try c.encodeIfPresent(hashBuckets, forKey: .hashBuckets)
+        try c.encodeIfPresent(sharesRowsWith, forKey: .sharesRowsWith)
     }
 
     private mutating func buildLookup() {
@@ -72,14 +78,27 @@ public struct FeatureSchema: Codable, Sendable {
     public let fields: [FieldVocabulary]
     public let dense: [DenseStatistics]
 
-    /// First global embedding row of each field; the fields share one table.
-    public var fieldOffsets: [Int] {
-        var out: [Int] = [], acc = 0
-        for f in fields { out.append(acc); acc += f.size }
-        return out
+    /// First global embedding row of each field, and the table's rows: the fields share one
+    /// table, one block each — except a field sharing an earlier field's rows
+    /// (`FieldVocabulary.sharesRowsWith`), which points at that block and adds none. (A field
+    /// naming one that does not come before it keeps its own block.)
+    private var layoutOfRows: (offsets: [Int], rows: Int) {
+        var out: [Int] = [], acc = 0, placed: [String: Int] = [:]
+        for f in fields {
+            if let owner = f.sharesRowsWith, let at = placed[owner], fields.first(where: { $0.name == owner })?.size == f.size {
+                out.append(at)
+            } else {
+                out.append(acc)
+                acc += f.size
+            }
+            placed[f.name] = out.last!
+        }
+        return (out, acc)
     }
 
-    public var embeddingRows: Int { fields.reduce(0) { $0 + $1.size } }
+    public var fieldOffsets: [Int] { layoutOfRows.offsets }
+
+    public var embeddingRows: Int { layoutOfRows.rows }
 
     /// Fits vocabularies (values seen at least `minCount` times; hashed fields take no
     /// vocabulary) and dense mean/std on `raw`.
@@ -89,10 +108,11 @@ public struct FeatureSchema: Codable, Sendable {
 
     /// `fit`, with a note per hashed field: its distinct training values, the buckets they
     /// fill and how many collided.
-    public static func fitWithNotes(_ raw: RawTable, minCount: Int, hashing: HashBuckets) -> (schema: FeatureSchema, notes: [String]) {
+    public static func fitWithNotes(_ raw: RawTable, minCount: Int, hashing: HashBuckets,
+                                    sharing: SharedVocabularies = SharedVocabularies()) -> (schema: FeatureSchema, notes: [String]) {
         var acc = Accumulator(layout: raw.layout)
         acc.add(raw)
-        return (acc.schema(minCount: minCount, hashing: hashing), acc.hashNotes(hashing))
+        return (acc.schema(minCount: minCount, hashing: hashing, sharing: sharing), acc.hashNotes(hashing))
     }
 
     /// Counts and running moments for fitting a schema over chunks of a table (a streamed cache);
@@ -145,15 +165,21 @@ public struct FeatureSchema: Codable, Sendable {
             }
         }
 
-        public func schema(minCount: Int, hashing: HashBuckets = HashBuckets()) -> FeatureSchema {
+        public func schema(minCount: Int, hashing: HashBuckets = HashBuckets(), sharing: SharedVocabularies = SharedVocabularies()) -> FeatureSchema {
             var fields: [FieldVocabulary] = []
+            let owners = sharing.owners(in: layout.categorical)
             for (k, name) in layout.categorical.enumerated() {
                 if let n = hashing.buckets(for: name) {
                     fields.append(FieldVocabulary(name: name, values: [], hashBuckets: n))
                     continue
                 }
-                let kept = counts[k].filter { $0.value >= max(minCount, 1) }.keys.sorted()
-                fields.append(FieldVocabulary(name: name, values: kept.map { textTokens[$0] ?? String($0) }))
+                // A shared group counts every member's values together, and each member keeps the same values.
+                let owner = owners[name] ?? name
+                let members = layout.categorical.indices.filter { (owners[layout.categorical[$0]] ?? layout.categorical[$0]) == owner }
+                var total = counts[k]
+                if members.count > 1 { total = [:]; for m in members { total.merge(counts[m], uniquingKeysWith: +) } }
+                let kept = total.filter { $0.value >= max(minCount, 1) }.keys.sorted()
+                fields.append(FieldVocabulary(name: name, values: kept.map { textTokens[$0] ?? String($0) }, sharesRowsWith: owners[name]))
             }
             var dense: [DenseStatistics] = []
             for (k, name) in layout.dense.enumerated() {

@@ -88,7 +88,8 @@ public final class StreamingCacheChunks: TrainingChunks {
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        return (acc.schema(minCount: minCount, hashing: options.hashBuckets), acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
+        try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
+        return (acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies), acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
     }
 
     public var fields: Int { schema.fields.count }
