@@ -410,6 +410,18 @@ final class MultiValuedCommandTests: XCTestCase {
         try CLI.ok(["train", "--train", dir + "/d.fcache", "--model", "esmm", "--out", dir + "/att-stream", "--memory-budget", "256",
                     "--attention-normalize", "--share-embedding", "tags,user"] + tiny + attention)
         try CLI.ok(["predict", "--model", dir + "/att-stream", "--data", dir + "/d.fcache", "--out", dir + "/att-stream.csv"])
+        // Two ranks train the attention model to one process's predictions (gradients summed over ranks).
+        let seeded = bag + tiny + attention + ["--seed", "5", "--epochs", "2"]
+        try CLI.ok(["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/att-one"] + seeded)
+        let ranks = try CLI.mpirun(ranks: 2, ["train", "--train", dir + "/d.csv", "--model", "esmm", "--out", dir + "/att-two"] + seeded)
+        XCTAssertEqual(ranks.status, 0, ranks.stderr)
+        var predictions: [[Double]] = []
+        for m in ["att-one", "att-two"] {
+            let out = try CLI.ok(["predict", "--model", dir + "/" + m, "--data", dir + "/d.csv", "--out", "-"])
+            predictions.append(out.split(separator: "\n").dropFirst().flatMap { $0.split(separator: ",").compactMap { Double($0) } })
+        }
+        XCTAssertEqual(predictions[0].count, 2400)
+        XCTAssertLessThan(zip(predictions[0], predictions[1]).map { abs($0 - $1) }.max() ?? 1, 1e-4)
         let refusals: [([String], String)] = [
             (["--attention-query", "tags=user"], "--attention-query needs --pooling attention"),
             (["--pooling", "attention"], "--pooling attention needs --attention-query LIST=FIELD for at least one multi-valued field (tags)"),
