@@ -4,7 +4,7 @@ SWIFT ?= swift
 FUNNEL := .build/release/funnel
 DEMO_DIR := demo-out
 
-.PHONY: deps build release test demo bench loadtest abuse fuzz clean
+.PHONY: deps build release test demo bench bench-debiasing bench-attention loadtest abuse fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,14 @@ demo: release
 
 bench: release
 	@bench/run.sh $(FUNNEL) $(BENCH_ARGS)
+
+# Issue 26's and 28's measurements (docs/experiments.md), each about 25 minutes on 2 cores.
+bench-debiasing: release
+	@bench/debiasing.sh $(FUNNEL) $${OUT:-.bench-debiasing}
+
+bench-attention: release
+	@bench/run.sh $(FUNNEL) --help > /dev/null 2>&1 || true  # makes the PyTorch virtualenv when missing
+	@bench/attention.sh $(FUNNEL) $${OUT:-.bench-attention} .venv-bench/bin/python
 
 loadtest: release
 	@bench/serve/loadtest.sh

@@ -240,16 +240,7 @@ private final class NetworkGraph {
     private func pooledBag(_ k: Int, table: String, layer: EmbeddingLayer) -> String {
         let name = model.schema.fields[k].name
         let rows = builder.op("Gather", table, rowIDs(k, values: name), attributes: [B.attribute("axis", int: 0)])  // [V × dim]
-        let offsets = name + ".offsets"
-        let count = builder.op("Shape", name)  // [V]
-        let positions = builder.op("Range", builder.constant(int64s: [0]).asScalar(builder), builder.op("Squeeze", count, builder.constant(int64s: [0])),
-                                   builder.constant(int64s: [1]).asScalar(builder))
-        let starts = builder.node("Slice", [offsets, builder.constant(int64s: [0]), builder.constant(int64s: [-1])])[0]
-        let ends = builder.node("Slice", [offsets, builder.constant(int64s: [1]), builder.constant(int64s: [Int64.max])])[0]
-        let j = builder.op("Unsqueeze", positions, builder.constant(int64s: [0]))  // [1 × V]
-        let inside = builder.op("And", builder.op("GreaterOrEqual", j, builder.op("Unsqueeze", starts, builder.constant(int64s: [1]))),
-                                builder.op("Less", j, builder.op("Unsqueeze", ends, builder.constant(int64s: [1]))))
-        var w = builder.op("Cast", inside, attributes: [B.attribute("to", int: Int(B.ElementType.float.rawValue))])  // [N × V]
+        var w = builder.op("Cast", membership(name), attributes: [B.attribute("to", int: Int(B.ElementType.float.rawValue))])  // [N × V]
         if !layer.bag.ignoreValues {
             w = builder.op("Mul", w, builder.op("Unsqueeze", name + ".weights", builder.constant(int64s: [0])))
         }

@@ -100,7 +100,6 @@ public enum DoublyRobustRisk {
         imputationWeight kappa: Double, scale lambda: Double,
         dCVR: UnsafeMutablePointer<Float>, dImputation: UnsafeMutablePointer<Float>
     ) -> Double {
-        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
         var total = 0.0
         let scale = lambda / normalizer
         for i in 0..<count {
@@ -138,7 +137,6 @@ public enum CounterfactualTwinRisk {
         count: Int, normalizer: Double, constraintWeight lambda1: Double, scale: Double,
         dFactual: UnsafeMutablePointer<Float>, dCounterfactual: UnsafeMutablePointer<Float>
     ) -> Double {
-        func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
         var total = 0.0
         let k = scale / normalizer
         for i in 0..<count {
@@ -154,3 +152,6 @@ public enum CounterfactualTwinRisk {
         return total * k
     }
 }
+
+/// log(1 + eˣ) without overflow: the cross-entropy of a logit, CE(r, σ(z)) = softplus(z) − r·z.
+private func softplus(_ x: Double) -> Double { x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) }
