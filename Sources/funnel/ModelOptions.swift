@@ -156,6 +156,8 @@ struct ModelOptions: ParsableArguments {
         c.propensityClip = propensityClip; c.counterfactualWeight = counterfactualWeight; c.imputationWeight = imputationWeight
         c.twinConstraintWeight = twinConstraintWeight
         c.crossLayers = crossLayers; c.crossRank = crossRank
+        // --arch dcn's layer count is written into model.json, so a later default cannot change a saved model.
+        if c.trunk == .dcn && c.crossLayers == nil { c.crossLayers = ModelConfig.defaultCrossLayers }
         // Defaults leave the config (and model.json) exactly as before schedules existed.
         if lrSchedule != .constant { c.lrSchedule = lrSchedule }
         if pooling != .sum { c.pooling = pooling }
