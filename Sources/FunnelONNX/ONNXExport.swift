@@ -153,7 +153,7 @@ private final class NetworkGraph {
         var columns: [String] = []
         let bagNames = Set(schema.layout.multiValued)
         for (k, vocab) in schema.fields.enumerated() {
-            if let attended = layer.attentionUnits.first(where: { $0.field == k }) {
+            if let attended = layer.attentionPool(of: k) {
                 columns.append(attendedBag(k, query: attended.query, unit: attended.unit, table: table, layer: layer))
             } else if bagNames.contains(vocab.name) {
                 columns.append(pooledBag(k, table: table, layer: layer))

@@ -15,7 +15,7 @@ enum TinyModels {
         let (schema, data, _) = try DatasetLoader.loadForTraining(dir + "/train.csv", options: ReadOptions(), minCount: 1)
         var config = ModelConfig(kind: kind)
         config.hidden = hidden; config.embeddingDim = 4; config.batchSize = 256
-        let net = FunnelNetwork(config: config, schema: schema)
+        let net = try FunnelNetwork(config: config, schema: schema)
         _ = try Trainer(config: config).train(net, on: data)
         try TrainedModel(config: config, schema: schema, network: net, training: nil).save(to: out)
     }

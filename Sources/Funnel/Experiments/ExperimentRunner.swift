@@ -139,8 +139,8 @@ public final class ExperimentRunner {
         }
     }
 
-    private func network(_ config: ModelConfig) -> FunnelNetwork {
-        FunnelNetwork(config: config, schema: data.schema, maxBagValues: data.train.maxBagValues)
+    private func network(_ config: ModelConfig) throws -> FunnelNetwork {
+        try FunnelNetwork(config: config, schema: data.schema, maxBagValues: data.train.maxBagValues)
     }
 
     private func trainingData(_ config: ModelConfig) -> EncodedDataset {
@@ -166,7 +166,7 @@ public final class ExperimentRunner {
                 let run = list[k]
                 do {
                     let config = self.plan.config(.ip, self.plan.seed(run: run))
-                    let net = self.network(config)
+                    let net = try self.network(config)
                     _ = try Trainer(config: config).train(net, on: self.trainingData(config), onlyStages: [0])
                     let p = [net.predict(self.evaluationSet(config)).ctr] + self.data.decay.map { net.predict($0.data).ctr }
                     lock.lock(); out[run] = p; lock.unlock()
@@ -189,7 +189,7 @@ public final class ExperimentRunner {
     private func runOne(_ kind: ModelKind, run: Int, sharedCTR: [[Float]]?) throws -> RunResult {
         let seed = plan.seed(run: run)
         let config = plan.config(kind, seed)
-        let net = network(config)
+        let net = try network(config)
         let result = try Trainer(config: config).train(net, on: trainingData(config))
         let test = evaluationSet(config)
         var p = net.predict(test)

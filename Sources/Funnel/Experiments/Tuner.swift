@@ -104,7 +104,7 @@ public enum Tuner {
         let start = Date()
         let data = train.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed)
         let validation = valid.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
-        let network = FunnelNetwork(config: config, schema: schema, maxBagValues: train.maxBagValues)
+        let network = try FunnelNetwork(config: config, schema: schema, maxBagValues: train.maxBagValues)
         let watch = EarlyStopping(monitor: r.monitor, patience: r.earlyStopping)
         var watchError: Error?
         let checkpoints = CheckpointSchedule { epoch, step in

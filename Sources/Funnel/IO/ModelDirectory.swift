@@ -157,8 +157,7 @@ public struct TrainedModel {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
         }
         let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
-        _ = try FunnelNetwork.attentionFields(m.config, m.schema)
-        let net = FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers)
+        let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers)
         try copy(tensors, into: net, path: weightsPath)
         var model = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         model.manifest = m

@@ -3,10 +3,10 @@
 /// and the rows' queries into contiguous blocks, runs the unit, and scatters the gradients back —
 /// each value's to its table row, each query's to the query field's row (which the query field's
 /// own slot in the concatenation also trains).
-final class AttentionPooling {
-    let field: Int
-    let query: Int
-    let unit: TargetAttention
+package final class AttentionPooling {
+    package let field: Int
+    package let query: Int
+    package let unit: TargetAttention
     /// One worker's gathered values and queries and their gradients, grown when a batch has more
     /// values or rows than planned (prediction batches); each worker owns one object, so growing
     /// never touches what another thread reads.
@@ -64,24 +64,11 @@ final class AttentionPooling {
             unit.backward($0, dOut: dOut + field * dim, outStride: rowStride, worker: worker,
                           dValues: scratch[worker].dValues.base, dQueries: scratch[worker].dQueries.base)
         }
-        for (i, id) in bag.ids.prefix(Int(bag.offsets[batch])).enumerated() {
-            Self.add(scratch[worker].dValues.base + i * dim, toRow: Int(id), dim: dim, gradient: gradient, slots: slots)
+        func add(_ g: UnsafePointer<Float>, toRow r: Int) {
+            let dst = gradient.slot(ofRow: r, width: dim, slots: slots)
+            for d in 0..<dim { dst[d] += g[d] }
         }
-        for b in 0..<batch {
-            Self.add(scratch[worker].dQueries.base + b * dim, toRow: Int(ids[b * fields + query]), dim: dim, gradient: gradient, slots: slots)
-        }
-    }
-
-    private static func add(_ g: UnsafePointer<Float>, toRow r: Int, dim: Int, gradient: ParameterGradient,
-                            slots: UnsafeMutableBufferPointer<Int32>) {
-        var s = slots[r]
-        if s < 0 {
-            s = Int32(gradient.touchedRows.count)
-            slots[r] = s
-            (gradient.rowGradients.base + Int(s) * dim).update(repeating: 0, count: dim)
-            gradient.touchedRows.append(Int32(r))
-        }
-        let dst = gradient.rowGradients.base + Int(s) * dim
-        for d in 0..<dim { dst[d] += g[d] }
+        for (i, id) in bag.ids.prefix(Int(bag.offsets[batch])).enumerated() { add(scratch[worker].dValues.base + i * dim, toRow: Int(id)) }
+        for b in 0..<batch { add(scratch[worker].dQueries.base + b * dim, toRow: Int(ids[b * fields + query])) }
     }
 }

@@ -71,7 +71,6 @@ public struct EmbeddingBag: Sendable {
     public func backward(dOut: UnsafePointer<Float>, batch: Int, bagFields: Int, offsets: UnsafePointer<Int32>,
                          ids: UnsafePointer<Int32>, weights: UnsafePointer<Float>?, rowStride: Int, firstColumn: Int,
                          gradient: ParameterGradient, slots: UnsafeMutableBufferPointer<Int32>) {
-        let g = gradient.rowGradients.base
         for b in 0..<batch {
             for f in 0..<bagFields {
                 let j = b * bagFields + f
@@ -80,15 +79,8 @@ public struct EmbeddingBag: Sendable {
                 let (divisor, ignore, empty) = scaling(weights, start, end)
                 guard !empty else { continue }
                 for i in start..<end {
-                    let r = Int(ids[i]), w = (ignore ? 1 : weights![i]) / divisor
-                    var s = slots[r]
-                    if s < 0 {
-                        s = Int32(gradient.touchedRows.count)
-                        slots[r] = s
-                        (g + Int(s) * dim).update(repeating: 0, count: dim)
-                        gradient.touchedRows.append(Int32(r))
-                    }
-                    let dst = g + Int(s) * dim
+                    let w = (ignore ? 1 : weights![i]) / divisor
+                    let dst = gradient.slot(ofRow: Int(ids[i]), width: dim, slots: slots)
                     for d in 0..<dim { dst[d] += w * src[d] }
                 }
             }

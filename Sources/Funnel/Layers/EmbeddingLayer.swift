@@ -23,14 +23,13 @@ public final class EmbeddingLayer {
     /// Per field: whether it is multi-valued (pooled from the batch's bags).
     public let isBag: [Bool]
     public let bag: EmbeddingBag
-    /// Multi-valued fields pooled by DIN's target attention, by field (`--pooling attention`).
-    let attentionPools: [Int: AttentionPooling]
+    /// Multi-valued fields pooled by DIN's target attention (`--pooling attention`), in field order.
+    package let attentionPools: [AttentionPooling]
     /// The table, then each attention unit's parameters in field order.
-    public var parameters: [Parameter] { [table] + attentionPools.keys.sorted().flatMap { attentionPools[$0]!.unit.parameters } }
-    /// The attention units in field order.
-    public var attentionUnits: [(field: Int, query: Int, unit: TargetAttention)] {
-        attentionPools.keys.sorted().map { (attentionPools[$0]!.field, attentionPools[$0]!.query, attentionPools[$0]!.unit) }
-    }
+    public var parameters: [Parameter] { [table] + attentionPools.flatMap(\.unit.parameters) }
+
+    /// The attention pooling of multi-valued field `field`, if it has one.
+    package func attentionPool(of field: Int) -> AttentionPooling? { attentionPools.first { $0.field == field } }
 
     /// Per worker: row → slot in that worker's `rowGradients`, −1 when untouched. Always all −1
     /// between calls.
@@ -55,13 +54,12 @@ public final class EmbeddingLayer {
         slotOfRow = Array(repeating: [Int32](repeating: -1, count: rows), count: max(1, workers))
         // Small normal initialisation: keeps the first layer's pre-activations O(1) for any field count.
         for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
-        var pools: [Int: AttentionPooling] = [:]
-        for f in attention.keys.sorted() {  // after the table's draws: a model without attention is unchanged
-            pools[f] = AttentionPooling(name: "\(name).attention.\(f)", field: f, query: attention[f]!, dim: dim,
-                                        hiddenUnits: attentionHidden, normalize: attentionNormalize, maxBatch: maxBatch,
-                                        maxValues: maxBatch * max(1, maxBagValues), workers: max(1, workers), rng: &rng)
+        // After the table's draws: a model without attention is unchanged.
+        attentionPools = attention.keys.sorted().map { f in
+            AttentionPooling(name: "\(name).attention.\(f)", field: f, query: attention[f]!, dim: dim,
+                             hiddenUnits: attentionHidden, normalize: attentionNormalize, maxBatch: maxBatch,
+                             maxValues: maxBatch * max(1, maxBagValues), workers: max(1, workers), rng: &rng)
         }
-        attentionPools = pools
     }
 
     public func forward(ids: UnsafePointer<Int32>, dense: UnsafePointer<Float>, batch: Int,
@@ -88,7 +86,7 @@ public final class EmbeddingLayer {
         }
         for b in bags {
             precondition(isBag[b.field], "field \(b.field) is not a multi-valued field of this layer")
-            if let pool = attentionPools[b.field] {
+            if let pool = attentionPool(of: b.field) {
                 pool.forward(table: w, bag: b, batch: batch, dim: dim, out: out, rowStride: width, ignoreValues: bag.ignoreValues, worker: worker)
                 continue
             }
@@ -130,7 +128,7 @@ public final class EmbeddingLayer {
                 }
             }
             for b in bags {
-                if let pool = attentionPools[b.field] {
+                if let pool = attentionPool(of: b.field) {
                     pool.backward(dOut: dOut, bag: b, ids: ids, fields: fields, batch: batch, dim: dim, rowStride: width,
                                   ignoreValues: bag.ignoreValues, worker: worker, gradient: grad, slots: slots)
                     continue

@@ -91,6 +91,7 @@ public enum LabelConstraint {
 /// so finite differences of this function are what the gradients below are:
 /// dℓ/dz = w·[(σ(z) − r̃)(1 − o/p̂) + (o/p̂)(σ(z) − r)],
 /// dℓ/dt = 2κ·w·(o/p̂)·(r̃ − r)·z²·σ(t)(1 − σ(t)).
+/// dℓ/dz is written into `dCVR`, or added with `accumulate` (after ESMM's losses); dℓ/dt is written.
 public enum DoublyRobustRisk {
     @discardableResult
     public static func forwardBackward(
@@ -98,7 +99,7 @@ public enum DoublyRobustRisk {
         heldCVRLogits zh: UnsafePointer<Float>, conversion r: UnsafePointer<Float>, clicked o: UnsafePointer<Float>,
         inversePropensity ip: UnsafePointer<Float>, weights w: UnsafePointer<Float>, count: Int, normalizer: Double,
         imputationWeight kappa: Double, scale lambda: Double,
-        dCVR: UnsafeMutablePointer<Float>, dImputation: UnsafeMutablePointer<Float>
+        dCVR: UnsafeMutablePointer<Float>, dImputation: UnsafeMutablePointer<Float>, accumulate: Bool = false
     ) -> Double {
         var total = 0.0
         let scale = lambda / normalizer
@@ -109,7 +110,8 @@ public enum DoublyRobustRisk {
             let gap = (imputed - ri) * zHeld  // e − ê at the held CVR logit, the imputation's live
             total += wi * (eHat + oi * (e - eHat) + kappa * oi * gap * gap)
             let p = Sigmoid.value(zi)
-            dCVR[i] += Float(scale * wi * ((p - held) * (1 - oi) + oi * (p - ri)))
+            let g = Float(scale * wi * ((p - held) * (1 - oi) + oi * (p - ri)))
+            dCVR[i] = accumulate ? dCVR[i] + g : g
             dImputation[i] = Float(scale * wi * 2 * kappa * oi * gap * zHeld * imputed * (1 - imputed))
         }
         return total * scale
@@ -128,14 +130,15 @@ public enum DoublyRobustRisk {
 /// With s = sign(1 − σ(z) − σ(u)) (0 at the kink):
 /// dℓ/dz = w·[a(σ(z) − r) − λ₁·s·σ(z)(1 − σ(z))],
 /// dℓ/du = w·[b(σ(u) − 1 + r) − λ₁·s·σ(u)(1 − σ(u))].
-/// The clip floors both propensities, so no weight exceeds 1/c on either side.
+/// The clip floors both propensities, so no weight exceeds 1/c on either side. dℓ/dz is written
+/// into `dFactual`, or added with `accumulate` (after ESMM's losses); dℓ/du is written.
 public enum CounterfactualTwinRisk {
     @discardableResult
     public static func forwardBackward(
         factualLogits z: UnsafePointer<Float>, counterfactualLogits u: UnsafePointer<Float>, conversion r: UnsafePointer<Float>,
         clicked o: UnsafePointer<Float>, propensity p: UnsafePointer<Float>, clip: Float, weights w: UnsafePointer<Float>,
         count: Int, normalizer: Double, constraintWeight lambda1: Double, scale: Double,
-        dFactual: UnsafeMutablePointer<Float>, dCounterfactual: UnsafeMutablePointer<Float>
+        dFactual: UnsafeMutablePointer<Float>, dCounterfactual: UnsafeMutablePointer<Float>, accumulate: Bool = false
     ) -> Double {
         var total = 0.0
         let k = scale / normalizer
@@ -146,7 +149,8 @@ public enum CounterfactualTwinRisk {
             let factual = softplus(zi) - ri * zi, counterfactual = softplus(ui) - (1 - ri) * ui
             total += wi * (a * factual + b * counterfactual + lambda1 * abs(gap))
             let sign: Double = gap > 0 ? 1 : (gap < 0 ? -1 : 0)
-            dFactual[i] += Float(k * wi * (a * (pz - ri) - lambda1 * sign * pz * (1 - pz)))
+            let g = Float(k * wi * (a * (pz - ri) - lambda1 * sign * pz * (1 - pz)))
+            dFactual[i] = accumulate ? dFactual[i] + g : g
             dCounterfactual[i] = Float(k * wi * (b * (pu - 1 + ri) - lambda1 * sign * pu * (1 - pu)))
         }
         return total * k

@@ -11,6 +11,21 @@ public final class ParameterGradient {
         rowGradients = FloatBuffer(count: max(1, rowCapacity) * rowWidth)
         touchedRows.reserveCapacity(rowCapacity)
     }
+
+    /// Table row `r`'s gradient slot of `width` floats to add into: a row touched for the first
+    /// time takes the next slot (first-touch order), zeroed. `slots` maps table row → slot (−1:
+    /// untouched); the caller resets it once the gradient is collected.
+    @inline(__always)
+    func slot(ofRow r: Int, width: Int, slots: UnsafeMutableBufferPointer<Int32>) -> UnsafeMutablePointer<Float> {
+        var s = slots[r]
+        if s < 0 {
+            s = Int32(touchedRows.count)
+            slots[r] = s
+            (rowGradients.base + Int(s) * width).update(repeating: 0, count: width)
+            touchedRows.append(Int32(r))
+        }
+        return rowGradients.base + Int(s) * width
+    }
 }
 
 /// A named trainable tensor, its optimizer state, and one gradient slot per training worker.

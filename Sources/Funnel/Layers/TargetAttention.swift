@@ -30,12 +30,23 @@ public final class TargetAttention {
     /// not planned by training's `maxBagValues`) grows its own worker's — each worker owns one
     /// object, so growing never touches what another thread reads.
     private final class Scratch {
+        let dim: Int, units: Int
         var z, h, s, a, dz, dh, ds: FloatBuffer
-        var capacity: Int
-        init(_ n: Int, dim d: Int, units: Int) {
-            (z, h, s, a) = (FloatBuffer(count: n * 4 * d), FloatBuffer(count: n * units), FloatBuffer(count: n), FloatBuffer(count: n))
-            (dz, dh, ds) = (FloatBuffer(count: n * 4 * d), FloatBuffer(count: n * units), FloatBuffer(count: n))
+        private(set) var capacity: Int
+        init(_ n: Int, dim: Int, units: Int) {
+            (self.dim, self.units, capacity) = (dim, units, n)
+            (z, h, s, a, dz, dh, ds) = Scratch.buffers(n, dim: dim, units: units)
+        }
+        /// Room for `n` values (contents are not kept: every call writes before it reads).
+        func reserve(_ n: Int) {
+            guard n > capacity else { return }
+            (z, h, s, a, dz, dh, ds) = Scratch.buffers(n, dim: dim, units: units)
             capacity = n
+        }
+        private static func buffers(_ n: Int, dim d: Int, units: Int)
+            -> (FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer, FloatBuffer) {
+            (FloatBuffer(count: n * 4 * d), FloatBuffer(count: n * units), FloatBuffer(count: n), FloatBuffer(count: n),
+             FloatBuffer(count: n * 4 * d), FloatBuffer(count: n * units), FloatBuffer(count: n))
         }
     }
     private let scratch: [Scratch]
@@ -46,16 +57,6 @@ public final class TargetAttention {
         hidden = DenseLayer(name: name + ".hidden", inFeatures: 4 * d, outFeatures: hiddenUnits, workers: workers, rng: &rng)
         score = DenseLayer(name: name + ".score", inFeatures: hiddenUnits, outFeatures: 1, workers: workers, rng: &rng)
         scratch = (0..<workers).map { _ in Scratch(max(1, maxValues), dim: d, units: hiddenUnits) }
-    }
-
-    /// This worker's buffers, with room for `n` values.
-    private func buffers(_ n: Int, worker w: Int) -> Scratch {
-        let b = scratch[w]
-        if n > b.capacity {
-            let grown = Scratch(n, dim: dim, units: hidden.outFeatures)
-            (b.z, b.h, b.s, b.a, b.dz, b.dh, b.ds, b.capacity) = (grown.z, grown.h, grown.s, grown.a, grown.dz, grown.dh, grown.ds, n)
-        }
-        return b
     }
 
     public var parameters: [Parameter] { hidden.parameters + score.parameters }
@@ -77,7 +78,8 @@ public final class TargetAttention {
     }
 
     public func forward(_ bags: Bags, out: UnsafeMutablePointer<Float>, outStride: Int, worker: Int) {
-        let n = bags.valueCount, d = dim, b = buffers(n, worker: worker)
+        let n = bags.valueCount, d = dim, b = scratch[worker]
+        b.reserve(n)
         let zw = b.z.base, sw = b.s.base, aw = b.a.base
         for j in 0..<bags.count {
             let q = bags.queries + j * d

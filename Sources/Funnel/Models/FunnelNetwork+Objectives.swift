@@ -54,7 +54,8 @@ extension FunnelNetwork {
                                               normalizer: normalizer, dLogits: d, accumulate: accumulate)
         }
         /// ESMM: CE(y·z, pCTR·pCVR) + CE(y, pCTR). The CTCVR term first: it writes both logit
-        /// gradients; the CTR term then adds to the CTR one.
+        /// gradients; the CTR term then adds to the CTR one. Put first in a sum (operands are
+        /// evaluated left to right), the terms after it add to its gradients.
         func entireSpace() -> Double {
             ProductCrossEntropy.forwardBackward(logitsA: lc, logitsB: ls, labels: yz, weights: w, count: n, normalizer: normalizer,
                                                dA: dc, dB: ds)
@@ -84,17 +85,15 @@ extension FunnelNetwork {
         case .ipwCVR:
             return ce(lc, y, w, dc) + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: 1, worker: worker), ds)
         case .entireSpaceIPW:
-            let lambda = Float(config.effectiveCounterfactualWeight)
-            let esmm = entireSpace()
-            return esmm + ce(ls, batch.conversion.base, inversePropensityWeights(batch, lc, scale: lambda, worker: worker), ds, accumulate: true)
+            let weights = inversePropensityWeights(batch, lc, scale: Float(config.effectiveCounterfactualWeight), worker: worker)
+            return entireSpace() + ce(ls, batch.conversion.base, weights, ds, accumulate: true)
         case .doublyRobustCVR:
-            return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer, writesCVR: true)
+            return ce(lc, y, w, dc) + doublyRobust(batch, lc, ls, ds, scale: 1, worker: worker, normalizer: normalizer)
         case .entireSpaceDR:
-            let esmm = entireSpace()
-            return esmm + doublyRobust(batch, lc, ls, ds, scale: config.effectiveCounterfactualWeight, worker: worker, normalizer: normalizer)
+            let lambda = config.effectiveCounterfactualWeight
+            return entireSpace() + doublyRobust(batch, lc, ls, ds, scale: lambda, worker: worker, normalizer: normalizer, accumulate: true)
         case .counterfactualTwin:
-            let esmm = entireSpace()
-            return esmm + counterfactualTwin(batch, lc, ls, ds, worker: worker, normalizer: normalizer)
+            return entireSpace() + counterfactualTwin(batch, lc, ls, ds, worker: worker, normalizer: normalizer, accumulate: true)
         case .transferWithConstraint:
             let loss = ce(lc, y, w, dc) + ce(ls, yz, w, ds)
             return loss + LabelConstraint.forwardBackward(upper: lc, lower: ls, weights: w, count: n, alpha: config.aitmAlpha,
@@ -122,29 +121,27 @@ extension FunnelNetwork {
     }
 
     /// `CounterfactualTwinRisk` (DCMT) on the factual CVR head and the counterfactual one (the
-    /// third slot), with the batch's held propensities; adds to the CVR logit gradient, writes
-    /// the counterfactual one.
+    /// third slot), with the batch's held propensities; writes (or, `accumulate`, adds to) the
+    /// CVR logit gradient, writes the counterfactual one.
     private func counterfactualTwin(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
-                                    _ dCVR: UnsafeMutablePointer<Float>, worker: Int, normalizer: Double) -> Double {
+                                    _ dCVR: UnsafeMutablePointer<Float>, worker: Int, normalizer: Double, accumulate: Bool) -> Double {
         let s = scratch.workers[worker], k = Head.ctcvr.rawValue
         let (p, clip) = heldPropensities(batch, ctrLogits)
         return CounterfactualTwinRisk.forwardBackward(
             factualLogits: cvrLogits, counterfactualLogits: s.logits[k], conversion: batch.conversion.base,
             clicked: batch.click.base, propensity: p, clip: clip, weights: batch.weight.base, count: batch.count,
             normalizer: normalizer, constraintWeight: config.twinConstraintWeight ?? ModelConfig.defaultTwinConstraintWeight,
-            scale: config.effectiveCounterfactualWeight, dFactual: dCVR, dCounterfactual: s.logitGradients[k])
+            scale: config.effectiveCounterfactualWeight, dFactual: dCVR, dCounterfactual: s.logitGradients[k], accumulate: accumulate)
     }
 
     /// `DoublyRobustRisk` on the CVR head and the imputation head (the third slot), with the
     /// batch's held propensities, imputed conversions and CVR logits (taken at the first loss of
-    /// this fill); adds to the CVR logit gradient, writes the imputation one.
-    /// `writesCVR`: no other term of the objective wrote the CVR logit gradient this step (Multi-DR),
-    /// so it starts at zero — the risk only adds to it (once it kept last step's, and pCVR ran to 0).
+    /// this fill); writes (or, `accumulate`, adds to) the CVR logit gradient, writes the
+    /// imputation one. (Multi-DR, whose only CVR term this is, once added to last step's.)
     private func doublyRobust(_ batch: Batch, _ ctrLogits: UnsafePointer<Float>, _ cvrLogits: UnsafePointer<Float>,
                               _ dCVR: UnsafeMutablePointer<Float>, scale: Double, worker: Int, normalizer: Double,
-                              writesCVR: Bool = false) -> Double {
+                              accumulate: Bool = false) -> Double {
         let s = scratch.workers[worker], n = batch.count, k = Head.ctcvr.rawValue
-        if writesCVR { dCVR.update(repeating: 0, count: n) }
         if !batch.doublyRobustTaken {
             for i in 0..<n { batch.imputedConversion[i] = Sigmoid.value(s.logits[k][i]); batch.stoppedCVRLogit[i] = cvrLogits[i] }
             batch.doublyRobustTaken = true
@@ -156,6 +153,7 @@ extension FunnelNetwork {
             cvrLogits: cvrLogits, imputationLogits: s.logits[k], heldImputed: batch.imputedConversion.base,
             heldCVRLogits: batch.stoppedCVRLogit.base, conversion: batch.conversion.base, clicked: batch.click.base,
             inversePropensity: s.maskedWeights, weights: batch.weight.base, count: n, normalizer: normalizer,
-            imputationWeight: config.imputationWeight ?? 1, scale: scale, dCVR: dCVR, dImputation: s.logitGradients[k])
+            imputationWeight: config.imputationWeight ?? 1, scale: scale, dCVR: dCVR, dImputation: s.logitGradients[k],
+            accumulate: accumulate)
     }
 }

@@ -2,15 +2,17 @@
 /// from the schema, so every place that builds one (training, tuning, experiments, loading a
 /// model directory) builds the same shape from the same facts.
 extension FunnelNetwork {
-    public convenience init(config: ModelConfig, schema: FeatureSchema, maxBatch: Int? = nil, workers: Int = 1, maxBagValues: Int = 0) {
+    /// Throws when the configuration's attention plan does not fit the schema (`attentionFields`).
+    public convenience init(config: ModelConfig, schema: FeatureSchema, maxBatch: Int? = nil, workers: Int = 1,
+                            maxBagValues: Int = 0) throws {
         self.init(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
                   maxBatch: maxBatch, workers: workers, bagFields: schema.layout.bagFields, maxBagValues: maxBagValues,
-                  attention: (try? Self.attentionFields(config, schema)) ?? [:])
+                  attention: try Self.attentionFields(config, schema))
     }
 
     /// `--pooling attention`: each multi-valued field's query field, as field indices, or an error
-    /// that names the list or the query — called before any network is built (training, tuning,
-    /// experiments, loading a model), so the lenient `init` above only ever sees a valid plan.
+    /// that names the list or the query. Building a network checks it; tuning and experiments also
+    /// check every model's plan up front, before the first trial or run.
     public static func attentionFields(_ config: ModelConfig, _ schema: FeatureSchema) throws -> [Int: Int] {
         let queries = config.attentionQueries ?? [:]
         guard config.pooling == .attention else {

@@ -96,10 +96,9 @@ public enum TrainingJob {
         let workers = max(1, request.threads)
         let repeats = config.architecture.stages.contains { $0.space == .clickedWithOversampledConversions } ? max(1, config.oversample) : 1
         let maxBatch = (min(config.batchSize, max(data.rows * repeats, 1)) + workers - 1) / workers
-        _ = try FunnelNetwork.attentionFields(config, schema)
         try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers, maxBagValues: data.maxBagValues)
-        let network = FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
+        let network = try FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
                                     maxBagValues: data.maxBagValues)
         network.gemm = request.gemm
         if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
