@@ -14,7 +14,8 @@ struct Train: ParsableCommand {
     var monitor: MetricKey = .loglossCTCVR
     @Option(parsing: .unconditional, help: "Evaluate --valid every this many optimizer steps of the last stage instead of after every epoch.")
     var evalEvery: Int?
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ModelKind
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (with --init-from: the saved model's).")
+    var model: ModelKind?
     @Option(help: "Output model directory.") var out: String
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var collective: CollectiveOptions
@@ -22,7 +23,10 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Random seed (initialisation and shuffling) (default: 42).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 42
     @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @OptionGroup var gemmOptions: GEMMOptions
-    @Option(help: "Start from this model directory's weights (same model and schema).") var initFrom: String?
+    @Option(help: "Continue this model directory on the training file: its model and settings (flags given override training settings; shapes cannot change), its weights, its vocabularies grown by the file's new ids, and Adam's state when it was saved with --save-optimizer-state.")
+    var initFrom: String?
+    @Flag(help: "Save Adam's moments and step counts in the model directory (optimizer.safetensors), so a later --init-from continues as if training had not stopped.")
+    var saveOptimizerState = false
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?
     @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
@@ -35,6 +39,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
+        guard model != nil || initFrom != nil else { throw ValidationError("Missing expected argument '--model <model>'") }
         if let k = earlyStopping {
             guard k >= 1 else { throw ValidationError("--early-stopping must be ≥ 1") }
             guard valid != nil else { throw ValidationError("--early-stopping needs --valid") }
@@ -56,23 +61,34 @@ struct Train: ParsableCommand {
         try runRanks(explicit: distributed) { try trainHere($0, quiet: $1) }
     }
 
+    /// The model configuration and vocabulary minimum count: from the flags, or, continuing a
+    /// model, from its `model.json` with the flags given overriding training settings.
+    private func configAndMinCount() throws -> (ModelConfig, Int) {
+        guard let initFrom else { return (try modelOptions.config(kind: model!, seed: seed), minCount) }
+        let prev = try TrainedModel.manifest(in: initFrom)
+        let given = ModelOptions.givenFlags()
+        let config = try modelOptions.continuedConfig(from: prev.config, kind: model, seed: seed, given: given)
+        return (config, given.contains("--min-count") ? minCount : prev.schema.minCount)
+    }
+
     /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
     private func trainHere(_ comm: Communicator, quiet: Bool) throws {
-        var request = TrainingRequest(train: train, out: out, config: try modelOptions.config(kind: model, seed: seed))
+        let (config, minCount) = try configAndMinCount()
+        var request = TrainingRequest(train: train, out: out, config: config)
         request.gemm = gemmOptions.settings
         request.communicator = comm
         request.valid = valid
         request.minCount = minCount
+        request.saveOptimizerState = saveOptimizerState
         request.threads = try resolveThreads(threads)
-        request.initFrom = initFrom
-        request.memoryBudgetMiB = memoryBudget
+        (request.initFrom, request.memoryBudgetMiB) = (initFrom, memoryBudget)
         request.shuffleBufferRows = shuffleBufferRows
         request.read = try data.readOptions()
         request.force = force
         request.earlyStopping = earlyStopping
         request.monitor = monitor
         request.evalEverySteps = evalEvery
-        let kind = model.rawValue, json = self.json, monitor = self.monitor
+        let kind = config.kind.rawValue, json = self.json, monitor = self.monitor
         let outcome = try TrainingJob.run(request) { event in
             guard !json && !quiet else { return }
             switch event {
@@ -96,7 +112,8 @@ struct Train: ParsableCommand {
                                            memoryBudget: memoryBudget, bufferRows: outcome.bufferRows, columns: outcome.layout,
                                            best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
                                            distributed: outcome.communication, gemm: gemmOptions.settings.engine,
-                                           precision: gemmOptions.settings.precision))
+                                           precision: gemmOptions.settings.precision, continued: outcome.continued,
+                                           tableRows: outcome.tableRows))
         } else {
             if let b = outcome.best {
                 try Terminal.say("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
@@ -132,8 +149,13 @@ struct TrainOutput: Encodable {
     /// The GEMM engine the run used (`--gemm`).
     var gemm = GEMMSettings.standard.engine
     var precision = GEMMSettings.standard.precision
+    /// `--init-from`: the embedding rows kept and added, and whether Adam's state carried over.
+    var continued: ModelContinuation.Growth? = nil
+    /// Embedding rows per categorical field of the saved model.
+    var tableRows: [String: Int] = [:]
 
     enum CodingKeys: String, CodingKey {
+        case continued, tableRows = "table_rows"
         case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed, gemm, precision
         case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
@@ -156,6 +178,8 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(distributed, forKey: .distributed)
         try c.encode(gemm, forKey: .gemm)
         try c.encode(precision, forKey: .precision)
+        try c.encodeIfPresent(continued, forKey: .continued)
+        try c.encode(tableRows, forKey: .tableRows)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

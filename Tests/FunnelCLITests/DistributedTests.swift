@@ -80,6 +80,29 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(try maxWeightDifference(d + "/s1", d + "/s2"), 1e-4)
     }
 
+    /// Continuing a model on the next day's file (`--init-from`, no `--model`: the saved one's;
+    /// vocabularies grow; Adam's state carried) under `mpirun -np 2`, in memory and streaming a
+    /// cache, is the model one process continues to.
+    func testTwoRanksContinueAModelAsOneProcessDoes() throws {
+        let d = Self.dir, common = ["--batch-size", "500", "--threads", "1"]
+        try CLI.ok(["train", "--train", d + "/data/train.csv", "--model", "esmm", "--embedding-dim", "8", "--hidden", "32,16",
+                    "--out", d + "/day1", "--save-optimizer-state"] + common)
+        try CLI.ok(["prepare", "--data", d + "/data/test.csv", "--out", d + "/day2.fcache", "--group-rows", "500"])
+        for (tag, source, extra) in [("csv", d + "/data/test.csv", [String]()),
+                                     ("cache", d + "/day2.fcache", ["--memory-budget", "300", "--shuffle-buffer-rows", "1200"])] {
+            let args = ["train", "--train", source, "--init-from", d + "/day1", "--lr", "0.002", "--json"] + common + extra
+            let one = CLI.json(try CLI.ok(args + ["--out", d + "/day2-\(tag)-1"]))
+            let continued = try XCTUnwrap(one["continued"] as? [String: Any], "\(tag): \(one)")
+            XCTAssertEqual(continued["optimizer_state"] as? Bool, true)
+            XCTAssertGreaterThan(continued["added_rows"] as? Int ?? 0, 0, "\(tag): the next day brings new ids")
+            XCTAssertEqual(one["model"] as? String, "esmm")
+            let r = try CLI.mpirun(ranks: 2, args + ["--out", d + "/day2-\(tag)-2"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let diff = try maxWeightDifference(d + "/day2-\(tag)-1", d + "/day2-\(tag)-2")
+            XCTAssertLessThan(diff, 1e-4, "\(tag): continued weights differ by \(diff)")
+        }
+    }
+
     /// `mpirun -np 2 funnel gbdt train`: each rank reads a contiguous run of the rows; the feature
     /// statistics are aggregated over the ranks, so the pipeline and both feature matrices are one
     /// machine's (checked by their positional checksums); bins come from one machine's sample;

@@ -4,7 +4,9 @@ public enum DatasetLoader {
     /// Reads a training file: infers the layout, fits the schema, encodes. With a communicator
     /// (a data-parallel job), this rank reads and encodes its shard of the rows, the schema is
     /// fitted on the ranks' merged counts and moments, and the report covers the whole file.
-    public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int, communicator: Communicator = .single)
+    /// `growing`: continue a model — its schema grown by this file's (`ContinuedSchema`).
+    public static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int, communicator: Communicator = .single,
+                                       growing previous: PreviousSchema? = nil)
         throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
     {
         guard minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
@@ -20,7 +22,8 @@ public enum DatasetLoader {
         report = try report.merged(across: communicator)
         report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        let schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
+        var schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
+        if let previous { schema = try previous.grown(by: schema, file: path) }
         return (schema, schema.encode(raw), report)
     }
 

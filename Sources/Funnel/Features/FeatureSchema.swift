@@ -63,11 +63,31 @@ public struct FieldVocabulary: Codable, Sendable {
     }
 }
 
-/// Training mean and standard deviation of one dense column.
+/// Training mean and standard deviation of one dense column, and what they summarise: the
+/// count of non-empty values and their variance before the standard deviation's floor (so a
+/// continued model can combine them with the next data's exactly; `ContinuedSchema`). Models
+/// saved before counts were recorded have neither.
 public struct DenseStatistics: Codable, Sendable {
     public let name: String
     public let mean: Double
     public let std: Double
+    public var count: Double? = nil
+    public var variance: Double? = nil
+
+    public init(name: String, mean: Double, std: Double) {
+        self.name = name
+        self.mean = mean
+        self.std = std
+    }
+
+    /// From a count, mean and (population) variance; a variance too small to divide by
+    /// standardises with 1 (the column is constant: every value becomes 0).
+    public init(name: String, count: Double, mean: Double, variance: Double) {
+        let std = count > 1 ? max(variance, 0).squareRoot() : 0
+        self.init(name: name, mean: mean, std: std > 1e-12 ? std : 1)
+        self.count = count
+        self.variance = variance
+    }
 }
 
 /// Everything needed to turn a raw row into model input exactly as in training: the column
@@ -99,6 +119,9 @@ public struct FeatureSchema: Codable, Sendable {
     public var fieldOffsets: [Int] { layoutOfRows.offsets }
 
     public var embeddingRows: Int { layoutOfRows.rows }
+
+    /// Embedding rows per field (a field sharing another's rows counts them too).
+    public var tableRows: [String: Int] { Dictionary(uniqueKeysWithValues: fields.map { ($0.name, $0.size) }) }
 
     /// Fits vocabularies (values seen at least `minCount` times; hashed fields take no
     /// vocabulary) and dense mean/std on `raw`.
@@ -184,8 +207,7 @@ public struct FeatureSchema: Codable, Sendable {
             var dense: [DenseStatistics] = []
             for (k, name) in layout.dense.enumerated() {
                 let (n, mean, m2) = moments[k]
-                let std = n > 1 ? (m2 / n).squareRoot() : 0
-                dense.append(DenseStatistics(name: name, mean: mean, std: std > 1e-12 ? std : 1))
+                dense.append(DenseStatistics(name: name, count: n, mean: mean, variance: n > 0 ? m2 / n : 0))
             }
             return FeatureSchema(layout: layout, minCount: minCount, fields: fields, dense: dense)
         }

@@ -57,12 +57,17 @@ public struct ModelManifest: Codable, Sendable {
     public var weightsFile = "weights.safetensors"
     /// FNV-1a 64 of the weights file, hex: catches a weights file from another model.
     public var weightsChecksum: String
+    /// Adam's state (`OptimizerState`) when saved with `--save-optimizer-state`, and its FNV-1a 64.
+    public var optimizerFile: String?
+    public var optimizerChecksum: String?
 
     enum CodingKeys: String, CodingKey {
         case format, config, schema, training
         case formatVersion = "format_version"
         case weightsFile = "weights_file"
         case weightsChecksum = "weights_checksum"
+        case optimizerFile = "optimizer_file"
+        case optimizerChecksum = "optimizer_checksum"
     }
 }
 
@@ -112,15 +117,52 @@ public struct TrainedModel {
         network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
     }
 
-    /// Writes `model.json` and the weights as one directory, swapped in whole (`AtomicDirectory`):
-    /// a reader sees the previous model or this one, never one's manifest beside the other's weights.
-    public func save(to dir: String, force: Bool = false) throws {
+    /// Writes `model.json` and the weights (and Adam's state, when given) as one directory,
+    /// swapped in whole (`AtomicDirectory`): a reader sees the previous model or this one, never
+    /// one's manifest beside the other's weights.
+    public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil) throws {
         let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
         var m = manifest
         m.weightsChecksum = Checksum.fnv64Hex(weights)
+        var files: [AtomicDirectory.File] = [.init(m.weightsFile, weights)]
+        if let optimizer {
+            let state = optimizer.encode()
+            m.optimizerFile = OptimizerState.fileName
+            m.optimizerChecksum = Checksum.fnv64Hex(state)
+            files.append(.init(OptimizerState.fileName, state))
+        } else {
+            m.optimizerFile = nil
+            m.optimizerChecksum = nil
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicDirectory.write([.init(m.weightsFile, weights), .init("model.json", try enc.encode(m))], to: dir, force: force)
+        try AtomicDirectory.write(files + [.init("model.json", try enc.encode(m))], to: dir, force: force)
+    }
+
+    /// A model directory's `model.json` alone (what `train --init-from` continues), unvalidated.
+    public static func manifest(in dir: String) throws -> ModelManifest {
+        let directory = try DirectoryHandle(dir)
+        guard directory.exists("model.json") else {
+            throw FunnelError("\(dir)/model.json: not found (is \(dir) a Funnel model directory?)")
+        }
+        return try ModelManifest.decode(try directory.contents("model.json", limit: InputFile.manifestLimit), path: dir + "/model.json")
+    }
+
+    /// The saved optimizer state, its checksum checked; nil when the model was saved without it.
+    public func optimizerState(in dir: String) throws -> OptimizerState? {
+        guard let file = manifest.optimizerFile else { return nil }
+        let path = dir + "/" + file
+        guard file == OptimizerState.fileName, let expected = manifest.optimizerChecksum else {
+            throw FunnelError("\(dir)/model.json: optimizer_file must be \(OptimizerState.fileName) with an optimizer_checksum")
+        }
+        // Two moments per weight at most (plus headers): a larger file is refused unread.
+        let limit = network.parameters.reduce(0) { $0 + $1.count } * 8 + (16 << 20)
+        let data = try DirectoryHandle(dir).contents(file, limit: limit)
+        let sum = Checksum.fnv64Hex(data)
+        guard sum == expected else {
+            throw FunnelError("\(path): checksum \(sum) does not match model.json (\(expected)); the optimizer state is damaged or belongs to another model")
+        }
+        return try OptimizerState.decode(data, path: path)
     }
 
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
@@ -176,22 +218,5 @@ public struct TrainedModel {
             }
             t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: t.values.count) }
         }
-    }
-
-    /// Starts `net` from a saved model's weights (warm start). The saved model must have the same
-    /// architecture and the same schema (vocabularies), or the ids would mean different things.
-    public static func warmStart(_ net: FunnelNetwork, schema: FeatureSchema, from dir: String) throws {
-        let saved = try load(from: dir)
-        guard saved.config.architecture == net.config.architecture else {
-            throw FunnelError("initial weights \(dir): model '\(saved.config.kind.rawValue)' cannot initialise '\(net.config.kind.rawValue)'")
-        }
-        guard saved.schema.layout == schema.layout,
-              saved.schema.fields.map(\.values) == schema.fields.map(\.values) else {
-            throw FunnelError("initial weights \(dir): its feature schema (columns or vocabularies) differs from this training file's")
-        }
-        let tensors = Dictionary(uniqueKeysWithValues: saved.network.parameters.map {
-            ($0.name, SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array))
-        })
-        try copy(tensors, into: net, path: dir + "/" + saved.manifest.weightsFile)
     }
 }

@@ -16,7 +16,8 @@ public final class AdamOptimizer {
     public let beta2: Float
     public let epsilon: Float
     public let l2: Float
-    public private(set) var step: Int = 0
+    /// Updates applied so far (the bias corrections' t); a continued run starts from the saved count.
+    public var step: Int = 0
     /// Threads sharing an update. Every element's update is independent of every other's, so
     /// splitting the work changes nothing in the result, only the time.
     public let workers: Int

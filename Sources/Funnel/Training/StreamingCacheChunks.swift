@@ -59,7 +59,8 @@ public final class StreamingCacheChunks: TrainingChunks {
 
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
-    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator = .single) throws
+    public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator = .single,
+                                 growing previous: PreviousSchema? = nil) throws
         -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int)
     {
         var maxBagValues = 0, bagValues = 0
@@ -89,7 +90,9 @@ public final class StreamingCacheChunks: TrainingChunks {
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
         try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
-        return (acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies), acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
+        var schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
+        if let previous { schema = try previous.grown(by: schema, file: cache.path) }
+        return (schema, acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
     }
 
     public var fields: Int { schema.fields.count }

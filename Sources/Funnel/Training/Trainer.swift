@@ -23,6 +23,9 @@ public final class Trainer {
     /// A data-parallel job's ranks: each computes its share of every global batch, the
     /// gradients are summed across ranks, every rank applies the same update. Nil: one process.
     public var communicator: Communicator
+    /// Each stage's optimizer step count to start from (a continued run's `OptimizerState`);
+    /// nil: every stage starts at step 0.
+    public var startingSteps: [Int]?
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
     public init(config: ModelConfig, communicator: Communicator = .single) {
@@ -36,6 +39,8 @@ public final class Trainer {
         public var finalLoss: [String: Double]
         /// The checkpoint schedule asked to stop before the last epoch ended.
         public var stoppedEarly = false
+        /// Each stage's optimizer step count at the end (what `OptimizerState` saves).
+        public var optimizerSteps: [Int] = []
         public var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
     }
 
@@ -66,10 +71,14 @@ public final class Trainer {
                               exchange: communicator.isDistributed ? GradientExchange(communicator: communicator) : nil)
         let stages = network.architecture.stages
         var stopped = false
+        var steps = startingSteps ?? [Int](repeating: 0, count: stages.count)
+        guard steps.count == stages.count else { throw FunnelError("optimizer state has \(steps.count) stage(s), the model \(stages.count)") }
         for (s, stage) in stages.enumerated() where onlyStages?.contains(s) ?? true {
             let optimizer = AdamOptimizer(
                 learningRate: Float(config.learningRate), beta1: Float(config.beta1), beta2: Float(config.beta2),
                 epsilon: Float(config.epsilon), l2: Float(config.l2), workers: network.workers)
+            optimizer.step = steps[s]
+            defer { steps[s] = optimizer.step }
             let params = network.parameters(for: stage.objective)
             let epochs = config.epochs(for: stage.space)
             let stepsPerEpoch = max(1, (run.stageWork[s] + config.batchSize - 1) / config.batchSize)
@@ -92,7 +101,7 @@ public final class Trainer {
             }
         }
         return Result(seconds: Date().timeIntervalSince(run.start), samples: run.samples, finalLoss: run.finalLoss,
-                      stoppedEarly: stopped)
+                      stoppedEarly: stopped, optimizerSteps: steps)
     }
 
     /// The rows a stage iterates over, in data order (shuffled per epoch later).

@@ -8,8 +8,11 @@ public struct TrainingRequest: Sendable {
     public var config: ModelConfig
     public var minCount = 1
     public var threads = 1
-    /// Start from this model directory's weights (same model and schema).
+    /// Continue this model directory (`ModelContinuation`): its weights, vocabularies grown by
+    /// the training file's new ids, and Adam's state when it was saved.
     public var initFrom: String?
+    /// Save Adam's moments and step counts beside the weights (`OptimizerState`).
+    public var saveOptimizerState = false
     /// Stream a prepared cache through a shuffle buffer sized to keep peak RSS under this many
     /// MiB; nil trains in memory.
     public var memoryBudgetMiB: Double?
@@ -63,6 +66,10 @@ public struct TrainingOutcome: Sendable {
     public var layout: TableLayout
     /// A data-parallel run's communication (this rank's).
     public var communication: CommunicationStats? = nil
+    /// With `initFrom`: what continuing changed.
+    public var continued: ModelContinuation.Growth? = nil
+    /// Embedding rows per categorical field of the saved model.
+    public var tableRows: [String: Int] = [:]
 }
 
 /// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
@@ -76,8 +83,13 @@ public enum TrainingJob {
         if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
         // Ranks that would read different files at the same path are refused before any reading.
         try request.communicator.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
+        let continuation = try request.initFrom.map { try ModelContinuation(directory: $0, config: config) }
+        var request = request
+        if let continuation {
+            request.read = try ContinuedSchema.readOptions(request.read, continuing: continuation.previous.schema, from: continuation.directory)
+        }
         let loadStart = Date()
-        let data = try TrainingData.open(request)
+        let data = try TrainingData.open(request, growing: continuation?.schema)
         var notes = data.notes
         var validData: EncodedDataset?
         if let valid = request.valid {
@@ -101,7 +113,11 @@ public enum TrainingJob {
         let network = try FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
                                     maxBagValues: data.maxBagValues)
         network.gemm = request.gemm
-        if let initFrom = request.initFrom { try TrainedModel.warmStart(network, schema: schema, from: initFrom) }
+        let growth = try continuation?.start(network, schema: schema)
+        if let growth, growth.addedRows > 0 {
+            events(.note("continuing \(request.initFrom!): \(growth.keptRows) embedding rows kept, \(growth.addedRows) added for new ids"
+                         + (growth.optimizerState ? ", Adam's state carried over" : "")))
+        }
         let (source, bufferRows) = try data.chunks(for: network, request: request)
         if let bufferRows, let budget = request.memoryBudgetMiB {
             events(.note(String(format: "streaming with a shuffle buffer of %d rows (budget %.0f MiB)", bufferRows, budget)))
@@ -123,8 +139,9 @@ public enum TrainingJob {
         let comm = request.communicator
         try comm.checkSame([config, schema], what: "model configuration and schema")
         try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
-        let result = try Trainer(config: config, communicator: comm)
-            .train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
+        let trainer = Trainer(config: config, communicator: comm)
+        trainer.startingSteps = growth?.startingSteps
+        let result = try trainer.train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
         let communication = comm.isSingleProcess ? nil : comm.stats
         if let watchError { throw watchError }
         let kept = watch.restoreBest(into: network)  // under early stopping: the best checkpoint's weights
@@ -134,11 +151,13 @@ public enum TrainingJob {
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
         if comm.isRoot {
-            try TrainedModel(config: config, schema: schema, network: network, training: summary).save(to: request.out, force: request.force)
+            let optimizer = request.saveOptimizerState ? OptimizerState.capture(network, steps: result.optimizerSteps) : nil
+            try TrainedModel(config: config, schema: schema, network: network, training: summary)
+                .save(to: request.out, force: request.force, optimizer: optimizer)
         }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
-                               communication: communication)
+                               communication: communication, continued: growth, tableRows: schema.tableRows)
     }
 
     /// The column roles in one line, so a user sees what type inference decided.
@@ -169,8 +188,8 @@ struct TrainingData {
 
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
-    static func open(_ r: TrainingRequest) throws -> TrainingData {
-        guard let budget = r.memoryBudgetMiB else { return try openInMemory(r, r.communicator) }
+    static func open(_ r: TrainingRequest, growing previous: PreviousSchema?) throws -> TrainingData {
+        guard let budget = r.memoryBudgetMiB else { return try openInMemory(r, r.communicator, growing: previous) }
         guard budget > 0, budget.isFinite else { throw FunnelError("the memory budget must be a positive number of MiB") }
         guard try TableFormats.detect(r.train) is CacheFormat else {
             throw FunnelError("\(r.train): streaming under a memory budget reads a prepared cache; "
@@ -181,7 +200,8 @@ struct TrainingData {
         // A data-parallel job streams sharded: each rank reads its rows of every group.
         var options = r.read
         options.shard = r.communicator.shard
-        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator)
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator,
+                                                        growing: previous)
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
@@ -190,8 +210,9 @@ struct TrainingData {
     /// The rows in memory. In a data-parallel job this rank reads its shard of the file (every
     /// `size`-th data row), the ranks merge their vocabulary counts and dense moments into one
     /// schema and share their rows' labels (the label view, `ShardView`); one rank reads them all.
-    static func openInMemory(_ r: TrainingRequest, _ comm: Communicator) throws -> TrainingData {
-        let (schema, local, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount, communicator: comm)
+    static func openInMemory(_ r: TrainingRequest, _ comm: Communicator, growing previous: PreviousSchema?) throws -> TrainingData {
+        let (schema, local, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount, communicator: comm,
+                                                                        growing: previous)
         let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
