@@ -32,6 +32,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
     var shuffleBufferRows: Int?
     @OptionGroup var data: DataOptions
+    @OptionGroup var vocabulary: VocabularyOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
     @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank reads its shard of the rows and computes its rows of every global batch; the gradients are summed over the ranks; rank 0 writes the model.")
@@ -71,8 +72,8 @@ struct Train: ParsableCommand {
         return (config, given.contains("--min-count") ? minCount : prev.schema.minCount)
     }
 
-    /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
-    private func trainHere(_ comm: Communicator, quiet: Bool) throws {
+    /// What this command asks of `TrainingJob`.
+    private func request(_ comm: Communicator) throws -> TrainingRequest {
         let (config, minCount) = try configAndMinCount()
         var request = TrainingRequest(train: train, out: out, config: config)
         request.gemm = gemmOptions.settings
@@ -84,10 +85,20 @@ struct Train: ParsableCommand {
         (request.initFrom, request.memoryBudgetMiB) = (initFrom, memoryBudget)
         request.shuffleBufferRows = shuffleBufferRows
         request.read = try data.readOptions()
+        let previousPolicy = try initFrom.map { try TrainedModel.manifest(in: $0).schema.vocabularyPolicy } ?? nil
+        request.read.vocabularyPolicy = try vocabulary.policy(previous: previousPolicy)
+        request.read.dayColumn = request.read.vocabularyPolicy?.dayColumn
         request.force = force
         request.earlyStopping = earlyStopping
         request.monitor = monitor
         request.evalEverySteps = evalEvery
+        return request
+    }
+
+    /// One rank's (or the lone process's) run; ranks other than 0 print nothing.
+    private func trainHere(_ comm: Communicator, quiet: Bool) throws {
+        let request = try request(comm)
+        let config = request.config
         let kind = config.kind.rawValue, json = self.json, monitor = self.monitor
         let outcome = try TrainingJob.run(request) { event in
             guard !json && !quiet else { return }

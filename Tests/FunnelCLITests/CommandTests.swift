@@ -159,7 +159,11 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual((o["experts"] as? [String])?.count, 2)
         XCTAssertEqual((o["gates"] as? [String: [Double]])?.keys.sorted(), ["ctr", "cvr"])
         try CLI.fails(["inspect", "--model", Self.esmm, "--data", Self.data + "/test.csv"], saying: "has no gates", status: 1)
-        try CLI.fails(["inspect", "--model", Self.mmoe], saying: "--data", status: 64)
+        // Without --data: the model's tables, for any model.
+        let t = CLI.json(try CLI.ok(["inspect", "--model", Self.esmm, "--json"]))
+        let fields = try XCTUnwrap(t["fields"] as? [[String: Any]])
+        XCTAssertEqual(fields.reduce(0) { $0 + ($1["rows"] as? Int ?? 0) }, t["embedding_rows"] as? Int)
+        XCTAssertTrue(try CLI.ok(["inspect", "--model", Self.mmoe]).contains("embedding rows"))
     }
 
     func testServe() throws {

@@ -22,8 +22,8 @@ public enum DatasetLoader {
         report = try report.merged(across: communicator)
         report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        var schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
-        if let previous { schema = try previous.grown(by: schema, file: path) }
+        let (schema, notes) = try FeatureSchema.fitted(acc, minCount: minCount, options: options, growing: previous, file: path)
+        report.schemaNotes += notes
         return (schema, schema.encode(raw), report)
     }
 

@@ -19,6 +19,8 @@ public struct ReadOptions: Sendable {
     public var hashBuckets = HashBuckets()
     /// Categorical fields sharing one vocabulary and block of embedding rows when a schema is fitted.
     public var sharedVocabularies = SharedVocabularies()
+    /// Admission and eviction when a schema is fitted or grown (nil: none, or a continued model's).
+    public var vocabularyPolicy: VocabularyPolicy? = nil
     /// Column-name patterns of multi-valued (categorical) columns: a cell holds values separated
     /// by `valueSeparator`, each `id` or `id:weight`; `maxValues` keeps a row's highest-weight ones.
     public var multiValued: [String] = []

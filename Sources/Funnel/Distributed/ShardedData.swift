@@ -103,10 +103,31 @@ extension FeatureSchema.Accumulator {
             for (k, n) in field.sorted(by: { $0.key < $1.key }) { w.put(k); w.putCount(n) }
         }
         for m in moments { w.put(m.n); w.put(m.mean); w.put(m.m2) }
+        // Latest day per key (a day column), merged by maximum.
+        w.putCount(lastDays == nil ? 0 : 1)
+        for field in lastDays ?? [] {
+            w.putCount(field.count)
+            for (k, d) in field.sorted(by: { $0.key < $1.key }) { w.put(k); w.putCount(Int(d) - Int(Int32.min)) }
+        }
+        w.putCount(Int(maxDay) - Int(Int32.min))
         let tokens = try JSONEncoder().encode(Dictionary(uniqueKeysWithValues: textTokens.map { (String($0.key), $0.value) }))
         w.putCount(tokens.count)
         w.bytes.append(contentsOf: tokens)
         return w.bytes
+    }
+
+    /// One rank's latest day per key: the later of the two days wins.
+    private mutating func addDays(from cursor: inout ByteCursor) throws {
+        if try cursor.readCount(elementBytes: 0) == 1 {
+            if lastDays == nil { lastDays = Array(repeating: [:], count: counts.count) }
+            for k in 0..<counts.count {
+                for _ in 0..<(try cursor.readCount(elementBytes: 16)) {
+                    let key = try cursor.read(Int64.self), day = Int32(clamping: try cursor.read(Int.self) + Int(Int32.min))
+                    if lastDays![k][key].map({ $0 < day }) ?? true { lastDays![k][key] = day }
+                }
+            }
+        }
+        maxDay = max(maxDay, Int32(clamping: try cursor.read(Int.self) + Int(Int32.min)))
     }
 
     /// Adds one rank's `message()`: counts summed, dense moments combined pairwise (Chan et al.).
@@ -123,6 +144,7 @@ extension FeatureSchema.Accumulator {
             let delta = b.mean - a.mean
             moments[k] = (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
         }
+        try addDays(from: &cursor)
         let t = try cursor.readCount(elementBytes: 1)
         let text = try JSONDecoder().decode([String: String].self, from: Data(try cursor.region(t)))
         for (k, v) in text { if let key = Int64(k) { textTokens[key] = textTokens[key] ?? v } }

@@ -38,6 +38,8 @@ public enum ContinuedSchema {
             throw FunnelError("--share-embedding differs from the shared vocabularies of \(dir) (continuing keeps them)")
         }
         o.sharedVocabularies = sharing
+        o.vocabularyPolicy = user.vocabularyPolicy ?? prev.vocabularyPolicy
+        o.dayColumn = o.vocabularyPolicy?.dayColumn ?? o.dayColumn
         return o
     }
 
@@ -48,21 +50,18 @@ public enum ContinuedSchema {
         return SharedVocabularies(groups: groups.keys.sorted().map { groups[$0]! })
     }
 
-    /// PREV's schema grown by `fitted` (NEW's own schema, fitted with PREV's roles, hashing and
-    /// minimum count). `previousRows` weighs PREV's dense statistics when it recorded no counts.
-    public static func grow(_ prev: FeatureSchema, with fitted: FeatureSchema, previousRows: Int, file: String) throws -> FeatureSchema {
-        guard prev.layout == fitted.layout else {
-            throw FunnelError("\(file): its columns differ from the model it continues (\(describeDifference(prev.layout, fitted.layout)))")
+    /// PREV's schema grown by the new data (`acc`, read with `readOptions`): vocabularies by
+    /// `VocabularyGrowth` under PREV's policy (or `options`' when given), dense statistics
+    /// combined. `previousRows` weighs PREV's dense statistics when it recorded no counts.
+    static func grow(_ prev: FeatureSchema, by acc: FeatureSchema.Accumulator, minCount: Int, options: ReadOptions,
+                     previousRows: Int, file: String) throws -> (schema: FeatureSchema, notes: [String]) {
+        guard prev.layout == acc.layout else {
+            throw FunnelError("\(file): its columns differ from the model it continues (\(describeDifference(prev.layout, acc.layout)))")
         }
-        var fields: [FieldVocabulary] = []
-        for (old, new) in zip(prev.fields, fitted.fields) {
-            guard old.hashBuckets == nil else { fields.append(old); continue }
-            let known = Set(old.values)
-            let added = new.values.filter { !known.contains($0) }
-            fields.append(FieldVocabulary(name: old.name, values: old.values + added, sharesRowsWith: old.sharesRowsWith))
-        }
-        let dense = zip(prev.dense, fitted.dense).map { combine($0, $1, previousRows: previousRows) }
-        return FeatureSchema(layout: prev.layout, minCount: prev.minCount, fields: fields, dense: dense)
+        var (next, reports) = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies,
+                                         previous: prev, policy: options.vocabularyPolicy ?? prev.vocabularyPolicy)
+        next.dense = zip(prev.dense, next.dense).map { combine($0, $1, previousRows: previousRows) }
+        return (next, VocabularyGrowth.notes(reports, fields: next.fields))
     }
 
     /// Chan et al.'s exact pairwise combination of two (count, mean, variance) summaries.
@@ -102,36 +101,63 @@ public struct PreviousSchema: Sendable {
         self.directory = directory
     }
 
-    /// The next model's schema: PREV's grown by `fitted`, the schema fitted on `file`.
-    public func grown(by fitted: FeatureSchema, file: String) throws -> FeatureSchema {
-        try ContinuedSchema.grow(schema, with: fitted, previousRows: rows, file: file)
+    /// The next model's schema: PREV's grown by the rows `acc` counted from `file`.
+    func grown(by acc: FeatureSchema.Accumulator, minCount: Int, options: ReadOptions, file: String) throws -> (schema: FeatureSchema, notes: [String]) {
+        try ContinuedSchema.grow(schema, by: acc, minCount: minCount, options: options, previousRows: rows, file: file)
     }
 }
 
-/// Where each of a previous schema's embedding rows lives in a grown one: a field's block may
-/// move (an earlier field grew) but keeps its order, and its new rows follow its old ones.
+/// Where a previous schema's embedding rows live in the next one: a value the next schema
+/// still has keeps its row's contents at its new id (blocks move when an earlier field grew,
+/// ids shift down past evicted values), each field's out-of-vocabulary row stays its own, a
+/// hashed field's block moves whole; evicted values' rows are left behind, and rows of new
+/// values are not in the map.
 public struct EmbeddingRowMap: Sendable {
-    /// (old first row, new first row, rows) per block of the old table.
-    public let blocks: [(from: Int, to: Int, rows: Int)]
+    /// Contiguous runs: (old first row, new first row, rows).
+    public let runs: [(from: Int, to: Int, rows: Int)]
     public let oldRows: Int
     public let newRows: Int
 
     public init(from old: FeatureSchema, to new: FeatureSchema) {
         let oldOffsets = old.fieldOffsets, newOffsets = new.fieldOffsets
-        var blocks: [(Int, Int, Int)] = [], seen = Set<Int>()
-        for k in old.fields.indices where seen.insert(oldOffsets[k]).inserted {
-            blocks.append((oldOffsets[k], newOffsets[k], old.fields[k].size))
+        var runs: [(from: Int, to: Int, rows: Int)] = [], seen = Set<Int>()
+        func map(_ from: Int, _ to: Int) {
+            if let last = runs.last, last.from + last.rows == from, last.to + last.rows == to {
+                runs[runs.count - 1].rows += 1
+            } else {
+                runs.append((from, to, 1))
+            }
         }
-        self.blocks = blocks
+        for k in old.fields.indices where seen.insert(oldOffsets[k]).inserted {
+            let a = old.fields[k], b = new.fields[k], o = oldOffsets[k], n = newOffsets[k]
+            if a.hashBuckets != nil {
+                runs.append((o, n, a.size))
+                continue
+            }
+            map(o, n)  // the out-of-vocabulary row
+            for j in 0..<b.count {
+                let id = Int(a.id(of: b.key(at: j)))
+                if id > 0 { map(o + id, n + j + 1) }
+            }
+        }
+        self.runs = runs
         oldRows = old.embeddingRows
         newRows = new.embeddingRows
     }
 
-    /// True when nothing moves (the same schema, or growth only in the last block).
-    public var isIdentity: Bool { blocks.allSatisfy { $0.from == $0.to } && oldRows == newRows }
+    /// Old rows carried into the new table.
+    public var carriedRows: Int { runs.reduce(0) { $0 + $1.rows } }
 
-    /// Copies the old table's rows (`width` floats each) into their places in the new table.
+    /// True when every row stays where it was and none is added or left behind.
+    public var isIdentity: Bool { oldRows == newRows && carriedRows == oldRows && runs.allSatisfy { $0.from == $0.to } }
+
+    /// Copies the old table's carried rows (`width` floats each) into their places in the new table.
     public func copy(_ old: UnsafePointer<Float>, into new: UnsafeMutablePointer<Float>, width: Int) {
-        for b in blocks { (new + b.to * width).update(from: old + b.from * width, count: b.rows * width) }
+        for r in runs { (new + r.to * width).update(from: old + r.from * width, count: r.rows * width) }
+    }
+
+    /// Whether a parameter of `shape` (now) and `saved` (then) is an embedding table this map moves.
+    func moves(_ shape: [Int], saved: [Int], sparse: Bool) -> Bool {
+        sparse && !isIdentity && shape.first == newRows && saved == [oldRows] + shape.dropFirst()
     }
 }

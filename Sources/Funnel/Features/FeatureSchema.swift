@@ -1,64 +1,155 @@
 import Foundation
 
 /// The vocabulary of one categorical field. Id 0 is the field's out-of-vocabulary id (rare,
-/// unseen and missing values); kept values get ids 1…n in ascending key order, so the ids do
+/// unseen and missing values); kept values get ids 1…n in ascending key order (a continued
+/// model appends each run's new values after the old ones, `ContinuedSchema`), so the ids do
 /// not depend on row order.
+///
+/// Held in memory (fitted, or read from an older `model.json` that lists the values), or mapped
+/// from a model directory's `vocabularies.bin` (`VocabularyFile`): then `model.json` records
+/// only the count and nothing proportional to the id space is parsed or copied at load.
 public struct FieldVocabulary: Codable, Sendable {
-    public let name: String
-    /// Value text by id − 1 (empty for a hashed field).
-    public let values: [String]
+    public private(set) var name: String
     /// A hashed field's buckets (`HashBuckets`): ids are 1 + hash(key) mod buckets, 0 for an
     /// empty cell; nil for a vocabulary.
     public let hashBuckets: Int?
     /// The field whose embedding rows this one uses (`SharedVocabularies`; same values); nil: its own.
-    public let sharesRowsWith: String?
+    public private(set) var sharesRowsWith: String?
+    /// In memory: value text by id − 1, and key → id.
+    private var texts: [String] = []
     private var lookup: [Int64: Int32] = [:]
+    /// In memory: per value, its occurrences counted across runs (saturating) and the day (or
+    /// run) it was last seen — what admission and eviction decide on (`VocabularyGrowth`);
+    /// empty when not recorded (models saved before continuous training).
+    private var occurrenceCounts: [UInt32] = []
+    private var lastSeenDays: [Int32] = []
+    /// Ids not admitted yet (`VocabularyPolicy.admitMinCount`): their occurrences so far.
+    private var pendingIDs: [(key: Int64, count: UInt32)] = []
+    /// Mapped from `vocabularies.bin`.
+    private var mapped: MappedVocabulary?
+    /// The count a `model.json` without values declares, until the mapped file is attached.
+    private var declaredCount: Int?
+
+    /// An encoder whose `userInfo` holds this key (true) writes counts instead of values: the
+    /// values go to `vocabularies.bin`.
+    public static let valuesElsewhere = CodingUserInfoKey(rawValue: "funnel.vocabulary.values-elsewhere")!
 
     enum CodingKeys: String, CodingKey {
-        case name, values
+        case name, values, count
         case hashBuckets = "hash_buckets"
         case sharesRowsWith = "shares_rows_with"
     }
 
     public init(name: String, values: [String], hashBuckets: Int? = nil, sharesRowsWith: String? = nil) {
         self.name = name
-        self.values = values
+        self.texts = values
         self.hashBuckets = hashBuckets
         self.sharesRowsWith = sharesRowsWith
         buildLookup()
     }
 
+    /// A vocabulary with its values' usage (parallel to `values`) and its pending ids.
+    public init(name: String, values: [String], occurrences: [UInt32], lastSeen: [Int32], pending: [(key: Int64, count: UInt32)],
+                sharesRowsWith: String? = nil) {
+        precondition(occurrences.count == values.count && lastSeen.count == values.count)
+        self.init(name: name, values: values, sharesRowsWith: sharesRowsWith)
+        (occurrenceCounts, lastSeenDays, pendingIDs) = (occurrences, lastSeen, pending)
+    }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        values = try c.decode([String].self, forKey: .values)
         hashBuckets = try c.decodeIfPresent(Int.self, forKey: .hashBuckets)
         sharesRowsWith = try c.decodeIfPresent(String.self, forKey: .sharesRowsWith)
         if let n = hashBuckets, !(1...HashBuckets.limit).contains(n) {
             throw DecodingError.dataCorruptedError(forKey: .hashBuckets, in: c, debugDescription: "hash buckets out of range: \(n)")
         }
-        buildLookup()
+        if let values = try c.decodeIfPresent([String].self, forKey: .values) {
+            texts = values
+            buildLookup()
+        } else {
+            let n = try c.decode(Int.self, forKey: .count)
+            guard (0..<Int(Int32.max)).contains(n) else {
+                throw DecodingError.dataCorruptedError(forKey: .count, in: c, debugDescription: "value count out of range: \(n)")
+            }
+            declaredCount = n
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
-        try c.encode(values, forKey: .values)
+        if encoder.userInfo[Self.valuesElsewhere] as? Bool == true && hashBuckets == nil {
+            try c.encode(count, forKey: .count)
+        } else {
+            try c.encode(values, forKey: .values)
+        }
         try c.encodeIfPresent(hashBuckets, forKey: .hashBuckets)
         try c.encodeIfPresent(sharesRowsWith, forKey: .sharesRowsWith)
     }
 
     private mutating func buildLookup() {
-        lookup.reserveCapacity(values.count)
-        for (i, v) in values.enumerated() { lookup[CategoryKey.of(v)] = Int32(i + 1) }
+        lookup.reserveCapacity(texts.count)
+        for (i, v) in texts.enumerated() { lookup[CategoryKey.of(v)] = Int32(i + 1) }
+    }
+
+    /// Values in the vocabulary (ids 1…count).
+    public var count: Int { mapped?.count ?? declaredCount ?? texts.count }
+
+    /// Every value's text by id − 1 (a mapped vocabulary's are built on the call).
+    public var values: [String] { mapped.map { m in (0..<m.count).map(m.value(at:)) } ?? texts }
+
+    /// The text of value `i` (id i + 1).
+    public func value(at i: Int) -> String { mapped?.value(at: i) ?? texts[i] }
+
+    /// The category key of value `i` (id i + 1).
+    public func key(at i: Int) -> Int64 { mapped?.key(at: i) ?? CategoryKey.of(texts[i]) }
+
+    /// The same values under another field's name, using `owner`'s embedding rows.
+    func sharingRows(of owner: String, as name: String) -> FieldVocabulary {
+        var f = self
+        (f.name, f.sharesRowsWith) = (name, owner)
+        return f
+    }
+
+    /// Value `i`'s occurrences across runs and last-seen day, when recorded.
+    public func usage(at i: Int) -> (occurrences: UInt32, lastSeen: Int32)? {
+        if let m = mapped { return m.usage.map { ($0.occurrences[i], $0.lastSeen[i]) } }
+        return occurrenceCounts.isEmpty ? nil : (occurrenceCounts[i], lastSeenDays[i])
+    }
+
+    /// Whether the values' usage is recorded.
+    public var hasUsage: Bool { mapped.map { $0.usage != nil } ?? !occurrenceCounts.isEmpty }
+
+    /// Ids waiting for admission, with their occurrences so far.
+    public var pending: [(key: Int64, count: UInt32)] {
+        guard let m = mapped else { return pendingIDs }
+        return m.pending.map { p in (0..<p.count).map { (p.keys[$0], p.counts[$0]) } } ?? []
+    }
+
+    /// Whether every value's text is its integer key written in decimal (no text to store).
+    var isCanonicalIntegers: Bool {
+        mapped.map { $0.text == nil } ?? texts.allSatisfy { Int64($0).map(String.init) == $0 }
+    }
+
+    /// A vocabulary `model.json` declared by count only, still to be attached from its file.
+    var awaitsValues: Bool { declaredCount != nil && mapped == nil && hashBuckets == nil }
+
+    /// Takes the values of a mapped `vocabularies.bin`, which must hold the declared count.
+    mutating func attach(_ m: MappedVocabulary, path: String) throws {
+        guard m.count == declaredCount else {
+            throw DataError(file: path, "field '\(name)' holds \(m.count) values; model.json declares \(declaredCount ?? texts.count)")
+        }
+        mapped = m
     }
 
     /// Rows in the embedding table: the values (or buckets) plus the OOV / empty row.
-    public var size: Int { (hashBuckets ?? values.count) + 1 }
+    public var size: Int { (hashBuckets ?? count) + 1 }
 
     @inline(__always)
     public func id(of key: Int64) -> Int32 {
         if let n = hashBuckets { return key == CategoryKey.empty ? 0 : HashBuckets.bucket(key, n) }
+        if let m = mapped { return m.id(of: key) }
         return lookup[key] ?? 0
     }
 }
@@ -95,8 +186,13 @@ public struct DenseStatistics: Codable, Sendable {
 public struct FeatureSchema: Codable, Sendable {
     public let layout: TableLayout
     public let minCount: Int
-    public let fields: [FieldVocabulary]
-    public let dense: [DenseStatistics]
+    public internal(set) var fields: [FieldVocabulary]
+    public internal(set) var dense: [DenseStatistics]
+    /// Admission and eviction across runs (nil: none; every value seen `minCount` times is kept).
+    public var vocabularyPolicy: VocabularyPolicy? = nil
+    /// The day (by the policy's day column) or run number of the latest run: the "now" that
+    /// last-seen days are measured against. Nil in models saved before continuous training.
+    public var clock: Int? = nil
 
     /// First global embedding row of each field, and the table's rows: the fields share one
     /// table, one block each — except a field sharing an earlier field's rows
@@ -138,11 +234,24 @@ public struct FeatureSchema: Codable, Sendable {
         return (acc.schema(minCount: minCount, hashing: hashing, sharing: sharing), acc.hashNotes(hashing))
     }
 
+    /// The schema of counted rows: fitted (under `options`' hashing, sharing and vocabulary
+    /// policy), or `previous` grown by them; with notes on what admission and eviction did.
+    static func fitted(_ acc: Accumulator, minCount: Int, options: ReadOptions, growing previous: PreviousSchema?,
+                       file: String) throws -> (FeatureSchema, [String]) {
+        if let previous { return try previous.grown(by: acc, minCount: minCount, options: options, file: file) }
+        let (schema, reports) = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies,
+                                           previous: nil, policy: options.vocabularyPolicy)
+        return (schema, options.vocabularyPolicy?.isActive == true ? VocabularyGrowth.notes(reports, fields: schema.fields) : [])
+    }
+
     /// Counts and running moments for fitting a schema over chunks of a table (a streamed cache);
     /// chunks added in row order give exactly the schema of the whole table.
     public struct Accumulator {
         public let layout: TableLayout
         var counts: [[Int64: Int]]
+        /// Per field, each key's latest day — when the rows carry days (a day column).
+        var lastDays: [[Int64: Int32]]?
+        var maxDay: Int32 = .min
         var moments: [(n: Double, mean: Double, m2: Double)]
         var textTokens: [Int64: String] = [:]
         public internal(set) var rows = 0
@@ -161,6 +270,7 @@ public struct FeatureSchema: Codable, Sendable {
                 // A multi-valued field counts every value of every row (its key slot is a placeholder).
                 for key in bagOf[k].map({ raw.bags[$0].keys }) ?? raw.keys[k] { counts[k][key, default: 0] += 1 }
             }
+            if !raw.days.isEmpty { addDays(raw, bagOf: bagOf) }
             for k in 0..<layout.dense.count {
                 var (n, mean, m2) = moments[k]
                 for v in raw.dense[k] where !v.isNaN {
@@ -177,6 +287,24 @@ public struct FeatureSchema: Codable, Sendable {
             for i in 0..<min(raw.click.count, raw.conversion.count) where raw.click[i] == 1 && raw.conversion[i] == 1 { conversions += 1 }
         }
 
+        /// Each key's latest day, from rows that carry days.
+        private mutating func addDays(_ raw: RawTable, bagOf: [Int?]) {
+            if lastDays == nil { lastDays = Array(repeating: [:], count: layout.categorical.count) }
+            for k in 0..<layout.categorical.count {
+                func see(_ key: Int64, _ day: Int) {
+                    let d = Int32(clamping: day)
+                    if lastDays![k][key].map({ $0 < d }) ?? true { lastDays![k][key] = d }
+                }
+                if let b = bagOf[k] {
+                    let bag = raw.bags[b]
+                    for r in 0..<raw.rowCount { for i in Int(bag.offsets[r])..<Int(bag.offsets[r + 1]) { see(bag.keys[i], raw.days[r]) } }
+                } else {
+                    for (r, key) in raw.keys[k].enumerated() { see(key, raw.days[r]) }
+                }
+            }
+            maxDay = max(maxDay, Int32(clamping: raw.days.max() ?? Int(Int32.min)))
+        }
+
         /// Per hashed field: distinct (non-empty) training values, buckets used, collisions.
         public func hashNotes(_ hashing: HashBuckets) -> [String] {
             layout.categorical.enumerated().compactMap { k, name in
@@ -188,8 +316,18 @@ public struct FeatureSchema: Codable, Sendable {
             }
         }
 
-        public func schema(minCount: Int, hashing: HashBuckets = HashBuckets(), sharing: SharedVocabularies = SharedVocabularies()) -> FeatureSchema {
-            var fields: [FieldVocabulary] = []
+        public func schema(minCount: Int, hashing: HashBuckets = HashBuckets(), sharing: SharedVocabularies = SharedVocabularies(),
+                           policy: VocabularyPolicy? = nil) -> FeatureSchema {
+            schema(minCount: minCount, hashing: hashing, sharing: sharing, previous: nil, policy: policy).schema
+        }
+
+        /// The schema after these rows — grown from `previous` when continuing a model (its
+        /// values, usage and pending ids carried over), admitted, evicted and capped by `policy`
+        /// (`VocabularyGrowth`) — and per field what that did.
+        func schema(minCount: Int, hashing: HashBuckets, sharing: SharedVocabularies, previous: FeatureSchema?,
+                    policy: VocabularyPolicy?) -> (schema: FeatureSchema, reports: [String: VocabularyGrowth.Report]) {
+            let clock = Self.clock(after: previous, maxDay: lastDays == nil ? nil : maxDay, policy: policy)
+            var fields: [FieldVocabulary] = [], reports: [String: VocabularyGrowth.Report] = [:]
             let owners = sharing.owners(in: layout.categorical)
             for (k, name) in layout.categorical.enumerated() {
                 if let n = hashing.buckets(for: name) {
@@ -198,18 +336,38 @@ public struct FeatureSchema: Codable, Sendable {
                 }
                 // A shared group counts every member's values together, and each member keeps the same values.
                 let owner = owners[name] ?? name
+                if let o = fields.first(where: { $0.name == owner }) {
+                    fields.append(o.sharingRows(of: owner, as: name))
+                    continue
+                }
                 let members = layout.categorical.indices.filter { (owners[layout.categorical[$0]] ?? layout.categorical[$0]) == owner }
-                var total = counts[k]
-                if members.count > 1 { total = [:]; for m in members { total.merge(counts[m], uniquingKeysWith: +) } }
-                let kept = total.filter { $0.value >= max(minCount, 1) }.keys.sorted()
-                fields.append(FieldVocabulary(name: name, values: kept.map { textTokens[$0] ?? String($0) }, sharesRowsWith: owners[name]))
+                var total = counts[k], days = lastDays?[k]
+                if members.count > 1 {
+                    total = [:]
+                    for m in members { total.merge(counts[m], uniquingKeysWith: +) }
+                    if let all = lastDays { days = [:]; for m in members { days!.merge(all[m], uniquingKeysWith: max) } }
+                }
+                let growth = VocabularyGrowth(previous: previous?.fields[k], counts: total, lastDays: days, clock: Int32(clock),
+                                              minCount: minCount, policy: policy, text: { textTokens[$0] ?? String($0) })
+                let (field, report) = growth.grown(name: name, sharesRowsWith: owners[name])
+                fields.append(field)
+                reports[name] = report
             }
             var dense: [DenseStatistics] = []
             for (k, name) in layout.dense.enumerated() {
                 let (n, mean, m2) = moments[k]
                 dense.append(DenseStatistics(name: name, count: n, mean: mean, variance: n > 0 ? m2 / n : 0))
             }
-            return FeatureSchema(layout: layout, minCount: minCount, fields: fields, dense: dense)
+            var schema = FeatureSchema(layout: layout, minCount: minCount, fields: fields, dense: dense)
+            if policy?.isActive == true || previous != nil || lastDays != nil { (schema.vocabularyPolicy, schema.clock) = (policy, clock) }
+            return (schema, reports)
+        }
+
+        /// "Now" for last-seen days: the latest day of the data (never before the previous
+        /// run's) with a day column; otherwise the run number.
+        static func clock(after previous: FeatureSchema?, maxDay: Int32?, policy: VocabularyPolicy?) -> Int {
+            if let maxDay { return max(Int(maxDay), previous?.clock ?? Int(Int32.min)) }
+            return (previous?.clock ?? 0) + 1
         }
     }
 

@@ -37,6 +37,22 @@ public final class DirectoryHandle {
 
     /// The whole of the regular file `name`, refused unread when over `limit` bytes.
     public func contents(_ name: String, limit: Int) throws -> Data {
+        let (file, display) = try openFile(name)
+        defer { close(file) }
+        return try FileDescriptor.readAll(file, path: display, limit: limit)
+    }
+
+    /// The regular file `name` mapped read-only, its FNV-1a 64 (over words, `Checksum.fnv64Words`)
+    /// computed by reading it — not through the mapping, so checking a file does not fault its
+    /// pages into this process; they are touched only where they are used.
+    public func mapped(_ name: String) throws -> (region: MappedRegion, checksum: UInt64) {
+        let (file, display) = try openFile(name)
+        defer { close(file) }
+        let checksum = try FileDescriptor.wordChecksum(file, path: display)
+        return (try MappedRegion(file, path: display), checksum)
+    }
+
+    private func openFile(_ name: String) throws -> (Int32, String) {
         let display = path + "/" + name
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
             throw FunnelError("\(display): names a file outside the model directory")
@@ -50,7 +66,6 @@ public final class DirectoryHandle {
             default: throw DataError(file: display, "cannot open: \(String(cString: strerror(errno)))")
             }
         }
-        defer { close(file) }
-        return try FileDescriptor.readAll(file, path: display, limit: limit)
+        return (file, display)
     }
 }

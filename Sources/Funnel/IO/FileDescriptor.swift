@@ -51,4 +51,42 @@ public enum FileDescriptor {
         guard got == size else { throw DataError(file: path, "the file changed (it was cut short) while being read") }
         return data
     }
+
+    /// The size of an opened file, which must be regular.
+    static func regularFileSize(_ fd: Int32, path: String) throws -> Int {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw DataError(file: path, "cannot read: \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw DataError(file: path, st.st_mode & S_IFMT == S_IFDIR ? "is a directory, not a file" : "is not a regular file (a device, FIFO or socket)")
+        }
+        return Int(st.st_size)
+    }
+
+    /// `Checksum.fnv64Words` of an opened regular file, read a megabyte at a time.
+    static func wordChecksum(_ fd: Int32, path: String) throws -> UInt64 {
+        let size = try regularFileSize(fd, path: path)
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 8)
+        defer { buffer.deallocate() }
+        var stream = Checksum.WordStream(), at = 0
+        while at < size {
+            let want = min(chunk, size - at)
+            var got = 0
+            while got < want {
+                let n = pread(fd, buffer.baseAddress! + got, want - got, off_t(at + got))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw DataError(file: path, n == 0 ? "the file changed (it was cut short) while being read" : "cannot read: \(String(cString: strerror(errno)))") }
+                got += n
+            }
+            let whole = want / 8 * 8
+            stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<whole]))
+            if whole < want {  // the file's tail: bytes after the last whole word
+                var h = stream.value
+                for i in whole..<want { h = (h ^ UInt64(buffer[i])) &* 0x0000_0100_0000_01B3 }
+                return h
+            }
+            at += want
+        }
+        return stream.value
+    }
 }

@@ -60,6 +60,10 @@ public struct ModelManifest: Codable, Sendable {
     /// Adam's state (`OptimizerState`) when saved with `--save-optimizer-state`, and its FNV-1a 64.
     public var optimizerFile: String?
     public var optimizerChecksum: String?
+    /// The vocabularies (`VocabularyFile`), when they are not listed in `model.json`, and their
+    /// FNV-1a 64 over words.
+    public var vocabularyFile: String?
+    public var vocabularyChecksum: String?
 
     enum CodingKeys: String, CodingKey {
         case format, config, schema, training
@@ -68,10 +72,37 @@ public struct ModelManifest: Codable, Sendable {
         case weightsChecksum = "weights_checksum"
         case optimizerFile = "optimizer_file"
         case optimizerChecksum = "optimizer_checksum"
+        case vocabularyFile = "vocabulary_file"
+        case vocabularyChecksum = "vocabulary_checksum"
     }
 }
 
 extension ModelManifest {
+    /// Maps `vocabularies.bin` (checksum checked) into the schema's fields that `model.json`
+    /// declares by count; a model.json listing its values needs no file.
+    mutating func attachVocabularies(from directory: DirectoryHandle) throws {
+        let awaiting = schema.fields.indices.filter { schema.fields[$0].awaitsValues }
+        guard let file = vocabularyFile else {
+            if let k = awaiting.first {
+                throw FunnelError("\(directory.path)/model.json: field '\(schema.fields[k].name)' lists no values and no vocabulary_file is named")
+            }
+            return
+        }
+        let path = directory.path + "/" + file
+        guard file == VocabularyFile.fileName, let expected = vocabularyChecksum else {
+            throw FunnelError("\(directory.path)/model.json: vocabulary_file must be \(VocabularyFile.fileName) with a vocabulary_checksum")
+        }
+        let (region, sum) = try directory.mapped(file)
+        guard String(format: "%016llx", sum) == expected else {
+            throw FunnelError("\(path): checksum \(String(format: "%016llx", sum)) does not match model.json (\(expected)); the vocabularies are damaged or belong to another model")
+        }
+        let mapped = try VocabularyFile.open(region, path: path)
+        for k in awaiting {
+            guard let v = mapped[schema.fields[k].name] else { throw DataError(file: path, "field '\(schema.fields[k].name)' is missing") }
+            try schema.fields[k].attach(v, path: path)
+        }
+    }
+
     /// Decodes `model.json`, naming a foreign format or a newer version before any field error.
     static func decode(_ data: Data, path: String) throws -> ModelManifest {
         do {
@@ -134,8 +165,18 @@ public struct TrainedModel {
             m.optimizerFile = nil
             m.optimizerChecksum = nil
         }
+        // The vocabularies go to their own binary file, model.json keeps their counts.
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if m.schema.fields.contains(where: { $0.hashBuckets == nil }) {
+            let vocabularies = try VocabularyFile.encode(m.schema.fields)
+            m.vocabularyFile = VocabularyFile.fileName
+            m.vocabularyChecksum = Checksum.fnv64Hex(words: vocabularies)
+            files.append(.init(VocabularyFile.fileName, vocabularies))
+            enc.userInfo[FieldVocabulary.valuesElsewhere] = true
+        } else {
+            (m.vocabularyFile, m.vocabularyChecksum) = (nil, nil)
+        }
         try AtomicDirectory.write(files + [.init("model.json", try enc.encode(m))], to: dir, force: force)
     }
 
@@ -172,7 +213,8 @@ public struct TrainedModel {
             throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
         }
         let data = try directory.contents("model.json", limit: InputFile.manifestLimit)
-        let m = try ModelManifest.decode(data, path: manifestPath)
+        var m = try ModelManifest.decode(data, path: manifestPath)
+        try m.attachVocabularies(from: directory)
         do {
             try m.config.validate()
             try m.schema.validateDenseStatistics()

@@ -33,16 +33,18 @@ public struct ModelContinuation {
 
     /// What continuing changed in the tables.
     public struct Growth: Sendable, Codable {
-        /// Embedding rows PREV had, and rows added for ids new in the data.
+        /// Embedding rows carried over from PREV, added for ids new in the data, and left
+        /// behind (evicted ids).
         public var keptRows: Int
         public var addedRows: Int
+        public var evictedRows: Int
         /// Whether Adam's moments and step counts were carried over.
         public var optimizerState: Bool
         /// Each stage's step count the run starts from.
         public var startingSteps: [Int]
 
         enum CodingKeys: String, CodingKey {
-            case keptRows = "kept_rows", addedRows = "added_rows", optimizerState = "optimizer_state"
+            case keptRows = "kept_rows", addedRows = "added_rows", evictedRows = "evicted_rows", optimizerState = "optimizer_state"
             case startingSteps = "starting_steps"
         }
     }
@@ -54,16 +56,17 @@ public struct ModelContinuation {
         let old = Dictionary(uniqueKeysWithValues: previous.network.parameters.map { ($0.name, $0) })
         for p in net.parameters {
             guard let q = old[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
-            if q.shape == p.shape {  // a table that did not grow (no new ids) keeps every row in place
-                p.value.base.update(from: q.value.base, count: p.count)
-            } else if p.isSparse, q.shape == [rows.oldRows] + p.shape.dropFirst(), p.shape.first == rows.newRows {
+            if rows.moves(p.shape, saved: q.shape, sparse: p.isSparse) {
                 rows.copy(q.value.base, into: p.value.base, width: p.rowWidth)
+            } else if q.shape == p.shape {
+                p.value.base.update(from: q.value.base, count: p.count)
             } else {
                 throw FunnelError("\(path): tensor '\(p.name)' has shape \(q.shape), the model needs \(p.shape)")
             }
         }
         try optimizer?.restore(into: net, rows: rows, path: directory + "/" + OptimizerState.fileName)
-        return Growth(keptRows: rows.oldRows, addedRows: rows.newRows - rows.oldRows, optimizerState: optimizer != nil,
+        return Growth(keptRows: rows.carriedRows, addedRows: rows.newRows - rows.carriedRows, evictedRows: rows.oldRows - rows.carriedRows,
+                      optimizerState: optimizer != nil,
                       startingSteps: optimizer?.steps ?? [Int](repeating: 0, count: net.architecture.stages.count))
     }
 }

@@ -62,19 +62,19 @@ public struct OptimizerState {
         return OptimizerState(steps: steps.map { $0! }, moments: moments)
     }
 
-    /// Sets the moments of `network`'s parameters. A grown embedding table (`rows`: where the
-    /// saved table's rows went) gets the saved rows' moments in their new places and zeros for
-    /// the new rows — the state Adam gives a row it has not updated yet.
+    /// Sets the moments of `network`'s parameters. A grown or evicted embedding table (`rows`:
+    /// where the saved table's rows went) gets the carried rows' moments in their new places and
+    /// zeros for the new rows — the state Adam gives a row it has not updated yet.
     public func restore(into network: FunnelNetwork, rows: EmbeddingRowMap?, path: String) throws {
         for p in network.parameters {
             guard let saved = moments[p.name] else { p.moment1 = nil; p.moment2 = nil; continue }
             let m = FloatBuffer(count: p.count), v = FloatBuffer(count: p.count)
-            if saved.shape == p.shape {
-                saved.m.withUnsafeBufferPointer { m.base.update(from: $0.baseAddress!, count: p.count) }
-                saved.v.withUnsafeBufferPointer { v.base.update(from: $0.baseAddress!, count: p.count) }
-            } else if let rows, p.isSparse, saved.shape == [rows.oldRows] + p.shape.dropFirst(), p.shape.first == rows.newRows {
+            if let rows, rows.moves(p.shape, saved: saved.shape, sparse: p.isSparse) {
                 saved.m.withUnsafeBufferPointer { rows.copy($0.baseAddress!, into: m.base, width: p.rowWidth) }
                 saved.v.withUnsafeBufferPointer { rows.copy($0.baseAddress!, into: v.base, width: p.rowWidth) }
+            } else if saved.shape == p.shape {
+                saved.m.withUnsafeBufferPointer { m.base.update(from: $0.baseAddress!, count: p.count) }
+                saved.v.withUnsafeBufferPointer { v.base.update(from: $0.baseAddress!, count: p.count) }
             } else {
                 throw FunnelError("\(path): the moments of '\(p.name)' have shape \(saved.shape), the model needs \(p.shape)")
             }

@@ -90,8 +90,8 @@ public final class StreamingCacheChunks: TrainingChunks {
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
         try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
-        var schema = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies)
-        if let previous { schema = try previous.grown(by: schema, file: cache.path) }
+        let (schema, notes) = try FeatureSchema.fitted(acc, minCount: minCount, options: options, growing: previous, file: cache.path)
+        report.schemaNotes += notes
         return (schema, acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
     }
 

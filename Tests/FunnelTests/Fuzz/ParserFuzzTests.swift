@@ -120,12 +120,20 @@ final class ParserFuzzTests: XCTestCase {
         try TrainedModel(config: c, schema: table.schema, network: net, training: nil).save(to: model)
         let manifest = [UInt8](FileManager.default.contents(atPath: model + "/model.json")!)
         let weights = [UInt8](FileManager.default.contents(atPath: model + "/weights.safetensors")!)
-        // Mutated weights (with a matching checksum, so the safetensors parser itself is reached) and mutated manifests.
-        let n = try Mutator.run(stream: 3, corpus: [weights, manifest]) { input, i in
+        let vocabularies = FileManager.default.contents(atPath: model + "/vocabularies.bin")!
+        // Mutated weights and vocabularies (with a matching checksum, so their parsers are reached) and mutated manifests.
+        let n = try Mutator.run(stream: 3, corpus: [weights, manifest, [UInt8](vocabularies)]) { input, i in
             let fuzz = dir + "/f"
             try? FileManager.default.removeItem(atPath: fuzz)
             try FileManager.default.createDirectory(atPath: fuzz, withIntermediateDirectories: true)
-            if i % 2 == 0 {
+            if i % 3 == 2 {
+                var m = String(decoding: manifest, as: UTF8.self)
+                let old = m.range(of: "\"vocabulary_checksum\" : \"")!
+                m.replaceSubrange(old.upperBound..<m.index(old.upperBound, offsetBy: 16), with: Checksum.fnv64Hex(words: Data(input)))
+                FileManager.default.createFile(atPath: fuzz + "/model.json", contents: Data(m.utf8))
+                FileManager.default.createFile(atPath: fuzz + "/weights.safetensors", contents: Data(weights))
+                FileManager.default.createFile(atPath: fuzz + "/vocabularies.bin", contents: Data(input))
+            } else if i % 2 == 0 {
                 var m = String(decoding: manifest, as: UTF8.self)
                 let old = m.range(of: "\"weights_checksum\" : \"")!
                 let end = m[old.upperBound...].firstIndex(of: "\"")!
@@ -136,6 +144,7 @@ final class ParserFuzzTests: XCTestCase {
                 FileManager.default.createFile(atPath: fuzz + "/model.json", contents: Data(input))
                 FileManager.default.createFile(atPath: fuzz + "/weights.safetensors", contents: Data(weights))
             }
+            FileManager.default.createFile(atPath: fuzz + "/vocabularies.bin", contents: i % 3 == 2 ? Data(input) : vocabularies)
             expectCleanFailure("model", seed: i) { _ = try TrainedModel.load(from: fuzz) }
         }
         XCTAssertGreaterThan(n, 10)

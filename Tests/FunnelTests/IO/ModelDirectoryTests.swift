@@ -88,7 +88,7 @@ final class ModelDirectoryTests: XCTestCase {
                 }
             }
             let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-            XCTAssertEqual(files, ["model.json", "weights.safetensors"], "no temporary files left behind")
+            XCTAssertEqual(files, ["model.json", "vocabularies.bin", "weights.safetensors"], "no temporary files left behind")
             }
         }
     }
