@@ -137,15 +137,21 @@ public final class FunnelServer: @unchecked Sendable {
     /// serving and the reason is logged and returned.
     @discardableResult
     public func reload(path: String? = nil, checked: Bool = false) -> Result<ServedModel, Error> {
+        let target = path ?? slot.current.path
+        return swapIn(path: target, checked: checked) { try FunnelServer.load(target, self.configuration) }
+    }
+
+    /// Builds a model (`make`) and swaps it in, one reload at a time; on failure the old model
+    /// keeps serving and the reason is logged and returned.
+    func swapIn(path target: String, checked: Bool = false, by how: String = "full load", _ make: () throws -> ServedModel) -> Result<ServedModel, Error> {
         reloadLock.lock()
         defer { reloadLock.unlock() }
-        let target = path ?? slot.current.path
         do {
-            let m = try FunnelServer.load(target, configuration)
+            let m = try make()
             if checked { try configuration.reload.check(m, against: slot.current) }
             slot.replace(with: m)
             metrics.count("funnel_model_reloads_total", [("result", "ok")], help: "Model reloads by result")
-            logger.info("reloaded model", metadata: ["path": .string(target)])
+            logger.info("reloaded model", metadata: ["path": .string(target), "by": .string(how)])
             return .success(m)
         } catch {
             metrics.count("funnel_model_reloads_total", [("result", "refused")], help: "Model reloads by result")

@@ -55,10 +55,7 @@ public final class ServedModel: @unchecked Sendable {
         switch try ModelDirectoryKind.detect(path) {
         case .neural:
             let model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
-            model.network.gemm = gemm
-            backend = .neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
-                              WorkerPool(workers: workers))
-            summary = ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum]
+            (backend, summary) = Self.neural(model, path: path, workers: workers, rejectUnknownFields: rejectUnknownFields, gemm: gemm)
         case .gbdt:
             let model = try TwoStageGBDT.load(from: path)
             backend = .gbdt(model, RequestTableDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
@@ -68,6 +65,31 @@ public final class ServedModel: @unchecked Sendable {
         maxFieldsPerRow = backend.decoder.knownFieldCount + 64
         knownFields = backend.decoder.knownFields
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    /// A neural model already in memory (the served base with a delta applied, `ModelDelta`).
+    public init(model: TrainedModel, path: String, workers: Int, rejectUnknownFields: Bool,
+                gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
+        self.path = path
+        loadedAt = Date()
+        let summary: [String: Any]
+        (backend, summary) = Self.neural(model, path: path, workers: workers, rejectUnknownFields: rejectUnknownFields, gemm: gemm)
+        maxFieldsPerRow = backend.decoder.knownFieldCount + 64
+        knownFields = backend.decoder.knownFields
+        summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    private static func neural(_ model: TrainedModel, path: String, workers: Int, rejectUnknownFields: Bool,
+                               gemm: GEMMSettings) -> (Backend, [String: Any]) {
+        model.network.gemm = gemm
+        return (.neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields), WorkerPool(workers: workers)),
+                ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum])
+    }
+
+    /// The neural model served (nil for a GBDT model).
+    var trainedModel: TrainedModel? {
+        if case .neural(let m, _, _) = backend { return m }
+        return nil
     }
 
     /// Decodes `rows` into the raw table a CSV with the same cells gives, transforms it as

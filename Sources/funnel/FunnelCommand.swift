@@ -9,7 +9,7 @@ struct FunnelCommand: AsyncParsableCommand {
         commandName: "funnel",
         abstract: "Learn the impression → click → conversion funnel; predict pCTR, pCVR and pCTCVR.",
         version: FunnelVersion.string,
-        subcommands: [Simulate.self, Prepare.self, Train.self, Eval.self, Predict.self, Experiment.self, Tune.self, Serve.self, Inspect.self, GBDT.self, Export.self])
+        subcommands: [Simulate.self, Prepare.self, Train.self, Eval.self, Predict.self, Experiment.self, Tune.self, Serve.self, Inspect.self, GBDT.self, Export.self, Replay.self])
 }
 
 /// Runs a command body and turns Funnel's errors into one clean line and exit code 1. A write

@@ -15,7 +15,10 @@ struct Serve: AsyncParsableCommand {
             or SIGHUP loads a model directory; a broken one is refused and the old model keeps serving.
             """)
 
-    @Option(help: "Model directory.") var model: String
+    @Option(help: "Model directory (with --watch: the newest version under ROOT).") var model: String?
+    @Option(help: "Serve the newest model version under this directory (its subdirectories in name order) and move to each newer one as it appears, by its delta/ when made from the served model.")
+    var watch: String?
+    @Option(parsing: .unconditional, help: "Seconds between two looks at --watch.") var watchInterval = 1.0
     @Option(help: "Address to bind (default loopback only).") var host = "127.0.0.1"
     @Option(parsing: .unconditional, help: "Port (0: any free port).") var port = 8080
     @Option(parsing: .unconditional, help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
@@ -55,10 +58,17 @@ struct Serve: AsyncParsableCommand {
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be ≥ 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0…65535") }
         try validateThreads(threads)
+        guard (model == nil) != (watch == nil) else { throw ValidationError("give --model DIR or --watch ROOT") }
+        guard watchInterval > 0, watchInterval <= 3600 else { throw ValidationError("--watch-interval must be between 0 and 3600 seconds") }
     }
 
     func run() async throws {
-        var c = ServeConfiguration(modelPath: model)
+        let modelPath: String
+        do { modelPath = try model ?? VersionWatcher.newestFull(in: watch!) } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        var c = ServeConfiguration(modelPath: modelPath)
         c.host = host; c.port = port; c.maxBodyBytes = maxBodyBytes; c.maxRowsPerRequest = maxRows
         c.rejectUnknownFields = rejectUnknownFields
         c.workers = try resolveThreads(threads)
@@ -93,6 +103,9 @@ struct Serve: AsyncParsableCommand {
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler { server.reload() }
         hup.resume()
+        let watcher = watch.map { VersionWatcher(root: $0, server: server) }
+        watcher?.start(interval: watchInterval)
+        defer { watcher?.stop() }
         let host = self.host
         do {
             try await server.run { port in

@@ -15,6 +15,7 @@ struct Simulate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Share of rows written to test.csv.") var testFraction = 0.2
     @Option(parsing: .unconditional, help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
     @Option(parsing: .unconditional, help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
+    @Option(parsing: .unconditional, help: "With --days: share of users and items replaced per day (new ids arrive most popular and fade; default 0).") var churn = 0.0
     @Option(help: "ali-ccp (train/test CSV + truth; named explicitly, also the raw layout the ESMM paper released: sample skeletons + common features + truth, with behaviour lists), ali-ccp-raw (the raw layout only) or recsys2023 (train.tsv days 45–66, test.tsv day 67). Default: ali-ccp's CSVs only (also when --days is above 1).")
     var layout: SimulatedLayout?
     @Option(help: "Output directory.") var out: String
@@ -45,6 +46,7 @@ struct Simulate: ParsableCommand {
         try check(testFraction > 0 && testFraction < 1, "--test-fraction must be in (0, 1)")
         try check((1...10_000).contains(days), "--days must be between 1 and 10000")
         try check(drift >= 0 && drift.isFinite, "--drift must be ≥ 0")
+        try check(churn >= 0 && churn <= 1, "--churn must be between 0 and 1")
         try check(layout != .aliCCPRaw || days == 1, "--days applies to --layout ali-ccp only (the raw layout has no day column)")
     }
 
@@ -56,7 +58,7 @@ struct Simulate: ParsableCommand {
             var c = SimulatorConfig()
             c.rows = rows; c.seed = seed; c.ctr = ctr; c.cvr = cvr
             c.selectionBias = selectionBias; c.vocabScale = vocabScale; c.testFraction = testFraction
-            c.days = days; c.drift = drift
+            c.days = days; c.drift = drift; c.churn = churn
             try c.validate()
             let start = Date()
             // The raw layout: alone (ali-ccp-raw), or beside the processed CSVs when ali-ccp is named

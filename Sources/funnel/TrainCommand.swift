@@ -27,6 +27,8 @@ struct Train: ParsableCommand {
     var initFrom: String?
     @Flag(help: "Save Adam's moments and step counts in the model directory (optimizer.safetensors), so a later --init-from continues as if training had not stopped.")
     var saveOptimizerState = false
+    @Flag(help: "With --init-from: also write OUT/delta/ — the rows that changed or appeared, the dense weights, the vocabularies — which `funnel serve --watch` applies to the model it serves (--init-from's) instead of loading OUT whole.")
+    var delta = false
     @Option(help: "Stream a `funnel prepare` cache through a shuffle buffer sized to keep peak RSS under this many MiB.")
     var memoryBudget: Double?
     @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
@@ -80,7 +82,7 @@ struct Train: ParsableCommand {
         request.communicator = comm
         request.valid = valid
         request.minCount = minCount
-        request.saveOptimizerState = saveOptimizerState
+        (request.saveOptimizerState, request.writeDelta) = (saveOptimizerState, delta)
         request.threads = try resolveThreads(threads)
         (request.initFrom, request.memoryBudgetMiB) = (initFrom, memoryBudget)
         request.shuffleBufferRows = shuffleBufferRows

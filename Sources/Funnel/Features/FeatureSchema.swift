@@ -359,7 +359,8 @@ public struct FeatureSchema: Codable, Sendable {
                 dense.append(DenseStatistics(name: name, count: n, mean: mean, variance: n > 0 ? m2 / n : 0))
             }
             var schema = FeatureSchema(layout: layout, minCount: minCount, fields: fields, dense: dense)
-            if policy?.isActive == true || previous != nil || lastDays != nil { (schema.vocabularyPolicy, schema.clock) = (policy, clock) }
+            // The clock is what the values' last-seen days are measured against: always recorded.
+            (schema.vocabularyPolicy, schema.clock) = (policy?.isActive == true ? policy : nil, clock)
             return (schema, reports)
         }
 

@@ -66,12 +66,20 @@ public enum AtomicDirectory {
 
     private static func writeFiles(_ files: [File], into tmp: String) throws {
         for f in files {
+            // One level of subdirectory (a model's `delta/`), created on its first file.
+            if let slash = f.name.firstIndex(of: "/") {
+                let sub = tmp + "/" + f.name[..<slash]
+                guard mkdir(sub, 0o755) == 0 || errno == EEXIST else { throw FunnelError("\(sub): cannot create: \(errnoText())") }
+            }
             let path = tmp + "/" + f.name
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FunnelError("\(path): cannot create: \(errnoText())") }
             defer { close(fd) }
             try f.data.withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, path: path) }
             guard fsync(fd) == 0 else { throw FunnelError("\(path): fsync failed: \(errnoText())") }
+        }
+        for sub in Set(files.compactMap { f in f.name.firstIndex(of: "/").map { String(f.name[..<$0]) } }) {
+            FileDescriptor.fsyncDirectory(tmp + "/" + sub)
         }
         FileDescriptor.fsyncDirectory(tmp)
     }

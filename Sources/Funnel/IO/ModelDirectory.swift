@@ -151,7 +151,7 @@ public struct TrainedModel {
     /// Writes `model.json` and the weights (and Adam's state, when given) as one directory,
     /// swapped in whole (`AtomicDirectory`): a reader sees the previous model or this one, never
     /// one's manifest beside the other's weights.
-    public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil) throws {
+    public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil, deltaFrom base: TrainedModel? = nil) throws {
         let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
         var m = manifest
         m.weightsChecksum = Checksum.fnv64Hex(weights)
@@ -177,7 +177,13 @@ public struct TrainedModel {
         } else {
             (m.vocabularyFile, m.vocabularyChecksum) = (nil, nil)
         }
-        try AtomicDirectory.write(files + [.init("model.json", try enc.encode(m))], to: dir, force: force)
+        files.append(.init("model.json", try enc.encode(m)))
+        if let base {
+            var saved = self
+            saved.manifest = m
+            files += try ModelDelta.files(from: base, to: saved, nextFiles: files)
+        }
+        try AtomicDirectory.write(files, to: dir, force: force)
     }
 
     /// A model directory's `model.json` alone (what `train --init-from` continues), unvalidated.

@@ -21,6 +21,11 @@ public struct SimulatorConfig: Codable, Sendable {
     public var days = 1
     /// Radians per day by which every effect rotates towards an independent one (slow drift).
     public var drift = 0.05
+    /// Share of the users and of the items replaced per day (`--days` above 1): on day d a
+    /// user's popularity rank r is the id ⌊churn·N·d⌋ + N − 1 − r, so new ids arrive as the most
+    /// popular, sink in popularity day by day and stop being drawn after 1/churn days — ids are
+    /// born after day 1 and old ones fade, as in a real log. 0: the same ids every day.
+    public var churn = 0.0
 
     public init() {}
 
@@ -33,6 +38,7 @@ public struct SimulatorConfig: Codable, Sendable {
         guard testFraction > 0 && testFraction < 1 else { throw FunnelError("the test fraction must be in (0, 1)") }
         guard days >= 1 && days <= 10_000 else { throw FunnelError("days must be between 1 and 10000") }
         guard drift >= 0 && drift.isFinite else { throw FunnelError("the drift must be ≥ 0") }
+        guard churn >= 0 && churn <= 1 else { throw FunnelError("the churn must be between 0 and 1") }
     }
 }
 
@@ -129,8 +135,8 @@ public struct FunnelSimulator {
         // so effects wander slowly while their variance, and hence the base rates, stay put.
         let theta = config.drift * Double(day)
         let (cosT, sinT) = (cos(theta), sin(theta))
-        let user = FunnelSimulator.sample(userCDF, rng.uniform())
-        let item = FunnelSimulator.sample(itemCDF, rng.uniform())
+        let user = churned(FunnelSimulator.sample(userCDF, rng.uniform()), of: users, day: day)
+        let item = churned(FunnelSimulator.sample(itemCDF, rng.uniform()), of: items, day: day)
         let context = rng.below(3)
         var values = [Int](repeating: 0, count: fields.count)
         var zc = 0.0, zv = 0.0
@@ -161,6 +167,13 @@ public struct FunnelSimulator {
             dense[k] = Sigmoid.value(0.8 * signal + 0.5 * rng.normal())
         }
         return (values, dense, zc, zv)
+    }
+
+    /// The id of popularity rank `rank` among `n` on `day` (`SimulatorConfig.churn`).
+    @inline(__always)
+    private func churned(_ rank: Int, of n: Int, day: Int) -> Int {
+        guard config.churn > 0, day > 0 else { return rank }
+        return Int(config.churn * Double(n) * Double(day)) + n - 1 - rank
     }
 
     /// Solves the two biases by bisection on a calibration sample.

@@ -13,6 +13,9 @@ public struct TrainingRequest: Sendable {
     public var initFrom: String?
     /// Save Adam's moments and step counts beside the weights (`OptimizerState`).
     public var saveOptimizerState = false
+    /// With `initFrom`: also write `out/delta/`, what a server holding PREV applies to become
+    /// this model (`ModelDelta`).
+    public var writeDelta = false
     /// Stream a prepared cache through a shuffle buffer sized to keep peak RSS under this many
     /// MiB; nil trains in memory.
     public var memoryBudgetMiB: Double?
@@ -83,6 +86,7 @@ public enum TrainingJob {
         if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
         // Ranks that would read different files at the same path are refused before any reading.
         try request.communicator.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
+        guard !request.writeDelta || request.initFrom != nil else { throw FunnelError("a delta (--delta) needs the model it continues (--init-from)") }
         let continuation = try request.initFrom.map { try ModelContinuation(directory: $0, config: config) }
         var request = request
         if let continuation {
@@ -153,7 +157,7 @@ public enum TrainingJob {
         if comm.isRoot {
             let optimizer = request.saveOptimizerState ? OptimizerState.capture(network, steps: result.optimizerSteps) : nil
             try TrainedModel(config: config, schema: schema, network: network, training: summary)
-                .save(to: request.out, force: request.force, optimizer: optimizer)
+                .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: request.writeDelta ? continuation?.previous : nil)
         }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
