@@ -158,4 +158,43 @@ final class ContinuedTrainingTests: XCTestCase {
         refuses("damaged state", "optimizer state is damaged") { _ = try Self.train(one, out: dir + "/x", c, from: dir + "/d1") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x"))
     }
+
+    /// Every model kind continues with Adam's state on a table with a multi-valued field and a
+    /// hashed one: multi-stage models carry each stage's step count, the hashed field keeps its
+    /// buckets, the list's vocabulary grows.
+    func testEveryModelKindContinuesOnListsAndHashedFields() throws {
+        let dir = makeTempDirectory("continue-kinds")
+        func day(_ seed: UInt64, values: ClosedRange<Int>) -> String {
+            var text = "click,purchase,a,b,tags\n"
+            var x = seed
+            for i in 0..<240 {
+                x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                let r = Int(x >> 40)
+                let a = values.lowerBound + r % values.count, click = i % 3 == 0 ? 1 : 0
+                text += "\(click),\(click == 1 && r % 4 == 0 ? 1 : 0),\(a),\(r % 50),\(a)|\(a + 1):0.5|\(r % 7 + values.lowerBound)\n"
+            }
+            return text
+        }
+        let one = writeFile(dir, "d1.csv", day(1, values: 1...8)), two = writeFile(dir, "d2.csv", day(2, values: 5...12))
+        var read = ReadOptions()
+        (read.multiValued, read.hashBuckets) = (["tags"], HashBuckets(perField: ["b": 16]))
+        for kind in ModelKind.allCases {
+            var c = Self.config(kind, trunk: kind.requiredTrunk)
+            if kind.requiredTrunk != nil { c.hidden = [8] }
+            c.pooling = .mean
+            var r1 = TrainingRequest(train: one, out: dir + "/\(kind.rawValue)-1", config: c)
+            (r1.read, r1.saveOptimizerState, r1.threads) = (read, true, 1)
+            _ = try TrainingJob.run(r1)
+            var r2 = TrainingRequest(train: two, out: dir + "/\(kind.rawValue)-2", config: c)
+            (r2.initFrom, r2.threads) = (r1.out, 1)  // no read options: the saved model's roles, hashing and lists
+            let next = try TrainingJob.run(r2)
+            let stages = c.architecture.stages.count
+            XCTAssertEqual(next.continued?.startingSteps.count, stages, kind.rawValue)
+            XCTAssertTrue(next.continued?.startingSteps.allSatisfy { $0 > 0 } ?? false, "\(kind.rawValue): \(String(describing: next.continued))")
+            let model = try TrainedModel.load(from: r2.out)
+            XCTAssertEqual(model.schema.fields[1].hashBuckets, 16, kind.rawValue)
+            XCTAssertEqual(model.schema.layout.multiValued, ["tags"], kind.rawValue)
+            XCTAssertGreaterThan(model.schema.fields[2].count, try TrainedModel.load(from: r1.out).schema.fields[2].count, kind.rawValue)
+        }
+    }
 }
