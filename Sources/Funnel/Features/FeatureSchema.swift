@@ -238,6 +238,7 @@ public struct FeatureSchema: Codable, Sendable {
     /// policy), or `previous` grown by them; with notes on what admission and eviction did.
     static func fitted(_ acc: Accumulator, minCount: Int, options: ReadOptions, growing previous: PreviousSchema?,
                        file: String) throws -> (FeatureSchema, [String]) {
+        try (options.vocabularyPolicy ?? previous?.schema.vocabularyPolicy)?.check(acc.layout, file: file)
         if let previous { return try previous.grown(by: acc, minCount: minCount, options: options, file: file) }
         let (schema, reports) = acc.schema(minCount: minCount, hashing: options.hashBuckets, sharing: options.sharedVocabularies,
                                            previous: nil, policy: options.vocabularyPolicy)

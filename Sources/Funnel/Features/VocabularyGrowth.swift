@@ -35,24 +35,25 @@ struct VocabularyGrowth {
     /// The field's next vocabulary and what changed.
     func grown(name: String, sharesRowsWith: String?) -> (FieldVocabulary, Report) {
         var report = Report()
-        var (kept, pending) = carriedOver(report: &report)
-        let threshold = UInt32(clamping: policy?.admitMinCount ?? max(minCount, 1))
+        let rules = policy?.rules(for: name)
+        var (kept, pending) = carriedOver(evictDays: rules?.evictDays, report: &report)
+        let threshold = UInt32(clamping: rules?.admit ?? max(minCount, 1))
         var fresh: [Candidate] = []
         for (key, n) in counts where (previous?.id(of: key) ?? 0) == 0 {
             let total = Self.add(pending.removeValue(forKey: key) ?? 0, n)
             let seen = lastDays?[key] ?? clock
             // Seen only long ago (a day-stamped file spanning more than D days): not a row.
-            if let d = policy?.evictUnseenDays, Int(seen) <= Int(clock) - d { continue }
+            if let d = rules?.evictDays, Int(seen) <= Int(clock) - d { continue }
             if total >= threshold {
                 fresh.append(Candidate(key: key, text: text(key), occurrences: total, lastSeen: seen, known: false))
-            } else if policy?.admitMinCount != nil {
+            } else if rules?.admit != nil {
                 pending[key] = total
             }
         }
         fresh.sort { $0.key < $1.key }
         report.admitted = fresh.count
         var values = kept + fresh
-        if let m = policy?.maxRowsPerField, values.count > m {
+        if let m = rules?.maxRows, values.count > m {
             let order = values.indices.sorted { a, b in
                 let x = values[a], y = values[b]
                 if x.occurrences != y.occurrences { return x.occurrences > y.occurrences }
@@ -61,7 +62,7 @@ struct VocabularyGrowth {
             let survivors = Set(order.prefix(m))
             for i in values.indices where !survivors.contains(i) {
                 if values[i].known { report.evicted += 1 } else { report.admitted -= 1 }
-                if policy?.admitMinCount != nil && !values[i].known { pending[values[i].key] = values[i].occurrences }
+                if rules?.admit != nil && !values[i].known { pending[values[i].key] = values[i].occurrences }
             }
             values = values.indices.filter(survivors.contains).map { values[$0] }
         }
@@ -73,7 +74,7 @@ struct VocabularyGrowth {
 
     /// The previous values that stay (this run's occurrences added; unseen for too long:
     /// evicted), and the pending counts carried over.
-    private func carriedOver(report: inout Report) -> ([Candidate], [Int64: UInt32]) {
+    private func carriedOver(evictDays: Int?, report: inout Report) -> ([Candidate], [Int64: UInt32]) {
         guard let previous else { return ([], [:]) }
         var kept: [Candidate] = []
         kept.reserveCapacity(previous.count)
@@ -82,7 +83,7 @@ struct VocabularyGrowth {
             let usage = previous.usage(at: i) ?? (0, clock)
             let n = counts[key]
             let lastSeen = n == nil ? usage.lastSeen : (lastDays?[key] ?? clock)
-            if let d = policy?.evictUnseenDays, Int(lastSeen) <= Int(clock) - d {
+            if let d = evictDays, Int(lastSeen) <= Int(clock) - d {
                 report.evicted += 1
                 continue
             }

@@ -15,20 +15,52 @@
 ///   is admitted late only if it occurred fewer times than the K-th pending id. Each run reports
 ///   the largest count it forgot (`VocabularyGrowth.Report`).
 public struct VocabularyPolicy: Codable, Sendable, Equatable {
-    public var admitMinCount: Int?
-    public var evictUnseenDays: Int?
-    public var maxRowsPerField: Int?
+    /// A rule's value for every field (`all`) and per field (`FIELD=N`, which wins).
+    public struct Setting: Codable, Sendable, Equatable {
+        public var all: Int?
+        public var perField: [String: Int] = [:]
+
+        public init(all: Int? = nil, perField: [String: Int] = [:]) {
+            self.all = all
+            self.perField = perField
+        }
+
+        public func value(for field: String) -> Int? { perField[field] ?? all }
+
+        /// `N`, `FIELD=N` entries, or both, comma-separated (as `--hash-buckets`).
+        public static func parse(_ text: String, flag: String) throws -> Setting {
+            var out = Setting()
+            for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                guard let n = Int(pieces.last ?? ""), n >= 1, !(pieces.count == 2 && pieces[0].isEmpty) else {
+                    throw FunnelError("\(flag) takes N or FIELD=N (N ≥ 1), comma-separated; got '\(part)'")
+                }
+                if pieces.count == 2 { out.perField[pieces[0]] = n } else { out.all = n }
+            }
+            return out
+        }
+
+        /// This setting over `base` (a continued model's): values given replace, others stay.
+        public func over(_ base: Setting?) -> Setting {
+            Setting(all: all ?? base?.all, perField: (base?.perField ?? [:]).merging(perField) { _, new in new })
+        }
+    }
+
+    public var admitMinCount: Setting?
+    public var evictUnseenDays: Setting?
+    public var maxRowsPerField: Setting?
     public var pendingCapacity: Int
     /// The integer day column ids' last-seen days come from (nil: each run is a day).
     public var dayColumn: String?
 
     public static let defaultPendingCapacity = 1_000_000
 
+    /// Rules for every field.
     public init(admitMinCount: Int? = nil, evictUnseenDays: Int? = nil, maxRowsPerField: Int? = nil,
                 pendingCapacity: Int = VocabularyPolicy.defaultPendingCapacity, dayColumn: String? = nil) {
-        self.admitMinCount = admitMinCount
-        self.evictUnseenDays = evictUnseenDays
-        self.maxRowsPerField = maxRowsPerField
+        self.admitMinCount = admitMinCount.map { Setting(all: $0) }
+        self.evictUnseenDays = evictUnseenDays.map { Setting(all: $0) }
+        self.maxRowsPerField = maxRowsPerField.map { Setting(all: $0) }
         self.pendingCapacity = pendingCapacity
         self.dayColumn = dayColumn
     }
@@ -36,11 +68,26 @@ public struct VocabularyPolicy: Codable, Sendable, Equatable {
     /// Whether any rule is set (otherwise the schema records none).
     public var isActive: Bool { admitMinCount != nil || evictUnseenDays != nil || maxRowsPerField != nil || dayColumn != nil }
 
+    /// One field's rules.
+    func rules(for field: String) -> (admit: Int?, evictDays: Int?, maxRows: Int?) {
+        (admitMinCount?.value(for: field), evictUnseenDays?.value(for: field), maxRowsPerField?.value(for: field))
+    }
+
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw FunnelError(message) } }
-        try check((admitMinCount ?? 1) >= 1, "--admit-min-count must be ≥ 1")
-        try check((evictUnseenDays ?? 1) >= 1, "--evict-unseen-days must be ≥ 1")
-        try check((maxRowsPerField ?? 1) >= 1 && (maxRowsPerField ?? 1) < Int(Int32.max), "--max-rows-per-field must be ≥ 1")
+        for (flag, s) in [("--admit-min-count", admitMinCount), ("--evict-unseen-days", evictUnseenDays), ("--max-rows-per-field", maxRowsPerField)] {
+            guard let s else { continue }
+            try check(([s.all].compactMap { $0 } + s.perField.values).allSatisfy { $0 >= 1 && $0 < Int(Int32.max) }, "\(flag) values must be ≥ 1")
+        }
         try check((1...100_000_000).contains(pendingCapacity), "--pending-capacity must be between 1 and 100000000")
+    }
+
+    /// Per-field rules must name categorical fields of the table.
+    public func check(_ layout: TableLayout, file: String) throws {
+        for s in [admitMinCount, evictUnseenDays, maxRowsPerField] {
+            for name in (s?.perField.keys.sorted() ?? []) where !layout.categorical.contains(name) {
+                throw DataError(file: file, column: name, "a vocabulary rule names a column that is not a categorical field")
+            }
+        }
     }
 }

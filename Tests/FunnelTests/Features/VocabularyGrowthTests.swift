@@ -108,4 +108,21 @@ final class VocabularyGrowthTests: XCTestCase {
         XCTAssertEqual(row(new, 3), row(fresh.parameters.first { $0.name == "embedding" }, 3))
         XCTAssertEqual(Array(new!.moment1!.buffer[9..<12]), [0, 0, 0])
     }
+
+    /// Rules per field: `FIELD=N` wins over `N`; a rule naming no categorical field is refused.
+    func testRulesApplyPerField() throws {
+        let dir = makeTempDirectory("per-field")
+        let file = writeFile(dir, "d.csv", "click,purchase,a,b\n1,0,1,7\n0,0,1,7\n1,0,2,8\n0,0,3,7\n")
+        var policy = VocabularyPolicy()
+        policy.admitMinCount = try VocabularyPolicy.Setting.parse("2,b=1", flag: "--admit-min-count")
+        XCTAssertEqual(policy.admitMinCount, VocabularyPolicy.Setting(all: 2, perField: ["b": 1]))
+        let (s, _) = try Self.fit(file, policy: policy)
+        XCTAssertEqual(s.fields[0].values, ["1"], "a: twice at least")
+        XCTAssertEqual(s.fields[1].values, ["7", "8"], "b: once is enough")
+        policy.maxRowsPerField = VocabularyPolicy.Setting(perField: ["c": 1])
+        XCTAssertThrowsError(try Self.fit(file, policy: policy)) { XCTAssertTrue("\($0)".contains("not a categorical field"), "\($0)") }
+        XCTAssertThrowsError(try VocabularyPolicy.Setting.parse("b=0", flag: "--max-rows-per-field")) {
+            XCTAssertTrue("\($0)".contains("--max-rows-per-field takes N or FIELD=N"), "\($0)")
+        }
+    }
 }
