@@ -72,6 +72,10 @@ final class ReplayTests: XCTestCase {
         XCTAssertThrowsError(try ReplayJob.run(ReplayRequest(data: bad, config: ModelConfig(kind: .esmm), out: dir + "/o"))) {
             XCTAssertTrue("\($0)".contains("bad.csv:3") && "\($0)".contains("not an integer day"), "\($0)")
         }
+        let two = writeFile(dir, "two.csv", "click,purchase,day,a\n1,0,1,3\n0,0,2,4\n")
+        var misaligned = ReplayRequest(data: two, config: ModelConfig(kind: .esmm), out: dir + "/o")
+        misaligned.truth = writeFile(dir, "t.csv", "p_ctr,p_cvr,conversion_if_clicked\n0.1,0.1,0\n")
+        XCTAssertThrowsError(try ReplayJob.run(misaligned)) { XCTAssertTrue("\($0)".contains("has 1 data lines; "), "\($0)") }
         var noDay = ReplayRequest(data: one, config: ModelConfig(kind: .esmm), out: dir + "/o")
         noDay.dayColumn = "date"
         XCTAssertThrowsError(try ReplayJob.run(noDay)) { XCTAssertTrue("\($0)".contains("no such column"), "\($0)") }
