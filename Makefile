@@ -4,7 +4,7 @@ SWIFT ?= swift
 FUNNEL := .build/release/funnel
 DEMO_DIR := demo-out
 
-.PHONY: deps build release test demo bench bench-debiasing bench-attention loadtest abuse fuzz clean
+.PHONY: deps build release test demo bench bench-debiasing bench-attention bench-replay bench-vocabularies loadtest abuse fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,15 @@ bench-debiasing: release
 bench-attention: release
 	@bench/run.sh $(FUNNEL) --help > /dev/null 2>&1 || true  # makes the PyTorch virtualenv when missing
 	@bench/attention.sh $(FUNNEL) $${OUT:-.bench-attention} .venv-bench/bin/python
+
+# Issue 27's measurements (docs/continuous-training.md, docs/model-directory.md): the replay
+# (~3 minutes) and vocabulary load times at 4M and 40M ids against OLD_FUNNEL, a build from
+# before vocabularies.bin (~15 minutes, 8 GB of disk).
+bench-replay: release
+	@bench/replay.sh $(FUNNEL) $${OUT:-.bench-replay}
+
+bench-vocabularies: release
+	@bench/vocabularies.sh $${OLD_FUNNEL:?set OLD_FUNNEL to a funnel built before vocabularies.bin} $(FUNNEL) $${OUT:-.bench-vocabularies}
 
 loadtest: release
 	@bench/serve/loadtest.sh

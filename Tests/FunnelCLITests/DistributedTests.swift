@@ -88,7 +88,7 @@ final class DistributedTests: XCTestCase {
         try CLI.ok(["train", "--train", d + "/data/train.csv", "--model", "esmm", "--embedding-dim", "8", "--hidden", "32,16",
                     "--out", d + "/day1", "--save-optimizer-state"] + common)
         try CLI.ok(["prepare", "--data", d + "/data/test.csv", "--out", d + "/day2.fcache", "--group-rows", "500"])
-        for (tag, source, extra) in [("csv", d + "/data/test.csv", [String]()),
+        for (tag, source, extra) in [("csv", d + "/data/test.csv", [String]()), ("cache-in-memory", d + "/day2.fcache", []),
                                      ("cache", d + "/day2.fcache", ["--memory-budget", "300", "--shuffle-buffer-rows", "1200"])] {
             let args = ["train", "--train", source, "--init-from", d + "/day1", "--lr", "0.002", "--json"] + common + extra
             let one = CLI.json(try CLI.ok(args + ["--out", d + "/day2-\(tag)-1"]))

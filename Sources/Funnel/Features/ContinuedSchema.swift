@@ -18,15 +18,19 @@ public enum ContinuedSchema {
     /// How to read NEW so its columns mean what they meant to PREV: PREV's roles are added to the
     /// user's role patterns, PREV's hashing and shared vocabularies are used (the user's, when
     /// given, must be the same).
-    public static func readOptions(_ user: ReadOptions, continuing prev: FeatureSchema, from dir: String) throws -> ReadOptions {
+    /// A prepared cache (`reading`) has its roles fixed already: only the rest applies.
+    public static func readOptions(_ user: ReadOptions, continuing prev: FeatureSchema, from dir: String,
+                                   reading path: String? = nil) throws -> ReadOptions {
         var o = user
         let l = prev.layout
-        o.clickColumn = o.clickColumn ?? l.clickColumn
-        o.conversionColumn = o.conversionColumn ?? l.conversionColumn
-        o.categorical += l.categorical
-        o.dense += l.dense
-        o.ignore += l.ignored
-        o.multiValued += l.multiValued
+        if !(path.map(ColumnarCache.isCache) ?? false) {
+            o.clickColumn = o.clickColumn ?? l.clickColumn
+            o.conversionColumn = o.conversionColumn ?? l.conversionColumn
+            o.categorical += l.categorical
+            o.dense += l.dense
+            o.ignore += l.ignored
+            o.multiValued += l.multiValued
+        }
         if let maxValues = l.maxValues { o.maxValues = o.maxValues ?? maxValues }
         let hashing = HashBuckets(perField: Dictionary(uniqueKeysWithValues: prev.fields.compactMap { f in f.hashBuckets.map { (f.name, $0) } }))
         if !user.hashBuckets.isEmpty, l.categorical.contains(where: { user.hashBuckets.buckets(for: $0) != hashing.buckets(for: $0) }) {

@@ -87,10 +87,11 @@ public enum TrainingJob {
         // Ranks that would read different files at the same path are refused before any reading.
         try request.communicator.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
         guard !request.writeDelta || request.initFrom != nil else { throw FunnelError("a delta (--delta) needs the model it continues (--init-from)") }
-        let continuation = try request.initFrom.map { try ModelContinuation(directory: $0, config: config) }
+        var continuation = try request.initFrom.map { try ModelContinuation(directory: $0, config: config) }
         var request = request
         if let continuation {
-            request.read = try ContinuedSchema.readOptions(request.read, continuing: continuation.previous.schema, from: continuation.directory)
+            request.read = try ContinuedSchema.readOptions(request.read, continuing: continuation.previous.schema, from: continuation.directory,
+                                                           reading: request.train)
         }
         let loadStart = Date()
         let data = try TrainingData.open(request, growing: continuation?.schema)
@@ -118,6 +119,9 @@ public enum TrainingJob {
                                     maxBagValues: data.maxBagValues)
         network.gemm = request.gemm
         let growth = try continuation?.start(network, schema: schema)
+        // PREV's weights are copied: keep them only for a delta (freed before any training buffer).
+        let deltaBase = request.writeDelta ? continuation?.previous : nil
+        continuation = nil
         if let growth, growth.addedRows > 0 {
             events(.note("continuing \(request.initFrom!): \(growth.keptRows) embedding rows kept, \(growth.addedRows) added for new ids"
                          + (growth.optimizerState ? ", Adam's state carried over" : "")))
@@ -157,7 +161,7 @@ public enum TrainingJob {
         if comm.isRoot {
             let optimizer = request.saveOptimizerState ? OptimizerState.capture(network, steps: result.optimizerSteps) : nil
             try TrainedModel(config: config, schema: schema, network: network, training: summary)
-                .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: request.writeDelta ? continuation?.previous : nil)
+                .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: deltaBase)
         }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
