@@ -154,6 +154,28 @@ final class CommandTests: XCTestCase {
                        "--primary", "auc_nope"], saying: "--primary", status: 64)
     }
 
+    /// `predict` and `eval` stream a prepared cache a row group at a time: the same predictions
+    /// and the same metrics (entire-space CVR with the truth, and under negative downsampling)
+    /// as reading the CSV it was prepared from.
+    func testPredictAndEvalStreamACacheAsTheyReadItsFile() throws {
+        let dir = CLI.temporaryDirectory("stream-eval")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let csv = Self.data + "/test.csv", truth = Self.data + "/test_truth.csv"
+        try CLI.ok(["prepare", "--data", csv, "--out", dir + "/t.fcache", "--group-rows", "333"])
+        XCTAssertEqual(try CLI.ok(["predict", "--model", Self.esmm, "--data", dir + "/t.fcache", "--out", "-"]),
+                       try CLI.ok(["predict", "--model", Self.esmm, "--data", csv, "--out", "-"]))
+        for extra in [[String](), ["--downsample-negatives", "3"]] {
+            func metrics(_ data: String) throws -> [String: Double] {
+                var o = CLI.json(try CLI.ok(["eval", "--model", Self.esmm, "--data", data, "--truth", truth, "--json"] + extra))
+                o["model"] = nil
+                return o.compactMapValues { $0 as? Double }
+            }
+            let (a, b) = (try metrics(csv), try metrics(dir + "/t.fcache"))
+            XCTAssertGreaterThan(a.count, 10)
+            XCTAssertEqual(a, b, "\(extra)")
+        }
+    }
+
     func testInspect() throws {
         let o = CLI.json(try CLI.ok(["inspect", "--model", Self.mmoe, "--data", Self.data + "/test.csv", "--json"]))
         XCTAssertEqual((o["experts"] as? [String])?.count, 2)

@@ -78,7 +78,13 @@ public final class EncodedDataset {
     /// and each unclicked row with probability 1/`factor`, weighting the kept unclicked rows by
     /// `factor`, so weighted sums (losses, AUC masses) stay unbiased for the full data.
     public func downsamplingNegatives(factor: Double, seed: UInt64) -> EncodedDataset {
-        guard factor > 1, let click else { return self }
+        guard let (rows, w) = downsampledRows(factor: factor, seed: seed) else { return self }
+        return subset(rows, weights: w)
+    }
+
+    /// The rows `downsamplingNegatives` keeps and their weights; nil when it keeps all.
+    public func downsampledRows(factor: Double, seed: UInt64) -> (rows: [Int32], weights: [Float])? {
+        guard factor > 1, let click else { return nil }
         var rng = RandomSource(seed: seed, stream: 77)
         var rows: [Int32] = [], w: [Float] = []
         let keep = 1 / factor
@@ -86,7 +92,7 @@ public final class EncodedDataset {
             if click[i] == 1 { rows.append(Int32(i)); w.append(1) }
             else if rng.uniform() < keep { rows.append(Int32(i)); w.append(Float(factor)) }
         }
-        return subset(rows, weights: w)
+        return (rows, w)
     }
 
     /// The most values a row has over all multi-valued fields together (sizes gradient buffers).

@@ -172,6 +172,26 @@ public struct ReadReport: Codable, Equatable, Sendable {
 
     public var skippedTotal: Int { skipped.values.reduce(0, +) }
 
+    /// A cache's report before any row group is read: the file's own counts (`footer`), none of
+    /// the reading command's.
+    public static func cache(_ footer: ReadReport) -> ReadReport {
+        var r = footer
+        (r.rowsKept, r.inconsistentDropped, r.inconsistentKept) = (0, 0, 0)
+        return r
+    }
+
+    /// Adds what reading one row group of a cache counted: every group's report starts from the
+    /// file's (`footer`), so only what goes beyond it is this group's.
+    public mutating func addGroup(_ part: ReadReport, over footer: ReadReport) {
+        rowsKept += part.rowsKept
+        inconsistentDropped += part.inconsistentDropped
+        inconsistentKept += part.inconsistentKept
+        for (kind, n) in part.skipped where n > footer.skipped[kind] ?? 0 {
+            skipped[kind, default: 0] += n - (footer.skipped[kind] ?? 0)
+            if firstSkipped[kind] == nil { firstSkipped[kind] = part.firstSkipped[kind] }
+        }
+    }
+
     /// Human-readable notes for anything that was not a clean read; empty when clean.
     public var notes: [String] {
         var out: [String] = []

@@ -41,6 +41,7 @@ public enum PredictionJob {
         options.inconsistent = .keep  // prediction never drops a row for its labels
         let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
         trained.network.gemm = r.gemm
+        if ColumnarCache.isCache(r.data) { return try streamed(r, trained, options: options) }
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
         trained.network.warmUp(encoded)  // kernel creation stays outside the timed forward passes
         let start = Date()
@@ -50,11 +51,42 @@ public enum PredictionJob {
         return PredictionOutcome(rows: encoded.rowCount, seconds: seconds, skippedRows: report.skippedTotal, notes: report.notes)
     }
 
+    /// A prepared cache, one row group at a time: decoded, encoded, predicted and written before
+    /// the next is read (its pages handed back), so memory holds the model and one group —
+    /// whatever the cache's size. The rows and their order are those of the whole-table read.
+    static func streamed(_ r: PredictionRequest, _ trained: TrainedModel, options: ReadOptions) throws -> PredictionOutcome {
+        let cache = try ColumnarCache(path: r.data)
+        let stream = r.out == "-" ? nil : try AtomicFile.Stream(r.out, force: r.force)
+        func emit(_ w: CSVWriter) throws {
+            if let stream { try w.data.withUnsafeBytes { try stream.write($0) } } else { try StandardStreams.write(w.data) }
+        }
+        var header = CSVWriter()
+        header.append("pctr,pcvr,pctcvr\n")
+        try emit(header)
+        var report = ReadReport.cache(cache.footer.report), rows = 0, seconds = 0.0
+        for g in 0..<cache.footer.groups.count {
+            let group = try options.inconsistent.apply(to: cache.group(g, layout: trained.schema.layout, requireLabels: false,
+                                                                       dayColumn: options.dayColumn))
+            let raw = try trained.schema.keepingDenseInRange(group, skipBadRows: options.skipBadRows)
+            cache.release(group: g)
+            report.addGroup(raw.report, over: cache.footer.report)
+            let encoded = trained.schema.encode(raw)
+            if g == 0 { trained.network.warmUp(encoded) }
+            let start = Date()
+            let p = trained.network.predict(encoded)
+            seconds += Date().timeIntervalSince(start)
+            try emit(csv(p, header: false))
+            rows += encoded.rowCount
+        }
+        try stream?.finish()
+        return PredictionOutcome(rows: rows, seconds: seconds, skippedRows: report.skippedTotal, notes: report.notes)
+    }
+
     /// The predictions file: a header and one `pctr,pcvr,pctcvr` line per row (Float's shortest
     /// round-trip text, as the server writes).
-    public static func csv(_ p: Predictions) -> CSVWriter {
+    public static func csv(_ p: Predictions, header: Bool = true) -> CSVWriter {
         var w = CSVWriter()
-        w.append("pctr,pcvr,pctcvr\n")
+        if header { w.append("pctr,pcvr,pctcvr\n") }
         func cell(_ v: Float) { if !v.isNaN { w.appendFloat(v) } }
         for i in 0..<p.ctr.count {
             cell(p.ctr[i]); w.comma()

@@ -137,6 +137,10 @@ public struct Predictions: Sendable {
         ctcvr = ctr
     }
 
+    public init(ctr: [Float], cvr: [Float], ctcvr: [Float]) {
+        (self.ctr, self.cvr, self.ctcvr) = (ctr, cvr, ctcvr)
+    }
+
     /// The three output arrays as pointers, for writers that fill rows concurrently.
     mutating func withOutputs(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         ctr.withUnsafeMutableBufferPointer { c in
