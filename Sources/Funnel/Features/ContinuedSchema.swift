@@ -1,11 +1,12 @@
 /// Continuing a model on new data (`train --init-from PREV --train NEW`): the schema of the next
 /// model is PREV's, grown by what NEW brings.
 ///
-/// - **Vocabularies grow by appending.** Every id PREV knew keeps its id (so its embedding row
-///   and its optimizer moments carry over unchanged); values of NEW that PREV did not know (seen
-///   at least `minCount` times in NEW) get the next ids, in ascending key order among themselves.
-///   A grown vocabulary is therefore sorted only within each run's additions — no reader relies
-///   on the order, lookups go through the key → id table.
+/// - **Vocabularies grow by appending** (`VocabularyGrowth`). Every id PREV knew keeps its place
+///   (so its embedding row and optimizer moments carry over), unless the vocabulary policy evicts
+///   it; values of NEW that PREV did not know (seen `minCount` times, or admitted by the policy's
+///   count across runs) get the next ids, in ascending key order among themselves. A grown
+///   vocabulary is therefore sorted only within each run's additions — no reader relies on the
+///   order, lookups go through the key → id table.
 /// - **Hashed fields** keep their buckets: nothing grows, every id keeps its row.
 /// - **Dense statistics** are the running mean and variance over every value either run saw:
 ///   PREV's (count, mean, variance) and NEW's are combined exactly (Chan et al.'s pairwise
