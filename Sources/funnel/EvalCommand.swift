@@ -19,9 +19,12 @@ struct Eval: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the downsampling draw (default: 1).", transform: { try seedValue($0, flag: "--seed") }) var seed: UInt64 = 1
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print JSON (one object; an array when several models are given).") var json = false
+    @Option(help: "Refuse, before reading rows, to hold more than this many MiB (a prepared cache is read a row group at a time, keeping about 68 bytes a row).")
+    var memoryBudget: Double?
 
     func validate() throws {
         try refuseManyRanks("eval")
+        if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
         guard !models.isEmpty else { throw ValidationError("give at least one --model") }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw ValidationError("--downsample-negatives must be ≥ 1") }
         try validateThreads(threads)
@@ -32,6 +35,7 @@ struct Eval: ParsableCommand {
             var request = EvaluationRequest(models: models, data: data)
             request.truth = truth
             request.groupColumn = groupColumn
+            request.memoryBudgetMiB = memoryBudget
             request.threads = try resolveThreads(threads)
             request.downsampleNegatives = downsampleNegatives
             request.seed = seed

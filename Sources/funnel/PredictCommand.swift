@@ -14,9 +14,12 @@ struct Predict: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @Flag(help: "Print a JSON summary.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
+    @Option(help: "Refuse, before reading rows, to hold more than this many MiB (a prepared cache is always read a row group at a time).")
+    var memoryBudget: Double?
 
     func validate() throws {
         try refuseManyRanks("predict")
+        if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
     }
@@ -28,6 +31,7 @@ struct Predict: ParsableCommand {
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
             request.force = force
+            request.memoryBudgetMiB = memoryBudget
             let outcome = try PredictionJob.run(request)
             if json {
                 struct Output: Encodable {

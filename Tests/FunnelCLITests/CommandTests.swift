@@ -174,6 +174,18 @@ final class CommandTests: XCTestCase {
             XCTAssertGreaterThan(a.count, 10)
             XCTAssertEqual(a, b, "\(extra)")
         }
+        // Under --memory-budget: a budget too small is refused before any row is read, naming one
+        // that fits; that one runs. A CSV is read whole: refused with the way to stream it.
+        for command in [["predict", "--out", dir + "/p.csv"], ["eval"]] {
+            let args = [command[0], "--model", Self.esmm, "--data", dir + "/t.fcache"] + command.dropFirst()
+            let r = try CLI.run(args + ["--memory-budget", "1"])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            let fits = try XCTUnwrap(r.stderr.range(of: #"give --memory-budget (\d+)"#, options: .regularExpression).map {
+                String(r.stderr[$0].split(separator: " ").last!)
+            }, r.stderr)
+            try CLI.ok(args + ["--memory-budget", fits])
+        }
+        try CLI.fails(["eval", "--model", Self.esmm, "--data", csv, "--memory-budget", "1"], saying: "funnel prepare --data", status: 1)
     }
 
     func testInspect() throws {

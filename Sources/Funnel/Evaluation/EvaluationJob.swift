@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `funnel eval` asks for: one or more models on one labelled file.
 public struct EvaluationRequest: Sendable {
     public var models: [String]
@@ -11,6 +13,8 @@ public struct EvaluationRequest: Sendable {
     public var read = ReadOptions()
     /// A column of `data` grouping its rows (a user, a request): adds the group AUCs.
     public var groupColumn: String?
+    /// Refuse, before reading rows, a read that would hold more than this many MiB (`ReadingBudget`).
+    public var memoryBudgetMiB: Double?
 
     public init(models: [String], data: String) {
         self.models = models
@@ -33,6 +37,7 @@ public enum EvaluationJob {
                 results.append((dir, try streamed(r, model, dir: dir, note: note)))
                 continue
             }
+            if let budget = r.memoryBudgetMiB { try ReadingBudget.checkWhole(budget, path: r.data, command: "eval") }
             let (full, report) = try DatasetLoader.load(r.data, schema: model.schema, options: r.read, requireLabels: true)
             let encoded = full.downsamplingNegatives(factor: r.downsampleNegatives, seed: r.seed)
             for n in report.notes { note(n) }
@@ -56,6 +61,10 @@ public enum EvaluationJob {
     /// downsampling draws and the same metrics as reading the cache whole.
     static func streamed(_ r: EvaluationRequest, _ model: TrainedModel, dir: String, note: (String) -> Void) throws -> EvaluationReport {
         let cache = try ColumnarCache(path: r.data)
+        if let budget = r.memoryBudgetMiB {
+            let truth = r.truth.map { Double((try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0) } ?? 0
+            try ReadingBudget.check(budget, cache: cache, keptPerRow: 68, extraBytes: truth, command: "eval")
+        }
         var p = Predictions(count: 0), click: [Float] = [], conversion: [Float] = [], sources: [Int32] = []
         var report = ReadReport.cache(cache.footer.report)
         for g in 0..<cache.footer.groups.count {

@@ -11,6 +11,8 @@ public struct PredictionRequest: Sendable {
     public var force = false
     /// How the network's GEMMs run (`--gemm`, `--precision`).
     public var gemm = GEMMSettings.standard
+    /// Refuse, before reading rows, a read that would hold more than this many MiB (`ReadingBudget`).
+    public var memoryBudgetMiB: Double?
 
     public init(model: String, data: String, out: String) {
         self.model = model
@@ -42,6 +44,7 @@ public enum PredictionJob {
         let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
         trained.network.gemm = r.gemm
         if ColumnarCache.isCache(r.data) { return try streamed(r, trained, options: options) }
+        if let budget = r.memoryBudgetMiB { try ReadingBudget.checkWhole(budget, path: r.data, command: "predict") }
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
         trained.network.warmUp(encoded)  // kernel creation stays outside the timed forward passes
         let start = Date()
@@ -56,6 +59,7 @@ public enum PredictionJob {
     /// whatever the cache's size. The rows and their order are those of the whole-table read.
     static func streamed(_ r: PredictionRequest, _ trained: TrainedModel, options: ReadOptions) throws -> PredictionOutcome {
         let cache = try ColumnarCache(path: r.data)
+        if let budget = r.memoryBudgetMiB { try ReadingBudget.check(budget, cache: cache, keptPerRow: 0, command: "predict") }
         let stream = r.out == "-" ? nil : try AtomicFile.Stream(r.out, force: r.force)
         func emit(_ w: CSVWriter) throws {
             if let stream { try w.data.withUnsafeBytes { try stream.write($0) } } else { try StandardStreams.write(w.data) }
