@@ -47,44 +47,40 @@ public final class ServedModel: @unchecked Sendable {
     let knownFields: Set<String>
 
     /// Loads and fully validates `path` (manifest, checksums, every tensor shape or model file).
-    public init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool,
-                gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
-        self.path = path
-        loadedAt = Date()
-        let summary: [String: Any]
+    public convenience init(path: String, workers: Int, maxRowsPerRequest: Int, rejectUnknownFields: Bool,
+                            gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
         switch try ModelDirectoryKind.detect(path) {
         case .neural:
-            let model = try TrainedModel.load(from: path, maxBatch: min(maxRowsPerRequest, 4096), workers: workers)
-            (backend, summary) = Self.neural(model, path: path, workers: workers, rejectUnknownFields: rejectUnknownFields, gemm: gemm)
+            let model = try TrainedModel.load(from: path, maxBatch: Self.batch(forRows: maxRowsPerRequest), workers: workers)
+            try self.init(model: model, path: path, workers: workers, rejectUnknownFields: rejectUnknownFields, gemm: gemm)
         case .gbdt:
             let model = try TwoStageGBDT.load(from: path)
-            backend = .gbdt(model, RequestTableDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
-                                                  rejectUnknownFields: rejectUnknownFields))
-            summary = ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum]
+            try self.init(path: path, backend: .gbdt(model, RequestTableDecoder(pipeline: model.pipeline, dayColumn: model.manifest.read.dayColumn,
+                                                                               rejectUnknownFields: rejectUnknownFields)),
+                          summary: ["path": path, "kind": "gbdt-two-stage", "features_checksum": model.manifest.featuresChecksum])
         }
-        maxFieldsPerRow = backend.decoder.knownFieldCount + 64
-        knownFields = backend.decoder.knownFields
-        summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// A neural model already in memory (the served base with a delta applied, `ModelDelta`).
-    public init(model: TrainedModel, path: String, workers: Int, rejectUnknownFields: Bool,
-                gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
+    /// A neural model already in memory (loaded, or the served base with a delta applied, `ModelDelta`).
+    public convenience init(model: TrainedModel, path: String, workers: Int, rejectUnknownFields: Bool,
+                            gemm: GEMMSettings = GEMMSettings(bucketRowCounts: true)) throws {
+        model.network.gemm = gemm
+        try self.init(path: path, backend: .neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields),
+                                                   WorkerPool(workers: workers)),
+                      summary: ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum])
+    }
+
+    private init(path: String, backend: Backend, summary: [String: Any]) throws {
         self.path = path
         loadedAt = Date()
-        let summary: [String: Any]
-        (backend, summary) = Self.neural(model, path: path, workers: workers, rejectUnknownFields: rejectUnknownFields, gemm: gemm)
+        self.backend = backend
         maxFieldsPerRow = backend.decoder.knownFieldCount + 64
         knownFields = backend.decoder.knownFields
         summaryJSON = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    private static func neural(_ model: TrainedModel, path: String, workers: Int, rejectUnknownFields: Bool,
-                               gemm: GEMMSettings) -> (Backend, [String: Any]) {
-        model.network.gemm = gemm
-        return (.neural(model, RequestTableDecoder(schema: model.schema, rejectUnknownFields: rejectUnknownFields), WorkerPool(workers: workers)),
-                ["path": path, "kind": model.config.kind.rawValue, "weights_checksum": model.manifest.weightsChecksum])
-    }
+    /// Rows a served network runs at once for requests of up to `rows` rows.
+    static func batch(forRows rows: Int) -> Int { min(rows, 4096) }
 
     /// The neural model served (nil for a GBDT model).
     var trainedModel: TrainedModel? {

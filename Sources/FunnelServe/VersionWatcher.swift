@@ -83,7 +83,7 @@ extension FunnelServer {
             return reload(path: dir, checked: true)
         }
         return swapIn(path: dir, by: "delta") {
-            let next = try ModelDelta.apply(delta, to: base, maxBatch: min(self.configuration.maxRowsPerRequest, 4096),
+            let next = try ModelDelta.apply(delta, to: base, maxBatch: ServedModel.batch(forRows: self.configuration.maxRowsPerRequest),
                                             workers: max(1, self.configuration.workers))
             return try ServedModel(model: next, path: dir, workers: max(1, self.configuration.workers),
                                    rejectUnknownFields: self.configuration.rejectUnknownFields, gemm: self.configuration.gemm)

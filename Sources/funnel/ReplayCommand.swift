@@ -25,6 +25,7 @@ struct Replay: ParsableCommand {
         guard window >= 1 else { throw ValidationError("--window must be ≥ 1") }
         guard minCount >= 1 else { throw ValidationError("--min-count must be ≥ 1") }
         try validateThreads(threads)
+        if let days { _ = try Experiment.dayRange(days, flag: "--days") }
     }
 
     func run() throws {
@@ -37,7 +38,7 @@ struct Replay: ParsableCommand {
                 }
                 return m
             }
-            if let days { r.days = try Self.range(days) }
+            r.days = try days.map { try Experiment.dayRange($0, flag: "--days") }
             r.read.vocabularyPolicy = try vocabulary.policy(previous: nil)
             try OutputPath.checkDirectory(out, force: true)
             let json = self.json
@@ -51,14 +52,5 @@ struct Replay: ParsableCommand {
                 try Terminal.say("wrote \(out)/replay.json, replay.md and report.html")
             }
         }
-    }
-
-    /// `A-B` or one day.
-    static func range(_ text: String) throws -> ClosedRange<Int> {
-        let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil }), parts.first!! <= parts.last!! else {
-            throw FunnelError("--days takes A-B with A ≤ B, e.g. 1-30; got '\(text)'")
-        }
-        return parts.first!!...parts.last!!
     }
 }

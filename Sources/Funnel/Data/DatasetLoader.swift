@@ -63,6 +63,23 @@ public enum DatasetLoader {
         return (schema.encode(raw), raw.report)
     }
 
+    /// A prepared cache read with a trained schema one row group at a time: each group decoded,
+    /// checked, encoded and handed to `body` before the next is read (its pages handed back).
+    /// The same rows, in the same order, and the same read report as `load` of the whole cache.
+    public static func forEachGroup(of cache: ColumnarCache, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool,
+                                    _ body: (EncodedDataset) throws -> Void) throws -> ReadReport {
+        var report = ReadReport.cache(cache.footer.report)
+        for g in 0..<cache.footer.groups.count {
+            let group = try options.inconsistent.apply(to: cache.group(g, layout: schema.layout, requireLabels: requireLabels,
+                                                                       dayColumn: options.dayColumn))
+            let raw = try schema.keepingDenseInRange(group, skipBadRows: options.skipBadRows)
+            cache.release(group: g)
+            report.addGroup(raw.report, over: cache.footer.report)
+            try body(schema.encode(raw))
+        }
+        return report
+    }
+
     /// Reads the simulator's truth file (`p_ctr,p_cvr,conversion_if_clicked`) and returns the
     /// counterfactual conversion of each row of `data`, aligned through `data.sourceRows`.
     /// With `data` nil, returns the whole column in file order.

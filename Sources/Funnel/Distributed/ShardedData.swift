@@ -122,8 +122,7 @@ extension FeatureSchema.Accumulator {
             if lastDays == nil { lastDays = Array(repeating: [:], count: counts.count) }
             for k in 0..<counts.count {
                 for _ in 0..<(try cursor.readCount(elementBytes: 16)) {
-                    let key = try cursor.read(Int64.self), day = Int32(clamping: try cursor.read(Int.self) + Int(Int32.min))
-                    if lastDays![k][key].map({ $0 < day }) ?? true { lastDays![k][key] = day }
+                    see(try cursor.read(Int64.self), day: Int32(clamping: try cursor.read(Int.self) + Int(Int32.min)), field: k)
                 }
             }
         }
@@ -138,11 +137,7 @@ extension FeatureSchema.Accumulator {
         }
         for k in 0..<moments.count {
             let b = (n: try cursor.read(Double.self), mean: try cursor.read(Double.self), m2: try cursor.read(Double.self))
-            let a = moments[k]
-            let n = a.n + b.n
-            guard n > 0 else { continue }
-            let delta = b.mean - a.mean
-            moments[k] = (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
+            if let both = FeatureSchema.Accumulator.combined(moments[k], b) { moments[k] = both }
         }
         try addDays(from: &cursor)
         let t = try cursor.readCount(elementBytes: 1)

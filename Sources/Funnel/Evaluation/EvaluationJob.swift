@@ -62,17 +62,11 @@ public enum EvaluationJob {
     static func streamed(_ r: EvaluationRequest, _ model: TrainedModel, dir: String, note: (String) -> Void) throws -> EvaluationReport {
         let cache = try ColumnarCache(path: r.data)
         if let budget = r.memoryBudgetMiB {
-            let truth = r.truth.map { Double((try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0) } ?? 0
+            let truth = Double(r.truth.map(InputFile.size) ?? 0)
             try ReadingBudget.check(budget, cache: cache, keptPerRow: 68, extraBytes: truth, command: "eval")
         }
         var p = Predictions(count: 0), click: [Float] = [], conversion: [Float] = [], sources: [Int32] = []
-        var report = ReadReport.cache(cache.footer.report)
-        for g in 0..<cache.footer.groups.count {
-            let group = try r.read.inconsistent.apply(to: cache.group(g, layout: model.schema.layout, requireLabels: true, dayColumn: r.read.dayColumn))
-            let raw = try model.schema.keepingDenseInRange(group, skipBadRows: r.read.skipBadRows)
-            cache.release(group: g)
-            report.addGroup(raw.report, over: cache.footer.report)
-            let encoded = model.schema.encode(raw)
+        let report = try DatasetLoader.forEachGroup(of: cache, schema: model.schema, options: r.read, requireLabels: true) { encoded in
             let part = model.network.predict(encoded)
             p.ctr += part.ctr; p.cvr += part.cvr; p.ctcvr += part.ctcvr
             click += encoded.click ?? []; conversion += encoded.conversion ?? []; sources += encoded.sourceRows

@@ -103,9 +103,7 @@ public enum ReplayJob {
         (eval.read.vocabularyPolicy, eval.read.dayColumn) = (nil, r.dayColumn)
         let report = try EvaluationJob.run(eval)[0].report
         let loaded = try TrainedModel.manifest(in: saved)
-        let bytes = ["weights.safetensors", VocabularyFile.fileName].reduce(0) { total, name in
-            total + ((try? FileManager.default.attributesOfItem(atPath: saved + "/" + name)[.size] as? Int) ?? 0)
-        }
+        let bytes = ["weights.safetensors", VocabularyFile.fileName].reduce(0) { $0 + InputFile.size(saved + "/" + $1) }
         return ReplayRow(mode: mode, trainedThrough: mode == .frozen ? first : d, trainedFrom: from, testDay: d + 1,
                          trainSeconds: seconds, tableRows: loaded.schema.embeddingRows, modelBytes: bytes, metrics: report)
     }

@@ -73,12 +73,8 @@ public enum ContinuedSchema {
     static func combine(_ a: DenseStatistics, _ b: DenseStatistics, previousRows: Int) -> DenseStatistics {
         let na = a.count ?? Double(previousRows), nb = b.count ?? 0
         let va = a.variance ?? a.std * a.std, vb = b.variance ?? b.std * b.std
-        let n = na + nb
-        guard n > 0 else { return a }
-        let delta = b.mean - a.mean
-        let mean = a.mean + delta * nb / n
-        let m2 = va * na + vb * nb + delta * delta * na * nb / n
-        return DenseStatistics(name: a.name, count: n, mean: mean, variance: m2 / n)
+        guard let both = FeatureSchema.Accumulator.combined((na, a.mean, va * na), (nb, b.mean, vb * nb)) else { return a }
+        return DenseStatistics(name: a.name, count: both.n, mean: both.mean, variance: both.m2 / both.n)
     }
 
     private static func describeDifference(_ a: TableLayout, _ b: TableLayout) -> String {
@@ -161,8 +157,18 @@ public struct EmbeddingRowMap: Sendable {
         for r in runs { (new + r.to * width).update(from: old + r.from * width, count: r.rows * width) }
     }
 
-    /// Whether a parameter of `shape` (now) and `saved` (then) is an embedding table this map moves.
-    func moves(_ shape: [Int], saved: [Int], sparse: Bool) -> Bool {
-        sparse && !isIdentity && shape.first == newRows && saved == [oldRows] + shape.dropFirst()
+    /// Copies a saved tensor (`saved` shape) into a parameter's buffer (`shape`): row by row
+    /// when it is an embedding table this map moves, whole when the shapes agree; false when
+    /// neither (the shapes do not fit).
+    func carry(_ old: UnsafePointer<Float>, saved: [Int], into new: UnsafeMutablePointer<Float>, shape: [Int], sparse: Bool) -> Bool {
+        let width = shape.dropFirst().reduce(1, *)
+        if sparse && !isIdentity && shape.first == newRows && saved == [oldRows] + shape.dropFirst() {
+            copy(old, into: new, width: width)
+        } else if saved == shape {
+            new.update(from: old, count: shape.reduce(1, *))
+        } else {
+            return false
+        }
+        return true
     }
 }

@@ -292,18 +292,32 @@ public struct FeatureSchema: Codable, Sendable {
         private mutating func addDays(_ raw: RawTable, bagOf: [Int?]) {
             if lastDays == nil { lastDays = Array(repeating: [:], count: layout.categorical.count) }
             for k in 0..<layout.categorical.count {
-                func see(_ key: Int64, _ day: Int) {
-                    let d = Int32(clamping: day)
-                    if lastDays![k][key].map({ $0 < d }) ?? true { lastDays![k][key] = d }
-                }
                 if let b = bagOf[k] {
                     let bag = raw.bags[b]
-                    for r in 0..<raw.rowCount { for i in Int(bag.offsets[r])..<Int(bag.offsets[r + 1]) { see(bag.keys[i], raw.days[r]) } }
+                    for r in 0..<raw.rowCount {
+                        for i in Int(bag.offsets[r])..<Int(bag.offsets[r + 1]) { see(bag.keys[i], day: Int32(clamping: raw.days[r]), field: k) }
+                    }
                 } else {
-                    for (r, key) in raw.keys[k].enumerated() { see(key, raw.days[r]) }
+                    for (r, key) in raw.keys[k].enumerated() { see(key, day: Int32(clamping: raw.days[r]), field: k) }
                 }
             }
             maxDay = max(maxDay, Int32(clamping: raw.days.max() ?? Int(Int32.min)))
+        }
+
+        /// Key `key` of field `k` seen on `day`: its latest day is the later one.
+        mutating func see(_ key: Int64, day: Int32, field k: Int) {
+            if lastDays == nil { lastDays = Array(repeating: [:], count: layout.categorical.count) }
+            if lastDays![k][key].map({ $0 < day }) ?? true { lastDays![k][key] = day }
+        }
+
+        /// Chan et al.'s exact pairwise combination of two (count, mean, M2) summaries of a
+        /// dense column (nil when both are empty).
+        static func combined(_ a: (n: Double, mean: Double, m2: Double), _ b: (n: Double, mean: Double, m2: Double))
+            -> (n: Double, mean: Double, m2: Double)? {
+            let n = a.n + b.n
+            guard n > 0 else { return nil }
+            let delta = b.mean - a.mean
+            return (n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
         }
 
         /// Per hashed field: distinct (non-empty) training values, buckets used, collisions.

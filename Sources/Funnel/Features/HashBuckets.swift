@@ -43,10 +43,16 @@ public struct HashBuckets: Equatable, Sendable {
     /// value or a hash of the text — the same on every machine and run.
     @inline(__always)
     public static func bucket(_ key: Int64, _ n: Int) -> Int32 {
+        Int32(1 + mix(key) % UInt64(n))
+    }
+
+    /// SplitMix64's finaliser of a key: every bit of the key moves every bit of the result
+    /// (also the home slot of `vocabularies.bin`'s id table).
+    @inline(__always)
+    static func mix(_ key: Int64) -> UInt64 {
         var z = UInt64(bitPattern: key) &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int32(1 + z % UInt64(n))
+        return z ^ (z >> 31)
     }
 }

@@ -19,9 +19,7 @@ extension Checksum {
         let words = bytes.count / 8
         var stream = WordStream()
         stream.update(UnsafeRawBufferPointer(rebasing: bytes[0..<(words * 8)]))
-        var h = stream.value
-        for i in (words * 8)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01B3 }
-        return h
+        return stream.finished(tail: UnsafeRawBufferPointer(rebasing: bytes[(words * 8)...]))
     }
 
     public static func fnv64Words(_ data: Data) -> UInt64 { data.withUnsafeBytes { fnv64Words($0) } }
@@ -39,6 +37,11 @@ extension Checksum {
             for i in 0..<(bytes.count / 8) {
                 value = (value ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))) &* 0x0000_0100_0000_01B3
             }
+        }
+
+        /// The checksum once the last bytes (fewer than 8, after the last whole word) are folded in.
+        func finished(tail: UnsafeRawBufferPointer) -> UInt64 {
+            tail.reduce(value) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
         }
 
         var hex: String { String(format: "%016llx", value) }

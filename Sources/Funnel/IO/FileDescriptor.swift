@@ -28,12 +28,7 @@ public enum FileDescriptor {
 
     /// Reads an opened regular file whole, refusing one over `limit` bytes before reading.
     static func readAll(_ fd: Int32, path: String, limit: Int) throws -> Data {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw DataError(file: path, "cannot read: \(String(cString: strerror(errno)))") }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw DataError(file: path, st.st_mode & S_IFMT == S_IFDIR ? "is a directory, not a file" : "is not a regular file (a device, FIFO or socket)")
-        }
-        let size = Int(st.st_size)
+        let size = try regularFileSize(fd, path: path)
         guard size <= limit else { throw DataError(file: path, "is \(size) bytes; at most \(limit) are read") }
         var data = Data(count: size)
         var got = 0
@@ -80,11 +75,7 @@ public enum FileDescriptor {
             }
             let whole = want / 8 * 8
             stream.update(UnsafeRawBufferPointer(rebasing: buffer[0..<whole]))
-            if whole < want {  // the file's tail: bytes after the last whole word
-                var h = stream.value
-                for i in whole..<want { h = (h ^ UInt64(buffer[i])) &* 0x0000_0100_0000_01B3 }
-                return h
-            }
+            if whole < want { return stream.finished(tail: UnsafeRawBufferPointer(rebasing: buffer[whole..<want])) }
             at += want
         }
         return stream.value

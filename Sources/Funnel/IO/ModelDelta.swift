@@ -66,7 +66,7 @@ public enum ModelDelta {
     private static func changedRows(_ p: Parameter, was q: Parameter, map: EmbeddingRowMap) -> [Int32] {
         let rows = p.shape[0], width = p.rowWidth
         var oldOf = [Int32](repeating: -1, count: rows)
-        for run in map.runs where q.shape[0] == map.oldRows { for i in 0..<run.rows { oldOf[run.to + i] = Int32(run.from + i) } }
+        if q.shape[0] == map.oldRows { for run in map.runs { for i in 0..<run.rows { oldOf[run.to + i] = Int32(run.from + i) } } }
         var out: [Int32] = []
         for r in 0..<rows {
             let o = Int(oldOf[r])
@@ -79,7 +79,19 @@ public enum ModelDelta {
 extension ModelDelta {
     /// The weights checksum of the model a delta directory applies to.
     public static func baseChecksum(_ dir: String) throws -> String {
-        try JSONDecoder().decode(Manifest.self, from: try DirectoryHandle(dir).contents("delta.json", limit: 1 << 20)).baseWeightsChecksum
+        try manifest(of: DirectoryHandle(dir)).baseWeightsChecksum
+    }
+
+    /// `delta.json`, decoded and checked to be a Funnel delta of this version.
+    static func manifest(of handle: DirectoryHandle) throws -> Manifest {
+        let delta: Manifest
+        do {
+            delta = try JSONDecoder().decode(Manifest.self, from: try handle.contents("delta.json", limit: 1 << 20))
+        } catch let e as FunnelError { throw e } catch let e as DataError { throw e } catch {
+            throw FunnelError("\(handle.path)/delta.json: not a Funnel delta: \(DecodingErrorText.describe(error))")
+        }
+        guard delta.format == format, delta.formatVersion == 1 else { throw FunnelError("\(handle.path)/delta.json: not a Funnel delta (version 1)") }
+        return delta
     }
 
     /// NEXT, from `base` (the model PREV, loaded) and NEXT's delta directory: checked to be a delta
@@ -87,20 +99,11 @@ extension ModelDelta {
     /// checksum checked to be NEXT's.
     public static func apply(_ dir: String, to base: TrainedModel, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let handle = try DirectoryHandle(dir)
-        let delta: Manifest
-        do {
-            delta = try JSONDecoder().decode(Manifest.self, from: try handle.contents("delta.json", limit: 1 << 20))
-        } catch let e as FunnelError { throw e } catch let e as DataError { throw e } catch {
-            throw FunnelError("\(dir)/delta.json: not a Funnel delta: \(DecodingErrorText.describe(error))")
-        }
-        guard delta.format == format, delta.formatVersion == 1 else { throw FunnelError("\(dir)/delta.json: not a Funnel delta (version 1)") }
+        let delta = try manifest(of: handle)
         guard delta.baseWeightsChecksum == base.manifest.weightsChecksum else {
             throw FunnelError("\(dir): a delta of the model whose weights checksum is \(delta.baseWeightsChecksum); the base's is \(base.manifest.weightsChecksum)")
         }
-        var m = try ModelManifest.decode(try handle.contents("model.json", limit: InputFile.manifestLimit), path: dir + "/model.json")
-        try m.attachVocabularies(from: handle)
-        try m.config.validate()
-        try m.schema.validateDenseStatistics()
+        let m = try ModelManifest.load(from: handle)
         let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers)
         let rowsBytes = delta.tables.reduce(0) { $0 + $1.rows * (4 + 4 * $1.width) + 8 }
         let rows = try checked(handle, "rows.bin", delta.rowsChecksum, limit: rowsBytes)
@@ -109,7 +112,7 @@ extension ModelDelta {
         try fill(net, from: base, rows: rows, tables: delta.tables, dense: dense, schema: m.schema, dir: dir)
         var next = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         next.manifest = m
-        let sum = Checksum.fnv64Hex(SafeTensors.encode(next.weightTensors(), metadata: ["format": "pt", "producer": "funnel"]))
+        let sum = Checksum.fnv64Hex(next.encodedWeights())
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(dir): applied to the base it gives weights \(sum), not the model's \(m.weightsChecksum)")
         }
@@ -128,29 +131,25 @@ extension ModelDelta {
     /// everything else from the dense file.
     private static func fill(_ net: FunnelNetwork, from base: TrainedModel, rows: Data, tables: [Manifest.Table],
                              dense: [String: SafeTensors.Tensor], schema: FeatureSchema, dir: String) throws {
+        try TrainedModel.copy(dense, into: net, path: dir + "/dense.safetensors") { !$0.isSparse }
         let map = EmbeddingRowMap(from: base.schema, to: schema)
         let old = Dictionary(uniqueKeysWithValues: base.network.parameters.map { ($0.name, $0) })
         var at = 0
-        for p in net.parameters {
-            if p.isSparse {
-                guard let q = old[p.name], q.shape[0] == map.oldRows, let t = tables.first(where: { $0.name == p.name }), t.width == p.rowWidth else {
-                    throw FunnelError("\(dir): table '\(p.name)' does not match the base model")
+        for p in net.parameters where p.isSparse {
+            guard let q = old[p.name], q.shape[0] == map.oldRows, let t = tables.first(where: { $0.name == p.name }), t.width == p.rowWidth else {
+                throw FunnelError("\(dir): table '\(p.name)' does not match the base model")
+            }
+            map.copy(q.value.base, into: p.value.base, width: p.rowWidth)
+            try rows.withUnsafeBytes { raw in
+                let idBytes = (t.rows * 4 + 7) / 8 * 8
+                guard t.rows >= 0, at + idBytes + t.rows * t.width * 4 <= raw.count else { throw FunnelError("\(dir)/rows.bin: too short for delta.json's tables") }
+                let ids = (0..<t.rows).map { raw.loadUnaligned(fromByteOffset: at + 4 * $0, as: Int32.self) }
+                at += idBytes
+                for (k, id) in ids.enumerated() {
+                    guard id >= 0, Int(id) < p.shape[0] else { throw FunnelError("\(dir)/rows.bin: row \(id) is outside table '\(p.name)'") }
+                    for j in 0..<t.width { p.value.base[Int(id) * t.width + j] = raw.loadUnaligned(fromByteOffset: at + 4 * (k * t.width + j), as: Float.self) }
                 }
-                map.copy(q.value.base, into: p.value.base, width: p.rowWidth)
-                try rows.withUnsafeBytes { raw in
-                    let idBytes = (t.rows * 4 + 7) / 8 * 8
-                    guard t.rows >= 0, at + idBytes + t.rows * t.width * 4 <= raw.count else { throw FunnelError("\(dir)/rows.bin: too short for delta.json's tables") }
-                    let ids = (0..<t.rows).map { raw.loadUnaligned(fromByteOffset: at + 4 * $0, as: Int32.self) }
-                    at += idBytes
-                    for (k, id) in ids.enumerated() {
-                        guard id >= 0, Int(id) < p.shape[0] else { throw FunnelError("\(dir)/rows.bin: row \(id) is outside table '\(p.name)'") }
-                        for j in 0..<t.width { p.value.base[Int(id) * t.width + j] = raw.loadUnaligned(fromByteOffset: at + 4 * (k * t.width + j), as: Float.self) }
-                    }
-                    at += t.rows * t.width * 4
-                }
-            } else {
-                guard let t = dense[p.name], t.shape == p.shape else { throw FunnelError("\(dir)/dense.safetensors: tensor '\(p.name)' is missing or misshapen") }
-                t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: p.count) }
+                at += t.rows * t.width * 4
             }
         }
     }

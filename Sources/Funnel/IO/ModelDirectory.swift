@@ -78,6 +78,29 @@ public struct ModelManifest: Codable, Sendable {
 }
 
 extension ModelManifest {
+    /// The `model.json` of an opened directory, decoded (not validated; vocabularies not attached).
+    static func read(from directory: DirectoryHandle) throws -> ModelManifest {
+        let path = directory.path + "/model.json"
+        guard directory.exists("model.json") else {
+            throw FunnelError("\(path): not found (is \(directory.path) a Funnel model directory?)")
+        }
+        return try decode(try directory.contents("model.json", limit: InputFile.manifestLimit), path: path)
+    }
+
+    /// `read`, its vocabularies attached, its configuration and dense statistics validated (an
+    /// error names `model.json`): what a model is built from.
+    static func load(from directory: DirectoryHandle) throws -> ModelManifest {
+        var m = try read(from: directory)
+        try m.attachVocabularies(from: directory)
+        do {
+            try m.config.validate()
+            try m.schema.validateDenseStatistics()
+        } catch let e as FunnelError {
+            throw FunnelError("\(directory.path)/model.json: \(e.message)")
+        }
+        return m
+    }
+
     /// Maps `vocabularies.bin` (checksum checked) into the schema's fields that `model.json`
     /// declares by count; a model.json listing its values needs no file.
     mutating func attachVocabularies(from directory: DirectoryHandle) throws {
@@ -92,9 +115,10 @@ extension ModelManifest {
         guard file == VocabularyFile.fileName, let expected = vocabularyChecksum else {
             throw FunnelError("\(directory.path)/model.json: vocabulary_file must be \(VocabularyFile.fileName) with a vocabulary_checksum")
         }
-        let (region, sum) = try directory.mapped(file)
-        guard String(format: "%016llx", sum) == expected else {
-            throw FunnelError("\(path): checksum \(String(format: "%016llx", sum)) does not match model.json (\(expected)); the vocabularies are damaged or belong to another model")
+        let (region, checksum) = try directory.mapped(file)
+        let sum = String(format: "%016llx", checksum)
+        guard sum == expected else {
+            throw FunnelError("\(path): checksum \(sum) does not match model.json (\(expected)); the vocabularies are damaged or belong to another model")
         }
         let mapped = try VocabularyFile.open(region, path: path)
         for k in awaiting {
@@ -148,11 +172,16 @@ public struct TrainedModel {
         network.parameters.map { SafeTensors.Tensor(name: $0.name, shape: $0.shape, values: $0.value.array) }
     }
 
+    /// `weights.safetensors` as saved (its FNV-1a 64 is `weights_checksum`).
+    func encodedWeights() -> Data {
+        SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
+    }
+
     /// Writes `model.json` and the weights (and Adam's state, when given) as one directory,
     /// swapped in whole (`AtomicDirectory`): a reader sees the previous model or this one, never
     /// one's manifest beside the other's weights.
     public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil, deltaFrom base: TrainedModel? = nil) throws {
-        let weights = SafeTensors.encode(weightTensors(), metadata: ["format": "pt", "producer": "funnel"])
+        let weights = encodedWeights()
         var m = manifest
         m.weightsChecksum = Checksum.fnv64Hex(weights)
         var files: [AtomicDirectory.File] = [.init(m.weightsFile, weights)]
@@ -188,11 +217,7 @@ public struct TrainedModel {
 
     /// A model directory's `model.json` alone (what `train --init-from` continues), unvalidated.
     public static func manifest(in dir: String) throws -> ModelManifest {
-        let directory = try DirectoryHandle(dir)
-        guard directory.exists("model.json") else {
-            throw FunnelError("\(dir)/model.json: not found (is \(dir) a Funnel model directory?)")
-        }
-        return try ModelManifest.decode(try directory.contents("model.json", limit: InputFile.manifestLimit), path: dir + "/model.json")
+        try ModelManifest.read(from: DirectoryHandle(dir))
     }
 
     /// The saved optimizer state, its checksum checked; nil when the model was saved without it.
@@ -215,18 +240,7 @@ public struct TrainedModel {
     public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let manifestPath = dir + "/model.json"
         let directory = try DirectoryHandle(dir)
-        guard directory.exists("model.json") else {
-            throw FunnelError("\(manifestPath): not found (is \(dir) a Funnel model directory?)")
-        }
-        let data = try directory.contents("model.json", limit: InputFile.manifestLimit)
-        var m = try ModelManifest.decode(data, path: manifestPath)
-        try m.attachVocabularies(from: directory)
-        do {
-            try m.config.validate()
-            try m.schema.validateDenseStatistics()
-        } catch let e as FunnelError {
-            throw FunnelError("\(manifestPath): \(e.message)")
-        }
+        let m = try ModelManifest.load(from: directory)
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
             try NetworkSize.check(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
@@ -254,9 +268,11 @@ public struct TrainedModel {
         return model
     }
 
-    /// Copies named tensors into a network, checking that every parameter is present with its shape.
-    public static func copy(_ tensors: [String: SafeTensors.Tensor], into net: FunnelNetwork, path: String) throws {
-        for p in net.parameters {
+    /// Copies named tensors into a network, checking that every parameter (of those `included`)
+    /// is present with its shape and finite values.
+    public static func copy(_ tensors: [String: SafeTensors.Tensor], into net: FunnelNetwork, path: String,
+                            included: (Parameter) -> Bool = { _ in true }) throws {
+        for p in net.parameters where included(p) {
             guard let t = tensors[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
             guard t.shape == p.shape else {
                 throw FunnelError("\(path): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")

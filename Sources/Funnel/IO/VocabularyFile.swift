@@ -62,11 +62,7 @@ public enum VocabularyFile {
     /// A key's home slot among `slots`: SplitMix64 of the key scaled to the table (multiply-high).
     @inline(__always)
     static func slot(of key: Int64, slots: Int) -> Int {
-        var z = UInt64(bitPattern: key) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int(z.multipliedFullWidth(by: UInt64(slots)).high)
+        Int(HashBuckets.mix(key).multipliedFullWidth(by: UInt64(slots)).high)
     }
 
     static func slotCount(for count: Int) -> Int { count + count / 2 + 1 }
@@ -74,7 +70,6 @@ public enum VocabularyFile {
     /// The file for `fields` (hashed fields have no vocabulary and are left out).
     public static func encode(_ fields: [FieldVocabulary]) throws -> Data {
         var body = Data(), entries: [Entry] = [], placed: [String: Entry] = [:]
-        func align() { body.append(Data(count: (64 - body.count % 64) % 64)) }
         for f in fields where f.hashBuckets == nil {
             if let owner = f.sharesRowsWith, var e = placed[owner], e.count == f.count {
                 e.name = f.name
@@ -89,24 +84,15 @@ public enum VocabularyFile {
                 while table[s] != 0 { s = s + 1 == slots ? 0 : s + 1 }
                 table[s] = UInt32(i + 1)
             }
-            var e = Entry(name: f.name, count: keys.count, slots: slots, keys: body.count, slotTable: 0)
-            keys.withUnsafeBytes { body.append(contentsOf: $0) }
-            align()
-            e.slotTable = body.count
-            table.withUnsafeBytes { body.append(contentsOf: $0) }
-            align()
+            var e = Entry(name: f.name, count: keys.count, slots: slots, keys: section(keys, &body), slotTable: section(table, &body))
             if !f.isCanonicalIntegers {
-                var offsets: [UInt64] = [0], text = Data()
+                var offsets: [UInt64] = [0], text: [UInt8] = []
                 for i in 0..<f.count {
-                    text.append(contentsOf: Array(f.value(at: i).utf8))
+                    text += f.value(at: i).utf8
                     offsets.append(UInt64(text.count))
                 }
-                e.textOffsets = body.count
-                offsets.withUnsafeBytes { body.append(contentsOf: $0) }
-                align()
-                (e.text, e.textBytes) = (body.count, text.count)
-                body.append(text)
-                align()
+                e.textOffsets = section(offsets, &body)
+                (e.text, e.textBytes) = (section(text, &body), text.count)
             }
             appendUsage(of: f, to: &e, &body)
             entries.append(e)
@@ -115,24 +101,26 @@ public enum VocabularyFile {
         return try assemble(entries, body)
     }
 
+    /// Appends `values` as a section, padded to 64 bytes; its offset in `body`.
+    private static func section<T>(_ values: [T], _ body: inout Data) -> Int {
+        let at = body.count
+        values.withUnsafeBytes { body.append(contentsOf: $0) }
+        body.append(Data(count: (64 - body.count % 64) % 64))
+        return at
+    }
+
     /// The usage and pending sections of a field that records them.
     private static func appendUsage(of f: FieldVocabulary, to e: inout Entry, _ body: inout Data) {
-        func append<T>(_ values: [T]) -> Int {
-            let at = body.count
-            values.withUnsafeBytes { body.append(contentsOf: $0) }
-            body.append(Data(count: (64 - body.count % 64) % 64))
-            return at
-        }
         if f.hasUsage {
             let usage = (0..<f.count).map { f.usage(at: $0)! }
-            e.occurrences = append(usage.map(\.occurrences))
-            e.lastSeen = append(usage.map(\.lastSeen))
+            e.occurrences = section(usage.map(\.occurrences), &body)
+            e.lastSeen = section(usage.map(\.lastSeen), &body)
         }
         let pending = f.pending
         if !pending.isEmpty {
             e.pendingCount = pending.count
-            e.pendingKeys = append(pending.map(\.key))
-            e.pendingCounts = append(pending.map(\.count))
+            e.pendingKeys = section(pending.map(\.key), &body)
+            e.pendingCounts = section(pending.map(\.count), &body)
         }
     }
 

@@ -64,18 +64,10 @@ public enum PredictionJob {
         func emit(_ w: CSVWriter) throws {
             if let stream { try w.data.withUnsafeBytes { try stream.write($0) } } else { try StandardStreams.write(w.data) }
         }
-        var header = CSVWriter()
-        header.append("pctr,pcvr,pctcvr\n")
-        try emit(header)
-        var report = ReadReport.cache(cache.footer.report), rows = 0, seconds = 0.0
-        for g in 0..<cache.footer.groups.count {
-            let group = try options.inconsistent.apply(to: cache.group(g, layout: trained.schema.layout, requireLabels: false,
-                                                                       dayColumn: options.dayColumn))
-            let raw = try trained.schema.keepingDenseInRange(group, skipBadRows: options.skipBadRows)
-            cache.release(group: g)
-            report.addGroup(raw.report, over: cache.footer.report)
-            let encoded = trained.schema.encode(raw)
-            if g == 0 { trained.network.warmUp(encoded) }
+        try emit(csv(Predictions(count: 0)))  // the header
+        var rows = 0, seconds = 0.0
+        let report = try DatasetLoader.forEachGroup(of: cache, schema: trained.schema, options: options, requireLabels: false) { encoded in
+            if rows == 0 { trained.network.warmUp(encoded) }
             let start = Date()
             let p = trained.network.predict(encoded)
             seconds += Date().timeIntervalSince(start)

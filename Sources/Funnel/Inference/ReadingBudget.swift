@@ -28,8 +28,9 @@ public enum ReadingBudget {
     /// Refuses a streamed read of `cache` that would not fit `budgetMiB`.
     public static func check(_ budgetMiB: Double, cache: ColumnarCache, keptPerRow: Double, extraBytes: Double = 0, command: String) throws {
         let now = ResourceUsage.currentRSSMegabytes
-        let largest = cache.footer.groups.indices.max { inFlight(cache, group: $0) < inFlight(cache, group: $1) }
-        let group = largest.map { inFlight(cache, group: $0) / 1_048_576 } ?? 0
+        let bytes = cache.footer.groups.indices.map { inFlight(cache, group: $0) }
+        let largest = bytes.indices.max { bytes[$0] < bytes[$1] }
+        let group = largest.map { bytes[$0] / 1_048_576 } ?? 0
         let kept = (keptPerRow * Double(cache.footer.rows) + extraBytes) / 1_048_576
         let need = now + group + kept + 16
         guard need > budgetMiB else { return }
@@ -41,7 +42,7 @@ public enum ReadingBudget {
 
     /// Refuses reading a text file whole over `budgetMiB`, naming the way to stream it.
     public static func checkWhole(_ budgetMiB: Double, path: String, command: String) throws {
-        let size = Double((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+        let size = Double(InputFile.size(path))
         let need = ResourceUsage.currentRSSMegabytes + 3.3 * size / 1_048_576 + 16
         guard need > budgetMiB else { return }
         throw FunnelError(String(format: "%@ reads %@ whole, about %.0f MiB; the budget is %.0f MiB: give --memory-budget %.0f or more, "

@@ -56,11 +56,7 @@ public struct ModelContinuation {
         let old = Dictionary(uniqueKeysWithValues: previous.network.parameters.map { ($0.name, $0) })
         for p in net.parameters {
             guard let q = old[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
-            if rows.moves(p.shape, saved: q.shape, sparse: p.isSparse) {
-                rows.copy(q.value.base, into: p.value.base, width: p.rowWidth)
-            } else if q.shape == p.shape {
-                p.value.base.update(from: q.value.base, count: p.count)
-            } else {
+            guard rows.carry(q.value.base, saved: q.shape, into: p.value.base, shape: p.shape, sparse: p.isSparse) else {
                 throw FunnelError("\(path): tensor '\(p.name)' has shape \(q.shape), the model needs \(p.shape)")
             }
         }

@@ -65,17 +65,13 @@ public struct OptimizerState {
     /// Sets the moments of `network`'s parameters. A grown or evicted embedding table (`rows`:
     /// where the saved table's rows went) gets the carried rows' moments in their new places and
     /// zeros for the new rows — the state Adam gives a row it has not updated yet.
-    public func restore(into network: FunnelNetwork, rows: EmbeddingRowMap?, path: String) throws {
+    public func restore(into network: FunnelNetwork, rows map: EmbeddingRowMap, path: String) throws {
         for p in network.parameters {
             guard let saved = moments[p.name] else { p.moment1 = nil; p.moment2 = nil; continue }
             let m = FloatBuffer(count: p.count), v = FloatBuffer(count: p.count)
-            if let rows, rows.moves(p.shape, saved: saved.shape, sparse: p.isSparse) {
-                saved.m.withUnsafeBufferPointer { rows.copy($0.baseAddress!, into: m.base, width: p.rowWidth) }
-                saved.v.withUnsafeBufferPointer { rows.copy($0.baseAddress!, into: v.base, width: p.rowWidth) }
-            } else if saved.shape == p.shape {
-                saved.m.withUnsafeBufferPointer { m.base.update(from: $0.baseAddress!, count: p.count) }
-                saved.v.withUnsafeBufferPointer { v.base.update(from: $0.baseAddress!, count: p.count) }
-            } else {
+            let fits = saved.m.withUnsafeBufferPointer { map.carry($0.baseAddress!, saved: saved.shape, into: m.base, shape: p.shape, sparse: p.isSparse) }
+                && saved.v.withUnsafeBufferPointer { map.carry($0.baseAddress!, saved: saved.shape, into: v.base, shape: p.shape, sparse: p.isSparse) }
+            guard fits else {
                 throw FunnelError("\(path): the moments of '\(p.name)' have shape \(saved.shape), the model needs \(p.shape)")
             }
             p.moment1 = m
