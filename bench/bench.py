@@ -35,8 +35,18 @@ def main():
     ap.add_argument("--only-distributed", action="store_true", help="run the data-parallel scenario only")
     ap.add_argument("--only-onnx", action="store_true",
                     help="run the ONNX scenario only (ONNX Runtime on the exported ESMM vs funnel predict vs PyTorch)")
+    ap.add_argument("--request-sharing", action="store_true",
+                    help="also run the request-sharing scenario (raw layout, shared vs --no-request-sharing; bench/request_sharing.py)")
+    ap.add_argument("--only-request-sharing", action="store_true", help="run the request-sharing scenario only")
+    ap.add_argument("--sharing-rows", type=int, default=1_000_000, help="impressions of the request-sharing scenario")
+    ap.add_argument("--sharing-ratios", default="12,50", help="impressions per common-feature record, one data set each")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if a.only_request_sharing:
+        from request_sharing import request_sharing_scenario
+        with open(os.path.join(a.out, "request-sharing.json"), "w") as fh:
+            json.dump(request_sharing_scenario(a), fh, indent=1)
+        return
     only = a.only_raw or a.only_distributed or a.only_onnx
     scales = [] if only else [float(v) for v in str(a.vocab_scale).split(",") if v]
     everything = {}
@@ -48,6 +58,9 @@ def main():
         everything["raw-ali-ccp"] = raw_scenario(a)
     if a.distributed or a.only_distributed:
         everything["distributed"] = distributed_scenario(a)
+    if a.request_sharing:
+        from request_sharing import request_sharing_scenario
+        everything["request-sharing"] = request_sharing_scenario(a)
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
         json.dump({"config": vars(a), "scenarios": everything}, fh, indent=1)
 

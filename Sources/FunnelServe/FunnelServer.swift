@@ -176,12 +176,12 @@ public final class FunnelServer: @unchecked Sendable {
     /// Answers one predict request body (also used by tests without HTTP).
     func predict(body: ByteBuffer) async -> (Response, rows: Int) {
         let model = slot.current  // this request finishes on this model even if a reload lands meanwhile
-        let rows: [[String: JSONValue]]
+        let parsed: RequestParser.Body
         var limits = RequestParser.Limits(rows: configuration.maxRowsPerRequest, fieldsPerRow: model.maxFieldsPerRow)
         limits.parsedBytes = configuration.maxParsedBytes
         limits.known = model.knownFields
         do {
-            rows = try RequestParser.rows(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [], limits: limits)
+            parsed = try RequestParser.body(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [], limits: limits)
         } catch let e as RequestParser.TooManyRows {
             return (FunnelServer.error(RequestError("more than \(e.limit) rows: the limit per request", status: 413)), 0)
         } catch let e as RequestParser.TooManyValues {
@@ -196,10 +196,10 @@ public final class FunnelServer: @unchecked Sendable {
         var w = CSVWriter()
         w.append("{\"predictions\":")
         let count: Int
-        do { count = try await model.predict(rows, into: &w) } catch let e as RequestError {
-            return (FunnelServer.error(e), rows.count)
+        do { count = try await model.predict(parsed.rows, request: parsed.request, into: &w) } catch let e as RequestError {
+            return (FunnelServer.error(e), parsed.rows.count)
         } catch {
-            return (FunnelServer.error(RequestError("\(error)")), rows.count)
+            return (FunnelServer.error(RequestError("\(error)")), parsed.rows.count)
         }
         w.append(",\"model\":")
         w.append(model.summaryJSON)

@@ -56,22 +56,40 @@ struct RequestParser {
 
     /// Parses `{"rows": [{…}, …], …}`; other top-level keys are skipped (within the depth limit).
     static func rows(_ bytes: [UInt8], limits: Limits = Limits()) throws -> [[String: JSONValue]] {
+        try body(bytes, limits: limits).rows
+    }
+
+    /// A predict body: its rows and, in the ranking form `{"request": {…}, "rows": [{…}, …]}`,
+    /// the fields the rows share, sent once (the same limits as a row: members, depth, bytes).
+    struct Body {
+        var request: [String: JSONValue]?
+        var rows: [[String: JSONValue]]
+    }
+
+    /// Parses either form; other top-level keys are skipped (within the depth limit).
+    static func body(_ bytes: [UInt8], limits: Limits = Limits()) throws -> Body {
         var p = RequestParser(bytes, limits: limits)
         var rows: [[String: JSONValue]]?
+        var request: [String: JSONValue]?
         try p.object(depth: 1) { key, p in
+            if key == "request" {
+                try p.charge(Cost.row)
+                request = try p.flatObject(row: "the request")
+                return
+            }
             guard key == "rows" else { return try p.skipValue(depth: 2) }
             var out: [[String: JSONValue]] = []
             try p.array(depth: 2) { p in
                 guard out.count < p.limits.rows else { throw TooManyRows(limit: p.limits.rows) }
                 try p.charge(Cost.row)
-                out.append(try p.flatObject(row: out.count))
+                out.append(try p.flatObject(row: "row \(out.count)"))
             }
             rows = out
         }
         p.whitespace()
         guard p.i == p.bytes.count else { throw Malformed(offset: p.i, what: "trailing characters") }
         guard let rows else { throw Malformed(offset: 0, what: "no \"rows\" key") }
-        return rows
+        return Body(request: request, rows: rows)
     }
 
     private mutating func whitespace() {
@@ -116,14 +134,14 @@ struct RequestParser {
 
     /// A row: an object of scalars (nested values become `.other`, for a located error later),
     /// at most `Limits.fieldsPerRow` members.
-    private mutating func flatObject(row: Int) throws -> [String: JSONValue] {
+    private mutating func flatObject(row: String) throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         values.reserveCapacity(32)
         var members = 0
         try object(depth: 3) { key, p in
             members += 1
             guard members <= p.limits.fieldsPerRow else {
-                throw Malformed(offset: p.i, what: "row \(row) has more than \(p.limits.fieldsPerRow) fields")
+                throw Malformed(offset: p.i, what: "\(row) has more than \(p.limits.fieldsPerRow) fields")
             }
             try p.charge(Cost.field + key.utf8.count)
             if let known = p.limits.known, !known.contains(key) {

@@ -45,7 +45,35 @@ public struct RequestTableDecoder: Sendable {
                   dayColumn: pipeline.hasDay ? dayColumn : nil, rejectUnknownFields: rejectUnknownFields)
     }
 
-    public func decode(_ rows: [[String: JSONValue]]) throws -> RawTable {
+    /// `request`: fields every row shares, sent once (the ranking form); a field may be given
+    /// there or in a row, not both. The table's rows then form one request of its categorical
+    /// fields (`RawTable.requests`).
+    public func decode(_ rows: [[String: JSONValue]], request: [String: JSONValue]? = nil) throws -> RawTable {
+        if let request, rejectUnknownFields, let unknown = request.keys.sorted().first(where: { !known.contains($0) }) {
+            throw RequestError("unknown field in the request (the server rejects unknown fields)", field: unknown)
+        }
+        let rows = try request.map { shared in
+            try rows.enumerated().map { r, row in
+                if let both = row.keys.sorted().first(where: { shared[$0] != nil }) {
+                    throw RequestError("given both in the request and in the row", row: r, field: both)
+                }
+                return row.merging(shared) { own, _ in own }
+            }
+        } ?? rows
+        var table: RawTable
+        do { table = try decodeRows(rows) } catch var e as RequestError {
+            // A bad value sent once in the request is the request's, not its first row's.
+            if let field = e.field, request?[field] != nil { (e.row, e.message) = (nil, e.message + " (in the request)") }
+            throw e
+        }
+        if let request {
+            table.requests = RequestKeys(keys: [Int64](repeating: 0, count: rows.count),
+                                         fields: layout.categorical.filter { request[$0] != nil })
+        }
+        return table
+    }
+
+    private func decodeRows(_ rows: [[String: JSONValue]]) throws -> RawTable {
         var table = RawTable(layout: layout, hasLabels: false, file: "request")
         var keys = [Int64](repeating: 0, count: layout.categorical.count)
         var dense = [Float](repeating: 0, count: layout.dense.count)

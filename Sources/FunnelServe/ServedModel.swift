@@ -92,10 +92,12 @@ public final class ServedModel: @unchecked Sendable {
     /// `funnel predict` / `funnel gbdt predict` do (schema encode / fitted pipeline) and writes the `predictions` array into `w`,
     /// through the same batched prediction as `funnel predict` / `funnel gbdt predict`.
     /// Returns the number of rows predicted.
-    func predict(_ rows: [[String: JSONValue]], into w: inout CSVWriter) async throws -> Int {
+    /// `request`: the ranking form's fields sent once for every row (a neural model computes
+    /// their part once, `RequestSharing`).
+    func predict(_ rows: [[String: JSONValue]], request: [String: JSONValue]? = nil, into w: inout CSVWriter) async throws -> Int {
         switch backend {
         case .neural(let model, let decoder, let pool):
-            let table = try decoder.decode(rows)
+            let table = try decoder.decode(rows, request: request)
             if let bad = model.schema.denseOutOfRange(table, limit: 1).first { throw RequestError(bad.message, row: bad.row, field: bad.column) }
             let data = model.schema.encode(table)
             let slot = await pool.acquire()
@@ -113,7 +115,7 @@ public final class ServedModel: @unchecked Sendable {
             w.append("]")
             return data.rowCount
         case .gbdt(let model, let decoder):
-            let table = try decoder.decode(rows)
+            let table = try decoder.decode(rows, request: request)
             let p: GBDTPredictions
             do { p = try model.predict(table, threads: 1) } catch { throw RequestError("\(error)", status: 422) }
             w.append("[")

@@ -42,6 +42,15 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Fields that share one vocabulary and one block of embedding rows, comma-separated (e.g. a behaviour list and its candidate field: 109_14,206); repeatable.")
     var shareEmbedding: [String] = []
 
+    @Option(help: "A column naming each row's request (a page view: one user, several candidate items); not a feature. With --request-fields, a request's fields are computed once per request.")
+    var requestColumn: String?
+
+    @Option(help: "With --request-column: the comma-separated categorical columns constant within a request (the user side); a row that disagrees with its request's first row is an error naming both lines (a counted skip with --skip-bad-rows).")
+    var requestFields: String?
+
+    @Flag(help: "Compute every row on its own even where rows share a request (raw Ali-CCP's common features): the path without request sharing, kept for comparison. By default (train, predict, eval) a request's fields are computed once per request, training batches hold whole requests.")
+    var noRequestSharing = false
+
     func validate() throws {
         do { _ = try SharedVocabularies.parse(shareEmbedding) } catch let e as FunnelError { throw ValidationError(e.message) }
         if let s = valueSeparator, s.utf8.count != 1 || s == "," || s == ":" {
@@ -50,6 +59,12 @@ struct DataOptions: ParsableArguments {
         if let m = maxValues, m < 1 { throw ValidationError("--max-values must be ≥ 1") }
         if (valueSeparator != nil || maxValues != nil) && multiValued == nil {
             throw ValidationError("--value-separator and --max-values need --multi-valued")
+        }
+        if (requestColumn == nil) != (requestFields == nil) {
+            throw ValidationError("--request-column and --request-fields go together: the column naming each row's request and the fields constant within it")
+        }
+        if let f = requestFields, f.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) || f.isEmpty {
+            throw ValidationError("--request-fields must be column names separated by commas, got '\(f)'")
         }
         if let h = hashBuckets {
             do { _ = try HashBuckets.parse(h) } catch let e as FunnelError { throw ValidationError("--hash-buckets: \(e.message)") }
@@ -86,11 +101,19 @@ struct DataOptions: ParsableArguments {
         o.ignore = list(ignore)
         o.inconsistent = inconsistent
         o.skipBadRows = skipBadRows
+        if (requestColumn == nil) != (requestFields == nil) {
+            throw ValidationError("--request-column and --request-fields go together: the column naming each row's request and the fields constant within it")
+        }
+        if let f = requestFields, f.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) || f.isEmpty {
+            throw ValidationError("--request-fields must be column names separated by commas, got '\(f)'")
+        }
         if let h = hashBuckets { o.hashBuckets = try HashBuckets.parse(h) }
         o.sharedVocabularies = try SharedVocabularies.parse(shareEmbedding)
         o.multiValued = list(multiValued)
         if let s = valueSeparator { o.valueSeparator = s.utf8.first! }
         o.maxValues = maxValues
+        o.requestColumn = requestColumn
+        o.requestFields = list(requestFields)
         return o
     }
 }

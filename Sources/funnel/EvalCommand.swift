@@ -36,6 +36,7 @@ struct Eval: ParsableCommand {
             request.truth = truth
             request.groupColumn = groupColumn
             request.memoryBudgetMiB = memoryBudget
+            request.requestSharing = !dataOptions.noRequestSharing
             request.threads = try resolveThreads(threads)
             request.downsampleNegatives = downsampleNegatives
             request.seed = seed

@@ -32,6 +32,7 @@ struct Predict: ParsableCommand {
             request.read = try dataOptions.readOptions()
             request.force = force
             request.memoryBudgetMiB = memoryBudget
+            request.requestSharing = !dataOptions.noRequestSharing
             let outcome = try PredictionJob.run(request)
             if json {
                 struct Output: Encodable {

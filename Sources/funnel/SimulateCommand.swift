@@ -16,6 +16,8 @@ struct Simulate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Days of traffic; above 1, one data.csv with a day column and drifting effects.") var days = 1
     @Option(parsing: .unconditional, help: "Drift per day (radians an effect turns towards an independent one).") var drift = 0.05
     @Option(parsing: .unconditional, help: "With --days: share of users and items replaced per day (new ids arrive most popular and fade; default 0).") var churn = 0.0
+    @Option(parsing: .unconditional, help: "The raw layout: mean impressions per request (per common-feature line; Ali-CCP has ≈ 58; default 50).")
+    var impressionsPerRequest = 50
     @Option(help: "ali-ccp (train/test CSV + truth; named explicitly, also the raw layout the ESMM paper released: sample skeletons + common features + truth, with behaviour lists), ali-ccp-raw (the raw layout only) or recsys2023 (train.tsv days 45–66, test.tsv day 67). Default: ali-ccp's CSVs only (also when --days is above 1).")
     var layout: SimulatedLayout?
     @Option(help: "Output directory.") var out: String
@@ -47,6 +49,7 @@ struct Simulate: ParsableCommand {
         try check((1...10_000).contains(days), "--days must be between 1 and 10000")
         try check(drift >= 0 && drift.isFinite, "--drift must be ≥ 0")
         try check(churn >= 0 && churn <= 1, "--churn must be between 0 and 1")
+        try check((1...100_000).contains(impressionsPerRequest), "--impressions-per-request must be between 1 and 100000")
         try check(layout != .aliCCPRaw || days == 1, "--days applies to --layout ali-ccp only (the raw layout has no day column)")
     }
 
@@ -64,7 +67,11 @@ struct Simulate: ParsableCommand {
             // The raw layout: alone (ali-ccp-raw), or beside the processed CSVs when ali-ccp is named
             // (one period only: the raw layout has no day column).
             var raw: AliCCPRawSimulator.Summary?
-            if layout == .aliCCPRaw || (layout == .aliCCP && days == 1) { raw = try AliCCPRawSimulator(config: c).write(to: out, force: force) }
+            if layout == .aliCCPRaw || (layout == .aliCCP && days == 1) { 
+                var simulator = AliCCPRawSimulator(config: c)
+                simulator.impressionsPerRecord = impressionsPerRequest
+                raw = try simulator.write(to: out, force: force)
+            }
             let rawLine = raw.map { r in
                 "wrote \(r.trainRows) train + \(r.testRows) test impressions in the raw Ali-CCP layout to \(out) "
                     + "(\(r.commonRecords) common-feature lines, \(r.clicks) clicks, \(r.conversions) conversions, "

@@ -87,6 +87,7 @@ struct Train: ParsableCommand {
         (request.initFrom, request.memoryBudgetMiB) = (initFrom, memoryBudget)
         request.shuffleBufferRows = shuffleBufferRows
         request.read = try data.readOptions()
+        request.requestSharing = !data.noRequestSharing
         let previousPolicy = try initFrom.map { try TrainedModel.manifest(in: $0).schema.vocabularyPolicy } ?? nil
         request.read.vocabularyPolicy = try vocabulary.policy(previous: previousPolicy)
         request.read.dayColumn = request.read.vocabularyPolicy?.dayColumn
@@ -126,7 +127,7 @@ struct Train: ParsableCommand {
                                            best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
                                            distributed: outcome.communication, gemm: gemmOptions.settings.engine,
                                            precision: gemmOptions.settings.precision, continued: outcome.continued,
-                                           tableRows: outcome.tableRows))
+                                           tableRows: outcome.tableRows, requestSharing: outcome.requestSharing))
         } else {
             if let b = outcome.best {
                 try Terminal.say("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
@@ -166,9 +167,11 @@ struct TrainOutput: Encodable {
     var continued: ModelContinuation.Growth? = nil
     /// Embedding rows per categorical field of the saved model.
     var tableRows: [String: Int] = [:]
+    /// Where the data has requests: what was computed once per request, what fell back.
+    var requestSharing: RequestSharingReport? = nil
 
     enum CodingKeys: String, CodingKey {
-        case continued, tableRows = "table_rows"
+        case continued, tableRows = "table_rows", requestSharing = "request_sharing"
         case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed, gemm, precision
         case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
@@ -193,6 +196,7 @@ struct TrainOutput: Encodable {
         try c.encode(precision, forKey: .precision)
         try c.encodeIfPresent(continued, forKey: .continued)
         try c.encode(tableRows, forKey: .tableRows)
+        try c.encodeIfPresent(requestSharing, forKey: .requestSharing)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

@@ -102,6 +102,46 @@ final class ServeTests: XCTestCase {
         }
     }
 
+    /// The ranking form `{"request": {user fields}, "rows": [candidates]}` predicts what the flat
+    /// form predicts for rows repeating the request's fields (the request part computed once).
+    func testTheRankingFormPredictsAsTheFlatForm() async throws {
+        let userFields = ["101", "121", "122", "124", "125", "126", "127", "128", "129"]
+        let source = csvRows(limit: 40)
+        let request = source[0].filter { userFields.contains($0.key) }
+        XCTAssertEqual(request.count, userFields.count)
+        let candidates = source.map { $0.filter { !userFields.contains($0.key) } }
+        let flat = candidates.map { $0.merging(request) { a, _ in a } }
+        let (s1, d1) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["rows": flat]))
+        let (s2, d2) = try await call("/v1/predict", method: "POST",
+                                      body: try JSONSerialization.data(withJSONObject: ["request": request, "rows": candidates]))
+        XCTAssertEqual(s1, 200, String(decoding: d1, as: UTF8.self))
+        XCTAssertEqual(s2, 200, String(decoding: d2, as: UTF8.self))
+        let a = json(d1)["predictions"] as! [[String: Double]], b = json(d2)["predictions"] as! [[String: Double]]
+        XCTAssertEqual(a.count, 40)
+        XCTAssertEqual(b.count, 40)
+        for i in 0..<40 { for k in ["pctr", "pcvr", "pctcvr"] { XCTAssertEqual(a[i][k]!, b[i][k]!, accuracy: 1e-6, "row \(i) \(k)") } }
+
+        // A field sent in both places is refused, naming the row and the field.
+        var both = candidates
+        both[3]["121"] = 1
+        let (s3, d3) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["request": request, "rows": both]))
+        XCTAssertEqual(s3, 400)
+        XCTAssertEqual(json(d3)["row"] as? Int, 3)
+        XCTAssertEqual(json(d3)["field"] as? String, "121")
+        // The request object gets the rows' limits: a nested value is located, depth and width are bounded.
+        var nested = request
+        nested["122"] = ["deep": ["deeper": 1]]
+        let (s4, d4) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["request": nested, "rows": candidates]))
+        XCTAssertEqual(s4, 400)
+        XCTAssertEqual(json(d4)["field"] as? String, "122")
+        XCTAssertNil(json(d4)["row"], "the request's value, not a row's")
+        XCTAssertTrue((json(d4)["error"] as? String ?? "").hasSuffix("(in the request)"))
+        var wide: [String: Any] = [:]
+        for k in 0..<5_000 { wide["x\(k)"] = k }
+        let (s5, _) = try await call("/v1/predict", method: "POST", body: try JSONSerialization.data(withJSONObject: ["request": wide, "rows": candidates]))
+        XCTAssertEqual(s5, 400, "a request object wider than a row may be")
+    }
+
     func testBadInputGetsLocated400s() async throws {
         var rows = csvRows(limit: 3)
         rows[1]["205"] = ["nested": 1]

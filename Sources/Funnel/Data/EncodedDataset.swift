@@ -17,11 +17,15 @@ public final class EncodedDataset {
     /// A sharded data-parallel run's label view (`fields` 0): this rank's rows with features,
     /// and where each row of the view sits among them.
     public let shard: ShardView?
+    /// The request each row belongs to and the request's fields (nil: no request grouping).
+    public let requests: EncodedRequests?
 
     public init(rowCount: Int, fields: Int, denseCount: Int, ids: [Int32], dense: [Float],
                 click: [Float]?, conversion: [Float]?, sourceRows: [Int32], weights: [Float]? = nil, bags: [EncodedBag] = [],
-                shard: ShardView? = nil) {
+                shard: ShardView? = nil, requests: EncodedRequests? = nil) {
+        precondition(requests.map { $0.keys.count == rowCount && $0.fields.allSatisfy((0..<fields).contains) } ?? true)
         self.shard = shard
+        self.requests = requests
         precondition(bags.allSatisfy { $0.offsets.count == rowCount + 1 && (0..<fields).contains($0.field) })
         self.bags = bags
         precondition(ids.count == rowCount * fields && dense.count == rowCount * denseCount)
@@ -52,7 +56,8 @@ public final class EncodedDataset {
                               click: labels ? joined(parts.map { $0.click! }) : nil, conversion: labels ? joined(parts.map { $0.conversion! }) : nil,
                               sourceRows: joined(parts.map(\.sourceRows)),
                               weights: weighted ? joined(parts.map { $0.weights ?? [Float](repeating: 1, count: $0.rowCount) }) : nil,
-                              bags: first.bags.indices.map { b in EncodedBag.concatenated(parts.map { $0.bags[b] }) })
+                              bags: first.bags.indices.map { b in EncodedBag.concatenated(parts.map { $0.bags[b] }) },
+                              requests: EncodedRequests.concatenated(parts.map(\.requests)))
     }
 
     /// A subset of rows, in the given order, keeping labels, weights and source positions.
@@ -71,7 +76,7 @@ public final class EncodedDataset {
         return EncodedDataset(rowCount: rows.count, fields: fields, denseCount: denseCount, ids: ids, dense: dense,
                               click: hasLabels ? click : nil, conversion: hasLabels ? conv : nil, sourceRows: src,
                               weights: anyWeights ? w : nil, bags: bags.map { $0.subset(rows) },
-                              shard: shard?.subset(rows, weights: newWeights))
+                              shard: shard?.subset(rows, weights: newWeights), requests: requests?.subset(rows))
     }
 
     /// Negative downsampling with re-weighting (esmm-ablation §2.1.1): keeps every clicked row

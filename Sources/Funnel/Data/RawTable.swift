@@ -18,6 +18,8 @@ public struct RawTable {
     /// Multi-valued columns' values, one CSR bag per `layout.multiValued` column (their slot in
     /// `keys` holds the empty key).
     public var bags: [RawBag]
+    /// The request each row belongs to and the request's columns (nil: rows are independent).
+    public var requests: RequestKeys?
 
     public init(layout: TableLayout, hasLabels: Bool, file: String) {
         self.layout = layout
@@ -67,6 +69,7 @@ public struct RawTable {
         if hasLabels { out.click = idx.map { click[$0] }; out.conversion = idx.map { conversion[$0] } }
         if !days.isEmpty { out.days = idx.map { days[$0] } }
         out.sourceRows = idx.map { sourceRows[$0] }
+        out.requests = requests?.rows(idx)
         out.bags = bags.map { bag in
             var sub = RawBag()
             for r in idx {

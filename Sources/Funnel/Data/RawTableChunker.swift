@@ -22,8 +22,10 @@ struct RawTableChunker {
         try sink(table)
         delivered += 1
         let report = table.report
+        let requests = table.requests.map { RequestKeys(keys: [], fields: $0.fields) }
         table = RawTable(layout: table.layout, hasLabels: table.hasLabels, file: report.file)
         table.report = report
+        table.requests = requests
     }
 
     /// Hands over the last rows — an empty table too when nothing was delivered, so a caller always

@@ -26,6 +26,10 @@ public struct ReadOptions: Sendable {
     public var multiValued: [String] = []
     public var valueSeparator = UInt8(ascii: "|")
     public var maxValues: Int? = nil
+    /// The column naming each row's request (`--request-column`; not a feature) and the
+    /// categorical columns constant within a request (`--request-fields`): `RequestKeys`.
+    public var requestColumn: String? = nil
+    public var requestFields: [String] = []
     /// One rank's rows of a data-parallel job: the data rows whose 0-based index `i` has
     /// `i % count == index` (nil: every row). Column roles are still inferred from the file's
     /// first rows, so every rank reads the same layout.

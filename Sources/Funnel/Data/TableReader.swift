@@ -13,7 +13,8 @@ public enum TableReader {
         let header = csv.header
         let (click, conversion) = try labelColumns(header, options: options, file: csv.path)
         var undecided: [Int] = []
-        for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn {
+        for (i, name) in header.enumerated() where name != click && name != conversion && name != options.dayColumn
+            && name != options.requestColumn {
             if ReadOptions.matches(name, options.ignore) || ReadOptions.matches(name, options.categorical)
                 || ReadOptions.matches(name, options.dense) || ReadOptions.matches(name, options.multiValued) { continue }
             undecided.append(i)
@@ -21,7 +22,7 @@ public enum TableReader {
         let kinds = try sampledKinds(csv, columns: undecided, sampleRows: sampleRows)
         var categorical: [String] = [], dense: [String] = [], ignored: [String] = [], multiValued: [String] = []
         for (i, name) in header.enumerated() where name != click && name != conversion {
-            if ReadOptions.matches(name, options.ignore) || name == options.dayColumn { ignored.append(name) }
+            if ReadOptions.matches(name, options.ignore) || name == options.dayColumn || name == options.requestColumn { ignored.append(name) }
             else if ReadOptions.matches(name, options.multiValued) { categorical.append(name); multiValued.append(name) }
             else if ReadOptions.matches(name, options.categorical) { categorical.append(name) }
             else if ReadOptions.matches(name, options.dense) { dense.append(name) }
@@ -61,6 +62,9 @@ public enum TableReader {
         }
         if let day = options.dayColumn, !header.contains(day) {
             throw DataError(file: file, line: 1, column: day, "day column is missing")
+        }
+        if let request = options.requestColumn, !header.contains(request) {
+            throw DataError(file: file, line: 1, column: request, "request column is missing")
         }
         try checkLabelRoles(click: click, conversion: conversion, options: options, file: file)
         for name in options.categorical + options.dense + options.ignore + options.multiValued where !name.contains("*") {
@@ -124,6 +128,8 @@ public enum TableReader {
         var decoder = try CSVRowDecoder(csv, layout: layout, options: options, requireLabels: requireLabels)
         let hasLabels = decoder.columns.click != nil
         var chunks = RawTableChunker(layout: layout, hasLabels: hasLabels, file: csv.path, chunkRows: chunkRows)
+        var requests = try RequestColumnCheck(options, layout: layout, file: csv.path)
+        chunks.table.requests = requests.map { RequestKeys(keys: [], fields: $0.fields) }
         // Each table goes out with the text of the categorical values read so far.
         func deliver(_ table: RawTable) throws {
             var table = table
@@ -137,6 +143,7 @@ public enum TableReader {
             if let shard = options.shard, !shard.owns(dataRow) { return true }  // another rank's row: not even parsed
             do {
                 guard try decoder.decode(line: line, bytes, cells, report: &chunks.table.report) else { return true }
+                if let c = decoder.columns.request { try requests!.admit(line: line, bytes, cells[c], decoder, into: &chunks.table.requests!) }
                 for b in 0..<decoder.bagKeys.count { chunks.table.appendBag(b, keys: decoder.bagKeys[b], weights: decoder.bagWeights[b]) }
                 chunks.table.appendRow(keys: decoder.keys, dense: decoder.dense, labels: hasLabels ? decoder.labels : nil,
                                        day: decoder.columns.day != nil ? decoder.day : nil, sourceRow: Int32(dataRow))
@@ -161,6 +168,8 @@ public enum TableReader {
         var click: Int?
         var conversion: Int?
         var day: Int?
+        /// `--request-column`.
+        var request: Int?
         var count: Int
 
         init(header: [String], file: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool) throws {
@@ -183,6 +192,7 @@ public enum TableReader {
                 click = nil; conversion = nil
             }
             day = try options.dayColumn.map(column)
+            request = try options.requestColumn.map(column)
             count = header.count
         }
     }

@@ -15,6 +15,9 @@ public struct EvaluationRequest: Sendable {
     public var groupColumn: String?
     /// Refuse, before reading rows, a read that would hold more than this many MiB (`ReadingBudget`).
     public var memoryBudgetMiB: Double?
+    /// Compute each request's part once where the rows carry requests (`RequestSharing`);
+    /// false: every row on its own (`--no-request-sharing`).
+    public var requestSharing = true
 
     public init(models: [String], data: String) {
         self.models = models
@@ -47,6 +50,7 @@ public enum EvaluationJob {
             }
             let groups = try r.groupColumn.map { try GroupColumn(r.data, column: $0, options: r.read, layout: model.schema.layout).keys(for: encoded) }
             if let groups, Set(groups).count == 1 { note("\(r.data): every row has the same \(r.groupColumn!): the group AUCs equal the AUCs") }
+            if r.requestSharing { model.network.shareRequests(as: encoded) }
             let p = model.network.predict(encoded)
             let metrics = EvaluationReport.evaluate(p, on: encoded, counterfactual: cf, groups: groups)
             for warning in metrics.undefinedReasons(p, model: model.config) { note("\(dir): \(warning)") }
@@ -67,6 +71,7 @@ public enum EvaluationJob {
         }
         var p = Predictions(count: 0), click: [Float] = [], conversion: [Float] = [], sources: [Int32] = []
         let report = try DatasetLoader.forEachGroup(of: cache, schema: model.schema, options: r.read, requireLabels: true) { encoded in
+            if r.requestSharing { model.network.shareRequests(as: encoded) }
             let part = model.network.predict(encoded)
             p.ctr += part.ctr; p.cvr += part.cvr; p.ctcvr += part.ctcvr
             click += encoded.click ?? []; conversion += encoded.conversion ?? []; sources += encoded.sourceRows

@@ -425,6 +425,9 @@ public struct FeatureSchema: Codable, Sendable {
         return EncodedDataset(rowCount: n, fields: f, denseCount: d, ids: ids, dense: values,
                               click: raw.hasLabels ? raw.click : nil,
                               conversion: raw.hasLabels ? raw.conversion : nil,
-                              sourceRows: raw.sourceRows, bags: bags)
+                              sourceRows: raw.sourceRows, bags: bags,
+                              requests: raw.requests.map { r in
+                                  EncodedRequests(keys: r.keys, fields: r.fields.compactMap { layout.categorical.firstIndex(of: $0) })
+                              })
     }
 }

@@ -220,10 +220,31 @@ public final class ColumnarCache {
             }
         }
         try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex)
+        table.requests = requests(sharedIndex, of: table)
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
         table.report = footer.report
         table.report.rowsKept = info.rows
         return table
+    }
+
+    /// The shared record is the request (raw Ali-CCP's md5 common features). A row without a
+    /// record is a request of its own (a key no record has).
+    private func requests(_ sharedIndex: [Int32], of table: RawTable) -> RequestKeys? {
+        guard !sharedIndex.isEmpty else { return nil }
+        let keys = sharedIndex.enumerated().map { r, e in e >= 0 ? Int64(e) : -1 - Int64(table.sourceRows[r]) }
+        return RequestKeys(keys: keys, fields: requestFields.filter(table.layout.categorical.contains))
+    }
+
+    /// The columns only shared records give (never a row of its own, in any group): constant
+    /// within a request. A column both files give varies by impression and is not one.
+    public var requestFields: [String] {
+        guard let shared = footer.shared else { return [] }
+        let rowColumns = Set(footer.rowColumns), bags = footer.layout.multiValued
+        return shared.fields.filter { name in
+            guard !rowColumns.contains(name) else { return false }
+            guard let b = bags.firstIndex(of: name) else { return true }
+            return footer.groups.allSatisfy { ($0.values?[b] ?? 0) == 0 }
+        }
     }
 
     /// Refuses a read the cache cannot serve: labels it lacks, another day column, a wanted
@@ -372,6 +393,7 @@ public final class ColumnarCache {
             out.days += part.days
             out.sourceRows += part.sourceRows
             for b in 0..<out.bags.count { out.bags[b].append(part.bags[b]) }
+            if let p = part.requests { out.requests?.keys += p.keys }
             out.rowCount += part.rowCount
         }
         out.report.rowsKept = out.rowCount

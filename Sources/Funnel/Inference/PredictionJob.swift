@@ -13,6 +13,9 @@ public struct PredictionRequest: Sendable {
     public var gemm = GEMMSettings.standard
     /// Refuse, before reading rows, a read that would hold more than this many MiB (`ReadingBudget`).
     public var memoryBudgetMiB: Double?
+    /// Compute each request's part once where the rows carry requests (`RequestSharing`);
+    /// false: every row on its own (`--no-request-sharing`).
+    public var requestSharing = true
 
     public init(model: String, data: String, out: String) {
         self.model = model
@@ -46,6 +49,7 @@ public enum PredictionJob {
         if ColumnarCache.isCache(r.data) { return try streamed(r, trained, options: options) }
         if let budget = r.memoryBudgetMiB { try ReadingBudget.checkWhole(budget, path: r.data, command: "predict") }
         let (encoded, report) = try DatasetLoader.load(r.data, schema: trained.schema, options: options, requireLabels: false)
+        if r.requestSharing { trained.network.shareRequests(as: encoded) }
         trained.network.warmUp(encoded)  // kernel creation stays outside the timed forward passes
         let start = Date()
         let p = trained.network.predict(encoded)
@@ -67,6 +71,7 @@ public enum PredictionJob {
         try emit(csv(Predictions(count: 0)))  // the header
         var rows = 0, seconds = 0.0
         let report = try DatasetLoader.forEachGroup(of: cache, schema: trained.schema, options: options, requireLabels: false) { encoded in
+            if r.requestSharing { trained.network.shareRequests(as: encoded) }
             if rows == 0 { trained.network.warmUp(encoded) }
             let start = Date()
             let p = trained.network.predict(encoded)

@@ -53,7 +53,7 @@ public struct RandomSource: RandomNumberGenerator {
     }
 
     /// Fisher–Yates shuffle of an index array.
-    public mutating func shuffle(_ a: inout [Int32]) {
+    public mutating func shuffle<T>(_ a: inout [T]) {
         var i = a.count - 1
         while i > 0 {
             let j = below(i + 1)

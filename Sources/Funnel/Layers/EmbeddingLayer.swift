@@ -62,11 +62,13 @@ public final class EmbeddingLayer {
         }
     }
 
+    /// Fills `out [B × outputWidth]`; with a `part`, only its slots (the others keep what they held).
     public func forward(ids: UnsafePointer<Int32>, dense: UnsafePointer<Float>, batch: Int,
-                        into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = [], worker: Int = 0) {
+                        into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = [], worker: Int = 0, part: EmbeddingPart? = nil) {
         let w = table.value.base
         let width = outputWidth
-        let single = bags.isEmpty
+        let looked = lookedUp(bags: bags, part: part)
+        let withDense = denseCount > 0 && part?.dense ?? true
         let ahead = EmbeddingLayer.prefetchRows
         for b in 0..<batch {
             let row = out + b * width
@@ -77,10 +79,8 @@ public final class EmbeddingLayer {
                 let next = rid + ahead * fields
                 for f in 0..<fields { funnel_prefetch_for_read(w + Int(next[f]) * dim, dim * 4) }
             }
-            for f in 0..<fields where single || !isBag[f] {
-                copyShort(row + f * dim, w + Int(rid[f]) * dim, dim)
-            }
-            if denseCount > 0 {
+            for f in looked { copyShort(row + f * dim, w + Int(rid[f]) * dim, dim) }
+            if withDense {
                 copyShort(row + fields * dim, dense + b * denseCount, denseCount)
             }
         }
@@ -96,15 +96,18 @@ public final class EmbeddingLayer {
     }
 
     /// Collects this worker's sparse gradient of the table from `dOut [B × outputWidth]`.
+    /// With a `part`, only its slots of `dOut` are read; `appending` adds to the rows this
+    /// worker's last backward touched instead of starting over (a request part, then an impression part).
     public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int, worker: Int = 0,
-                         bags: [EncodedBag] = []) {
+                         bags: [EncodedBag] = [], part: EmbeddingPart? = nil, appending: Bool = false) {
         let grad = table.gradients[worker]
-        grad.touchedRows.removeAll(keepingCapacity: true)
+        if !appending { grad.touchedRows.removeAll(keepingCapacity: true) }
         let g = grad.rowGradients.base
         let width = outputWidth
         let dim = dim, fields = fields
-        let single = bags.isEmpty
+        let looked = lookedUp(bags: bags, part: part)
         slotOfRow[worker].withUnsafeMutableBufferPointer { slots in
+            for (s, r) in grad.touchedRows.enumerated() { slots[Int(r)] = Int32(s) }
             let ahead = EmbeddingLayer.prefetchRows
             for b in 0..<batch {
                 let src = dOut + b * width
@@ -113,7 +116,7 @@ public final class EmbeddingLayer {
                     let next = rid + ahead * fields
                     for f in 0..<fields { funnel_prefetch_for_write(slots.baseAddress! + Int(next[f]), 4) }
                 }
-                for f in 0..<fields where single || !isBag[f] {
+                for f in looked {
                     let r = Int(rid[f])
                     let s = slots[r]
                     if s < 0 {
@@ -138,6 +141,13 @@ public final class EmbeddingLayer {
             }
             for r in grad.touchedRows { slots[Int(r)] = -1 }
         }
+    }
+
+    /// The fields whose slot is one table row: every single-valued field (every field when no
+    /// bags are given), within `part` when there is one.
+    private func lookedUp(bags: [EncodedBag], part: EmbeddingPart?) -> [Int] {
+        guard let part else { return bags.isEmpty ? Array(0..<fields) : (0..<fields).filter { !isBag[$0] } }
+        return (0..<fields).filter { part.fields[$0] && !isBag[$0] }
     }
 
     /// Sums workers 1..<workers' sparse gradients into worker 0's (the reduce step).
@@ -170,5 +180,19 @@ public final class EmbeddingLayer {
             }
             for r in g0.touchedRows { slots[Int(r)] = -1 }
         }
+    }
+}
+
+/// Which slots of the concatenation a pass computes: a request's fields once per request, the
+/// impression's fields (and the dense features) per row (`RequestSharing`).
+public struct EmbeddingPart: Sendable, Equatable {
+    /// Per field: whether its slot belongs to this part.
+    public var fields: [Bool]
+    /// Whether the dense features do.
+    public var dense: Bool
+
+    public init(fields: [Bool], dense: Bool) {
+        self.fields = fields
+        self.dense = dense
     }
 }

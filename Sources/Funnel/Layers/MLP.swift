@@ -34,12 +34,18 @@ public final class MLP {
     /// Returns a pointer to the `[batch]` logits, valid until this worker's next forward.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) -> UnsafeMutablePointer<Float> {
+        forward(.rows(x), batch: batch, worker: worker)
+    }
+
+    /// The forward of either input: the first layer reads rows or a request split.
+    @discardableResult
+    public func forward(_ x: LayerInput, batch: Int, worker: Int = 0) -> UnsafeMutablePointer<Float> {
         var input = x
         let out = outputs[worker]
         for (i, layer) in layers.enumerated() {
             let y = out[i].base
             layer.forward(input, batch: batch, into: y, relu: i < layers.count - 1 || activatesLast)
-            input = UnsafePointer(y)
+            input = .rows(UnsafePointer(y))
         }
         return out[layers.count - 1].base
     }
@@ -51,6 +57,12 @@ public final class MLP {
     /// last layer is activated); writes or accumulates the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dLogits: UnsafePointer<Float>, batch: Int,
                          dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool, worker: Int = 0) {
+        backward(.rows(x), dLogits: dLogits, batch: batch, dx: dx, accumulateInputGradient: accumulateInputGradient, worker: worker)
+    }
+
+    /// The backward of either input (a split takes its input gradient in its own blocks).
+    public func backward(_ x: LayerInput, dLogits: UnsafePointer<Float>, batch: Int,
+                         dx: UnsafeMutablePointer<Float>?, accumulateInputGradient: Bool, worker: Int = 0) {
         let out = outputs[worker], grads = gradients[worker]
         var dy = UnsafeMutablePointer(mutating: dLogits)
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
@@ -58,7 +70,7 @@ public final class MLP {
             if i < layers.count - 1 || activatesLast {
                 ReLU.backward(output: out[i].base, gradient: dy, count: batch * layer.outFeatures)
             }
-            let input = i == 0 ? x : UnsafePointer(out[i - 1].base)
+            let input = i == 0 ? x : .rows(UnsafePointer(out[i - 1].base))
             let dInput: UnsafeMutablePointer<Float>? = i == 0 ? dx : grads[i - 1].base
             layer.backward(input, dy: dy, batch: batch, dx: dInput,
                            accumulateInputGradient: i == 0 ? accumulateInputGradient : false, worker: worker)

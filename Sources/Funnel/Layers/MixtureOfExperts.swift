@@ -8,10 +8,32 @@ public protocol GatedTrunk: AnyObject {
     /// Experts a top-level gate weighs, with their names for introspection.
     var gateLabels: [String] { get }
     func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int)
+    /// Whether `forward(_:LayerInput…)` and its backward take a request split (the first
+    /// layers of its experts and gates read the concatenation, and split).
+    var splitsRequests: Bool { get }
+    func forward(_ x: LayerInput, batch: Int, worker: Int)
+    func backward(_ x: LayerInput, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>?,
+                  accumulateInputGradient: Bool, worker: Int)
     func output(gate g: Int, worker: Int) -> UnsafePointer<Float>
     func gateWeights(gate g: Int, worker: Int) -> UnsafePointer<Float>
     func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
                   accumulateInputGradient: Bool, worker: Int)
+}
+
+extension GatedTrunk {
+    public var splitsRequests: Bool { false }
+
+    /// A trunk that does not split reads rows only (`RequestSharing` never hands it a split).
+    public func forward(_ x: LayerInput, batch: Int, worker: Int) {
+        guard case .rows(let rows) = x else { preconditionFailure("\(Self.self) cannot read a request split") }
+        forward(rows, batch: batch, worker: worker)
+    }
+
+    public func backward(_ x: LayerInput, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>?,
+                         accumulateInputGradient: Bool, worker: Int) {
+        guard case .rows(let rows) = x, let dx else { preconditionFailure("\(Self.self) cannot read a request split") }
+        backward(rows, dOutputs: dOutputs, batch: batch, dx: dx, accumulateInputGradient: accumulateInputGradient, worker: worker)
+    }
 }
 
 /// Multi-gate mixture of experts (Ma et al., KDD 2018): K expert MLPs read the same input; each
@@ -73,7 +95,11 @@ public final class MixtureOfExperts: GatedTrunk {
     public var parameters: [Parameter] { experts.flatMap(\.parameters) + gates.flatMap(\.parameters) }
 
     /// Runs every expert and every gate; `output(gate:)` then holds each gate's mixture.
-    public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) {
+    public var splitsRequests: Bool { true }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, worker: Int = 0) { forward(.rows(x), batch: batch, worker: worker) }
+
+    public func forward(_ x: LayerInput, batch: Int, worker: Int = 0) {
         let h = outputWidth
         expertOutputs[worker] = experts.map { $0.forward(x, batch: batch, worker: worker) }
         let e = expertOutputs[worker]
@@ -93,6 +119,11 @@ public final class MixtureOfExperts: GatedTrunk {
     /// Back-propagates the gradients of the gates that were used (nil: gate unused this step)
     /// and writes or adds the input gradient into `dx`.
     public func backward(_ x: UnsafePointer<Float>, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>,
+                         accumulateInputGradient: Bool, worker: Int = 0) {
+        backward(.rows(x), dOutputs: dOutputs, batch: batch, dx: dx, accumulateInputGradient: accumulateInputGradient, worker: worker)
+    }
+
+    public func backward(_ x: LayerInput, dOutputs: [UnsafePointer<Float>?], batch: Int, dx: UnsafeMutablePointer<Float>?,
                          accumulateInputGradient: Bool, worker: Int = 0) {
         let h = outputWidth
         let e = expertOutputs[worker]

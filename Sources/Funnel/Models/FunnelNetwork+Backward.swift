@@ -16,7 +16,7 @@ extension FunnelNetwork {
     private func backwardTrunk(_ t: Int, _ batch: Batch, heads hs: [Head], worker: Int) {
         let s = scratch.workers[worker]
         let dEmbedding = s.embeddingGradients[t]
-        let x = bodyInput(t, worker: worker)
+        let x = bodyInput(t, batch, worker: worker)
         switch bodies[t] {
         case .identity: break
         case .dense(let bottom):
@@ -29,6 +29,10 @@ extension FunnelNetwork {
             }
             mixture.backward(x, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
                              accumulateInputGradient: false, worker: worker)
+        }
+        if case .split = x {
+            batch.sharing!.backward(embeddings[t], trunk: t, batch, full: dEmbedding, worker: worker)
+            return
         }
         // The body's input gradient is the cross layers' output gradient; in place, to the embeddings'.
         crosses[t]?.backward(dy: dEmbedding, batch: batch.count, worker: worker, dx0: dEmbedding, accumulate: false)

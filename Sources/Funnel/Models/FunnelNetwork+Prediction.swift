@@ -13,7 +13,7 @@ extension FunnelNetwork {
         }
         let width = mixtures[0].gateLabels.count
         var sums = gates.map { _ in [Double](repeating: 0, count: width) }
-        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let batch = makeBatch()
         var start = 0
         while start < data.rowCount {
             let n = min(maxBatch, data.rowCount - start)
@@ -35,7 +35,7 @@ extension FunnelNetwork {
     public func predictCTR(_ data: EncodedDataset, rows: [Int32]) -> [Float] {
         guard ctrTower != nil else { return [] }
         var out = [Float](repeating: 0, count: rows.count)
-        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let batch = makeBatch()
         let logits = scratch.workers[0].logits[Head.ctr.rawValue]
         var start = 0
         while start < rows.count {
@@ -78,25 +78,29 @@ extension FunnelNetwork {
         Parallel.forEach(workers) { w in
             let rows = self.workerRows(w, of: data.rowCount)
             guard !rows.isEmpty else { return }
-            let batch = Batch(capacity: self.maxBatch, fields: self.fields, denseCount: self.denseCount)
+            let batch = self.makeBatch()
             batch.fill(from: data, start: rows.lowerBound, count: min(self.maxBatch, rows.count))
             _ = self.forward(batch, heads: self.predictedHeads, worker: w)
         }
     }
 
     /// Predicts every row of `data` with one worker's buffers only, so callers holding distinct
-    /// workers (concurrent server requests) can predict at the same time.
+    /// workers (concurrent server requests) can predict at the same time. Rows that carry
+    /// requests share them (`sharingPlan(for:)`: a request's part computed once).
     public func predict(_ data: EncodedDataset, worker: Int) -> Predictions {
         var out = Predictions(count: data.rowCount)
         guard data.rowCount > 0 else { return out }
-        out.withOutputs { pc, pv, pcv in predict(data, rows: 0..<data.rowCount, worker: worker, ctr: pc, cvr: pv, ctcvr: pcv) }
+        let sharing = data.requests.flatMap { sharingPlan(for: $0.fields) }
+        out.withOutputs { pc, pv, pcv in
+            predict(data, rows: 0..<data.rowCount, worker: worker, sharing: sharing, ctr: pc, cvr: pv, ctcvr: pcv)
+        }
         return out
     }
 
-    private func predict(_ data: EncodedDataset, rows: Range<Int>, worker: Int,
+    private func predict(_ data: EncodedDataset, rows: Range<Int>, worker: Int, sharing: RequestSharing?? = nil,
                          ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
-        let batch = Batch(capacity: maxBatch, fields: fields, denseCount: denseCount)
+        let batch = makeBatch(sharing: sharing)
         let hs = predictedHeads
         let s = scratch.workers[worker]
         let lc = s.logits[Head.ctr.rawValue], ls = s.logits[Head.second.rawValue], lt = s.logits[Head.ctcvr.rawValue]

@@ -43,6 +43,7 @@ public final class FunnelNetwork {
     public let transfer: AdaptiveInformationTransfer?
     package let towerOutputs: [DenseLayer]
     let scratch: NetworkScratch
+    let requestPlans = RequestPlans()
 
     package enum Head: Int { case ctr = 0, second = 1, ctcvr = 2 }
 
@@ -163,6 +164,50 @@ public final class FunnelNetwork {
         }
     }
 
+    /// How batches share their requests' computation (nil: every row computed on its own):
+    /// the plan `makeBatch` gives its batches.
+    public internal(set) var requestSharing: RequestSharing?
+
+    /// Shares the computation of `fields` (constant within a request) once per request in every
+    /// batch whose rows carry request keys; nil `fields` turns sharing off. Returns the plan (nil
+    /// when none of the fields can be shared).
+    @discardableResult
+    public func shareRequests(fields: [Int]?) -> RequestSharing? {
+        requestSharing = fields.flatMap(sharingPlan(for:))
+        return requestSharing
+    }
+
+    /// Shares requests as `data`'s rows carry them (its request fields); rows without requests
+    /// turn sharing off.
+    public func shareRequests(as data: EncodedDataset) { shareRequests(fields: data.requests?.fields) }
+
+    /// The plan for request fields `fields`, made once per distinct set (a server's requests may
+    /// name different fields; plans are kept, a bounded number, and shared by every worker).
+    public func sharingPlan(for fields: [Int]) -> RequestSharing? {
+        requestPlans.plan(for: fields) { RequestSharing(network: self, fields: fields) }
+    }
+
+    /// A batch of `maxBatch` rows grouped as `sharing` says (default: `requestSharing`).
+    public func makeBatch(sharing: RequestSharing?? = nil) -> Batch {
+        Batch(capacity: maxBatch, fields: fields, denseCount: denseCount, sharing: sharing ?? requestSharing)
+    }
+
+    /// The output widths of every layer that reads the embedding concatenation (or a trunk's
+    /// output): the sizes the split layers' scratch must hold.
+    var firstLayerWidths: [Int] {
+        let towers = (ctrLearners + secondLearners + ctcvrLearners).compactMap { $0.layers.first?.outFeatures }
+        let trunks = bodies.flatMap { body -> [Int] in
+            switch body {
+            case .identity: return []
+            case .dense(let bottom): return bottom.layers.first.map { [$0.outFeatures] } ?? []
+            case .gated(let g):
+                guard let moe = g as? MixtureOfExperts else { return [] }
+                return moe.experts.compactMap { $0.layers.first?.outFeatures } + moe.gates.map(\.outFeatures)
+            }
+        }
+        return towers + trunks
+    }
+
     private func trunkParameters(_ t: Int) -> [Parameter] { embeddings[t].parameters + (crosses[t]?.parameters ?? []) + bodies[t].parameters }
 
     /// All parameters in a fixed order (the order of the weights file).
@@ -188,44 +233,54 @@ public final class FunnelNetwork {
     // MARK: Forward
 
     /// Runs trunk `t` forward; returns the heads' input (under a mixture: the embedding output,
-    /// each head then reads its gate's mixture, see `headInput`).
-    func forwardTrunk(_ t: Int, _ batch: Batch, worker: Int) -> UnsafePointer<Float> {
+    /// each head then reads its gate's mixture, see `headInput`). A trunk that splits a batch's
+    /// requests (`requestSharing`) returns the split where the heads read the concatenation.
+    func forwardTrunk(_ t: Int, _ batch: Batch, worker: Int) -> LayerInput {
         let out = scratch.workers[worker].embeddingOutputs[t]
+        if let sharing = batch.sharing, sharing.splits(t, batch) {
+            let split = LayerInput.split(sharing.forward(embeddings[t], trunk: t, batch, full: out, worker: worker))
+            return forwardBody(t, split, batch: batch.count, worker: worker)
+        }
         batch.ids.withUnsafeBufferPointer { ids in
             embeddings[t].forward(ids: ids.baseAddress!, dense: batch.dense.base, batch: batch.count, into: out, bags: batch.bags,
                                   worker: worker)
         }
         let x = crosses[t].map { $0.forward(out, batch: batch.count, worker: worker) } ?? UnsafePointer(out)
+        return forwardBody(t, .rows(x), batch: batch.count, worker: worker)
+    }
+
+    private func forwardBody(_ t: Int, _ x: LayerInput, batch n: Int, worker: Int) -> LayerInput {
         switch bodies[t] {
         case .identity: return x
-        case .dense(let bottom): return UnsafePointer(bottom.forward(x, batch: batch.count, worker: worker))
+        case .dense(let bottom): return .rows(UnsafePointer(bottom.forward(x, batch: n, worker: worker)))
         case .gated(let mixture):
-            mixture.forward(x, batch: batch.count, worker: worker)
+            mixture.forward(x, batch: n, worker: worker)
             return x
         }
     }
 
-    /// What trunk `t`'s body read in this worker's last forward: the cross layers' output, or
-    /// the embedding concatenation.
-    func bodyInput(_ t: Int, worker: Int) -> UnsafePointer<Float> {
-        crosses[t]?.output(worker: worker) ?? UnsafePointer(scratch.workers[worker].embeddingOutputs[t])
+    /// What trunk `t`'s body read in this worker's last forward of `batch`: the request split, the
+    /// cross layers' output, or the embedding concatenation.
+    func bodyInput(_ t: Int, _ batch: Batch, worker: Int) -> LayerInput {
+        if let sharing = batch.sharing, sharing.splits(t, batch) { return .split(sharing.split(t, worker: worker)) }
+        return .rows(crosses[t]?.output(worker: worker) ?? UnsafePointer(scratch.workers[worker].embeddingOutputs[t]))
     }
 
     /// What head `h` reads once its trunk ran: the trunk output, or its own gate's mixture.
-    func headInput(_ h: Head, learner l: Int = 0, trunkOutput: UnsafePointer<Float>, worker: Int) -> UnsafePointer<Float> {
+    func headInput(_ h: Head, learner l: Int = 0, trunkOutput: LayerInput, worker: Int) -> LayerInput {
         guard case .gated(let mixture) = bodies[trunk(of: h)] else { return trunkOutput }
-        return mixture.output(gate: gate(of: h, learner: l), worker: worker)
+        return .rows(mixture.output(gate: gate(of: h, learner: l), worker: worker))
     }
 
     /// Forward of the heads an objective needs; logits land in this worker's buffers. Returns
     /// each trunk's output, by trunk.
-    func forward(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
+    func forward(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: LayerInput] {
         BLAS.with(gemm) { forwardHeads(batch, heads: hs, worker: worker) }
     }
 
-    private func forwardHeads(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: UnsafePointer<Float>] {
+    private func forwardHeads(_ batch: Batch, heads hs: [Head], worker: Int) -> [Int: LayerInput] {
         if transfer != nil { return forwardTransfer(batch, worker: worker) }
-        var inputs: [Int: UnsafePointer<Float>] = [:]
+        var inputs: [Int: LayerInput] = [:]
         let n = batch.count
         let s = scratch.workers[worker]
         for h in hs {
@@ -250,8 +305,8 @@ public final class FunnelNetwork {
     }
 
     /// AITM: both towers run; the second head reads the transfer of the CTR representation.
-    private func forwardTransfer(_ batch: Batch, worker: Int) -> [Int: UnsafePointer<Float>] {
-        var inputs: [Int: UnsafePointer<Float>] = [:]
+    private func forwardTransfer(_ batch: Batch, worker: Int) -> [Int: LayerInput] {
+        var inputs: [Int: LayerInput] = [:]
         let n = batch.count
         let s = scratch.workers[worker]
         for h in [Head.ctr, .second] where inputs[trunk(of: h)] == nil { inputs[trunk(of: h)] = forwardTrunk(trunk(of: h), batch, worker: worker) }

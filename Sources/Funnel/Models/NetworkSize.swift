@@ -20,8 +20,10 @@ public struct NetworkSize: Sendable {
     /// is refused in words instead of allocating gigabytes of first-layer weights.
     public static let maxInputWidth = 1 << 16
 
+    /// `sharesRequests`: the network computes requests once (`RequestSharing`): per worker and
+    /// trunk, the split's blocks and their gradients, and the split layers' scratch.
     public init(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,
-                maxBagValues: Int = 0) {
+                maxBagValues: Int = 0, sharesRequests: Bool = false) {
         let arch = c.architecture
         let trunks = Double(arch.trunkCount)
         let embeddingWidth = Double(fields * c.embeddingDim + denseCount)
@@ -70,17 +72,28 @@ public struct NetworkSize: Sendable {
         params += tower.params * towers * learners
         if arch.transfer, let k = c.hidden.last.map(Double.init) { params += 4 * (k * k + k) }  // AITM's attention and transfer
         activations += (tower.width * 3 + headInput) * towers * learners
+        let sharing = sharesRequests ? Self.sharingFloats(c, embeddingWidth: embeddingWidth, trunks: trunks) : (perRow: 0, perWorker: 0)
+        activations += sharing.perRow
+        let perWorker = sharing.perWorker
         parameters = params
         // Weights + Adam's two moments, a dense gradient per worker for the non-embedding part,
         // and every worker's activations for `maxBatch` rows.
         let embedding = Double(embeddingRows) * Double(c.embeddingDim) * trunks
-        bytes = 4 * (params * 3 + (params - embedding) * Double(workers) + activations * Double(maxBatch) * Double(workers))
+        bytes = 4 * (params * 3 + (params - embedding + perWorker) * Double(workers) + activations * Double(maxBatch) * Double(workers))
+    }
+
+    /// `RequestSharing`'s floats: per row, the split's blocks and their gradients per trunk and
+    /// the request products; per worker, a packed weight block and its gradient (the widest
+    /// first layer's: a tower's, a bottom's, an expert's or a gate's).
+    static func sharingFloats(_ c: ModelConfig, embeddingWidth: Double, trunks: Double) -> (perRow: Double, perWorker: Double) {
+        let widest = Double(([c.hidden.first, c.bottom.first, c.expertHidden.first].compactMap { $0 } + [c.experts * 3 + 2]).max() ?? 1)
+        return (embeddingWidth * 2 * trunks + widest * 2, widest * embeddingWidth * 2)
     }
 
     /// Refuses a configuration whose single sizes are out of range or whose network would not
     /// fit in `memoryFraction` of this machine's memory; the message names the quantity.
     public static func check(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,
-                             memoryFraction: Double = 0.8, maxBagValues: Int = 0) throws {
+                             memoryFraction: Double = 0.8, maxBagValues: Int = 0, sharesRequests: Bool = false) throws {
         func limit(_ ok: Bool, _ what: String) throws { if !ok { throw FunnelError(what) } }
         try limit(c.embeddingDim <= maxEmbeddingDim, "the embedding dimension \(c.embeddingDim) exceeds \(maxEmbeddingDim)")
         for (name, sizes) in [("tower", c.hidden), ("bottom", c.bottom), ("expert", c.expertHidden)] {
@@ -96,7 +109,7 @@ public struct NetworkSize: Sendable {
         try limit(c.batchSize <= NetworkSize.maxBatch, "the batch size \(c.batchSize) exceeds \(NetworkSize.maxBatch) rows")
         try limit(embeddingRows >= 1 && embeddingRows <= Int(Int32.max), "\(embeddingRows) embedding rows are out of range")
         let size = NetworkSize(config: c, embeddingRows: embeddingRows, fields: fields, denseCount: denseCount,
-                               maxBatch: maxBatch, workers: workers, maxBagValues: maxBagValues)
+                               maxBatch: maxBatch, workers: workers, maxBagValues: maxBagValues, sharesRequests: sharesRequests)
         let available = Double(ProcessInfo.processInfo.physicalMemory) * memoryFraction
         guard size.bytes <= available else {
             throw FunnelError(String(format: "the network needs about %.1f GiB (%.0f million parameters, batch of %d rows × %d workers); "

@@ -24,8 +24,26 @@ public final class Batch {
     let imputedConversion: FloatBuffer
     let stoppedCVRLogit: FloatBuffer
     var doublyRobustTaken = false
+    /// Request sharing: the plan the network computes this batch's requests by (nil: the
+    /// per-row path); it decides how `fill` groups rows.
+    public let sharing: RequestSharing?
+    var grouping: RequestGrouping? { sharing?.grouping }
+    /// Distinct requests among the rows (0 without grouping or without request keys).
+    public private(set) var requestCount = 0
+    /// Per row, its request's slot `0..<requestCount` (slots in order of first appearance);
+    /// `capacity` entries, allocated once.
+    public let requestOf: UnsafeMutablePointer<Int32>
+    /// Per request, the ids of its first row `[requestCount × fields]` (its request fields' are
+    /// every row's).
+    public private(set) var requestIds: [Int32] = []
+    /// The request fields' bags, one row per request.
+    public private(set) var requestBags: [EncodedBag] = []
+    private var slotOfKey: [Int64: Int32] = [:]
 
-    public init(capacity: Int, fields: Int, denseCount: Int) {
+    public init(capacity: Int, fields: Int, denseCount: Int, sharing: RequestSharing? = nil) {
+        self.sharing = sharing
+        requestOf = .allocate(capacity: max(1, capacity))
+        requestOf.initialize(repeating: 0, count: max(1, capacity))
         self.capacity = capacity
         self.fields = fields
         self.denseCount = denseCount
@@ -39,6 +57,8 @@ public final class Batch {
         imputedConversion = FloatBuffer(count: capacity)
         stoppedCVRLogit = FloatBuffer(count: capacity)
     }
+
+    deinit { requestOf.deallocate() }
 
     /// Copies `rows` of `data` (at most `capacity`) into the batch; `rowWeights`, indexed by
     /// data row, multiply the data's own weights.
@@ -84,9 +104,14 @@ public final class Batch {
                 }
             }
         }
+        // Grouped only by requests whose constant fields include the plan's (else per row).
+        let grouped = grouping.map { g in data.requests.map { r in g.fields.allSatisfy(r.fields.contains) } ?? false } ?? false
         if !data.bags.isEmpty || !bags.isEmpty {
-            bags = data.bags.map { Self.gather($0, count: n, row: row) }
+            // Grouped without per-row copies of the request bags: they are gathered per request only.
+            let perRow = data.bags.filter { !grouped || grouping!.keepsRowBags || !grouping!.fields.contains($0.field) }
+            bags = perRow.map { Self.gather($0, count: n, row: row) }
         }
+        if grouped { group(data, count: n, row: row) } else if requestCount > 0 { requestCount = 0; requestBags = [] }
         if data.weights == nil && rowWeights == nil {
             weight.base.update(repeating: 1, count: n)
         } else {
@@ -95,6 +120,33 @@ public final class Batch {
                 weight[k] = (data.weights?[r] ?? 1) * (rowWeights?[r] ?? 1)
             }
         }
+    }
+
+    /// Assigns each row its request's slot and copies each request's ids and request-field bags
+    /// from its first row.
+    @inline(__always)
+    private func group(_ data: EncodedDataset, count n: Int, row: (Int) -> Int) {
+        let keys = data.requests!.keys
+        slotOfKey.removeAll(keepingCapacity: true)
+        var firstRows: [Int] = []
+        for k in 0..<n {
+            let r = row(k)
+            if let s = slotOfKey[keys[r]] { requestOf[k] = s; continue }
+            let s = Int32(firstRows.count)
+            slotOfKey[keys[r]] = s
+            requestOf[k] = s
+            firstRows.append(r)
+        }
+        requestCount = firstRows.count
+        let f = fields
+        if requestIds.count < capacity * f { requestIds = [Int32](repeating: 0, count: capacity * f) }
+        requestIds.withUnsafeMutableBufferPointer { dst in
+            data.ids.withUnsafeBufferPointer { src in
+                for (j, r) in firstRows.enumerated() { (dst.baseAddress! + j * f).update(from: src.baseAddress! + r * f, count: f) }
+            }
+        }
+        let fieldsOfRequest = Set(grouping!.fields)
+        requestBags = data.bags.filter { fieldsOfRequest.contains($0.field) }.map { Self.gather($0, count: firstRows.count) { firstRows[$0] } }
     }
 
     /// Rows `row(0) ..< row(n)` of a bag, into arrays sized exactly (through raw pointers:
@@ -129,5 +181,18 @@ public final class Batch {
             }
         }
         return EncodedBag(field: bag.field, offsets: offsets, ids: ids, weights: weights)
+    }
+}
+
+/// How a batch groups its rows by request (its `RequestSharing` plan decides).
+public struct RequestGrouping: Sendable, Equatable {
+    /// The request fields: computed once per request.
+    public var fields: [Int]
+    /// Also keep every row's copy of the request bags (a trunk that cannot split reads them).
+    public var keepsRowBags: Bool
+
+    public init(fields: [Int], keepsRowBags: Bool) {
+        self.fields = fields
+        self.keepsRowBags = keepsRowBags
     }
 }

@@ -26,6 +26,9 @@ public final class Trainer {
     /// Each stage's optimizer step count to start from (a continued run's `OptimizerState`);
     /// nil: every stage starts at step 0.
     public var startingSteps: [Int]?
+    /// Batches of whole requests (`RequestBatches`) where the data has request keys; nil: when
+    /// the network shares requests (`FunnelNetwork.requestSharing`).
+    public var requestBatches: Bool?
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
     public init(config: ModelConfig, communicator: Communicator = .single) {
@@ -41,6 +44,8 @@ public final class Trainer {
         public var stoppedEarly = false
         /// Each stage's optimizer step count at the end (what `OptimizerState` saves).
         public var optimizerSteps: [Int] = []
+        /// Requests longer than a batch, cut into pieces (request batches only).
+        public var requestPiecesCut = 0
         public var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
     }
 
@@ -69,6 +74,7 @@ public final class Trainer {
         BLAS.setThreads(1)
         let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages,
                               exchange: communicator.isDistributed ? GradientExchange(communicator: communicator) : nil)
+        run.requestBatches = requestBatches ?? (network.requestSharing != nil)
         let stages = network.architecture.stages
         var stopped = false
         var steps = startingSteps ?? [Int](repeating: 0, count: stages.count)
@@ -101,7 +107,7 @@ public final class Trainer {
             }
         }
         return Result(seconds: Date().timeIntervalSince(run.start), samples: run.samples, finalLoss: run.finalLoss,
-                      stoppedEarly: stopped, optimizerSteps: steps)
+                      stoppedEarly: stopped, optimizerSteps: steps, requestPiecesCut: run.requestPiecesCut)
     }
 
     /// The rows a stage iterates over, in data order (shuffled per epoch later).

@@ -37,6 +37,9 @@ public struct TrainingRequest: Sendable {
     public var communicator = Communicator.single
     /// How the network's GEMMs run (`--gemm`, `--precision`).
     public var gemm = GEMMSettings.standard
+    /// Compute each request's part once where the data has requests (`RequestSharing`), in
+    /// batches of whole requests; false: every row on its own, as before (`--no-request-sharing`).
+    public var requestSharing = true
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -73,6 +76,8 @@ public struct TrainingOutcome: Sendable {
     public var continued: ModelContinuation.Growth? = nil
     /// Embedding rows per categorical field of the saved model.
     public var tableRows: [String: Int] = [:]
+    /// Where the data has requests: what was shared and what fell back.
+    public var requestSharing: RequestSharingReport? = nil
 }
 
 /// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
@@ -112,12 +117,17 @@ public enum TrainingJob {
         // size the buffers for what can occur, not for an oversized --batch-size.
         let workers = max(1, request.threads)
         let repeats = config.architecture.stages.contains { $0.space == .clickedWithOversampledConversions } ? max(1, config.oversample) : 1
-        let maxBatch = (min(config.batchSize, max(data.rows * repeats, 1)) + workers - 1) / workers
+        let sharing = request.requestSharing ? data.requestFields : nil
+        // Batches of whole requests run up to one request past the batch size.
+        let batchRows = sharing == nil ? config.batchSize : RequestBatches.largestBatch(batchSize: config.batchSize)
+        let maxBatch = (min(batchRows, max(data.rows * repeats, 1)) + workers - 1) / workers
         try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
-                              denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers, maxBagValues: data.maxBagValues)
+                              denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers, maxBagValues: data.maxBagValues,
+                              sharesRequests: sharing != nil)
         let network = try FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
                                     maxBagValues: data.maxBagValues)
         network.gemm = request.gemm
+        if let sharing { network.shareRequests(fields: sharing) }
         let growth = try continuation?.start(network, schema: schema)
         // PREV's weights are copied: keep them only for a delta (freed before any training buffer).
         let deltaBase = request.writeDelta ? continuation?.previous : nil
@@ -163,9 +173,14 @@ public enum TrainingJob {
             try TrainedModel(config: config, schema: schema, network: network, training: summary)
                 .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: deltaBase)
         }
+        let sharingReport = data.requestFields.map { fields in
+            RequestSharingReport(network.requestSharing, requestFields: fields, schema: schema, rowsPerRequest: data.rowsPerRequest,
+                                 requestsCut: result.requestPiecesCut)
+        }
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
-                               communication: communication, continued: growth, tableRows: schema.tableRows)
+                               communication: communication, continued: growth, tableRows: schema.tableRows,
+                               requestSharing: sharingReport)
     }
 
     /// The column roles in one line, so a user sees what type inference decided.
@@ -193,6 +208,10 @@ struct TrainingData {
     var maxBagValues = 0
     /// Multi-valued values per row on average (sizes a streaming shuffle buffer).
     var bagValuesPerRow = 0.0
+    /// The fields constant within a request, when the rows carry requests.
+    var requestFields: [Int]?
+    /// Rows per request on average (in memory; nil when streaming).
+    var rowsPerRequest: Double?
 
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
@@ -210,9 +229,10 @@ struct TrainingData {
         options.shard = r.communicator.shard
         let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator,
                                                         growing: previous)
+        let requestFields = cache.footer.shared == nil ? nil : cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:))
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
-                            bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)))
+                            bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)), requestFields: requestFields)
     }
 
     /// The rows in memory. In a data-parallel job this rank reads its shard of the file (every
@@ -223,9 +243,11 @@ struct TrainingData {
                                                                         growing: previous)
         let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
+        let requests = data.shard?.local.requests ?? data.requests
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
-                            maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues))
+                            maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues),
+                            requestFields: requests?.fields, rowsPerRequest: requests.map { Double($0.keys.count) / Double(max(1, Set($0.keys).count)) })
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer

@@ -40,6 +40,10 @@ final class TrainingRun {
 
     /// The cross-rank reduce of a data-parallel job (nil: one process).
     let exchange: GradientExchange?
+    /// Batches of whole requests where the data carries request keys (`RequestBatches`).
+    var requestBatches = false
+    /// Requests longer than a batch, cut into pieces (summed over chunks, stages and epochs).
+    private(set) var requestPiecesCut = 0
 
     init(config: ModelConfig, network: FunnelNetwork, source: TrainingChunks, progress: ((TrainingProgress) -> Void)?,
          onlyStages: Set<Int>?, exchange: GradientExchange? = nil) {
@@ -53,7 +57,9 @@ final class TrainingRun {
             onlyStages?.contains(s.offset) == false ? 0 : source.estimatedRows(of: s.element.space, config: config)
         }
         totalWork = Double(zip(stages, stageWork).reduce(0) { $0 + $1.1 * config.epochs(for: $1.0.space) })
-        batches = (0..<network.workers).map { _ in Batch(capacity: network.maxBatch, fields: source.fields, denseCount: source.denseCount) }
+        batches = (0..<network.workers).map { _ in
+            Batch(capacity: network.maxBatch, fields: source.fields, denseCount: source.denseCount, sharing: network.requestSharing)
+        }
         shardLoss = [Double](repeating: 0, count: network.workers)
     }
 
@@ -79,11 +85,16 @@ final class TrainingRun {
             // In memory the next epoch shuffles on from this epoch's order (the shuffled rows).
             defer { if source.isSingleChunk { carried = (rows, rowWeights) } }
             guard !rows.isEmpty else { return }
-            if config.shuffle {
-                var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch) &+ chunkStream)
+            var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch) &+ chunkStream)
+            var ends: [Int]?
+            if requestBatches, data.shard == nil, let keys = data.requests?.keys {
+                let arranged = RequestBatches(rows, keys: keys, batchSize: config.batchSize, shuffle: config.shuffle, rng: &rng)
+                (rows, ends) = (arranged.rows, arranged.ends)
+                requestPiecesCut += arranged.piecesCut
+            } else if config.shuffle {
                 rng.shuffle(&rows)
             }
-            try steps(over: rows, weights: rowWeights, of: data, stage: stage, s: s, epoch: epoch, optimizer: optimizer,
+            try steps(over: rows, ends: ends, weights: rowWeights, of: data, stage: stage, s: s, epoch: epoch, optimizer: optimizer,
                       parameters: parameters, loss: &loss)
             loss.epochRows += rows.count
         }
@@ -103,8 +114,9 @@ final class TrainingRun {
         return (rows, weights)
     }
 
-    /// The optimizer steps over one chunk's (shuffled) rows, a batch at a time.
-    private func steps(over rows: [Int32], weights rowWeights: [Float]?, of data: EncodedDataset, stage: Stage, s: Int,
+    /// The optimizer steps over one chunk's (shuffled) rows, a batch at a time (batches ending at
+    /// `ends` when given, else every `batchSize` rows).
+    private func steps(over rows: [Int32], ends: [Int]?, weights rowWeights: [Float]?, of data: EncodedDataset, stage: Stage, s: Int,
                        epoch: Int, optimizer: AdamOptimizer, parameters: [Parameter], loss: inout EpochLoss) throws {
         let objective = stage.objective
         // A sharded run fills batches from this rank's rows: the row weights go along, re-indexed.
@@ -114,9 +126,10 @@ final class TrainingRun {
             for (g, l) in shard.localIndex.enumerated() where l >= 0 { w[Int(l)] = rowWeights[g] }
             localWeights = w
         }
-        var offset = 0
+        var offset = 0, batchIndex = 0
         while offset < rows.count {
-            let n = min(config.batchSize, rows.count - offset)
+            let n = ends.map { $0[batchIndex] - offset } ?? min(config.batchSize, rows.count - offset)
+            batchIndex += 1
             let l = try step(rows, offset: offset, count: n, weights: data.shard == nil ? rowWeights : localWeights, of: data,
                              objective: objective, optimizer: optimizer, parameters: parameters)
             guard l.isFinite else {

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+
+/// Request sharing through the commands: raw Ali-CCP caches share with no flag, CSVs with
+/// `--request-column`/`--request-fields`; `--no-request-sharing` is the per-row path; predictions
+/// are the same either way; bad request columns are located errors or counted skips.
+final class RequestSharingCommandTests: XCTestCase {
+    static let tiny = ["--embedding-dim", "4", "--hidden", "8", "--batch-size", "256", "--threads", "2"]
+
+    private func predictions(_ csv: String) -> [[Double]] {
+        csv.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) ?? .nan } }
+    }
+
+    private func assertSame(_ a: String, _ b: String, file: StaticString = #filePath, line: UInt = #line) {
+        let x = predictions(a), y = predictions(b)
+        XCTAssertEqual(x.count, y.count, file: file, line: line)
+        for (r, (u, v)) in zip(x, y).enumerated() {
+            for (p, q) in zip(u, v) where !p.isNaN { XCTAssertEqual(p, q, accuracy: 1e-5, "row \(r)", file: file, line: line) }
+        }
+    }
+
+    func testARawAliCCPCacheSharesItsCommonFeatures() throws {
+        let dir = CLI.temporaryDirectory("request-sharing-raw")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CLI.ok(["simulate", "--layout", "ali-ccp-raw", "--rows", "6000", "--seed", "3", "--vocab-scale", "0.05",
+                    "--impressions-per-request", "12", "--out", dir])
+        for part in ["train", "test"] {
+            try CLI.ok(["prepare", "--layout", "ali-ccp", "--data", dir + "/sample_skeleton_\(part).csv",
+                        "--common", dir + "/common_features_\(part).csv", "--out", dir + "/\(part).fcache"])
+        }
+        let shared = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/m", "--json"] + Self.tiny))
+        let report = shared["request_sharing"] as! [String: Any]
+        XCTAssertEqual(report["enabled"] as? Bool, true)
+        XCTAssertEqual(report["split_trunks"] as? [String], ["embedding"])
+        XCTAssertEqual(report["fallbacks"] as? [String], [])
+        XCTAssertEqual(Set(report["shared_fields"] as! [String]), ["101", "121", "122", "124", "125", "126", "127", "128", "129",
+                                                                    "109_14", "110_14", "127_14", "150_14"])
+        XCTAssertGreaterThan(report["rows_per_request"] as? Double ?? 0, 5)
+        let plain = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/p", "--json",
+                                         "--no-request-sharing"] + Self.tiny))
+        XCTAssertEqual((plain["request_sharing"] as? [String: Any])?["enabled"] as? Bool, false)
+        // The same model predicts the same rows with and without sharing, streamed from the cache.
+        let a = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-"])
+        let b = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-", "--no-request-sharing"])
+        assertSame(a, b)
+        // Streaming under a memory budget shares too; DCN-v2's crosses fall back and say so.
+        let streamed = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/s", "--json",
+                                            "--memory-budget", "400"] + Self.tiny))
+        XCTAssertEqual((streamed["request_sharing"] as? [String: Any])?["enabled"] as? Bool, true)
+        let dcn = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--arch", "dcn", "--out", dir + "/d",
+                                       "--json"] + Self.tiny))
+        let fallbacks = (dcn["request_sharing"] as? [String: Any])?["fallbacks"] as? [String] ?? []
+        XCTAssertTrue(fallbacks.first?.contains("DCN-v2") ?? false, "\(fallbacks)")
+    }
+
+    /// A CSV of requests: `req` names the request, `u` and `hist` (multi-valued) are the user's,
+    /// `item`, `pos` and `d` the candidate's.
+    static func requestCSV(rows: Int, seed: UInt64, breakLine: Int? = nil) -> String {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next(_ n: Int) -> Int { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return Int(state % UInt64(n)) }
+        var out = "req,u,hist,item,pos,d,click,buy\n"
+        var r = 0, line = 1, request = 0, broken = false
+        while r < rows {
+            request += 1
+            let user = next(40), hist = (0..<next(4)).map { _ in "\(next(30)):\(1 + next(3))" }.joined(separator: "|")
+            for k in 0..<(1 + next(9)) where r < rows {
+                line += 1
+                // The first row past `breakLine` that is not its request's first gets another user.
+                let breaks = !broken && k > 0 && breakLine.map { line >= $0 } == true
+                broken = broken || breaks
+                let click = next(5) == 0 ? 1 : 0
+                out += "q\(request),\(breaks ? user + 1 : user),\(hist),\(next(50)),\(next(8)),\(Double(next(100)) / 10),\(click),\(click == 1 && next(3) == 0 ? 1 : 0)\n"
+                r += 1
+            }
+        }
+        return out
+    }
+
+    func testACSVSharesByItsRequestColumn() throws {
+        let dir = CLI.temporaryDirectory("request-sharing-csv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let train = dir + "/train.csv", test = dir + "/test.csv"
+        try Self.requestCSV(rows: 3000, seed: 1).write(toFile: train, atomically: true, encoding: .utf8)
+        try Self.requestCSV(rows: 600, seed: 2).write(toFile: test, atomically: true, encoding: .utf8)
+        let flags = ["--request-column", "req", "--request-fields", "u,hist", "--multi-valued", "hist"]
+        let t = CLI.json(try CLI.ok(["train", "--train", train, "--model", "esmm", "--out", dir + "/m", "--json"] + flags + Self.tiny))
+        let report = t["request_sharing"] as! [String: Any]
+        XCTAssertEqual(report["shared_fields"] as? [String], ["u", "hist"])
+        XCTAssertEqual((t["columns"] as? [String: Any])?["ignored"] as? [String], ["req"], "the request column is not a feature")
+        let a = try CLI.ok(["predict", "--model", dir + "/m", "--data", test, "--out", "-"] + flags)
+        let b = try CLI.ok(["predict", "--model", dir + "/m", "--data", test, "--out", "-", "--multi-valued", "hist"])
+        assertSame(a, b)
+        // A row whose user field differs from its request's first row: located, or skipped and counted.
+        let bad = dir + "/bad.csv"
+        try Self.requestCSV(rows: 200, seed: 1, breakLine: 40).write(toFile: bad, atomically: true, encoding: .utf8)
+        try CLI.fails(["train", "--train", bad, "--model", "esmm", "--out", dir + "/x"] + flags + Self.tiny,
+                      saying: "column 'u': differs from line")
+        let skipped = CLI.json(try CLI.ok(["train", "--train", bad, "--model", "esmm", "--out", dir + "/y", "--json", "--skip-bad-rows"]
+                                          + flags + Self.tiny))
+        XCTAssertEqual(skipped["rows"] as? Int, 199, "one row skipped")
+        try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", dir + "/z", "--request-column", "nope", "--request-fields", "u"]
+                      + Self.tiny, saying: "request column is missing")
+        try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", dir + "/z", "--request-column", "req", "--request-fields", "item2"]
+                      + Self.tiny, saying: "a request field must be a categorical column")
+        try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", dir + "/z", "--request-column", "req"] + Self.tiny,
+                      saying: "--request-column and --request-fields go together", status: 64)
+    }
+}
