@@ -46,34 +46,51 @@ public struct RequestTableDecoder: Sendable {
     }
 
     /// `request`: fields every row shares, sent once (the ranking form); a field may be given
-    /// there or in a row, not both. The table's rows then form one request of its categorical
-    /// fields (`RawTable.requests`).
+    /// there or in a row, not both. The request's values are decoded once and stand in every
+    /// row; the table's rows then form one request of its categorical fields (`RawTable.requests`).
     public func decode(_ rows: [[String: JSONValue]], request: [String: JSONValue]? = nil) throws -> RawTable {
-        if let request, rejectUnknownFields, let unknown = request.keys.sorted().first(where: { !known.contains($0) }) {
+        guard let request else { return try decodeRows(rows, shared: nil) }
+        let names = request.keys.sorted()
+        if rejectUnknownFields, let unknown = names.first(where: { !known.contains($0) }) {
             throw RequestError("unknown field in the request (the server rejects unknown fields)", field: unknown)
         }
-        let rows = try request.map { shared in
-            try rows.enumerated().map { r, row in
-                if let both = row.keys.sorted().first(where: { shared[$0] != nil }) {
-                    throw RequestError("given both in the request and in the row", row: r, field: both)
-                }
-                return row.merging(shared) { own, _ in own }
-            }
-        } ?? rows
-        var table: RawTable
-        do { table = try decodeRows(rows) } catch var e as RequestError {
-            // A bad value sent once in the request is the request's, not its first row's.
-            if let field = e.field, request?[field] != nil { (e.row, e.message) = (nil, e.message + " (in the request)") }
+        for (r, row) in rows.enumerated() {
+            if let both = names.first(where: { row[$0] != nil }) { throw RequestError("given both in the request and in the row", row: r, field: both) }
+        }
+        let shared: SharedValues
+        do { shared = try SharedValues(request, decoder: self) } catch var e as RequestError {
+            (e.row, e.message) = (nil, e.message + " (in the request)")
             throw e
         }
-        if let request {
-            table.requests = RequestKeys(keys: [Int64](repeating: 0, count: rows.count),
-                                         fields: layout.categorical.filter { request[$0] != nil })
-        }
+        var table = try decodeRows(rows, shared: shared)
+        table.textTokens.merge(shared.textTokens) { own, _ in own }
+        table.requests = RequestKeys(keys: [Int64](repeating: 0, count: rows.count), fields: layout.categorical.filter { request[$0] != nil })
         return table
     }
 
-    private func decodeRows(_ rows: [[String: JSONValue]]) throws -> RawTable {
+    /// The ranking form's request values, decoded once: per categorical field its key or bag,
+    /// per dense field its value, the day (nil: the rows carry it).
+    private struct SharedValues {
+        var keys: [Int64?] = []
+        var bags: [([Int64], [Float])?] = []
+        var dense: [Float?] = []
+        var day: Int?
+        var textTokens: [Int64: String] = [:]
+
+        init(_ request: [String: JSONValue], decoder d: RequestTableDecoder) throws {
+            let layout = d.layout
+            for name in layout.categorical {
+                let value = request[name]
+                let isBag = layout.multiValued.contains(name)
+                keys.append(value == nil || isBag ? nil : try d.categorical(value, row: 0, field: name, textTokens: &textTokens))
+                bags.append(value == nil || !isBag ? nil : try d.bag(value, row: 0, field: name, textTokens: &textTokens))
+            }
+            dense = try layout.dense.map { name in try request[name].map { try d.dense($0, row: 0, field: name) } }
+            day = try d.dayColumn.flatMap { name in try request[name].map { try d.day($0, row: 0, field: name) } }
+        }
+    }
+
+    private func decodeRows(_ rows: [[String: JSONValue]], shared: SharedValues?) throws -> RawTable {
         var table = RawTable(layout: layout, hasLabels: false, file: "request")
         var keys = [Int64](repeating: 0, count: layout.categorical.count)
         var dense = [Float](repeating: 0, count: layout.dense.count)
@@ -84,17 +101,17 @@ public struct RequestTableDecoder: Sendable {
             }
             for (k, name) in layout.categorical.enumerated() {
                 if let b = bagOf[k] {
-                    let (values, weights) = try bag(row[name], row: r, field: name, textTokens: &table.textTokens)
+                    let (values, weights) = try shared?.bags[k] ?? bag(row[name], row: r, field: name, textTokens: &table.textTokens)
                     table.appendBag(b, keys: values, weights: weights)
                     keys[k] = CategoryKey.empty
                     continue
                 }
-                keys[k] = try categorical(row[name], row: r, field: name, textTokens: &table.textTokens)
+                keys[k] = try shared?.keys[k] ?? categorical(row[name], row: r, field: name, textTokens: &table.textTokens)
             }
             for (k, name) in layout.dense.enumerated() {
-                dense[k] = try self.dense(row[name], row: r, field: name)
+                dense[k] = try shared?.dense[k] ?? self.dense(row[name], row: r, field: name)
             }
-            let day = try dayColumn.map { try self.day(row[$0], row: r, field: $0) }
+            let day = try shared?.day ?? dayColumn.map { try self.day(row[$0], row: r, field: $0) }
             table.appendRow(keys: keys, dense: dense, labels: nil, day: day, sourceRow: Int32(r))
         }
         table.report.dataLines = rows.count
@@ -120,7 +137,7 @@ public struct RequestTableDecoder: Sendable {
         return .null
     }
 
-    private func categorical(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> Int64 {
+    fileprivate func categorical(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> Int64 {
         let value = try present(v, row: row, field: field)
         if case .integer(let i) = value { return i }  // what CellDecoding.categorical gives its text
         guard let text = cellText(value) else {
@@ -134,7 +151,7 @@ public struct RequestTableDecoder: Sendable {
     /// A multi-valued field: an array of ids (`[12, "abc"]`) or of `[id, weight]` pairs, or a
     /// string spelled as the CSV cell would be (`"12:2|7"`); `null` is an empty bag. Trimmed to
     /// the layout's `maxValues` as a file's rows are.
-    private func bag(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> ([Int64], [Float]) {
+    fileprivate func bag(_ v: JSONValue?, row: Int, field: String, textTokens: inout [Int64: String]) throws -> ([Int64], [Float]) {
         var keys: [Int64] = [], weights: [Float] = []
         switch try present(v, row: row, field: field) {
         case .null: break
@@ -167,7 +184,7 @@ public struct RequestTableDecoder: Sendable {
         return (keys, weights)
     }
 
-    private func dense(_ v: JSONValue?, row: Int, field: String) throws -> Float {
+    fileprivate func dense(_ v: JSONValue?, row: Int, field: String) throws -> Float {
         let value = try present(v, row: row, field: field)
         guard let text = cellText(value) else {
             throw RequestError("expected a number or null for a dense field, got \(value.kind)", row: row, field: field)
@@ -178,7 +195,7 @@ public struct RequestTableDecoder: Sendable {
         }
     }
 
-    private func day(_ v: JSONValue?, row: Int, field: String) throws -> Int {
+    fileprivate func day(_ v: JSONValue?, row: Int, field: String) throws -> Int {
         guard let v else { throw RequestError("missing required field", row: row, field: field) }
         guard let text = cellText(v), case let parsed? = try? CellDecoding.day(text) else {
             throw RequestError("expected an integer day, got \(v.kind)", row: row, field: field)

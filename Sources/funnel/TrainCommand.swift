@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
     var memoryBudget: Double?
     @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
     var shuffleBufferRows: Int?
+    @Option(parsing: .unconditional, help: "Request sharing: at most this many impressions of one request per training batch (default: the whole request). Smaller pieces share less but give each user more optimizer steps per epoch.")
+    var requestPieceRows: Int?
     @OptionGroup var data: DataOptions
     @OptionGroup var vocabulary: VocabularyOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
@@ -52,6 +54,7 @@ struct Train: ParsableCommand {
             guard valid != nil else { throw ValidationError("--eval-every needs --valid") }
         }
         try validateThreads(threads)
+        if let n = requestPieceRows, n < 1 { throw ValidationError("--request-piece-rows must be ≥ 1") }
         if let n = shuffleBufferRows {
             guard n >= 1 else { throw ValidationError("--shuffle-buffer-rows must be ≥ 1") }
             guard memoryBudget != nil else { throw ValidationError("--shuffle-buffer-rows needs --memory-budget (it sizes a streamed cache's buffers)") }
@@ -88,6 +91,7 @@ struct Train: ParsableCommand {
         request.shuffleBufferRows = shuffleBufferRows
         request.read = try data.readOptions()
         request.requestSharing = !data.noRequestSharing
+        request.requestPieceRows = requestPieceRows
         let previousPolicy = try initFrom.map { try TrainedModel.manifest(in: $0).schema.vocabularyPolicy } ?? nil
         request.read.vocabularyPolicy = try vocabulary.policy(previous: previousPolicy)
         request.read.dayColumn = request.read.vocabularyPolicy?.dayColumn

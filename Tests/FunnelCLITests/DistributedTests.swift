@@ -103,6 +103,28 @@ final class DistributedTests: XCTestCase {
         }
     }
 
+    /// A raw Ali-CCP cache's requests under `mpirun -np 2`: the label view carries each row's
+    /// request, so the ranks batch whole requests as one process does and share each request's
+    /// part — the weights equal one process's, in memory and streamed.
+    func testTwoRanksShareRequestsAsOneProcessDoes() throws {
+        let d = CLI.temporaryDirectory("mpi-requests")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try CLI.ok(["simulate", "--layout", "ali-ccp-raw", "--rows", "5000", "--seed", "4", "--vocab-scale", "0.05",
+                    "--impressions-per-request", "12", "--out", d])
+        try CLI.ok(["prepare", "--layout", "ali-ccp", "--data", d + "/sample_skeleton_train.csv", "--common", d + "/common_features_train.csv",
+                    "--out", d + "/train.fcache", "--group-rows", "700"])
+        let common = ["train", "--train", d + "/train.fcache", "--model", "esmm", "--pooling", "mean", "--embedding-dim", "4",
+                      "--hidden", "16,8", "--batch-size", "300", "--threads", "1", "--json"]
+        for (tag, extra) in [("memory", [String]()), ("streamed", ["--memory-budget", "300", "--shuffle-buffer-rows", "1500"])] {
+            let one = CLI.json(try CLI.ok(common + extra + ["--out", d + "/one-\(tag)"]))
+            XCTAssertEqual((one["request_sharing"] as? [String: Any])?["enabled"] as? Bool, true, "\(tag): \(one)")
+            let r = try CLI.mpirun(ranks: 2, common + extra + ["--out", d + "/two-\(tag)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let diff = try maxWeightDifference(d + "/one-\(tag)", d + "/two-\(tag)")
+            XCTAssertLessThan(diff, 1e-4, "\(tag): weights differ by \(diff)")
+        }
+    }
+
     /// `mpirun -np 2 funnel gbdt train`: each rank reads a contiguous run of the rows; the feature
     /// statistics are aggregated over the ranks, so the pipeline and both feature matrices are one
     /// machine's (checked by their positional checksums); bins come from one machine's sample;

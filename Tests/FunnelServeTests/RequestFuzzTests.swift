@@ -18,6 +18,7 @@ final class RequestFuzzTests: XCTestCase {
             #"{"rows": [{"101": 12, "205": "abc", "D1": 0.5}, {"101": null, "205": 1.50, "D1": null}]}"#,
             #"{"meta": {"a": [1, {"b": null}]}, "rows": [{"101": -3, "205": "x\"y\u00e9", "D1": 1e-3, "extra": [1, 2]}]}"#,
             #"{"rows": [{}, {"101": true}]}"#,
+            #"{"request": {"101": 7, "D1": 0.25}, "rows": [{"205": "abc"}, {"205": 3}]}"#,
         ].map { Array($0.utf8) }
         let interesting = Array("{}[],:\"\\-+.eE0123456789 ntrufals".utf8) + [0, 0xFF, 0xC3, 0x80]
         let deadline = Date().addingTimeInterval(seconds ?? 0)
@@ -35,8 +36,8 @@ final class RequestFuzzTests: XCTestCase {
                 }
             }
             do {
-                let rows = try RequestParser.rows(b, limits: .init(rows: 50, fieldsPerRow: 16))
-                _ = try decoder.decode(rows)
+                let body = try RequestParser.body(b, limits: .init(rows: 50, fieldsPerRow: 16))
+                _ = try decoder.decode(body.rows, request: body.request)
             } catch is RequestParser.Malformed {} catch is RequestParser.TooManyRows {} catch is RequestError {} catch {
                 XCTFail("iteration \(iterations) (FUNNEL_FUZZ_SEED=\(seed)): unexpected \(type(of: error)): \(error)")
             }

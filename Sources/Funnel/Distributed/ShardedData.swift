@@ -27,29 +27,34 @@ public final class ShardView: @unchecked Sendable {
         // One rank holds every row: its rows are the view.
         guard comm.isDistributed else { return local }
         guard let click = local.click, let conversion = local.conversion else { throw FunnelError("training data has no labels") }
-        // Per row: its order key, source row, click and conversion.
+        // Per row: its order key, source row, click and conversion, and its request's key when
+        // the rows carry requests (so the view batches whole requests as one process does).
+        let values = local.requests == nil ? 4 : 5
         var message = ByteWriter()
-        message.bytes.reserveCapacity(32 * local.rowCount)
+        message.bytes.reserveCapacity(8 * values * local.rowCount)
         for i in 0..<local.rowCount {
             for v in [orderKeys?[i] ?? Int64(local.sourceRows[i]), Int64(local.sourceRows[i]), Int64(click[i]), Int64(conversion[i])] { message.put(v) }
+            if let r = local.requests { message.put(r.keys[i]) }
         }
         let all = try comm.allgatherBytes(message.bytes, kind: .control)
-        var rows: [(key: Int64, source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float)] = []
+        var rows: [(key: Int64, source: Int32, rank: Int32, index: Int32, click: Float, conversion: Float, request: Int64)] = []
         for (r, bytes) in all.enumerated() {
-            guard bytes.count % 32 == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
+            guard bytes.count % (8 * values) == 0 else { throw FunnelError("rank \(r) sent a malformed label message") }
             try bytes.withUnsafeBytes { raw in
                 var cursor = ByteCursor(raw, what: "rank \(r)'s label message")
-                for k in 0..<(bytes.count / 32) {
-                    let v = try (0..<4).map { _ in try cursor.read(Int64.self) }
-                    rows.append((v[0], Int32(truncatingIfNeeded: v[1]), Int32(r), Int32(k), Float(v[2]), Float(v[3])))
+                for k in 0..<(bytes.count / (8 * values)) {
+                    let v = try (0..<values).map { _ in try cursor.read(Int64.self) }
+                    rows.append((v[0], Int32(truncatingIfNeeded: v[1]), Int32(r), Int32(k), Float(v[2]), Float(v[3]), values == 5 ? v[4] : 0))
                 }
             }
         }
         rows.sort { ($0.key, $0.rank) < ($1.key, $1.rank) }
         let me = Int32(comm.rank)
         let view = ShardView(local: local, communicator: comm, localIndex: rows.map { $0.rank == me ? $0.index : -1 })
+        // The view's request keys only group rows; its fields are the local rows' (no feature here).
         return EncodedDataset(rowCount: rows.count, fields: 0, denseCount: 0, ids: [], dense: [], click: rows.map(\.click),
-                              conversion: rows.map(\.conversion), sourceRows: rows.map(\.source), shard: view)
+                              conversion: rows.map(\.conversion), sourceRows: rows.map(\.source), shard: view,
+                              requests: local.requests.map { _ in EncodedRequests(keys: rows.map(\.request), fields: []) })
     }
 
     /// The shard of the label view's subset `rows` (new weights as `EncodedDataset.subset`).

@@ -101,21 +101,42 @@ final class SplitScratch {
 }
 
 extension DenseLayer {
+    /// A part's columns of W `[out × in]` as a matrix with a leading dimension: in place when the
+    /// part is one run of columns (no copy), else packed into `scratch`.
+    private func weights(_ runs: [Range<Int>], packing scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, ld: Int) {
+        if runs.count == 1 { return (UnsafePointer(weight.value.base + runs[0].lowerBound), inFeatures) }
+        SplitColumns.pack(runs, rows: outFeatures, from: weight.value.base, width: inFeatures, into: scratch)
+        return (UnsafePointer(scratch), runs.reduce(0) { $0 + $1.count })
+    }
+
+    /// dW's part columns = dyᵀ·a (`k` rows), set or added: straight into dW when the part is one
+    /// run, else through `scratch`.
+    private func weightGradient(_ runs: [Range<Int>], dy: UnsafePointer<Float>, a: UnsafePointer<Float>, k: Int, worker: Int,
+                                accumulate: Bool, scratch: UnsafeMutablePointer<Float>) {
+        let width = runs.reduce(0) { $0 + $1.count }, dW = weight.gradients[worker].dense.base
+        let direct = runs.count == 1
+        BLAS.gemm(transA: true, transB: false, m: outFeatures, n: width, k: k, alpha: 1, a: dy, lda: outFeatures, b: a, ldb: width,
+                  beta: direct && accumulate ? 1 : 0, c: direct ? dW + runs[0].lowerBound : scratch, ldc: direct ? inFeatures : width)
+        if !direct { SplitColumns.unpack(runs, rows: outFeatures, from: scratch, into: dW, width: inFeatures, accumulate: accumulate) }
+    }
+
     /// y[n × out] = the layer over the split's rows (see `RequestSplit`), then ReLU when `relu`.
     func forward(_ x: RequestSplit, into y: UnsafeMutablePointer<Float>, relu: Bool) {
         let out = outFeatures, c = x.columns, s = x.scratch
-        let p = s.products.base, w = s.weights.base
+        let p = s.products.base
         // P = R·W_rᵀ + b, once per request.
-        SplitColumns.pack(c.requestRuns, rows: out, from: weight.value.base, width: inFeatures, into: w)
+        let wr = weights(c.requestRuns, packing: s.weights.base)
         BLAS.gemm(transA: false, transB: true, m: x.requestCount, n: out, k: c.requestWidth, alpha: 1, a: x.requests, lda: c.requestWidth,
-                  b: w, ldb: c.requestWidth, beta: 0, c: p, ldc: out)
+                  b: wr.0, ldb: wr.ld, beta: 0, c: p, ldc: out)
         let b = bias.value.base
         for j in 0..<x.requestCount { for o in 0..<out { p[j * out + o] += b[o] } }
         // Y_k = P_q(k) + W_u·u_k.
         for k in 0..<x.rows { (y + k * out).update(from: p + Int(x.requestOf[k]) * out, count: out) }
-        SplitColumns.pack(c.itemRuns, rows: out, from: weight.value.base, width: inFeatures, into: w)
-        BLAS.gemm(transA: false, transB: true, m: x.rows, n: out, k: c.itemWidth, alpha: 1, a: x.items, lda: c.itemWidth,
-                  b: w, ldb: c.itemWidth, beta: 1, c: y, ldc: out)
+        if c.itemWidth > 0 {
+            let wu = weights(c.itemRuns, packing: s.weights.base)
+            BLAS.gemm(transA: false, transB: true, m: x.rows, n: out, k: c.itemWidth, alpha: 1, a: x.items, lda: c.itemWidth,
+                      b: wu.0, ldb: wu.ld, beta: 1, c: y, ldc: out)
+        }
         if relu { ReLU.forward(y, count: x.rows * out) }
     }
 
@@ -124,28 +145,28 @@ extension DenseLayer {
     func backward(_ x: RequestSplit, dy: UnsafePointer<Float>, accumulateInputGradient: Bool, worker: Int,
                   accumulateParameterGradients: Bool = false) {
         let out = outFeatures, c = x.columns, s = x.scratch, n = x.rows, m = x.requestCount
-        let dp = s.productGradients.base, w = s.weights.base, dw = s.weightGradients.base
-        let dW = weight.gradients[worker].dense.base
+        let dp = s.productGradients.base
         // dP: the rows' gradients summed per request, in row order.
         dp.update(repeating: 0, count: m * out)
         for k in 0..<n {
             let dst = dp + Int(x.requestOf[k]) * out, src = dy + k * out
             for o in 0..<out { dst[o] += src[o] }
         }
+        let beta: Float = accumulateInputGradient ? 1 : 0
         // The impression part: dW_u = dYᵀ·U, dU = dY·W_u.
-        BLAS.gemm(transA: true, transB: false, m: out, n: c.itemWidth, k: n, alpha: 1, a: dy, lda: out, b: x.items, ldb: c.itemWidth,
-                  beta: 0, c: dw, ldc: c.itemWidth)
-        SplitColumns.unpack(c.itemRuns, rows: out, from: dw, into: dW, width: inFeatures, accumulate: accumulateParameterGradients)
-        SplitColumns.pack(c.itemRuns, rows: out, from: weight.value.base, width: inFeatures, into: w)
-        BLAS.gemm(transA: false, transB: false, m: n, n: c.itemWidth, k: out, alpha: 1, a: dy, lda: out, b: w, ldb: c.itemWidth,
-                  beta: accumulateInputGradient ? 1 : 0, c: x.dItems, ldc: c.itemWidth)
+        if c.itemWidth > 0 {
+            weightGradient(c.itemRuns, dy: dy, a: x.items, k: n, worker: worker, accumulate: accumulateParameterGradients,
+                           scratch: s.weightGradients.base)
+            let wu = weights(c.itemRuns, packing: s.weights.base)
+            BLAS.gemm(transA: false, transB: false, m: n, n: c.itemWidth, k: out, alpha: 1, a: dy, lda: out, b: wu.0, ldb: wu.ld,
+                      beta: beta, c: x.dItems, ldc: c.itemWidth)
+        }
         // The request part: dW_r = dPᵀ·R, dR = dP·W_r.
-        BLAS.gemm(transA: true, transB: false, m: out, n: c.requestWidth, k: m, alpha: 1, a: dp, lda: out, b: x.requests,
-                  ldb: c.requestWidth, beta: 0, c: dw, ldc: c.requestWidth)
-        SplitColumns.unpack(c.requestRuns, rows: out, from: dw, into: dW, width: inFeatures, accumulate: accumulateParameterGradients)
-        SplitColumns.pack(c.requestRuns, rows: out, from: weight.value.base, width: inFeatures, into: w)
-        BLAS.gemm(transA: false, transB: false, m: m, n: c.requestWidth, k: out, alpha: 1, a: dp, lda: out, b: w, ldb: c.requestWidth,
-                  beta: accumulateInputGradient ? 1 : 0, c: x.dRequests, ldc: c.requestWidth)
+        weightGradient(c.requestRuns, dy: dp, a: x.requests, k: m, worker: worker, accumulate: accumulateParameterGradients,
+                       scratch: s.weightGradients.base)
+        let wr = weights(c.requestRuns, packing: s.weights.base)
+        BLAS.gemm(transA: false, transB: false, m: m, n: c.requestWidth, k: out, alpha: 1, a: dp, lda: out, b: wr.0, ldb: wr.ld,
+                  beta: beta, c: x.dRequests, ldc: c.requestWidth)
         let db = bias.gradients[worker].dense.base
         if !accumulateParameterGradients { db.update(repeating: 0, count: out) }
         for j in 0..<m { for o in 0..<out { db[o] += dp[j * out + o] } }

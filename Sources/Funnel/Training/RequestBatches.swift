@@ -2,9 +2,13 @@
 /// a time, and cut into batches that close at the first request boundary at or after the batch
 /// size — so a batch is never smaller than the batch size (but the last) nor larger by more
 /// than one request, and a request's impressions share one batch (`RequestSharing` computes
-/// their request part once). A request with more rows than a batch is cut into batch-sized
-/// pieces (`piecesCut` counts them). Rows a sample space dropped stay dropped: what remains of
-/// each request is grouped as it is.
+/// their request part once). A request with more rows than a batch — or than `pieceRows`,
+/// when set — is cut into pieces (`piecesCut` counts the requests cut). Rows a sample space
+/// dropped stay dropped: what remains of each request is grouped as it is.
+///
+/// Why cap pieces: sparse Adam moves a touched row by about the learning rate per step, whatever
+/// the size of its gradient, so a user whose impressions all share one batch gets one step per
+/// epoch where shuffled rows give it one per impression; smaller pieces trade sharing for steps.
 struct RequestBatches {
     /// The rows in batch order and where each batch ends.
     var rows: [Int32]
@@ -12,9 +16,11 @@ struct RequestBatches {
     /// Requests longer than a batch, cut.
     var piecesCut: Int
 
-    /// Groups `rows` (in their order) by `keys[row]`, shuffles the groups with `rng` when
+    /// Groups `rows` (in their order) by `keys[row]`, cuts groups into pieces of at most
+    /// `pieceRows` (default and at most: `batchSize`), shuffles the pieces with `rng` when
     /// `shuffle`, and closes batches at `batchSize`.
-    init(_ rows: [Int32], keys: [Int64], batchSize: Int, shuffle: Bool, rng: inout RandomSource) {
+    init(_ rows: [Int32], keys: [Int64], batchSize: Int, pieceRows: Int? = nil, shuffle: Bool, rng: inout RandomSource) {
+        let piece = min(batchSize, max(1, pieceRows ?? batchSize))
         // Group slots in first-appearance order, then rows grouped in CSR form (stable within a group).
         var slotOfKey: [Int64: Int32] = [:]
         var slot = [Int32](repeating: 0, count: rows.count), sizes: [Int32] = []
@@ -34,8 +40,8 @@ struct RequestBatches {
         var cut = 0
         for g in 0..<sizes.count {
             var lo = starts[g]
-            if starts[g + 1] - lo > batchSize { cut += 1 }
-            while lo < starts[g + 1] { pieces.append(lo..<min(starts[g + 1], lo + batchSize)); lo += batchSize }
+            if starts[g + 1] - lo > piece { cut += 1 }
+            while lo < starts[g + 1] { pieces.append(lo..<min(starts[g + 1], lo + piece)); lo += piece }
         }
         if shuffle { rng.shuffle(&pieces) }
         var out: [Int32] = [], ends: [Int] = []

@@ -29,6 +29,9 @@ public final class Trainer {
     /// Batches of whole requests (`RequestBatches`) where the data has request keys; nil: when
     /// the network shares requests (`FunnelNetwork.requestSharing`).
     public var requestBatches: Bool?
+    /// With request batches: at most this many impressions of one request per batch (nil: the
+    /// whole request, up to the batch size).
+    public var requestPieceRows: Int?
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
     public init(config: ModelConfig, communicator: Communicator = .single) {
@@ -75,6 +78,7 @@ public final class Trainer {
         let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages,
                               exchange: communicator.isDistributed ? GradientExchange(communicator: communicator) : nil)
         run.requestBatches = requestBatches ?? (network.requestSharing != nil)
+        run.requestPieceRows = requestPieceRows
         let stages = network.architecture.stages
         var stopped = false
         var steps = startingSteps ?? [Int](repeating: 0, count: stages.count)

@@ -40,6 +40,9 @@ public struct TrainingRequest: Sendable {
     /// Compute each request's part once where the data has requests (`RequestSharing`), in
     /// batches of whole requests; false: every row on its own, as before (`--no-request-sharing`).
     public var requestSharing = true
+    /// At most this many impressions of one request per training batch (`RequestBatches`; nil:
+    /// whole requests).
+    public var requestPieceRows: Int?
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -159,6 +162,7 @@ public enum TrainingJob {
         try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
         let trainer = Trainer(config: config, communicator: comm)
         trainer.startingSteps = growth?.startingSteps
+        trainer.requestPieceRows = request.requestPieceRows
         let result = try trainer.train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
         let communication = comm.isSingleProcess ? nil : comm.stats
         if let watchError { throw watchError }
@@ -243,11 +247,12 @@ struct TrainingData {
                                                                         growing: previous)
         let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
-        let requests = data.shard?.local.requests ?? data.requests
+        // A label view's request keys are every rank's rows'; its fields are the local rows'.
+        let fields = (data.shard?.local.requests ?? data.requests)?.fields
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
                             maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues),
-                            requestFields: requests?.fields, rowsPerRequest: requests.map { Double($0.keys.count) / Double(max(1, Set($0.keys).count)) })
+                            requestFields: fields, rowsPerRequest: data.requests.map { Double($0.keys.count) / Double(max(1, Set($0.keys).count)) })
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer

@@ -42,6 +42,7 @@ final class TrainingRun {
     let exchange: GradientExchange?
     /// Batches of whole requests where the data carries request keys (`RequestBatches`).
     var requestBatches = false
+    var requestPieceRows: Int?
     /// Requests longer than a batch, cut into pieces (summed over chunks, stages and epochs).
     private(set) var requestPiecesCut = 0
 
@@ -87,8 +88,9 @@ final class TrainingRun {
             guard !rows.isEmpty else { return }
             var rng = RandomSource(seed: config.seed, stream: 10_000 + UInt64(s) * 1_000 + UInt64(epoch) &+ chunkStream)
             var ends: [Int]?
-            if requestBatches, data.shard == nil, let keys = data.requests?.keys {
-                let arranged = RequestBatches(rows, keys: keys, batchSize: config.batchSize, shuffle: config.shuffle, rng: &rng)
+            if requestBatches, let keys = data.requests?.keys {
+                let arranged = RequestBatches(rows, keys: keys, batchSize: config.batchSize, pieceRows: requestPieceRows,
+                                              shuffle: config.shuffle, rng: &rng)
                 (rows, ends) = (arranged.rows, arranged.ends)
                 requestPiecesCut += arranged.piecesCut
             } else if config.shuffle {

@@ -72,8 +72,11 @@ final class RequestSharingTests: XCTestCase {
             let trunks = kind.requiredTrunk.map { [$0] } ?? [.esmm, .sharedBottom, .mmoe, .ple, .dcn]
             for trunk in trunks {
                 let config = Self.config(kind, trunk: trunk, pooling: k % 2 == 0 ? .sum : .mean)
-                for stage in Architecture.of(kind).stages {
-                    compareGradients(config, objective: stage.objective, data: data, label: "\(kind.rawValue)/\(trunk.rawValue)/\(stage.objective.rawValue)")
+                // Fields 0 and 1: one run of request columns (W used in place); field 1 alone: the
+                // impression's columns in two runs (packed).
+                for (s, stage) in Architecture.of(kind).stages.enumerated() {
+                    compareGradients(config, objective: stage.objective, data: data, shared: (k + s) % 2 == 0 ? [0, 1] : [1],
+                                     label: "\(kind.rawValue)/\(trunk.rawValue)/\(stage.objective.rawValue)")
                 }
             }
         }
@@ -94,13 +97,13 @@ final class RequestSharingTests: XCTestCase {
         return (loss, sparse, dense)
     }
 
-    private func compareGradients(_ config: ModelConfig, objective: Objective, data: EncodedDataset, label: String) {
+    private func compareGradients(_ config: ModelConfig, objective: Objective, data: EncodedDataset, shared fields: [Int], label: String) {
         let net = Self.network(config)
         let rows: [Int32] = (0..<Int32(30)).filter { objective.rawValue.contains("cvr") ? data.click![Int($0)] == 1 || $0 % 3 == 0 : true }
         let perRow = net.makeBatch()
         rows.withUnsafeBufferPointer { perRow.fill(from: data, rows: $0) }
         let (l0, s0, d0) = gradients(net, perRow, objective)
-        XCTAssertNotNil(net.shareRequests(fields: [0, 1]), label)
+        XCTAssertNotNil(net.shareRequests(fields: fields), label)
         let shared = net.makeBatch()
         rows.withUnsafeBufferPointer { shared.fill(from: data, rows: $0) }
         XCTAssertLessThan(shared.requestCount, rows.count, label)
@@ -182,5 +185,17 @@ final class RequestSharingTests: XCTestCase {
         }
         for (key, batches) in batchOf where key != 1_000 { XCTAssertEqual(batches.count, 1, "request \(key) spans batches") }
         XCTAssertGreaterThan(batchOf[1_000]!.count, 1)
+        // Pieces of at most 4 rows: every request of more is cut (the 9-row ones and the long one).
+        var rng2 = RandomSource(seed: 4)
+        let small = RequestBatches(rows, keys: keys, batchSize: 20, pieceRows: 4, shuffle: false, rng: &rng2)
+        XCTAssertEqual(small.rows.sorted(), rows)
+        let sizes = Dictionary(grouping: rows, by: { keys[Int($0)] }).mapValues(\.count)
+        XCTAssertEqual(small.piecesCut, sizes.values.filter { $0 > 4 }.count)
+        // Pieces of at most 4 rows overshoot a batch by at most 3.
+        var begin = 0
+        for end in small.ends.dropLast() {
+            XCTAssertTrue((20...23).contains(end - begin), "batch of \(end - begin)")
+            begin = end
+        }
     }
 }
