@@ -43,6 +43,18 @@ final class RequestSharingCommandTests: XCTestCase {
         let a = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-"])
         let b = try CLI.ok(["predict", "--model", dir + "/m", "--data", dir + "/test.fcache", "--out", "-", "--no-request-sharing"])
         assertSame(a, b)
+        // eval reads request-level too: the same metrics.
+        let truth = ["--truth", dir + "/sample_skeleton_test_truth.csv", "--json"]
+        let ea = CLI.json(try CLI.ok(["eval", "--model", dir + "/m", "--data", dir + "/test.fcache"] + truth))
+        let eb = CLI.json(try CLI.ok(["eval", "--model", dir + "/m", "--data", dir + "/test.fcache", "--no-request-sharing"] + truth))
+        for key in ["auc_ctr", "auc_ctcvr", "auc_cvr_entire_space", "logloss_ctcvr"] {
+            XCTAssertEqual(CLI.auc(ea, key) ?? -1, CLI.auc(eb, key) ?? -2, accuracy: 1e-6, key)
+        }
+        // DIN's attention reads a behaviour list per candidate: kept per request, expanded per row.
+        try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--pooling", "attention", "--attention-query", "109_14=206",
+                    "--out", dir + "/din"] + Self.tiny)
+        assertSame(try CLI.ok(["predict", "--model", dir + "/din", "--data", dir + "/test.fcache", "--out", "-"]),
+                   try CLI.ok(["predict", "--model", dir + "/din", "--data", dir + "/test.fcache", "--out", "-", "--no-request-sharing"]))
         // Streaming under a memory budget shares too; DCN-v2's crosses fall back and say so.
         let streamed = CLI.json(try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--out", dir + "/s", "--json",
                                             "--memory-budget", "400"] + Self.tiny))

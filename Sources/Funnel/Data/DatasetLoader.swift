@@ -66,12 +66,13 @@ public enum DatasetLoader {
     /// A prepared cache read with a trained schema one row group at a time: each group decoded,
     /// checked, encoded and handed to `body` before the next is read (its pages handed back).
     /// The same rows, in the same order, and the same read report as `load` of the whole cache.
+    /// `requestLevel`: a request's own bags are kept once per request (`ColumnarCache.group`).
     public static func forEachGroup(of cache: ColumnarCache, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool,
-                                    _ body: (EncodedDataset) throws -> Void) throws -> ReadReport {
+                                    requestLevel: Bool = false, _ body: (EncodedDataset) throws -> Void) throws -> ReadReport {
         var report = ReadReport.cache(cache.footer.report)
         for g in 0..<cache.footer.groups.count {
             let group = try options.inconsistent.apply(to: cache.group(g, layout: schema.layout, requireLabels: requireLabels,
-                                                                       dayColumn: options.dayColumn))
+                                                                       dayColumn: options.dayColumn, requestLevel: requestLevel))
             let raw = try schema.keepingDenseInRange(group, skipBadRows: options.skipBadRows)
             cache.release(group: g)
             report.addGroup(raw.report, over: cache.footer.report)

@@ -103,7 +103,13 @@ public final class EncodedDataset {
     /// The most values a row has over all multi-valued fields together (sizes gradient buffers).
     public var maxBagValues: Int {
         guard !bags.isEmpty else { return 0 }
-        return (0..<rowCount).map { r in bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) } }.max() ?? 0
+        let perRequest = requests?.perRequest
+        return (0..<rowCount).map { r in
+            let own = bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) }
+            guard let p = perRequest else { return own }
+            let q = Int(p.rowRequest[r])
+            return own + p.bags.reduce(0) { $0 + Int($1.offsets[q + 1] - $1.offsets[q]) }
+        }.max() ?? 0
     }
 
     /// Row weights (1 where none are set).

@@ -106,8 +106,21 @@ extension RawTable {
     public var maxBagValues: Int {
         guard !bags.isEmpty else { return 0 }
         var most = 0
-        for r in 0..<rowCount { most = max(most, bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) }) }
+        let perRequest = requests?.perRequest
+        for r in 0..<rowCount {
+            var n = bags.reduce(0) { $0 + Int($1.offsets[r + 1] - $1.offsets[r]) }
+            if let p = perRequest {
+                let q = Int(p.rowRequest[r])
+                n += p.bags.reduce(0) { $0 + Int($1.offsets[q + 1] - $1.offsets[q]) }
+            }
+            most = max(most, n)
+        }
         return most
+    }
+
+    /// Multi-valued values held: the rows' own and, once each, the request-level ones.
+    var bagValuesHeld: Int {
+        bags.reduce(0) { $0 + $1.keys.count } + (requests?.perRequest?.bags.reduce(0) { $0 + $1.keys.count } ?? 0)
     }
 }
 

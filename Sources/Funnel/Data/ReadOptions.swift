@@ -30,6 +30,9 @@ public struct ReadOptions: Sendable {
     /// categorical columns constant within a request (`--request-fields`): `RequestKeys`.
     public var requestColumn: String? = nil
     public var requestFields: [String] = []
+    /// Read a raw Ali-CCP cache's request-only lists once per request (`ColumnarCache.table`),
+    /// for a training run that shares requests; other formats ignore it.
+    public var requestLevel = false
     /// One rank's rows of a data-parallel job: the data rows whose 0-based index `i` has
     /// `i % count == index` (nil: every row). Column roles are still inferred from the file's
     /// first rows, so every rank reads the same layout.

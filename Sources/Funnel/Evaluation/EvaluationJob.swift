@@ -70,7 +70,8 @@ public enum EvaluationJob {
             try ReadingBudget.check(budget, cache: cache, keptPerRow: 68, extraBytes: truth, command: "eval")
         }
         var p = Predictions(count: 0), click: [Float] = [], conversion: [Float] = [], sources: [Int32] = []
-        let report = try DatasetLoader.forEachGroup(of: cache, schema: model.schema, options: r.read, requireLabels: true) { encoded in
+        let report = try DatasetLoader.forEachGroup(of: cache, schema: model.schema, options: r.read, requireLabels: true,
+                                                    requestLevel: r.requestSharing) { encoded in
             if r.requestSharing { model.network.shareRequests(as: encoded) }
             let part = model.network.predict(encoded)
             p.ctr += part.ctr; p.cvr += part.cvr; p.ctcvr += part.ctcvr

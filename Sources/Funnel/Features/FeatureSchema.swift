@@ -271,6 +271,7 @@ public struct FeatureSchema: Codable, Sendable {
                 // A multi-valued field counts every value of every row (its key slot is a placeholder).
                 for key in bagOf[k].map({ raw.bags[$0].keys }) ?? raw.keys[k] { counts[k][key, default: 0] += 1 }
             }
+            if let p = raw.requests?.perRequest { addPerRequest(p) }
             if !raw.days.isEmpty { addDays(raw, bagOf: bagOf) }
             for k in 0..<layout.dense.count {
                 var (n, mean, m2) = moments[k]
@@ -286,6 +287,17 @@ public struct FeatureSchema: Codable, Sendable {
             rows += raw.rowCount
             clicks += Int(raw.click.reduce(0, +))
             for i in 0..<min(raw.click.count, raw.conversion.count) where raw.click[i] == 1 && raw.conversion[i] == 1 { conversions += 1 }
+        }
+
+        /// Request-level lists count once per row pointing at their request, as if every row held a copy.
+        private mutating func addPerRequest(_ p: PerRequestBags) {
+            let rows = p.rowsPerRequest
+            for (name, bag) in zip(p.fields, p.bags) {
+                let k = layout.categorical.firstIndex(of: name)!
+                for q in 0..<rows.count where rows[q] > 0 {
+                    for i in Int(bag.offsets[q])..<Int(bag.offsets[q + 1]) { counts[k][bag.keys[i], default: 0] += rows[q] }
+                }
+            }
         }
 
         /// Each key's latest day, from rows that carry days.
@@ -416,18 +428,23 @@ public struct FeatureSchema: Codable, Sendable {
                 }
             }
         }
-        let bags = layout.multiValued.enumerated().map { b, name -> EncodedBag in
-            let k = layout.categorical.firstIndex(of: name)!
-            let vocab = fields[k], off = Int32(offsets[k])
-            let bag = raw.bags[b]
-            return EncodedBag(field: k, offsets: bag.offsets, ids: bag.keys.map { off + vocab.id(of: $0) }, weights: bag.weights)
-        }
+        let bags = layout.multiValued.enumerated().map { b, name in encodeBag(raw.bags[b], column: name) }
         return EncodedDataset(rowCount: n, fields: f, denseCount: d, ids: ids, dense: values,
                               click: raw.hasLabels ? raw.click : nil,
                               conversion: raw.hasLabels ? raw.conversion : nil,
                               sourceRows: raw.sourceRows, bags: bags,
                               requests: raw.requests.map { r in
-                                  EncodedRequests(keys: r.keys, fields: r.fields.compactMap { layout.categorical.firstIndex(of: $0) })
+                                  EncodedRequests(keys: r.keys, fields: r.fields.compactMap { layout.categorical.firstIndex(of: $0) },
+                                                  perRequest: r.perRequest.map { p in
+                                                      EncodedPerRequest(rowRequest: p.rowRequest, bags: zip(p.fields, p.bags).map { encodeBag($1, column: $0) })
+                                                  })
                               })
+    }
+
+    /// A multi-valued column's raw values as global embedding ids.
+    private func encodeBag(_ bag: RawBag, column name: String) -> EncodedBag {
+        let k = layout.categorical.firstIndex(of: name)!
+        let vocab = fields[k], off = Int32(fieldOffsets[k])
+        return EncodedBag(field: k, offsets: bag.offsets, ids: bag.keys.map { off + vocab.id(of: $0) }, weights: bag.weights)
     }
 }

@@ -203,7 +203,11 @@ public final class ColumnarCache {
     /// Row group `g` as a table with `layout`'s columns (picked by name; all must be in the cache,
     /// each single- or multi-valued as there). A row's multi-valued values are its own, then its
     /// shared record's; `wanted.maxValues` keeps the highest-weight ones.
-    public func group(_ g: Int, layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?) throws -> RawTable {
+    /// `requestLevel`: the request's own multi-valued columns (`requestFields`) are kept once per
+    /// request (`RequestKeys.perRequest`) instead of copied into every row (their rows' bags are
+    /// empty): for readers that compute a request once (`RequestSharing`).
+    public func group(_ g: Int, layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?,
+                      requestLevel: Bool = false) throws -> RawTable {
         let info = footer.groups[g]
         let bytes = data.subdata(in: info.offset..<(info.offset + groupBytes(g)))
         guard Checksum.fnv64Hex(words: bytes) == info.checksum else {
@@ -219,8 +223,10 @@ public final class ColumnarCache {
                 throw DataError(file: path, "row group \(g) has inconsistent value offsets: the cache is damaged")
             }
         }
-        try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex)
+        let perRequest = try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex,
+                                      requestLevel: requestLevel)
         table.requests = requests(sharedIndex, of: table)
+        table.requests?.perRequest = perRequest
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
         table.report = footer.report
         table.report.rowsKept = info.rows
@@ -306,41 +312,6 @@ public final class ColumnarCache {
         return (table, storedBags, sharedIndex)
     }
 
-    /// The table's bags: the stored ones as they are when there is nothing to join or cut;
-    /// otherwise per row its own values, then its shared record's (a shared single-valued field
-    /// sets its column), cut to the wanted `maxValues`.
-    private func joinBags(into table: inout RawTable, stored: [RawBag?], sharedIndex: [Int32]) throws {
-        let wanted = table.layout
-        if sharedIndex.isEmpty && wanted.maxValues == nil {
-            table.bags = stored.map { $0! }
-            return
-        }
-        let sharedFields = footer.shared?.fields ?? []
-        let wantedSingle = sharedFields.map { name in wanted.multiValued.contains(name) ? nil : wanted.categorical.firstIndex(of: name) }
-        let wantedBag = sharedFields.map { wanted.multiValued.firstIndex(of: $0) }
-        var bagKeys = [[Int64]](repeating: [], count: wanted.multiValued.count)
-        var bagWeights = [[Float]](repeating: [], count: wanted.multiValued.count)
-        for r in 0..<table.rowCount where !bagKeys.isEmpty || !sharedIndex.isEmpty {
-            for b in bagKeys.indices {
-                bagKeys[b].removeAll(keepingCapacity: true); bagWeights[b].removeAll(keepingCapacity: true)
-                if let bag = stored[b] {
-                    let range = Int(bag.offsets[r])..<Int(bag.offsets[r + 1])
-                    bagKeys[b].append(contentsOf: bag.keys[range]); bagWeights[b].append(contentsOf: bag.weights[range])
-                }
-            }
-            if !sharedIndex.isEmpty && sharedIndex[r] >= 0 {
-                try forEachSharedValue(Int(sharedIndex[r])) { field, key, weight in
-                    if let k = wantedSingle[field] { table.keys[k][r] = key }
-                    else if let b = wantedBag[field] { bagKeys[b].append(key); bagWeights[b].append(weight) }
-                }
-            }
-            for b in bagKeys.indices {
-                CellDecoding.keepHighest(wanted.maxValues, keys: &bagKeys[b], weights: &bagWeights[b])
-                table.appendBag(b, keys: bagKeys[b], weights: bagWeights[b])
-            }
-        }
-    }
-
     /// Calls `body(field, key, weight)` for every value of shared record `entry` (fields index
     /// `footer.shared.fields`).
     func forEachSharedValue(_ entry: Int, _ body: (Int, Int64, Float) -> Void) throws {
@@ -380,10 +351,12 @@ public final class ColumnarCache {
     }
 
     /// The whole cache as one table (one rank's rows of it with `shard`, filtered group by group).
-    public func table(layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?, shard: ReadOptions.Shard? = nil) throws -> RawTable {
+    /// `requestLevel`: a request's own bags once per request (`group(requestLevel:)`).
+    public func table(layout wanted: TableLayout, requireLabels: Bool, dayColumn: String?, shard: ReadOptions.Shard? = nil,
+                      requestLevel: Bool = false) throws -> RawTable {
         var out = RawTable(layout: wanted, hasLabels: false, file: path)
         for g in 0..<footer.groups.count {
-            let part = try group(g, layout: wanted, requireLabels: requireLabels, dayColumn: dayColumn).shard(shard)
+            let part = try group(g, layout: wanted, requireLabels: requireLabels, dayColumn: dayColumn, requestLevel: requestLevel).shard(shard)
             if shard != nil { release(group: g) }
             if g == 0 { out = part; continue }
             for k in 0..<out.keys.count { out.keys[k] += part.keys[k] }
@@ -394,6 +367,7 @@ public final class ColumnarCache {
             out.sourceRows += part.sourceRows
             for b in 0..<out.bags.count { out.bags[b].append(part.bags[b]) }
             if let p = part.requests { out.requests?.keys += p.keys }
+            if let p = part.requests?.perRequest { out.requests?.perRequest?.append(p) }
             out.rowCount += part.rowCount
         }
         out.report.rowsKept = out.rowCount

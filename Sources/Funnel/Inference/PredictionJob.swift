@@ -70,7 +70,8 @@ public enum PredictionJob {
         }
         try emit(csv(Predictions(count: 0)))  // the header
         var rows = 0, seconds = 0.0
-        let report = try DatasetLoader.forEachGroup(of: cache, schema: trained.schema, options: options, requireLabels: false) { encoded in
+        let report = try DatasetLoader.forEachGroup(of: cache, schema: trained.schema, options: options, requireLabels: false,
+                                                    requestLevel: r.requestSharing) { encoded in
             if r.requestSharing { trained.network.shareRequests(as: encoded) }
             if rows == 0 { trained.network.warmUp(encoded) }
             let start = Date()

@@ -77,7 +77,7 @@ public final class StreamingCacheChunks: TrainingChunks {
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
             maxBagValues = max(maxBagValues, part.maxBagValues)
-            bagValues += part.bags.reduce(0) { $0 + $1.keys.count }
+            bagValues += part.bagValuesHeld
             cache.release(group: g)
         }
         // One schema from every rank's rows; the read counts and bag sizes of all of them.
@@ -147,7 +147,8 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// Row group `g` as the reading command sees it: its inconsistent-row policy applied (a
     /// cache keeps every row), this rank's rows only in a sharded run.
     static func readGroup(_ g: Int, of cache: ColumnarCache, layout: TableLayout, options: ReadOptions) throws -> RawTable {
-        try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn)).shard(options.shard)
+        try options.inconsistent.apply(to: cache.group(g, layout: layout, requireLabels: true, dayColumn: options.dayColumn,
+                                                      requestLevel: options.requestLevel && options.dayColumn == nil)).shard(options.shard)
     }
 
     /// A rank's share of a buffer with none of its rows.

@@ -101,6 +101,8 @@ public enum TrainingJob {
             request.read = try ContinuedSchema.readOptions(request.read, continuing: continuation.previous.schema, from: continuation.directory,
                                                            reading: request.train)
         }
+        // Sharing requests, a raw cache's request-only lists are read once per request.
+        request.read.requestLevel = request.requestSharing
         let loadStart = Date()
         let data = try TrainingData.open(request, growing: continuation?.schema)
         var notes = data.notes

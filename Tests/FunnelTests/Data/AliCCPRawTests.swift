@@ -65,6 +65,103 @@ final class AliCCPRawTests: XCTestCase {
         XCTAssertEqual(capped.layout.maxValues, 2)
     }
 
+    /// A request-level read keeps a record's own lists once (`PerRequestBags`), the rows' copies
+    /// empty; a batch filled from it, per row or grouped, sees what the per-row read gives.
+    func testARequestLevelReadKeepsARecordsListsOnce() throws {
+        let (skeleton, common) = writeSample()
+        let out = dir + "/raw.fcache"
+        _ = try AliCCPRawLayout.prepare(skeleton: skeleton, common: common, options: ReadOptions(), to: out, groupRows: 3)
+        let cache = try ColumnarCache(path: out)
+        XCTAssertEqual(cache.requestFields, ["101", "109_14", "121"])
+        let once = try cache.group(0, layout: cache.layout, requireLabels: true, dayColumn: nil, requestLevel: true)
+        let rows = try cache.group(0, layout: cache.layout, requireLabels: true, dayColumn: nil)
+        XCTAssertEqual(once.keys, rows.keys, "single-valued request fields are set on every row")
+        XCTAssertEqual(once.bags[0].offsets, [0, 0, 0, 0], "the rows' copies of the list are empty")
+        XCTAssertEqual(once.bags[1], rows.bags[1], "the crosses are the impressions' own")
+        let p = try XCTUnwrap(once.requests?.perRequest)
+        XCTAssertEqual(p.fields, ["109_14"])
+        XCTAssertEqual(p.rowRequest, [0, 1, 0])
+        XCTAssertEqual(p.bags[0].offsets, [0, 3, 3, 3], "record a's 3 values, record b's none, the empty row")
+        XCTAssertEqual(p.bags[0].keys, [50, 51, 52])
+        XCTAssertNil(rows.requests?.perRequest)
+        let schema = FeatureSchema.fit(rows, minCount: 1)
+        let (a, b) = (schema.encode(once), schema.encode(rows))
+        for grouping in [nil, RequestGrouping(fields: [0, 1, 2], keepsRowBags: false)] {
+            let net = FunnelNetwork(config: ModelConfig(kind: .esmm), embeddingRows: schema.embeddingRows, fields: 6, denseCount: 0,
+                                    bagFields: [1, 5], maxBagValues: 5)
+            let plan = grouping.flatMap { net.sharingPlan(for: $0.fields) }
+            let (x, y) = (Batch(capacity: 3, fields: 6, denseCount: 0, sharing: plan), Batch(capacity: 3, fields: 6, denseCount: 0, sharing: plan))
+            x.fill(from: a, start: 0, count: 3)
+            y.fill(from: b, start: 0, count: 3)
+            XCTAssertEqual(x.bags, y.bags)
+            XCTAssertEqual(x.requestBags, y.requestBags)
+            XCTAssertEqual(x.requestCount, grouping == nil ? 0 : 2)
+        }
+    }
+
+    /// Training on a request-level read (a request's lists kept once) fits the same vocabularies
+    /// (each list value counted once per row, as if copied: `--min-count 2` depends on it) and
+    /// trains the same weights as on the per-row read, sharing requests either way.
+    func testTrainingOnARequestLevelReadEqualsThePerRowRead() throws {
+        var sim = SimulatorConfig()
+        (sim.rows, sim.seed, sim.vocabScale) = (3_000, 5, 0.05)
+        var simulator = AliCCPRawSimulator(config: sim)
+        simulator.impressionsPerRecord = 8
+        _ = try simulator.write(to: dir)
+        let out = dir + "/train.fcache"
+        _ = try AliCCPRawLayout.prepare(skeleton: dir + "/sample_skeleton_train.csv", common: dir + "/common_features_train.csv",
+                                        options: ReadOptions(), to: out, groupRows: 500)
+        var config = ModelConfig(kind: .esmm)
+        (config.embeddingDim, config.hidden, config.batchSize, config.pooling) = (4, [8], 64, .mean)
+        var weights: [[Float]] = [], vocabularies: [[Int]] = []
+        for level in [false, true] {
+            var o = ReadOptions()
+            o.requestLevel = level
+            let (schema, data, _) = try DatasetLoader.loadForTraining(out, options: o, minCount: 2)
+            XCTAssertEqual(data.requests?.perRequest != nil, level)
+            vocabularies.append(schema.fields.map(\.count))
+            let net = try FunnelNetwork(config: config, schema: schema, maxBatch: RequestBatches.largestBatch(batchSize: 64), workers: 2,
+                                        maxBagValues: data.maxBagValues)
+            XCTAssertNotNil(net.shareRequests(fields: data.requests!.fields))
+            _ = try Trainer(config: config).train(net, on: data)
+            weights.append(net.parameters.flatMap { p in (0..<p.count).map { p.value[$0] } })
+        }
+        XCTAssertEqual(vocabularies[0], vocabularies[1])
+        // Every key's count, not only which keys pass --min-count.
+        var counted: [[[Int64: Int]]] = []
+        for level in [false, true] {
+            var o = ReadOptions()
+            o.requestLevel = level
+            let raw = try TableSource.readTraining(out, options: o)
+            var acc = FeatureSchema.Accumulator(layout: raw.layout)
+            acc.add(raw)
+            counted.append(acc.counts)
+        }
+        XCTAssertEqual(counted[0], counted[1])
+        XCTAssertEqual(weights[0].count, weights[1].count)
+        for i in weights[0].indices { XCTAssertEqual(weights[0][i], weights[1][i], accuracy: 1e-5, "weight \(i)") }
+        // Streamed through shuffle buffers (request-level groups joined per buffer): the same again.
+        let cache = try ColumnarCache(path: out)
+        var streamed: [[Float]] = [], sizes: [Int] = []
+        for level in [false, true] {
+            var o = ReadOptions()
+            o.requestLevel = level
+            let fitted = try StreamingCacheChunks.fitSchema(cache, options: o, minCount: 2)
+            sizes.append(fitted.maxBagValues)
+            let source = StreamingCacheChunks(cache: cache, schema: fitted.schema, options: o, bufferRows: 1_100, rows: fitted.rows,
+                                              clicks: fitted.clicks)
+            let net = try FunnelNetwork(config: config, schema: fitted.schema, maxBatch: RequestBatches.largestBatch(batchSize: 64), workers: 2,
+                                        maxBagValues: fitted.maxBagValues)
+            XCTAssertNotNil(net.shareRequests(fields: cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:))))
+            let trainer = Trainer(config: config)
+            trainer.requestBatches = true
+            _ = try trainer.train(net, chunks: source)
+            streamed.append(net.parameters.flatMap { p in (0..<p.count).map { p.value[$0] } })
+        }
+        XCTAssertEqual(sizes[0], sizes[1], "the most values a row has, request-level lists included")
+        for i in streamed[0].indices { XCTAssertEqual(streamed[0][i], streamed[1][i], accuracy: 1e-5, "streamed weight \(i)") }
+    }
+
     func testAFieldInBothFilesOrRepeatedIsMultiValuedWithSkeletonValuesFirst() throws {
         let common = writeFile(dir, "c.csv", "\(md5a),3,\(features([("101", 7, "1"), ("301", 2, "1"), ("777", 1, "4")]))\n")
         let skeleton = writeFile(dir, "s.csv", "1,0,0,\(md5a),3,\(features([("301", 9, "1"), ("888", 5, "1"), ("888", 6, "2")]))\n")

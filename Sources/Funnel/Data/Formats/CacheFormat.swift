@@ -25,7 +25,8 @@ public struct CacheFormat: TableFormat {
     public func readChunks(_ path: String, layout: TableLayout, options: ReadOptions, requireLabels: Bool, chunkRows: Int,
                            releasePages: Bool, sink: (RawTable) throws -> Void) throws -> ReadReport {
         let table = try options.inconsistent.apply(to: ColumnarCache(path: path).table(
-            layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn, shard: options.shard))
+            layout: layout, requireLabels: requireLabels, dayColumn: options.dayColumn, shard: options.shard,
+            requestLevel: options.requestLevel && options.dayColumn == nil))
         try sink(table)
         return table.report
     }
