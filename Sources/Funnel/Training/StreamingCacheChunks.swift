@@ -36,14 +36,16 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// weight) the same twice, plus one row group being decoded (`groupRows` rows of raw keys,
     /// weights and their encoding, with growth slack: 32 bytes a value); a buffer fills by whole
     /// groups, so it may hold one group more than the rows returned. At least 10,000 rows, else
-    /// the budget is refused.
+    /// the budget is refused. Rows that carry requests add each row's request key and request
+    /// index (twice) and the request batching's per-row scratch (`requests`: 80 bytes a row, measured).
     public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
-                                  bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1) throws -> Int {
+                                  bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1, requests: Bool = false) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
         let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
         // Multi-valued columns add their mean values per row (id and weight each).
-        let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up)))
+        let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))
+                            + (requests ? 2 * 12 + 56 : 0))
         // Sharded over `ranks`: a rank holds the features of 1/ranks of a buffer's rows, and the
         // label view of all of them (labels, source row, its index, the gathered message: ~64 bytes).
         let perRow = (ranks > 1 ? ownRow / Double(ranks) + 64 : ownRow) / 1_048_576

@@ -265,7 +265,8 @@ struct TrainingData {
         var rows = try StreamingCacheChunks.bufferRows(budgetMiB: request.memoryBudgetMiB!, network: network, schema: schema,
                                                        totalRows: self.rows,
                                                        bagValuesPerRow: bagValuesPerRow,
-                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm.size)
+                                                       groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm.size,
+                                                       requests: request.requestSharing && requestFields != nil)
         if let fixed = request.shuffleBufferRows {
             guard fixed >= 1 else { throw FunnelError("a shuffle buffer needs at least one row") }
             rows = min(fixed, self.rows)
