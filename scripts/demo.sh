@@ -23,7 +23,9 @@ for part in train test; do
   "$FUNNEL" prepare --layout ali-ccp --data "$DIR/raw/sample_skeleton_$part.csv" --common "$DIR/raw/common_features_$part.csv" \
     --out "$DIR/raw/$part.fcache"
 done
-"$FUNNEL" train --train "$DIR/raw/train.fcache" --model esmm --out "$DIR/esmm-pooled" --seed 1 --pooling mean
+# Both feedings train on shuffled rows (--no-request-sharing): batches of whole requests, the
+# default on a raw cache, cost AUC at this size (docs/request-sharing.md).
+"$FUNNEL" train --train "$DIR/raw/train.fcache" --model esmm --out "$DIR/esmm-pooled" --seed 1 --pooling mean --no-request-sharing
 "$FUNNEL" train --train "$DIR/raw/train_last_value.csv" --model esmm --out "$DIR/esmm-last-value" --seed 1
 echo
 "$FUNNEL" eval --model "$DIR/esmm-pooled" --data "$DIR/raw/test.fcache" --truth "$DIR/raw/sample_skeleton_test_truth.csv"
