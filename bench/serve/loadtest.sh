@@ -7,17 +7,9 @@ OUT=${OUT:-bench-out/serve}
 PORT=${PORT:-18181}
 DURATION=${DURATION:-20}
 SOAK=${SOAK:-60}
-mkdir -p "$OUT"
-command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
-if [ ! -f "$OUT/model/model.json" ]; then
-  "$FUNNEL" simulate --rows 200000 --seed 5 --out "$OUT/data" >/dev/null
-  "$FUNNEL" train --train "$OUT/data/train.csv" --model esmm --out "$OUT/model" >/dev/null
-fi
+source bench/serve/common.sh
 python3 bench/serve/make_bodies.py "$OUT/data/test.csv" "$OUT"
-"$FUNNEL" serve --model "$OUT/model" --port "$PORT" --threads 2 2>"$OUT/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+start_server
 rss() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
 for n in 1 100; do
   echo "== $n-row requests, ${DURATION}s, 2 wrk threads, 16 connections"

@@ -9,17 +9,9 @@ FUNNEL=${1:-.build/release/funnel}
 OUT=${2:-bench-out/ranking}
 PORT=${PORT:-18182}
 DURATION=${DURATION:-10}
-mkdir -p "$OUT"
-command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
-if [ ! -f "$OUT/model/model.json" ]; then
-  "$FUNNEL" simulate --rows 200000 --seed 5 --out "$OUT/data" >/dev/null
-  "$FUNNEL" train --train "$OUT/data/train.csv" --model esmm --out "$OUT/model" >/dev/null
-fi
+source bench/serve/common.sh
 python3 bench/serve/make_ranking_bodies.py "$OUT/data/test.csv" "$OUT" 101,121,122,124,125,126,127,128,129 1 100 200
-"$FUNNEL" serve --model "$OUT/model" --port "$PORT" --threads 2 2>"$OUT/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+start_server
 printf '| candidates | form | requests/s | rows/s | p50 | p99 |\n|---|---|---|---|---|---|\n'
 for n in 1 100 200; do
   for form in flat ranking; do

@@ -26,12 +26,6 @@ public struct RequestKeys: Sendable, Equatable {
         out.perRequest = perRequest.map { p in PerRequestBags(rowRequest: idx.map { p.rowRequest[$0] }, fields: p.fields, bags: p.bags) }
         return out
     }
-
-    /// Mean rows per request, counted over distinct keys.
-    public var meanRowsPerRequest: Double {
-        let distinct = Set(keys).count
-        return distinct > 0 ? Double(keys.count) / Double(distinct) : 0
-    }
 }
 
 /// A request-level read's request-only bags: one row per request, and each table row's request.
@@ -72,6 +66,12 @@ public struct EncodedRequests: Sendable, Equatable {
         self.keys = keys
         self.fields = fields.sorted()
         self.perRequest = perRequest
+    }
+
+    /// Mean rows per request, counted over distinct keys.
+    public var meanRowsPerRequest: Double {
+        let distinct = Set(keys).count
+        return distinct > 0 ? Double(keys.count) / Double(distinct) : 0
     }
 
     func subset(_ rows: [Int32]) -> EncodedRequests {

@@ -146,6 +146,7 @@ public final class ColumnarCache {
         try Self.checkSections(of: f, in: bytes, footerOffset: footerOffset, path: path)
         mapping = mapped
         footer = f
+        requestFields = Self.requestFields(of: f)
     }
 
     /// The shared section and the row groups must tile the bytes before the footer exactly,
@@ -242,8 +243,11 @@ public final class ColumnarCache {
     }
 
     /// The columns only shared records give (never a row of its own, in any group): constant
-    /// within a request. A column both files give varies by impression and is not one.
-    public var requestFields: [String] {
+    /// within a request. A column both files give varies by impression and is not one. Read
+    /// from the footer once, at open (every row group's read asks).
+    public let requestFields: [String]
+
+    private static func requestFields(of footer: Footer) -> [String] {
         guard let shared = footer.shared else { return [] }
         let rowColumns = Set(footer.rowColumns), bags = footer.layout.multiValued
         return shared.fields.filter { name in

@@ -109,12 +109,7 @@ public final class Batch {
         if !data.bags.isEmpty || !bags.isEmpty {
             // Grouped without per-row copies of the request bags: they are gathered per request only.
             let perRow = data.bags.filter { !grouped || grouping!.keepsRowBags || !grouping!.fields.contains($0.field) }
-            // A request-level read keeps a request's own bags once per request: each row reads its request's.
-            let perRequest = data.requests?.perRequest
-            bags = perRow.map { b in
-                guard let p = perRequest, let once = p.bag(of: b.field) else { return Self.gather(b, count: n, row: row) }
-                return p.rowRequest.withUnsafeBufferPointer { q in Self.gather(once, count: n) { Int(q[row($0)]) } }
-            }
+            bags = perRow.map { Self.gather($0, of: data, count: n, row: row) }
         }
         if grouped { group(data, count: n, row: row) } else if requestCount > 0 { requestCount = 0; requestBags = [] }
         if data.weights == nil && rowWeights == nil {
@@ -150,11 +145,16 @@ public final class Batch {
                 for (j, r) in firstRows.enumerated() { (dst.baseAddress! + j * f).update(from: src.baseAddress! + r * f, count: f) }
             }
         }
-        let fieldsOfRequest = Set(grouping!.fields), perRequest = data.requests!.perRequest
-        requestBags = data.bags.filter { fieldsOfRequest.contains($0.field) }.map { b in
-            guard let p = perRequest, let once = p.bag(of: b.field) else { return Self.gather(b, count: firstRows.count) { firstRows[$0] } }
-            return Self.gather(once, count: firstRows.count) { Int(p.rowRequest[firstRows[$0]]) }
-        }
+        let fieldsOfRequest = Set(grouping!.fields)
+        requestBags = data.bags.filter { fieldsOfRequest.contains($0.field) }.map { Self.gather($0, of: data, count: firstRows.count) { firstRows[$0] } }
+    }
+
+    /// Rows `row(0) ..< row(n)` of `data`'s bag `bag`: the rows' own values, or — a request-level
+    /// read keeps a request's own bags once per request — each row's request's.
+    @inline(__always)
+    private static func gather(_ bag: EncodedBag, of data: EncodedDataset, count n: Int, row: (Int) -> Int) -> EncodedBag {
+        guard let p = data.requests?.perRequest, let once = p.bag(of: bag.field) else { return gather(bag, count: n, row: row) }
+        return p.rowRequest.withUnsafeBufferPointer { q in gather(once, count: n) { Int(q[row($0)]) } }
     }
 
     /// Rows `row(0) ..< row(n)` of a bag, into arrays sized exactly (through raw pointers:

@@ -254,7 +254,7 @@ struct TrainingData {
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
                             maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues),
-                            requestFields: fields, rowsPerRequest: data.requests.map { Double($0.keys.count) / Double(max(1, Set($0.keys).count)) })
+                            requestFields: fields, rowsPerRequest: data.requests?.meanRowsPerRequest)
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
