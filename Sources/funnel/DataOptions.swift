@@ -127,4 +127,5 @@ extension InconsistentPolicy: ExpressibleByArgument {
 }
 extension ModelKind: ExpressibleByArgument {}
 extension GEMMEngine: ExpressibleByArgument {}
+extension EmbeddingShardingMode: ExpressibleByArgument {}
 extension GEMMPrecision: ExpressibleByArgument {}

@@ -39,6 +39,10 @@ struct Train: ParsableCommand {
     @OptionGroup var vocabulary: VocabularyOptions
     @Flag(help: "Print one JSON object with the training summary instead of text.") var json = false
     @Flag(help: "Replace an output that is not a regular file (a device, FIFO or symbolic link).") var force = false
+    @Option(help: "Under mpirun: how the ranks hold the embedding tables — replicated (a whole copy and its Adam state on every rank), row (each table's rows dealt over the ranks, fetched and updated by their owners each step), or auto (row for tables over --shard-threshold-mb with their optimizer state). One process holds its tables whole (row is an error there).")
+    var embeddingSharding: EmbeddingShardingMode = .auto
+    @Option(parsing: .unconditional, help: "With --embedding-sharding auto: tables larger than this many MiB (rows × dimensions × 3 floats: the value and Adam's two moments) are row-sharded.")
+    var shardThresholdMb = 64.0
     @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank reads its shard of the rows and computes its rows of every global batch; the gradients are summed over the ranks; rank 0 writes the model.")
     var distributed = false
 
@@ -59,6 +63,7 @@ struct Train: ParsableCommand {
             guard n >= 1 else { throw ValidationError("--shuffle-buffer-rows must be ≥ 1") }
             guard memoryBudget != nil else { throw ValidationError("--shuffle-buffer-rows needs --memory-budget (it sizes a streamed cache's buffers)") }
         }
+        guard shardThresholdMb >= 0, shardThresholdMb.isFinite else { throw ValidationError("--shard-threshold-mb must be a number of MiB, 0 or more") }
         if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
     }
 
@@ -92,6 +97,7 @@ struct Train: ParsableCommand {
         request.read = try data.readOptions()
         request.requestSharing = !data.noRequestSharing
         request.requestPieceRows = requestPieceRows
+        (request.embeddingSharding, request.shardThresholdMiB) = (embeddingSharding, shardThresholdMb)
         let previousPolicy = try initFrom.map { try TrainedModel.manifest(in: $0).schema.vocabularyPolicy } ?? nil
         request.read.vocabularyPolicy = try vocabulary.policy(previous: previousPolicy)
         request.read.dayColumn = request.read.vocabularyPolicy?.dayColumn
@@ -131,7 +137,8 @@ struct Train: ParsableCommand {
                                            best: outcome.best, stoppedEarly: valid == nil ? nil : outcome.stoppedEarly,
                                            distributed: outcome.communication, gemm: gemmOptions.settings.engine,
                                            precision: gemmOptions.settings.precision, continued: outcome.continued,
-                                           tableRows: outcome.tableRows, requestSharing: outcome.requestSharing))
+                                           tableRows: outcome.tableRows, requestSharing: outcome.requestSharing,
+                                           sharding: outcome.sharding))
         } else {
             if let b = outcome.best {
                 try Terminal.say("kept the best checkpoint: epoch \(b.epoch), step \(b.step), \(b.monitor.rawValue) \(EvaluationReport.format(b.value))"
@@ -143,6 +150,10 @@ struct Train: ParsableCommand {
             if let c = outcome.communication {
                 try Terminal.say(String(format: "communication: %.1f KB dense + %.1f KB sparse sent per step by rank 0, %.1f s in collectives",
                              c.denseBytesPerStep / 1e3, c.sparseBytesPerStep / 1e3, c.seconds))
+            }
+            if let s = outcome.sharding, !s.tablesSharded.isEmpty {
+                try Terminal.say("embedding tables row-sharded: " + s.embeddingBytesPerRank.map { String(format: "%.0f", Double($0) / 1_048_576) }
+                    .joined(separator: " / ") + " MiB per rank (with Adam's state)")
             }
             if let budget = memoryBudget {
                 let peak = ResourceUsage.peakRSSMegabytes
@@ -173,9 +184,11 @@ struct TrainOutput: Encodable {
     var tableRows: [String: Int] = [:]
     /// Where the data has requests: what was computed once per request, what fell back.
     var requestSharing: RequestSharingReport? = nil
+    /// Under mpirun: how the tables were held (replicated or row-sharded), bytes per rank and per step.
+    var sharding: ShardingReport? = nil
 
     enum CodingKeys: String, CodingKey {
-        case continued, tableRows = "table_rows", requestSharing = "request_sharing"
+        case continued, tableRows = "table_rows", requestSharing = "request_sharing", sharding
         case model, out, valid, rows, clicks, conversions, epochs, threads, seconds, columns, best, distributed, gemm, precision
         case stoppedEarly = "stopped_early"
         case memoryBudget = "memory_budget_mb", bufferRows = "shuffle_buffer_rows"
@@ -201,6 +214,7 @@ struct TrainOutput: Encodable {
         try c.encodeIfPresent(continued, forKey: .continued)
         try c.encode(tableRows, forKey: .tableRows)
         try c.encodeIfPresent(requestSharing, forKey: .requestSharing)
+        try c.encodeIfPresent(sharding, forKey: .sharding)
         try c.encode(summary.rows, forKey: .rows)
         try c.encode(summary.clicks, forKey: .clicks)
         try c.encode(summary.conversions, forKey: .conversions)

@@ -157,3 +157,28 @@ enum CLI {
         return dir
     }
 }
+
+extension CLI {
+    /// A model directory's weights by tensor name (`weights.safetensors`).
+    static func weights(_ dir: String) throws -> [String: [Float]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/weights.safetensors"))
+        let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        var out: [String: [Float]] = [:]
+        for (name, v) in header where name != "__metadata__" {
+            let offsets = ((v as! [String: Any])["data_offsets"] as! [Int])
+            let bytes = data.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
+            out[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        return out
+    }
+
+    /// Largest absolute difference between two models' weights (same tensor names and shapes).
+    static func maxWeightDifference(_ a: String, _ b: String) throws -> Float {
+        let x = try weights(a), y = try weights(b)
+        XCTAssertEqual(Set(x.keys), Set(y.keys))
+        var most: Float = 0
+        for (k, v) in x { for (p, q) in zip(v, y[k]!) { most = max(most, abs(p - q)) } }
+        return most
+    }
+}

@@ -17,26 +17,7 @@ final class DistributedTests: XCTestCase {
 
     override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// Largest absolute difference between two models' weights (same tensor names and shapes).
-    private func maxWeightDifference(_ a: String, _ b: String) throws -> Float {
-        func tensors(_ dir: String) throws -> [String: [Float]] {
-            let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/weights.safetensors"))
-            let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-            let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
-            var out: [String: [Float]] = [:]
-            for (name, v) in header where name != "__metadata__" {
-                let offsets = ((v as! [String: Any])["data_offsets"] as! [Int])
-                let bytes = data.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
-                out[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            }
-            return out
-        }
-        let x = try tensors(a), y = try tensors(b)
-        XCTAssertEqual(Set(x.keys), Set(y.keys))
-        var most: Float = 0
-        for (k, v) in x { for (p, q) in zip(v, y[k]!) { most = max(most, abs(p - q)) } }
-        return most
-    }
+    private func maxWeightDifference(_ a: String, _ b: String) throws -> Float { try CLI.maxWeightDifference(a, b) }
 
     private func auc(_ model: String) throws -> [String: Double] {
         let o = CLI.json(try CLI.ok(["eval", "--model", model, "--data", Self.dir + "/data/test.csv", "--json"]))

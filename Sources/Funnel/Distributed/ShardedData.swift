@@ -74,7 +74,7 @@ public final class ShardView: @unchecked Sendable {
     func predictCTR(_ network: FunnelNetwork, rows: [Int32]) throws -> [Float] {
         var mine: [Int32] = [], at: [Int] = []
         for (k, g) in rows.enumerated() where localIndex[Int(g)] >= 0 { mine.append(localIndex[Int(g)]); at.append(k) }
-        let predicted = network.predictCTR(local, rows: mine)
+        let predicted = try network.predictCTRCollectively(local, rows: mine)
         var out = [Float](repeating: 0, count: rows.count)
         for (k, p) in zip(at, predicted) { out[k] = p }
         try out.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0.baseAddress!, count: rows.count, kind: .control) }

@@ -11,6 +11,12 @@ import CKernels
 /// A multi-valued field (`bagFields`) fills its slot with the pooled embedding of its values
 /// (`EmbeddingBag`: weighted sum or mean) instead of one row; its values arrive as the batch's
 /// CSR bags, and its backward shares the touched-row bookkeeping of the single-valued fields.
+///
+/// Row-sharded (`TableShard`, under mpirun), `table` holds only this rank's rows and the layer
+/// computes on `lookup`, a small table of the rows one step touches: `ShardedEmbeddings` fetches
+/// them from their owners and renumbers the batch's ids to their places in `lookup` before the
+/// step, and sends `lookup`'s row gradients back to the owners after it. Replicated, `lookup` is
+/// `table` itself.
 public final class EmbeddingLayer {
     /// Batch rows ahead whose table rows (forward) or slots (backward) are prefetched.
     static let prefetchRows = 4
@@ -18,7 +24,13 @@ public final class EmbeddingLayer {
     public let dim: Int
     public let denseCount: Int
     public let rows: Int
+    /// The trained rows this process holds: the whole table, or a row-sharded rank's share.
     public let table: Parameter
+    /// The rows forward and backward read and write (and their gradients): `table`, or a
+    /// row-sharded step's fetched rows.
+    public let lookup: Parameter
+    /// Which rows this process holds when the table is row-sharded (nil: all of them).
+    public let shard: TableShard?
     public var outputWidth: Int { fields * dim + denseCount }
     /// Per field: whether it is multi-valued (pooled from the batch's bags).
     public let isBag: [Bool]
@@ -42,18 +54,28 @@ public final class EmbeddingLayer {
     ///     (`TargetAttention`, `attentionHidden` units, softmax when `attentionNormalize`).
     public init(name: String, rows: Int, fields: Int, dim: Int, denseCount: Int, maxBatch: Int, workers: Int = 1,
                 rng: inout RandomSource, bagFields: [Int] = [], maxBagValues: Int = 0, pooling: BagPooling = .sum,
-                ignoreValues: Bool = false, attention: [Int: Int] = [:], attentionHidden: Int = 36, attentionNormalize: Bool = false) {
+                ignoreValues: Bool = false, attention: [Int: Int] = [:], attentionHidden: Int = 36, attentionNormalize: Bool = false,
+                shard: TableShard? = nil) {
         self.fields = fields
         self.dim = dim
         self.denseCount = denseCount
         self.rows = rows
+        self.shard = shard
         isBag = (0..<fields).map(bagFields.contains)
         bag = EmbeddingBag(dim: dim, pooling: pooling, ignoreValues: ignoreValues)
-        table = Parameter(name: name, shape: [rows, dim], sparse: true,
-                          maxTouchedRows: min(rows, maxBatch * (fields + maxBagValues)), workers: workers)
-        slotOfRow = Array(repeating: [Int32](repeating: -1, count: rows), count: max(1, workers))
-        // Small normal initialisation: keeps the first layer's pre-activations O(1) for any field count.
-        for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
+        let touched = maxBatch * (fields + maxBagValues)
+        if let shard {
+            let local = shard.ownership.localRows(rank: shard.rank)
+            // The owner sums every rank's rows: up to `ranks ×` one rank's step.
+            table = Parameter(name: name, shape: [local, dim], sparse: true, maxTouchedRows: min(local, shard.lookupRows * shard.ownership.ranks))
+            lookup = Parameter(name: name, shape: [shard.lookupRows, dim], sparse: true, maxTouchedRows: min(shard.lookupRows, touched),
+                               workers: workers)
+        } else {
+            table = Parameter(name: name, shape: [rows, dim], sparse: true, maxTouchedRows: min(rows, touched), workers: workers)
+            lookup = table
+        }
+        slotOfRow = Array(repeating: [Int32](repeating: -1, count: lookup.shape[0]), count: max(1, workers))
+        Self.initialise(table, rows: rows, dim: dim, shard: shard, rng: &rng)
         // After the table's draws: a model without attention is unchanged.
         attentionPools = attention.keys.sorted().map { f in
             AttentionPooling(name: "\(name).attention.\(f)", field: f, query: attention[f]!, dim: dim,
@@ -62,10 +84,28 @@ public final class EmbeddingLayer {
         }
     }
 
+    /// Small normal initialisation: keeps the first layer's pre-activations O(1) for any field
+    /// count. A shard draws the whole table's sequence and keeps its own rows, so every row
+    /// starts where a replica's would.
+    private static func initialise(_ table: Parameter, rows: Int, dim: Int, shard: TableShard?, rng: inout RandomSource) {
+        guard let shard else {
+            for i in 0..<table.count { table.value[i] = Float(rng.normal() * 0.05) }
+            return
+        }
+        for r in 0..<rows {
+            let mine = shard.ownership.owner(of: Int32(r)) == shard.rank
+            let at = table.value.base + Int(shard.ownership.localIndex(of: Int32(r))) * dim
+            for d in 0..<dim {
+                let v = Float(rng.normal() * 0.05)
+                if mine { at[d] = v }
+            }
+        }
+    }
+
     /// Fills `out [B × outputWidth]`; with a `part`, only its slots (the others keep what they held).
     public func forward(ids: UnsafePointer<Int32>, dense: UnsafePointer<Float>, batch: Int,
                         into out: UnsafeMutablePointer<Float>, bags: [EncodedBag] = [], worker: Int = 0, part: EmbeddingPart? = nil) {
-        let w = table.value.base
+        let w = lookup.value.base
         let width = outputWidth
         let looked = lookedUp(bags: bags, part: part)
         let withDense = denseCount > 0 && part?.dense ?? true
@@ -100,7 +140,7 @@ public final class EmbeddingLayer {
     /// worker's last backward touched instead of starting over (a request part, then an impression part).
     public func backward(ids: UnsafePointer<Int32>, dOut: UnsafePointer<Float>, batch: Int, worker: Int = 0,
                          bags: [EncodedBag] = [], part: EmbeddingPart? = nil, appending: Bool = false) {
-        let grad = table.gradients[worker]
+        let grad = lookup.gradients[worker]
         if !appending { grad.touchedRows.removeAll(keepingCapacity: true) }
         let g = grad.rowGradients.base
         let width = outputWidth
@@ -153,13 +193,13 @@ public final class EmbeddingLayer {
     /// Sums workers 1..<workers' sparse gradients into worker 0's (the reduce step).
     public func reduceGradients(workers: Int) {
         guard workers > 1 else { return }
-        let g0 = table.gradients[0]
+        let g0 = lookup.gradients[0]
         let dst = g0.rowGradients.base
         let dim = dim
         slotOfRow[0].withUnsafeMutableBufferPointer { slots in
             for (s, r) in g0.touchedRows.enumerated() { slots[Int(r)] = Int32(s) }
             for w in 1..<workers {
-                let gw = table.gradients[w]
+                let gw = lookup.gradients[w]
                 let src = gw.rowGradients.base
                 // One slot per touched row here (a batch row has one per field): as far ahead in time.
                 let ahead = 4 * EmbeddingLayer.prefetchRows

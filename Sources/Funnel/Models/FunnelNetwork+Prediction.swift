@@ -34,6 +34,7 @@ extension FunnelNetwork {
     /// pCTR for the given rows (CTR head), e.g. for UNBIAS's propensity weights.
     public func predictCTR(_ data: EncodedDataset, rows: [Int32]) -> [Float] {
         guard ctrTower != nil else { return [] }
+        precondition(sharded == nil, "a row-sharded network predicts collectively (predictCTRCollectively)")
         var out = [Float](repeating: 0, count: rows.count)
         let batch = makeBatch()
         let logits = scratch.workers[0].logits[Head.ctr.rawValue]
@@ -100,31 +101,37 @@ extension FunnelNetwork {
     private func predict(_ data: EncodedDataset, rows: Range<Int>, worker: Int, sharing: RequestSharing?? = nil,
                          ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
+        precondition(sharded == nil, "a row-sharded network predicts collectively (predictCollectively)")
         let batch = makeBatch(sharing: sharing)
-        let hs = predictedHeads
-        let s = scratch.workers[worker]
-        let lc = s.logits[Head.ctr.rawValue], ls = s.logits[Head.second.rawValue], lt = s.logits[Head.ctcvr.rawValue]
         var start = rows.lowerBound
         while start < rows.upperBound {
             let n = min(maxBatch, rows.upperBound - start)
             batch.fill(from: data, start: start, count: n)
-            _ = forward(batch, heads: hs, worker: worker)
-            for i in 0..<n {
-                let r = start + i
-                let pCTR: Float = architecture.ctrHead ? Sigmoid.value(lc[i]) : .nan
-                let second = Sigmoid.value(ls[i])
-                ctr[r] = pCTR
-                switch architecture.secondHead {
-                case .cvr:
-                    cvr[r] = second
-                    // MTDM predicts pCTCVR with its own head; otherwise it is pCTR × pCVR.
-                    ctcvr[r] = architecture.ctcvrHead ? Sigmoid.value(lt[i]) : pCTR * second
-                case .ctcvr:
-                    ctcvr[r] = second
-                    cvr[r] = architecture.ctrHead ? min(max(second / max(pCTR, .leastNormalMagnitude), 0), 1) : .nan
-                }
-            }
+            predictFilled(batch, at: start, worker: worker, ctr: ctr, cvr: cvr, ctcvr: ctcvr)
             start += n
+        }
+    }
+
+    /// Runs a filled batch forward and writes its rows' probabilities at `start...` of the outputs.
+    func predictFilled(_ batch: Batch, at start: Int, worker: Int,
+                       ctr: UnsafeMutablePointer<Float>, cvr: UnsafeMutablePointer<Float>, ctcvr: UnsafeMutablePointer<Float>) {
+        let s = scratch.workers[worker]
+        let lc = s.logits[Head.ctr.rawValue], ls = s.logits[Head.second.rawValue], lt = s.logits[Head.ctcvr.rawValue]
+        _ = forward(batch, heads: predictedHeads, worker: worker)
+        for i in 0..<batch.count {
+            let r = start + i
+            let pCTR: Float = architecture.ctrHead ? Sigmoid.value(lc[i]) : .nan
+            let second = Sigmoid.value(ls[i])
+            ctr[r] = pCTR
+            switch architecture.secondHead {
+            case .cvr:
+                cvr[r] = second
+                // MTDM predicts pCTCVR with its own head; otherwise it is pCTR × pCVR.
+                ctcvr[r] = architecture.ctcvrHead ? Sigmoid.value(lt[i]) : pCTR * second
+            case .ctcvr:
+                ctcvr[r] = second
+                cvr[r] = architecture.ctrHead ? min(max(second / max(pCTR, .leastNormalMagnitude), 0), 1) : .nan
+            }
         }
     }
 }
@@ -146,10 +153,10 @@ public struct Predictions: Sendable {
     }
 
     /// The three output arrays as pointers, for writers that fill rows concurrently.
-    mutating func withOutputs(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        ctr.withUnsafeMutableBufferPointer { c in
-            cvr.withUnsafeMutableBufferPointer { v in
-                ctcvr.withUnsafeMutableBufferPointer { cv in body(c.baseAddress!, v.baseAddress!, cv.baseAddress!) }
+    mutating func withOutputs(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) rethrows {
+        try ctr.withUnsafeMutableBufferPointer { c in
+            try cvr.withUnsafeMutableBufferPointer { v in
+                try ctcvr.withUnsafeMutableBufferPointer { cv in try body(c.baseAddress!, v.baseAddress!, cv.baseAddress!) }
             }
         }
     }

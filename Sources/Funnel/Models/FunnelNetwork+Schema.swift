@@ -4,10 +4,10 @@
 extension FunnelNetwork {
     /// Throws when the configuration's attention plan does not fit the schema (`attentionFields`).
     public convenience init(config: ModelConfig, schema: FeatureSchema, maxBatch: Int? = nil, workers: Int = 1,
-                            maxBagValues: Int = 0) throws {
+                            maxBagValues: Int = 0, shard: TableShard? = nil) throws {
         self.init(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
                   maxBatch: maxBatch, workers: workers, bagFields: schema.layout.bagFields, maxBagValues: maxBagValues,
-                  attention: try Self.attentionFields(config, schema))
+                  attention: try Self.attentionFields(config, schema), shard: shard)
     }
 
     /// `--pooling attention`: each multi-valued field's query field, as field indices, or an error

@@ -61,7 +61,7 @@ public final class FunnelNetwork {
     ///   - bagFields: the multi-valued fields (pooled as the config's `pooling` says);
     ///     `maxBagValues`: the most values a row has over all of them.
     public init(config: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int? = nil,
-                workers: Int = 1, bagFields: [Int] = [], maxBagValues: Int = 0, attention: [Int: Int] = [:]) {
+                workers: Int = 1, bagFields: [Int] = [], maxBagValues: Int = 0, attention: [Int: Int] = [:], shard: TableShard? = nil) {
         self.config = config
         let arch = config.architecture
         architecture = arch
@@ -82,7 +82,7 @@ public final class FunnelNetwork {
                                   denseCount: denseCount, maxBatch: cap, workers: w, rng: &r, bagFields: bagFields,
                                   maxBagValues: maxBagValues, pooling: config.pooling ?? .sum, ignoreValues: config.ignoreValues ?? false,
                                   attention: attention, attentionHidden: config.attentionHidden ?? ModelConfig.defaultAttentionHidden,
-                                  attentionNormalize: config.attentionNormalize ?? false)
+                                  attentionNormalize: config.attentionNormalize ?? false, shard: shard)
         }
         let embeddingWidth = embeddings[0].outputWidth
         let learners = max(1, config.learners)
@@ -162,6 +162,15 @@ public final class FunnelNetwork {
         case .second: return secondLearners
         case .ctcvr: return ctcvrLearners
         }
+    }
+
+    /// The exchanges of row-sharded tables (nil: every table whole on this process).
+    public private(set) var sharded: ShardedEmbeddings?
+
+    /// Starts the exchanges of the tables this network holds row-sharded (built with a
+    /// `TableShard`) over `communicator`, whose ranks hold the other rows.
+    public func shareTables(over communicator: Communicator) {
+        sharded = ShardedEmbeddings(embeddings, communicator: communicator)
     }
 
     /// How batches share their requests' computation (nil: every row computed on its own):

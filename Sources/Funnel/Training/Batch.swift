@@ -13,7 +13,7 @@ public final class Batch {
     /// Per-row loss weight: the data's own (negative downsampling) times the stage's (UNBIAS).
     public let weight: FloatBuffer
     /// The batch rows' multi-valued fields, CSR per field (as `EncodedBag`, rows renumbered 0..<count).
-    public private(set) var bags: [EncodedBag] = []
+    public internal(set) var bags: [EncodedBag] = []
     /// Inverse-propensity objectives: each row's pCTR, taken from the CTR head at the first loss
     /// computed on this fill and held constant after — the propensity's gradient is stopped, and
     /// a finite-difference check of the loss differentiates the same function the backward pass does.
@@ -35,9 +35,9 @@ public final class Batch {
     public let requestOf: UnsafeMutablePointer<Int32>
     /// Per request, the ids of its first row `[requestCount × fields]` (its request fields' are
     /// every row's).
-    public private(set) var requestIds: [Int32] = []
+    public internal(set) var requestIds: [Int32] = []
     /// The request fields' bags, one row per request.
-    public private(set) var requestBags: [EncodedBag] = []
+    public internal(set) var requestBags: [EncodedBag] = []
     private var slotOfKey: [Int64: Int32] = [:]
 
     public init(capacity: Int, fields: Int, denseCount: Int, sharing: RequestSharing? = nil) {

@@ -143,7 +143,7 @@ public final class Trainer {
     /// Clipping bounds the variance that a few tiny pCTRs would otherwise add. Indexed by data row.
     static func inverseCTRWeights(_ network: FunnelNetwork, data: EncodedDataset, rows: [Int32], clip: Double) throws -> [Float] {
         // A sharded run's label view has no features: each rank predicts its rows, the ranks share them.
-        let pctr = try data.shard?.predictCTR(network, rows: rows) ?? network.predictCTR(data, rows: rows)
+        let pctr = try data.shard?.predictCTR(network, rows: rows) ?? network.predictCTRCollectively(data, rows: rows)
         var w = [Float](repeating: 1, count: data.rowCount)
         var sum = 0.0
         for (k, r) in rows.enumerated() {

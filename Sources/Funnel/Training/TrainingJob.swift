@@ -43,6 +43,10 @@ public struct TrainingRequest: Sendable {
     /// At most this many impressions of one request per training batch (`RequestBatches`; nil:
     /// whole requests).
     public var requestPieceRows: Int?
+    /// Under mpirun: whether the embedding tables are row-sharded over the ranks
+    /// (`EmbeddingShardingPlan`); `auto` shards tables larger than `shardThresholdMiB`.
+    public var embeddingSharding = EmbeddingShardingMode.auto
+    public var shardThresholdMiB = 64.0
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -81,6 +85,8 @@ public struct TrainingOutcome: Sendable {
     public var tableRows: [String: Int] = [:]
     /// Where the data has requests: what was shared and what fell back.
     public var requestSharing: RequestSharingReport? = nil
+    /// A data-parallel run's tables: replicated or row-sharded, bytes per rank, bytes per step.
+    public var sharding: ShardingReport? = nil
 }
 
 /// `funnel train` as one library call: chooses the data source (in memory, or a streamed cache
@@ -94,6 +100,8 @@ public enum TrainingJob {
         if let valid = request.valid { try InputFile.checkReadable(valid) }  // before the training file is read
         // Ranks that would read different files at the same path are refused before any reading.
         try request.communicator.checkSameInputs([request.train] + [request.valid].compactMap { $0 })
+        try request.communicator.checkSame([request.embeddingSharding.rawValue, String(request.shardThresholdMiB)],
+                                           what: "embedding sharding (--embedding-sharding, --shard-threshold-mb)")
         guard !request.writeDelta || request.initFrom != nil else { throw FunnelError("a delta (--delta) needs the model it continues (--init-from)") }
         var continuation = try request.initFrom.map { try ModelContinuation(directory: $0, config: config) }
         var request = request
@@ -126,11 +134,23 @@ public enum TrainingJob {
         // Batches of whole requests run up to one request past the batch size.
         let batchRows = sharing == nil ? config.batchSize : RequestBatches.largestBatch(batchSize: config.batchSize)
         let maxBatch = (min(batchRows, max(data.rows * repeats, 1)) + workers - 1) / workers
-        try NetworkSize.check(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
+        let comm = request.communicator
+        let plan = try EmbeddingShardingPlan.decide(request.embeddingSharding, thresholdMiB: request.shardThresholdMiB,
+                                                    rows: schema.embeddingRows, dim: config.embeddingDim,
+                                                    tables: config.architecture.trunkCount, ranks: comm.size,
+                                                    lookupRows: workers * maxBatch * (schema.fields.count + data.maxBagValues),
+                                                    continuing: request.initFrom != nil)
+        if let budget = request.memoryBudgetMiB { try plan.check(budgetMiB: budget) }
+        try NetworkSize.check(config: config, embeddingRows: plan.rowsHeld(rank: comm.rank), fields: schema.fields.count,
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers, maxBagValues: data.maxBagValues,
                               sharesRequests: sharing != nil)
         let network = try FunnelNetwork(config: config, schema: schema, maxBatch: maxBatch, workers: request.threads,
-                                    maxBagValues: data.maxBagValues)
+                                    maxBagValues: data.maxBagValues, shard: plan.shard(rank: comm.rank))
+        network.shareTables(over: comm)
+        if plan.sharded {
+            events(.note(String(format: "embedding tables row-sharded over %d ranks: %.0f MiB per rank of %.0f MiB per table (with Adam's state)",
+                                comm.size, plan.tableBytes(rank: comm.rank) / 1_048_576, plan.tableBytes / 1_048_576)))
+        }
         network.gemm = request.gemm
         if let sharing { network.shareRequests(fields: sharing) }
         let growth = try continuation?.start(network, schema: schema)
@@ -150,18 +170,22 @@ public enum TrainingJob {
         var watchError: Error?
         let checkpoints = validData.map { v in
             CheckpointSchedule(everySteps: request.evalEverySteps) { epoch, step in
-                let r = EvaluationReport.evaluate(network.predict(v), on: v)
-                events(.validated(epoch: epoch, step: step, r))
-                do { return try watch.observe(r, epoch: epoch, step: step, network: network) } catch {
+                do {
+                    let r = EvaluationReport.evaluate(try network.predictCollectively(v), on: v)
+                    events(.validated(epoch: epoch, step: step, r))
+                    return try watch.observe(r, epoch: epoch, step: step, network: network)
+                } catch {
                     watchError = error
                     return true
                 }
             }
         }
-        // Ranks that would train different models are refused before the first step.
-        let comm = request.communicator
+        // Ranks that would train different models are refused before the first step (a sharded
+        // table's slice differs by rank: its whole size is in the schema).
         try comm.checkSame([config, schema], what: "model configuration and schema")
-        try comm.checkSame([data.rows, data.clicks, data.conversions, network.parameters.map(\.count)], what: "training rows and network shape")
+        try comm.checkSame([data.rows, data.clicks, data.conversions, plan.sharded,
+                            network.parameters.map { network.sharded?.owns($0) == true ? -1 : $0.count }],
+                           what: "training rows and network shape")
         let trainer = Trainer(config: config, communicator: comm)
         trainer.startingSteps = growth?.startingSteps
         trainer.requestPieceRows = request.requestPieceRows
@@ -174,9 +198,10 @@ public enum TrainingJob {
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
-        if comm.isRoot {
-            let optimizer = request.saveOptimizerState ? OptimizerState.capture(network, steps: result.optimizerSteps) : nil
-            try TrainedModel(config: config, schema: schema, network: network, training: summary)
+        // Row-sharded tables are gathered whole on rank 0, which saves the model a replicated run would.
+        if let whole = try network.gatheredReplica(schema: schema, moments: request.saveOptimizerState), comm.isRoot {
+            let optimizer = request.saveOptimizerState ? OptimizerState.capture(whole, steps: result.optimizerSteps) : nil
+            try TrainedModel(config: config, schema: schema, network: whole, training: summary)
                 .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: deltaBase)
         }
         let sharingReport = data.requestFields.map { fields in
@@ -186,7 +211,8 @@ public enum TrainingJob {
         return TrainingOutcome(summary: summary, validation: watch.history.map(\.metrics), best: summary.best,
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
                                communication: communication, continued: growth, tableRows: schema.tableRows,
-                               requestSharing: sharingReport)
+                               requestSharing: sharingReport,
+                               sharding: communication.map { ShardingReport(plan, tables: network.embeddings.map(\.table.name), communication: $0) })
     }
 
     /// The column roles in one line, so a user sees what type inference decided.

@@ -172,14 +172,23 @@ final class TrainingRun {
         let shard = max(1, (local + network.workers - 1) / network.workers)
         let active = (local + shard - 1) / shard
         let network = self.network, batches = self.batches
-        shardLoss.withUnsafeMutableBufferPointer { losses in
+        let sharded = network.sharded
+        try shardLoss.withUnsafeMutableBufferPointer { losses in
             let lossesOut = losses.baseAddress!
-            mine.withUnsafeBufferPointer { b in
-                Parallel.forEach(active) { w in
+            try mine.withUnsafeBufferPointer { b in
+                func fill(_ w: Int) {
                     let from = lo + w * shard, to = min(lo + local, from + shard)
-                    let batch = batches[w]
-                    batch.fill(from: source, rows: UnsafeBufferPointer(rebasing: b[from..<to]), rowWeights: rowWeights)
-                    lossesOut[w] = network.computeGradients(batch, objective: objective, worker: w, normalizer: n)
+                    batches[w].fill(from: source, rows: UnsafeBufferPointer(rebasing: b[from..<to]), rowWeights: rowWeights)
+                }
+                // Row-sharded tables: every worker's batch is filled first, then the rank's rows
+                // are fetched from their owners at once (a collective) before any worker computes.
+                if let sharded {
+                    Parallel.forEach(active) { fill($0) }
+                    try sharded.prepare(batches[0..<active])
+                }
+                Parallel.forEach(active) { w in
+                    if sharded == nil { fill(w) }
+                    lossesOut[w] = network.computeGradients(batches[w], objective: objective, worker: w, normalizer: n)
                 }
             }
         }
@@ -192,7 +201,8 @@ final class TrainingRun {
                 if p.isSparse { p.touchedRows = [] } else { p.grad.base.update(repeating: 0, count: p.count) }
             }
         }
-        if let exchange { try exchange.reduce(parameters, loss: &loss) }
+        if let exchange { try exchange.reduce(parameters.filter { !(sharded?.owns($0) ?? false) }, loss: &loss) }
+        try sharded?.reduce(active: active > 0, training: parameters)
         // A non-finite loss (every rank sees the same, reduced) is never applied: the caller
         // ends the run naming the stage, and no NaN reaches the weights.
         guard loss.isFinite else { return loss }

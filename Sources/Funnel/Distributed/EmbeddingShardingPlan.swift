@@ -1,0 +1,133 @@
+import Foundation
+
+/// How a data-parallel job holds its embedding tables (`train --embedding-sharding`).
+public enum EmbeddingShardingMode: String, Codable, CaseIterable, Sendable {
+    /// Every rank a whole replica (and its Adam moments); touched rows' gradients all-gathered.
+    case replicated
+    /// Every table row-sharded over the ranks (`RowShardedTable`).
+    case row
+    /// Row-sharded when a table with its optimizer state exceeds the threshold, else replicated.
+    case auto
+}
+
+/// The decision for one job, made before anything is allocated, from the tables' sizes alone:
+/// whether the tables are row-sharded, and what each rank then holds. A Funnel table is one
+/// trunk's table of every field's rows (field offsets added), so the tables of a network have
+/// one size and one decision.
+public struct EmbeddingShardingPlan: Sendable {
+    public var mode: EmbeddingShardingMode
+    public var sharded: Bool
+    public var ranks: Int
+    /// Rows and width of each table; how many tables (one per trunk).
+    public var rows: Int
+    public var dim: Int
+    public var tables: Int
+    /// Distinct rows one step of one rank can touch: a sharded layer's lookup table.
+    public var lookupRows: Int
+    /// Bytes per row held with its optimizer state: the value and Adam's two moments.
+    static let floatsPerRow = 3
+
+    /// Decides for `mode`: `row` shards (an error outside mpirun), `replicated` never does, `auto`
+    /// shards when one table's rows × (dim + Adam's 2·dim) floats exceed `thresholdMiB` and the
+    /// job has several ranks. `continuing`: a model given by `--init-from`, whose tables load
+    /// whole (`auto` then keeps them replicated).
+    public static func decide(_ mode: EmbeddingShardingMode, thresholdMiB: Double, rows: Int, dim: Int, tables: Int, ranks: Int,
+                              lookupRows: Int, continuing: Bool = false) throws -> EmbeddingShardingPlan {
+        guard thresholdMiB >= 0, thresholdMiB.isFinite else { throw FunnelError("--shard-threshold-mb must be a number of MiB, 0 or more") }
+        var plan = EmbeddingShardingPlan(mode: mode, sharded: false, ranks: ranks, rows: rows, dim: dim, tables: tables,
+                                         lookupRows: min(rows, lookupRows))
+        switch mode {
+        case .replicated: return plan
+        case .row:
+            guard ranks > 1 else {
+                throw FunnelError("--embedding-sharding row shares tables between the ranks of a job started by mpirun "
+                                  + "(mpirun -np 2 funnel train …); this process runs alone")
+            }
+            guard !continuing else {
+                throw FunnelError("row-sharded tables cannot continue a saved model yet (--init-from loads whole tables); "
+                                  + "use --embedding-sharding replicated")
+            }
+            plan.sharded = true
+        case .auto:
+            plan.sharded = ranks > 1 && !continuing && plan.tableBytes > thresholdMiB * 1_048_576
+        }
+        return plan
+    }
+
+    /// One whole table with its optimizer state.
+    public var tableBytes: Double { Double(rows) * Double(dim) * 4 * Double(Self.floatsPerRow) }
+
+    /// What rank `rank` holds of one table: its rows with their state (all rows when replicated),
+    /// and when sharded the lookup table of a step's rows, its gradient and its row index.
+    public func tableBytes(rank: Int) -> Double {
+        guard sharded else { return tableBytes }
+        let own = Double(RowOwnership(rows: rows, ranks: ranks).localRows(rank: rank))
+        return own * Double(dim) * 4 * Double(Self.floatsPerRow) + own * 4 + Double(lookupRows) * (Double(dim) * 8 + 4)
+    }
+
+    /// Every table's bytes on each rank, rank after rank.
+    public var embeddingBytesPerRank: [Double] { (0..<ranks).map { tableBytes(rank: $0) * Double(tables) } }
+
+    /// Rank `rank`'s share of a table, for its `EmbeddingLayer` (nil when replicated).
+    public func shard(rank: Int) -> TableShard? {
+        sharded ? TableShard(ownership: RowOwnership(rows: rows, ranks: ranks), rank: rank, lookupRows: lookupRows) : nil
+    }
+
+    /// Rows a table counts for on rank `rank` in `NetworkSize` (value, moments, gradients).
+    public func rowsHeld(rank: Int) -> Int {
+        sharded ? RowOwnership(rows: rows, ranks: ranks).localRows(rank: rank) + lookupRows : rows
+    }
+
+    /// Refuses, before anything is allocated, tables that do not fit one rank's `--memory-budget`
+    /// (rank 0 holds the most rows), saying how many ranks would hold them.
+    public func check(budgetMiB budget: Double) throws {
+        let mine = tableBytes(rank: 0) * Double(tables)
+        guard mine > budget * 1_048_576 else { return }
+        let fit = ranksFitting(budget * 1_048_576)
+        var text = String(format: "the embedding tables need %.0f MiB per rank with Adam's state (%d × %d rows × %d dimensions%@) "
+                          + "but --memory-budget is %.0f MiB", mine / 1_048_576, tables, rows, dim,
+                          sharded ? ", row-sharded over \(ranks) ranks" : ", replicated", budget)
+        if let n = fit {
+            text += sharded || n <= ranks && ranks > 1
+                ? "; row-sharded (--embedding-sharding row) they fit on \(n) ranks (mpirun -np \(n))"
+                : "; row-sharded they fit on \(n) ranks: mpirun -np \(n) funnel train … --embedding-sharding row"
+        }
+        throw FunnelError(text + " (or fewer rows: --hash-buckets, --min-count; or a smaller --embedding-dim)")
+    }
+
+    /// The fewest ranks over which one rank's tables fit `bytes` (nil: none up to 4,096).
+    public func ranksFitting(_ bytes: Double) -> Int? {
+        (1...4096).first { n in
+            var p = self
+            (p.ranks, p.sharded) = (n, n > 1)
+            return p.tableBytes(rank: 0) * Double(tables) <= bytes
+        }
+    }
+}
+
+/// `train --json`'s `sharding` (rank 0): how the tables were held and what moved per step.
+public struct ShardingReport: Codable, Sendable {
+    public var mode: String
+    public var tablesSharded: [String]
+    public var embeddingBytesPerRank: [Int]
+    public var embeddingBytesTotal: Int
+    /// Embedding bytes this rank sent per optimizer step: the all-to-alls of rows and gradients
+    /// when sharded, the all-gather of touched rows when replicated.
+    public var alltoallBytesPerStep: Double
+
+    enum CodingKeys: String, CodingKey {
+        case mode
+        case tablesSharded = "tables_sharded"
+        case embeddingBytesPerRank = "embedding_bytes_per_rank"
+        case embeddingBytesTotal = "embedding_bytes_total"
+        case alltoallBytesPerStep = "alltoall_bytes_per_step"
+    }
+
+    public init(_ plan: EmbeddingShardingPlan, tables: [String], communication: CommunicationStats) {
+        mode = plan.mode.rawValue
+        tablesSharded = plan.sharded ? tables : []
+        embeddingBytesPerRank = plan.embeddingBytesPerRank.map { Int($0) }
+        embeddingBytesTotal = embeddingBytesPerRank.reduce(0, +)
+        alltoallBytesPerStep = communication.sparseBytesPerStep
+    }
+}
