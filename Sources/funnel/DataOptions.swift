@@ -128,4 +128,5 @@ extension InconsistentPolicy: ExpressibleByArgument {
 extension ModelKind: ExpressibleByArgument {}
 extension GEMMEngine: ExpressibleByArgument {}
 extension EmbeddingShardingMode: ExpressibleByArgument {}
+extension WeightsLayout: ExpressibleByArgument {}
 extension GEMMPrecision: ExpressibleByArgument {}

@@ -66,4 +66,89 @@ final class ShardedTablesTests: XCTestCase {
             }
         }
     }
+
+    /// A per-rank budget below one replica but above a third of it: the replicated job refuses
+    /// before allocating, naming the ranks that would fit; `-np 3` row-sharded trains within it
+    /// and, unable to gather the tables on rank 0, writes shard files — which predict, eval,
+    /// export and --init-from read as the whole model the replicated job saves.
+    func testMemoryDividesAndShardFilesHoldTheModel() throws {
+        let d = Self.dir
+        try CLI.ok(["prepare", "--data", d + "/csv/train.csv", "--out", d + "/train.fcache"])
+        // 2M hashed rows × 16 dimensions: a replica with Adam's state is 367 MiB.
+        let args = ["train", "--train", d + "/train.fcache", "--model", "esmm", "--embedding-dim", "16", "--hidden", "32,16",
+                    "--batch-size", "500", "--threads", "1", "--epochs", "1", "--hash-buckets", "101=2000000", "--json"]
+        let refused = try CLI.mpirun(ranks: 3, args + ["--memory-budget", "300", "--embedding-sharding", "replicated", "--out", d + "/big-rep"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("need 367 MiB per rank") && refused.stderr.contains("--memory-budget is 300 MiB")
+                      && refused.stderr.contains("fit on 2 ranks"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/big-rep"))
+        let r = try CLI.mpirun(ranks: 3, args + ["--memory-budget", "300", "--out", d + "/big-row"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let sharding = try XCTUnwrap(CLI.json(r.stdout)["sharding"] as? [String: Any], r.stdout)
+        XCTAssertEqual(sharding["weights_layout"] as? String, "sharded")
+        let peaks = (sharding["peak_rss_mb_per_rank"] as? [Double]) ?? []
+        XCTAssertEqual(peaks.count, 3)
+        XCTAssertTrue(peaks.allSatisfy { $0 < 300 }, "every rank within its budget: \(peaks)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: d + "/big-row").sorted()
+        XCTAssertEqual(files, ["model.json", "vocabularies.bin", "weights-00001-of-00003.safetensors", "weights-00002-of-00003.safetensors",
+                               "weights-00003-of-00003.safetensors", "weights.index.json"])
+        // The replicated job with room for it: the same model, read back from either layout.
+        let whole = try CLI.mpirun(ranks: 3, args + ["--embedding-sharding", "replicated", "--memory-budget", "1500", "--out", d + "/big-whole"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        for dir in ["big-row", "big-whole"] {
+            try CLI.ok(["predict", "--model", d + "/" + dir, "--data", d + "/csv/test.csv", "--out", d + "/\(dir).csv"])
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/big-row.csv")), try Data(contentsOf: URL(fileURLWithPath: d + "/big-whole.csv")),
+                       "the shard files hold the replicated job's model")
+    }
+
+    /// Shard files (`--weights-layout sharded`) read by every reader of a model directory as the
+    /// whole model: predict (the same bytes as the whole layout's), export, --init-from; a
+    /// missing or damaged shard is refused naming the file.
+    func testEveryReaderReadsShardFiles() throws {
+        let d = Self.dir
+        let args = ["train", "--train", d + "/csv/train.csv", "--model", "esmm", "--embedding-dim", "8", "--hidden", "16", "--threads", "1",
+                    "--embedding-sharding", "row"]
+        for layout in ["sharded", "whole"] {
+            let r = try CLI.mpirun(ranks: 3, args + ["--weights-layout", layout, "--out", d + "/small-\(layout)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            try CLI.ok(["predict", "--model", d + "/small-\(layout)", "--data", d + "/csv/test.csv", "--out", d + "/small-\(layout).csv"])
+            try CLI.ok(["export", "--model", d + "/small-\(layout)", "--out", d + "/small-\(layout).onnx"])
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: d + "/small-sharded/weights.index.json"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/small-sharded.csv")),
+                       try Data(contentsOf: URL(fileURLWithPath: d + "/small-whole.csv")))
+        let next = CLI.json(try CLI.ok(["train", "--train", d + "/csv/test.csv", "--init-from", d + "/small-sharded", "--out", d + "/small-next", "--json"]))
+        XCTAssertEqual(next["model"] as? String, "esmm")
+        for (damage, saying) in [("missing", "weights-00002-of-00003.safetensors: missing"),
+                                 ("damaged", "weights-00003-of-00003.safetensors: checksum")] {
+            let copy = d + "/small-\(damage)"
+            try FileManager.default.copyItem(atPath: d + "/small-sharded", toPath: copy)
+            if damage == "missing" {
+                try FileManager.default.removeItem(atPath: copy + "/weights-00002-of-00003.safetensors")
+            } else {
+                let h = try FileHandle(forWritingTo: URL(fileURLWithPath: copy + "/weights-00003-of-00003.safetensors"))
+                try h.seek(toOffset: 2000)
+                h.write(Data([1, 2, 3, 4]))
+                try h.close()
+            }
+            try CLI.fails(["eval", "--model", copy, "--data", d + "/csv/test.csv"], saying: saying, status: 1)
+        }
+    }
+
+    /// What sharding refuses in words: `row` without mpirun, shard files of replicated tables,
+    /// and ranks that disagree on how to shard.
+    func testShardingRefusals() throws {
+        let d = Self.dir
+        let args = ["train", "--train", d + "/csv/train.csv", "--model", "esmm", "--embedding-dim", "4", "--hidden", "8", "--threads", "1"]
+        try CLI.fails(args + ["--out", d + "/r1", "--embedding-sharding", "row"], saying: "--embedding-sharding row shares tables between the ranks", status: 1)
+        let layout = try CLI.mpirun(ranks: 2, args + ["--out", d + "/r2", "--weights-layout", "sharded"])
+        XCTAssertNotEqual(layout.status, 0)
+        XCTAssertTrue(layout.stderr.contains("this job's tables are replicated"), layout.stderr)
+        let mixed = try CLI.mpirun(ranks: 1, args + ["--out", d + "/r3", "--embedding-sharding", "row"],
+                                   extra: [":", "-np", "1", CLI.binary.path] + args + ["--out", d + "/r3", "--embedding-sharding", "replicated"])
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("disagrees with rank 0 on the embedding sharding"), mixed.stderr)
+        for out in ["r1", "r2", "r3"] { XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/" + out)) }
+    }
 }

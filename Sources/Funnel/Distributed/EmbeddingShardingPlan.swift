@@ -10,6 +10,16 @@ public enum EmbeddingShardingMode: String, Codable, CaseIterable, Sendable {
     case auto
 }
 
+/// How a model directory holds its weights (`train --weights-layout`).
+public enum WeightsLayout: String, Codable, CaseIterable, Sendable {
+    /// One `weights.safetensors` (row-sharded tables gathered on rank 0 to write it).
+    case whole
+    /// Row-sharded tables as shard files with an index (`ShardedWeightsIndex`).
+    case sharded
+    /// Whole when rank 0 can gather the tables within its budget, else sharded.
+    case auto
+}
+
 /// The decision for one job, made before anything is allocated, from the tables' sizes alone:
 /// whether the tables are row-sharded, and what each rank then holds. A Funnel table is one
 /// trunk's table of every field's rows (field offsets added), so the tables of a network have
@@ -95,6 +105,40 @@ public struct EmbeddingShardingPlan: Sendable {
         throw FunnelError(text + " (or fewer rows: --hash-buckets, --min-count; or a smaller --embedding-dim)")
     }
 
+    /// Bytes rank 0 holds to save the whole layout: the gathered tables (and their moments with
+    /// `moments`), the copies encoding makes of them (a tensor copy and the file's bytes), and
+    /// its own rows with their state.
+    public func wholeSaveBytes(moments: Bool) -> Double {
+        let values = Double(rows) * Double(dim) * 4 * Double(tables)
+        return values * 3 + (moments ? values * 6 : 0) + tableBytes(rank: 0) * Double(tables)
+    }
+
+    /// The layout the model directory gets, decided before training: replicated tables are saved
+    /// whole; row-sharded ones whole when rank 0 can gather them within `budgetMiB` (else a
+    /// refusal for `whole`, shard files for `auto`). Shard files hold no Adam state.
+    public func weightsLayout(_ asked: WeightsLayout, budgetMiB: Double, savingMoments: Bool) throws -> WeightsLayout {
+        guard sharded else {
+            guard asked != .sharded else {
+                throw FunnelError("--weights-layout sharded writes the shards of row-sharded tables; this job's tables are replicated "
+                                  + "(--embedding-sharding row shards them)")
+            }
+            return .whole
+        }
+        let need = wholeSaveBytes(moments: savingMoments) / 1_048_576
+        if asked == .whole || (asked == .auto && need <= budgetMiB) {
+            guard need <= budgetMiB else {
+                throw FunnelError(String(format: "saving one weights file gathers the whole tables on rank 0: about %.0f MiB, over its %.0f MiB; "
+                                         + "--weights-layout sharded writes each rank's rows to a shard file instead", need, budgetMiB))
+            }
+            return .whole
+        }
+        guard !savingMoments else {
+            throw FunnelError(String(format: "the tables are saved as shard files (gathering them whole on rank 0 needs about %.0f MiB, over its %.0f MiB), "
+                                     + "which hold no Adam state: drop --save-optimizer-state or raise --memory-budget", need, budgetMiB))
+        }
+        return .sharded
+    }
+
     /// The fewest ranks over which one rank's tables fit `bytes` (nil: none up to 4,096).
     public func ranksFitting(_ bytes: Double) -> Int? {
         (1...4096).first { n in
@@ -114,17 +158,24 @@ public struct ShardingReport: Codable, Sendable {
     /// Embedding bytes this rank sent per optimizer step: the all-to-alls of rows and gradients
     /// when sharded, the all-gather of touched rows when replicated.
     public var alltoallBytesPerStep: Double
+    /// How the model directory holds the weights: "whole" or "sharded".
+    public var weightsLayout: String
+    /// Each rank's peak resident memory, MiB, at the end of the run (the model saved).
+    public var peakRSSMiBPerRank: [Double] = []
 
     enum CodingKeys: String, CodingKey {
         case mode
+        case weightsLayout = "weights_layout"
+        case peakRSSMiBPerRank = "peak_rss_mb_per_rank"
         case tablesSharded = "tables_sharded"
         case embeddingBytesPerRank = "embedding_bytes_per_rank"
         case embeddingBytesTotal = "embedding_bytes_total"
         case alltoallBytesPerStep = "alltoall_bytes_per_step"
     }
 
-    public init(_ plan: EmbeddingShardingPlan, tables: [String], communication: CommunicationStats) {
+    public init(_ plan: EmbeddingShardingPlan, tables: [String], communication: CommunicationStats, weightsLayout: WeightsLayout) {
         mode = plan.mode.rawValue
+        self.weightsLayout = weightsLayout.rawValue
         tablesSharded = plan.sharded ? tables : []
         embeddingBytesPerRank = plan.embeddingBytesPerRank.map { Int($0) }
         embeddingBytesTotal = embeddingBytesPerRank.reduce(0, +)

@@ -22,7 +22,16 @@ public enum AtomicDirectory {
     public struct File {
         public var name: String
         public var data: Data
+        /// Writes the file's bytes through the function it is given, in pieces, when its turn
+        /// comes (files are written in order, so a later file may depend on what an earlier one
+        /// streamed: a checksum, an index); nil: `data`.
+        public var stream: ((_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void)?
         public init(_ name: String, _ data: Data) { self.name = name; self.data = data }
+        public init(_ name: String, streaming: @escaping (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+            self.name = name
+            data = Data()
+            stream = streaming
+        }
     }
 
     public static func write(_ files: [File], to dir: String, force: Bool = false) throws {
@@ -75,7 +84,11 @@ public enum AtomicDirectory {
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FunnelError("\(path): cannot create: \(errnoText())") }
             defer { close(fd) }
-            try f.data.withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, path: path) }
+            if let stream = f.stream {
+                try stream { try FileDescriptor.writeAll(fd, $0, path: path) }
+            } else {
+                try f.data.withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, path: path) }
+            }
             guard fsync(fd) == 0 else { throw FunnelError("\(path): fsync failed: \(errnoText())") }
         }
         for sub in Set(files.compactMap { f in f.name.firstIndex(of: "/").map { String(f.name[..<$0]) } }) {

@@ -47,3 +47,29 @@ extension Checksum {
         var hex: String { String(format: "%016llx", value) }
     }
 }
+
+extension Checksum {
+    /// `fnv64Words` of a file written in pieces of any length (the bytes short of a word wait
+    /// for the next piece): the checksum of weights streamed to disk without holding them.
+    struct PieceStream {
+        private var words = WordStream()
+        private var pending: [UInt8] = []
+
+        mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            var rest = bytes
+            if !pending.isEmpty {
+                let take = min(8 - pending.count, rest.count)
+                pending += rest.prefix(take)
+                rest = UnsafeRawBufferPointer(rebasing: rest[take...])
+                guard pending.count == 8 else { return }
+                pending.withUnsafeBytes { words.update($0) }
+                pending = []
+            }
+            let whole = rest.count / 8 * 8
+            words.update(UnsafeRawBufferPointer(rebasing: rest[..<whole]))
+            pending = Array(rest[whole...])
+        }
+
+        var hex: String { pending.withUnsafeBytes { String(format: "%016llx", words.finished(tail: $0)) } }
+    }
+}

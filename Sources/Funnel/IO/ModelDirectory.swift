@@ -180,11 +180,23 @@ public struct TrainedModel {
     /// Writes `model.json` and the weights (and Adam's state, when given) as one directory,
     /// swapped in whole (`AtomicDirectory`): a reader sees the previous model or this one, never
     /// one's manifest beside the other's weights.
-    public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil, deltaFrom base: TrainedModel? = nil) throws {
-        let weights = encodedWeights()
+    ///
+    /// With `sharded` (a row-sharded network's writer, on rank 0 of its job), the weights are
+    /// shard files and their index (`ShardedWeightsIndex`), streamed as the other ranks send
+    /// their rows; `model.json` names the index and records its checksum.
+    public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil, deltaFrom base: TrainedModel? = nil,
+                     sharded: ShardedWeightsWriter? = nil) throws {
         var m = manifest
-        m.weightsChecksum = Checksum.fnv64Hex(weights)
-        var files: [AtomicDirectory.File] = [.init(m.weightsFile, weights)]
+        var files: [AtomicDirectory.File]
+        if let sharded {
+            guard optimizer == nil, base == nil else { throw FunnelError("sharded weights are saved without Adam's state or a delta") }
+            m.weightsFile = ShardedWeightsIndex.fileName
+            files = sharded.files()
+        } else {
+            let weights = encodedWeights()
+            m.weightsChecksum = Checksum.fnv64Hex(weights)
+            files = [.init(m.weightsFile, weights)]
+        }
         if let optimizer {
             let state = optimizer.encode()
             m.optimizerFile = OptimizerState.fileName
@@ -206,7 +218,15 @@ public struct TrainedModel {
         } else {
             (m.vocabularyFile, m.vocabularyChecksum) = (nil, nil)
         }
-        files.append(.init("model.json", try enc.encode(m)))
+        if let sharded {
+            // The index's checksum is known once the shards before it have streamed.
+            files.append(.init("model.json") { write in
+                m.weightsChecksum = sharded.indexChecksum
+                try enc.encode(m).withUnsafeBytes { try write($0) }
+            })
+        } else {
+            files.append(.init("model.json", try enc.encode(m)))
+        }
         if let base {
             var saved = self
             saved.manifest = m
@@ -255,14 +275,18 @@ public struct TrainedModel {
         }
         let expected = NetworkSize(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
                                    denseCount: m.schema.dense.count, maxBatch: 1, workers: 1).parameters * 4
-        let wdata = try directory.contents(m.weightsFile, limit: Int(expected * 1.01) + (16 << 20))
+        let sharded = m.weightsFile == ShardedWeightsIndex.fileName
+        let wdata = try directory.contents(m.weightsFile, limit: sharded ? 16 << 20 : Int(expected * 1.01) + (16 << 20))
         let sum = Checksum.fnv64Hex(wdata)
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
         }
-        let (tensors, _) = try SafeTensors.decode(wdata, path: weightsPath)
         let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers)
-        try copy(tensors, into: net, path: weightsPath)
+        if sharded {
+            try ShardedWeightsReader.load(into: net, from: directory, index: wdata, path: weightsPath)
+        } else {
+            try copy(try SafeTensors.decode(wdata, path: weightsPath).tensors, into: net, path: weightsPath)
+        }
         var model = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         model.manifest = m
         return model

@@ -15,11 +15,27 @@ public enum SafeTensors {
     }
 
     public static func encode(_ tensors: [Tensor], metadata: [String: String] = [:]) -> Data {
+        for t in tensors { precondition(t.shape.reduce(1, *) == t.values.count, "shape does not match value count for \(t.name)") }
+        let head = header(tensors.map { ($0.name, $0.shape) }, metadata: metadata)
+        var data = Data(capacity: head.count + tensors.reduce(0) { $0 + $1.values.count * 4 })
+        data.append(contentsOf: head)
+        for t in tensors {
+            t.values.withUnsafeBufferPointer { b in
+                // Funnel only runs on little-endian hosts (x86-64, arm64); the raw bytes are LE.
+                data.append(UnsafeBufferPointer(start: UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: UInt8.self), count: b.count * 4))
+            }
+        }
+        return data
+    }
+
+    /// The file's first bytes for F32 tensors of these names and shapes, whose data follows in
+    /// this order: the header's length, then its JSON (entries by name, padded to 8 bytes). What
+    /// a writer that streams the tensors' bytes afterwards (`ShardedWeightsWriter`) starts with.
+    public static func header(_ tensors: [(name: String, shape: [Int])], metadata: [String: String] = [:]) -> [UInt8] {
         var offset = 0
         var entries: [(String, String)] = []
         for t in tensors {
-            precondition(t.shape.reduce(1, *) == t.values.count, "shape does not match value count for \(t.name)")
-            let bytes = t.values.count * 4
+            let bytes = t.shape.reduce(1, *) * 4
             let shape = t.shape.map(String.init).joined(separator: ",")
             entries.append((t.name, "{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}"))
             offset += bytes
@@ -31,17 +47,9 @@ public enum SafeTensors {
         entries.sort { $0.0 < $1.0 }
         var header = "{" + entries.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}"
         while (8 + header.utf8.count) % 8 != 0 { header += " " }
-        var data = Data(capacity: 8 + header.utf8.count + offset)
-        var n = UInt64(header.utf8.count).littleEndian
-        withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
-        data.append(contentsOf: Array(header.utf8))
-        for t in tensors {
-            t.values.withUnsafeBufferPointer { b in
-                // Funnel only runs on little-endian hosts (x86-64, arm64); the raw bytes are LE.
-                data.append(UnsafeBufferPointer(start: UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: UInt8.self), count: b.count * 4))
-            }
-        }
-        return data
+        var out: [UInt8] = []
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + Array(header.utf8)
     }
 
     /// Decodes and validates as the reference implementation does: header bounds, JSON, unique

@@ -90,6 +90,9 @@ public struct NetworkSize: Sendable {
         return (embeddingWidth * 2 * trunks + widest * 2, widest * embeddingWidth * 2)
     }
 
+    /// 80% of this machine's memory in MiB: what a command without `--memory-budget` plans within.
+    public static var availableMiB: Double { Double(ProcessInfo.processInfo.physicalMemory) * 0.8 / 1_048_576 }
+
     /// Refuses a configuration whose single sizes are out of range or whose network would not
     /// fit in `memoryFraction` of this machine's memory; the message names the quantity.
     public static func check(config c: ModelConfig, embeddingRows: Int, fields: Int, denseCount: Int, maxBatch: Int, workers: Int,

@@ -47,6 +47,8 @@ public struct TrainingRequest: Sendable {
     /// (`EmbeddingShardingPlan`); `auto` shards tables larger than `shardThresholdMiB`.
     public var embeddingSharding = EmbeddingShardingMode.auto
     public var shardThresholdMiB = 64.0
+    /// How the model directory holds row-sharded tables (`WeightsLayout`).
+    public var weightsLayout = WeightsLayout.auto
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -141,6 +143,8 @@ public enum TrainingJob {
                                                     lookupRows: workers * maxBatch * (schema.fields.count + data.maxBagValues),
                                                     continuing: request.initFrom != nil)
         if let budget = request.memoryBudgetMiB { try plan.check(budgetMiB: budget) }
+        let layout = try plan.weightsLayout(request.weightsLayout, budgetMiB: request.memoryBudgetMiB ?? NetworkSize.availableMiB,
+                                            savingMoments: request.saveOptimizerState)
         try NetworkSize.check(config: config, embeddingRows: plan.rowsHeld(rank: comm.rank), fields: schema.fields.count,
                               denseCount: schema.dense.count, maxBatch: maxBatch, workers: workers, maxBagValues: data.maxBagValues,
                               sharesRequests: sharing != nil)
@@ -198,12 +202,12 @@ public enum TrainingJob {
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
-        // Row-sharded tables are gathered whole on rank 0, which saves the model a replicated run would.
-        if let whole = try network.gatheredReplica(schema: schema, moments: request.saveOptimizerState), comm.isRoot {
-            let optimizer = request.saveOptimizerState ? OptimizerState.capture(whole, steps: result.optimizerSteps) : nil
-            try TrainedModel(config: config, schema: schema, network: whole, training: summary)
-                .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: deltaBase)
+        try save(network, request, layout: layout, model: TrainedModel(config: config, schema: schema, network: network, training: summary),
+                 steps: result.optimizerSteps, deltaFrom: deltaBase)
+        var sharding = communication.map {
+            ShardingReport(plan, tables: network.embeddings.map(\.table.name), communication: $0, weightsLayout: layout)
         }
+        if comm.isDistributed { sharding?.peakRSSMiBPerRank = try comm.allgather(values: [ResourceUsage.peakRSSMegabytes]).map { $0[0] } }
         let sharingReport = data.requestFields.map { fields in
             RequestSharingReport(network.requestSharing, requestFields: fields, schema: schema, rowsPerRequest: data.rowsPerRequest,
                                  requestsCut: result.requestPiecesCut)
@@ -212,7 +216,23 @@ public enum TrainingJob {
                                stoppedEarly: result.stoppedEarly, bufferRows: bufferRows, layout: schema.layout,
                                communication: communication, continued: growth, tableRows: schema.tableRows,
                                requestSharing: sharingReport,
-                               sharding: communication.map { ShardingReport(plan, tables: network.embeddings.map(\.table.name), communication: $0) })
+                               sharding: sharding)
+    }
+
+    /// Rank 0 writes the model directory. Row-sharded tables are gathered whole on rank 0 (the
+    /// model a replicated run saves) or, in the sharded layout, streamed from every rank into
+    /// shard files; either way every rank takes part.
+    private static func save(_ network: FunnelNetwork, _ request: TrainingRequest, layout: WeightsLayout, model: TrainedModel, steps: [Int],
+                             deltaFrom base: TrainedModel?) throws {
+        let comm = request.communicator
+        if layout == .sharded, let writer = ShardedWeightsWriter(network) {
+            if comm.isRoot { try model.save(to: request.out, force: request.force, sharded: writer) } else { try writer.send() }
+            return
+        }
+        guard let whole = try network.gatheredReplica(schema: model.schema, moments: request.saveOptimizerState), comm.isRoot else { return }
+        let optimizer = request.saveOptimizerState ? OptimizerState.capture(whole, steps: steps) : nil
+        try TrainedModel(config: model.config, schema: model.schema, network: whole, training: model.manifest.training)
+            .save(to: request.out, force: request.force, optimizer: optimizer, deltaFrom: base)
     }
 
     /// The column roles in one line, so a user sees what type inference decided.

@@ -1,0 +1,129 @@
+import Foundation
+
+/// A model's weights as shard files with an index, for tables too large to gather on one rank
+/// (`train --weights-layout sharded`, or `auto` when the whole tables would not fit rank 0's
+/// budget): `weights-0000K-of-0000N.safetensors` holds rank K−1's rows of every row-sharded table
+/// (a tensor of the table's name, `localRows × dim`; global row r is in shard (r mod N) + 1 at
+/// local row r div N), and shard 1 also every other tensor whole; `weights.index.json` lists the
+/// files with their checksums (FNV-1a 64 over words), the row-sharded tables and each tensor's
+/// files. `model.json`'s `weights_file` names the index and `weights_checksum` is the index's, so
+/// the checksum covers every file.
+public struct ShardedWeightsIndex: Codable, Sendable {
+    public static let fileName = "weights.index.json"
+    public static let formatName = "funnel-sharded-weights"
+
+    public var format = formatName
+    public var formatVersion = 1
+    public var shards: Int
+    /// Per shard file, its FNV-1a 64 over words, hex.
+    public var checksums: [String: String]
+    /// The tables split by rows: name → rows and width.
+    public var rowSharded: [String: RowShardedTensor]
+    /// Tensor → the files holding it (every shard for a row-sharded table, else shard 1).
+    public var weightMap: [String: [String]]
+
+    public struct RowShardedTensor: Codable, Sendable, Equatable {
+        public var rows: Int
+        public var dim: Int
+        /// How a row finds its shard, in words (the map is fixed: `RowOwnership`).
+        public var rule = "global row r is in shard (r mod shards) + 1, at row r div shards"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format, shards, checksums
+        case formatVersion = "format_version"
+        case rowSharded = "row_sharded"
+        case weightMap = "weight_map"
+    }
+
+    /// Shard k's (1-based) file name of n.
+    public static func fileName(shard k: Int, of n: Int) -> String { String(format: "weights-%05d-of-%05d.safetensors", k, n) }
+
+    public var files: [String] { (1...shards).map { Self.fileName(shard: $0, of: shards) } }
+}
+
+/// Reading a sharded model's weights into a whole network (`TrainedModel.load`): each file's
+/// checksum checked against the index, every tensor's shape against the network, every row of a
+/// row-sharded table placed at its global row, every parameter filled exactly once.
+enum ShardedWeightsReader {
+    static func load(into net: FunnelNetwork, from directory: DirectoryHandle, index indexData: Data, path: String) throws {
+        let index = try decodeIndex(indexData, path: path, net: net)
+        let params = Dictionary(uniqueKeysWithValues: net.parameters.map { ($0.name, $0) })
+        var filled = Set<String>()
+        for (k, file) in index.files.enumerated() {
+            let display = directory.path + "/" + file
+            guard directory.exists(file) else { throw FunnelError("\(display): missing (\(path) lists it as shard \(k + 1) of \(index.shards))") }
+            let data = try directory.contents(file, limit: limit(of: k, index, params) + (16 << 20))
+            let sum = Checksum.fnv64Hex(words: data)
+            guard sum == index.checksums[file] else {
+                throw FunnelError("\(display): checksum \(sum) does not match \(ShardedWeightsIndex.fileName) (\(index.checksums[file] ?? "none")); "
+                                  + "the shard is damaged or belongs to another model")
+            }
+            let (tensors, _) = try SafeTensors.decode(data, path: display)
+            for (name, t) in tensors {
+                guard let p = params[name], index.weightMap[name]?.contains(file) == true else {
+                    throw FunnelError("\(display): tensor '\(name)' is not the model's or not listed for this file")
+                }
+                try place(t, into: p, shard: k, of: index, path: display)
+                filled.insert(k == 0 || index.rowSharded[name] == nil ? name : name + "#\(k)")
+            }
+        }
+        for p in net.parameters {
+            let parts = index.rowSharded[p.name] == nil ? [p.name] : [p.name] + (1..<index.shards).map { p.name + "#\($0)" }
+            if let gone = parts.first(where: { !filled.contains($0) }) {
+                throw FunnelError("\(path): tensor '\(p.name)' is missing from its shard files (\(gone))")
+            }
+        }
+    }
+
+    private static func decodeIndex(_ data: Data, path: String, net: FunnelNetwork) throws -> ShardedWeightsIndex {
+        let index: ShardedWeightsIndex
+        do { index = try JSONDecoder().decode(ShardedWeightsIndex.self, from: data) } catch {
+            throw FunnelError("\(path): cannot read the weights index: \(DecodingErrorText.describe(error))")
+        }
+        guard index.format == ShardedWeightsIndex.formatName, index.formatVersion == 1 else {
+            throw FunnelError("\(path): not a Funnel weights index (format \(index.format), version \(index.formatVersion))")
+        }
+        guard (1...4096).contains(index.shards), Set(index.checksums.keys) == Set(index.files) else {
+            throw FunnelError("\(path): \(index.shards) shards, checksums for \(index.checksums.count) files: the index does not list its shards")
+        }
+        for (name, t) in index.rowSharded {
+            guard let p = net.parameters.first(where: { $0.name == name }), p.shape == [t.rows, t.dim] else {
+                throw FunnelError("\(path): row-sharded table '\(name)' of \(t.rows) × \(t.dim) is not a table of this model")
+            }
+        }
+        return index
+    }
+
+    /// The bytes shard k's tensors take: what its file may hold beyond a header.
+    private static func limit(of k: Int, _ index: ShardedWeightsIndex, _ params: [String: Parameter]) -> Int {
+        params.values.reduce(0) { total, p in
+            guard let t = index.rowSharded[p.name] else { return total + (k == 0 ? p.count * 4 : 0) }
+            return total + RowOwnership(rows: t.rows, ranks: index.shards).localRows(rank: k) * t.dim * 4
+        }
+    }
+
+    /// Tensor `t` of shard k into `p`: a row-sharded table's rows at their global rows, any other
+    /// tensor whole (shapes and values checked).
+    private static func place(_ t: SafeTensors.Tensor, into p: Parameter, shard k: Int, of index: ShardedWeightsIndex, path: String) throws {
+        if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
+            throw FunnelError("\(path): tensor '\(t.name)' holds a non-finite value (\(t.values[bad]) at index \(bad))")
+        }
+        guard let table = index.rowSharded[t.name] else {
+            guard t.shape == p.shape else { throw FunnelError("\(path): tensor '\(t.name)' has shape \(t.shape), the model needs \(p.shape)") }
+            t.values.withUnsafeBufferPointer { p.value.base.update(from: $0.baseAddress!, count: p.count) }
+            return
+        }
+        let ownership = RowOwnership(rows: table.rows, ranks: index.shards)
+        let local = ownership.localRows(rank: k)
+        guard t.shape == [local, table.dim] else {
+            throw FunnelError("\(path): tensor '\(t.name)' has shape \(t.shape); shard \(k + 1) of \(index.shards) holds \(local) × \(table.dim)")
+        }
+        t.values.withUnsafeBufferPointer { src in
+            for l in 0..<local {
+                let row = Int(ownership.globalRow(local: Int32(l), rank: k))
+                (p.value.base + row * table.dim).update(from: src.baseAddress! + l * table.dim, count: table.dim)
+            }
+        }
+    }
+}
