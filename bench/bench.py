@@ -40,8 +40,18 @@ def main():
     ap.add_argument("--only-request-sharing", action="store_true", help="run the request-sharing scenario only")
     ap.add_argument("--sharing-rows", type=int, default=1_000_000, help="impressions of the request-sharing scenario")
     ap.add_argument("--sharing-ratios", default="12,50", help="impressions per common-feature record, one data set each")
+    ap.add_argument("--only-sharded", action="store_true",
+                    help="run the row-sharded tables scenario only (replicated vs --embedding-sharding row; bench/sharded.py)")
+    ap.add_argument("--sharded-buckets", type=int, default=7_000_000,
+                    help="hash buckets of each of two fields for the large-table run of --only-sharded (0: skip it)")
+    ap.add_argument("--sharded-ranks", default="2,3", help="rank counts of --only-sharded")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if a.only_sharded:
+        from sharded import sharded_scenario
+        with open(os.path.join(a.out, "sharded.json"), "w") as fh:
+            json.dump(sharded_scenario(a), fh, indent=1)
+        return
     if a.only_request_sharing:
         from request_sharing import request_sharing_scenario
         with open(os.path.join(a.out, "request-sharing.json"), "w") as fh:

@@ -23,16 +23,18 @@ struct Eval: ParsableCommand {
     var memoryBudget: Double?
 
     func validate() throws {
-        try refuseManyRanks("eval")
         if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
         guard !models.isEmpty else { throw ValidationError("give at least one --model") }
         guard downsampleNegatives >= 1, downsampleNegatives.isFinite else { throw ValidationError("--downsample-negatives must be ≥ 1") }
         try validateThreads(threads)
     }
 
+    /// Under mpirun the ranks share the model's tables and the rows (`DistributedInference`);
+    /// rank 0 prints.
     func run() throws {
-        try guarded {
+        try runRanks(explicit: false) { comm, quiet in
             var request = EvaluationRequest(models: models, data: data)
+            request.communicator = comm
             request.truth = truth
             request.groupColumn = groupColumn
             request.memoryBudgetMiB = memoryBudget
@@ -42,7 +44,8 @@ struct Eval: ParsableCommand {
             request.seed = seed
             request.read = try dataOptions.readOptions()
             let json = self.json
-            let results = try EvaluationJob.run(request) { if !json { Terminal.note($0) } }
+            let results = try EvaluationJob.run(request) { if !json && !quiet { Terminal.note($0) } }
+            if quiet { return }
             if json {
                 let objects = results.map { NamedReport(model: $0.model, kind: nil, report: $0.report) }
                 if objects.count == 1 { try Terminal.printJSON(objects[0]) } else { try Terminal.printJSON(objects) }

@@ -54,7 +54,7 @@ func runRanks(explicit: Bool, _ body: (_ comm: Communicator, _ quiet: Bool) thro
     comm.finalize()
 }
 
-/// Commands other than `train` and `gbdt train` are not data-parallel: N copies under mpirun
+/// Commands other than `train`, `gbdt train`, `predict` and `eval` are not data-parallel: N copies under mpirun
 /// would each do the whole job and write the same outputs. Checked in `validate()` from the
 /// launcher's environment (MPI itself is never started for them).
 func refuseManyRanks(_ command: String) throws {
@@ -62,7 +62,7 @@ func refuseManyRanks(_ command: String) throws {
         // One copy explains (the others' identical lines would interleave on the shared stderr);
         // every copy exits with the usage status.
         if let rank = Communicator.launchedRank, rank != 0 { exit(64) }
-        throw ValidationError("funnel \(command) does not run data-parallel (mpirun started \(n) copies); only train and gbdt train do")
+        throw ValidationError("funnel \(command) does not run data-parallel (mpirun started \(n) copies); only train, gbdt train, predict and eval do")
     }
 }
 

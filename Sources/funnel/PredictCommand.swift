@@ -18,15 +18,17 @@ struct Predict: ParsableCommand {
     var memoryBudget: Double?
 
     func validate() throws {
-        try refuseManyRanks("predict")
         if let memoryBudget { guard memoryBudget > 0, memoryBudget.isFinite else { throw ValidationError("--memory-budget must be a positive number of MiB") } }
         try validateThreads(threads)
         guard !(json && out == "-") else { throw ValidationError("--json prints to standard output; give --out a file") }
     }
 
+    /// Under mpirun the ranks share the model's tables and the rows (`DistributedInference`);
+    /// rank 0 writes and prints.
     func run() throws {
-        try guarded {
+        try runRanks(explicit: false) { comm, quiet in
             var request = PredictionRequest(model: model, data: data, out: out)
+            request.communicator = comm
             request.gemm = gemmOptions.settings
             request.threads = try resolveThreads(threads)
             request.read = try dataOptions.readOptions()
@@ -34,6 +36,7 @@ struct Predict: ParsableCommand {
             request.memoryBudgetMiB = memoryBudget
             request.requestSharing = !dataOptions.noRequestSharing
             let outcome = try PredictionJob.run(request)
+            if quiet { return }
             if json {
                 struct Output: Encodable {
                     var rows: Int, predictRowsPerSecond: Double, skippedRows: Int, peakRSS: Double, gemm: GEMMEngine

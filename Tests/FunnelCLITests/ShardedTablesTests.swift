@@ -118,6 +118,24 @@ final class ShardedTablesTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: d + "/small-sharded/weights.index.json"))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/small-sharded.csv")),
                        try Data(contentsOf: URL(fileURLWithPath: d + "/small-whole.csv")))
+        // Under mpirun, predict and eval hold each rank's rows of the tables and share the data
+        // rows: the same file and the same metrics as one process.
+        for ranks in [2, 3] {
+            let p = try CLI.mpirun(ranks: ranks, ["predict", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv",
+                                                  "--out", d + "/small-\(ranks)-ranks.csv", "--threads", "1"])
+            XCTAssertEqual(p.status, 0, p.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/small-\(ranks)-ranks.csv")),
+                           try Data(contentsOf: URL(fileURLWithPath: d + "/small-whole.csv")), "\(ranks) ranks predict one process's rows")
+            let e = try CLI.mpirun(ranks: ranks, ["eval", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv", "--json",
+                                                  "--truth", d + "/csv/test_truth.csv"])
+            XCTAssertEqual(e.status, 0, e.stderr)
+            let one = CLI.json(try CLI.ok(["eval", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv", "--json",
+                                           "--truth", d + "/csv/test_truth.csv"]))
+            let many = CLI.json(e.stdout)
+            for key in ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space", "logloss_ctcvr", "rows"] {
+                XCTAssertEqual(many[key] as? NSObject, one[key] as? NSObject, "\(ranks) ranks: \(key)")
+            }
+        }
         let next = CLI.json(try CLI.ok(["train", "--train", d + "/csv/test.csv", "--init-from", d + "/small-sharded", "--out", d + "/small-next", "--json"]))
         XCTAssertEqual(next["model"] as? String, "esmm")
         for (damage, saying) in [("missing", "weights-00002-of-00003.safetensors: missing"),
@@ -149,6 +167,14 @@ final class ShardedTablesTests: XCTestCase {
                                    extra: [":", "-np", "1", CLI.binary.path] + args + ["--out", d + "/r3", "--embedding-sharding", "replicated"])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("disagrees with rank 0 on the embedding sharding"), mixed.stderr)
-        for out in ["r1", "r2", "r3"] { XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/" + out)) }
+        // A rank that fails (a bad row in its share) ends the sharded job naming itself; no model is left.
+        let bad = d + "/bad.csv"
+        var lines = try String(contentsOfFile: d + "/csv/train.csv", encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[2] = "2" + lines[2].drop { $0 != "," }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        let failed = try CLI.mpirun(ranks: 2, ["train", "--train", bad] + args.dropFirst(3) + ["--out", d + "/r4", "--embedding-sharding", "row"])
+        XCTAssertNotEqual(failed.status, 0)
+        XCTAssertTrue(failed.stderr.contains("rank 1 of 2") && failed.stderr.contains("bad.csv:3"), failed.stderr)
+        for out in ["r1", "r2", "r3", "r4"] { XCTAssertFalse(FileManager.default.fileExists(atPath: d + "/" + out)) }
     }
 }

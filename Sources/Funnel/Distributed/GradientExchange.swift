@@ -77,7 +77,9 @@ final class GradientExchange {
     /// touched by several ranks is added up; `p.touchedRows` becomes the union, first-seen order.
     private func merge(_ p: Parameter, from cursors: inout [ByteCursor]) throws {
         let width = p.rowWidth, tableRows = p.shape.first ?? 0
-        var sum = sums[p.name] ?? RowGradientSum(tableRows: tableRows)
+        // Taken out of the dictionary while in use: a copy left there would make the first write
+        // copy the whole row → slot table (O(table rows) per step, 56 MB at 14M rows).
+        var sum = sums.removeValue(forKey: p.name) ?? RowGradientSum(tableRows: tableRows)
         let out = p.rowGradients.base
         let capacity = p.rowGradients.count / max(1, width)
         for r in cursors.indices {

@@ -18,6 +18,8 @@ public struct EvaluationRequest: Sendable {
     /// Compute each request's part once where the rows carry requests (`RequestSharing`);
     /// false: every row on its own (`--no-request-sharing`).
     public var requestSharing = true
+    /// Under mpirun: the ranks that share the work (`DistributedInference`); rank 0 gets the reports.
+    public var communicator = Communicator.single
 
     public init(models: [String], data: String) {
         self.models = models
@@ -33,6 +35,7 @@ public enum EvaluationJob {
             throw FunnelError("the negative downsampling factor must be ≥ 1")
         }
         BLAS.setThreads(1)
+        if r.communicator.isDistributed { return try DistributedInference.evaluate(r, note: note) }
         var results: [(String, EvaluationReport)] = []
         for dir in r.models {
             let model = try TrainedModel.load(from: dir, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
@@ -78,14 +81,22 @@ public enum EvaluationJob {
             click += encoded.click ?? []; conversion += encoded.conversion ?? []; sources += encoded.sourceRows
         }
         for n in report.notes { note(n) }
-        var labels = EncodedDataset(rowCount: click.count, fields: 0, denseCount: 0, ids: [], dense: [], click: click, conversion: conversion,
+        let labels = EncodedDataset(rowCount: click.count, fields: 0, denseCount: 0, ids: [], dense: [], click: click, conversion: conversion,
                                     sourceRows: sources)
+        return try metrics(p, labels: labels, dataLines: report.dataLines, r, model, dir: dir, note: note)
+    }
+
+    /// The metrics of predictions `p` of the rows `labels` holds (labels and source rows only, in
+    /// file order), downsampled and joined with the truth file as the request asks.
+    static func metrics(_ p: Predictions, labels: EncodedDataset, dataLines: Int, _ r: EvaluationRequest, _ model: TrainedModel, dir: String,
+                        note: (String) -> Void) throws -> EvaluationReport {
+        var p = p, labels = labels
         if let (rows, w) = labels.downsampledRows(factor: r.downsampleNegatives, seed: r.seed) {
             note("evaluating \(rows.count) of \(labels.rowCount) rows (unclicked kept 1 in \(r.downsampleNegatives), weighted)")
             labels = labels.subset(rows, weights: w)
             p = Predictions(ctr: rows.map { p.ctr[Int($0)] }, cvr: rows.map { p.cvr[Int($0)] }, ctcvr: rows.map { p.ctcvr[Int($0)] })
         }
-        let cf = try r.truth.map { try DatasetLoader.loadCounterfactual($0, for: labels, dataLines: report.dataLines) }
+        let cf = try r.truth.map { try DatasetLoader.loadCounterfactual($0, for: labels, dataLines: dataLines) }
         let metrics = EvaluationReport.evaluate(p, on: labels, counterfactual: cf)
         for warning in metrics.undefinedReasons(p, model: model.config) { note("\(dir): \(warning)") }
         return metrics

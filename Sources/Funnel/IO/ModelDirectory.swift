@@ -257,13 +257,17 @@ public struct TrainedModel {
         return try OptimizerState.decode(data, path: path)
     }
 
-    public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
+    /// With `shard`, the network holds only its rank's rows of each table (`mpirun … predict`):
+    /// read from the rank's shard file when the model has one per rank, else picked from the rest.
+    public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1, shard: ((_ embeddingRows: Int) -> TableShard)? = nil) throws
+        -> TrainedModel {
         let manifestPath = dir + "/model.json"
         let directory = try DirectoryHandle(dir)
         let m = try ModelManifest.load(from: directory)
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
-            try NetworkSize.check(config: m.config, embeddingRows: m.schema.embeddingRows, fields: m.schema.fields.count,
+            let held = shard.map { s in s(m.schema.embeddingRows) }.map { $0.ownership.localRows(rank: $0.rank) + $0.lookupRows }
+            try NetworkSize.check(config: m.config, embeddingRows: held ?? m.schema.embeddingRows, fields: m.schema.fields.count,
                                   denseCount: m.schema.dense.count, maxBatch: batch, workers: max(1, workers))
         } catch let e as FunnelError {
             throw FunnelError("\(manifestPath): \(e.message)")
@@ -281,7 +285,8 @@ public struct TrainedModel {
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
         }
-        let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers)
+        let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers,
+                                    shard: shard?(m.schema.embeddingRows))
         if sharded {
             try ShardedWeightsReader.load(into: net, from: directory, index: wdata, path: weightsPath)
         } else {
@@ -298,6 +303,16 @@ public struct TrainedModel {
                             included: (Parameter) -> Bool = { _ in true }) throws {
         for p in net.parameters where included(p) {
             guard let t = tensors[p.name] else { throw FunnelError("\(path): tensor '\(p.name)' is missing") }
+            // A row-sharded network (mpirun predict) keeps its rows of a whole table.
+            if let layer = net.embeddings.first(where: { $0.table === p }), let holding = layer.shard {
+                guard t.shape == [layer.rows, layer.dim], t.values.allSatisfy(\.isFinite) else {
+                    throw FunnelError("\(path): tensor '\(p.name)' has shape \(t.shape) or a non-finite value; the model needs [\(layer.rows), \(layer.dim)]")
+                }
+                t.values.withUnsafeBufferPointer { src in
+                    ShardedWeightsReader.placeRows(src.baseAddress!, rows: layer.rows, dim: layer.dim, into: p, holding: holding) { $0 }
+                }
+                continue
+            }
             guard t.shape == p.shape else {
                 throw FunnelError("\(path): tensor '\(p.name)' has shape \(t.shape), the model needs \(p.shape)")
             }

@@ -49,9 +49,15 @@ enum ShardedWeightsReader {
     static func load(into net: FunnelNetwork, from directory: DirectoryHandle, index indexData: Data, path: String) throws {
         let index = try decodeIndex(indexData, path: path, net: net)
         let params = Dictionary(uniqueKeysWithValues: net.parameters.map { ($0.name, $0) })
+        let holdings = Dictionary(uniqueKeysWithValues: net.embeddings.map { ($0.table.name, $0.shard) })
         var filled = Set<String>()
         for (k, file) in index.files.enumerated() {
             let display = directory.path + "/" + file
+            // A rank of as many ranks as shards holds exactly shard rank + 1's rows (and shard 1's other tensors).
+            if let mine = net.embeddings.first?.shard, mine.ownership.ranks == index.shards, k != 0, k != mine.rank {
+                for name in index.rowSharded.keys { filled.insert(name + "#\(k)") }
+                continue
+            }
             guard directory.exists(file) else { throw FunnelError("\(display): missing (\(path) lists it as shard \(k + 1) of \(index.shards))") }
             let data = try directory.contents(file, limit: limit(of: k, index, params) + (16 << 20))
             let sum = Checksum.fnv64Hex(words: data)
@@ -64,7 +70,7 @@ enum ShardedWeightsReader {
                 guard let p = params[name], index.weightMap[name]?.contains(file) == true else {
                     throw FunnelError("\(display): tensor '\(name)' is not the model's or not listed for this file")
                 }
-                try place(t, into: p, shard: k, of: index, path: display)
+                try place(t, into: p, holding: holdings[name] ?? nil, shard: k, of: index, path: display)
                 filled.insert(k == 0 || index.rowSharded[name] == nil ? name : name + "#\(k)")
             }
         }
@@ -88,7 +94,7 @@ enum ShardedWeightsReader {
             throw FunnelError("\(path): \(index.shards) shards, checksums for \(index.checksums.count) files: the index does not list its shards")
         }
         for (name, t) in index.rowSharded {
-            guard let p = net.parameters.first(where: { $0.name == name }), p.shape == [t.rows, t.dim] else {
+            guard let layer = net.embeddings.first(where: { $0.table.name == name }), layer.rows == t.rows, layer.dim == t.dim else {
                 throw FunnelError("\(path): row-sharded table '\(name)' of \(t.rows) × \(t.dim) is not a table of this model")
             }
         }
@@ -103,9 +109,11 @@ enum ShardedWeightsReader {
         }
     }
 
-    /// Tensor `t` of shard k into `p`: a row-sharded table's rows at their global rows, any other
-    /// tensor whole (shapes and values checked).
-    private static func place(_ t: SafeTensors.Tensor, into p: Parameter, shard k: Int, of index: ShardedWeightsIndex, path: String) throws {
+    /// Tensor `t` of shard k into `p`: a row-sharded table's rows at their global rows (those
+    /// `p` holds, when the network is itself row-sharded: `holding`), any other tensor whole
+    /// (shapes and values checked).
+    private static func place(_ t: SafeTensors.Tensor, into p: Parameter, holding: TableShard?, shard k: Int, of index: ShardedWeightsIndex,
+                              path: String) throws {
         if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
             throw FunnelError("\(path): tensor '\(t.name)' holds a non-finite value (\(t.values[bad]) at index \(bad))")
         }
@@ -120,9 +128,20 @@ enum ShardedWeightsReader {
             throw FunnelError("\(path): tensor '\(t.name)' has shape \(t.shape); shard \(k + 1) of \(index.shards) holds \(local) × \(table.dim)")
         }
         t.values.withUnsafeBufferPointer { src in
-            for l in 0..<local {
-                let row = Int(ownership.globalRow(local: Int32(l), rank: k))
-                (p.value.base + row * table.dim).update(from: src.baseAddress! + l * table.dim, count: table.dim)
+            placeRows(src.baseAddress!, rows: local, dim: table.dim, into: p, holding: holding) { Int(ownership.globalRow(local: Int32($0), rank: k)) }
+        }
+    }
+
+    /// Source rows (`rows × dim`, row l being global row `global(l)`) into `p`: the whole table
+    /// (`holding` nil), or a rank's rows of it (the others skipped).
+    static func placeRows(_ src: UnsafePointer<Float>, rows: Int, dim: Int, into p: Parameter, holding: TableShard?, global: (Int) -> Int) {
+        for l in 0..<rows {
+            let g = global(l)
+            if let holding {
+                guard holding.ownership.owner(of: Int32(g)) == holding.rank else { continue }
+                (p.value.base + Int(holding.ownership.localIndex(of: Int32(g))) * dim).update(from: src + l * dim, count: dim)
+            } else {
+                (p.value.base + g * dim).update(from: src + l * dim, count: dim)
             }
         }
     }

@@ -16,6 +16,8 @@ public struct PredictionRequest: Sendable {
     /// Compute each request's part once where the rows carry requests (`RequestSharing`);
     /// false: every row on its own (`--no-request-sharing`).
     public var requestSharing = true
+    /// Under mpirun: the ranks that share the work (`DistributedInference`); rank 0 writes `out`.
+    public var communicator = Communicator.single
 
     public init(model: String, data: String, out: String) {
         self.model = model
@@ -44,6 +46,7 @@ public enum PredictionJob {
         BLAS.setThreads(1)
         var options = r.read
         options.inconsistent = .keep  // prediction never drops a row for its labels
+        if r.communicator.isDistributed { return try DistributedInference.predict(r, options: options) }
         let trained = try TrainedModel.load(from: r.model, maxBatch: TrainedModel.predictionBatch, workers: r.threads)
         trained.network.gemm = r.gemm
         if ColumnarCache.isCache(r.data) { return try streamed(r, trained, options: options) }
