@@ -20,7 +20,7 @@ def run_json(cmd):
 def weights_digest(model):
     h = hashlib.sha256()
     for name in sorted(os.listdir(model)):
-        if name.startswith("weights") and name.endswith(".safetensors") and "-of-" not in name:
+        if name.startswith("weights") and name.endswith(".safetensors"):
             h.update(open(os.path.join(model, name), "rb").read())
     return h.hexdigest()[:16]
 
@@ -76,7 +76,30 @@ def sharded_scenario(a):
             rep, row = [next(r for r in rows if r["table"] == tag and r["ranks"] == ranks and r["mode"] == m) for m in ("replicated", "row")]
             print(f"{tag}, {ranks} ranks: row-sharded / replicated samples/s {row['train'] / rep['train']:.2f}x, "
                   f"same predictions: {rep['predictions'] == row['predictions']}")
-    return {"runs": rows}
+    overlap = overlap_scenario(a, data)
+    return {"runs": rows, "overlap": overlap}
+
+
+def overlap_scenario(a, data, repeats=3):
+    """The dense all-reduce overlapped with the embedding exchanges (the default) against one after
+    the other (`--no-overlap-collectives`), alternating runs, 2 ranks: seconds inside collectives
+    (rank 0's, waiting included) and samples/s; the weights are the same bytes either way."""
+    out = []
+    for mode in ("replicated", "row"):
+        for flag in ([], ["--no-overlap-collectives"]) * repeats:
+            model = os.path.join(a.out, "overlap-model")
+            t = run_json(["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2", a.funnel, "train",
+                          "--train", os.path.join(data, "train.csv"), "--model", "esmm", "--out", model, "--threads", "1", "--seed", "1",
+                          "--embedding-sharding", mode, "--json"] + flag)
+            out.append({"mode": mode, "overlap": not flag, "comm": t["distributed"]["seconds"], "train": t["train_samples_per_second"],
+                        "weights": weights_digest(model)})
+    print(f"\noverlap of the dense all-reduce with the embedding exchanges, 2 ranks, mean of {repeats} alternating runs")
+    for mode in ("replicated", "row"):
+        for on in (True, False):
+            runs = [r for r in out if r["mode"] == mode and r["overlap"] == on]
+            print(f"{mode:>11} {'overlapped' if on else 'one after the other':>20}: {sum(r['comm'] for r in runs) / len(runs):.3f} s in collectives, "
+                  f"{sum(r['train'] for r in runs) / len(runs):.0f} samples/s, weights {sorted(set(r['weights'] for r in runs))}")
+    return out
 
 
 if __name__ == "__main__":

@@ -75,6 +75,20 @@ int funnel_mpi_size(void) {
     return MPI_SUCCESS;
 
 int funnel_mpi_allreduce_sum_float(float *buffer, int64_t count) { CHUNKED(float, MPI_FLOAT, MPI_SUM) }
+
+// The one started all-reduce (later collectives overlap it; their waits drive its progress too).
+static MPI_Request started_request = MPI_REQUEST_NULL;
+
+int funnel_mpi_start_allreduce_sum_float(float *buffer, int64_t count) {
+    if (count > INT_MAX) return MPI_ERR_COUNT;
+    if (started_request != MPI_REQUEST_NULL) return MPI_ERR_PENDING;
+    return MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &started_request);
+}
+
+int funnel_mpi_finish_started(void) {
+    if (started_request == MPI_REQUEST_NULL) return MPI_SUCCESS;
+    return wait_for(&started_request);  // a completed request is set to MPI_REQUEST_NULL
+}
 int funnel_mpi_allreduce_sum_double(double *buffer, int64_t count) { CHUNKED(double, MPI_DOUBLE, MPI_SUM) }
 int funnel_mpi_allreduce_max_int64(int64_t *buffer, int64_t count) { CHUNKED(int64_t, MPI_INT64_T, MPI_MAX) }
 int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count) { CHUNKED(int64_t, MPI_INT64_T, MPI_MIN) }

@@ -57,6 +57,14 @@ public final class MPITransport: CollectiveTransport, @unchecked Sendable {
         try Self.check(funnel_mpi_allreduce_sum_float(buffer, Int64(count)), "MPI_Allreduce")
     }
 
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try Self.check(funnel_mpi_start_allreduce_sum_float(buffer, Int64(count)), "MPI_Iallreduce")
+    }
+
+    public func finishStarted() throws {
+        try Self.check(funnel_mpi_finish_started(), "MPI_Iallreduce")
+    }
+
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
         try Self.check(funnel_mpi_allreduce_sum_double(buffer, Int64(count)), "MPI_Allreduce")
     }

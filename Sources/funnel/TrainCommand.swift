@@ -45,6 +45,8 @@ struct Train: ParsableCommand {
     var shardThresholdMb = 64.0
     @Option(help: "How the model directory holds row-sharded tables: whole (one weights.safetensors, gathered on rank 0), sharded (weights-0000K-of-0000N.safetensors, one per rank's rows, with weights.index.json; no rank holds a whole table), or auto (whole when rank 0 can gather the tables within its budget). predict, eval, serve, export and --init-from read both.")
     var weightsLayout: WeightsLayout = .auto
+    @Flag(inversion: .prefixedNo, help: "Under mpirun: start the dense gradients' all-reduce before the embedding exchanges and wait for it after them, so they overlap (the weights are the same either way; --no-overlap-collectives runs them one after the other, to measure the difference).")
+    var overlapCollectives = true
     @Flag(help: "Data-parallel training under mpirun (detected by itself there; with this flag, running outside mpirun is an error). Each rank reads its shard of the rows and computes its rows of every global batch; the gradients are summed over the ranks; rank 0 writes the model.")
     var distributed = false
 
@@ -100,6 +102,7 @@ struct Train: ParsableCommand {
         request.requestSharing = !data.noRequestSharing
         request.requestPieceRows = requestPieceRows
         (request.embeddingSharding, request.shardThresholdMiB, request.weightsLayout) = (embeddingSharding, shardThresholdMb, weightsLayout)
+        request.overlapCollectives = overlapCollectives
         let previousPolicy = try initFrom.map { try TrainedModel.manifest(in: $0).schema.vocabularyPolicy } ?? nil
         request.read.vocabularyPolicy = try vocabulary.policy(previous: previousPolicy)
         request.read.dayColumn = request.read.vocabularyPolicy?.dayColumn

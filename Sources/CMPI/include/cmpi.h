@@ -21,6 +21,10 @@ int funnel_mpi_size(void);
 // In place: buffer[i] = Σ over ranks of buffer[i].
 int funnel_mpi_allreduce_sum_float(float *buffer, int64_t count);
 int funnel_mpi_allreduce_sum_double(double *buffer, int64_t count);
+// Starts an in-place float sum (count ≤ INT_MAX; one at a time) that the collectives called
+// before funnel_mpi_finish_started overlap; funnel_mpi_finish_started waits for it.
+int funnel_mpi_start_allreduce_sum_float(float *buffer, int64_t count);
+int funnel_mpi_finish_started(void);
 int funnel_mpi_allreduce_max_int64(int64_t *buffer, int64_t count);
 int funnel_mpi_allreduce_min_int64(int64_t *buffer, int64_t count);
 // Every rank's `count` int64 values, rank after rank, into `out` (size × count).

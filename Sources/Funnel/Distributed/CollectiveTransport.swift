@@ -13,6 +13,10 @@ public protocol CollectiveTransport: AnyObject, Sendable {
     /// In place: `buffer[i]` becomes Σ over ranks of `buffer[i]`, summed in rank order.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Starts `allreduceSum` of `buffer` (untouched until `finishStarted`) so that the
+    /// collectives called in between overlap it; one at a time.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
+    func finishStarted() throws
     func allreduceMaximum(_ value: inout Int64) throws
     func allreduceMinimum(_ value: inout Int64) throws
     /// Every rank's `count` values, rank after rank, into `out` (`size × count`).
@@ -29,6 +33,12 @@ public protocol CollectiveTransport: AnyObject, Sendable {
     /// Ends every rank of the job.
     func abort(code: Int32) -> Never
     func finalize()
+}
+
+extension CollectiveTransport {
+    /// Transports without non-blocking collectives sum at once; nothing is left to wait for.
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws { try allreduceSum(buffer, count: count) }
+    public func finishStarted() throws {}
 }
 
 /// A lone process: rank 0 of 1, every collective the identity (sums, maxima and gathers of one

@@ -64,6 +64,18 @@ public final class Communicator: @unchecked Sendable {
         try timed(kind, bytes: 4 * count) { try transport.allreduceSum(buffer, count: count) }
     }
 
+    /// Starts an in-place sum (`buffer` untouched until `finishStarted`); the collectives called
+    /// in between overlap it. The seconds counted are those spent starting and waiting.
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, kind: CollectiveKind = .dense) throws {
+        try timed(kind, bytes: 4 * count) { try transport.startAllreduceSum(buffer, count: count) }
+    }
+
+    public func finishStarted() throws {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try transport.finishStarted()
+    }
+
     public func allreduceSum(_ values: inout [Double], kind: CollectiveKind = .control) throws {
         let n = values.count
         try timed(kind, bytes: 8 * n) {

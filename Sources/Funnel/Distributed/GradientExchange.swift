@@ -14,7 +14,7 @@ import Foundation
 /// round of an owner-based exchange at the rank counts one host or a small cluster runs.
 final class GradientExchange {
     let communicator: Communicator
-    private var bucket: [Float] = []
+    private var bucket = FloatBuffer(count: 0)
     /// Per sparse parameter (by name): the merge of its rows' gradients.
     private var sums: [String: RowGradientSum] = [:]
 
@@ -22,10 +22,28 @@ final class GradientExchange {
         self.communicator = communicator
     }
 
-    /// Sums `parameters`' gradients and `loss` over the ranks, in place.
-    func reduce(_ parameters: [Parameter], loss: inout Double) throws {
-        try reduceDense(parameters.filter { !$0.isSparse }, loss: &loss)
-        let sparse = parameters.filter(\.isSparse)
+    /// Overlap the dense all-reduce with the embedding exchanges (`--no-overlap-collectives`
+    /// turns it off, to measure what it saves).
+    var overlaps = true
+
+    /// Sums `parameters`' gradients and `loss` over the ranks, in place. The dense bucket's
+    /// all-reduce is started first and waited for last: `alongside` (a row-sharded table's
+    /// exchanges) and the sparse all-gather run while it is in flight. Every rank makes the
+    /// calls in this order, and no sum changes its order, so the result is the same bit for bit.
+    func reduce(_ parameters: [Parameter], loss: inout Double, alongside: () throws -> Void = {}) throws {
+        let dense = parameters.filter { !$0.isSparse }
+        let total = packDense(dense, loss: loss)
+        if overlaps { try communicator.startAllreduceSum(bucket.base, count: total) } else {
+            try communicator.allreduceSum(bucket.base, count: total, kind: .dense)
+        }
+        try alongside()
+        try reduceSparse(parameters.filter(\.isSparse))
+        if overlaps { try communicator.finishStarted() }
+        loss = unpackDense(dense)
+    }
+
+    /// Every rank's touched rows of the replicated sparse parameters, summed in rank order.
+    private func reduceSparse(_ sparse: [Parameter]) throws {
         guard !sparse.isEmpty else { return }
         let all = try communicator.allgatherBytes(Self.sparseMessage(sparse), kind: .sparse)
         // One buffer for every rank's message, so the cursors read them in place side by side.
@@ -40,25 +58,27 @@ final class GradientExchange {
         }
     }
 
-    /// The dense gradients and the loss: one bucket, one all-reduce.
-    private func reduceDense(_ dense: [Parameter], loss: inout Double) throws {
+    /// The dense gradients and the loss into the bucket (one all-reduce for all); returns its length.
+    private func packDense(_ dense: [Parameter], loss: Double) -> Int {
         let total = dense.reduce(0) { $0 + $1.count } + 1
-        if bucket.count != total { bucket = [Float](repeating: 0, count: total) }
-        try bucket.withUnsafeMutableBufferPointer { b in
-            var at = 0
-            for p in dense {
-                (b.baseAddress! + at).update(from: p.grad.base, count: p.count)
-                at += p.count
-            }
-            b[at] = Float(loss)
-            try communicator.allreduceSum(b.baseAddress!, count: total, kind: .dense)
-            at = 0
-            for p in dense {
-                p.grad.base.update(from: b.baseAddress! + at, count: p.count)
-                at += p.count
-            }
-            loss = Double(b[at])
+        if bucket.count != total { bucket = FloatBuffer(count: total) }
+        var at = 0
+        for p in dense {
+            (bucket.base + at).update(from: p.grad.base, count: p.count)
+            at += p.count
         }
+        bucket.base[at] = Float(loss)
+        return total
+    }
+
+    /// The summed bucket back into the dense gradients; returns the summed loss.
+    private func unpackDense(_ dense: [Parameter]) -> Double {
+        var at = 0
+        for p in dense {
+            p.grad.base.update(from: bucket.base + at, count: p.count)
+            at += p.count
+        }
+        return Double(bucket.base[at])
     }
 
     /// This rank's message: per sparse parameter, its touched-row count, rows and row gradients.

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A fixed-size, 64-byte-aligned, contiguous Float array. Layers keep their weights, gradients
 /// and activations in these so hot loops work on raw pointers with no copy-on-write checks
 /// and no per-batch allocation.
@@ -5,9 +9,23 @@ public final class FloatBuffer {
     public let count: Int
     public let base: UnsafeMutablePointer<Float>
 
+    /// Mapped from the kernel instead of the allocator (zero buffers of at least `lazyBytes`):
+    /// its pages are zero until first written, so a large sparse table's Adam moments or row
+    /// gradients cost memory and time only where rows are touched.
+    private let mapped: Bool
+    static let lazyBytes = 1 << 20
+
     public init(count: Int, value: Float = 0) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        let bytes = max(count, 1) * 4
+        if value == 0, bytes >= Self.lazyBytes,
+           let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED {
+            mapped = true
+            base = region.bindMemory(to: Float.self, capacity: max(count, 1))
+            return
+        }
+        mapped = false
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         base.initialize(repeating: value, count: max(count, 1))
     }
@@ -19,7 +37,9 @@ public final class FloatBuffer {
         }
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        if mapped { munmap(base, max(count, 1) * 4) } else { base.deallocate() }
+    }
 
     @inline(__always) public subscript(i: Int) -> Float {
         get { base[i] }

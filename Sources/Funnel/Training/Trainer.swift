@@ -32,6 +32,9 @@ public final class Trainer {
     /// With request batches: at most this many impressions of one request per batch (nil: the
     /// whole request, up to the batch size).
     public var requestPieceRows: Int?
+    /// Under mpirun: overlap the dense all-reduce with the embedding exchanges (false: one after
+    /// the other, `--no-overlap-collectives`; the weights are the same either way).
+    public var overlapCollectives = true
 
     /// The thread count is the network's worker count (`FunnelNetwork(workers:)`).
     public init(config: ModelConfig, communicator: Communicator = .single) {
@@ -75,8 +78,10 @@ public final class Trainer {
     ) throws -> Result {
         // Funnel's workers are the parallelism; OpenBLAS stays single-threaded inside each.
         BLAS.setThreads(1)
+        let exchange = communicator.isDistributed ? GradientExchange(communicator: communicator) : nil
+        exchange?.overlaps = overlapCollectives
         let run = TrainingRun(config: config, network: network, source: source, progress: progress, onlyStages: onlyStages,
-                              exchange: communicator.isDistributed ? GradientExchange(communicator: communicator) : nil)
+                              exchange: exchange)
         run.requestBatches = requestBatches ?? (network.requestSharing != nil)
         run.requestPieceRows = requestPieceRows
         let stages = network.architecture.stages

@@ -49,6 +49,8 @@ public struct TrainingRequest: Sendable {
     public var shardThresholdMiB = 64.0
     /// How the model directory holds row-sharded tables (`WeightsLayout`).
     public var weightsLayout = WeightsLayout.auto
+    /// Overlap the dense all-reduce with the embedding exchanges (`Trainer.overlapCollectives`).
+    public var overlapCollectives = true
 
     public init(train: String, out: String, config: ModelConfig) {
         self.train = train
@@ -193,6 +195,7 @@ public enum TrainingJob {
         let trainer = Trainer(config: config, communicator: comm)
         trainer.startingSteps = growth?.startingSteps
         trainer.requestPieceRows = request.requestPieceRows
+        trainer.overlapCollectives = request.overlapCollectives
         let result = try trainer.train(network, chunks: source, progress: { events(.progress($0)) }, checkpoints: checkpoints)
         let communication = comm.isSingleProcess ? nil : comm.stats
         if let watchError { throw watchError }

@@ -201,8 +201,11 @@ final class TrainingRun {
                 if p.isSparse { p.touchedRows = [] } else { p.grad.base.update(repeating: 0, count: p.count) }
             }
         }
-        if let exchange { try exchange.reduce(parameters.filter { !(sharded?.owns($0) ?? false) }, loss: &loss) }
-        try sharded?.reduce(active: active > 0, training: parameters)
+        if let exchange {
+            try exchange.reduce(parameters.filter { !(sharded?.owns($0) ?? false) }, loss: &loss) {
+                try sharded?.reduce(active: active > 0, training: parameters)
+            }
+        }
         // A non-finite loss (every rank sees the same, reduced) is never applied: the caller
         // ends the run naming the stage, and no NaN reaches the weights.
         guard loss.isFinite else { return loss }
