@@ -133,13 +133,13 @@ final class ShardedTablesTests: XCTestCase {
             XCTAssertEqual(p.status, 0, p.stderr)
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/small-\(ranks)-ranks.csv")),
                            try Data(contentsOf: URL(fileURLWithPath: d + "/small-whole.csv")), "\(ranks) ranks predict one process's rows")
-            let e = try CLI.mpirun(ranks: ranks, ["eval", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv", "--json",
-                                                  "--truth", d + "/csv/test_truth.csv"])
+            let eval = ["eval", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv", "--json", "--truth", d + "/csv/test_truth.csv",
+                        "--group-column", "101", "--downsample-negatives", "2"]
+            let e = try CLI.mpirun(ranks: ranks, eval)
             XCTAssertEqual(e.status, 0, e.stderr)
-            let one = CLI.json(try CLI.ok(["eval", "--model", d + "/small-sharded", "--data", d + "/csv/test.csv", "--json",
-                                           "--truth", d + "/csv/test_truth.csv"]))
+            let one = CLI.json(try CLI.ok(eval))
             let many = CLI.json(e.stdout)
-            for key in ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space", "logloss_ctcvr", "rows"] {
+            for key in ["auc_ctr", "auc_cvr", "auc_ctcvr", "auc_cvr_entire_space", "gauc_ctr", "logloss_ctcvr", "rows"] {
                 XCTAssertEqual(many[key] as? NSObject, one[key] as? NSObject, "\(ranks) ranks: \(key)")
             }
         }

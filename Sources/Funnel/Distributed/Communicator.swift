@@ -145,10 +145,17 @@ public final class Communicator: @unchecked Sendable {
     /// rank after rank (the reduce-by-key and row-rebalancing step of the GBDT path).
     public func exchange(_ blocks: [[UInt8]], kind: CollectiveKind = .control) throws -> [[UInt8]] {
         precondition(blocks.count == size)
-        let sendCounts = blocks.map { Int64($0.count) }
         // Every rank learns what it will receive from each rank (one int64 per pair).
-        let matrix = try allgather(sendCounts, kind: kind)
-        let recvCounts = (0..<size).map { matrix[$0][rank] }
+        let matrix = try allgather(blocks.map { Int64($0.count) }, kind: kind)
+        return try exchange(blocks, expecting: (0..<size).map { Int(matrix[$0][rank]) }, kind: kind)
+    }
+
+    /// `exchange` when each rank already knows how many bytes every rank sends it (`expected[r]`
+    /// from rank r: the rows it asked for, say): one collective instead of two.
+    public func exchange(_ blocks: [[UInt8]], expecting expected: [Int], kind: CollectiveKind = .control) throws -> [[UInt8]] {
+        precondition(blocks.count == size && expected.count == size)
+        let sendCounts = blocks.map { Int64($0.count) }
+        let recvCounts = expected.map(Int64.init)
         func displacements(_ c: [Int64]) -> [Int64] {
             var d = [Int64](repeating: 0, count: c.count)
             for r in 1..<max(1, c.count) { d[r] = d[r - 1] + c[r - 1] }

@@ -89,7 +89,6 @@ enum DistributedInference {
 
     /// `funnel eval` over the job's ranks: rank 0's reports (the others' are empty).
     static func evaluate(_ r: EvaluationRequest, note: (String) -> Void) throws -> [(model: String, report: EvaluationReport)] {
-        guard r.groupColumn == nil else { throw FunnelError("--group-column is not evaluated under mpirun yet; run funnel eval alone") }
         let comm = r.communicator
         var results: [(String, EvaluationReport)] = []
         for dir in r.models {

@@ -119,7 +119,8 @@ public final class RowShardedTable {
             }
             return answer
         }
-        let received = try communicator.exchange(answers, kind: .sparse)
+        // Each owner answers exactly the rows asked of it: the sizes are known on both sides.
+        let received = try communicator.exchange(answers, expecting: placed.map { $0.count * dim * 4 }, kind: .sparse)
         for (o, bytes) in received.enumerated() {
             guard bytes.count == placed[o].count * dim * 4 else { throw FunnelError("rank \(o) sent \(name) rows cut short") }
             bytes.withUnsafeBytes { raw in

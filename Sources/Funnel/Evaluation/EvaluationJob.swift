@@ -97,7 +97,8 @@ public enum EvaluationJob {
             p = Predictions(ctr: rows.map { p.ctr[Int($0)] }, cvr: rows.map { p.cvr[Int($0)] }, ctcvr: rows.map { p.ctcvr[Int($0)] })
         }
         let cf = try r.truth.map { try DatasetLoader.loadCounterfactual($0, for: labels, dataLines: dataLines) }
-        let metrics = EvaluationReport.evaluate(p, on: labels, counterfactual: cf)
+        let groups = try r.groupColumn.map { try GroupColumn(r.data, column: $0, options: r.read, layout: model.schema.layout).keys(for: labels) }
+        let metrics = EvaluationReport.evaluate(p, on: labels, counterfactual: cf, groups: groups)
         for warning in metrics.undefinedReasons(p, model: model.config) { note("\(dir): \(warning)") }
         return metrics
     }
