@@ -164,7 +164,8 @@ public final class Communicator: @unchecked Sendable {
         let sendDisplacements = displacements(sendCounts), recvDisplacements = displacements(recvCounts)
         let send = blocks.flatMap { $0 }
         var recv = [UInt8](repeating: 0, count: max(1, Int(recvCounts.reduce(0, +))))
-        try timed(kind, bytes: send.count) {
+        // Counted: what leaves this rank (its block to itself is a local copy).
+        try timed(kind, bytes: send.count - blocks[rank].count) {
             try send.withUnsafeBytes { s in
                 try recv.withUnsafeMutableBytes { r in
                     try transport.alltoallv(UnsafeRawBufferPointer(s), sendCounts: sendCounts, sendDisplacements: sendDisplacements,
