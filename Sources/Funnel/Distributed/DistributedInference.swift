@@ -15,25 +15,36 @@ enum DistributedInference {
         var sourceRows: [Int32] = []
     }
 
-    /// The model with this rank's rows of its tables, sized for `data`'s blocks.
-    static func load(_ dir: String, threads: Int, for data: EncodedDataset, schema: FeatureSchema, comm: Communicator) throws -> TrainedModel {
-        let bagValues = try comm.maximum(data.maxBagValues)
-        let lookup = max(1, threads) * TrainedModel.predictionBatch * (schema.fields.count + bagValues)
-        let model = try TrainedModel.load(from: dir, maxBatch: TrainedModel.predictionBatch, workers: threads) { rows in
-            TableShard(ownership: RowOwnership(rows: rows, ranks: comm.size), rank: comm.rank, lookupRows: min(rows, lookup))
+    /// A model directory opened for this rank: its manifest read once, for the data's encoding and
+    /// then the network.
+    struct Opened {
+        var directory: DirectoryHandle
+        var manifest: ModelManifest
+        init(_ dir: String) throws {
+            directory = try DirectoryHandle(dir)
+            manifest = try ModelManifest.load(from: directory)
         }
+    }
+
+    /// The model with this rank's rows of its tables, sized for `data`'s blocks.
+    static func load(_ opened: Opened, threads: Int, for data: EncodedDataset, comm: Communicator) throws -> TrainedModel {
+        let bagValues = try comm.maximum(data.maxBagValues)
+        let schema = opened.manifest.schema
+        let lookup = max(1, threads) * TrainedModel.predictionBatch * (schema.fields.count + bagValues)
+        let shard = TableShard(ownership: RowOwnership(rows: schema.embeddingRows, ranks: comm.size), rank: comm.rank,
+                               lookupRows: min(schema.embeddingRows, lookup))
+        let model = try TrainedModel.load(opened.directory, manifest: opened.manifest, maxBatch: TrainedModel.predictionBatch,
+                                          workers: threads, shard: shard)
         model.network.shareTables(over: comm)
         return model
     }
 
     /// This rank's data rows of `path` (every N-th), encoded with the model's schema.
-    static func read(_ path: String, model dir: String, options: ReadOptions, requireLabels: Bool, comm: Communicator) throws
-        -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport) {
-        let manifest = try ModelManifest.load(from: DirectoryHandle(dir))
+    static func read(_ path: String, model opened: Opened, options: ReadOptions, requireLabels: Bool, comm: Communicator) throws
+        -> (data: EncodedDataset, report: ReadReport) {
         var options = options
         options.shard = comm.shard
-        let (data, report) = try DatasetLoader.load(path, schema: manifest.schema, options: options, requireLabels: requireLabels)
-        return (manifest.schema, data, report)
+        return try DatasetLoader.load(path, schema: opened.manifest.schema, options: options, requireLabels: requireLabels)
     }
 
     /// Every rank's predictions (and labels when `labels`) on rank 0, ordered by source row.
@@ -41,7 +52,8 @@ enum DistributedInference {
         var w = ByteWriter()
         for i in 0..<data.rowCount {
             w.put(data.sourceRows[i])
-            for v in [p.ctr[i], p.cvr[i], p.ctcvr[i]] + (labels ? [data.click![i], data.conversion![i]] : []) { w.put(v.bitPattern) }
+            for v in [p.ctr, p.cvr, p.ctcvr] { w.put(v[i].bitPattern) }
+            if labels { for v in [data.click!, data.conversion!] { w.put(v[i].bitPattern) } }
         }
         var blocks = [[UInt8]](repeating: [], count: comm.size)
         blocks[0] = w.bytes
@@ -69,8 +81,9 @@ enum DistributedInference {
     /// `funnel predict` over the job's ranks; rank 0 writes `r.out`.
     static func predict(_ r: PredictionRequest, options: ReadOptions) throws -> PredictionOutcome {
         let comm = r.communicator
-        let (schema, data, report) = try read(r.data, model: r.model, options: options, requireLabels: false, comm: comm)
-        let model = try load(r.model, threads: r.threads, for: data, schema: schema, comm: comm)
+        let opened = try Opened(r.model)
+        let (data, report) = try read(r.data, model: opened, options: options, requireLabels: false, comm: comm)
+        let model = try load(opened, threads: r.threads, for: data, comm: comm)
         model.network.gemm = r.gemm
         if r.requestSharing { model.network.shareRequests(as: data) }
         let start = Date()
@@ -92,8 +105,9 @@ enum DistributedInference {
         let comm = r.communicator
         var results: [(String, EvaluationReport)] = []
         for dir in r.models {
-            let (schema, data, report) = try read(r.data, model: dir, options: r.read, requireLabels: true, comm: comm)
-            let model = try load(dir, threads: r.threads, for: data, schema: schema, comm: comm)
+            let opened = try Opened(dir)
+            let (data, report) = try read(r.data, model: opened, options: r.read, requireLabels: true, comm: comm)
+            let model = try load(opened, threads: r.threads, for: data, comm: comm)
             if r.requestSharing { model.network.shareRequests(as: data) }
             let p = try model.network.predictCollectively(data)
             guard let all = try gather(p, of: data, labels: true, comm: comm) else { continue }

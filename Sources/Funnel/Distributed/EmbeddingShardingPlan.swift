@@ -93,15 +93,10 @@ public struct EmbeddingShardingPlan: Sendable {
     public func check(budgetMiB budget: Double) throws {
         let mine = tableBytes(rank: 0) * Double(tables)
         guard mine > budget * 1_048_576 else { return }
-        let fit = ranksFitting(budget * 1_048_576)
         var text = String(format: "the embedding tables need %.0f MiB per rank with Adam's state (%d × %d rows × %d dimensions%@) "
                           + "but --memory-budget is %.0f MiB", mine / 1_048_576, tables, rows, dim,
                           sharded ? ", row-sharded over \(ranks) ranks" : ", replicated", budget)
-        if let n = fit {
-            text += sharded || n <= ranks && ranks > 1
-                ? "; row-sharded (--embedding-sharding row) they fit on \(n) ranks (mpirun -np \(n))"
-                : "; row-sharded they fit on \(n) ranks: mpirun -np \(n) funnel train … --embedding-sharding row"
-        }
+        if let n = ranksFitting(budget * 1_048_576) { text += "; row-sharded (--embedding-sharding row) they fit on \(n) ranks (mpirun -np \(n))" }
         throw FunnelError(text + " (or fewer rows: --hash-buckets, --min-count; or a smaller --embedding-dim)")
     }
 

@@ -34,6 +34,13 @@ extension RowShardedTable {
     /// no message nears MPI's 2 GiB count limit and rank 0 holds one round's bytes at a time.
     static let gatherRows = 1 << 20
 
+    /// Messages a rank holding `local` rows sends, and the rows of message `round`.
+    static func rounds(_ local: Int) -> Int { (local + gatherRows - 1) / gatherRows }
+    static func rows(ofRound round: Int, _ local: Int) -> Range<Int> {
+        let lo = min(local, round * gatherRows)
+        return lo..<min(local, lo + gatherRows)
+    }
+
     /// Collective. Every rank's rows (values, then Adam's moments when `moments` and the slice
     /// has them) into rank 0's `target`, a whole table; other ranks pass nil.
     func gatherToRoot(into target: Parameter?, moments: Bool) throws {
@@ -43,12 +50,12 @@ extension RowShardedTable {
             target.moment2 = FloatBuffer(count: target.count)
         }
         let local = slice.shape[0]
-        let rounds = try communicator.maximum((local + Self.gatherRows - 1) / Self.gatherRows)
+        let rounds = try communicator.maximum(Self.rounds(local))
         for round in 0..<rounds {
-            let lo = min(local, round * Self.gatherRows), hi = min(local, lo + Self.gatherRows)
+            let mine = Self.rows(ofRound: round, local)
             var block: [UInt8] = []
             for source in [slice.value] + (withMoments ? [slice.moment1!, slice.moment2!] : []) {
-                block += UnsafeRawBufferPointer(start: source.base + lo * dim, count: (hi - lo) * dim * 4)
+                block += UnsafeRawBufferPointer(start: source.base + mine.lowerBound * dim, count: mine.count * dim * 4)
             }
             var blocks = [[UInt8]](repeating: [], count: communicator.size)
             blocks[0] = block
@@ -60,8 +67,8 @@ extension RowShardedTable {
 
     /// Rank `r`'s rows of one gather round at their global rows of `target` (values, m, v).
     private func place(_ bytes: [UInt8], from r: Int, round: Int, into target: Parameter, moments: Bool) throws {
-        let local = ownership.localRows(rank: r)
-        let lo = min(local, round * Self.gatherRows), n = min(local, lo + Self.gatherRows) - lo
+        let sent = Self.rows(ofRound: round, ownership.localRows(rank: r))
+        let lo = sent.lowerBound, n = sent.count
         let parts = [target.value] + (moments ? [target.moment1!, target.moment2!] : [])
         guard bytes.count == n * dim * 4 * parts.count else { throw FunnelError("rank \(r) sent \(name)'s rows cut short") }
         bytes.withUnsafeBytes { raw in

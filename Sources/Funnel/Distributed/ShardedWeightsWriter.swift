@@ -29,13 +29,10 @@ public final class ShardedWeightsWriter {
         }
     }
 
-    /// Rounds of one message in which rank k sends its `local` rows of a table.
-    private static func rounds(_ local: Int) -> Int { (local + RowShardedTable.gatherRows - 1) / RowShardedTable.gatherRows }
-
     /// Rank 0: the shard files, then the index (its checksum then in `indexChecksum`).
     public func files() -> [AtomicDirectory.File] {
-        var files = (0..<shards).map { k in
-            AtomicDirectory.File(ShardedWeightsIndex.fileName(shard: k + 1, of: shards)) { write in try self.stream(shard: k, write) }
+        var files = ShardedWeightsIndex.files(shards: shards).enumerated().map { k, name in
+            AtomicDirectory.File(name) { write in try self.stream(shard: k, write) }
         }
         files.append(AtomicDirectory.File(ShardedWeightsIndex.fileName) { write in
             let data = try self.index()
@@ -62,7 +59,7 @@ public final class ShardedWeightsWriter {
             }
             let expected = rows.localRows(rank: k) * p.rowWidth * 4
             var received = 0
-            for _ in 0..<Self.rounds(rows.localRows(rank: k)) {
+            for _ in 0..<RowShardedTable.rounds(rows.localRows(rank: k)) {
                 let message = try sharded.communicator.exchange([[UInt8]](repeating: [], count: shards), kind: .control)[k]
                 received += message.count
                 try message.withUnsafeBytes { try out($0) }
@@ -80,11 +77,11 @@ public final class ShardedWeightsWriter {
             for (p, rows) in tensors(ofShard: k) {
                 guard let rows else { continue }
                 let local = rows.localRows(rank: k), width = p.rowWidth
-                for round in 0..<Self.rounds(local) {
+                for round in 0..<RowShardedTable.rounds(local) {
                     var blocks = [[UInt8]](repeating: [], count: shards)
                     if k == comm.rank {
-                        let lo = round * RowShardedTable.gatherRows, hi = min(local, lo + RowShardedTable.gatherRows)
-                        blocks[0] = Array(UnsafeRawBufferPointer(start: p.value.base + lo * width, count: (hi - lo) * width * 4))
+                        let mine = RowShardedTable.rows(ofRound: round, local)
+                        blocks[0] = Array(UnsafeRawBufferPointer(start: p.value.base + mine.lowerBound * width, count: mine.count * width * 4))
                     }
                     _ = try comm.exchange(blocks, kind: .control)
                 }
@@ -95,7 +92,7 @@ public final class ShardedWeightsWriter {
     private func index() throws -> Data {
         var map: [String: [String]] = [:]
         var tables: [String: ShardedWeightsIndex.RowShardedTensor] = [:]
-        let files = (1...shards).map { ShardedWeightsIndex.fileName(shard: $0, of: shards) }
+        let files = ShardedWeightsIndex.files(shards: shards)
         for (p, rows) in tensors(ofShard: 0) {
             map[p.name] = rows == nil ? [files[0]] : files
             if let rows { tables[p.name] = .init(rows: rows.rows, dim: p.rowWidth) }

@@ -257,16 +257,21 @@ public struct TrainedModel {
         return try OptimizerState.decode(data, path: path)
     }
 
-    /// With `shard`, the network holds only its rank's rows of each table (`mpirun … predict`):
-    /// read from the rank's shard file when the model has one per rank, else picked from the rest.
-    public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1, shard: ((_ embeddingRows: Int) -> TableShard)? = nil) throws
-        -> TrainedModel {
-        let manifestPath = dir + "/model.json"
+    public static func load(from dir: String, maxBatch: Int? = nil, workers: Int = 1) throws -> TrainedModel {
         let directory = try DirectoryHandle(dir)
-        let m = try ModelManifest.load(from: directory)
+        return try load(directory, manifest: try ModelManifest.load(from: directory), maxBatch: maxBatch, workers: workers)
+    }
+
+    /// The model of `directory` whose `model.json` is already loaded (`ModelManifest.load`). With
+    /// `shard`, the network holds only its rank's rows of each table (`mpirun … predict`): read
+    /// from the rank's shard file when the model has one per rank, else picked from the rest.
+    static func load(_ directory: DirectoryHandle, manifest m: ModelManifest, maxBatch: Int? = nil, workers: Int = 1,
+                     shard: TableShard? = nil) throws -> TrainedModel {
+        let dir = directory.path
+        let manifestPath = dir + "/model.json"
         let batch = maxBatch ?? (m.config.batchSize + max(1, workers) - 1) / max(1, workers)
         do {
-            let held = shard.map { s in s(m.schema.embeddingRows) }.map { $0.ownership.localRows(rank: $0.rank) + $0.lookupRows }
+            let held = shard.map { $0.ownership.localRows(rank: $0.rank) + $0.lookupRows }
             try NetworkSize.check(config: m.config, embeddingRows: held ?? m.schema.embeddingRows, fields: m.schema.fields.count,
                                   denseCount: m.schema.dense.count, maxBatch: batch, workers: max(1, workers))
         } catch let e as FunnelError {
@@ -285,8 +290,7 @@ public struct TrainedModel {
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(weightsPath): checksum \(sum) does not match model.json (\(m.weightsChecksum)); the weights file is damaged or belongs to another model")
         }
-        let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers,
-                                    shard: shard?(m.schema.embeddingRows))
+        let net = try FunnelNetwork(config: m.config, schema: m.schema, maxBatch: maxBatch, workers: workers, shard: shard)
         if sharded {
             try ShardedWeightsReader.load(into: net, from: directory, index: wdata, path: weightsPath)
         } else {

@@ -39,25 +39,33 @@ public struct ShardedWeightsIndex: Codable, Sendable {
     /// Shard k's (1-based) file name of n.
     public static func fileName(shard k: Int, of n: Int) -> String { String(format: "weights-%05d-of-%05d.safetensors", k, n) }
 
-    public var files: [String] { (1...shards).map { Self.fileName(shard: $0, of: shards) } }
+    /// The shard files of a model of `n` shards, shard 1 first.
+    public static func files(shards n: Int) -> [String] { (1...n).map { fileName(shard: $0, of: n) } }
+
+    public var files: [String] { Self.files(shards: shards) }
 }
 
 /// Reading a sharded model's weights into a whole network (`TrainedModel.load`): each file's
 /// checksum checked against the index, every tensor's shape against the network, every row of a
 /// row-sharded table placed at its global row, every parameter filled exactly once.
 enum ShardedWeightsReader {
+    /// One tensor of one shard file: a row-sharded table's rows of shard `shard`, or (shard 0) a
+    /// tensor held whole.
+    private struct Piece: Hashable {
+        var name: String
+        var shard: Int
+    }
+
     static func load(into net: FunnelNetwork, from directory: DirectoryHandle, index indexData: Data, path: String) throws {
         let index = try decodeIndex(indexData, path: path, net: net)
         let params = Dictionary(uniqueKeysWithValues: net.parameters.map { ($0.name, $0) })
         let holdings = Dictionary(uniqueKeysWithValues: net.embeddings.map { ($0.table.name, $0.shard) })
-        var filled = Set<String>()
-        for (k, file) in index.files.enumerated() {
-            let display = directory.path + "/" + file
-            // A rank of as many ranks as shards holds exactly shard rank + 1's rows (and shard 1's other tensors).
-            if let mine = net.embeddings.first?.shard, mine.ownership.ranks == index.shards, k != 0, k != mine.rank {
-                for name in index.rowSharded.keys { filled.insert(name + "#\(k)") }
-                continue
-            }
+        // A rank of as many ranks as shards holds exactly shard rank + 1's rows (and shard 1's other tensors).
+        let mine = net.embeddings.first?.shard
+        let read = (0..<index.shards).filter { k in k == 0 || mine.map { $0.ownership.ranks != index.shards || $0.rank == k } ?? true }
+        var filled = Set<Piece>()
+        for k in read {
+            let file = index.files[k], display = directory.path + "/" + file
             guard directory.exists(file) else { throw FunnelError("\(display): missing (\(path) lists it as shard \(k + 1) of \(index.shards))") }
             let data = try directory.contents(file, limit: limit(of: k, index, params) + (16 << 20))
             let sum = Checksum.fnv64Hex(words: data)
@@ -65,19 +73,18 @@ enum ShardedWeightsReader {
                 throw FunnelError("\(display): checksum \(sum) does not match \(ShardedWeightsIndex.fileName) (\(index.checksums[file] ?? "none")); "
                                   + "the shard is damaged or belongs to another model")
             }
-            let (tensors, _) = try SafeTensors.decode(data, path: display)
-            for (name, t) in tensors {
+            for (name, t) in try SafeTensors.decode(data, path: display).tensors {
                 guard let p = params[name], index.weightMap[name]?.contains(file) == true else {
                     throw FunnelError("\(display): tensor '\(name)' is not the model's or not listed for this file")
                 }
                 try place(t, into: p, holding: holdings[name] ?? nil, shard: k, of: index, path: display)
-                filled.insert(k == 0 || index.rowSharded[name] == nil ? name : name + "#\(k)")
+                filled.insert(Piece(name: name, shard: index.rowSharded[name] == nil ? 0 : k))
             }
         }
         for p in net.parameters {
-            let parts = index.rowSharded[p.name] == nil ? [p.name] : [p.name] + (1..<index.shards).map { p.name + "#\($0)" }
-            if let gone = parts.first(where: { !filled.contains($0) }) {
-                throw FunnelError("\(path): tensor '\(p.name)' is missing from its shard files (\(gone))")
+            let pieces = index.rowSharded[p.name] == nil ? [Piece(name: p.name, shard: 0)] : read.map { Piece(name: p.name, shard: $0) }
+            if let gone = pieces.first(where: { !filled.contains($0) }) {
+                throw FunnelError("\(path): tensor '\(p.name)' is missing from shard \(gone.shard + 1) of \(index.shards)")
             }
         }
     }

@@ -205,7 +205,7 @@ public enum TrainingJob {
             seconds: result.seconds, trainSamplesPerSecond: result.samplesPerSecond, finalLoss: result.finalLoss, readNotes: notes)
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
-        try save(network, request, layout: layout, model: TrainedModel(config: config, schema: schema, network: network, training: summary),
+        try save(TrainedModel(config: config, schema: schema, network: network, training: summary), request, layout: layout,
                  steps: result.optimizerSteps, deltaFrom: deltaBase)
         var sharding = communication.map {
             ShardingReport(plan, tables: network.embeddings.map(\.table.name), communication: $0, weightsLayout: layout)
@@ -225,9 +225,9 @@ public enum TrainingJob {
     /// Rank 0 writes the model directory. Row-sharded tables are gathered whole on rank 0 (the
     /// model a replicated run saves) or, in the sharded layout, streamed from every rank into
     /// shard files; either way every rank takes part.
-    private static func save(_ network: FunnelNetwork, _ request: TrainingRequest, layout: WeightsLayout, model: TrainedModel, steps: [Int],
+    private static func save(_ model: TrainedModel, _ request: TrainingRequest, layout: WeightsLayout, steps: [Int],
                              deltaFrom base: TrainedModel?) throws {
-        let comm = request.communicator
+        let comm = request.communicator, network = model.network
         if layout == .sharded, let writer = ShardedWeightsWriter(network) {
             if comm.isRoot { try model.save(to: request.out, force: request.force, sharded: writer) } else { try writer.send() }
             return
