@@ -61,6 +61,16 @@ final class ShardedTablesTests: XCTestCase {
                 let (a, b) = (d + "/\(name)-\(ranks)-rep", d + "/\(name)-\(ranks)-row")
                 let diff = try CLI.maxWeightDifference(a, b)
                 XCTAssertLessThanOrEqual(diff, 1e-4, "\(name), \(ranks) ranks: weights differ by \(diff)")
+                // The vocabularies were split by key range while training (no rank held them whole)
+                // and joined on rank 0: the replicated run's file byte for byte.
+                XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/vocabularies.bin")),
+                               try Data(contentsOf: URL(fileURLWithPath: b + "/vocabularies.bin")), "\(name), \(ranks) ranks")
+                XCTAssertEqual(r?["vocabulary"] as? String, "whole")
+                XCTAssertEqual(s?["vocabulary"] as? String, "split")
+                let (every, held) = ((r?["vocabulary_values_per_rank"] as? [Int]) ?? [], (s?["vocabulary_values_per_rank"] as? [Int]) ?? [])
+                XCTAssertEqual(held.count, ranks)
+                XCTAssertEqual(held.reduce(0, +), every.first, "\(name): the slices hold every value once")
+                XCTAssertTrue(held.allSatisfy { $0 <= (every.first ?? 0) / ranks + 64 }, "\(name): equal shares per field: \(held)")
                 if name == "esmm" {
                     // The dense all-reduce overlapping the exchanges or not: the same bytes.
                     let serial = try CLI.mpirun(ranks: ranks, base + mode + ["--no-overlap-collectives", "--out", b + "-serial"])

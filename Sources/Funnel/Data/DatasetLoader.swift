@@ -9,6 +9,20 @@ public enum DatasetLoader {
                                        growing previous: PreviousSchema? = nil)
         throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport)
     {
+        let load = try loadForTraining(path, options: options, minCount: minCount, communicator: communicator, growing: previous,
+                                       splittingVocabularies: nil)
+        return (load.schema, load.data, load.report)
+    }
+
+    /// `loadForTraining`, where a data-parallel job may split its vocabularies over its ranks
+    /// (`VocabularyShard`): `splittingVocabularies` is asked with the fitted table's rows, and
+    /// when it answers true the vocabularies stay split and the returned schema holds counts
+    /// only; otherwise every rank receives them whole. Nil, or a job continuing a model or
+    /// under an admission policy (whose decisions need every value): merged as before.
+    static func loadForTraining(_ path: String, options: ReadOptions, minCount: Int, communicator: Communicator,
+                                growing previous: PreviousSchema?, splittingVocabularies split: ((Int) throws -> Bool)?)
+        throws -> (schema: FeatureSchema, data: EncodedDataset, report: ReadReport, vocabulary: VocabularyShard?)
+    {
         guard minCount >= 1 else { throw FunnelError("the vocabulary minimum count must be at least 1") }
         var options = options
         options.shard = communicator.shard
@@ -17,14 +31,20 @@ public enum DatasetLoader {
         try options.sharedVocabularies.check(raw.layout, hashing: options.hashBuckets)
         var acc = FeatureSchema.Accumulator(layout: raw.layout)
         acc.add(raw)
-        var report = raw.report
+        var report = try raw.report.merged(across: communicator)
+        if let split, VocabularyShard.applies(communicator, previous: previous, options: options) {
+            let fit = try VocabularyShard.fit(acc, minCount: minCount, options: options, communicator: communicator, file: path)
+            (report.rowsKept, report.schemaNotes) = (fit.rows, fit.hashNotes)
+            if try split(fit.schema.embeddingRows) { return (fit.schema, try fit.shard.encode(raw, schema: fit.schema), report, fit.shard) }
+            let schema = try fit.shard.whole(fit.schema)
+            return (schema, schema.encode(raw), report, nil)
+        }
         acc = try acc.merged(across: communicator)
-        report = try report.merged(across: communicator)
         report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
         let (schema, notes) = try FeatureSchema.fitted(acc, minCount: minCount, options: options, growing: previous, file: path)
         report.schemaNotes += notes
-        return (schema, schema.encode(raw), report)
+        return (schema, schema.encode(raw), report, nil)
     }
 
     /// Reads one day-stamped file and splits it by day: the schema is fitted on `trainDays` only,
@@ -55,12 +75,13 @@ public enum DatasetLoader {
     }
 
     /// Reads a file against a trained model's schema.
-    public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool)
-        throws -> (data: EncodedDataset, report: ReadReport)
+    /// `vocabulary`: the job's split vocabularies (`schema` holds counts only): encoded collectively.
+    public static func load(_ path: String, schema: FeatureSchema, options: ReadOptions, requireLabels: Bool,
+                            vocabulary: VocabularyShard? = nil) throws -> (data: EncodedDataset, report: ReadReport)
     {
         let read = try TableSource.read(path, layout: schema.layout, options: options, requireLabels: requireLabels)
         let raw = try schema.keepingDenseInRange(read, skipBadRows: options.skipBadRows)
-        return (schema.encode(raw), raw.report)
+        return (try vocabulary?.encode(raw, schema: schema) ?? schema.encode(raw), raw.report)
     }
 
     /// A prepared cache read with a trained schema one row group at a time: each group decoded,

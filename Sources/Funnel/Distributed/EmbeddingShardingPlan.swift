@@ -157,9 +157,15 @@ public struct ShardingReport: Codable, Sendable {
     public var weightsLayout: String
     /// Each rank's peak resident memory, MiB, at the end of the run (the model saved).
     public var peakRSSMiBPerRank: [Double] = []
+    /// How the ranks held the id → row vocabularies while training: "whole" (every rank all of
+    /// them) or "split" (each rank its key range, `VocabularyShard`).
+    public var vocabulary = "whole"
+    /// Vocabulary values each rank held (split: its key range's; whole: every value).
+    public var vocabularyValuesPerRank: [Int] = []
 
     enum CodingKeys: String, CodingKey {
-        case mode
+        case mode, vocabulary
+        case vocabularyValuesPerRank = "vocabulary_values_per_rank"
         case weightsLayout = "weights_layout"
         case peakRSSMiBPerRank = "peak_rss_mb_per_rank"
         case tablesSharded = "tables_sharded"

@@ -88,6 +88,15 @@ public struct FieldVocabulary: Codable, Sendable {
         try c.encodeIfPresent(sharesRowsWith, forKey: .sharesRowsWith)
     }
 
+    /// A field of `count` values of which this process knows only the ids of `known` keys: a
+    /// vocabulary split over the ranks of a job (`VocabularyShard`) — empty, it declares the
+    /// count alone (what the training schema of such a job holds); filled, it encodes rows whose
+    /// keys were resolved at their owners.
+    init(name: String, count: Int, known: [Int64: Int32], sharesRowsWith: String?) {
+        (self.name, self.hashBuckets, self.sharesRowsWith) = (name, nil, sharesRowsWith)
+        (declaredCount, lookup) = (count, known)
+    }
+
     private mutating func buildLookup() {
         lookup.reserveCapacity(texts.count)
         for (i, v) in texts.enumerated() { lookup[CategoryKey.of(v)] = Int32(i + 1) }
@@ -334,12 +343,22 @@ public struct FeatureSchema: Codable, Sendable {
 
         /// Per hashed field: distinct (non-empty) training values, buckets used, collisions.
         public func hashNotes(_ hashing: HashBuckets) -> [String] {
+            Self.hashNotes(hashStatistics(hashing), hashing)
+        }
+
+        /// Per hashed field (in field order): its distinct non-empty values and the buckets they use.
+        func hashStatistics(_ hashing: HashBuckets) -> [(name: String, distinct: Int, used: Int)] {
             layout.categorical.enumerated().compactMap { k, name in
                 guard let n = hashing.buckets(for: name) else { return nil }
                 let keys = counts[k].keys.filter { $0 != CategoryKey.empty }
-                let used = Set(keys.map { HashBuckets.bucket($0, n) }).count
-                return "field \(name): \(keys.count) distinct values hashed into \(n) buckets (\(used) used), "
-                    + "\(keys.count - used) collision(s)"
+                return (name, keys.count, Set(keys.map { HashBuckets.bucket($0, n) }).count)
+            }
+        }
+
+        static func hashNotes(_ statistics: [(name: String, distinct: Int, used: Int)], _ hashing: HashBuckets) -> [String] {
+            statistics.map { f in
+                "field \(f.name): \(f.distinct) distinct values hashed into \(hashing.buckets(for: f.name)!) buckets (\(f.used) used), "
+                    + "\(f.distinct - f.used) collision(s)"
             }
         }
 

@@ -16,6 +16,8 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// A sharded data-parallel run (`options.shard` set): each rank streams its rows of every
     /// group, the ranks agree on when a buffer is full, and each buffer comes as a label view.
     public var communicator = Communicator.single
+    /// The job's split vocabularies (`schema` holds counts only): each group encoded collectively.
+    public var vocabulary: VocabularyShard?
     /// Rows and clicked rows after the read policy (counted by `fitSchema`).
     public let rows: Int
     public let clicks: Int
@@ -61,9 +63,12 @@ public final class StreamingCacheChunks: TrainingChunks {
 
     /// One streaming pass over the cache fitting the schema (vocabularies, dense moments) exactly as
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
+    /// `splittingVocabularies`: as `DatasetLoader.loadForTraining`'s — asked with the table's
+    /// rows whether the vocabularies stay split over the ranks (`vocabulary` then set).
     public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator = .single,
-                                 growing previous: PreviousSchema? = nil) throws
-        -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int)
+                                 growing previous: PreviousSchema? = nil, splittingVocabularies split: ((Int) throws -> Bool)? = nil) throws
+        -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int,
+            vocabulary: VocabularyShard?)
     {
         var maxBagValues = 0, bagValues = 0
         try options.hashBuckets.check(cache.layout, file: cache.path)
@@ -83,18 +88,29 @@ public final class StreamingCacheChunks: TrainingChunks {
             cache.release(group: g)
         }
         // One schema from every rank's rows; the read counts and bag sizes of all of them.
-        acc = try acc.merged(across: communicator)
+        let fit = try split.flatMap { split in
+            try VocabularyShard.applies(communicator, previous: previous, options: options)
+                ? (VocabularyShard.fit(acc, minCount: minCount, options: options, communicator: communicator, file: cache.path), split) : nil
+        }
+        if fit == nil { acc = try acc.merged(across: communicator) }
         var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
         try communicator.allreduceSum(&counts)
         (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
         maxBagValues = try communicator.maximum(maxBagValues)
+        try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
+        if let (fit, split) = fit {
+            guard fit.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
+            (report.rowsKept, report.schemaNotes) = (fit.rows, fit.hashNotes)
+            let splits = try split(fit.schema.embeddingRows)
+            return (splits ? fit.schema : try fit.shard.whole(fit.schema), fit.rows, fit.clicks, fit.conversions, report, maxBagValues,
+                    bagValues, splits ? fit.shard : nil)
+        }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows
         report.schemaNotes = acc.hashNotes(options.hashBuckets)
-        try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
         let (schema, notes) = try FeatureSchema.fitted(acc, minCount: minCount, options: options, growing: previous, file: cache.path)
         report.schemaNotes += notes
-        return (schema, acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues)
+        return (schema, acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues, nil)
     }
 
     public var fields: Int { schema.fields.count }
@@ -130,7 +146,7 @@ public final class StreamingCacheChunks: TrainingChunks {
         for (position, g) in order.enumerated() {
             let raw = try Self.readGroup(Int(g), of: cache, layout: schema.layout, options: options)
             cache.release(group: Int(g))
-            let encoded = schema.encode(raw)
+            let encoded = try vocabulary?.encode(raw, schema: schema) ?? schema.encode(raw)
             var rows = encoded.rowCount
             // Every rank takes the same decision: a buffer is full on the rows of all of them.
             var count = [Double(rows)]

@@ -116,11 +116,12 @@ public enum TrainingJob {
         // Sharing requests, a raw cache's request-only lists are read once per request.
         request.read.requestLevel = request.requestSharing
         let loadStart = Date()
-        let data = try TrainingData.open(request, growing: continuation?.schema)
+        let data = try TrainingData.open(request, growing: continuation?.schema, splittingVocabularies: Self.splitsVocabularies(request))
         var notes = data.notes
         var validData: EncodedDataset?
         if let valid = request.valid {
-            let (v, report) = try DatasetLoader.load(valid, schema: data.schema, options: request.read, requireLabels: true)
+            let (v, report) = try DatasetLoader.load(valid, schema: data.schema, options: request.read, requireLabels: true,
+                                                     vocabulary: data.vocabulary)
             validData = v.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
             notes += report.notes
         }
@@ -206,9 +207,14 @@ public enum TrainingJob {
         summary.best = request.earlyStopping != nil ? kept : nil
         summary.stoppedEarly = validData == nil ? nil : result.stoppedEarly
         try save(TrainedModel(config: config, schema: schema, network: network, training: summary), request, layout: layout,
-                 steps: result.optimizerSteps, deltaFrom: deltaBase)
+                 steps: result.optimizerSteps, deltaFrom: deltaBase, vocabulary: data.vocabulary)
         var sharding = communication.map {
             ShardingReport(plan, tables: network.embeddings.map(\.table.name), communication: $0, weightsLayout: layout)
+        }
+        if comm.isDistributed {
+            sharding?.vocabulary = data.vocabulary == nil ? "whole" : "split"
+            let held = data.vocabulary?.valuesHeld ?? VocabularyShard.values(of: schema.fields)
+            sharding?.vocabularyValuesPerRank = try comm.allgather(values: [Int64(held)]).map { Int($0[0]) }
         }
         if comm.isDistributed { sharding?.peakRSSMiBPerRank = try comm.allgather(values: [ResourceUsage.peakRSSMegabytes]).map { $0[0] } }
         let sharingReport = data.requestFields.map { fields in
@@ -222,11 +228,28 @@ public enum TrainingJob {
                                sharding: sharding)
     }
 
+    /// Whether the fitted tables, of `rows` rows, will be row-sharded — then the vocabularies
+    /// stay split over the ranks too (`VocabularyShard`); nil when the tables never are.
+    static func splitsVocabularies(_ r: TrainingRequest) -> ((Int) throws -> Bool)? {
+        guard r.embeddingSharding != .replicated, r.communicator.isDistributed else { return nil }
+        return { rows in
+            try EmbeddingShardingPlan.decide(r.embeddingSharding, thresholdMiB: r.shardThresholdMiB, rows: rows, dim: r.config.embeddingDim,
+                                             tables: r.config.architecture.trunkCount, ranks: r.communicator.size, lookupRows: 0,
+                                             continuing: r.initFrom != nil).sharded
+        }
+    }
+
     /// Rank 0 writes the model directory. Row-sharded tables are gathered whole on rank 0 (the
     /// model a replicated run saves) or, in the sharded layout, streamed from every rank into
     /// shard files; either way every rank takes part.
     private static func save(_ model: TrainedModel, _ request: TrainingRequest, layout: WeightsLayout, steps: [Int],
-                             deltaFrom base: TrainedModel?) throws {
+                             deltaFrom base: TrainedModel?, vocabulary: VocabularyShard?) throws {
+        var model = model
+        if let vocabulary {
+            // Split vocabularies are joined on rank 0, which writes them (`model.schema` holds counts).
+            let fields = try vocabulary.gathered(everyRank: false)
+            if let fields { model.manifest.schema.fields = fields }
+        }
         let comm = request.communicator, network = model.network
         if layout == .sharded, let writer = ShardedWeightsWriter(network) {
             if comm.isRoot { try model.save(to: request.out, force: request.force, sharded: writer) } else { try writer.send() }
@@ -267,11 +290,14 @@ struct TrainingData {
     var requestFields: [Int]?
     /// Rows per request on average (in memory; nil when streaming).
     var rowsPerRequest: Double?
+    /// The vocabularies split over the ranks (`schema` then holds counts only).
+    var vocabulary: VocabularyShard?
 
     /// Chooses the source: a memory budget streams a `funnel prepare` cache (the schema fitted
     /// in one streaming pass); otherwise the file (CSV/TSV or cache) is read whole.
-    static func open(_ r: TrainingRequest, growing previous: PreviousSchema?) throws -> TrainingData {
-        guard let budget = r.memoryBudgetMiB else { return try openInMemory(r, r.communicator, growing: previous) }
+    static func open(_ r: TrainingRequest, growing previous: PreviousSchema?, splittingVocabularies split: ((Int) throws -> Bool)?) throws
+        -> TrainingData {
+        guard let budget = r.memoryBudgetMiB else { return try openInMemory(r, r.communicator, growing: previous, splittingVocabularies: split) }
         guard budget > 0, budget.isFinite else { throw FunnelError("the memory budget must be a positive number of MiB") }
         guard try TableFormats.detect(r.train) is CacheFormat else {
             throw FunnelError("\(r.train): streaming under a memory budget reads a prepared cache; "
@@ -283,19 +309,22 @@ struct TrainingData {
         var options = r.read
         options.shard = r.communicator.shard
         let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator,
-                                                        growing: previous)
+                                                        growing: previous, splittingVocabularies: split)
         let requestFields = cache.footer.shared == nil ? nil : cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:))
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
-                            bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)), requestFields: requestFields)
+                            bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)), requestFields: requestFields,
+                            vocabulary: fitted.vocabulary)
     }
 
     /// The rows in memory. In a data-parallel job this rank reads its shard of the file (every
     /// `size`-th data row), the ranks merge their vocabulary counts and dense moments into one
     /// schema and share their rows' labels (the label view, `ShardView`); one rank reads them all.
-    static func openInMemory(_ r: TrainingRequest, _ comm: Communicator, growing previous: PreviousSchema?) throws -> TrainingData {
-        let (schema, local, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount, communicator: comm,
-                                                                        growing: previous)
+    static func openInMemory(_ r: TrainingRequest, _ comm: Communicator, growing previous: PreviousSchema?,
+                             splittingVocabularies split: ((Int) throws -> Bool)?) throws -> TrainingData {
+        let (schema, local, report, vocabulary) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount,
+                                                                                    communicator: comm, growing: previous,
+                                                                                    splittingVocabularies: split)
         let view = try ShardView.labelView(of: local, communicator: comm)
         let data = view.downsamplingNegatives(factor: r.config.downsampleNegatives, seed: r.config.seed)
         // A label view's request keys are every rank's rows'; its fields are the local rows'.
@@ -303,7 +332,7 @@ struct TrainingData {
         return TrainingData(schema: schema, notes: report.notes, rows: data.rowCount, clicks: data.clickCount,
                             conversions: data.conversionCount, inMemory: data, cache: nil,
                             maxBagValues: try comm.maximum(data.shard?.local.maxBagValues ?? data.maxBagValues),
-                            requestFields: fields, rowsPerRequest: data.requests?.meanRowsPerRequest)
+                            requestFields: fields, rowsPerRequest: data.requests?.meanRowsPerRequest, vocabulary: vocabulary)
     }
 
     /// The chunk source for `network`: the rows in memory, or the cache through a shuffle buffer
@@ -327,6 +356,7 @@ struct TrainingData {
         let source = StreamingCacheChunks(cache: cache!, schema: schema, options: options, bufferRows: rows, rows: self.rows,
                                           clicks: clicks)
         source.communicator = comm
+        source.vocabulary = vocabulary
         return (source, rows)
     }
 }
