@@ -107,8 +107,9 @@ final class ShardedTablesTests: XCTestCase {
         XCTAssertEqual(peaks.count, 3)
         XCTAssertTrue(peaks.allSatisfy { $0 < 300 }, "every rank within its budget: \(peaks)")
         let files = try FileManager.default.contentsOfDirectory(atPath: d + "/big-row").sorted()
-        XCTAssertEqual(files, ["model.json", "vocabularies.bin", "weights-00001-of-00003.safetensors", "weights-00002-of-00003.safetensors",
-                               "weights-00003-of-00003.safetensors", "weights.index.json"])
+        XCTAssertEqual(files, ["model.json", "vocabularies-00001-of-00003.bin", "vocabularies-00002-of-00003.bin",
+                               "vocabularies-00003-of-00003.bin", "vocabularies.index.json", "weights-00001-of-00003.safetensors",
+                               "weights-00002-of-00003.safetensors", "weights-00003-of-00003.safetensors", "weights.index.json"])
         // The replicated job with room for it: the same model, read back from either layout.
         let whole = try CLI.mpirun(ranks: 3, args + ["--embedding-sharding", "replicated", "--memory-budget", "1500", "--out", d + "/big-whole"])
         XCTAssertEqual(whole.status, 0, whole.stderr)
@@ -133,6 +134,13 @@ final class ShardedTablesTests: XCTestCase {
             try CLI.ok(["export", "--model", d + "/small-\(layout)", "--out", d + "/small-\(layout).onnx"])
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: d + "/small-sharded/weights.index.json"))
+        // The split vocabularies stayed split to the end: shard files, no whole vocabulary file.
+        let files = try FileManager.default.contentsOfDirectory(atPath: d + "/small-sharded").sorted()
+        XCTAssertEqual(files.filter { $0.hasPrefix("vocabularies") },
+                       ["vocabularies-00001-of-00003.bin", "vocabularies-00002-of-00003.bin", "vocabularies-00003-of-00003.bin",
+                        "vocabularies.index.json"])
+        XCTAssertEqual(CLI.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: d + "/small-sharded/model.json")), as: UTF8.self))
+                           .keys.contains("vocabulary_file"), true)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: d + "/small-sharded.csv")),
                        try Data(contentsOf: URL(fileURLWithPath: d + "/small-whole.csv")))
         // Under mpirun, predict and eval hold each rank's rows of the tables and share the data
@@ -155,16 +163,19 @@ final class ShardedTablesTests: XCTestCase {
         }
         let next = CLI.json(try CLI.ok(["train", "--train", d + "/csv/test.csv", "--init-from", d + "/small-sharded", "--out", d + "/small-next", "--json"]))
         XCTAssertEqual(next["model"] as? String, "esmm")
-        for (damage, saying) in [("missing", "weights-00002-of-00003.safetensors: missing"),
-                                 ("damaged", "weights-00003-of-00003.safetensors: checksum")] {
+        for (damage, file, saying) in [("missing", "weights-00002-of-00003.safetensors", "weights-00002-of-00003.safetensors: missing"),
+                                       ("damaged", "weights-00003-of-00003.safetensors", "weights-00003-of-00003.safetensors: checksum"),
+                                       ("vocabulary-missing", "vocabularies-00003-of-00003.bin", "vocabularies-00003-of-00003.bin: missing"),
+                                       ("vocabulary-damaged", "vocabularies-00002-of-00003.bin", "vocabularies-00002-of-00003.bin: checksum"),
+                                       ("index-damaged", "vocabularies.index.json", "vocabularies.index.json: checksum")] {
             let copy = d + "/small-\(damage)"
             try FileManager.default.copyItem(atPath: d + "/small-sharded", toPath: copy)
-            if damage == "missing" {
-                try FileManager.default.removeItem(atPath: copy + "/weights-00002-of-00003.safetensors")
+            if damage.hasSuffix("missing") {
+                try FileManager.default.removeItem(atPath: copy + "/" + file)
             } else {
-                let h = try FileHandle(forWritingTo: URL(fileURLWithPath: copy + "/weights-00003-of-00003.safetensors"))
-                try h.seek(toOffset: 2000)
-                h.write(Data([1, 2, 3, 4]))
+                let h = try FileHandle(forWritingTo: URL(fileURLWithPath: copy + "/" + file))
+                try h.seek(toOffset: file.hasSuffix(".json") ? 30 : 200)
+                h.write(Data([49, 50, 51, 52]))
                 try h.close()
             }
             try CLI.fails(["eval", "--model", copy, "--data", d + "/csv/test.csv"], saying: saying, status: 1)

@@ -294,17 +294,22 @@ extension VocabularyShard {
     /// The whole vocabularies — every rank's slices joined in rank order, which is one process's
     /// vocabulary — on every rank (`everyRank`) or on rank 0 alone (nil elsewhere). Collective.
     func gathered(everyRank: Bool) throws -> [FieldVocabulary]? {
-        var w = ByteWriter()
-        for f in slices where f.hashBuckets == nil { Self.put(f, values: 0..<f.count, into: &w) }
         let parts: [[UInt8]]
         if everyRank {
-            parts = try communicator.allgatherBytes(w.bytes)
+            parts = try communicator.allgatherBytes(sliceMessage())
         } else {
-            let blocks = (0..<communicator.size).map { $0 == 0 ? w.bytes : [] }
+            let blocks = (0..<communicator.size).map { $0 == 0 ? sliceMessage() : [] }
             parts = try communicator.exchange(blocks)
             guard communicator.isRoot else { return nil }
         }
         return try Self.joined(slices, parts, what: "vocabulary slice")
+    }
+
+    /// This rank's slices as one message (`joined` reads it).
+    func sliceMessage() -> [UInt8] {
+        var w = ByteWriter()
+        for f in slices where f.hashBuckets == nil { Self.put(f, values: 0..<f.count, into: &w) }
+        return w.bytes
     }
 
     /// Values `range` of `f` (text, occurrences, last-seen day each) as a message part.

@@ -25,8 +25,9 @@ public struct FieldVocabulary: Codable, Sendable {
     private var lastSeenDays: [Int32] = []
     /// Ids not admitted yet (`VocabularyPolicy.admitMinCount`): their occurrences so far.
     private var pendingIDs: [(key: Int64, count: UInt32)] = []
-    /// Mapped from `vocabularies.bin`.
+    /// Mapped from `vocabularies.bin`, or from the shard files of a sharded model (`ShardedVocabularyIndex`).
     private var mapped: MappedVocabulary?
+    private var mappedShards: MappedVocabularyShards?
     /// The count a `model.json` without values declares, until the mapped file is attached.
     private var declaredCount: Int?
 
@@ -103,16 +104,18 @@ public struct FieldVocabulary: Codable, Sendable {
     }
 
     /// Values in the vocabulary (ids 1…count).
-    public var count: Int { mapped?.count ?? declaredCount ?? texts.count }
+    public var count: Int { mapped?.count ?? mappedShards?.count ?? declaredCount ?? texts.count }
 
     /// Every value's text by id − 1 (a mapped vocabulary's are built on the call).
-    public var values: [String] { mapped.map { m in (0..<m.count).map(m.value(at:)) } ?? texts }
+    public var values: [String] {
+        mapped.map { m in (0..<m.count).map(m.value(at:)) } ?? mappedShards.map { m in (0..<m.count).map(m.value(at:)) } ?? texts
+    }
 
     /// The text of value `i` (id i + 1).
-    public func value(at i: Int) -> String { mapped?.value(at: i) ?? texts[i] }
+    public func value(at i: Int) -> String { mapped?.value(at: i) ?? mappedShards?.value(at: i) ?? texts[i] }
 
     /// The category key of value `i` (id i + 1).
-    public func key(at i: Int) -> Int64 { mapped?.key(at: i) ?? CategoryKey.of(texts[i]) }
+    public func key(at i: Int) -> Int64 { mapped?.key(at: i) ?? mappedShards?.key(at: i) ?? CategoryKey.of(texts[i]) }
 
     /// The same values under another field's name, using `owner`'s embedding rows.
     func sharingRows(of owner: String, as name: String) -> FieldVocabulary {
@@ -124,25 +127,27 @@ public struct FieldVocabulary: Codable, Sendable {
     /// Value `i`'s occurrences across runs and last-seen day, when recorded.
     public func usage(at i: Int) -> (occurrences: UInt32, lastSeen: Int32)? {
         if let m = mapped { return m.usage.map { ($0.occurrences[i], $0.lastSeen[i]) } }
+        if let m = mappedShards { return m.usage(at: i) }
         return occurrenceCounts.isEmpty ? nil : (occurrenceCounts[i], lastSeenDays[i])
     }
 
     /// Whether the values' usage is recorded.
-    public var hasUsage: Bool { mapped.map { $0.usage != nil } ?? !occurrenceCounts.isEmpty }
+    public var hasUsage: Bool { mapped.map { $0.usage != nil } ?? mappedShards?.hasUsage ?? !occurrenceCounts.isEmpty }
 
     /// Ids waiting for admission, with their occurrences so far.
     public var pending: [(key: Int64, count: UInt32)] {
+        if let m = mappedShards { return m.pending }
         guard let m = mapped else { return pendingIDs }
         return m.pending.map { p in (0..<p.count).map { (p.keys[$0], p.counts[$0]) } } ?? []
     }
 
     /// Whether every value's text is its integer key written in decimal (no text to store).
     var isCanonicalIntegers: Bool {
-        mapped.map { $0.text == nil } ?? texts.allSatisfy { Int64($0).map(String.init) == $0 }
+        mapped.map { $0.text == nil } ?? mappedShards?.isCanonicalIntegers ?? texts.allSatisfy { Int64($0).map(String.init) == $0 }
     }
 
     /// A vocabulary `model.json` declared by count only, still to be attached from its file.
-    var awaitsValues: Bool { declaredCount != nil && mapped == nil && hashBuckets == nil }
+    var awaitsValues: Bool { declaredCount != nil && mapped == nil && mappedShards == nil && hashBuckets == nil }
 
     /// Takes the values of a mapped `vocabularies.bin`, which must hold the declared count.
     mutating func attach(_ m: MappedVocabulary, path: String) throws {
@@ -152,6 +157,11 @@ public struct FieldVocabulary: Codable, Sendable {
         mapped = m
     }
 
+    /// Takes the values of a sharded model's vocabulary files (their count checked by the reader).
+    mutating func attach(_ m: MappedVocabularyShards) {
+        mappedShards = m
+    }
+
     /// Rows in the embedding table: the values (or buckets) plus the OOV / empty row.
     public var size: Int { (hashBuckets ?? count) + 1 }
 
@@ -159,6 +169,7 @@ public struct FieldVocabulary: Codable, Sendable {
     public func id(of key: Int64) -> Int32 {
         if let n = hashBuckets { return key == CategoryKey.empty ? 0 : HashBuckets.bucket(key, n) }
         if let m = mapped { return m.id(of: key) }
+        if let m = mappedShards { return m.id(of: key) }
         return lookup[key] ?? 0
     }
 }

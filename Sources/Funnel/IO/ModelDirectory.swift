@@ -112,6 +112,7 @@ extension ModelManifest {
             return
         }
         let path = directory.path + "/" + file
+        if file == ShardedVocabularyIndex.fileName { return try attachVocabularyShards(awaiting, from: directory) }
         guard file == VocabularyFile.fileName, let expected = vocabularyChecksum else {
             throw FunnelError("\(directory.path)/model.json: vocabulary_file must be \(VocabularyFile.fileName) with a vocabulary_checksum")
         }
@@ -125,6 +126,21 @@ extension ModelManifest {
             guard let v = mapped[schema.fields[k].name] else { throw DataError(file: path, "field '\(schema.fields[k].name)' is missing") }
             try schema.fields[k].attach(v, path: path)
         }
+    }
+
+    /// The shard files of a sharded model's vocabularies (`ShardedVocabularyIndex`), the index's
+    /// checksum checked against `model.json`.
+    private mutating func attachVocabularyShards(_ awaiting: [Int], from directory: DirectoryHandle) throws {
+        let path = directory.path + "/" + ShardedVocabularyIndex.fileName
+        let data = try directory.contents(ShardedVocabularyIndex.fileName, limit: InputFile.manifestLimit)
+        let sum = Checksum.fnv64Hex(words: data)
+        guard sum == vocabularyChecksum else {
+            throw FunnelError("\(path): checksum \(sum) does not match model.json (\(vocabularyChecksum ?? "none")); "
+                              + "the vocabularies are damaged or belong to another model")
+        }
+        let counts = Dictionary(awaiting.map { (schema.fields[$0].name, schema.fields[$0].count) }, uniquingKeysWith: { a, _ in a })
+        let mapped = try ShardedVocabularyIndex.open(data, in: directory, path: path, counts: counts)
+        for k in awaiting { schema.fields[k].attach(mapped[schema.fields[k].name]!) }
     }
 
     /// Decodes `model.json`, naming a foreign format or a newer version before any field error.
@@ -184,8 +200,10 @@ public struct TrainedModel {
     /// With `sharded` (a row-sharded network's writer, on rank 0 of its job), the weights are
     /// shard files and their index (`ShardedWeightsIndex`), streamed as the other ranks send
     /// their rows; `model.json` names the index and records its checksum.
+    /// With `vocabularies` too (a job whose vocabularies stayed split over its ranks), they are
+    /// shard files and their index (`ShardedVocabularyIndex`); `model.json` names the index.
     public func save(to dir: String, force: Bool = false, optimizer: OptimizerState? = nil, deltaFrom base: TrainedModel? = nil,
-                     sharded: ShardedWeightsWriter? = nil) throws {
+                     sharded: ShardedWeightsWriter? = nil, vocabularies: ShardedVocabularyWriter? = nil) throws {
         var m = manifest
         var files: [AtomicDirectory.File]
         if let sharded {
@@ -209,7 +227,12 @@ public struct TrainedModel {
         // The vocabularies go to their own binary file, model.json keeps their counts.
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if m.schema.fields.contains(where: { $0.hashBuckets == nil }) {
+        if let vocabularies {
+            guard sharded != nil else { throw FunnelError("sharded vocabularies are saved with sharded weights") }
+            m.vocabularyFile = ShardedVocabularyIndex.fileName
+            files += vocabularies.files()
+            enc.userInfo[FieldVocabulary.valuesElsewhere] = true
+        } else if m.schema.fields.contains(where: { $0.hashBuckets == nil }) {
             let vocabularies = try VocabularyFile.encode(m.schema.fields)
             m.vocabularyFile = VocabularyFile.fileName
             m.vocabularyChecksum = Checksum.fnv64Hex(words: vocabularies)
@@ -222,6 +245,7 @@ public struct TrainedModel {
             // The index's checksum is known once the shards before it have streamed.
             files.append(.init("model.json") { write in
                 m.weightsChecksum = sharded.indexChecksum
+                if let vocabularies { m.vocabularyChecksum = vocabularies.indexChecksum }
                 try enc.encode(m).withUnsafeBytes { try write($0) }
             })
         } else {

@@ -244,16 +244,21 @@ public enum TrainingJob {
     /// shard files; either way every rank takes part.
     private static func save(_ model: TrainedModel, _ request: TrainingRequest, layout: WeightsLayout, steps: [Int],
                              deltaFrom base: TrainedModel?, vocabulary: VocabularyShard?) throws {
-        var model = model
-        if let vocabulary {
-            // Split vocabularies are joined on rank 0, which writes them (`model.schema` holds counts).
-            let fields = try vocabulary.gathered(everyRank: false)
-            if let fields { model.manifest.schema.fields = fields }
-        }
         let comm = request.communicator, network = model.network
         if layout == .sharded, let writer = ShardedWeightsWriter(network) {
-            if comm.isRoot { try model.save(to: request.out, force: request.force, sharded: writer) } else { try writer.send() }
+            // Split vocabularies stay split: shard files beside the weights' (`model.schema` holds counts).
+            let words = vocabulary.map(ShardedVocabularyWriter.init)
+            if comm.isRoot {
+                try model.save(to: request.out, force: request.force, sharded: writer, vocabularies: words)
+            } else {
+                try writer.send()
+                try words?.send()
+            }
             return
+        }
+        var model = model
+        if let vocabulary, let fields = try vocabulary.gathered(everyRank: false) {
+            model.manifest.schema.fields = fields  // joined on rank 0, which gathers the tables too
         }
         guard let whole = try network.gatheredReplica(schema: model.schema, moments: request.saveOptimizerState), comm.isRoot else { return }
         let optimizer = request.saveOptimizerState ? OptimizerState.capture(whole, steps: steps) : nil

@@ -91,4 +91,42 @@ final class VocabularyShardTests: XCTestCase {
             XCTAssertTrue((0..<3).contains(owner))
         }
     }
+
+    /// Shard files read as one vocabulary: every id, key, text and usage as the whole field's,
+    /// empty pieces skipped; an index whose pieces do not follow one another is refused.
+    func testVocabularyShardFilesReadAsTheWholeVocabulary() throws {
+        let dir = NSTemporaryDirectory() + "vocab-files-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let values = (0..<50).map { $0 % 7 == 0 ? "v\($0)" : "\($0 * 3)" }.sorted { CategoryKey.of($0) < CategoryKey.of($1) }
+        let whole = FieldVocabulary(name: "f", values: values, occurrences: values.indices.map { UInt32($0 + 2) },
+                                    lastSeen: values.indices.map { Int32($0 % 5) }, pending: [])
+        let cuts = [0, 0, 17, 17, 50]  // pieces of 0, 17, 0 and 33 values
+        var checksums: [String: String] = [:]
+        for p in 0..<4 {
+            let range = cuts[p]..<cuts[p + 1]
+            let piece = FieldVocabulary(name: "f", values: Array(values[range]), occurrences: range.map { UInt32($0 + 2) },
+                                        lastSeen: range.map { Int32($0 % 5) }, pending: [])
+            let data = try VocabularyFile.encode([piece])
+            try data.write(to: URL(fileURLWithPath: dir + "/" + ShardedVocabularyIndex.fileName(shard: p + 1, of: 4)))
+            checksums[ShardedVocabularyIndex.fileName(shard: p + 1, of: 4)] = Checksum.fnv64Hex(words: data)
+        }
+        func open(_ first: [Int]) throws -> MappedVocabularyShards {
+            let index = try JSONEncoder().encode(ShardedVocabularyIndex(shards: 4, checksums: checksums, firstIDs: ["f": first]))
+            return try ShardedVocabularyIndex.open(index, in: try DirectoryHandle(dir), path: dir + "/index", counts: ["f": 50])["f"]!
+        }
+        let shards = try open(Array(cuts.dropLast()))
+        var read = FieldVocabulary(name: "f", count: 50, known: [:], sharesRowsWith: nil)
+        read.attach(shards)
+        XCTAssertEqual(read.values, whole.values)
+        for i in 0..<50 {
+            XCTAssertEqual(read.id(of: whole.key(at: i)), Int32(i + 1))
+            XCTAssertEqual(read.key(at: i), whole.key(at: i))
+            XCTAssertEqual(read.usage(at: i)?.occurrences, whole.usage(at: i)?.occurrences)
+            XCTAssertEqual(read.usage(at: i)?.lastSeen, whole.usage(at: i)?.lastSeen)
+        }
+        for absent in ["-1", "1", "v3", "999999"] { XCTAssertEqual(read.id(of: CategoryKey.of(absent)), 0, absent) }
+        XCTAssertThrowsError(try open([0, 0, 16, 17])) { XCTAssertTrue("\($0)".contains("starts at id 17"), "\($0)") }
+        XCTAssertThrowsError(try open([0, 0, 17])) { XCTAssertTrue("\($0)".contains("no first ids per shard"), "\($0)") }
+    }
 }
