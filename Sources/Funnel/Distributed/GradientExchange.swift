@@ -4,9 +4,9 @@ import Foundation
 /// workers' gradients into worker 0's slot: afterwards every rank holds the gradient of the
 /// whole global batch, so every rank's Adam applies the same update and the replicas stay equal.
 ///
-/// Dense gradients (towers, experts, gates) go in one bucket — every dense parameter of the
-/// stage packed into one buffer, plus the batch loss — and one `MPI_Allreduce`, not a call per
-/// tensor. Embedding gradients are exchanged sparsely: each rank sends only the rows its share
+/// Dense gradients go in buckets, not a call per tensor: the towers' (towers, experts, gates,
+/// with the batch loss) in one `MPI_Iallreduce` started as soon as the bodies' backward is done,
+/// the few below the bodies (cross layers, attention units) in one more after the embeddings'. Embedding gradients are exchanged sparsely: each rank sends only the rows its share
 /// of the batch touched (ids and row gradients, one all-gather for all tables), and every rank
 /// sums them in rank order, so the result is identical on every rank. All-gather rather than a
 /// reduce-scatter by id ownership: a batch touches a few thousand rows of tables of millions,
@@ -14,7 +14,10 @@ import Foundation
 /// round of an owner-based exchange at the rank counts one host or a small cluster runs.
 final class GradientExchange {
     let communicator: Communicator
-    private var bucket = FloatBuffer(count: 0)
+    /// The towers' dense gradients and the loss (in flight between `startTowers` and `finish`),
+    /// and the dense gradients below the bodies.
+    private var bucket = FloatBuffer(count: 0), inputBucket = FloatBuffer(count: 0)
+    private var started: [Parameter] = []
     /// Per sparse parameter (by name): the merge of its rows' gradients.
     private var sums: [String: RowGradientSum] = [:]
 
@@ -26,20 +29,40 @@ final class GradientExchange {
     /// turns it off, to measure what it saves).
     var overlaps = true
 
-    /// Sums `parameters`' gradients and `loss` over the ranks, in place. The dense bucket's
-    /// all-reduce is started first and waited for last: `alongside` (a row-sharded table's
-    /// exchanges) and the sparse all-gather run while it is in flight. Every rank makes the
-    /// calls in this order, and no sum changes its order, so the result is the same bit for bit.
-    func reduce(_ parameters: [Parameter], loss: inout Double, alongside: () throws -> Void = {}) throws {
-        let dense = parameters.filter { !$0.isSparse }
-        let total = packDense(dense, loss: loss)
+    /// Starts summing the towers' gradients (`towers`' dense parameters, every gradient final)
+    /// and `loss` over the ranks: their bucket's all-reduce is in flight until `finish`, while the
+    /// embeddings' backward runs (`--no-overlap-collectives`: summed here, blocking).
+    func startTowers(_ towers: [Parameter], loss: Double) throws {
+        started = towers.filter { !$0.isSparse }
+        let total = Self.pack(started, loss: loss, into: &bucket)
         if overlaps { try communicator.startAllreduceSum(bucket.base, count: total) } else {
             try communicator.allreduceSum(bucket.base, count: total, kind: .dense)
         }
+    }
+
+    /// Sums the rest of the step's gradients (`inputs`: the embeddings' tables and the dense
+    /// layers below the bodies) over the ranks, with `alongside` (a row-sharded table's
+    /// exchanges) and the sparse all-gather, then waits for the towers' bucket; returns the
+    /// summed loss. Every rank makes the calls in this order and no sum changes its order, so
+    /// the result is the same bit for bit on every rank.
+    func finish(_ inputs: [Parameter], alongside: () throws -> Void = {}) throws -> Double {
+        let dense = inputs.filter { !$0.isSparse }
+        if !dense.isEmpty {
+            let total = Self.pack(dense, loss: nil, into: &inputBucket)
+            try communicator.allreduceSum(inputBucket.base, count: total, kind: .dense)
+            _ = Self.unpack(dense, from: inputBucket)
+        }
         try alongside()
-        try reduceSparse(parameters.filter(\.isSparse))
+        try reduceSparse(inputs.filter(\.isSparse))
         if overlaps { try communicator.finishStarted() }
-        loss = unpackDense(dense)
+        return Self.unpack(started, from: bucket)
+    }
+
+    /// Sums `parameters`' gradients and `loss` over the ranks, in place (the towers and the
+    /// rest in one call: what a step that does not split its backward uses).
+    func reduce(_ parameters: [Parameter], loss: inout Double, alongside: () throws -> Void = {}) throws {
+        try startTowers(parameters.filter { !$0.isSparse }, loss: loss)
+        loss = try finish(parameters.filter(\.isSparse), alongside: alongside)
     }
 
     /// Every rank's touched rows of the replicated sparse parameters, summed in rank order.
@@ -58,27 +81,27 @@ final class GradientExchange {
         }
     }
 
-    /// The dense gradients and the loss into the bucket (one all-reduce for all); returns its length.
-    private func packDense(_ dense: [Parameter], loss: Double) -> Int {
-        let total = dense.reduce(0) { $0 + $1.count } + 1
+    /// Dense gradients (and the loss, when given) into `bucket` (one all-reduce for all); returns its length.
+    private static func pack(_ dense: [Parameter], loss: Double?, into bucket: inout FloatBuffer) -> Int {
+        let total = dense.reduce(0) { $0 + $1.count } + (loss == nil ? 0 : 1)
         if bucket.count != total { bucket = FloatBuffer(count: total) }
         var at = 0
         for p in dense {
             (bucket.base + at).update(from: p.grad.base, count: p.count)
             at += p.count
         }
-        bucket.base[at] = Float(loss)
+        if let loss { bucket.base[at] = Float(loss) }
         return total
     }
 
-    /// The summed bucket back into the dense gradients; returns the summed loss.
-    private func unpackDense(_ dense: [Parameter]) -> Double {
+    /// The summed bucket back into the dense gradients; returns the summed loss (after them).
+    private static func unpack(_ dense: [Parameter], from bucket: FloatBuffer) -> Double {
         var at = 0
         for p in dense {
             p.grad.base.update(from: bucket.base + at, count: p.count)
             at += p.count
         }
-        return Double(bucket.base[at])
+        return at < bucket.count ? Double(bucket.base[at]) : 0
     }
 
     /// This rank's message: per sparse parameter, its touched-row count, rows and row gradients.

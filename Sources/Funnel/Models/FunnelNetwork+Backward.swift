@@ -13,7 +13,9 @@ extension FunnelNetwork {
         }
     }
 
-    private func backwardTrunk(_ t: Int, _ batch: Batch, heads hs: [Head], worker: Int) {
+    /// Trunk t's body (shared bottom or expert mixture): its parameters' gradients and its input
+    /// gradient, which `backwardInputs` carries to the embeddings.
+    private func backwardBody(_ t: Int, _ batch: Batch, heads hs: [Head], worker: Int) {
         let s = scratch.workers[worker]
         let dEmbedding = s.embeddingGradients[t]
         let x = bodyInput(t, batch, worker: worker)
@@ -30,7 +32,13 @@ extension FunnelNetwork {
             mixture.backward(x, dOutputs: dOutputs, batch: batch.count, dx: dEmbedding,
                              accumulateInputGradient: false, worker: worker)
         }
-        if case .split = x {
+    }
+
+    /// Below trunk t's body: the request split, the cross layers and the embeddings (rows,
+    /// pooling, attention units) — every gradient `inputParameters` holds.
+    private func backwardInputs(_ t: Int, _ batch: Batch, worker: Int) {
+        let dEmbedding = scratch.workers[worker].embeddingGradients[t]
+        if case .split = bodyInput(t, batch, worker: worker) {
             batch.sharing!.backward(embeddings[t], trunk: t, batch, full: dEmbedding, worker: worker)
             return
         }
@@ -67,7 +75,22 @@ extension FunnelNetwork {
         BLAS.with(gemm) { gradients(batch, objective: objective, worker: worker, normalizer: normalizer) }
     }
 
-    private func gradients(_ batch: Batch, objective: Objective, worker: Int, normalizer: Int?) -> Double {
+    /// `computeGradients`' first part: forward, loss, and the backward of the heads and trunk
+    /// bodies — every gradient of `towerParameters` is final after it, so a data-parallel job can
+    /// start their all-reduce while `computeInputGradients` runs.
+    @discardableResult
+    public func computeTowerGradients(_ batch: Batch, objective: Objective, worker: Int = 0, normalizer: Int? = nil) -> Double {
+        BLAS.with(gemm) { gradients(batch, objective: objective, worker: worker, normalizer: normalizer, throughInputs: false) }
+    }
+
+    /// `computeGradients`' second part, after `computeTowerGradients` on the same worker and batch.
+    public func computeInputGradients(_ batch: Batch, objective: Objective, worker: Int = 0) {
+        BLAS.with(gemm) {
+            for t in Set(heads(for: objective).map(trunk(of:))).sorted() { backwardInputs(t, batch, worker: worker) }
+        }
+    }
+
+    private func gradients(_ batch: Batch, objective: Objective, worker: Int, normalizer: Int?, throughInputs: Bool = true) -> Double {
         let n = batch.count
         let hs = heads(for: objective)
         let inputs = forward(batch, heads: hs, worker: worker)
@@ -84,15 +107,22 @@ extension FunnelNetwork {
                 started.insert(t)
             }
         }
-        for t in started.sorted() { backwardTrunk(t, batch, heads: hs, worker: worker) }
+        // Trunks are independent below their bodies: all bodies first, then all inputs, is the
+        // same arithmetic as trunk by trunk.
+        for t in started.sorted() { backwardBody(t, batch, heads: hs, worker: worker) }
+        if throughInputs { for t in started.sorted() { backwardInputs(t, batch, worker: worker) } }
         return loss
     }
 
     /// The reduce step: sums the gradients of workers 1..<`active` into worker 0's slots, in
     /// worker order (so a fixed worker count gives bitwise-identical sums).
     public func reduceGradients(for objective: Objective, active: Int) {
+        reduceGradients(of: parameters(for: objective), active: active)
+    }
+
+    /// The reduce over workers of `params` alone (a stage's tower parameters, say).
+    public func reduceGradients(of params: [Parameter], active: Int) {
         guard active > 1 else { return }
-        let params = parameters(for: objective)
         let tables = Set(params.filter(\.isSparse).map(\.name))
         for e in embeddings where tables.contains(e.table.name) { e.reduceGradients(workers: active) }
         for p in params where !p.isSparse {

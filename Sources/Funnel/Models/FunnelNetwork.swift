@@ -239,6 +239,18 @@ public final class FunnelNetwork {
             + (hs.count == 2 ? (transfer?.parameters ?? []) + towerOutputs.flatMap(\.parameters) : [])
     }
 
+    /// A stage's parameters below its trunk bodies (embedding tables, attention units, cross
+    /// layers): their gradients come last in the backward (`computeInputGradients`).
+    public func inputParameters(for objective: Objective) -> [Parameter] {
+        Set(heads(for: objective).map(trunk(of:))).sorted().flatMap { embeddings[$0].parameters + (crosses[$0]?.parameters ?? []) }
+    }
+
+    /// A stage's other parameters (towers, transfer, bodies): final after `computeTowerGradients`.
+    public func towerParameters(for objective: Objective) -> [Parameter] {
+        let inputs = Set(inputParameters(for: objective).map(ObjectIdentifier.init))
+        return parameters(for: objective).filter { !inputs.contains(ObjectIdentifier($0)) }
+    }
+
     // MARK: Forward
 
     /// Runs trunk `t` forward; returns the heads' input (under a mixture: the embedding output,

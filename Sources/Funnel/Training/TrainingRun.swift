@@ -186,25 +186,20 @@ final class TrainingRun {
                     Parallel.forEach(active) { fill($0) }
                     try sharded.prepare(batches[0..<active])
                 }
+                // A data-parallel job stops before the embeddings' backward (`reduceAcrossRanks`).
+                let exchanging = exchange != nil
                 Parallel.forEach(active) { w in
                     if sharded == nil { fill(w) }
-                    lossesOut[w] = network.computeGradients(batches[w], objective: objective, worker: w, normalizer: n)
+                    lossesOut[w] = exchanging ? network.computeTowerGradients(batches[w], objective: objective, worker: w, normalizer: n)
+                        : network.computeGradients(batches[w], objective: objective, worker: w, normalizer: n)
                 }
             }
         }
         var loss = shardLoss[0..<active].reduce(0, +)
-        if active > 0 {
-            network.reduceGradients(for: objective, active: active)
-        } else {
-            // This rank's share of a batch smaller than the job is empty: it adds nothing.
-            for p in parameters {
-                if p.isSparse { p.touchedRows = [] } else { p.grad.base.update(repeating: 0, count: p.count) }
-            }
-        }
         if let exchange {
-            try exchange.reduce(parameters.filter { !(sharded?.owns($0) ?? false) }, loss: &loss) {
-                try sharded?.reduce(active: active > 0, training: parameters)
-            }
+            loss = try reduceAcrossRanks(exchange, objective: objective, active: active, parameters: parameters, loss: loss)
+        } else {
+            network.reduceGradients(for: objective, active: active)
         }
         // A non-finite loss (every rank sees the same, reduced) is never applied: the caller
         // ends the run naming the stage, and no NaN reaches the weights.
@@ -213,6 +208,35 @@ final class TrainingRun {
         optimizer.apply(parameters)
         stageStep += 1
         return loss
+    }
+
+    /// A data-parallel step's reduce, the towers first: their gradients (final once the bodies'
+    /// backward ran) are summed over the workers and their all-reduce started, with the loss;
+    /// the embeddings' backward (cross layers, attention units, rows) runs while it is in flight,
+    /// then its gradients go across (dense ones all-reduced, rows all-gathered or, row-sharded,
+    /// sent to their owners) and the towers' all-reduce is waited for last. Returns the summed loss.
+    private func reduceAcrossRanks(_ exchange: GradientExchange, objective: Objective, active: Int, parameters: [Parameter],
+                                   loss: Double) throws -> Double {
+        let towers = network.towerParameters(for: objective), inputs = network.inputParameters(for: objective)
+        // This rank's share of a batch smaller than the job is empty: it adds nothing.
+        func zero(_ params: [Parameter]) {
+            for p in params {
+                if p.isSparse { p.touchedRows = [] } else { p.grad.base.update(repeating: 0, count: p.count) }
+            }
+        }
+        if active > 0 { network.reduceGradients(of: towers, active: active) } else { zero(towers) }
+        try exchange.startTowers(towers, loss: loss)
+        if active > 0 {
+            let network = self.network, batches = self.batches
+            Parallel.forEach(active) { w in network.computeInputGradients(batches[w], objective: objective, worker: w) }
+            network.reduceGradients(of: inputs, active: active)
+        } else {
+            zero(inputs)
+        }
+        let sharded = network.sharded
+        return try exchange.finish(inputs.filter { !(sharded?.owns($0) ?? false) }) {
+            try sharded?.reduce(active: active > 0, training: parameters)
+        }
     }
 
     private func report(_ objective: Objective, _ s: Int, _ epoch: Int, rowsDone: Int, rowsInEpoch: Int, meanLoss: Double,

@@ -77,6 +77,29 @@ final class CollectivesTests: XCTestCase {
         }
     }
 
+    /// The towers' bucket started first and the inputs' (a dense layer below the bodies and a
+    /// table) summed after it, overlapped or one after the other: the same sums as one reduce.
+    func testTowerBucketInFlightWhileTheInputsAreSummed() throws {
+        for overlaps in [true, false] {
+            let results = try InProcessRanks.run(size: 3) { comm -> [Float] in
+                let r = Float(comm.rank)
+                let tower = Parameter(name: "tower", shape: [3]), cross = Parameter(name: "cross", shape: [2])
+                for i in 0..<3 { tower.grad.base[i] = r * 10 + Float(i) }
+                for i in 0..<2 { cross.grad.base[i] = r + 0.5 * Float(i) }
+                let table = Parameter(name: "emb", shape: [4, 1], sparse: true, maxTouchedRows: 4, workers: 1)
+                table.touchedRows = [Int32(comm.rank)]
+                table.rowGradients.base[0] = r + 1
+                let exchange = GradientExchange(communicator: comm)
+                exchange.overlaps = overlaps
+                try exchange.startTowers([tower], loss: Double(r) + 1)
+                let loss = try exchange.finish([cross, table])
+                return (0..<3).map { tower.grad.base[$0] } + (0..<2).map { cross.grad.base[$0] } + (0..<3).map { table.rowGradients.base[$0] }
+                    + table.touchedRows.map(Float.init) + [Float(loss)]
+            }
+            for got in results { XCTAssertEqual(got, [30, 33, 36, 3, 4.5, 1, 2, 3, 0, 1, 2, 6], "overlapped: \(overlaps)") }
+        }
+    }
+
     /// A rank's message cut short or with a count past its end is a located error, not a crash.
     func testMalformedRankMessagesAreRefused() throws {
         var w = ByteWriter()
