@@ -3,8 +3,8 @@
 global batch trained with replicated tables and with row-sharded ones under `mpirun -np 2` and
 `-np 3`, one thread per rank, in one run: samples/s, embedding bytes per step rank 0 sends (the
 all-gather of touched rows when replicated, the all-to-alls of rows and gradients when sharded),
-time in collectives, embedding bytes and peak RSS per rank, test AUCs, and whether the weights
-are the same. Two tables: the simulator's vocabulary scale 50 (7.3M ids), and hashed fields large
+time in collectives, embedding bytes, vocabulary values and peak RSS per rank, test AUCs, and
+whether the weights are the same. Two tables: the simulator's vocabulary scale 50 (7.3M ids), and hashed fields large
 enough that one table with Adam's state exceeds 3 GB.
 
     bench/run.sh FUNNEL --only-sharded [--rows N] [--sharded-buckets N] [--sharded-ranks 2,3]
@@ -44,6 +44,7 @@ def one(a, data, tag, ranks, mode, extra):
             "embedding_bytes_step": s.get("alltoall_bytes_per_step"), "dense_bytes_step": d.get("dense_bytes_per_step"),
             "comm": d.get("seconds"), "embedding_mb_rank": [b / 2**20 for b in s.get("embedding_bytes_per_rank", [])],
             "peak_rss_rank": s.get("peak_rss_mb_per_rank"), "layout": s.get("weights_layout"),
+            "vocabulary": s.get("vocabulary"), "vocabulary_values_rank": s.get("vocabulary_values_per_rank"),
             "auc_ctr": e.get("auc_ctr"), "auc_cvr": e.get("auc_cvr"), "auc_ctcvr": e.get("auc_ctcvr"),
             "predictions": predictions_digest(a, model, test)}
 
@@ -64,13 +65,14 @@ def sharded_scenario(a):
                 print(json.dumps(rows[-1]), flush=True)
     print(f"\nESMM on {a.rows} simulated rows (vocab scale 50), one thread per rank, replicated vs row-sharded tables")
     print(f"{'table':>16}{'ranks':>6}{'mode':>11}{'train/s':>9}{'emb KB/step':>12}{'comm s':>8}{'of s':>7}"
-          f"{'emb MiB/rank':>14}{'peak RSS/rank':>16}{'AUC ctr/cvr/ctcvr':>22}  predictions")
+          f"{'emb MiB/rank':>14}{'peak RSS/rank':>16}{'vocab values/rank':>24}{'AUC ctr/cvr/ctcvr':>22}  predictions")
     for r in rows:
         mb = "/".join(f"{v:.0f}" for v in r["embedding_mb_rank"][:1])
         rss = "/".join(f"{v:.0f}" for v in (r["peak_rss_rank"] or []))
         auc = f"{r['auc_ctr']:.4f}/{r['auc_cvr']:.4f}/{r['auc_ctcvr']:.4f}"
+        vocab = "/".join(str(v) for v in (r["vocabulary_values_rank"] or []))
         print(f"{r['table']:>16}{r['ranks']:>6}{r['mode']:>11}{r['train']:>9.0f}{(r['embedding_bytes_step'] or 0) / 1e3:>12.1f}"
-              f"{r['comm'] or 0:>8.2f}{r['seconds']:>7.1f}{mb:>14}{rss:>16}{auc:>22}  {r['predictions']}")
+              f"{r['comm'] or 0:>8.2f}{r['seconds']:>7.1f}{mb:>14}{rss:>16}{vocab:>24}{auc:>22}  {r['predictions']}")
     for tag, _ in tables:
         for ranks in [int(r) for r in a.sharded_ranks.split(",")]:
             rep, row = [next(r for r in rows if r["table"] == tag and r["ranks"] == ranks and r["mode"] == m) for m in ("replicated", "row")]
