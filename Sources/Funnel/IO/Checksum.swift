@@ -4,11 +4,19 @@ import Foundation
 /// refused at load.
 public enum Checksum {
     public static func fnv64Hex(_ data: Data) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { raw in
-            for b in raw.bindMemory(to: UInt8.self) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        var stream = ByteStream()
+        data.withUnsafeBytes { stream.update($0) }
+        return stream.hex
+    }
+
+    /// FNV-1a over bytes, fed in pieces: `fnv64Hex` of a file written without holding it whole.
+    struct ByteStream {
+        private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            for b in bytes { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         }
-        return String(format: "%016llx", h)
+
+        var hex: String { String(format: "%016llx", value) }
     }
 }
 

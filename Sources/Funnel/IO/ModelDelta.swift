@@ -112,7 +112,7 @@ extension ModelDelta {
         try fill(net, from: base, rows: rows, tables: delta.tables, dense: dense, schema: m.schema, dir: dir)
         var next = TrainedModel(config: m.config, schema: m.schema, network: net, training: m.training)
         next.manifest = m
-        let sum = Checksum.fnv64Hex(next.encodedWeights())
+        let sum = next.weightsChecksum()
         guard sum == m.weightsChecksum else {
             throw FunnelError("\(dir): applied to the base it gives weights \(sum), not the model's \(m.weightsChecksum)")
         }

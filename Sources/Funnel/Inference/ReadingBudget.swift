@@ -27,7 +27,7 @@ public enum ReadingBudget {
 
     /// Refuses a streamed read of `cache` that would not fit `budgetMiB`.
     public static func check(_ budgetMiB: Double, cache: ColumnarCache, keptPerRow: Double, extraBytes: Double = 0, command: String) throws {
-        let now = ResourceUsage.currentRSSMegabytes
+        let now = ResourceUsage.committedMegabytes
         let bytes = cache.footer.groups.indices.map { inFlight(cache, group: $0) }
         let largest = bytes.indices.max { bytes[$0] < bytes[$1] }
         let group = largest.map { bytes[$0] / 1_048_576 } ?? 0
@@ -43,7 +43,7 @@ public enum ReadingBudget {
     /// Refuses reading a text file whole over `budgetMiB`, naming the way to stream it.
     public static func checkWhole(_ budgetMiB: Double, path: String, command: String) throws {
         let size = Double(InputFile.size(path))
-        let need = ResourceUsage.currentRSSMegabytes + 3.3 * size / 1_048_576 + 16
+        let need = ResourceUsage.committedMegabytes + 3.3 * size / 1_048_576 + 16
         guard need > budgetMiB else { return }
         throw FunnelError(String(format: "%@ reads %@ whole, about %.0f MiB; the budget is %.0f MiB: give --memory-budget %.0f or more, "
                                  + "or `funnel prepare --data %@ --out CACHE` and give CACHE, which is read a row group at a time",

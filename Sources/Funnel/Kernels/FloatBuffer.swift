@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,7 @@ public final class FloatBuffer {
            let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED {
             mapped = true
             base = region.bindMemory(to: Float.self, capacity: max(count, 1))
+            MappedBuffers.shared.add(region, bytes: bytes)
             return
         }
         mapped = false
@@ -38,7 +40,12 @@ public final class FloatBuffer {
     }
 
     deinit {
-        if mapped { munmap(base, max(count, 1) * 4) } else { base.deallocate() }
+        if mapped {
+            MappedBuffers.shared.remove(UnsafeMutableRawPointer(base))
+            munmap(base, max(count, 1) * 4)
+        } else {
+            base.deallocate()
+        }
     }
 
     @inline(__always) public subscript(i: Int) -> Float {
@@ -50,6 +57,31 @@ public final class FloatBuffer {
     public var array: [Float] { Array(buffer) }
 
     public func zero() { base.update(repeating: 0, count: count) }
+}
+
+/// The live mapped buffers, so a memory plan can count what they will hold once written: their
+/// untouched pages are not in the resident set yet (`ResourceUsage.committedMegabytes`), but a
+/// gradient buffer or a scratch block is written on the first step, after the plan was made.
+final class MappedBuffers: @unchecked Sendable {
+    static let shared = MappedBuffers()
+    private let lock = NSLock()
+    private var regions: [UnsafeMutableRawPointer: Int] = [:]
+
+    func add(_ region: UnsafeMutableRawPointer, bytes: Int) { lock.withLock { regions[region] = bytes } }
+    func remove(_ region: UnsafeMutableRawPointer) { lock.withLock { _ = regions.removeValue(forKey: region) } }
+
+    /// Bytes of the mapped buffers' pages not resident yet (`mincore`, one byte per page).
+    var untouchedBytes: Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        return lock.withLock {
+            regions.reduce(0) { total, r in
+                let pages = (r.value + page - 1) / page
+                var resident = [UInt8](repeating: 0, count: pages)
+                guard mincore(r.key, r.value, &resident) == 0 else { return total + r.value }
+                return total + resident.reduce(0) { $0 + ($1 & 1 == 0 ? page : 0) }
+            }
+        }
+    }
 }
 
 /// Copies a short run of floats (an embedding row: a few dozen) inline. `update(from:count:)`

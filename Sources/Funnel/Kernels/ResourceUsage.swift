@@ -12,6 +12,13 @@ public enum ResourceUsage {
     }
 
     /// Resident set size now, in MiB (from /proc/self/statm; the peak where that is unavailable).
+    /// The resident set plus the pages of mapped zero buffers not written yet
+    /// (`MappedBuffers`): what the process holds once its buffers are in use — what a memory
+    /// plan made before the first step must start from.
+    public static var committedMegabytes: Double {
+        currentRSSMegabytes + Double(MappedBuffers.shared.untouchedBytes) / 1_048_576
+    }
+
     public static var currentRSSMegabytes: Double {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return peakRSSMegabytes }
         let fields = text.split(separator: " ")

@@ -44,7 +44,7 @@ public final class StreamingCacheChunks: TrainingChunks {
                                   bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1, requests: Bool = false) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
-        let fixed = ResourceUsage.currentRSSMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
+        let fixed = ResourceUsage.committedMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
         // Multi-valued columns add their mean values per row (id and weight each).
         let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))
                             + (requests ? 2 * 12 + 56 : 0))

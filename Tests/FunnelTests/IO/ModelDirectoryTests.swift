@@ -89,8 +89,26 @@ final class ModelDirectoryTests: XCTestCase {
             }
             let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
             XCTAssertEqual(files, ["model.json", "vocabularies.bin", "weights.safetensors"], "no temporary files left behind")
+            // The weights stream to disk piece by piece: the bytes and checksum of the encoded file.
+            let written = try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors"))
+            XCTAssertEqual(written, model.encodedWeights(), kind.rawValue)
+            XCTAssertEqual(loaded.manifest.weightsChecksum, Checksum.fnv64Hex(written), kind.rawValue)
             }
         }
+    }
+
+    /// A memory plan made before the first step counts the mapped zero buffers' pages that are
+    /// not resident yet (a gradient buffer written on the first step), and stops counting them
+    /// once written or freed.
+    func testCommittedMemoryCountsMappedBuffersBeforeTheyAreWritten() {
+        let before = MappedBuffers.shared.untouchedBytes
+        var buffer: FloatBuffer? = FloatBuffer(count: 8 << 20)  // 32 MiB of zeros: mapped
+        XCTAssertGreaterThanOrEqual(MappedBuffers.shared.untouchedBytes - before, 31 << 20)
+        buffer!.base.update(repeating: 1, count: 8 << 20)
+        XCTAssertLessThan(MappedBuffers.shared.untouchedBytes - before, 1 << 20, "written pages are resident, not untouched")
+        buffer = nil
+        XCTAssertLessThanOrEqual(MappedBuffers.shared.untouchedBytes, before + (1 << 20))
+        XCTAssertGreaterThanOrEqual(ResourceUsage.committedMegabytes, ResourceUsage.currentRSSMegabytes)
     }
 
     func testSameSeedGivesByteIdenticalWeights() throws {
