@@ -128,5 +128,15 @@ final class VocabularyShardTests: XCTestCase {
         for absent in ["-1", "1", "v3", "999999"] { XCTAssertEqual(read.id(of: CategoryKey.of(absent)), 0, absent) }
         XCTAssertThrowsError(try open([0, 0, 16, 17])) { XCTAssertTrue("\($0)".contains("starts at id 17"), "\($0)") }
         XCTAssertThrowsError(try open([0, 0, 17])) { XCTAssertTrue("\($0)".contains("no first ids per shard"), "\($0)") }
+        // A hostile index — any byte changed, first ids anywhere — is refused or read, never a crash.
+        let index = try JSONEncoder().encode(ShardedVocabularyIndex(shards: 4, checksums: checksums, firstIDs: ["f": Array(cuts.dropLast())]))
+        var rng = RandomSource(seed: 11)
+        for _ in 0..<300 {
+            var mutated = index
+            for _ in 0..<(1 + Int(rng.next() % 3)) { mutated[Int(rng.next() % UInt64(mutated.count))] = UInt8(32 + rng.next() % 95) }
+            _ = try? ShardedVocabularyIndex.open(mutated, in: try DirectoryHandle(dir), path: "index", counts: ["f": 50])
+            let first = (0..<4).map { _ in Int(rng.next() % 120) - 10 }
+            XCTAssertThrowsError(try open(first.sorted() == Array(cuts.dropLast()) ? [-1, 0, 0, 0] : first))
+        }
     }
 }
