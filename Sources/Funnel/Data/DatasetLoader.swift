@@ -35,9 +35,8 @@ public enum DatasetLoader {
         if let split, VocabularyShard.applies(communicator, previous: previous, options: options) {
             let fit = try VocabularyShard.fit(acc, minCount: minCount, options: options, communicator: communicator, file: path)
             (report.rowsKept, report.schemaNotes) = (fit.rows, fit.hashNotes)
-            if try split(fit.schema.embeddingRows) { return (fit.schema, try fit.shard.encode(raw, schema: fit.schema), report, fit.shard) }
-            let schema = try fit.shard.whole(fit.schema)
-            return (schema, schema.encode(raw), report, nil)
+            let (schema, shard) = try fit.decided(by: split)
+            return (schema, try shard?.encode(raw, schema: schema) ?? schema.encode(raw), report, shard)
         }
         acc = try acc.merged(across: communicator)
         report.rowsKept = acc.rows  // every rank's rows (one rank: its table's)

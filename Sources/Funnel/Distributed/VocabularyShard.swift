@@ -25,12 +25,11 @@ public final class VocabularyShard: @unchecked Sendable {
     let slices: [FieldVocabulary]
     /// Per field and rank: the id before that rank's first value.
     let firstIDs: [[Int]]
-    let hashing: HashBuckets
     /// Keys each rank contributes to the splitters' sample.
     static let samplesPerRank = 256
 
-    init(communicator: Communicator, splitters: [[Int64]], slices: [FieldVocabulary], firstIDs: [[Int]], hashing: HashBuckets) {
-        (self.communicator, self.splitters, self.slices, self.firstIDs, self.hashing) = (communicator, splitters, slices, firstIDs, hashing)
+    init(communicator: Communicator, splitters: [[Int64]], slices: [FieldVocabulary], firstIDs: [[Int]]) {
+        (self.communicator, self.splitters, self.slices, self.firstIDs) = (communicator, splitters, slices, firstIDs)
     }
 
     /// Values this rank holds, over every field.
@@ -92,7 +91,7 @@ extension VocabularyShard {
         var sums = stats.flatMap { [Double($0.distinct), Double($0.used)] }
         try comm.allreduceSum(&sums)
         for i in stats.indices { (stats[i].distinct, stats[i].used) = (Int(sums[2 * i]), Int(sums[2 * i + 1])) }
-        let shard = VocabularyShard(communicator: comm, splitters: fieldSplitters, slices: slices, firstIDs: firstIDs, hashing: hashing)
+        let shard = VocabularyShard(communicator: comm, splitters: fieldSplitters, slices: slices, firstIDs: firstIDs)
         return Fitted(schema: schema, shard: shard, rows: owned.rows, clicks: owned.clicks, conversions: owned.conversions,
                       hashNotes: FeatureSchema.Accumulator.hashNotes(stats, hashing))
     }
@@ -356,10 +355,16 @@ extension VocabularyShard {
         comm.isDistributed && previous == nil && options.vocabularyPolicy?.isActive != true
     }
 
-    /// `schema` (counts only) with the whole vocabularies, on every rank.
-    func whole(_ schema: FeatureSchema) throws -> FeatureSchema {
-        var out = schema
-        out.fields = try gathered(everyRank: true)!
-        return out
+}
+
+extension VocabularyShard.Fitted {
+    /// The schema the job trains with, and its shard when the vocabularies stay split: `split`
+    /// is asked with the table's rows; when it answers false, every rank receives the whole
+    /// vocabularies (the slices joined) and no shard. Collective.
+    func decided(by split: (Int) throws -> Bool) throws -> (schema: FeatureSchema, shard: VocabularyShard?) {
+        if try split(schema.embeddingRows) { return (schema, shard) }
+        var whole = schema
+        whole.fields = try shard.gathered(everyRank: true)!
+        return (whole, nil)
     }
 }

@@ -88,22 +88,19 @@ public final class StreamingCacheChunks: TrainingChunks {
             cache.release(group: g)
         }
         // One schema from every rank's rows; the read counts and bag sizes of all of them.
-        let fit = try split.flatMap { split in
-            try VocabularyShard.applies(communicator, previous: previous, options: options)
-                ? (VocabularyShard.fit(acc, minCount: minCount, options: options, communicator: communicator, file: cache.path), split) : nil
-        }
+        let splitting = VocabularyShard.applies(communicator, previous: previous, options: options) ? split : nil
+        let fit = try splitting.map { _ in try VocabularyShard.fit(acc, minCount: minCount, options: options, communicator: communicator, file: cache.path) }
         if fit == nil { acc = try acc.merged(across: communicator) }
         var counts = [Double(report.inconsistentDropped), Double(report.inconsistentKept), Double(bagValues)]
         try communicator.allreduceSum(&counts)
         (report.inconsistentDropped, report.inconsistentKept, bagValues) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
         maxBagValues = try communicator.maximum(maxBagValues)
         try options.sharedVocabularies.check(acc.layout, hashing: options.hashBuckets)
-        if let (fit, split) = fit {
+        if let fit, let splitting {
             guard fit.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
             (report.rowsKept, report.schemaNotes) = (fit.rows, fit.hashNotes)
-            let splits = try split(fit.schema.embeddingRows)
-            return (splits ? fit.schema : try fit.shard.whole(fit.schema), fit.rows, fit.clicks, fit.conversions, report, maxBagValues,
-                    bagValues, splits ? fit.shard : nil)
+            let (schema, shard) = try fit.decided(by: splitting)
+            return (schema, fit.rows, fit.clicks, fit.conversions, report, maxBagValues, bagValues, shard)
         }
         guard acc.rows > 0 else { throw DataError(file: cache.path, "no usable rows") }
         report.rowsKept = acc.rows

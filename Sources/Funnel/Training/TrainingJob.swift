@@ -215,8 +215,8 @@ public enum TrainingJob {
             sharding?.vocabulary = data.vocabulary == nil ? "whole" : "split"
             let held = data.vocabulary?.valuesHeld ?? VocabularyShard.values(of: schema.fields)
             sharding?.vocabularyValuesPerRank = try comm.allgather(values: [Int64(held)]).map { Int($0[0]) }
+            sharding?.peakRSSMiBPerRank = try comm.allgather(values: [ResourceUsage.peakRSSMegabytes]).map { $0[0] }
         }
-        if comm.isDistributed { sharding?.peakRSSMiBPerRank = try comm.allgather(values: [ResourceUsage.peakRSSMegabytes]).map { $0[0] } }
         let sharingReport = data.requestFields.map { fields in
             RequestSharingReport(network.requestSharing, requestFields: fields, schema: schema, rowsPerRequest: data.rowsPerRequest,
                                  requestsCut: result.requestPiecesCut)
