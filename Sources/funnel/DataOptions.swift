@@ -48,7 +48,7 @@ struct DataOptions: ParsableArguments {
     @Option(help: "With --request-column: the comma-separated categorical columns constant within a request (the user side); a row that disagrees with its request's first row is an error naming both lines (a counted skip with --skip-bad-rows).")
     var requestFields: String?
 
-    @Flag(help: "Compute every row on its own even where rows share a request (raw Ali-CCP's common features): the path without request sharing, kept for comparison. By default (train, predict, eval) a request's fields are computed once per request, training batches hold whole requests.")
+    @Flag(help: "Compute every row on its own even where rows share a request (raw Ali-CCP's common features): the path without request sharing, kept for comparison. By default (train, predict, eval, experiment, tune) a request's fields are computed once per request, training batches hold whole requests.")
     var noRequestSharing = false
 
     func validate() throws {

@@ -135,6 +135,7 @@ struct Experiment: ParsableCommand {
         inputs.dayColumn = dayColumn
         inputs.minCount = minCount
         inputs.read = try data.readOptions()
+        inputs.requestSharing = !data.noRequestSharing
         inputs.groupColumn = groupColumn
         return inputs
     }

@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
     var memoryBudget: Double?
     @Option(parsing: .unconditional, help: "With --memory-budget: shuffle buffers of exactly this many rows instead of what the budget allows (the same buffers for any rank count).")
     var shuffleBufferRows: Int?
+    @Flag(help: "With --memory-budget: read each shuffle buffer after the last one has trained, on the training thread (default, in one process: the next buffer is read on a second thread while this one trains — the same buffers and weights).")
+    var noPrefetchBuffers = false
     @Option(parsing: .unconditional, help: "Request sharing: at most this many impressions of one request per training batch (default: the whole request). Smaller pieces share less but give each user more optimizer steps per epoch.")
     var requestPieceRows: Int?
     @OptionGroup var data: DataOptions
@@ -97,7 +99,7 @@ struct Train: ParsableCommand {
         (request.saveOptimizerState, request.writeDelta) = (saveOptimizerState, delta)
         request.threads = try resolveThreads(threads)
         (request.initFrom, request.memoryBudgetMiB) = (initFrom, memoryBudget)
-        request.shuffleBufferRows = shuffleBufferRows
+        (request.shuffleBufferRows, request.prefetchBuffers) = (shuffleBufferRows, !noPrefetchBuffers)
         request.read = try data.readOptions()
         request.requestSharing = !data.noRequestSharing
         request.requestPieceRows = requestPieceRows

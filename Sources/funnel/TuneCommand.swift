@@ -52,6 +52,7 @@ struct Tune: ParsableCommand {
             request.earlyStopping = earlyStopping
             request.minCount = minCount
             request.read = try data.readOptions()
+            request.requestSharing = !data.noRequestSharing
             let json = self.json
             let results = try Tuner.run(request) { line in if !json { Terminal.note(line) } }
             if json {

@@ -63,6 +63,38 @@ final class RequestSharingCommandTests: XCTestCase {
                                        "--json"] + Self.tiny))
         let fallbacks = (dcn["request_sharing"] as? [String: Any])?["fallbacks"] as? [String] ?? []
         XCTAssertTrue(fallbacks.first?.contains("DCN-v2") ?? false, "\(fallbacks)")
+        try checkExperimentsAndTuningShareAsTrainDoes(dir)
+    }
+
+    /// `funnel experiment` and `tune` train as `funnel train` does: sharing by default (run 1 of
+    /// seed 0 is `train --seed 1`: the same metrics), per row with `--no-request-sharing`; a tuning
+    /// directory's trials are kept only by a rerun that shares as they did.
+    private func checkExperimentsAndTuningShareAsTrainDoes(_ dir: String) throws {
+        let one = ["--embedding-dim", "4", "--hidden", "8", "--batch-size", "256", "--threads", "1"]
+        let truth = ["--truth", dir + "/sample_skeleton_test_truth.csv"]
+        var auc: [String: Double] = [:]
+        for mode in [[], ["--no-request-sharing"]] {
+            try CLI.ok(["train", "--train", dir + "/train.fcache", "--model", "esmm", "--seed", "1", "--out", dir + "/e\(mode.count)"] + one + mode)
+            let trained = CLI.json(try CLI.ok(["eval", "--model", dir + "/e\(mode.count)", "--data", dir + "/test.fcache", "--json"] + truth))
+            let experiment = CLI.json(try CLI.ok(["experiment", "--train", dir + "/train.fcache", "--test", dir + "/test.fcache", "--models", "esmm",
+                                                  "--runs", "1", "--seed", "0", "--json"] + truth + one + mode))
+            let metrics = ((experiment["rows"] as! [[String: Any]])[0]["metrics"]) as! [String: [String: Any]]
+            for key in ["auc_ctr", "auc_ctcvr", "auc_cvr_entire_space"] {
+                XCTAssertEqual(metrics[key]?["mean"] as? Double ?? -1, CLI.auc(trained, key) ?? -2, accuracy: 1e-12, "\(key) \(mode)")
+            }
+            auc[mode.joined()] = metrics["auc_ctr"]?["mean"] as? Double
+        }
+        XCTAssertNotEqual(auc[""], auc["--no-request-sharing"], "batches of whole requests are other batches")
+        let tuning = dir + "/tuning"
+        try Data("lr: [0.001]\n".utf8).write(to: URL(fileURLWithPath: dir + "/space.yaml"))
+        func tune(_ mode: [String]) throws -> Bool? {
+            try CLI.ok(["tune", "--train", dir + "/train.fcache", "--valid", dir + "/test.fcache", "--model", "esmm", "--space", dir + "/space.yaml",
+                        "--trials", "1", "--strategy", "grid", "--out", tuning] + one + mode)
+            let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tuning + "/results.json"))) as! [String: Any]
+            return (results["trials"] as! [[String: Any]])[0]["request_sharing"] as? Bool
+        }
+        XCTAssertEqual(try tune([]), true)
+        XCTAssertEqual(try tune(["--no-request-sharing"]), false, "a shared trial is not kept for a per-row tuning")
     }
 
     /// A CSV of requests: `req` names the request, `u` and `hist` (multi-valued) are the user's,

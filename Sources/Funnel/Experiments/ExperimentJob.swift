@@ -71,7 +71,7 @@ public enum ExperimentJob {
             c.seed = seed
             return c
         }
-        if let out = r.out { try r.inputs.claim(out, protocol: r.ctcvrProtocol, seed: r.seed) }
+        if let out = r.out { try r.inputs.claim(out, protocol: r.ctcvrProtocol, seed: r.seed, sharing: loaded.data.sharesRequests) }
         let results = try ExperimentRunner(plan: plan, data: loaded.data, directory: r.out).run(progress: progress)
         let base = r.baseline ?? (r.models.contains(.ip) ? "ip" : r.models[0].rawValue)
         let summary = ExperimentSummary(results: results, models: r.models.map(\.rawValue), baseline: base, primaryMetric: r.primary)
@@ -115,6 +115,7 @@ public enum ExperimentJob {
                 request.concurrency = r.concurrency
                 request.monitor = monitor.metric
                 request.earlyStopping = earlyStopping
+                request.requestSharing = r.inputs.requestSharing
                 let done = try Tuner.run(request, data: data) { note("[tune \(k.rawValue)] " + $0) }
                 configs[k] = done[0].config
                 notes.append(tuningNote(k, done[0], trials: done.count))

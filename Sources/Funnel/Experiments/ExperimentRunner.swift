@@ -64,6 +64,11 @@ public struct ExperimentData: @unchecked Sendable {
     public var decay: [(day: Int, data: EncodedDataset)]
     /// The test rows' groups (`--group-column`): adds the group AUCs to every report.
     public var groups: GroupColumn?
+    /// Compute a request's shared part once (`FunnelNetwork.training`) where the rows carry
+    /// requests: raw Ali-CCP, or `--request-column`.
+    public var requestSharing = true
+    /// True when runs share requests: asked for, and the training rows carry them.
+    public var sharesRequests: Bool { requestSharing && train.requests != nil }
 
     public init(schema: FeatureSchema, train: EncodedDataset, test: EncodedDataset, truth: [Float]?,
                 decay: [(day: Int, data: EncodedDataset)] = []) {
@@ -140,7 +145,7 @@ public final class ExperimentRunner {
     }
 
     private func network(_ config: ModelConfig) throws -> FunnelNetwork {
-        try FunnelNetwork(config: config, schema: data.schema, maxBagValues: data.train.maxBagValues)
+        try FunnelNetwork.training(config: config, schema: data.schema, on: data.train, sharing: data.requestSharing)
     }
 
     private func trainingData(_ config: ModelConfig) -> EncodedDataset {

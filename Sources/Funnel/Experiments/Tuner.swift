@@ -18,6 +18,8 @@ public struct TuneRequest: Sendable {
     public var earlyStopping: Int?
     public var minCount = 1
     public var read = ReadOptions()
+    /// Trials share requests where the training rows carry them (`FunnelNetwork.training`).
+    public var requestSharing = true
 
     public init(train: String, valid: String, base: ModelConfig, space: SearchSpace, trials: Int) {
         self.train = train
@@ -39,10 +41,12 @@ public struct TrialResult: Codable, Sendable {
     public var metrics: EvaluationReport
     public var bestEpoch: Int?
     public var seconds: Double
+    /// The trial shared requests (batches of whole requests); nil in trials saved before sharing (per row).
+    public var requestSharing: Bool?
 
     enum CodingKeys: String, CodingKey {
         case trial, params, config, monitor, value, metrics, seconds
-        case bestEpoch = "best_epoch"
+        case bestEpoch = "best_epoch", requestSharing = "request_sharing"
     }
 }
 
@@ -69,19 +73,22 @@ public enum Tuner {
         if let out = r.out { try OutputPath.checkDirectory(out) }
         let data: Data
         if let given { data = given } else {
-            let (schema, train, report) = try DatasetLoader.loadForTraining(r.train, options: r.read, minCount: r.minCount)
-            let (valid, _) = try DatasetLoader.load(r.valid, schema: schema, options: r.read, requireLabels: true)
+            var read = r.read
+            read.requestLevel = r.requestSharing
+            let (schema, train, report) = try DatasetLoader.loadForTraining(r.train, options: read, minCount: r.minCount)
+            let (valid, _) = try DatasetLoader.load(r.valid, schema: schema, options: read, requireLabels: true)
             for n in report.notes { progress(n) }
             data = Data(schema: schema, train: train, valid: valid)
         }
         let (schema, train, valid) = (data.schema, data.train, data.valid)
+        let sharing = r.requestSharing && train.requests != nil
         for c in configs {
             _ = try FunnelNetwork.attentionFields(c, schema)
             try NetworkSize.check(config: c, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
-                                  maxBatch: c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)),
+                                  maxBatch: sharing ? RequestBatches.largestBatch(batchSize: c.batchSize) : c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)),
                                   maxBagValues: train.maxBagValues)
         }
-        var trials = ResumableJobs(Array(0..<count)) { saved($0, config: configs[$0], request: r) }
+        var trials = ResumableJobs(Array(0..<count)) { saved($0, config: configs[$0], sharing: sharing, request: r) }
         if let line = trials.resumeLine("trial") { progress(line) }
         if let out = r.out { try FileManager.default.createDirectory(atPath: out + "/trials", withIntermediateDirectories: true) }
         let results = try trials.run(concurrency: r.concurrency, savePath: { path($0, r) }, progress: progress) { t in
@@ -104,7 +111,7 @@ public enum Tuner {
         let start = Date()
         let data = train.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed)
         let validation = valid.downsamplingNegatives(factor: config.downsampleNegatives, seed: config.seed &+ 1)
-        let network = try FunnelNetwork(config: config, schema: schema, maxBagValues: train.maxBagValues)
+        let network = try FunnelNetwork.training(config: config, schema: schema, on: train, sharing: r.requestSharing)
         let watch = EarlyStopping(monitor: r.monitor, patience: r.earlyStopping)
         var watchError: Error?
         let checkpoints = CheckpointSchedule { epoch, step in
@@ -117,16 +124,17 @@ public enum Tuner {
         if let watchError { throw watchError }
         let kept = try watch.restoreBest(into: network) ?? { throw FunnelError("trial \(t) made no evaluation") }()
         return TrialResult(trial: t, params: params, config: config, monitor: r.monitor, value: kept.value, metrics: kept.metrics,
-                           bestEpoch: r.earlyStopping == nil ? nil : kept.epoch, seconds: Date().timeIntervalSince(start))
+                           bestEpoch: r.earlyStopping == nil ? nil : kept.epoch, seconds: Date().timeIntervalSince(start),
+                           requestSharing: network.requestSharing != nil)
     }
 
     static func path(_ t: Int, _ r: TuneRequest) -> String? { r.out.map { $0 + String(format: "/trials/trial-%04d.json", t) } }
 
     /// A saved trial, if it was made with this exact configuration and monitor.
-    static func saved(_ t: Int, config: ModelConfig, request r: TuneRequest) -> TrialResult? {
+    static func saved(_ t: Int, config: ModelConfig, sharing: Bool, request r: TuneRequest) -> TrialResult? {
         guard let p = path(t, r), let d = FileManager.default.contents(atPath: p),
               let result = try? JSONDecoder().decode(TrialResult.self, from: d),
-              result.config == config, result.monitor == r.monitor else { return nil }
+              result.config == config, result.monitor == r.monitor, (result.requestSharing ?? false) == sharing else { return nil }
         return result
     }
 

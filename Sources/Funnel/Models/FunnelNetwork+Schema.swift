@@ -10,6 +10,18 @@ extension FunnelNetwork {
                   attention: try Self.attentionFields(config, schema), shard: shard)
     }
 
+    /// A one-process network training on `data` (a tuning trial, an experiment run): it shares
+    /// `data`'s requests when `sharing` and the rows carry them (`shareRequests(as:)`), and its
+    /// batches then hold whole requests, up to `RequestBatches.largestBatch` rows.
+    public static func training(config: ModelConfig, schema: FeatureSchema, on data: EncodedDataset, sharing: Bool) throws -> FunnelNetwork {
+        let shares = sharing && data.requests != nil
+        let network = try FunnelNetwork(config: config, schema: schema,
+                                        maxBatch: shares ? RequestBatches.largestBatch(batchSize: config.batchSize) : nil,
+                                        maxBagValues: data.maxBagValues)
+        if shares { network.shareRequests(as: data) }
+        return network
+    }
+
     /// `--pooling attention`: each multi-valued field's query field, as field indices, or an error
     /// that names the list or the query. Building a network checks it; tuning and experiments also
     /// check every model's plan up front, before the first trial or run.

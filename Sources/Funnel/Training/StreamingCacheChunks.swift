@@ -18,6 +18,9 @@ public final class StreamingCacheChunks: TrainingChunks {
     public var communicator = Communicator.single
     /// The job's split vocabularies (`schema` holds counts only): each group encoded collectively.
     public var vocabulary: VocabularyShard?
+    /// Reads the next buffer on a second thread while this one trains (`ChunkPrefetch`; one
+    /// process only). Off: each buffer is read after the last has trained — the same chunks.
+    public var prefetch = true
     /// Rows and clicked rows after the read policy (counted by `fitSchema`).
     public let rows: Int
     public let clicks: Int
@@ -40,11 +43,16 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// groups, so it may hold one group more than the rows returned. At least 10,000 rows, else
     /// the budget is refused. Rows that carry requests add each row's request key and request
     /// index (twice) and the request batching's per-row scratch (`requests`: 80 bytes a row, measured).
+    /// The two buffers are what a prefetched run holds: the chunk training and the next one read.
     public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
                                   bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1, requests: Bool = false) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
-        let fixed = ResourceUsage.committedMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding
+        // bf16 GEMMs run oneDNN matmul primitives made per row count (request batches vary in
+        // rows), whose kernels and converted inputs grow after the plan is made: 74 MiB measured
+        // at 9M impressions, batch 2,000 (FP32 products run without them).
+        let bf16 = network.gemm.precision == .bf16 ? 96.0 : 0
+        let fixed = ResourceUsage.committedMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding + bf16
         // Multi-valued columns add their mean values per row (id and weight each).
         let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))
                             + (requests ? 2 * 12 + 56 : 0))
@@ -127,20 +135,35 @@ public final class StreamingCacheChunks: TrainingChunks {
         var order = (0..<Int32(cache.footer.groups.count)).map { $0 }
         var rng = RandomSource(seed: seed, stream: 30_000 + UInt64(stage) * 1_000 + UInt64(epoch))
         rng.shuffle(&order)
+        guard prefetch && !communicator.isDistributed && vocabulary == nil else {
+            return try fillBuffers(order, checkCancelled: {}) { make in try body(make()) }
+        }
+        try ChunkPrefetch.run(produce: { handoff in
+            try self.fillBuffers(order, checkCancelled: handoff.checkCancelled) { make in try handoff.hand(make) }
+        }, consume: body)
+    }
+
+    /// Reads and encodes the groups in `order`, calling `emit` with the maker of each full
+    /// buffer's chunk (and of the last, partial one); the groups collected are let go of once
+    /// `emit` returns.
+    private func fillBuffers(_ order: [Int32], checkCancelled: () throws -> Void,
+                             emit: (() throws -> EncodedDataset) throws -> Void) throws {
         // Encoded groups are collected and joined once a buffer is full (bags, when the cache
         // has multi-valued columns, travel with their rows).
         var parts: [EncodedDataset] = [], buffered = 0
         // A sharded run: this rank's rows of the buffer, ordered as one process orders them
         // (group position in this epoch's order, then source row).
         var orderKeys: [Int64] = []
-        func emit() throws {
+        func flush() throws {
             guard buffered > 0 else { return }
-            var chunk = parts.count == 1 ? parts[0] : parts.isEmpty ? emptyChunk() : EncodedDataset.concatenated(parts)
-            chunk = try ShardView.labelView(of: chunk, communicator: communicator, orderKeys: orderKeys)
+            try emit {
+                let chunk = parts.count == 1 ? parts[0] : parts.isEmpty ? emptyChunk() : EncodedDataset.concatenated(parts)
+                return try ShardView.labelView(of: chunk, communicator: communicator, orderKeys: orderKeys)
+            }
             parts = []; buffered = 0; orderKeys = []
-            try body(chunk)
         }
         for (position, g) in order.enumerated() {
+            try checkCancelled()
             let raw = try Self.readGroup(Int(g), of: cache, layout: schema.layout, options: options)
             cache.release(group: Int(g))
             let encoded = try vocabulary?.encode(raw, schema: schema) ?? schema.encode(raw)
@@ -154,9 +177,9 @@ public final class StreamingCacheChunks: TrainingChunks {
             guard rows > 0 else { continue }
             if encoded.rowCount > 0 { parts.append(encoded) }
             buffered += rows
-            if buffered >= bufferRows { try emit() }
+            if buffered >= bufferRows { try flush() }
         }
-        try emit()
+        try flush()
     }
 
     /// Row group `g` as the reading command sees it: its inconsistent-row policy applied (a

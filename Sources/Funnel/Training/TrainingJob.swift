@@ -22,6 +22,9 @@ public struct TrainingRequest: Sendable {
     /// With a memory budget: this many rows per shuffle buffer instead of what the budget allows
     /// (so runs with different rank counts or budgets stream the same buffers).
     public var shuffleBufferRows: Int?
+    /// With a memory budget, one process: read the next shuffle buffer on a second thread while
+    /// this one trains (false: after it; the same buffers and weights either way).
+    public var prefetchBuffers = true
     public var read = ReadOptions()
     /// Write through a symbolic link or over a non-regular file at the output.
     public var force = false
@@ -362,6 +365,7 @@ struct TrainingData {
                                           clicks: clicks)
         source.communicator = comm
         source.vocabulary = vocabulary
+        source.prefetch = request.prefetchBuffers
         return (source, rows)
     }
 }

@@ -168,22 +168,67 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertNotEqual(orders[0], orders[1], "group order is reshuffled per epoch")
     }
 
+    func testPrefetchedBuffersAreTheSerialOnesAndStopWithTheTrainer() throws {
+        let cache = try ColumnarCache(path: Self.cache)
+        let fitted = try StreamingCacheChunks.fitSchema(cache, options: ReadOptions(), minCount: 1)
+        let source = StreamingCacheChunks(cache: cache, schema: fitted.schema, options: ReadOptions(), bufferRows: 3_000,
+                                          rows: fitted.rows, clicks: fitted.clicks)
+        func chunks(prefetch: Bool) throws -> [[Int32]] {
+            source.prefetch = prefetch
+            var seen: [[Int32]] = []
+            try source.forEachChunk(epoch: 1, stage: 0, seed: 5) { seen.append($0.sourceRows + $0.ids) }
+            return seen
+        }
+        let serial = try chunks(prefetch: false)
+        XCTAssertGreaterThan(serial.count, 2)
+        XCTAssertEqual(try chunks(prefetch: true), serial)
+        // The trainer stops after the first chunk: its error comes back, the reader is stopped and joined.
+        struct Stop: Error {}
+        source.prefetch = true
+        var trained = 0
+        XCTAssertThrowsError(try source.forEachChunk(epoch: 1, stage: 0, seed: 5) { _ in trained += 1; throw Stop() }) {
+            XCTAssertTrue($0 is Stop, "\($0)")
+        }
+        XCTAssertEqual(trained, 1)
+        XCTAssertEqual(try chunks(prefetch: true), serial, "a stopped reader leaves nothing behind")
+    }
+
+    func testAReaderErrorReachesTheTrainerAfterTheChunksBeforeIt() throws {
+        struct Broken: Error {}
+        let one = EncodedDataset(rowCount: 0, fields: 1, denseCount: 0, ids: [], dense: [], click: [], conversion: [], sourceRows: [])
+        var got = 0
+        XCTAssertThrowsError(try ChunkPrefetch.run(produce: { handoff in
+            try handoff.hand { one }
+            try handoff.hand { one }
+            throw Broken()
+        }, consume: { _ in got += 1 })) { XCTAssertTrue($0 is Broken, "\($0)") }
+        XCTAssertEqual(got, 2)
+        // A reader that ends: every chunk, then the end.
+        got = 0
+        try ChunkPrefetch.run(produce: { handoff in for _ in 0..<5 { try handoff.hand { one } } }, consume: { _ in got += 1 })
+        XCTAssertEqual(got, 5)
+    }
+
     func testStreamingTrainingIsDeterministicAndLearns() throws {
         var config = ModelConfig(kind: .esmm)
         config.hidden = [16, 8]; config.embeddingDim = 4; config.batchSize = 256; config.seed = 3
         config.epochs = 2; config.learningRate = 0.005
-        func streamed() throws -> FunnelNetwork {
+        func streamed(prefetch: Bool = true) throws -> FunnelNetwork {
             let cache = try ColumnarCache(path: Self.cache)
             let fitted = try StreamingCacheChunks.fitSchema(cache, options: ReadOptions(), minCount: 1)
             let net = FunnelNetwork(config: config, embeddingRows: fitted.schema.embeddingRows, fields: fitted.schema.fields.count,
                                     denseCount: fitted.schema.dense.count, workers: 2)
             let source = StreamingCacheChunks(cache: cache, schema: fitted.schema, options: ReadOptions(), bufferRows: 4_000,
                                               rows: fitted.rows, clicks: fitted.clicks)
+            source.prefetch = prefetch
             _ = try Trainer(config: config).train(net, chunks: source)
             return net
         }
         let a = try streamed(), b = try streamed()
         XCTAssertEqual(a.parameters.map(\.value.array), b.parameters.map(\.value.array))
+        // The next buffer read on a second thread: the same chunks, so the same weights.
+        let serial = try streamed(prefetch: false)
+        XCTAssertEqual(a.parameters.map(\.value.array), serial.parameters.map(\.value.array), "prefetched = serial, bit for bit")
 
         let (schema, data, _) = try DatasetLoader.loadForTraining(Self.dir + "/train.csv", options: ReadOptions(), minCount: 1)
         let inMemory = FunnelNetwork(config: config, embeddingRows: schema.embeddingRows, fields: schema.fields.count,
