@@ -31,6 +31,9 @@ struct Prepare: ParsableCommand {
         if layout == .aliCCP && common == nil { throw ValidationError("--layout ali-ccp needs --common (the common-features file)") }
         if common != nil && layout != .aliCCP && layout != .auto { throw ValidationError("--common is read with --layout ali-ccp only") }
         if common != nil && dayColumn != nil { throw ValidationError("raw Ali-CCP has no day column (--day-column)") }
+        if common != nil && dataOptions.requestColumn != nil {
+            throw ValidationError("raw Ali-CCP's requests are its common-feature records: no --request-column")
+        }
     }
 
     func run() throws {

@@ -149,4 +149,48 @@ final class RequestSharingCommandTests: XCTestCase {
         try CLI.fails(["train", "--train", train, "--model", "esmm", "--out", dir + "/z", "--request-column", "req"] + Self.tiny,
                       saying: "--request-column and --request-fields go together", status: 64)
     }
+
+    /// `funnel prepare --request-column … --request-fields …` stores each row's request (cache
+    /// version 3): the cache then shares with no flag — in memory, the same weights as the CSV
+    /// with its flags, and streamed — and keeps the checks and refusals of the CSV read.
+    func testAPreparedCSVKeepsItsRequests() throws {
+        let dir = CLI.temporaryDirectory("request-sharing-cache")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let train = dir + "/train.csv", cache = dir + "/train.fcache"
+        try Self.requestCSV(rows: 3000, seed: 1).write(toFile: train, atomically: true, encoding: .utf8)
+        let flags = ["--request-column", "req", "--request-fields", "u,hist", "--multi-valued", "hist"]
+        try CLI.ok(["prepare", "--data", train, "--out", cache] + flags)
+        let fromCSV = CLI.json(try CLI.ok(["train", "--train", train, "--model", "esmm", "--out", dir + "/csv", "--json"] + flags + Self.tiny))
+        let fromCache = CLI.json(try CLI.ok(["train", "--train", cache, "--model", "esmm", "--out", dir + "/cache", "--json"] + Self.tiny))
+        XCTAssertEqual((fromCache["request_sharing"] as? [String: Any])?["shared_fields"] as? [String], ["u", "hist"])
+        XCTAssertEqual((fromCSV["request_sharing"] as? [String: Any])?["rows_per_request"] as? Double,
+                       (fromCache["request_sharing"] as? [String: Any])?["rows_per_request"] as? Double)
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/csv/weights.safetensors"),
+                       FileManager.default.contents(atPath: dir + "/cache/weights.safetensors"), "the cache trains as its CSV does")
+        // Predicting the cache's rows shares as predicting the CSV's does.
+        assertSame(try CLI.ok(["predict", "--model", dir + "/cache", "--data", cache, "--out", "-"]),
+                   try CLI.ok(["predict", "--model", dir + "/cache", "--data", train, "--out", "-"] + flags))
+        // The same flags on the cache are accepted; streamed under a budget it shares too.
+        let requestFlags = Array(flags.prefix(4))  // a cache's column roles are the prepared ones
+        try CLI.ok(["train", "--train", cache, "--model", "esmm", "--out", dir + "/again"] + requestFlags + Self.tiny)
+        let streamed = CLI.json(try CLI.ok(["train", "--train", cache, "--model", "esmm", "--out", dir + "/s", "--json",
+                                            "--memory-budget", "300", "--shuffle-buffer-rows", "1000"] + Self.tiny))
+        XCTAssertEqual((streamed["request_sharing"] as? [String: Any])?["enabled"] as? Bool, true)
+        let plain = CLI.json(try CLI.ok(["train", "--train", cache, "--model", "esmm", "--out", dir + "/p", "--json", "--no-request-sharing"]
+                                        + Self.tiny))
+        XCTAssertEqual((plain["request_sharing"] as? [String: Any])?["enabled"] as? Bool, false)
+        // Refusals: other request options than the cache's, a cache prepared without requests.
+        try CLI.fails(["train", "--train", cache, "--model", "esmm", "--out", dir + "/x", "--request-column", "item", "--request-fields", "u"]
+                      + Self.tiny, saying: "fixed by funnel prepare")
+        try CLI.ok(["prepare", "--data", train, "--out", dir + "/plain.fcache", "--multi-valued", "hist"])
+        try CLI.fails(["train", "--train", dir + "/plain.fcache", "--model", "esmm", "--out", dir + "/x"] + requestFlags + Self.tiny,
+                      saying: "prepared without a request column")
+        // A request whose rows disagree is found when preparing: located, or skipped and counted.
+        let bad = dir + "/bad.csv"
+        try Self.requestCSV(rows: 200, seed: 1, breakLine: 40).write(toFile: bad, atomically: true, encoding: .utf8)
+        try CLI.fails(["prepare", "--data", bad, "--out", dir + "/bad.fcache"] + flags, saying: "column 'u': differs from line")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad.fcache"), "no cache left behind")
+        let skipped = CLI.json(try CLI.ok(["prepare", "--data", bad, "--out", dir + "/bad.fcache", "--skip-bad-rows", "--json"] + flags))
+        XCTAssertEqual(skipped["rows"] as? Int, 199, "one row skipped")
+    }
 }

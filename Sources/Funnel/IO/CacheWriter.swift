@@ -61,7 +61,7 @@ final class CacheWriter {
     // MARK: - Row groups
 
     /// Appends one row group: the row-stored single-valued columns, dense columns, labels, days,
-    /// source rows (version 1 columns), then the shared-record index and each multi-valued
+    /// source rows (version 1 columns), then the shared-record index, the request keys (version 3) and each multi-valued
     /// column's CSR (offsets, keys, weights) when the cache has them.
     func appendGroup(_ chunk: RawTable, footer: ColumnarCache.Footer, sharedIndex: [Int32]?) throws -> ColumnarCache.Group {
         var buffer: [UInt8] = []
@@ -76,6 +76,12 @@ final class CacheWriter {
         if footer.shared != nil {
             precondition(sharedIndex?.count == chunk.rowCount)
             CacheWriter.append(sharedIndex!, to: &buffer)
+        }
+        if let column = footer.requestColumn {
+            guard let requests = chunk.requests, requests.keys.count == chunk.rowCount else {
+                throw DataError(file: footer.source, column: column, "a request column is read from CSV/TSV tables only")
+            }
+            CacheWriter.append(requests.keys, to: &buffer)
         }
         var values: [Int] = []
         for bag in chunk.bags {

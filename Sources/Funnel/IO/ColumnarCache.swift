@@ -30,9 +30,10 @@ import Glibc
 public final class ColumnarCache {
     public static let magic: [UInt8] = Array("FUNNELC".utf8) + [1]
     static let trailerMagic: [UInt8] = Array("FUNNELCE".utf8)
-    /// The newest format written; version 1 (no multi-valued columns, no shared records) is
-    /// still written byte for byte when a table needs nothing newer, and read.
-    public static let currentVersion = 2
+    /// The newest format written; version 1 (no multi-valued columns, no shared records) and 2
+    /// (no request column) are still written byte for byte when a table needs nothing newer, and
+    /// read. Version 3 adds a request column's keys to every row group.
+    public static let currentVersion = 3
 
     public struct Group: Codable, Sendable {
         public var offset: Int
@@ -73,10 +74,16 @@ public final class ColumnarCache {
         public var source: String
         public var sourceBytes: Int
         public var shared: SharedSection?
+        /// `funnel prepare --request-column COL --request-fields …` (version 3): each group stores
+        /// its rows' request keys (COL's values, checked when prepared: the request fields are
+        /// constant within a request); COL itself is not a column of the layout.
+        public var requestColumn: String? = nil
+        public var requestColumnFields: [String]? = nil
 
         enum CodingKeys: String, CodingKey {
             case version, layout, rows, groups, report, source, shared
             case hasLabels = "has_labels", dayColumn = "day_column", textTokens = "text_tokens", sourceBytes = "source_bytes"
+            case requestColumn = "request_column", requestColumnFields = "request_fields"
         }
 
         /// The single-valued categorical columns stored per row (the others are bags, or come
@@ -156,6 +163,13 @@ public final class ColumnarCache {
     private static func checkSections(of f: Footer, in bytes: Data, footerOffset: Int, path: String) throws {
         let n = bytes.count
         var expected = 8
+        if let column = f.requestColumn {
+            let fields = f.requestColumnFields ?? []
+            guard f.version >= 3, f.shared == nil, !fields.isEmpty, fields.allSatisfy(f.layout.categorical.contains),
+                  !f.layout.categorical.contains(column), !f.layout.dense.contains(column) else {
+                throw DataError(file: path, "cache request column '\(column)' is inconsistent with its layout")
+            }
+        }
         if let shared = f.shared {
             guard f.version >= 2, shared.offset == 8, shared.entries >= 0, shared.entries < n / 8, shared.bytes >= 0,
                   shared.bytes <= footerOffset - 8, shared.bytes >= 8 * (shared.entries + 1),
@@ -193,6 +207,7 @@ public final class ColumnarCache {
         if footer.dayColumn != nil { b += 4 * rows }
         b = pad8(b)
         if footer.shared != nil { b += pad8(4 * rows) }
+        if footer.requestColumn != nil { b += 8 * rows }
         for n in values { b += pad8(4 * (rows + 1)) + 8 * n + pad8(4 * n) }
         return b
     }
@@ -226,7 +241,8 @@ public final class ColumnarCache {
         }
         let perRequest = try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex,
                                       requestLevel: requestLevel)
-        table.requests = requests(sharedIndex, of: table)
+        if footer.requestColumn == nil { table.requests = requests(sharedIndex, of: table) }
+        table.requests?.fields.removeAll { !wanted.categorical.contains($0) }
         table.requests?.perRequest = perRequest
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
         table.report = footer.report
@@ -248,6 +264,7 @@ public final class ColumnarCache {
     public let requestFields: [String]
 
     private static func requestFields(of footer: Footer) -> [String] {
+        if footer.requestColumn != nil { return footer.requestColumnFields ?? [] }
         guard let shared = footer.shared else { return [] }
         let rowColumns = Set(footer.rowColumns), bags = footer.layout.multiValued
         return shared.fields.filter { name in
@@ -303,6 +320,7 @@ public final class ColumnarCache {
             table.sourceRows = reader.take(Int32.self, rows)
             reader.align()
             if footer.shared != nil { sharedIndex = reader.take(Int32.self, rows); reader.align() }
+            if footer.requestColumn != nil { table.requests = RequestKeys(keys: reader.take(Int64.self, rows), fields: requestFields) }
             for (b, name) in footer.layout.multiValued.enumerated() {
                 var bag = RawBag()
                 bag.offsets = reader.take(Int32.self, rows + 1); reader.align()
@@ -421,10 +439,12 @@ public final class ColumnarCache {
             try format.readChunks(source, layout: layout, options: readOptions, requireLabels: false, chunkRows: groupRows,
                                   releasePages: true, sink: sink)
         }
-        let version = layout.multiValued.isEmpty ? 1 : 2
+        // A request column's keys are a version 3 column; otherwise the oldest version that holds the table.
+        let version = options.requestColumn != nil ? 3 : layout.multiValued.isEmpty ? 1 : 2
         let writer = try CacheWriter(out: out, version: version, force: force)
         var footer = Footer(version: version, layout: layout, hasLabels: hasLabels, dayColumn: options.dayColumn, rows: 0, groups: [],
                             report: ReadReport(file: source), textTokens: [:], source: source, sourceBytes: sourceBytes)
+        (footer.requestColumn, footer.requestColumnFields) = (options.requestColumn, options.requestColumn.map { _ in options.requestFields })
         var tokens: [Int64: String] = [:]
         let report = try stream { chunk in
             footer.groups.append(try writer.appendGroup(chunk, footer: footer, sharedIndex: nil))

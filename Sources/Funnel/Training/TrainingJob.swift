@@ -318,7 +318,9 @@ struct TrainingData {
         options.shard = r.communicator.shard
         let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator,
                                                         growing: previous, splittingVocabularies: split)
-        let requestFields = cache.footer.shared == nil ? nil : cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:))
+        // Requests: raw Ali-CCP's shared records, or a request column stored by `funnel prepare`.
+        let carriesRequests = cache.footer.shared != nil || cache.footer.requestColumn != nil
+        let requestFields = carriesRequests ? cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:)) : nil
         return TrainingData(schema: fitted.schema, notes: fitted.report.notes, rows: fitted.rows, clicks: fitted.clicks,
                             conversions: fitted.conversions, inMemory: nil, cache: cache, maxBagValues: fitted.maxBagValues,
                             bagValuesPerRow: Double(fitted.bagValues) / Double(max(1, fitted.rows)), requestFields: requestFields,

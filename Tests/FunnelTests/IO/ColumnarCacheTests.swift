@@ -106,6 +106,42 @@ final class ColumnarCacheTests: XCTestCase {
         try expectError(Data("FUNNELC".utf8), "not a Funnel cache", "too short")
     }
 
+    func testAVersion3CacheHoldsItsRequestsAndAForgedOneIsRefused() throws {
+        let csv = writeFile(dir, "r.csv", "req,u,item,click,purchase\nq1,7,1,1,0\nq1,7,2,0,0\nq2,8,1,0,0\nq1,7,3,0,0\n")
+        var o = ReadOptions()
+        (o.requestColumn, o.requestFields) = ("req", ["u"])
+        let path = dir + "/r.fcache"
+        _ = try ColumnarCache.prepare(source: csv, options: o, to: path, groupRows: 3)
+        let cache = try ColumnarCache(path: path)
+        XCTAssertEqual(cache.footer.version, 3)
+        XCTAssertEqual(cache.layout.categorical, ["u", "item"], "the request column is not a feature")
+        let table = try cache.table(layout: cache.layout, requireLabels: true, dayColumn: nil)
+        let keys = try XCTUnwrap(table.requests).keys
+        XCTAssertEqual(table.requests?.fields, ["u"])
+        XCTAssertEqual(keys.count, 4)
+        XCTAssertEqual([keys[0], keys[3]], [keys[1], keys[1]], "q1's rows, across row groups")
+        XCTAssertNotEqual(keys[2], keys[0])
+        // Without a request column the same table is a version 1 cache, byte for byte as before.
+        _ = try ColumnarCache.prepare(source: csv, options: ReadOptions(), to: dir + "/v1.fcache", groupRows: 3)
+        XCTAssertEqual(try ColumnarCache(path: dir + "/v1.fcache").footer.version, 1)
+        // A footer (checksum and all) naming request fields the layout lacks is refused at open.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let footerOffset = Int(bytes.subdata(in: (bytes.count - 32)..<(bytes.count - 24)).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        for forge in [{ (f: inout ColumnarCache.Footer) in f.requestColumnFields = ["nope"] }, { $0.requestColumn = "u" },
+                      { $0.requestColumnFields = [] }] {
+            var footer = cache.footer
+            forge(&footer)
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            let json = try enc.encode(footer)
+            var forged = bytes.prefix(footerOffset) + json
+            for word in [UInt64(footerOffset), UInt64(json.count), Checksum.fnv64Words(json)] { withUnsafeBytes(of: word.littleEndian) { forged.append(contentsOf: $0) } }
+            forged.append(contentsOf: ColumnarCache.trailerMagic)
+            try forged.write(to: URL(fileURLWithPath: dir + "/forged.fcache"))
+            XCTAssertThrowsError(try ColumnarCache(path: dir + "/forged.fcache")) { XCTAssertTrue("\($0)".contains("request column"), "\($0)") }
+        }
+    }
+
     func testAtomicWriteLeavesNoTemporaryFile() throws {
         let cachePath = dir + "/t.fcache"
         _ = try ColumnarCache.prepare(source: writeFile(dir, "t.csv", csvText), options: options(), to: cachePath)

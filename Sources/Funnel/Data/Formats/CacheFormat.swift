@@ -11,10 +11,27 @@ public struct CacheFormat: TableFormat {
             || !options.dense.isEmpty || !options.ignore.isEmpty || !options.multiValued.isEmpty {
             throw DataError(file: path, "column roles of a cache are fixed by `funnel prepare`; give the column options there")
         }
+        let cache = try ColumnarCache(path: path)
+        try Self.checkRequestOptions(options, of: cache)
         // A cache keeps every value of a multi-valued column; --max-values applies when it is read.
-        var layout = try ColumnarCache(path: path).layout
+        var layout = cache.layout
         layout.maxValues = layout.multiValued.isEmpty ? nil : options.maxValues
         return layout
+    }
+
+    /// `--request-column`/`--request-fields` on a cache: the ones it was prepared with (its rows
+    /// then share by them with no flag), or an error saying what the cache holds.
+    static func checkRequestOptions(_ options: ReadOptions, of cache: ColumnarCache) throws {
+        guard let column = options.requestColumn else { return }
+        let footer = cache.footer
+        guard let stored = footer.requestColumn else {
+            throw DataError(file: cache.path, column: column, "the cache was prepared without a request column: "
+                            + "give --request-column and --request-fields to funnel prepare")
+        }
+        guard stored == column, options.requestFields.isEmpty || options.requestFields == footer.requestColumnFields ?? [] else {
+            throw DataError(file: cache.path, column: column, "the cache's requests are fixed by funnel prepare: column '\(stored)', "
+                            + "fields \((footer.requestColumnFields ?? []).joined(separator: ","))")
+        }
     }
 
     public func hasLabels(_ path: String, layout: TableLayout, options: ReadOptions) throws -> Bool {
