@@ -43,9 +43,13 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// groups, so it may hold one group more than the rows returned. At least 10,000 rows, else
     /// the budget is refused. Rows that carry requests add each row's request key and request
     /// index (twice) and the request batching's per-row scratch (`requests`: 80 bytes a row, measured).
-    /// The two buffers are what a prefetched run holds: the chunk training and the next one read.
+    /// The two buffers are what a prefetched run holds: the chunk training and the next one read;
+    /// `prefetch` adds the trainer's per-chunk scratch (its row order, the request batching's
+    /// grouping: 32 bytes a row), which then lives beside a whole second buffer (measured: 19 bytes
+    /// a row over the budget at 42.3M impressions without it).
     public static func bufferRows(budgetMiB budget: Double, network: FunnelNetwork, schema: FeatureSchema, totalRows: Int,
-                                  bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1, requests: Bool = false) throws -> Int {
+                                  bagValuesPerRow: Double = 0, groupRows: Int = 0, ranks: Int = 1, requests: Bool = false,
+                                  prefetch: Bool = false) throws -> Int {
         let parameters = network.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let decoding = Double(groupRows) * bagValuesPerRow * 32 / 1_048_576
         // bf16 GEMMs run oneDNN matmul primitives made per row count (request batches vary in
@@ -55,7 +59,7 @@ public final class StreamingCacheChunks: TrainingChunks {
         let fixed = ResourceUsage.committedMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding + bf16
         // Multi-valued columns add their mean values per row (id and weight each).
         let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))
-                            + (requests ? 2 * 12 + 56 : 0))
+                            + (requests ? 2 * 12 + 56 : 0) + (prefetch && ranks == 1 ? 32 : 0))
         // Sharded over `ranks`: a rank holds the features of 1/ranks of a buffer's rows, and the
         // label view of all of them (labels, source row, its index, the gathered message: ~64 bytes).
         let perRow = (ranks > 1 ? ownRow / Double(ranks) + 64 : ownRow) / 1_048_576
@@ -73,8 +77,11 @@ public final class StreamingCacheChunks: TrainingChunks {
     /// `FeatureSchema.fit` would on the whole table, and counting rows and clicks.
     /// `splittingVocabularies`: as `DatasetLoader.loadForTraining`'s — asked with the table's
     /// rows whether the vocabularies stay split over the ranks (`vocabulary` then set).
+    /// `threads`: row groups decoded at once (each on its own thread); they are added in group
+    /// order, so the counts and moments — the schema, bit for bit — are the one-thread pass's.
     public static func fitSchema(_ cache: ColumnarCache, options: ReadOptions, minCount: Int, communicator: Communicator = .single,
-                                 growing previous: PreviousSchema? = nil, splittingVocabularies split: ((Int) throws -> Bool)? = nil) throws
+                                 growing previous: PreviousSchema? = nil, splittingVocabularies split: ((Int) throws -> Bool)? = nil,
+                                 threads: Int = 1) throws
         -> (schema: FeatureSchema, rows: Int, clicks: Int, conversions: Int, report: ReadReport, maxBagValues: Int, bagValues: Int,
             vocabulary: VocabularyShard?)
     {
@@ -86,14 +93,12 @@ public final class StreamingCacheChunks: TrainingChunks {
         var report = cache.footer.report
         report.inconsistentDropped = 0
         report.inconsistentKept = 0
-        for g in 0..<cache.footer.groups.count {
-            let part = try readGroup(g, of: cache, layout: layout, options: options)
+        try forEachGroupInOrder(cache, layout: layout, options: options, threads: threads) { part in
             report.inconsistentDropped += part.report.inconsistentDropped
             report.inconsistentKept += part.report.inconsistentKept
             acc.add(part)
             maxBagValues = max(maxBagValues, part.maxBagValues)
             bagValues += part.bagValuesHeld
-            cache.release(group: g)
         }
         // One schema from every rank's rows; the read counts and bag sizes of all of them.
         let splitting = VocabularyShard.applies(communicator, previous: previous, options: options) ? split : nil
@@ -116,6 +121,28 @@ public final class StreamingCacheChunks: TrainingChunks {
         let (schema, notes) = try FeatureSchema.fitted(acc, minCount: minCount, options: options, growing: previous, file: cache.path)
         report.schemaNotes += notes
         return (schema, acc.rows, acc.clicks, acc.conversions, report, maxBagValues, bagValues, nil)
+    }
+
+    /// Every row group of `cache` (as `readGroup` reads it) to `body`, in group order, decoded
+    /// `threads` at a time: decoding (and the shared-record join) is most of a schema pass's work;
+    /// `body` runs on this thread. Each group's pages are released once `body` has it.
+    static func forEachGroupInOrder(_ cache: ColumnarCache, layout: TableLayout, options: ReadOptions, threads: Int,
+                                    _ body: (RawTable) throws -> Void) throws {
+        let groups = cache.footer.groups.count, width = max(1, threads)
+        var first = 0
+        while first < groups {
+            let n = min(width, groups - first)
+            var parts = [Result<RawTable, Error>?](repeating: nil, count: n)
+            parts.withUnsafeMutableBufferPointer { out in
+                Parallel.forEach(n) { w in out[w] = Result { try readGroup(first + w, of: cache, layout: layout, options: options) } }
+            }
+            for w in 0..<n {
+                try body(parts[w]!.get())
+                parts[w] = nil
+                cache.release(group: first + w)
+            }
+            first += n
+        }
     }
 
     public var fields: Int { schema.fields.count }
@@ -144,8 +171,8 @@ public final class StreamingCacheChunks: TrainingChunks {
     }
 
     /// Reads and encodes the groups in `order`, calling `emit` with the maker of each full
-    /// buffer's chunk (and of the last, partial one); the groups collected are let go of once
-    /// `emit` returns.
+    /// buffer's chunk (and of the last, partial one); the maker joins the groups collected and lets
+    /// go of them, so `emit` trains on the chunk alone.
     private func fillBuffers(_ order: [Int32], checkCancelled: () throws -> Void,
                              emit: (() throws -> EncodedDataset) throws -> Void) throws {
         // Encoded groups are collected and joined once a buffer is full (bags, when the cache
@@ -157,10 +184,12 @@ public final class StreamingCacheChunks: TrainingChunks {
         func flush() throws {
             guard buffered > 0 else { return }
             try emit {
-                let chunk = parts.count == 1 ? parts[0] : parts.isEmpty ? emptyChunk() : EncodedDataset.concatenated(parts)
-                return try ShardView.labelView(of: chunk, communicator: communicator, orderKeys: orderKeys)
+                // The pieces live only until they are joined: the chunk trains without them.
+                let taken = parts, keys = orderKeys
+                parts = []; buffered = 0; orderKeys = []
+                let chunk = taken.count == 1 ? taken[0] : taken.isEmpty ? emptyChunk() : EncodedDataset.concatenated(taken)
+                return try ShardView.labelView(of: chunk, communicator: communicator, orderKeys: keys)
             }
-            parts = []; buffered = 0; orderKeys = []
         }
         for (position, g) in order.enumerated() {
             try checkCancelled()

@@ -317,7 +317,7 @@ struct TrainingData {
         var options = r.read
         options.shard = r.communicator.shard
         let fitted = try StreamingCacheChunks.fitSchema(cache, options: options, minCount: r.minCount, communicator: r.communicator,
-                                                        growing: previous, splittingVocabularies: split)
+                                                        growing: previous, splittingVocabularies: split, threads: r.threads)
         // Requests: raw Ali-CCP's shared records, or a request column stored by `funnel prepare`.
         let carriesRequests = cache.footer.shared != nil || cache.footer.requestColumn != nil
         let requestFields = carriesRequests ? cache.requestFields.compactMap(fitted.schema.layout.categorical.firstIndex(of:)) : nil
@@ -354,7 +354,8 @@ struct TrainingData {
                                                        totalRows: self.rows,
                                                        bagValuesPerRow: bagValuesPerRow,
                                                        groupRows: cache!.footer.groups.map(\.rows).max() ?? 0, ranks: comm.size,
-                                                       requests: request.requestSharing && requestFields != nil)
+                                                       requests: request.requestSharing && requestFields != nil,
+                                                       prefetch: request.prefetchBuffers)
         if let fixed = request.shuffleBufferRows {
             guard fixed >= 1 else { throw FunnelError("a shuffle buffer needs at least one row") }
             rows = min(fixed, self.rows)

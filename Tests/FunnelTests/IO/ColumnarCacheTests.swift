@@ -182,6 +182,15 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertEqual(fitted.rows, data.rowCount)
         XCTAssertEqual(fitted.clicks, data.clickCount)
         XCTAssertEqual(fitted.conversions, data.conversionCount)
+        // Groups decoded on 2 and 3 threads are added in group order: the same schema, bit for bit.
+        for threads in [2, 3] {
+            let parallel = try StreamingCacheChunks.fitSchema(try ColumnarCache(path: Self.cache), options: ReadOptions(), minCount: 2,
+                                                              threads: threads)
+            XCTAssertEqual(parallel.schema.fields.map(\.values), fitted.schema.fields.map(\.values))
+            XCTAssertEqual(parallel.schema.dense.map(\.mean.bitPattern), fitted.schema.dense.map(\.mean.bitPattern))
+            XCTAssertEqual(parallel.schema.dense.map(\.std.bitPattern), fitted.schema.dense.map(\.std.bitPattern))
+            XCTAssertEqual([parallel.rows, parallel.clicks, parallel.bagValues], [fitted.rows, fitted.clicks, fitted.bagValues])
+        }
     }
 
     func testEveryEpochVisitsEveryRowOnceInBoundedBuffers() throws {
