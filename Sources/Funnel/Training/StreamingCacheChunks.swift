@@ -36,7 +36,7 @@ public final class StreamingCacheChunks: TrainingChunks {
 
     /// Rows of a shuffle buffer that keeps peak RSS under `budgetMiB`: what is resident now
     /// (vocabularies, network, validation rows) plus Adam's two moments per parameter, then
-    /// every buffered row's ids, dense values and labels, counted twice (the buffer being filled
+    /// every buffered row's ids, dense values, labels and bag offsets, counted twice (the buffer being filled
     /// and the chunk being trained). Multi-valued columns add their values per row (id and
     /// weight) the same twice, plus one row group being decoded (`groupRows` rows of raw keys,
     /// weights and their encoding, with growth slack: 32 bytes a value); a buffer fills by whole
@@ -57,8 +57,10 @@ public final class StreamingCacheChunks: TrainingChunks {
         // at 9M impressions, batch 2,000 (FP32 products run without them).
         let bf16 = network.gemm.precision == .bf16 ? 96.0 : 0
         let fixed = ResourceUsage.committedMegabytes + Double(parameters) * 8 / 1_048_576 + 64 + decoding + bf16
-        // Multi-valued columns add their mean values per row (id and weight each).
-        let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * 8 * Int(bagValuesPerRow.rounded(.up))
+        // Multi-valued columns add their mean values per row (id and weight each) and each row's
+        // offset in every bag (kept even where a request's lists are held once per request).
+        let bagRow = 8 * Int(bagValuesPerRow.rounded(.up)) + 4 * schema.layout.bagFields.count
+        let ownRow = Double(2 * (4 * (schema.fields.count + schema.dense.count) + 24) + 2 * bagRow
                             + (requests ? 2 * 12 + 56 : 0) + (prefetch && ranks == 1 ? 32 : 0))
         // Sharded over `ranks`: a rank holds the features of 1/ranks of a buffer's rows, and the
         // label view of all of them (labels, source row, its index, the gathered message: ~64 bytes).
