@@ -85,7 +85,7 @@ public enum Tuner {
         for c in configs {
             _ = try FunnelNetwork.attentionFields(c, schema)
             try NetworkSize.check(config: c, embeddingRows: schema.embeddingRows, fields: schema.fields.count, denseCount: schema.dense.count,
-                                  maxBatch: sharing ? RequestBatches.largestBatch(batchSize: c.batchSize) : c.batchSize, workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)),
+                                  maxBatch: RequestBatches.batchRows(batchSize: c.batchSize, sharing: sharing), workers: 1, memoryFraction: 0.8 / Double(max(1, r.concurrency)),
                                   maxBagValues: train.maxBagValues)
         }
         var trials = ResumableJobs(Array(0..<count)) { saved($0, config: configs[$0], sharing: sharing, request: r) }

@@ -242,7 +242,6 @@ public final class ColumnarCache {
         let perRequest = try joinBags(into: &table, stored: wanted.multiValued.map { stored[$0] }, sharedIndex: sharedIndex,
                                       requestLevel: requestLevel)
         if footer.requestColumn == nil { table.requests = requests(sharedIndex, of: table) }
-        table.requests?.fields.removeAll { !wanted.categorical.contains($0) }
         table.requests?.perRequest = perRequest
         for (k, v) in footer.textTokens { if let key = Int64(k) { table.textTokens[key] = v } }
         table.report = footer.report
@@ -320,7 +319,9 @@ public final class ColumnarCache {
             table.sourceRows = reader.take(Int32.self, rows)
             reader.align()
             if footer.shared != nil { sharedIndex = reader.take(Int32.self, rows); reader.align() }
-            if footer.requestColumn != nil { table.requests = RequestKeys(keys: reader.take(Int64.self, rows), fields: requestFields) }
+            if footer.requestColumn != nil {
+                table.requests = RequestKeys(keys: reader.take(Int64.self, rows), fields: requestFields.filter(wanted.categorical.contains))
+            }
             for (b, name) in footer.layout.multiValued.enumerated() {
                 var bag = RawBag()
                 bag.offsets = reader.take(Int32.self, rows + 1); reader.align()

@@ -16,7 +16,7 @@ extension FunnelNetwork {
     public static func training(config: ModelConfig, schema: FeatureSchema, on data: EncodedDataset, sharing: Bool) throws -> FunnelNetwork {
         let shares = sharing && data.requests != nil
         let network = try FunnelNetwork(config: config, schema: schema,
-                                        maxBatch: shares ? RequestBatches.largestBatch(batchSize: config.batchSize) : nil,
+                                        maxBatch: RequestBatches.batchRows(batchSize: config.batchSize, sharing: shares),
                                         maxBagValues: data.maxBagValues)
         if shares { network.shareRequests(as: data) }
         return network

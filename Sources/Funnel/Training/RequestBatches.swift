@@ -56,4 +56,8 @@ struct RequestBatches {
 
     /// The largest batch these rules can make: a batch one row short of full, then a whole piece.
     static func largestBatch(batchSize: Int) -> Int { 2 * batchSize - 1 }
+
+    /// The rows a training batch can reach: `largestBatch` when batches hold whole requests
+    /// (`sharing`), else the batch size.
+    static func batchRows(batchSize: Int, sharing: Bool) -> Int { sharing ? largestBatch(batchSize: batchSize) : batchSize }
 }

@@ -140,7 +140,7 @@ public enum TrainingJob {
         let repeats = config.architecture.stages.contains { $0.space == .clickedWithOversampledConversions } ? max(1, config.oversample) : 1
         let sharing = request.requestSharing ? data.requestFields : nil
         // Batches of whole requests run up to one request past the batch size.
-        let batchRows = sharing == nil ? config.batchSize : RequestBatches.largestBatch(batchSize: config.batchSize)
+        let batchRows = RequestBatches.batchRows(batchSize: config.batchSize, sharing: sharing != nil)
         let maxBatch = (min(batchRows, max(data.rows * repeats, 1)) + workers - 1) / workers
         let comm = request.communicator
         let plan = try EmbeddingShardingPlan.decide(request.embeddingSharding, thresholdMiB: request.shardThresholdMiB,
